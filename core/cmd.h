@@ -1,0 +1,96 @@
+/*
+ * core/cmd.h -- the command layer shared by every frontend.
+ *
+ * One table of commands (name, arity, flags, handler) executed against the
+ * store. A frontend turns its wire format into argv/argl, calls
+ * kvd_cmd_exec(), and encodes the one reply through its struct
+ * kvd_reply_ops, so "SET a 1" means the same thing on stdin, RESP and
+ * anything later. Replies and error texts follow Redis's wording, so Redis
+ * clients and tooling behave the same against kvd.
+ *
+ * Thread-safety: kvd_cmd is shared by all threads; a kvd_session belongs to
+ * one thread at a time.
+ */
+#ifndef KVD_CORE_CMD_H
+#define KVD_CORE_CMD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kvd/frontend.h"
+#include "kvd/status.h"
+
+struct kvd_cmd_config {
+    const char *requirepass; /* NULL or "": no AUTH needed */
+    const char *version;     /* reported by INFO */
+    const char *config_file; /* reported by INFO */
+};
+
+/*
+ * Create the command layer over `st` (borrowed; must outlive the layer).
+ * The config strings are copied. Returns 0, or KVD_ENOMEM with err filled.
+ */
+int kvd_cmd_create(kvd_store *st, const struct kvd_cmd_config *cfg,
+                   kvd_cmd **out, struct kvd_err *err);
+
+/* Free the layer (NULL: no-op). Every session must be destroyed first. */
+void kvd_cmd_destroy(kvd_cmd *c);
+
+/* The table handed to frontends (struct kvd_server.cmd_api). */
+const struct kvd_cmd_api *kvd_cmd_api_table(void);
+
+/*
+ * A session per client (see struct kvd_cmd_api). `frontend` is copied
+ * (first 15 bytes). Returns NULL when out of memory.
+ */
+kvd_session *kvd_cmd_session_create(kvd_cmd *c, const char *frontend,
+                                    unsigned flags);
+void kvd_cmd_session_destroy(kvd_session *s);
+
+/*
+ * Execute one command and write exactly one reply through ops/w (see
+ * struct kvd_cmd_api.exec). Returns enum kvd_exec_flag bits (>= 0).
+ */
+int kvd_cmd_exec(kvd_session *s, size_t argc, const char *const *argv,
+                 const size_t *argl, const struct kvd_reply_ops *ops,
+                 void *w);
+
+/*
+ * Split one text line into arguments (see struct kvd_cmd_api.split).
+ * argv[i] points into buf and is not NUL-terminated: use argl[i].
+ * Returns the argument count, KVD_EINVAL ("unbalanced quotes in request")
+ * or KVD_ETOOBIG (more than max_args arguments), err filled on failure.
+ */
+int kvd_cmd_split(const char *line, size_t len, char *buf, size_t max_args,
+                  const char **argv, size_t *argl, struct kvd_err *err);
+
+/* --- metrics ----------------------------------------------------------- */
+
+/* One command's counters, summed over all threads. */
+struct kvd_cmd_stat {
+    const char *name;        /* "get", "client|setname" */
+    uint64_t calls;          /* executed (reply success or failure) */
+    uint64_t usec;           /* total time in the handler */
+    uint64_t failed_calls;   /* executed and replied an error */
+    uint64_t rejected_calls; /* refused before running: arity, NOAUTH */
+};
+
+typedef void (*kvd_cmd_stat_fn)(void *ctx, const struct kvd_cmd_stat *s);
+
+/*
+ * Report the counters of every command called at least once (all of
+ * them when `all`), in table order. Lock-free: each value is a relaxed
+ * snapshot, so a report taken while commands run may be slightly behind.
+ * Safe from any thread. Returns the number of commands reported.
+ */
+size_t kvd_cmd_stats(kvd_cmd *c, bool all, kvd_cmd_stat_fn fn, void *ctx);
+
+/* Zero every command counter (CONFIG RESETSTAT). */
+void kvd_cmd_stats_reset(kvd_cmd *c);
+
+/* Sessions now open, and ever created. */
+uint64_t kvd_cmd_clients_connected(kvd_cmd *c);
+uint64_t kvd_cmd_clients_total(kvd_cmd *c);
+
+#endif /* KVD_CORE_CMD_H */

@@ -1,0 +1,250 @@
+/*
+ * kvd/engine.h -- the storage engine interface (ABI version 1).
+ *
+ * An engine is a shared object that exports exactly one symbol,
+ * `kvd_engine_entry`, a const struct kvd_engine_vtable. The loader dlsym()s
+ * it and checks abi_version, struct_size and every required method before it
+ * calls anything in the plugin.
+ *
+ * Data model: keys are 1..max_key_bytes arbitrary bytes (NUL included; the
+ * empty key is refused by the core before it reaches an engine), values are
+ * 0..max_value_bytes arbitrary bytes. Each key has an optional absolute
+ * expiry in Unix milliseconds (0 = none). A record whose expiry is <=
+ * host->now_ms() is expired: the engine must treat it as absent in get,
+ * iteration and stats, and persistent engines must persist the expiry.
+ *
+ * Thread-safety contract: after open() returns, every method below except
+ * close() may be called concurrently from any number of threads on the same
+ * handle. An iterator belongs to one thread at a time. close() is called
+ * once, when no other call is in flight and every iterator is closed.
+ * Read-modify-write atomicity across get+put is the core's job (striped key
+ * locks), not the engine's: an engine only guarantees that each single call
+ * is atomic, and that a batch is atomic when the caps say so.
+ *
+ * Ownership: every pointer argument is borrowed for the duration of the
+ * call; an engine copies what it keeps. Results handed back (struct kvd_val,
+ * struct kvd_entry) say in their own comments how long they stay valid.
+ *
+ * Growth: fields are only appended to these structs; a host reads a field
+ * only if it lies within the plugin's struct_size. Optional methods may be
+ * NULL, meaning "unsupported" (the core then emulates or answers
+ * KVD_ENOTSUP).
+ */
+#ifndef KVD_ENGINE_H
+#define KVD_ENGINE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kvd/host.h"
+#include "kvd/status.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define KVD_ENGINE_ENTRY "kvd_engine_entry"
+
+/* No expiry. */
+#define KVD_NO_EXPIRY 0
+
+/* Capability flags (struct kvd_engine_vtable.caps). */
+enum kvd_engine_cap {
+    KVD_CAP_PERSISTENT = 1u << 0,   /* survives close + open */
+    KVD_CAP_ORDERED = 1u << 1,      /* iteration in memcmp key order */
+    KVD_CAP_ATOMIC_BATCH = 1u << 2, /* every batch is all-or-nothing */
+    /* a batch is all-or-nothing only when its keys share a partition;
+     * otherwise it is refused with KVD_ECROSSSLOT and nothing is applied */
+    KVD_CAP_BATCH_PARTITIONED = 1u << 3,
+    KVD_CAP_REMOTE = 1u << 4,        /* data lives in another process */
+    KVD_CAP_SNAPSHOT_ITER = 1u << 5, /* iterators see a point-in-time view */
+};
+
+/* Opaque engine handle and iterator, defined by each engine. */
+typedef struct kvd_engine kvd_engine;
+typedef struct kvd_iter kvd_iter;
+
+/*
+ * A value returned by get(). The engine fills every field; the caller reads
+ * data/len/expire_ms and must call kvd_val_release() exactly once when done
+ * (from any thread). Until then the bytes stay valid and unchanged, whatever
+ * other threads write. `release` may be NULL when nothing needs freeing.
+ */
+struct kvd_val {
+    const void *data;
+    size_t len;
+    int64_t expire_ms; /* absolute Unix ms, or KVD_NO_EXPIRY */
+    void (*release)(struct kvd_val *v);
+    void *cookie[2]; /* engine-private: what release needs */
+};
+
+static inline void
+kvd_val_release(struct kvd_val *v)
+{
+    if (v->release != NULL) {
+        v->release(v);
+    }
+    v->release = NULL;
+    v->data = NULL;
+    v->len = 0;
+}
+
+/* One operation of an atomic batch. */
+enum kvd_op_type {
+    KVD_OP_PUT = 1,
+    KVD_OP_DEL = 2,
+};
+
+struct kvd_op {
+    int type; /* enum kvd_op_type */
+    const void *key;
+    size_t klen;
+    const void *val; /* PUT only */
+    size_t vlen;
+    int64_t expire_ms; /* PUT only: absolute Unix ms, or KVD_NO_EXPIRY */
+};
+
+/* Iteration. */
+enum kvd_iter_flag {
+    KVD_ITER_KEYS_ONLY = 1u << 0, /* entries may carry no value */
+};
+
+struct kvd_iter_opts {
+    /* Ordered engines: start at the first key >= start (NULL = first). */
+    const void *start;
+    size_t start_len;
+    /* Unordered engines: start at the first entry with pos >= start_pos. */
+    uint64_t start_pos;
+    /* Only keys beginning with prefix (NULL or 0 = all). */
+    const void *prefix;
+    size_t prefix_len;
+    unsigned flags; /* enum kvd_iter_flag */
+};
+
+/*
+ * One entry produced by iter_next(); every pointer is valid until the next
+ * iter_next() or iter_close() on the same iterator.
+ *
+ * `pos` is the resume position of unordered engines: entries come in
+ * non-decreasing pos order, pos < UINT64_MAX, and reopening with
+ * start_pos = pos + 1 continues after every entry with that pos. A caller
+ * that stops early must therefore stop at a change of pos. An iteration
+ * from start to end returns every key live for the whole iteration exactly
+ * once; keys written or deleted meanwhile may or may not appear. Ordered
+ * engines resume by key instead, and set pos to 0.
+ */
+struct kvd_entry {
+    const void *key;
+    size_t klen;
+    const void *val; /* NULL when KVD_ITER_KEYS_ONLY was asked */
+    size_t vlen;     /* the value's length, even when val is NULL */
+    int64_t expire_ms;
+    uint64_t pos;
+};
+
+/*
+ * Engine statistics. Counts cover live (unexpired, undeleted) keys at the
+ * time of the call. Engine-specific counters go through the callback.
+ */
+struct kvd_engine_stats {
+    uint32_t struct_size; /* set by the caller: sizeof(struct ...) */
+    uint64_t keys;
+    uint64_t key_bytes;   /* sum of live key lengths */
+    uint64_t value_bytes; /* sum of live value lengths */
+    uint64_t disk_bytes;  /* bytes of files the engine owns, 0 if none */
+    uint64_t mem_bytes;   /* engine's own memory (index, tables, cache) */
+    int readonly;         /* nonzero after a failed write or fsync */
+    int ready;            /* nonzero once open and recovery are done */
+    char state[160];      /* why read-only, or "" */
+};
+
+typedef void (*kvd_stat_fn)(void *ctx, const char *name, uint64_t value);
+
+/* Maintenance operations (struct kvd_engine_vtable.maintain). */
+enum kvd_maint_op {
+    KVD_MAINT_COMPACT = 1, /* merge/compact now; may block for long */
+    KVD_MAINT_EXPIRE = 2,  /* reclaim every expired key now */
+};
+
+struct kvd_engine_vtable {
+    uint32_t abi_version; /* KVD_ABI_VERSION */
+    uint32_t struct_size; /* sizeof(struct kvd_engine_vtable) */
+    const char *name;     /* "memory", "log", ...: the [engine] name */
+    const char *version;  /* the engine's own version string */
+    const char *description;
+    uint32_t caps;            /* enum kvd_engine_cap */
+    uint64_t max_key_bytes;   /* largest key the format holds (0 = any) */
+    uint64_t max_value_bytes; /* largest value (0 = any) */
+
+    /* Options of the [engine] section (NULL = none), parsed by the host
+     * into a zeroed struct of options_size bytes and passed to open(). */
+    const struct kvd_option *options;
+    size_t options_size;
+
+    /*
+     * Open a store. `opts` is the parsed options struct (borrowed until
+     * close returns; its strings too). `dir` is the engine's data
+     * directory, created by the host; the engine owns its contents.
+     * On success *out is set and 0 returned; on failure a status is
+     * returned, err is filled and nothing is left behind to close.
+     */
+    int (*open)(const struct kvd_host *host, const void *opts,
+                const char *dir, kvd_engine **out, struct kvd_err *err);
+
+    /* Flush everything acknowledged, free the handle (NULL: no-op). The
+     * handle is freed even when an error is returned. */
+    int (*close)(kvd_engine *e, struct kvd_err *err);
+
+    /* 0 and *out filled, or KVD_ENOTFOUND (absent or expired), or an
+     * error (KVD_EIO, KVD_ECORRUPT, KVD_ENOMEM, ...). On error *out is
+     * untouched and must not be released. */
+    int (*get)(kvd_engine *e, const void *key, size_t klen,
+               struct kvd_val *out);
+
+    /* Insert or replace. KVD_EREADONLY once a write has failed. */
+    int (*put)(kvd_engine *e, const void *key, size_t klen, const void *val,
+               size_t vlen, int64_t expire_ms);
+
+    /* 0 when a live key was deleted, KVD_ENOTFOUND when there was none. */
+    int (*del)(kvd_engine *e, const void *key, size_t klen);
+
+    /* Apply n operations; see KVD_CAP_ATOMIC_BATCH. An invalid op
+     * (unknown type, empty or oversized key or value) makes the whole
+     * batch fail with KVD_EINVAL or KVD_ETOOBIG and changes nothing. Later
+     * operations on the same key win. Optional only for engines without
+     * either batch capability. */
+    int (*batch)(kvd_engine *e, const struct kvd_op *ops, size_t n,
+                 struct kvd_err *err);
+
+    /* Iteration: see struct kvd_iter_opts and struct kvd_entry.
+     * iter_next returns 0 with *out filled, KVD_ENOTFOUND at the end, or
+     * an error. Iterators hold no lock between calls. */
+    int (*iter_open)(kvd_engine *e, const struct kvd_iter_opts *opts,
+                     kvd_iter **out, struct kvd_err *err);
+    int (*iter_next)(kvd_iter *it, struct kvd_entry *out);
+    void (*iter_close)(kvd_iter *it);
+
+    /* Fill *st (keep st->struct_size as set by the caller) and report
+     * engine-specific counters through fn (may be NULL). */
+    int (*stats)(kvd_engine *e, struct kvd_engine_stats *st, kvd_stat_fn fn,
+                 void *ctx);
+
+    /* Optional. Make every acknowledged write durable. */
+    int (*sync)(kvd_engine *e, struct kvd_err *err);
+
+    /* Optional. Run a maintenance operation (enum kvd_maint_op);
+     * KVD_ENOTSUP for operations the engine does not have. */
+    int (*maintain)(kvd_engine *e, int op, struct kvd_err *err);
+
+    /* Optional. Delete every key atomically (FLUSHDB). When NULL the core
+     * deletes key by key through the iterator. */
+    int (*clear)(kvd_engine *e, struct kvd_err *err);
+
+    /* ABI 1 appends here only. */
+};
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* KVD_ENGINE_H */

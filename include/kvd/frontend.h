@@ -1,0 +1,195 @@
+/*
+ * kvd/frontend.h -- the frontend interface (ABI version 1).
+ *
+ * A frontend is a shared object that exports exactly one symbol,
+ * `kvd_frontend_entry`, a const struct kvd_frontend_vtable. It speaks a
+ * protocol to clients (stdin lines, RESP, HTTP) and executes requests
+ * through two host-provided services:
+ *
+ *   - the store (struct kvd_store_api): the engine behind the core's
+ *     wrappers, which enforce key/value size limits, apply TTL semantics,
+ *     serialise writes to the same key (striped locks), count metrics and
+ *     log. Frontends never see the engine vtable.
+ *   - the command layer (struct kvd_cmd_api): one implementation of every
+ *     command (SET, GET, MSET, EXPIRE, SCAN, INFO, ...), so all frontends
+ *     execute the same commands with the same replies; each frontend only
+ *     encodes the replies in its own wire format (struct kvd_reply_ops).
+ *
+ * Lifecycle, driven by the host: create (parse options, bind sockets, so
+ * errors surface before anything is served) -> start (must not block; spawn
+ * the frontend's own threads) -> stop (stop taking new work; may be called
+ * from any thread, more than once) -> destroy (wait for work in flight,
+ * join threads, close, free). The store outlives every frontend.
+ *
+ * Thread-safety: every kvd_store_api and kvd_cmd_api function is safe to
+ * call from any thread; a kvd_session belongs to one thread at a time.
+ */
+#ifndef KVD_FRONTEND_H
+#define KVD_FRONTEND_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kvd/engine.h"
+#include "kvd/host.h"
+#include "kvd/status.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define KVD_FRONTEND_ENTRY "kvd_frontend_entry"
+
+typedef struct kvd_store kvd_store;     /* the core's wrapped store */
+typedef struct kvd_cmd kvd_cmd;         /* the command layer */
+typedef struct kvd_session kvd_session; /* one client's command state */
+typedef struct kvd_frontend kvd_frontend;
+
+/* Flags for kvd_store_api.set. */
+enum kvd_set_flag {
+    KVD_SET_NX = 1u << 0,      /* only if the key is absent */
+    KVD_SET_XX = 1u << 1,      /* only if the key is present */
+    KVD_SET_KEEPTTL = 1u << 2, /* keep the current expiry */
+};
+
+struct kvd_store_api {
+    uint32_t abi_version;
+    uint32_t struct_size;
+
+    /* As the engine's get, with expiry applied: 0, KVD_ENOTFOUND or an
+     * error. Release *out with kvd_val_release(). */
+    int (*get)(kvd_store *st, const void *key, size_t klen,
+               struct kvd_val *out);
+
+    /* Store a value. expire_ms is absolute Unix ms or KVD_NO_EXPIRY; an
+     * expiry in the past deletes the key. Returns 0 when stored,
+     * KVD_EEXIST (NX, key present), KVD_ENOTFOUND (XX, key absent),
+     * KVD_EINVAL (empty key), KVD_ETOOBIG (over a size limit) or an engine
+     * error. *created (may be NULL) says whether the key was new. */
+    int (*set)(kvd_store *st, const void *key, size_t klen, const void *val,
+               size_t vlen, int64_t expire_ms, unsigned flags, int *created);
+
+    /* 0 when deleted, KVD_ENOTFOUND when absent. */
+    int (*del)(kvd_store *st, const void *key, size_t klen);
+
+    /* Atomic batch (MSET, multi-key delete): all or nothing. */
+    int (*batch)(kvd_store *st, const struct kvd_op *ops, size_t n,
+                 struct kvd_err *err);
+
+    /* Iteration over live keys; as the engine's iterator. */
+    int (*iter_open)(kvd_store *st, const struct kvd_iter_opts *opts,
+                     kvd_iter **out, struct kvd_err *err);
+    int (*iter_next)(kvd_store *st, kvd_iter *it, struct kvd_entry *out);
+    void (*iter_close)(kvd_store *st, kvd_iter *it);
+
+    /* Engine capability flags (enum kvd_engine_cap). */
+    uint32_t (*caps)(kvd_store *st);
+
+    /* 1 when the store serves writes, 0 when not (why is filled). */
+    int (*ready)(kvd_store *st, char *why, size_t why_len);
+
+    /* Every metric as name/value pairs: core counters (cmd_get, ...,
+     * keyspace_hits, keys, value_bytes, uptime_ms) then engine counters
+     * prefixed "engine_". */
+    int (*metrics)(kvd_store *st, kvd_stat_fn fn, void *ctx);
+
+    /* Count one command executed by a frontend (for per-frontend metrics). */
+    void (*count)(kvd_store *st, const char *frontend, const char *cmd);
+};
+
+/*
+ * Reply encoder: the command layer describes a reply as calls on these
+ * functions, and the frontend writes them in its wire format. Arrays and
+ * maps are announced with their element count, then the elements follow.
+ */
+struct kvd_reply_ops {
+    void (*status)(void *w, const char *s, size_t n); /* +OK */
+    void (*error)(void *w, const char *s, size_t n);  /* "ERR ..." */
+    void (*integer)(void *w, long long v);
+    void (*bulk)(void *w, const void *p, size_t n); /* binary string */
+    void (*null)(void *w);                          /* missing value */
+    void (*array)(void *w, size_t n);               /* n elements follow */
+    void (*map)(void *w, size_t n);                 /* n key/value pairs */
+    void (*dbl)(void *w, double v);                 /* RESP3 double */
+};
+
+/* Result flags of kvd_cmd_api.exec. */
+enum kvd_exec_flag {
+    KVD_EXEC_CLOSE = 1u << 0, /* close the connection after the reply */
+};
+
+struct kvd_cmd_api {
+    uint32_t abi_version;
+    uint32_t struct_size;
+
+    /* A session per client: authentication, name, protocol version. The
+     * frontend names itself ("stdin", "resp", ...) for metrics; `flags`
+     * is 0 or KVD_SESSION_TRUSTED (no AUTH needed). */
+    kvd_session *(*session_create)(kvd_cmd *c, const char *frontend,
+                                   unsigned flags);
+    void (*session_destroy)(kvd_session *s);
+
+    /*
+     * Execute one command (argv[0] is its name, any case). Every argument
+     * is borrowed for the call. Exactly one reply is written through
+     * ops/w. Returns enum kvd_exec_flag bits (>= 0).
+     */
+    int (*exec)(kvd_session *s, size_t argc, const char *const *argv,
+                const size_t *argl, const struct kvd_reply_ops *ops,
+                void *w);
+
+    /*
+     * Split one text line into arguments: whitespace separates them,
+     * "double quotes" understand \n \r \t \\ \" \xHH escapes, 'single
+     * quotes' are literal. `buf` must hold len bytes; argv[i] points into
+     * it. Returns the number of arguments, or KVD_EINVAL (unbalanced
+     * quotes) or KVD_ETOOBIG (more than max_args) with err filled.
+     */
+    int (*split)(const char *line, size_t len, char *buf, size_t max_args,
+                 const char **argv, size_t *argl, struct kvd_err *err);
+};
+
+enum kvd_session_flag {
+    KVD_SESSION_TRUSTED = 1u << 0,
+};
+
+/* Everything a frontend gets from the host. Borrowed until destroy. */
+struct kvd_server {
+    uint32_t abi_version;
+    uint32_t struct_size;
+    kvd_store *store;
+    const struct kvd_store_api *store_api;
+    kvd_cmd *cmd;
+    const struct kvd_cmd_api *cmd_api;
+};
+
+struct kvd_frontend_vtable {
+    uint32_t abi_version; /* KVD_ABI_VERSION */
+    uint32_t struct_size; /* sizeof(struct kvd_frontend_vtable) */
+    const char *name;     /* "stdin", "resp", ...: [frontend.NAME] */
+    const char *version;
+    const char *description;
+
+    /* Options of the [frontend.NAME] section, as for engines. */
+    const struct kvd_option *options;
+    size_t options_size;
+
+    /* Parse nothing (the host did), acquire resources (bind sockets).
+     * On failure fill err and leave nothing behind. */
+    int (*create)(const struct kvd_host *host, const struct kvd_server *srv,
+                  const void *opts, kvd_frontend **out, struct kvd_err *err);
+    /* Begin serving; must not block. */
+    int (*start)(kvd_frontend *fe, struct kvd_err *err);
+    /* Stop taking new work; idempotent, callable from any thread. */
+    void (*stop)(kvd_frontend *fe);
+    /* Finish work in flight, join threads, free (NULL: no-op). */
+    void (*destroy)(kvd_frontend *fe);
+
+    /* ABI 1 appends here only. */
+};
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* KVD_FRONTEND_H */

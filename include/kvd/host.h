@@ -1,0 +1,125 @@
+/*
+ * kvd/host.h -- services the host hands to every plugin, and the option
+ * tables plugins use to declare their configuration.
+ *
+ * Part of the installed plugin ABI. Plugins never link against host symbols:
+ * everything they need from the host (logging, the clock, file I/O) arrives
+ * through struct kvd_host, so a plugin built outside this tree loads into any
+ * kvd with the same ABI major.
+ *
+ * Growth rule for every struct here: fields are only ever appended. A reader
+ * checks `struct_size` before touching a field added after the first
+ * release of an ABI major.
+ */
+#ifndef KVD_HOST_H
+#define KVD_HOST_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "kvd/status.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/*
+ * ABI version of the whole plugin interface (this header, engine.h and
+ * frontend.h). The loader requires an exact match of the major and refuses
+ * a vtable whose struct_size is smaller than the one it was built with.
+ */
+#define KVD_ABI_VERSION 1
+
+/* Log levels, most severe first. */
+enum kvd_log_level {
+    KVD_LOG_ERROR = 0,
+    KVD_LOG_WARN = 1,
+    KVD_LOG_INFO = 2,
+    KVD_LOG_DEBUG = 3,
+};
+
+/*
+ * File I/O table. Every persistent engine does its file I/O through this
+ * table rather than calling the C library directly, so tests can make the
+ * Nth write or fsync fail (EIO, ENOSPC) and check what the engine does.
+ * Each function has the POSIX signature and semantics of its namesake
+ * (return -1 and set errno on failure).
+ */
+struct kvd_io {
+    uint32_t struct_size;
+    int (*open)(const char *path, int flags, mode_t mode);
+    int (*close)(int fd);
+    ssize_t (*pread)(int fd, void *buf, size_t n, off_t off);
+    ssize_t (*pwrite)(int fd, const void *buf, size_t n, off_t off);
+    ssize_t (*write)(int fd, const void *buf, size_t n);
+    int (*fsync)(int fd);
+    int (*fdatasync)(int fd);
+    int (*ftruncate)(int fd, off_t len);
+    int (*rename)(const char *from, const char *to);
+    int (*unlink)(const char *path);
+    int (*mkdir)(const char *path, mode_t mode);
+};
+
+/*
+ * Host services. Borrowed by the plugin: valid from open/create until
+ * close/destroy returns. All functions are thread-safe.
+ */
+struct kvd_host {
+    uint32_t abi_version; /* KVD_ABI_VERSION */
+    uint32_t struct_size; /* sizeof(struct kvd_host) */
+    void *ctx;            /* host-private, pass back unchanged */
+
+    /* printf-style logging; no trailing newline. Cheap when filtered. */
+    void (*log)(const struct kvd_host *host, int level, const char *fmt, ...)
+        KVD_PRINTF(3, 4);
+    /* true when `level` would be written (skip building costly messages) */
+    int (*log_enabled)(const struct kvd_host *host, int level);
+
+    /* Wall clock, milliseconds since the Unix epoch. Expiry times are
+     * compared against this clock; tests may replace it. */
+    int64_t (*now_ms)(const struct kvd_host *host);
+
+    /* File I/O; see struct kvd_io. Never NULL. */
+    const struct kvd_io *io;
+
+    /* Ask the server to shut down gracefully (stdin EOF, fatal plugin
+     * error). Safe from any thread; returns at once. */
+    void (*request_shutdown)(const struct kvd_host *host, const char *why);
+};
+
+/*
+ * Declarative options. A plugin lists its options in a table terminated by
+ * an entry with name == NULL; the host parses the plugin's INI section into
+ * a zeroed struct of `options_size` bytes (fields at `offset`), applying
+ * defaults and checking types, ranges and enums, and reports errors as
+ * "file:line: [section] key = value: expected ...". The same table
+ * produces `kvd --list-options` and docs/config.md, and lets
+ * `kvd --check-config` validate a plugin's section without opening it.
+ */
+enum kvd_opt_type {
+    KVD_OPT_BOOL = 1,   /* int: yes/no, true/false, on/off, 1/0 */
+    KVD_OPT_INT,        /* int64_t in [min, max] */
+    KVD_OPT_SIZE,       /* uint64_t bytes; suffixes k, m, g (powers of 2) */
+    KVD_OPT_DURATION,   /* int64_t milliseconds; suffixes ms, s, m, h */
+    KVD_OPT_ENUM,       /* int: index into `choices` */
+    KVD_OPT_STRING,     /* char *: host-owned, valid until close/destroy */
+    KVD_OPT_OCTAL,      /* int: file mode such as 0600 */
+};
+
+struct kvd_option {
+    const char *name;          /* INI key; NULL ends the table */
+    int type;                  /* enum kvd_opt_type */
+    const char *def;           /* default, written as in the INI file */
+    int64_t min;               /* INT, SIZE, DURATION: inclusive bounds */
+    int64_t max;               /* (both 0 = unbounded) */
+    size_t offset;             /* offsetof(plugin's options struct, field) */
+    const char *const *choices; /* ENUM: NULL-terminated list of names */
+    const char *help;          /* one line for docs and --list-options */
+};
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* KVD_HOST_H */

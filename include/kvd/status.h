@@ -1,0 +1,112 @@
+/*
+ * kvd/status.h -- status codes, the error buffer and the export macro.
+ *
+ * Part of the installed plugin ABI. Every kvd function that can fail returns
+ * an int: 0 is success, a negative value is one of the codes below, and a
+ * positive value is only ever a count where a function documents it.
+ *
+ * Codes that have an errno meaning are -errno (KVD_EINVAL == -EINVAL);
+ * kvd's own codes sit in a reserved range, -30000 .. -30099, so the two can
+ * never collide. A code, once published, keeps its number forever.
+ *
+ * Cold paths (load, open, config, batch validation) also fill a caller-owned
+ * struct kvd_err with a human-readable message; hot paths return the code
+ * alone.
+ */
+#ifndef KVD_STATUS_H
+#define KVD_STATUS_H
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__)
+#define KVD_EXPORT         __attribute__((visibility("default")))
+#define KVD_PRINTF(fi, ai) __attribute__((format(printf, fi, ai)))
+#else
+#define KVD_EXPORT
+#define KVD_PRINTF(fi, ai)
+#endif
+
+/*
+ * XX(NAME, value, "message"). The one table generates the enum,
+ * kvd_strerror() and kvd_status_name() (see core), so they cannot drift.
+ */
+#define KVD_STATUS_MAP(XX)                                                    \
+    XX(OK, 0, "success")                                                      \
+    XX(EIO, -EIO, "I/O error")                                                \
+    XX(ENOMEM, -ENOMEM, "out of memory")                                      \
+    XX(EINVAL, -EINVAL, "invalid argument")                                   \
+    XX(ENOSPC, -ENOSPC, "no space left on device")                            \
+    XX(EAGAIN, -EAGAIN, "need more input")                                    \
+    XX(EBUSY, -EBUSY, "resource busy")                                        \
+    XX(ETIMEDOUT, -ETIMEDOUT, "timed out")                                    \
+    XX(ENOTFOUND, -30000, "not found")                                        \
+    XX(ETOOBIG, -30001, "too large")                                          \
+    XX(ECORRUPT, -30002, "data corruption detected")                          \
+    XX(ENOTSUP, -30003, "not supported")                                      \
+    XX(EABI, -30004, "plugin ABI mismatch")                                   \
+    XX(EREADONLY, -30005, "store is read-only after an earlier error")        \
+    XX(EUNAVAIL, -30006, "backend unavailable")                               \
+    XX(ECROSSSLOT, -30007, "batch spans partitions")                          \
+    XX(EEXIST, -30008, "already exists")                                      \
+    XX(ECONFIG, -30009, "invalid configuration")                              \
+    XX(ELOCKED, -30010, "data directory is locked by another process")        \
+    XX(ECLOSED, -30011, "store is closed")                                    \
+    XX(EPROTO, -30012, "protocol error")                                      \
+    XX(ENOPLUGIN, -30013, "plugin not found")
+
+enum kvd_status {
+#define KVD_XX_ENUM(name, value, msg) KVD_##name = (value),
+    KVD_STATUS_MAP(KVD_XX_ENUM)
+#undef KVD_XX_ENUM
+};
+
+/*
+ * Caller-owned error buffer for cold paths. `code` repeats the returned
+ * status; `msg` is lowercase, has no trailing period, and names the object
+ * and the failed call ("open data/0007.log: Permission denied").
+ */
+#define KVD_ERR_MSG_BYTES 256
+
+struct kvd_err {
+    int code;
+    char msg[KVD_ERR_MSG_BYTES];
+};
+
+/*
+ * Record `code` and a formatted message in `err` (which may be NULL) and
+ * return `code`, so a failure reads `return kvd_err_set(err, ...);`.
+ * Inline so that plugins need no host symbol for it.
+ */
+static inline int KVD_PRINTF(3, 4)
+    kvd_err_set(struct kvd_err *err, int code, const char *fmt, ...)
+{
+    if (err != NULL) {
+        va_list ap;
+        err->code = code;
+        va_start(ap, fmt);
+        vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
+        va_end(ap);
+    }
+    return code;
+}
+
+static inline void
+kvd_err_clear(struct kvd_err *err)
+{
+    if (err != NULL) {
+        err->code = 0;
+        err->msg[0] = '\0';
+    }
+}
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* KVD_STATUS_H */

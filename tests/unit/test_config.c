@@ -1,0 +1,213 @@
+/*
+ * Unit tests for core/config.c: sections, line numbers in messages, the
+ * [server] table, and the embedded default configuration.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/config.h"
+
+static int
+load(const char *text, struct kvd_config **cfg, struct kvd_err *err)
+{
+    return kvd_config_load_string(text, "t.ini", cfg, err);
+}
+
+static void
+test_config_default_text_parses(void **state)
+{
+    struct kvd_config *cfg = NULL;
+    struct kvd_err err = {0};
+    (void)state;
+    assert_int_equal(kvd_config_load_string(kvd_config_default_text,
+                                            "<default>", &cfg, &err),
+                     0);
+    assert_string_equal(cfg->server.data_dir, "./data");
+    assert_non_null(cfg->engine_name);
+    assert_non_null(kvd_config_section(cfg, "server"));
+    kvd_config_free(cfg);
+}
+
+static void
+test_config_reads_sections_and_lines(void **state)
+{
+    struct kvd_config *cfg = NULL;
+    const struct kvd_conf_section *eng, *fe;
+    (void)state;
+    assert_int_equal(load("; comment\n"
+                          "[server]\n"
+                          "log_level = debug\n"
+                          "max_key_bytes = 1k\n"
+                          "\n"
+                          "[engine]\n"
+                          "name = memory\n"
+                          "shards = 8\n"
+                          "[frontend.stdin]\n",
+                          &cfg, NULL),
+                     0);
+    assert_int_equal(cfg->server.log_level, 3);
+    assert_int_equal(cfg->server.max_key_bytes, 1024);
+    assert_string_equal(cfg->engine_name, "memory");
+    eng = kvd_config_section(cfg, "engine");
+    assert_non_null(eng);
+    assert_int_equal(eng->line, 6);
+    assert_int_equal(eng->n, 2);
+    assert_string_equal(eng->items[1].key, "shards");
+    assert_int_equal(eng->items[1].line, 8);
+    /* A section with no keys still exists: it enables the frontend. */
+    fe = kvd_config_section(cfg, "frontend.stdin");
+    assert_non_null(fe);
+    assert_int_equal(fe->n, 0);
+    assert_int_equal(fe->line, 9);
+    kvd_config_free(cfg);
+}
+
+static void
+test_config_rejects_unknown_section(void **state)
+{
+    struct kvd_config *cfg = NULL;
+    struct kvd_err err = {0};
+    (void)state;
+    assert_int_equal(load("[engine]\nname = memory\n[storage]\nx = 1\n", &cfg,
+                          &err),
+                     KVD_ECONFIG);
+    assert_string_equal(err.msg, "t.ini:3: unknown section [storage]: "
+                                 "expected [server], [engine] or "
+                                 "[frontend.NAME]");
+}
+
+static void
+test_config_rejects_unknown_server_key(void **state)
+{
+    struct kvd_config *cfg = NULL;
+    struct kvd_err err = {0};
+    (void)state;
+    assert_int_equal(load("[server]\nlog_levle = debug\n[engine]\nname = m\n",
+                          &cfg, &err),
+                     KVD_ECONFIG);
+    assert_non_null(strstr(err.msg, "t.ini:2: [server] unknown key "
+                                    "'log_levle'"));
+    assert_non_null(strstr(err.msg, "log_level"));
+}
+
+static void
+test_config_rejects_bad_value_with_allowed_values(void **state)
+{
+    struct kvd_config *cfg = NULL;
+    struct kvd_err err = {0};
+    (void)state;
+    assert_int_equal(load("[server]\nlog_level = loud\n[engine]\nname = m\n",
+                          &cfg, &err),
+                     KVD_ECONFIG);
+    assert_string_equal(err.msg, "t.ini:2: [server] log_level = loud: "
+                                 "expected error, warn, info or debug");
+}
+
+static void
+test_config_rejects_duplicate_key(void **state)
+{
+    struct kvd_config *cfg = NULL;
+    struct kvd_err err = {0};
+    (void)state;
+    assert_int_equal(load("[engine]\nname = a\nname = b\n", &cfg, &err),
+                     KVD_ECONFIG);
+    assert_string_equal(err.msg,
+                        "t.ini:3: [engine] name is set twice (first at "
+                        "line 2)");
+}
+
+static void
+test_config_rejects_missing_engine(void **state)
+{
+    struct kvd_config *cfg = NULL;
+    struct kvd_err err = {0};
+    (void)state;
+    assert_int_equal(load("[server]\nlog_level = info\n", &cfg, &err),
+                     KVD_ECONFIG);
+    assert_non_null(strstr(err.msg, "no [engine] section"));
+    assert_int_equal(load("[engine]\nshards = 4\n", &cfg, &err),
+                     KVD_ECONFIG);
+    assert_string_equal(err.msg, "t.ini:1: [engine] has no name: set name "
+                                 "= memory (or another engine)");
+}
+
+static void
+test_config_rejects_key_outside_section(void **state)
+{
+    struct kvd_config *cfg = NULL;
+    struct kvd_err err = {0};
+    (void)state;
+    assert_int_equal(load("name = memory\n[engine]\nname = m\n", &cfg, &err),
+                     KVD_ECONFIG);
+    assert_non_null(strstr(err.msg, "t.ini:1: 'name' is outside any "
+                                    "section"));
+}
+
+static void
+test_config_reports_syntax_error_line(void **state)
+{
+    struct kvd_config *cfg = NULL;
+    struct kvd_err err = {0};
+    (void)state;
+    assert_int_equal(load("[engine]\nname = m\nthis line has no equals\n",
+                          &cfg, &err),
+                     KVD_ECONFIG);
+    assert_non_null(strstr(err.msg, "t.ini:3: syntax error"));
+}
+
+static void
+test_config_file_not_found_names_file(void **state)
+{
+    struct kvd_config *cfg = NULL;
+    struct kvd_err err = {0};
+    (void)state;
+    assert_int_equal(kvd_config_load_file("/nonexistent/kvd.ini", &cfg, &err),
+                     KVD_ECONFIG);
+    assert_string_equal(err.msg, "open config /nonexistent/kvd.ini: No such "
+                                 "file or directory");
+}
+
+static void
+test_config_loads_file(void **state)
+{
+    char path[] = "/tmp/kvd_cfg_XXXXXX";
+    struct kvd_config *cfg = NULL;
+    int fd = mkstemp(path);
+    FILE *f;
+    (void)state;
+    assert_true(fd >= 0);
+    f = fdopen(fd, "w");
+    fputs("[engine]\nname = memory\n[server]\ndata_dir = /tmp/x\n", f);
+    fclose(f);
+    assert_int_equal(kvd_config_load_file(path, &cfg, NULL), 0);
+    assert_string_equal(cfg->file, path);
+    assert_string_equal(cfg->server.data_dir, "/tmp/x");
+    kvd_config_free(cfg);
+    unlink(path);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_config_default_text_parses),
+        cmocka_unit_test(test_config_reads_sections_and_lines),
+        cmocka_unit_test(test_config_rejects_unknown_section),
+        cmocka_unit_test(test_config_rejects_unknown_server_key),
+        cmocka_unit_test(test_config_rejects_bad_value_with_allowed_values),
+        cmocka_unit_test(test_config_rejects_duplicate_key),
+        cmocka_unit_test(test_config_rejects_missing_engine),
+        cmocka_unit_test(test_config_rejects_key_outside_section),
+        cmocka_unit_test(test_config_reports_syntax_error_line),
+        cmocka_unit_test(test_config_file_not_found_names_file),
+        cmocka_unit_test(test_config_loads_file),
+    };
+    return cmocka_run_group_tests_name("config", tests, NULL, NULL);
+}
