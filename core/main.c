@@ -70,6 +70,7 @@ list_options(const char *dir)
     static const char *const kinds[] = {"engine", "frontend"};
     char names[1024];
 
+    printf("### server\n\n");
     kvd_options_print(kvd_config_server_options(), "server", stdout);
     for (int k = 0; k < 2; k++) {
         char *save = NULL;

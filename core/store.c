@@ -298,6 +298,15 @@ kvd_store_engine(kvd_store *st)
     return st->vt;
 }
 
+uint32_t
+kvd_store_caps(kvd_store *st)
+{
+    if (st->vt->instance_caps != NULL) {
+        return st->vt->instance_caps(st->eng);
+    }
+    return st->vt->caps;
+}
+
 const struct kvd_host *
 kvd_store_host(kvd_store *st)
 {
@@ -885,11 +894,6 @@ api_iter_next(kvd_store *st, kvd_iter *it, struct kvd_entry *out)
     return kvd_store_iter_next(st, it, out);
 }
 
-static uint32_t
-api_caps(kvd_store *st)
-{
-    return st->vt->caps;
-}
 
 static void
 api_count(kvd_store *st, const char *frontend, const char *cmd)
@@ -909,7 +913,7 @@ static const struct kvd_store_api store_api = {
     .iter_open = kvd_store_iter_open,
     .iter_next = api_iter_next,
     .iter_close = kvd_store_iter_close,
-    .caps = api_caps,
+    .caps = kvd_store_caps,
     .ready = kvd_store_ready,
     .metrics = kvd_store_metrics,
     .count = api_count,

@@ -52,6 +52,10 @@ int kvd_store_close(kvd_store *st, struct kvd_err *err);
 const struct kvd_store_api *kvd_store_api_table(void);
 
 const struct kvd_engine_vtable *kvd_store_engine(kvd_store *st);
+
+/* Capabilities of this open store (enum kvd_engine_cap): the engine's
+ * instance_caps() when it has one, else its static caps. */
+uint32_t kvd_store_caps(kvd_store *st);
 const struct kvd_host *kvd_store_host(kvd_store *st);
 int64_t kvd_store_now_ms(kvd_store *st);
 

@@ -240,6 +240,11 @@ struct kvd_engine_vtable {
      * deletes key by key through the iterator. */
     int (*clear)(kvd_engine *e, struct kvd_err *err);
 
+    /* Optional. The capabilities of this open store, when they depend on
+     * its options (the memory engine is persistent only with a snapshot
+     * file). NULL means `caps` holds for every store. */
+    uint32_t (*instance_caps)(kvd_engine *e);
+
     /* ABI 1 appends here only. */
 };
 

@@ -1,0 +1,760 @@
+/*
+ * engines/memory/mem_snapshot.c -- snapshot files of the memory engine:
+ * crc32c, writing, loading.
+ *
+ * Byte layout (format version 1; all integers little-endian):
+ *
+ *   header   16 B   magic "KVDM" (4 B) | version u16 = 1 | kind u16 = 1
+ *                   (memory snapshot) | created_ms u64 (Unix ms)
+ *   record*  20 B + klen + vlen
+ *                   crc u32 | klen u32 (> 0) | vlen u32 | expire_ms i64
+ *                   (0 = none) | key bytes | value bytes
+ *   end      20 B   crc u32 | klen u32 = 0 | vlen u32 = 0 | count u64
+ *                   (number of records before it)
+ *
+ * A record's crc is the masked crc32c of everything after its crc field
+ * (the 16 B rest of its header, key, value). The end record's crc covers
+ * the 16 B file header followed by the end record's 16 B after its crc, so
+ * it also vouches for the header. Masking as usual for crc-in-data:
+ * ((c >> 15) | (c << 17)) + 0xa282ead8. Nothing may follow the end record.
+ * Records come in the engine's hash order, which is meaningless on disk;
+ * expired keys are never written, and a record that has expired by load
+ * time is skipped.
+ *
+ * Crash story: the snapshot is written to PATH.tmp, fsync'd, renamed over
+ * PATH and the directory fsync'd, so PATH is always either the previous
+ * complete snapshot or the new one. A torn or corrupt file is refused at
+ * open (KVD_ECORRUPT naming the file and the byte offset), never loaded in
+ * part: a snapshot is all the data there is, so a silent partial load would
+ * lose keys without a trace.
+ *
+ * Concurrency: mem_snapshot_write holds db->snap_lock (one snapshot at a
+ * time) and reads the table through mem_table_collect, a few thousand
+ * entries per shared-lock hold; the entries it writes are kept alive by
+ * references, so writers are blocked for one collection at a time only,
+ * never for the file I/O. The snapshot is not a point-in-time image: a key
+ * written during it may appear with its old or its new value.
+ * mem_snapshot_load runs inside open, before any other thread exists.
+ *
+ * All file I/O goes through host->io, so tests can inject failures.
+ */
+#include "mem_internal.h"
+
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define MEM_SNAP_MAGIC         "KVDM"
+#define MEM_SNAP_VERSION       1
+#define MEM_SNAP_KIND          1
+#define MEM_SNAP_HEADER_BYTES  16
+#define MEM_SNAP_REC_BYTES     20
+#define MEM_SNAP_BUF_BYTES     (1u << 20)
+#define MEM_SNAP_CHUNK_KEYS    1024
+#define MEM_SNAP_CHUNK_BUCKETS 4096
+#define MEM_CRC_MASK_DELTA     0xa282ead8u
+
+/* ----------------------------------------------------------------- crc32c */
+
+/* Tables built once per process; read-only afterwards. */
+static uint32_t mem_crc_table[8][256];
+static bool mem_crc_hw;
+static pthread_once_t mem_crc_once = PTHREAD_ONCE_INIT;
+
+static void
+mem_crc_init(void)
+{
+    for (uint32_t i = 0; i < 256; i++) {
+        uint32_t c = i;
+        for (int k = 0; k < 8; k++) {
+            c = (c >> 1) ^ (0x82f63b78u & (0u - (c & 1u)));
+        }
+        mem_crc_table[0][i] = c;
+    }
+    for (uint32_t i = 0; i < 256; i++) {
+        for (int t = 1; t < 8; t++) {
+            uint32_t p = mem_crc_table[t - 1][i];
+            mem_crc_table[t][i] = (p >> 8) ^ mem_crc_table[0][p & 0xff];
+        }
+    }
+#if defined(__x86_64__) && defined(__GNUC__)
+    mem_crc_hw = __builtin_cpu_supports("sse4.2");
+#endif
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+__attribute__((target("sse4.2"))) static uint32_t
+mem_crc_hw_update(uint32_t c, const unsigned char *p, size_t n)
+{
+    uint64_t c64 = c;
+
+    while (n >= 8) {
+        uint64_t v;
+        memcpy(&v, p, sizeof(v));
+        c64 = __builtin_ia32_crc32di(c64, v);
+        p += 8;
+        n -= 8;
+    }
+    c = (uint32_t)c64;
+    while (n-- > 0) {
+        c = __builtin_ia32_crc32qi(c, *p++);
+    }
+    return c;
+}
+#endif
+
+/* Slicing-by-8; assumes nothing about alignment or byte order. */
+static uint32_t
+mem_crc_sw_update(uint32_t c, const unsigned char *p, size_t n)
+{
+    while (n >= 8) {
+        uint32_t lo = c ^ ((uint32_t)p[0] | (uint32_t)p[1] << 8 |
+                           (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24);
+        c = mem_crc_table[7][lo & 0xff] ^ mem_crc_table[6][(lo >> 8) & 0xff] ^
+            mem_crc_table[5][(lo >> 16) & 0xff] ^ mem_crc_table[4][lo >> 24] ^
+            mem_crc_table[3][p[4]] ^ mem_crc_table[2][p[5]] ^
+            mem_crc_table[1][p[6]] ^ mem_crc_table[0][p[7]];
+        p += 8;
+        n -= 8;
+    }
+    while (n-- > 0) {
+        c = (c >> 8) ^ mem_crc_table[0][(c ^ *p++) & 0xff];
+    }
+    return c;
+}
+
+/* crc32c (Castagnoli) of p[0..n) continuing from `crc` (0 to start):
+ * mem_crc32c(mem_crc32c(0, a), b) == crc32c of a followed by b. */
+uint32_t
+mem_crc32c(uint32_t crc, const void *p, size_t n)
+{
+    uint32_t c = ~crc;
+
+    pthread_once(&mem_crc_once, mem_crc_init);
+#if defined(__x86_64__) && defined(__GNUC__)
+    if (mem_crc_hw) {
+        return ~mem_crc_hw_update(c, p, n);
+    }
+#endif
+    return ~mem_crc_sw_update(c, p, n);
+}
+
+static uint32_t
+mem_crc_mask(uint32_t c)
+{
+    return ((c >> 15) | (c << 17)) + MEM_CRC_MASK_DELTA;
+}
+
+/* ------------------------------------------------------- little endian */
+
+static void
+mem_put_u16(unsigned char *p, uint16_t v)
+{
+    p[0] = (unsigned char)v;
+    p[1] = (unsigned char)(v >> 8);
+}
+
+static void
+mem_put_u32(unsigned char *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++) {
+        p[i] = (unsigned char)(v >> (8 * i));
+    }
+}
+
+static void
+mem_put_u64(unsigned char *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++) {
+        p[i] = (unsigned char)(v >> (8 * i));
+    }
+}
+
+static uint16_t
+mem_get_u16(const unsigned char *p)
+{
+    return (uint16_t)(p[0] | (p[1] << 8));
+}
+
+static uint32_t
+mem_get_u32(const unsigned char *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+           (uint32_t)p[3] << 24;
+}
+
+static uint64_t
+mem_get_u64(const unsigned char *p)
+{
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--) {
+        v = (v << 8) | p[i];
+    }
+    return v;
+}
+
+static int
+mem_errno_status(int e)
+{
+    switch (e) {
+    case ENOSPC:
+    case EDQUOT:
+        return KVD_ENOSPC;
+    case ENOMEM:
+        return KVD_ENOMEM;
+    default:
+        return KVD_EIO;
+    }
+}
+
+/* --------------------------------------------------------------- writing */
+
+struct mem_writer {
+    const struct kvd_io *io;
+    int fd;
+    const char *path;
+    unsigned char *buf;
+    size_t n;     /* bytes buffered */
+    uint64_t off; /* bytes handed to the writer so far */
+};
+
+static int
+mem_write_all(struct mem_writer *w, const unsigned char *p, size_t n,
+              struct kvd_err *err)
+{
+    while (n > 0) {
+        ssize_t k = w->io->write(w->fd, p, n);
+        if (k < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            return kvd_err_set(err, mem_errno_status(errno), "write %s: %s",
+                               w->path, strerror(errno));
+        }
+        p += k;
+        n -= (size_t)k;
+    }
+    return 0;
+}
+
+static int
+mem_wflush(struct mem_writer *w, struct kvd_err *err)
+{
+    int rc = mem_write_all(w, w->buf, w->n, err);
+    w->n = 0;
+    return rc;
+}
+
+static int
+mem_wput(struct mem_writer *w, const void *p, size_t n, struct kvd_err *err)
+{
+    int rc;
+
+    w->off += n;
+    if (n > MEM_SNAP_BUF_BYTES - w->n) {
+        rc = mem_wflush(w, err);
+        if (rc != 0) {
+            return rc;
+        }
+        if (n >= MEM_SNAP_BUF_BYTES / 2) {
+            return mem_write_all(w, p, n, err); /* big values: no copy */
+        }
+    }
+    memcpy(w->buf + w->n, p, n);
+    w->n += n;
+    return 0;
+}
+
+static int
+mem_write_record(struct mem_writer *w, const struct mem_entry *e,
+                 struct kvd_err *err)
+{
+    unsigned char h[MEM_SNAP_REC_BYTES];
+    uint32_t crc;
+    int rc;
+
+    mem_put_u32(h + 4, e->klen);
+    mem_put_u32(h + 8, e->vlen);
+    mem_put_u64(h + 12, (uint64_t)e->expire_ms);
+    crc = mem_crc32c(0, h + 4, MEM_SNAP_REC_BYTES - 4);
+    crc = mem_crc32c(crc, e->kv, (size_t)e->klen + e->vlen);
+    mem_put_u32(h, mem_crc_mask(crc));
+    rc = mem_wput(w, h, sizeof(h), err);
+    if (rc == 0) {
+        rc = mem_wput(w, e->kv, e->klen, err);
+    }
+    if (rc == 0 && e->vlen > 0) {
+        rc = mem_wput(w, e->kv + e->klen, e->vlen, err);
+    }
+    return rc;
+}
+
+/* Write header, every live entry and the end record to w. */
+static int
+mem_write_body(kvd_engine *db, struct mem_writer *w, struct kvd_err *err)
+{
+    const struct kvd_host *host = db->host;
+    unsigned char hdr[MEM_SNAP_HEADER_BYTES];
+    unsigned char end[MEM_SNAP_REC_BYTES];
+    struct mem_collect c = {0};
+    uint64_t cur = 0;
+    uint64_t count = 0;
+    bool done = false;
+    uint32_t crc;
+    int rc;
+
+    memcpy(hdr, MEM_SNAP_MAGIC, 4);
+    mem_put_u16(hdr + 4, MEM_SNAP_VERSION);
+    mem_put_u16(hdr + 6, MEM_SNAP_KIND);
+    mem_put_u64(hdr + 8, (uint64_t)host->now_ms(host));
+    rc = mem_wput(w, hdr, sizeof(hdr), err);
+    while (rc == 0 && !done) {
+        c.now_ms = host->now_ms(host);
+        rc = mem_table_collect(db, &cur, &done, &c, MEM_SNAP_CHUNK_KEYS,
+                               MEM_SNAP_CHUNK_BUCKETS);
+        if (rc != 0) {
+            kvd_err_set(err, rc, "snapshot %s: out of memory", w->path);
+        }
+        for (size_t i = 0; rc == 0 && i < c.n; i++) {
+            rc = mem_write_record(w, c.v[i].e, err);
+            count++;
+        }
+        mem_collect_release(&c);
+    }
+    free(c.v);
+    if (rc != 0) {
+        return rc;
+    }
+    memset(end, 0, sizeof(end));
+    mem_put_u64(end + 12, count);
+    crc = mem_crc32c(0, hdr, sizeof(hdr));
+    crc = mem_crc32c(crc, end + 4, sizeof(end) - 4);
+    mem_put_u32(end, mem_crc_mask(crc));
+    rc = mem_wput(w, end, sizeof(end), err);
+    return rc != 0 ? rc : mem_wflush(w, err);
+}
+
+/* fsync the directory holding `path`, so that the rename is durable. */
+static int
+mem_fsync_dir(const struct kvd_io *io, const char *path, struct kvd_err *err)
+{
+    const char *slash = strrchr(path, '/');
+    char *dir;
+    int fd;
+    int rc = 0;
+
+    if (slash == NULL) {
+        dir = strdup(".");
+    } else if (slash == path) {
+        dir = strdup("/");
+    } else {
+        dir = strndup(path, (size_t)(slash - path));
+    }
+    if (dir == NULL) {
+        return kvd_err_set(err, KVD_ENOMEM, "snapshot %s: out of memory", path);
+    }
+    fd = io->open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
+    if (fd < 0 || io->fsync(fd) != 0) {
+        rc = kvd_err_set(err, mem_errno_status(errno), "%s %s: %s",
+                         fd < 0 ? "open" : "fsync", dir, strerror(errno));
+    }
+    if (fd >= 0) {
+        io->close(fd);
+    }
+    free(dir);
+    return rc;
+}
+
+int
+mem_snapshot_check_dir(kvd_engine *db, struct kvd_err *err)
+{
+    int rc;
+
+    if (db->snap_path == NULL) {
+        return 0;
+    }
+    rc = mem_fsync_dir(db->host->io, db->snap_path, err);
+    if (rc != 0) {
+        char msg[KVD_ERR_MSG_BYTES];
+        snprintf(msg, sizeof(msg), "%s", err != NULL ? err->msg : "");
+        return kvd_err_set(err, rc, "snapshot_path %s: %s", db->snap_path, msg);
+    }
+    return 0;
+}
+
+int
+mem_snapshot_write(kvd_engine *db, bool force, struct kvd_err *err)
+{
+    const struct kvd_io *io = db->host->io;
+    struct mem_writer w = {.io = io, .fd = -1, .path = NULL};
+    char *tmp = NULL;
+    uint64_t gen;
+    int rc = 0;
+
+    if (db->snap_path == NULL) {
+        return 0;
+    }
+    pthread_mutex_lock(&db->snap_lock);
+    gen = atomic_load(&db->mutations);
+    if (!force && db->snap_exists && gen == db->saved_gen) {
+        goto out; /* nothing changed since the file in place */
+    }
+    if (asprintf(&tmp, "%s.tmp", db->snap_path) < 0) {
+        tmp = NULL;
+        rc = kvd_err_set(err, KVD_ENOMEM, "snapshot %s: out of memory",
+                         db->snap_path);
+        goto out;
+    }
+    w.path = tmp;
+    w.buf = malloc(MEM_SNAP_BUF_BYTES);
+    if (w.buf == NULL) {
+        rc = kvd_err_set(err, KVD_ENOMEM, "snapshot %s: out of memory", tmp);
+        goto out;
+    }
+    w.fd = io->open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (w.fd < 0) {
+        rc = kvd_err_set(err, mem_errno_status(errno), "open %s: %s", tmp,
+                         strerror(errno));
+        goto out;
+    }
+    rc = mem_write_body(db, &w, err);
+    if (rc != 0) {
+        goto out;
+    }
+    if (io->fsync(w.fd) != 0) {
+        rc = kvd_err_set(err, mem_errno_status(errno), "fsync %s: %s", tmp,
+                         strerror(errno));
+        goto out;
+    }
+    if (io->close(w.fd) != 0) {
+        w.fd = -1;
+        rc = kvd_err_set(err, mem_errno_status(errno), "close %s: %s", tmp,
+                         strerror(errno));
+        goto out;
+    }
+    w.fd = -1;
+    if (io->rename(tmp, db->snap_path) != 0) {
+        rc = kvd_err_set(err, mem_errno_status(errno), "rename %s to %s: %s",
+                         tmp, db->snap_path, strerror(errno));
+        goto out;
+    }
+    /* From here the new file is in place: a failed directory fsync only
+     * means the rename might not survive a power loss. */
+    db->snap_exists = true;
+    atomic_store(&db->disk_bytes, w.off);
+    rc = mem_fsync_dir(io, db->snap_path, err);
+    if (rc == 0) {
+        db->saved_gen = gen;
+        atomic_fetch_add(&db->snapshots_written, 1);
+    }
+out:
+    if (w.fd >= 0) {
+        io->close(w.fd);
+    }
+    if (rc != 0) {
+        if (tmp != NULL) {
+            io->unlink(tmp); /* best effort; the old snapshot is intact */
+        }
+        atomic_fetch_add(&db->snapshot_errors, 1);
+    }
+    pthread_mutex_unlock(&db->snap_lock);
+    free(w.buf);
+    free(tmp);
+    return rc;
+}
+
+/* --------------------------------------------------------------- loading */
+
+struct mem_reader {
+    const struct kvd_io *io;
+    int fd;
+    const char *path;
+    unsigned char *buf;
+    size_t pos;   /* next unread byte in buf */
+    size_t len;   /* bytes valid in buf */
+    uint64_t off; /* file offset of buf[pos] */
+};
+
+static size_t
+mem_rbuffered(const struct mem_reader *r)
+{
+    return r->len - r->pos;
+}
+
+static int
+mem_rpread(struct mem_reader *r, void *dst, size_t n, uint64_t off, size_t *got,
+           struct kvd_err *err)
+{
+    *got = 0;
+    while (*got < n) {
+        ssize_t k = r->io->pread(r->fd, (unsigned char *)dst + *got, n - *got,
+                                 (off_t)(off + *got));
+        if (k < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            return kvd_err_set(err, KVD_EIO,
+                               "read %s at offset %" PRIu64 ": %s", r->path,
+                               off + *got, strerror(errno));
+        }
+        if (k == 0) {
+            break; /* end of file */
+        }
+        *got += (size_t)k;
+    }
+    return 0;
+}
+
+/* Buffer at least `want` (<= buffer size) bytes unless the file ends. */
+static int
+mem_rfill(struct mem_reader *r, size_t want, struct kvd_err *err)
+{
+    size_t have = mem_rbuffered(r);
+    size_t got;
+    int rc;
+
+    if (have >= want) {
+        return 0;
+    }
+    memmove(r->buf, r->buf + r->pos, have);
+    r->pos = 0;
+    r->len = have;
+    rc = mem_rpread(r, r->buf + have, MEM_SNAP_BUF_BYTES - have, r->off + have,
+                    &got, err);
+    r->len += got;
+    return rc;
+}
+
+/* Read exactly n bytes into dst; *short_read set when the file ends. */
+static int
+mem_rread(struct mem_reader *r, void *dst, size_t n, bool *short_read,
+          struct kvd_err *err)
+{
+    unsigned char *d = dst;
+    size_t take;
+    size_t got;
+    int rc;
+
+    *short_read = false;
+    if (n <= MEM_SNAP_BUF_BYTES) {
+        rc = mem_rfill(r, n, err);
+        if (rc != 0) {
+            return rc;
+        }
+    }
+    take = mem_rbuffered(r) < n ? mem_rbuffered(r) : n;
+    memcpy(d, r->buf + r->pos, take);
+    r->pos += take;
+    r->off += take;
+    if (take == n) {
+        return 0;
+    }
+    /* Larger than the buffer: read the rest straight into place. */
+    rc = mem_rpread(r, d + take, n - take, r->off, &got, err);
+    r->off += got;
+    *short_read = got < n - take;
+    return rc;
+}
+
+/* Insert a loaded entry; the caller's reference passes to the table. */
+static void
+mem_load_insert(kvd_engine *db, struct mem_entry *e)
+{
+    uint64_t hash = mem_hash(db, e->kv, e->klen);
+    struct mem_shard *sh = mem_shard_of(db, hash);
+    struct mem_entry *old;
+
+    pthread_rwlock_wrlock(&sh->lock);
+    old = mem_shard_put_locked(db, sh, hash, e);
+    pthread_rwlock_unlock(&sh->lock);
+    mem_entry_unref(old);
+}
+
+/* One record at r->off: 1 with *end set at the end record, 0 after a
+ * data record, or a status. */
+static int
+mem_load_record(kvd_engine *db, struct mem_reader *r,
+                const unsigned char *file_hdr, uint64_t *count, bool *end,
+                int64_t now_ms, struct kvd_err *err)
+{
+    unsigned char h[MEM_SNAP_REC_BYTES];
+    uint64_t off = r->off;
+    uint32_t klen;
+    uint32_t vlen;
+    uint64_t total;
+    uint32_t crc;
+    bool short_read;
+    struct mem_entry *e;
+    int rc;
+
+    rc = mem_rread(r, h, sizeof(h), &short_read, err);
+    if (rc != 0) {
+        return rc;
+    }
+    if (short_read) {
+        return kvd_err_set(err, KVD_ECORRUPT,
+                           "snapshot %s: truncated at offset %" PRIu64
+                           " (no end record)",
+                           r->path, off);
+    }
+    klen = mem_get_u32(h + 4);
+    vlen = mem_get_u32(h + 8);
+    crc = mem_crc32c(0, h + 4, sizeof(h) - 4);
+    if (klen == 0) {
+        uint64_t n = mem_get_u64(h + 12);
+        unsigned char extra;
+        uint32_t ecrc =
+            mem_crc32c(mem_crc32c(0, file_hdr, MEM_SNAP_HEADER_BYTES), h + 4,
+                       sizeof(h) - 4);
+        if (vlen != 0 || mem_crc_mask(ecrc) != mem_get_u32(h)) {
+            return kvd_err_set(err, KVD_ECORRUPT,
+                               "snapshot %s: bad end record at offset %" PRIu64,
+                               r->path, off);
+        }
+        if (n != *count) {
+            return kvd_err_set(err, KVD_ECORRUPT,
+                               "snapshot %s: end record at offset %" PRIu64
+                               " counts %" PRIu64 " records, found %" PRIu64,
+                               r->path, off, n, *count);
+        }
+        rc = mem_rread(r, &extra, 1, &short_read, err);
+        if (rc == 0 && !short_read) {
+            return kvd_err_set(err, KVD_ECORRUPT,
+                               "snapshot %s: unexpected bytes after the end "
+                               "record at offset %" PRIu64,
+                               r->path, r->off - 1);
+        }
+        *end = true;
+        return rc != 0 ? rc : 1;
+    }
+    total = (uint64_t)klen + vlen;
+    /* Check the bytes exist before allocating what a corrupt length asks
+     * for: one probe read at the record's last byte. */
+    if (total > mem_rbuffered(r)) {
+        unsigned char probe;
+        size_t got;
+        rc = mem_rpread(r, &probe, 1, r->off + total - 1, &got, err);
+        if (rc != 0) {
+            return rc;
+        }
+        if (got == 0) {
+            return kvd_err_set(
+                err, KVD_ECORRUPT,
+                "snapshot %s: truncated record at offset %" PRIu64
+                " (key %" PRIu32 " B, value %" PRIu32 " B)",
+                r->path, off, klen, vlen);
+        }
+    }
+    e = malloc(MEM_ENTRY_HEADER_BYTES + total);
+    if (e == NULL) {
+        return kvd_err_set(
+            err, KVD_ENOMEM,
+            "snapshot %s: out of memory for the record of %" PRIu64
+            " B at offset %" PRIu64,
+            r->path, total, off);
+    }
+    rc = mem_rread(r, e->kv, total, &short_read, err);
+    if (rc == 0 && short_read) {
+        rc = kvd_err_set(err, KVD_ECORRUPT,
+                         "snapshot %s: truncated record at offset %" PRIu64,
+                         r->path, off);
+    }
+    if (rc == 0 &&
+        mem_crc_mask(mem_crc32c(crc, e->kv, total)) != mem_get_u32(h)) {
+        rc = kvd_err_set(
+            err, KVD_ECORRUPT,
+            "snapshot %s: bad checksum in record at offset %" PRIu64, r->path,
+            off);
+    }
+    if (rc != 0) {
+        free(e);
+        return rc;
+    }
+    (*count)++;
+    e->next = NULL;
+    e->expire_ms = (int64_t)mem_get_u64(h + 12);
+    e->klen = klen;
+    e->vlen = vlen;
+    atomic_init(&e->refs, 1);
+    if (mem_entry_expired(e, now_ms)) {
+        free(e);
+        return 0;
+    }
+    mem_load_insert(db, e);
+    return 0;
+}
+
+int
+mem_snapshot_load(kvd_engine *db, struct kvd_err *err)
+{
+    const struct kvd_host *host = db->host;
+    struct mem_reader r = {.io = host->io, .fd = -1, .path = db->snap_path};
+    unsigned char hdr[MEM_SNAP_HEADER_BYTES];
+    int64_t now_ms = host->now_ms(host);
+    uint64_t count = 0;
+    bool short_read;
+    bool end = false;
+    int rc;
+
+    if (db->snap_path == NULL) {
+        return 0;
+    }
+    r.fd = r.io->open(db->snap_path, O_RDONLY | O_CLOEXEC, 0);
+    if (r.fd < 0) {
+        if (errno == ENOENT) {
+            host->log(host, KVD_LOG_INFO,
+                      "memory: no snapshot at %s, starting empty",
+                      db->snap_path);
+            return 0;
+        }
+        return kvd_err_set(err, mem_errno_status(errno), "open %s: %s",
+                           db->snap_path, strerror(errno));
+    }
+    r.buf = malloc(MEM_SNAP_BUF_BYTES);
+    if (r.buf == NULL) {
+        rc = kvd_err_set(err, KVD_ENOMEM, "snapshot %s: out of memory", r.path);
+        goto out;
+    }
+    rc = mem_rread(&r, hdr, sizeof(hdr), &short_read, err);
+    if (rc != 0) {
+        goto out;
+    }
+    if (short_read) {
+        rc = kvd_err_set(err, KVD_ECORRUPT,
+                         "snapshot %s: truncated header at offset 0", r.path);
+        goto out;
+    }
+    if (memcmp(hdr, MEM_SNAP_MAGIC, 4) != 0) {
+        rc = kvd_err_set(err, KVD_ECORRUPT,
+                         "snapshot %s: bad magic at offset 0 (not a kvd "
+                         "memory snapshot)",
+                         r.path);
+        goto out;
+    }
+    if (mem_get_u16(hdr + 4) != MEM_SNAP_VERSION ||
+        mem_get_u16(hdr + 6) != MEM_SNAP_KIND) {
+        rc = kvd_err_set(err, KVD_ECORRUPT,
+                         "snapshot %s: format version %u kind %u at offset 4"
+                         " not supported (expected version %u kind %u)",
+                         r.path, mem_get_u16(hdr + 4), mem_get_u16(hdr + 6),
+                         MEM_SNAP_VERSION, MEM_SNAP_KIND);
+        goto out;
+    }
+    while (!end) {
+        rc = mem_load_record(db, &r, hdr, &count, &end, now_ms, err);
+        if (rc < 0) {
+            goto out;
+        }
+    }
+    rc = 0;
+    db->snap_exists = true;
+    atomic_store(&db->disk_bytes, r.off);
+    host->log(host, KVD_LOG_INFO, "memory: loaded %" PRIu64 " records from %s",
+              count, r.path);
+out:
+    r.io->close(r.fd);
+    free(r.buf);
+    return rc;
+}
