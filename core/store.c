@@ -197,22 +197,24 @@ kvd_store_open(const struct kvd_engine_vtable *vt, const void *opts,
     struct timespec t0, t1;
     int rc;
 
+    /* A configured limit above what the engine's format holds is
+     * lowered to the engine's, and said so once: refusing to start would
+     * make the same config fail or not depending on the engine. */
     if (limits != NULL && vt->max_key_bytes != 0 &&
         limits->max_key_bytes > vt->max_key_bytes) {
-        return kvd_err_set(err, KVD_ECONFIG,
-                           "max_key_bytes = %llu exceeds what engine '%s' "
-                           "can store (%llu)",
-                           (unsigned long long)limits->max_key_bytes,
-                           vt->name, (unsigned long long)vt->max_key_bytes);
+        kvd_log(KVD_LOG_WARN,
+                "max_key_bytes = %llu is more than engine %s can store; "
+                "using %llu",
+                (unsigned long long)limits->max_key_bytes, vt->name,
+                (unsigned long long)vt->max_key_bytes);
     }
     if (limits != NULL && vt->max_value_bytes != 0 &&
         limits->max_value_bytes > vt->max_value_bytes) {
-        return kvd_err_set(err, KVD_ECONFIG,
-                           "max_value_bytes = %llu exceeds what engine '%s' "
-                           "can store (%llu)",
-                           (unsigned long long)limits->max_value_bytes,
-                           vt->name,
-                           (unsigned long long)vt->max_value_bytes);
+        kvd_log(KVD_LOG_WARN,
+                "max_value_bytes = %llu is more than engine %s can store; "
+                "using %llu",
+                (unsigned long long)limits->max_value_bytes, vt->name,
+                (unsigned long long)vt->max_value_bytes);
     }
     rc = make_dirs(dir, err);
     if (rc != 0) {
