@@ -303,12 +303,14 @@ open_named(const char *dir, const char *kind, const char *name,
                   ? ((const struct kvd_engine_vtable *)*vt)->name
                   : ((const struct kvd_frontend_vtable *)*vt)->name;
     if (strcmp(vt_name, name) != 0) {
+        /* Format first: vt_name lives in the plugin, gone after close. */
+        rc = kvd_err_set(err, KVD_EABI,
+                         "%s: the plugin calls itself '%s', expected '%s'",
+                         path, vt_name, name);
         kvd_loader_close(*out);
         *out = NULL;
         *vt = NULL;
-        return kvd_err_set(err, KVD_EABI,
-                           "%s: the plugin calls itself '%s', expected '%s'",
-                           path, vt_name, name);
+        return rc;
     }
     kvd_log(KVD_LOG_DEBUG, "loaded %s plugin %s", kind, path);
     return 0;
