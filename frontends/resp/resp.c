@@ -1,0 +1,172 @@
+/*
+ * frontends/resp/resp.c -- the resp frontend: the Redis protocol (RESP2,
+ * RESP3 after HELLO 3) on a Unix socket and optionally TCP, so redis-cli,
+ * redis-benchmark and every Redis client library talk to kvd unchanged.
+ *
+ * This file holds the [frontend.resp] option table, the lifecycle
+ * (create binds the sockets so a bad address fails before anything is
+ * served; start spawns the I/O threads; stop and destroy shut down
+ * gracefully) and the exported vtable. Commands are not here: every
+ * request runs through the shared command layer (srv->cmd_api->exec), and
+ * this frontend only frames requests and encodes replies. See resp.h for
+ * the threading model and resp_net.c for the connection life cycle.
+ */
+#include "resp.h"
+
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* Upper bound of the automatic thread count (threads = 0). */
+#define RESP_AUTO_THREADS_MAX 8
+
+static const struct kvd_option resp_options[] = {
+    {"unix_socket", KVD_OPT_STRING, "kvd.sock", 0, 0,
+     offsetof(struct resp_opts, unix_socket), NULL,
+     "path of the Unix socket, relative to the working directory (empty: "
+     "none); a stale socket of a dead server is replaced, a live one is "
+     "refused"},
+    {"unix_socket_mode", KVD_OPT_OCTAL, "0600", 0, 0,
+     offsetof(struct resp_opts, unix_socket_mode), NULL,
+     "permissions of the Unix socket (who may connect)"},
+    {"tcp", KVD_OPT_STRING, "", 0, 0, offsetof(struct resp_opts, tcp), NULL,
+     "TCP listener as host:port, or a port alone for 127.0.0.1:port "
+     "(empty: no TCP)"},
+    {"threads", KVD_OPT_INT, "0", 0, 64, offsetof(struct resp_opts, threads),
+     NULL,
+     "I/O threads, each with its own event loop (0: one per CPU, at "
+     "most 8)"},
+    {"maxclients", KVD_OPT_INT, "10000", 1, 1000000,
+     offsetof(struct resp_opts, maxclients), NULL,
+     "connections served at once; more are refused with an error"},
+    {"requirepass", KVD_OPT_STRING, "", 0, 0,
+     offsetof(struct resp_opts, requirepass), NULL,
+     "password TCP clients must give with AUTH (empty: none); Unix socket "
+     "clients are trusted, the socket's mode guards them"},
+    {"timeout", KVD_OPT_DURATION, "0", 0, 0,
+     offsetof(struct resp_opts, timeout_ms), NULL,
+     "close a client idle for this long (0: never)"},
+    {"max_bulk_len", KVD_OPT_SIZE, "512m", 1 << 20, INT64_C(1) << 40,
+     offsetof(struct resp_opts, max_bulk_len), NULL,
+     "largest bulk string a request may carry"},
+    {"max_args", KVD_OPT_INT, "1048576", 1, INT32_MAX,
+     offsetof(struct resp_opts, max_args), NULL,
+     "most arguments in one request"},
+    {"max_inline_len", KVD_OPT_SIZE, "64k", 1024, 1 << 30,
+     offsetof(struct resp_opts, max_inline_len), NULL,
+     "longest inline (plain text) request line"},
+    {"query_buffer_limit", KVD_OPT_SIZE, "1g", 1 << 20, INT64_C(1) << 40,
+     offsetof(struct resp_opts, query_buffer_limit), NULL,
+     "most bytes of unprocessed requests held for one client"},
+    {"output_buffer_limit", KVD_OPT_SIZE, "1g", 1 << 20, INT64_C(1) << 40,
+     offsetof(struct resp_opts, output_buffer_limit), NULL,
+     "most bytes of unsent replies held for one client before it is "
+     "closed"},
+    {"output_stall_timeout", KVD_OPT_DURATION, "60s", 0, 0,
+     offsetof(struct resp_opts, output_stall_ms), NULL,
+     "close a client that has taken none of its pending replies for this "
+     "long (0: never)"},
+    {NULL, 0, NULL, 0, 0, 0, NULL, NULL},
+};
+
+static void resp_destroy(kvd_frontend *fe);
+
+static unsigned
+resp_thread_count(const struct resp_opts *o)
+{
+    long n;
+
+    if (o->threads > 0) {
+        return (unsigned)o->threads;
+    }
+    n = sysconf(_SC_NPROCESSORS_ONLN);
+    if (n < 1) {
+        n = 1;
+    }
+    return n > RESP_AUTO_THREADS_MAX ? RESP_AUTO_THREADS_MAX : (unsigned)n;
+}
+
+static int
+resp_create(const struct kvd_host *host, const struct kvd_server *srv,
+            const void *opts, kvd_frontend **out, struct kvd_err *err)
+{
+    struct resp_fe *fe;
+    const struct resp_opts *o = opts;
+    int rc;
+
+    if (srv->cmd_api == NULL || srv->cmd_api->exec == NULL ||
+        srv->cmd_api->split == NULL) {
+        return kvd_err_set(err, KVD_EINVAL,
+                           "the host provides no command layer");
+    }
+    /* Fail closed: the command layer checks AUTH against its own password
+     * only, and kvd_cmd_api has no way yet to give a session this
+     * frontend's one. Serving TCP as if a password were set would be
+     * worse than refusing to start. */
+    if (o->requirepass != NULL && o->requirepass[0] != '\0') {
+        return kvd_err_set(err, KVD_ENOTSUP,
+                           "[frontend.resp] requirepass is not supported "
+                           "by this kvd's command layer yet; leave it empty "
+                           "(Unix socket clients are guarded by "
+                           "unix_socket_mode, TCP listens on loopback)");
+    }
+    fe = calloc(1, sizeof(*fe));
+    if (fe == NULL) {
+        return kvd_err_set(err, KVD_ENOMEM, "out of memory");
+    }
+    fe->host = host;
+    fe->srv = srv;
+    fe->opts = o;
+    fe->limits.max_bulk_len = o->max_bulk_len;
+    fe->limits.max_args = (uint64_t)o->max_args;
+    fe->limits.max_inline_len = o->max_inline_len;
+    fe->nworkers = resp_thread_count(o);
+    atomic_init(&fe->stopping, 0);
+    atomic_init(&fe->nclients, 0);
+    rc = resp_net_listen(fe, err);
+    if (rc != 0) {
+        resp_destroy((kvd_frontend *)fe);
+        return rc;
+    }
+    *out = (kvd_frontend *)fe;
+    return 0;
+}
+
+static int
+resp_start(kvd_frontend *f, struct kvd_err *err)
+{
+    return resp_net_start((struct resp_fe *)f, err);
+}
+
+static void
+resp_stop(kvd_frontend *f)
+{
+    resp_net_stop((struct resp_fe *)f);
+}
+
+static void
+resp_destroy(kvd_frontend *f)
+{
+    struct resp_fe *fe = (struct resp_fe *)f;
+
+    if (fe == NULL) {
+        return;
+    }
+    resp_net_destroy(fe);
+    free(fe);
+}
+
+KVD_EXPORT const struct kvd_frontend_vtable kvd_frontend_entry = {
+    .abi_version = KVD_ABI_VERSION,
+    .struct_size = sizeof(struct kvd_frontend_vtable),
+    .name = "resp",
+    .version = "1.0.0",
+    .description = "Redis protocol (RESP2/RESP3) on a Unix socket and TCP",
+    .options = resp_options,
+    .options_size = sizeof(struct resp_opts),
+    .create = resp_create,
+    .start = resp_start,
+    .stop = resp_stop,
+    .destroy = resp_destroy,
+};

@@ -1,0 +1,53 @@
+# resp frontend and kv client tests. Included by tests/e2e/CMakeLists.txt.
+
+# Parser unit test (label unit): the parser alone, no server.
+if(TARGET kvd_resp_parse)
+  add_executable(resp_parser_test ${CMAKE_CURRENT_LIST_DIR}/resp_parser_test.c)
+  target_link_libraries(resp_parser_test PRIVATE kvd_resp_parse kvd_warnings
+                        PkgConfig::CMOCKA)
+  add_test(NAME unit.resp_parser COMMAND resp_parser_test)
+  set_tests_properties(unit.resp_parser PROPERTIES LABELS unit
+                       ENVIRONMENT "${KVD_TEST_ENV}")
+endif()
+
+# Reply encoder unit test (label unit): resp_reply.c alone.
+if(TARGET kvd_frontend_resp)
+  pkg_check_modules(RESP_LIBEVENT REQUIRED IMPORTED_TARGET libevent_core)
+  add_executable(resp_reply_test ${CMAKE_CURRENT_LIST_DIR}/resp_reply_test.c
+                 ${CMAKE_SOURCE_DIR}/frontends/resp/resp_reply.c)
+  target_include_directories(resp_reply_test PRIVATE
+                             ${CMAKE_SOURCE_DIR}/frontends/resp)
+  target_link_libraries(resp_reply_test PRIVATE kvd_headers kvd_warnings
+                        PkgConfig::RESP_LIBEVENT PkgConfig::CMOCKA m)
+  add_test(NAME unit.resp_reply COMMAND resp_reply_test)
+  set_tests_properties(unit.resp_reply PROPERTIES LABELS unit
+                       ENVIRONMENT "${KVD_TEST_ENV}")
+endif()
+
+# End-to-end tests (label e2e): the real kvd with the resp frontend, driven
+# by python3-redis, redis-cli, raw sockets and the kv client. Debian's
+# python3 carries python3-redis; a python3 earlier on PATH (pyenv, venv)
+# may not, so /usr/bin is preferred.
+find_program(KVD_E2E_PYTHON NAMES python3 PATHS /usr/bin NO_DEFAULT_PATH)
+if(NOT KVD_E2E_PYTHON)
+  find_program(KVD_E2E_PYTHON NAMES python3)
+endif()
+
+if(TARGET kvd_frontend_resp AND TARGET kvd AND KVD_E2E_PYTHON)
+  get_property(_resp_engines GLOBAL PROPERTY KVD_engine_PLUGINS)
+  if(NOT _resp_engines)
+    set(_resp_engines memory)
+  endif()
+  foreach(engine ${_resp_engines})
+    add_test(NAME e2e.resp.${engine}
+             COMMAND ${KVD_E2E_PYTHON} ${CMAKE_CURRENT_LIST_DIR}/resp_test.py)
+    set_tests_properties(e2e.resp.${engine} PROPERTIES LABELS e2e TIMEOUT 300
+      ENVIRONMENT "${KVD_TEST_ENV};KVD_BIN=$<TARGET_FILE:kvd>;KVD_ENGINE=${engine}")
+  endforeach()
+  if(TARGET kv)
+    add_test(NAME e2e.kv
+             COMMAND ${KVD_E2E_PYTHON} ${CMAKE_CURRENT_LIST_DIR}/kv_test.py)
+    set_tests_properties(e2e.kv PROPERTIES LABELS e2e TIMEOUT 120
+      ENVIRONMENT "${KVD_TEST_ENV};KVD_BIN=$<TARGET_FILE:kvd>;KV_BIN=$<TARGET_FILE:kv>")
+  endif()
+endif()

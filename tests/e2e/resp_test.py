@@ -1,0 +1,438 @@
+#!/usr/bin/env python3
+"""tests/e2e/resp_test.py -- kvd's resp frontend, end to end.
+
+Starts the real kvd (engine from $KVD_ENGINE) on a temporary Unix socket and
+drives it with python3-redis, redis-cli, netcat-style raw sockets: commands,
+binary keys and values, pipelining, MSET atomicity against a concurrent
+reader, expiry, 200 concurrent connections, RESP3, the socket's life cycle,
+and bad input (random bytes, a 2^40 bulk length, an unterminated request,
+thousands of arguments, a client that never reads) after which the server
+still answers others and has lost nothing.
+"""
+
+import os
+import socket
+import stat
+import subprocess
+import sys
+import threading
+import time
+import unittest
+
+import redis
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from resp_harness import KvdServer, raw_conn, read_until_closed  # noqa: E402
+
+SENTINEL = (b"sentinel\x00key", b"sentinel value \xff\x00")
+
+
+def client(srv, **kw):
+    return redis.Redis(unix_socket_path=srv.sock, socket_timeout=10, **kw)
+
+
+class ServerCase(unittest.TestCase):
+    resp_opts = {}
+
+    @classmethod
+    def setUpClass(cls):
+        cls.srv = KvdServer(resp_opts=cls.resp_opts)
+        try:
+            cls.srv.start()
+        except Exception:
+            cls.srv.cleanup()
+            raise
+        client(cls.srv).set(*SENTINEL)
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            cls.srv.stop()
+        finally:
+            cls.srv.cleanup()
+
+    def assert_server_healthy(self):
+        """Another client is served and no data was lost."""
+        r = client(self.srv)
+        self.assertTrue(r.ping())
+        self.assertEqual(r.get(SENTINEL[0]), SENTINEL[1])
+        r.close()
+
+
+class Commands(ServerCase):
+    def test_ping_and_echo(self):
+        r = client(self.srv)
+        self.assertTrue(r.ping())
+        self.assertEqual(r.echo(b"a\x00b"), b"a\x00b")
+
+    def test_binary_keys_and_values(self):
+        r = client(self.srv)
+        key = b"\x00k\r\n\xff*3\r\n"
+        val = bytes(range(256)) * 64
+        self.assertTrue(r.set(key, val))
+        self.assertEqual(r.get(key), val)
+        self.assertTrue(r.set(b"empty", b""))
+        self.assertEqual(r.get(b"empty"), b"")
+        self.assertIsNone(r.get(b"no such key"))
+
+    def test_large_value_round_trip(self):
+        r = client(self.srv)
+        val = os.urandom(8 << 20)
+        self.assertTrue(r.set("big", val))
+        self.assertEqual(r.get("big"), val)
+        self.assertEqual(r.delete("big"), 1)
+
+    def test_client_pipeline(self):
+        r = client(self.srv)
+        p = r.pipeline(transaction=False)
+        for i in range(2000):
+            p.set(f"pipe:{i}", f"v{i}")
+        for i in range(2000):
+            p.get(f"pipe:{i}")
+        res = p.execute()
+        self.assertEqual(res[:2000], [True] * 2000)
+        self.assertEqual(res[2000:], [f"v{i}".encode() for i in range(2000)])
+
+    def test_pipelined_requests_in_one_write_get_ordered_replies(self):
+        s = raw_conn(self.srv.sock)
+        req = b"*1\r\n$4\r\nPING\r\n" * 100
+        req += b"*3\r\n$3\r\nSET\r\n$2\r\npk\r\n$3\r\na\r\n\r\n"
+        req += b"*2\r\n$3\r\nGET\r\n$2\r\npk\r\n"
+        req += b"*2\r\n$3\r\nGET\r\n$7\r\nmissing\r\n"
+        s.sendall(req)
+        want = b"+PONG\r\n" * 100 + b"+OK\r\n" + b"$3\r\na\r\n\r\n" + b"$-1\r\n"
+        got = b""
+        while len(got) < len(want):
+            chunk = s.recv(65536)
+            self.assertTrue(chunk, "connection closed early")
+            got += chunk
+        self.assertEqual(got, want)
+        s.close()
+
+    def test_request_split_across_writes(self):
+        s = raw_conn(self.srv.sock)
+        req = b"*3\r\n$3\r\nSET\r\n$5\r\nsplit\r\n$5\r\nhello\r\n"
+        for b in req:
+            s.sendall(bytes([b]))
+        self.assertEqual(s.recv(100), b"+OK\r\n")
+        s.close()
+
+    def test_inline_commands(self):
+        s = raw_conn(self.srv.sock)
+        s.sendall(b"SET inl \"a b\"\r\nGET inl\r\n\r\nPING\n")
+        want = b"+OK\r\n$3\r\na b\r\n+PONG\r\n"
+        got = b""
+        while len(got) < len(want):
+            got += s.recv(100)
+        self.assertEqual(got, want)
+        s.close()
+
+    def test_netcat_inline_ping(self):
+        out = subprocess.run(["nc", "-U", "-q1", self.srv.sock],
+                             input=b"PING\r\n", capture_output=True,
+                             timeout=10)
+        self.assertEqual(out.stdout, b"+PONG\r\n")
+
+    def test_command_errors_keep_the_connection(self):
+        r = client(self.srv)
+        with self.assertRaises(redis.ResponseError) as cm:
+            r.execute_command("FOO", "bar")
+        self.assertIn("unknown command 'FOO'", str(cm.exception))
+        with self.assertRaises(redis.ResponseError) as cm:
+            r.execute_command("GET")
+        self.assertIn("wrong number of arguments for 'get' command",
+                      str(cm.exception))
+        self.assertTrue(r.ping())
+
+    def test_redis_cli(self):
+        def cli(*args):
+            return subprocess.run(["redis-cli", "-s", self.srv.sock] +
+                                  list(args), capture_output=True, text=True,
+                                  timeout=10).stdout
+
+        self.assertEqual(cli("SET", "cli", "value 1"), "OK\n")
+        self.assertEqual(cli("GET", "cli"), "value 1\n")
+        self.assertEqual(cli("MSET", "c1", "1", "c2", "2"), "OK\n")
+        self.assertEqual(cli("MGET", "c1", "c2", "nope"), "1\n2\n\n")
+        self.assertEqual(cli("DEL", "c1", "c2", "nope"), "2\n")
+        self.assertEqual(cli("PING"), "PONG\n")
+
+    def test_mset_is_atomic_for_a_concurrent_reader(self):
+        keys = [f"atom:{i}" for i in range(16)]
+        client(self.srv).mset({k: "0" for k in keys})
+        stop = threading.Event()
+        torn = []
+        reads = [0]
+
+        def reader():
+            r = client(self.srv)
+            while not stop.is_set():
+                vals = r.mget(keys)
+                reads[0] += 1
+                if len(set(vals)) != 1:
+                    torn.append(vals)
+                    return
+
+        t = threading.Thread(target=reader)
+        t.start()
+        w = client(self.srv)
+        for n in range(1, 1500):
+            w.mset({k: str(n) for k in keys})
+        stop.set()
+        t.join()
+        self.assertEqual(torn, [], "a reader saw a half-applied MSET")
+        self.assertGreater(reads[0], 10)
+
+    def test_expiry(self):
+        r = client(self.srv)
+        r.set("exp:ex", "v", ex=1)
+        r.set("exp:px", "v", px=300)
+        r.set("exp:keep", "v")
+        self.assertTrue(0 < r.pttl("exp:px") <= 300)
+        time.sleep(1.3)
+        self.assertIsNone(r.get("exp:ex"))
+        self.assertIsNone(r.get("exp:px"))
+        self.assertEqual(r.get("exp:keep"), b"v")
+        self.assertEqual(r.ttl("exp:keep"), -1)
+        self.assertEqual(r.ttl("exp:ex"), -2)
+
+    def test_200_concurrent_connections(self):
+        n = 200
+        errors = []
+        barrier = threading.Barrier(n)
+
+        def worker(i):
+            try:
+                s = raw_conn(self.srv.sock, timeout=20)
+                barrier.wait(timeout=30)  # all 200 open at once
+                key = f"conn:{i}".encode()
+                s.sendall(b"*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n" %
+                          (len(key), key, len(key), key) +
+                          b"*2\r\n$3\r\nGET\r\n$%d\r\n%s\r\n" % (len(key), key))
+                want = b"+OK\r\n$%d\r\n%s\r\n" % (len(key), key)
+                got = b""
+                while len(got) < len(want):
+                    chunk = s.recv(4096)
+                    if not chunk:
+                        break
+                    got += chunk
+                if got != want:
+                    errors.append((i, got))
+                s.close()
+            except Exception as e:  # collected and asserted below
+                errors.append((i, repr(e)))
+
+        threads = [threading.Thread(target=worker, args=(i,))
+                   for i in range(n)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        self.assertEqual(errors, [])
+        r = client(self.srv)
+        self.assertEqual(r.get("conn:199"), b"conn:199")
+
+    def test_hello_3_is_refused_and_resp2_continues(self):
+        # The command layer speaks RESP2 only: HELLO 3 gets NOPROTO (as
+        # Redis answers a version it does not know) and replies stay RESP2.
+        s = raw_conn(self.srv.sock)
+        s.sendall(b"*2\r\n$5\r\nHELLO\r\n$1\r\n3\r\n")
+        self.assertEqual(s.recv(100),
+                         b"-NOPROTO unsupported protocol version\r\n")
+        s.sendall(b"*2\r\n$3\r\nGET\r\n$12\r\nresp3:absent\r\n")
+        self.assertEqual(s.recv(100), b"$-1\r\n")
+        s.sendall(b"*2\r\n$5\r\nHELLO\r\n$1\r\n2\r\n")
+        time.sleep(0.2)
+        self.assertTrue(s.recv(65536).startswith(b"*"))
+        s.close()
+
+    def test_quit_closes_after_reply(self):
+        s = raw_conn(self.srv.sock)
+        s.sendall(b"PING\r\nQUIT\r\nPING\r\n")
+        self.assertEqual(read_until_closed(s), b"+PONG\r\n+OK\r\n")
+        s.close()
+
+    def test_socket_mode_is_owner_only(self):
+        mode = stat.S_IMODE(os.stat(self.srv.sock).st_mode)
+        self.assertEqual(mode, 0o600)
+
+
+class BadInput(ServerCase):
+    """Each case breaks one connection; the others and the data survive."""
+
+    resp_opts = {"output_stall_timeout": "1s",
+                 "query_buffer_limit": "4m",
+                 "max_bulk_len": "2m"}
+
+    def expect_error_and_close(self, payload, message):
+        s = raw_conn(self.srv.sock)
+        s.sendall(payload)
+        got = read_until_closed(s)
+        s.close()
+        self.assertEqual(got, b"-ERR Protocol error: " + message + b"\r\n")
+        self.assert_server_healthy()
+
+    def test_bulk_length_2_pow_40(self):
+        self.expect_error_and_close(
+            b"*2\r\n$3\r\nGET\r\n$1099511627776\r\n", b"invalid bulk length")
+
+    def test_multibulk_count_too_large(self):
+        self.expect_error_and_close(b"*2000000\r\n",
+                                    b"invalid multibulk length")
+
+    def test_not_a_bulk(self):
+        self.expect_error_and_close(b"*1\r\n+PING\r\n",
+                                    b"expected '$', got '+'")
+
+    def test_too_big_inline_request(self):
+        self.expect_error_and_close(b"x" * (70 * 1024),
+                                    b"too big inline request")
+
+    def test_request_over_the_query_buffer_limit(self):
+        # 2 bulks of 2 MiB fit max_bulk_len but not the 4 MiB query buffer
+        # limit together: refused once the buffer crosses it.
+        big = b"a" * (2 << 20)
+        payload = (b"*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n" %
+                   (len(big), big, len(big), big))
+        s = raw_conn(self.srv.sock)
+        try:
+            s.sendall(payload)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        got = read_until_closed(s)
+        s.close()
+        self.assertTrue(got.startswith(b"-ERR Protocol error: "), got[:80])
+        self.assert_server_healthy()
+
+    def test_random_bytes(self):
+        import random
+        rnd = random.Random(1234)
+        for _ in range(20):
+            s = raw_conn(self.srv.sock)
+            try:
+                s.sendall(bytes(rnd.getrandbits(8) for _ in range(4096)))
+                s.shutdown(socket.SHUT_WR)
+                read_until_closed(s)
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+            s.close()
+        self.assert_server_healthy()
+
+    def test_unterminated_request_does_not_block_others(self):
+        s = raw_conn(self.srv.sock)
+        s.sendall(b"*3\r\n$3\r\nSET\r\n$1\r\nu\r\n$100\r\nonly part")
+        self.assert_server_healthy()
+        s.close()
+        self.assert_server_healthy()
+        self.assertIsNone(client(self.srv).get("u"))
+
+    def test_thousands_of_arguments(self):
+        r = client(self.srv)
+        pairs = {f"many:{i}": str(i) for i in range(5000)}
+        self.assertTrue(r.mset(pairs))
+        self.assertEqual(r.mget(list(pairs))[4999], b"4999")
+        self.assertEqual(r.delete(*pairs.keys()), 5000)
+        self.assert_server_healthy()
+
+    def test_client_that_never_reads_replies(self):
+        r = client(self.srv)
+        r.set("fat", b"f" * (1 << 20))
+        hog = raw_conn(self.srv.sock)
+        hog.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        req = b"*2\r\n$3\r\nGET\r\n$3\r\nfat\r\n" * 64
+        hog.settimeout(0.5)
+        sent = 0
+        try:
+            for _ in range(64):
+                sent += hog.send(req)
+        except (socket.timeout, BlockingIOError):
+            pass  # the server stopped reading: back-pressure
+        t0 = time.time()
+        self.assert_server_healthy()
+        self.assertLess(time.time() - t0, 2.0)
+        # With output_stall_timeout = 1s the hog is cut off soon after.
+        time.sleep(3.0)
+        hog.settimeout(5)
+        total = 0
+        closed = False
+        try:
+            while True:
+                chunk = hog.recv(1 << 20)
+                if not chunk:
+                    closed = True
+                    break
+                total += len(chunk)
+        except ConnectionResetError:
+            closed = True
+        hog.close()
+        self.assertTrue(closed)
+        self.assert_server_healthy()
+
+
+class Lifecycle(unittest.TestCase):
+    def test_stale_socket_is_replaced_live_one_is_not_stolen(self):
+        srv = KvdServer()
+        try:
+            # A socket file nobody listens on: what a killed server leaves.
+            stale = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            stale.bind(srv.sock)
+            stale.close()
+            srv.start()
+            self.assertTrue(client(srv).ping())
+            second = KvdServer(resp_opts={"unix_socket": srv.sock})
+            try:
+                with self.assertRaises(RuntimeError) as cm:
+                    second.start(timeout=5)
+                self.assertIn("in use by a running server",
+                              str(cm.exception))
+            finally:
+                second.cleanup()
+            self.assertTrue(client(srv).ping())
+            srv.stop()  # checks exit status 0 and that the file is gone
+        finally:
+            srv.cleanup()
+
+    def test_graceful_stop_finishes_replies_in_flight(self):
+        srv = KvdServer()
+        try:
+            srv.start()
+            s = raw_conn(srv.sock, timeout=20)
+            n = 20000
+            s.sendall(b"*1\r\n$4\r\nPING\r\n" * n)
+            time.sleep(0.05)
+            srv.proc.send_signal(15)
+            got = read_until_closed(s, limit=n * 7 + 1)
+            s.close()
+            # Whatever was answered is whole replies, in order.
+            self.assertEqual(len(got) % 7, 0)
+            self.assertEqual(got, b"+PONG\r\n" * (len(got) // 7))
+            self.assertGreater(len(got), 0)
+            srv.stop()
+        finally:
+            srv.cleanup()
+
+    def test_tcp_listener(self):
+        port = 20000 + os.getpid() % 20000
+        srv = KvdServer(resp_opts={"tcp": str(port)})
+        try:
+            srv.start()
+            r = redis.Redis(host="127.0.0.1", port=port, socket_timeout=5)
+            self.assertTrue(r.set("tcp", "1"))
+            self.assertEqual(client(srv).get("tcp"), b"1")
+            r.close()
+            srv.stop()
+        finally:
+            srv.cleanup()
+
+    def test_requirepass_fails_closed_until_the_command_layer_checks_it(self):
+        srv = KvdServer(resp_opts={"requirepass": "sekrit"})
+        try:
+            with self.assertRaises(RuntimeError) as cm:
+                srv.start(timeout=5)
+            self.assertIn("requirepass is not supported", str(cm.exception))
+        finally:
+            srv.cleanup()
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
