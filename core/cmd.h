@@ -53,8 +53,7 @@ void kvd_cmd_session_destroy(kvd_session *s);
  * struct kvd_cmd_api.exec). Returns enum kvd_exec_flag bits (>= 0).
  */
 int kvd_cmd_exec(kvd_session *s, size_t argc, const char *const *argv,
-                 const size_t *argl, const struct kvd_reply_ops *ops,
-                 void *w);
+                 const size_t *argl, const struct kvd_reply_ops *ops, void *w);
 
 /*
  * Split one text line into arguments (see struct kvd_cmd_api.split).
