@@ -106,7 +106,7 @@ struct kvd_op {
 
 /* Iteration. */
 enum kvd_iter_flag {
-    KVD_ITER_KEYS_ONLY = 1u << 0, /* entries may carry no value */
+    KVD_ITER_KEYS_ONLY = 1u << 0, /* entries carry no value bytes */
 };
 
 struct kvd_iter_opts {
@@ -136,7 +136,7 @@ struct kvd_iter_opts {
 struct kvd_entry {
     const void *key;
     size_t klen;
-    const void *val; /* NULL when KVD_ITER_KEYS_ONLY was asked */
+    const void *val; /* may be NULL when KVD_ITER_KEYS_ONLY was asked */
     size_t vlen;     /* the value's length, even when val is NULL */
     int64_t expire_ms;
     uint64_t pos;

@@ -1,0 +1,691 @@
+/*
+ * tests/conformance/conformance.c -- the conformance suite's driver.
+ *
+ * Usage: conformance ENGINE.so [--persistent] [--open-fails=KEY=VALUE]
+ *                             [KEY=VALUE ...]
+ *
+ * ENGINE.so falls back to $KVD_TEST_ENGINE. KEY=VALUE pairs become the
+ * engine's [engine] section, parsed by the real option parser for every
+ * test; "{dir}" in a value is replaced by the test's temporary directory,
+ * so e.g. `snapshot_path={dir}/snap` gives each test its own snapshot.
+ * --persistent runs the close-and-reopen tests even when the engine's caps
+ * do not claim KVD_CAP_PERSISTENT (an engine persistent by configuration).
+ * --open-fails names an option setting that the option parser accepts but
+ * the engine's open must refuse (a rule the table cannot express), to check
+ * that the engine's own message reaches the caller through the store.
+ *
+ * Sections: fixture (setup, teardown, options, clock), the cf_* operations
+ * that dispatch to the raw vtable or to the store, shared checks, main with
+ * the test table.
+ */
+#include "conformance.h"
+
+#include <ftw.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/hostsvc.h"
+#include "core/log.h"
+#include "core/options.h"
+
+/* Where option lines appear in messages ("<args>:3: [engine] ..."). */
+#define CF_ARGS_FILE "<conformance args>"
+
+static struct cf_suite cf_the_suite;
+
+/* --- fixture -------------------------------------------------------------- */
+
+static int64_t
+cf_clock_now_ms(const struct kvd_host *host)
+{
+    /* The engine is handed &clock.host, so the host is the first member
+     * of its struct cf_clock_host. */
+    const struct cf_clock_host *c = (const struct cf_clock_host *)host;
+
+    return atomic_load(&c->now_ms);
+}
+
+int64_t
+cf_now(const struct cf_fx *fx)
+{
+    return atomic_load(&fx->clock.now_ms);
+}
+
+void
+cf_advance(struct cf_fx *fx, int64_t ms)
+{
+    atomic_fetch_add(&fx->clock.now_ms, ms);
+}
+
+void
+cf_set_clock(struct cf_fx *fx, int64_t ms)
+{
+    atomic_store(&fx->clock.now_ms, ms);
+}
+
+/* Replace every "{dir}" in value by root; caller frees. */
+static char *
+cf_expand(const char *value, const char *root)
+{
+    static const char tag[] = "{dir}";
+    size_t cap = strlen(value) + 1;
+    const char *p;
+    char *out;
+    char *w;
+
+    for (p = strstr(value, tag); p != NULL; p = strstr(p + 1, tag)) {
+        cap += strlen(root);
+    }
+    out = malloc(cap);
+    if (out == NULL) {
+        return NULL;
+    }
+    w = out;
+    while ((p = strstr(value, tag)) != NULL) {
+        memcpy(w, value, (size_t)(p - value));
+        w += p - value;
+        memcpy(w, root, strlen(root));
+        w += strlen(root);
+        value = p + sizeof(tag) - 1;
+    }
+    strcpy(w, value);
+    return out;
+}
+
+static void
+cf_free_items(struct kvd_conf_item *items, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(items[i].key);
+        free(items[i].value);
+    }
+    free(items);
+}
+
+int
+cf_parse_options(struct cf_fx *fx, const char *const *extra, size_t nextra,
+                 void **out, struct kvd_err *err)
+{
+    const struct kvd_engine_vtable *vt = fx->vt;
+    size_t n = (size_t)fx->suite->nargs + nextra;
+    struct kvd_conf_item *items = calloc(n + 1, sizeof(*items));
+    struct kvd_conf_section sec;
+    void *opts = NULL;
+    int rc = KVD_ENOMEM;
+
+    *out = NULL;
+    if (items == NULL) {
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const char *arg = i < (size_t)fx->suite->nargs
+                              ? fx->suite->args[i]
+                              : extra[i - (size_t)fx->suite->nargs];
+        const char *eq = strchr(arg, '=');
+
+        if (eq == NULL) {
+            rc = kvd_err_set(err, KVD_EINVAL,
+                             "engine option '%s' is not key=value", arg);
+            goto out;
+        }
+        items[i].key = strndup(arg, (size_t)(eq - arg));
+        items[i].value = cf_expand(eq + 1, fx->root);
+        items[i].line = (int)i + 2; /* line 1 is "[engine]" */
+        if (items[i].key == NULL || items[i].value == NULL) {
+            goto out;
+        }
+    }
+    sec.name = "engine";
+    sec.line = 1;
+    sec.n = n;
+    sec.items = items;
+    sec.file = CF_ARGS_FILE;
+
+    opts = calloc(1, vt->options_size > 0 ? vt->options_size : 1);
+    if (opts == NULL) {
+        goto out;
+    }
+    rc = kvd_options_parse(vt->options, &sec, NULL, opts, err);
+    if (rc != 0) {
+        cf_free_options(vt, opts);
+        opts = NULL;
+        goto out;
+    }
+    *out = opts;
+out:
+    if (items != NULL) {
+        cf_free_items(items, n);
+    }
+    if (rc == KVD_ENOMEM) {
+        kvd_err_set(err, rc, "out of memory building engine options");
+    }
+    return rc;
+}
+
+void
+cf_free_options(const struct kvd_engine_vtable *vt, void *opts)
+{
+    if (opts == NULL) {
+        return;
+    }
+    if (vt->options != NULL) {
+        kvd_options_release(vt->options, opts);
+    }
+    free(opts);
+}
+
+/* An engine persistent by configuration says so through instance_caps
+ * once open (the memory engine with snapshot_path). */
+static void
+cf_note_instance_caps(struct cf_fx *fx)
+{
+    uint32_t caps = fx->vt->caps;
+    if (fx->st != NULL) {
+        caps = kvd_store_caps(fx->st);
+    } else if (fx->eng != NULL && fx->vt->instance_caps != NULL) {
+        caps = fx->vt->instance_caps(fx->eng);
+    }
+    if ((caps & KVD_CAP_PERSISTENT) != 0) {
+        fx->suite->persistent = true;
+    }
+}
+
+int
+cf_open(struct cf_fx *fx, struct kvd_err *err)
+{
+    int rc;
+
+    switch (fx->mode) {
+    case CF_RAW:
+        rc = fx->vt->open(&fx->clock.host, fx->opts, fx->dir, &fx->eng, err);
+        break;
+    case CF_STORE:
+        rc = kvd_store_open(fx->vt, fx->opts, fx->dir, &fx->clock.host,
+                            &fx->limits, &fx->st, err);
+        break;
+    default:
+        return 0;
+    }
+    if (rc == 0) {
+        cf_note_instance_caps(fx);
+    }
+    return rc;
+}
+
+int
+cf_close(struct cf_fx *fx, struct kvd_err *err)
+{
+    int rc = 0;
+
+    if (fx->eng != NULL) {
+        rc = fx->vt->close(fx->eng, err);
+        fx->eng = NULL;
+    }
+    if (fx->st != NULL) {
+        rc = kvd_store_close(fx->st, err);
+        fx->st = NULL;
+    }
+    return rc;
+}
+
+void
+cf_reopen(struct cf_fx *fx)
+{
+    struct kvd_err err = {0};
+    int rc;
+
+    rc = cf_close(fx, &err);
+    if (rc != 0) {
+        print_error("close: %s (%d)\n", err.msg, rc);
+    }
+    assert_int_equal(rc, 0);
+    rc = cf_open(fx, &err);
+    if (rc != 0) {
+        print_error("reopen: %s (%d)\n", err.msg, rc);
+    }
+    assert_int_equal(rc, 0);
+}
+
+static int
+cf_rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+static void
+cf_rm_tree(const char *root)
+{
+    if (root[0] != '\0') {
+        nftw(root, cf_rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    }
+}
+
+static void
+cf_fx_free(struct cf_fx *fx)
+{
+    if (fx == NULL) {
+        return;
+    }
+    cf_free_options(fx->vt, fx->opts);
+    cf_rm_tree(fx->root);
+    free(fx);
+}
+
+static int
+cf_setup(void **state, int mode)
+{
+    struct cf_suite *suite = *state;
+    const char *tmp = getenv("TMPDIR");
+    struct kvd_err err = {0};
+    struct cf_fx *fx;
+    int rc;
+
+    fx = calloc(1, sizeof(*fx));
+    if (fx == NULL) {
+        return -1;
+    }
+    fx->suite = suite;
+    fx->vt = suite->vt;
+    fx->mode = mode;
+    snprintf(fx->root, sizeof(fx->root), "%s/kvd-conf-XXXXXX",
+             tmp != NULL && tmp[0] != '\0' ? tmp : "/tmp");
+    if (mkdtemp(fx->root) == NULL) {
+        print_error("mkdtemp %s failed\n", fx->root);
+        fx->root[0] = '\0';
+        goto fail;
+    }
+    if (snprintf(fx->dir, sizeof(fx->dir), "%s/data", fx->root) >=
+            (int)sizeof(fx->dir) ||
+        mkdir(fx->dir, 0700) != 0) {
+        print_error("mkdir %s failed\n", fx->dir);
+        goto fail;
+    }
+    fx->clock.host = *kvd_hostsvc_default();
+    fx->clock.host.now_ms = cf_clock_now_ms;
+    atomic_store(&fx->clock.now_ms,
+                 kvd_hostsvc_default()->now_ms(kvd_hostsvc_default()));
+
+    rc = cf_parse_options(fx, NULL, 0, &fx->opts, &err);
+    if (rc != 0) {
+        print_error("engine options: %s (%d)\n", err.msg, rc);
+        goto fail;
+    }
+    rc = cf_open(fx, &err);
+    if (rc != 0) {
+        print_error("open %s in %s: %s (%d)\n", fx->vt->name, fx->dir, err.msg,
+                    rc);
+        goto fail;
+    }
+    *state = fx;
+    return 0;
+fail:
+    cf_fx_free(fx);
+    return -1;
+}
+
+int
+cf_setup_bare(void **state)
+{
+    return cf_setup(state, CF_BARE);
+}
+
+int
+cf_setup_raw(void **state)
+{
+    return cf_setup(state, CF_RAW);
+}
+
+int
+cf_setup_store(void **state)
+{
+    return cf_setup(state, CF_STORE);
+}
+
+int
+cf_teardown(void **state)
+{
+    struct cf_fx *fx = *state;
+    struct kvd_err err = {0};
+    int rc;
+
+    rc = cf_close(fx, &err);
+    if (rc != 0) {
+        print_error("close %s: %s (%d)\n", fx->vt->name, err.msg, rc);
+    }
+    cf_fx_free(fx);
+    return rc == 0 ? 0 : -1;
+}
+
+/* --- operations in the fixture's mode ------------------------------------- */
+
+int
+cf_get(struct cf_fx *fx, const void *key, size_t klen, struct kvd_val *out)
+{
+    if (fx->mode == CF_STORE) {
+        return kvd_store_get(fx->st, key, klen, out);
+    }
+    return fx->vt->get(fx->eng, key, klen, out);
+}
+
+int
+cf_put(struct cf_fx *fx, const void *key, size_t klen, const void *val,
+       size_t vlen, int64_t expire_ms)
+{
+    if (fx->mode == CF_STORE) {
+        return kvd_store_set(fx->st, key, klen, val, vlen, expire_ms, 0, NULL);
+    }
+    return fx->vt->put(fx->eng, key, klen, val, vlen, expire_ms);
+}
+
+int
+cf_del(struct cf_fx *fx, const void *key, size_t klen)
+{
+    if (fx->mode == CF_STORE) {
+        return kvd_store_del(fx->st, key, klen);
+    }
+    return fx->vt->del(fx->eng, key, klen);
+}
+
+bool
+cf_has_batch(const struct cf_fx *fx)
+{
+    return fx->vt->batch != NULL && (fx->vt->caps & KVD_CAP_ATOMIC_BATCH) != 0;
+}
+
+int
+cf_batch(struct cf_fx *fx, const struct kvd_op *ops, size_t n,
+         struct kvd_err *err)
+{
+    if (fx->mode == CF_STORE) {
+        return kvd_store_batch(fx->st, ops, n, err);
+    }
+    return fx->vt->batch(fx->eng, ops, n, err);
+}
+
+int
+cf_iter_open(struct cf_fx *fx, const struct kvd_iter_opts *opts, kvd_iter **out,
+             struct kvd_err *err)
+{
+    if (fx->mode == CF_STORE) {
+        return kvd_store_iter_open(fx->st, opts, out, err);
+    }
+    return fx->vt->iter_open(fx->eng, opts, out, err);
+}
+
+int
+cf_iter_next(struct cf_fx *fx, kvd_iter *it, struct kvd_entry *out)
+{
+    if (fx->mode == CF_STORE) {
+        return kvd_store_iter_next(fx->st, it, out);
+    }
+    return fx->vt->iter_next(it, out);
+}
+
+void
+cf_iter_close(struct cf_fx *fx, kvd_iter *it)
+{
+    if (fx->mode == CF_STORE) {
+        kvd_store_iter_close(fx->st, it);
+        return;
+    }
+    fx->vt->iter_close(it);
+}
+
+int
+cf_stats(struct cf_fx *fx, struct kvd_engine_stats *st)
+{
+    memset(st, 0, sizeof(*st));
+    st->struct_size = sizeof(*st);
+    if (fx->mode == CF_STORE) {
+        return kvd_store_stats(fx->st, st, NULL, NULL);
+    }
+    return fx->vt->stats(fx->eng, st, NULL, NULL);
+}
+
+int
+cf_maintain(struct cf_fx *fx, int op, struct kvd_err *err)
+{
+    if (fx->mode == CF_STORE) {
+        return kvd_store_maintain(fx->st, op, err);
+    }
+    if (fx->vt->maintain == NULL) {
+        return KVD_ENOTSUP;
+    }
+    return fx->vt->maintain(fx->eng, op, err);
+}
+
+/* --- shared checks -------------------------------------------------------- */
+
+int
+cf_puts(struct cf_fx *fx, const char *key, const char *val)
+{
+    return cf_put(fx, key, strlen(key), val, strlen(val), KVD_NO_EXPIRY);
+}
+
+int
+cf_check(struct cf_fx *fx, const void *key, size_t klen, const void *val,
+         size_t vlen, int64_t exp_expire)
+{
+    struct kvd_val v = {0};
+    int rc;
+
+    rc = cf_get(fx, key, klen, &v);
+    if (rc == KVD_ENOTFOUND) {
+        return rc; /* often expected: the caller's assertion tells */
+    }
+    if (rc != 0) {
+        print_error("get '%.*s' (%zu bytes): status %d, expected 0\n",
+                    (int)(klen < 64 ? klen : 64), (const char *)key, klen, rc);
+        return rc;
+    }
+    if (v.len != vlen || (vlen > 0 && memcmp(v.data, val, vlen) != 0)) {
+        print_error("get '%.*s': %zu bytes '%.*s', expected %zu bytes "
+                    "'%.*s'\n",
+                    (int)(klen < 64 ? klen : 64), (const char *)key, v.len,
+                    (int)(v.len < 64 ? v.len : 64), (const char *)v.data, vlen,
+                    (int)(vlen < 64 ? vlen : 64), (const char *)val);
+        rc = -1;
+    } else if (exp_expire >= 0 && v.expire_ms != exp_expire) {
+        print_error("get '%.*s': expire_ms %lld, expected %lld\n",
+                    (int)(klen < 64 ? klen : 64), (const char *)key,
+                    (long long)v.expire_ms, (long long)exp_expire);
+        rc = -1;
+    }
+    kvd_val_release(&v);
+    return rc;
+}
+
+int
+cf_checks(struct cf_fx *fx, const char *key, const char *val)
+{
+    return cf_check(fx, key, strlen(key), val, strlen(val), -1);
+}
+
+int
+cf_count_keys(struct cf_fx *fx, uint64_t *nkeys)
+{
+    struct kvd_iter_opts o = {.flags = KVD_ITER_KEYS_ONLY};
+    struct kvd_err err = {0};
+    struct kvd_entry e;
+    kvd_iter *it = NULL;
+    int rc;
+
+    *nkeys = 0;
+    rc = cf_iter_open(fx, &o, &it, &err);
+    if (rc != 0) {
+        print_error("iter_open: %s (%d)\n", err.msg, rc);
+        return rc;
+    }
+    while ((rc = cf_iter_next(fx, it, &e)) == 0) {
+        (*nkeys)++;
+    }
+    cf_iter_close(fx, it);
+    return rc == KVD_ENOTFOUND ? 0 : rc;
+}
+
+/* --- main ----------------------------------------------------------------- */
+
+static int
+cf_group_setup(void **state)
+{
+    struct cf_suite *suite = &cf_the_suite;
+    struct kvd_err err = {0};
+    const void *vt = NULL;
+    int rc;
+
+    rc = kvd_loader_open_path(suite->path, "engine", &suite->plugin, &vt, &err);
+    if (rc != 0) {
+        print_error("load %s: %s (%d)\n", suite->path, err.msg, rc);
+        return -1;
+    }
+    suite->vt = vt;
+    if ((suite->vt->caps & KVD_CAP_PERSISTENT) != 0) {
+        suite->persistent = true;
+    }
+    print_message("[ ENGINE   ] %s %s caps=0x%x%s\n", suite->vt->name,
+                  suite->vt->version != NULL ? suite->vt->version : "",
+                  (unsigned)suite->vt->caps,
+                  suite->persistent ? " (persistent)" : "");
+    *state = suite;
+    return 0;
+}
+
+static int
+cf_group_teardown(void **state)
+{
+    struct cf_suite *suite = *state;
+
+    kvd_loader_close(suite->plugin);
+    suite->plugin = NULL;
+    suite->vt = NULL;
+    return 0;
+}
+
+/* Engine name from ".../kvd_engine_NAME.so", for the group name. */
+static void
+cf_engine_name(const char *path, char *buf, size_t len)
+{
+    const char *base = strrchr(path, '/');
+    const char *dot;
+
+    base = base != NULL ? base + 1 : path;
+    if (strncmp(base, "kvd_engine_", 11) == 0) {
+        base += 11;
+    }
+    dot = strrchr(base, '.');
+    snprintf(buf, len, "%.*s",
+             (int)(dot != NULL ? (size_t)(dot - base) : strlen(base)), base);
+}
+
+#define CF_T(prefix, f, setup)                                                 \
+    {                                                                          \
+        prefix #f, f, setup, cf_teardown, NULL                                 \
+    }
+#define CF_RAW_T(f)   CF_T("raw/", f, cf_setup_raw)
+#define CF_STORE_T(f) CF_T("store/", f, cf_setup_store)
+#define CF_BARE_T(f)  CF_T("", f, cf_setup_bare)
+#define CF_BOTH(f)    CF_RAW_T(f), CF_STORE_T(f)
+
+int
+main(int argc, char **argv)
+{
+    static const struct CMUnitTest tests[] = {
+        /* cf_basic.c */
+        CF_BOTH(test_crud_put_get_del),
+        CF_BOTH(test_get_value_outlives_overwrite),
+        CF_BOTH(test_put_overwrite_replaces_value),
+        CF_BOTH(test_get_missing_key_is_notfound),
+        CF_BOTH(test_del_missing_key_is_notfound),
+        CF_BOTH(test_binary_keys_and_values_with_nul),
+        CF_BOTH(test_empty_value_is_stored),
+        CF_BOTH(test_value_16mib_roundtrip),
+        CF_BOTH(test_100k_keys_roundtrip),
+        CF_BOTH(test_batch_invalid_op_changes_nothing),
+        CF_BOTH(test_batch_empty_key_changes_nothing),
+        CF_BOTH(test_batch_valid_applies_all),
+        CF_BOTH(test_batch_later_op_wins),
+        /* cf_ttl_iter.c */
+        CF_BOTH(test_ttl_get_returns_expiry),
+        CF_BOTH(test_ttl_expired_key_is_absent),
+        CF_BOTH(test_ttl_past_expiry_put_is_absent),
+        CF_BOTH(test_ttl_overwrite_clears_expiry),
+        CF_BOTH(test_ttl_maint_expire_reclaims),
+        CF_BOTH(test_iter_empty_store_ends_at_once),
+        CF_BOTH(test_iter_returns_exactly_live_keys),
+        CF_BOTH(test_iter_resumes_where_it_stopped),
+        CF_BOTH(test_iter_prefix_filter),
+        CF_BOTH(test_iter_keys_only_reports_lengths),
+        CF_BOTH(test_stats_match_written),
+        /* cf_threads.c */
+        CF_BOTH(test_threads_mixed_ops_match_model),
+        CF_STORE_T(test_update_concurrent_increments_lose_nothing),
+        CF_STORE_T(test_update_fn_decides_action),
+        CF_BOTH(test_iter_concurrent_with_writes_sees_stable_keys),
+        /* cf_persist.c */
+        CF_BOTH(test_reopen_keeps_everything),
+        CF_BOTH(test_reopen_keeps_expiry),
+        CF_BOTH(test_compact_keeps_data),
+        CF_BARE_T(test_options_unknown_key_is_refused),
+        CF_BARE_T(test_options_bad_value_is_refused),
+        CF_BARE_T(test_options_defaults_parse),
+        CF_BARE_T(test_open_bad_dir_reports_engine_message),
+        CF_BARE_T(test_open_bad_option_reports_engine_message),
+        CF_STORE_T(test_store_refuses_empty_key),
+        CF_STORE_T(test_store_refuses_oversized_key_and_value),
+        CF_STORE_T(test_store_batch_over_limit_changes_nothing),
+        CF_STORE_T(test_store_set_nx_xx),
+        CF_STORE_T(test_store_metrics_count_commands),
+        CF_STORE_T(test_store_clear_removes_everything),
+    };
+    struct cf_suite *suite = &cf_the_suite;
+    char name[128];
+    int i = 1;
+
+    /* the store logs every open at info level: noise in test output */
+    kvd_log_set_level(KVD_LOG_WARN);
+
+    if (argc > 1 && argv[1][0] != '-' && strchr(argv[1], '=') == NULL) {
+        suite->path = argv[1];
+        i = 2;
+    } else {
+        suite->path = getenv("KVD_TEST_ENGINE");
+    }
+    if (suite->path == NULL || suite->path[0] == '\0') {
+        fprintf(stderr,
+                "usage: %s ENGINE.so [--persistent] [--open-fails=KEY=VALUE] "
+                "[KEY=VALUE ...]\n"
+                "       (or set KVD_TEST_ENGINE=ENGINE.so)\n",
+                argv[0]);
+        return 2;
+    }
+    suite->args = calloc((size_t)argc + 1, sizeof(char *));
+    if (suite->args == NULL) {
+        return 2;
+    }
+    for (; i < argc; i++) {
+        if (strcmp(argv[i], "--persistent") == 0) {
+            suite->persistent = true;
+        } else if (strncmp(argv[i], "--open-fails=", 13) == 0) {
+            suite->open_fails = argv[i] + 13;
+        } else if (strchr(argv[i], '=') != NULL) {
+            suite->args[suite->nargs++] = argv[i];
+        } else {
+            fprintf(stderr, "%s: '%s' is not an option nor KEY=VALUE\n",
+                    argv[0], argv[i]);
+            free(suite->args);
+            return 2;
+        }
+    }
+    cf_engine_name(suite->path, name, sizeof(name));
+    i = cmocka_run_group_tests_name(name, tests, cf_group_setup,
+                                    cf_group_teardown);
+    free(suite->args);
+    return i;
+}
