@@ -1,0 +1,257 @@
+/*
+ * alog.h -- internal declarations shared by the files of the log engine.
+ *
+ * The engine (an append-only log with an in-memory hash index) is split in
+ * files with one job each:
+ *   alog_engine.c   open/close, get, iteration, stats, sync, maintain,
+ *                   options table, the exported vtable
+ *   alog_write.c    put/del/batch, segment roll, group commit, read-only
+ *   alog_recover.c  rebuilding the index at open (hint files or scans)
+ *   alog_scan.c     sequential segment reader with corruption handling
+ *   alog_hint.c     writing and loading hint files
+ *   alog_merge.c    background merge of immutable segments
+ *   alog_file.c     file helpers (paths, full reads/writes, tmp+rename)
+ *   alog_index.c    the sharded hash index
+ *   alog_format.c   byte layout; crc32c.c checksums
+ *
+ * Lock order (outer first): merge_mu -> wlock -> seg_mu -> shard lock.
+ * sync_mu is taken either alone or inside wlock (segment roll); the group
+ * commit leader releases sync_mu before it takes wlock. state_mu and bg_mu
+ * are leaves.
+ *
+ * Segment lifetime: a segment is referenced by the segment list (one
+ * reference) and, briefly, by a syncer. Index entries point at segments
+ * without a reference; a merge removes a segment only after every index
+ * entry has been moved off it under the shard write locks, and readers do
+ * their pread while holding the shard read lock, so no reader can still be
+ * using a removed segment.
+ */
+#ifndef KVD_ALOG_H
+#define KVD_ALOG_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "alog_format.h"
+#include "alog_index.h"
+#include "alog_opts.h"
+#include "crc32c.h"
+#include "kvd/engine.h"
+#include "kvd/host.h"
+#include "kvd/status.h"
+
+#define ALOG_STATE_BYTES 160
+#define ALOG_PATH_BYTES  4096
+
+struct alog_seg {
+    uint32_t id;                 /* fixed */
+    int fd;                      /* fixed until the last reference goes */
+    int kind;                    /* ALOG_FILE_DATA or ALOG_FILE_MERGED; fixed */
+    uint64_t created_seq;        /* fixed */
+    _Atomic uint64_t size;       /* file bytes, header included */
+    _Atomic uint64_t live_bytes; /* record bytes the index points at */
+    _Atomic uint64_t hint_bytes; /* size of the hint file, 0 if none */
+    _Atomic uint64_t min_seq;    /* lowest seq a record may have */
+    _Atomic uint64_t max_seq;
+    _Atomic int refs;
+    /* guarded by seg_mu */
+    int sealed;    /* no more appends: immutable */
+    int merging;   /* input of the running merge */
+    int need_hint; /* sealed, no hint file yet */
+};
+
+/* Counters reported by stats; relaxed atomics, exact but not ordered. */
+struct alog_counters {
+    _Atomic uint64_t get_preads;  /* preads done by get: one per hit */
+    _Atomic uint64_t iter_preads; /* preads done by iterators */
+    _Atomic uint64_t puts;
+    _Atomic uint64_t dels;
+    _Atomic uint64_t batches;
+    _Atomic uint64_t fsyncs;     /* fdatasync/fsync calls on segments */
+    _Atomic uint64_t sync_waits; /* writes that waited for a group commit */
+    _Atomic uint64_t merges;
+    _Atomic uint64_t merge_bytes_written;
+    _Atomic uint64_t merge_bytes_reclaimed;
+    _Atomic uint64_t hint_files_written;
+    _Atomic uint64_t corrupt_records; /* damaged regions seen */
+    _Atomic uint64_t torn_tail_bytes; /* cut off at open */
+    _Atomic uint64_t rolls;
+};
+
+struct kvd_engine {
+    /* fixed after open */
+    const struct kvd_host *host;
+    const struct kvd_io *io;
+    struct alog_opts opts;
+    char *dir;
+    int lock_fd;
+
+    struct alog_index ix;
+
+    /* guarded by wlock: the append position */
+    pthread_mutex_t wlock;
+    struct alog_seg *active;
+    uint64_t seq;     /* last sequence number handed out */
+    uint64_t written; /* log position: bytes appended since open */
+
+    /* guarded by seg_mu */
+    pthread_mutex_t seg_mu;
+    struct alog_seg **segs; /* sorted by id */
+    size_t nsegs;
+    size_t segs_cap;
+    uint32_t next_id;
+
+    /* group commit; guarded by sync_mu */
+    pthread_mutex_t sync_mu;
+    pthread_cond_t sync_cv;
+    uint64_t synced; /* log position known durable */
+    int syncing;     /* a leader is in fdatasync */
+
+    /* read-only after a failed write or fsync */
+    _Atomic int readonly;
+    pthread_mutex_t state_mu;
+    char state[ALOG_STATE_BYTES]; /* guarded by state_mu */
+
+    /* background thread (everysec sync, hint files, merges) */
+    pthread_mutex_t bg_mu;
+    pthread_cond_t bg_cv;
+    pthread_t bg;
+    int bg_started;
+    int bg_stop; /* guarded by bg_mu */
+
+    pthread_mutex_t merge_mu; /* one merge at a time */
+
+    _Atomic int ready;
+    int64_t recovery_ms;
+    uint64_t recovered_hint_files;
+    uint64_t recovered_scanned_files;
+    uint64_t recovered_records;
+
+    struct alog_counters c;
+};
+
+typedef struct kvd_engine alog_db;
+
+#define ALOG_LOG(db, level, ...) (db)->host->log((db)->host, level, __VA_ARGS__)
+
+static inline void
+alog_count(_Atomic uint64_t *c, uint64_t n)
+{
+    atomic_fetch_add_explicit(c, n, memory_order_relaxed);
+}
+
+static inline uint64_t
+alog_load(_Atomic uint64_t *c)
+{
+    return atomic_load_explicit(c, memory_order_relaxed);
+}
+
+static inline int
+alog_is_expired(int64_t expire_ms, int64_t now)
+{
+    return expire_ms != 0 && expire_ms <= now;
+}
+
+/* alog_file.c */
+void alog_seg_path(const alog_db *db, char *buf, uint32_t id, const char *ext);
+int alog_errno_status(int e);
+int alog_read_full(const alog_db *db, int fd, void *buf, size_t n, uint64_t off,
+                   size_t *got);
+int alog_write_full(const alog_db *db, int fd, const void *buf, size_t n,
+                    uint64_t off);
+int alog_fsync_dir(alog_db *db);
+int alog_file_size(int fd, uint64_t *size);
+int alog_seg_create(alog_db *db, uint32_t id, int kind, uint64_t created_seq,
+                    int tmp, struct alog_seg **out);
+struct alog_seg *alog_seg_new(uint32_t id, int fd, int kind,
+                              uint64_t created_seq);
+void alog_seg_ref(struct alog_seg *s);
+void alog_seg_unref(alog_db *db, struct alog_seg *s);
+int alog_segs_add_locked(alog_db *db, struct alog_seg *s);
+void alog_segs_remove_locked(alog_db *db, struct alog_seg *s);
+int alog_write_tmp_file(alog_db *db, const char *path, const void *buf,
+                        size_t n);
+
+/* alog_write.c */
+int alog_fail(alog_db *db, int rc, const char *fmt, ...) KVD_PRINTF(3, 4);
+int alog_check_writable(alog_db *db);
+int alog_put(alog_db *db, const void *key, size_t klen, const void *val,
+             size_t vlen, int64_t expire_ms);
+int alog_del(alog_db *db, const void *key, size_t klen);
+int alog_batch(alog_db *db, const struct kvd_op *ops, size_t n,
+               struct kvd_err *err);
+int alog_sync_to(alog_db *db, uint64_t target);
+int alog_sync_all(alog_db *db);
+int alog_roll(alog_db *db);
+int alog_roll_locked(alog_db *db);
+void alog_index_set_locked(alog_db *db, struct alog_shard *sh,
+                           struct alog_ent *e, struct alog_seg *seg,
+                           uint32_t off, uint32_t vlen, uint64_t seq,
+                           int64_t expire_ms);
+void alog_index_drop_locked(alog_db *db, struct alog_shard *sh,
+                            struct alog_ent *e);
+
+/* alog_scan.c */
+struct alog_scan_rec {
+    uint32_t off; /* of the record in the segment */
+    struct alog_rec_hdr h;
+    const unsigned char *raw; /* the whole record, header first */
+    const unsigned char *key;
+    const unsigned char *val;
+};
+
+/* Called for every valid put/tombstone record (batch operations one by
+ * one, after the whole frame checked out). Nonzero return stops the scan
+ * and is returned by alog_scan_segment. */
+typedef int (*alog_scan_fn)(void *ctx, struct alog_seg *seg,
+                            const struct alog_scan_rec *r);
+
+struct alog_scan_result {
+    uint64_t valid_end; /* end of the last valid record */
+    uint64_t records;
+    uint64_t corrupt_regions;
+    int torn; /* an invalid tail, cut at valid_end if tail_cut */
+};
+
+/* Read seg sequentially from its header to file_size. is_tail: the
+ * segment the last run appended to, whose invalid tail is a torn write.
+ * Damage elsewhere is logged with file and offset, counted, and skipped to
+ * the next valid record (or fails with KVD_ECORRUPT when the corruption
+ * policy says so and fail_on_corrupt is set). */
+int alog_scan_segment(alog_db *db, struct alog_seg *seg, uint64_t file_size,
+                      int is_tail, int fail_on_corrupt, alog_scan_fn fn,
+                      void *ctx, struct alog_scan_result *res);
+
+/* alog_hint.c */
+struct alog_hint_buf {
+    unsigned char *p;
+    size_t len;
+    size_t cap;
+    uint64_t count;
+};
+
+int alog_hint_add(struct alog_hint_buf *hb, const struct alog_hint_ent *e,
+                  const void *key);
+void alog_hint_buf_release(struct alog_hint_buf *hb);
+/* Write NNNNNNNN.hint for seg from hb (which gets its trailer); with
+ * leave_tmp the file stays NNNNNNNN.hint.tmp, synced, for a merge commit. */
+int alog_hint_save(alog_db *db, struct alog_seg *seg, struct alog_hint_buf *hb,
+                   uint64_t data_bytes, int leave_tmp);
+/* Scan seg and write its hint file. */
+int alog_hint_write(alog_db *db, struct alog_seg *seg);
+/* Load a hint file: calls fn for each entry (raw/val are NULL). Returns 0,
+ * or KVD_ENOTFOUND (no file) / KVD_ECORRUPT (unusable: scan instead). */
+int alog_hint_load(alog_db *db, struct alog_seg *seg, uint64_t data_size,
+                   alog_scan_fn fn, void *ctx);
+
+/* alog_recover.c */
+int alog_recover(alog_db *db, struct kvd_err *err);
+
+/* alog_merge.c */
+int alog_merge_maybe(alog_db *db);
+int alog_merge_all(alog_db *db, struct kvd_err *err);
+int alog_merge_commit_replay(alog_db *db, struct kvd_err *err);
+
+#endif /* KVD_ALOG_H */

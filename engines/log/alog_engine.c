@@ -1,0 +1,917 @@
+/*
+ * alog_engine.c -- the "log" engine: an append-only log of records in
+ * numbered segment files with an in-memory hash index (a Bitcask-style
+ * design). Every read is one positioned read, every write one append.
+ *
+ * On-disk format: alog_format.h and docs/formats.md. Crash story: records
+ * carry crc32c; recovery cuts a torn tail and resolves keys by sequence
+ * number (alog_recover.c); new files appear by tmp + fsync + rename +
+ * directory fsync; merges commit through a MERGE file (alog_merge.c).
+ * Durability: sync = always (group commit before the reply), everysec
+ * (background fdatasync) or never. A failed write or fsync turns the
+ * engine read-only (alog_write.c).
+ *
+ * Threads: any number of callers; one background thread for everysec
+ * syncs, hint files and merges. Lock order in alog.h.
+ *
+ * This file: options table, open/close, background thread, get,
+ * iteration, stats, sync, maintain, and the exported vtable (last).
+ */
+#include "alog.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <time.h>
+#include <unistd.h>
+
+#define ALOG_VERSION     "1.0.0"
+#define ALOG_LOCK_FILE   "LOCK"
+#define ALOG_BG_IDLE_MS  1000
+#define ALOG_MIN_SEGMENT 4096
+
+/* ---- options ---- */
+
+static const char *const alog_sync_choices[] = {"always", "everysec", "never",
+                                                NULL};
+static const char *const alog_corrupt_choices[] = {"skip", "fail", NULL};
+
+static const struct kvd_option alog_options[] = {
+    {"sync", KVD_OPT_ENUM, "everysec", 0, 0, offsetof(struct alog_opts, sync),
+     alog_sync_choices,
+     "always: fdatasync before a write is acknowledged (concurrent writers "
+     "share one fdatasync); everysec: a background fdatasync every "
+     "sync_interval (a crash loses at most about that much); never: leave "
+     "flushing to the OS"},
+    {"segment_size", KVD_OPT_SIZE, "64m", ALOG_MIN_SEGMENT,
+     (int64_t)ALOG_MAX_SEGMENT_BYTES, offsetof(struct alog_opts, segment_size),
+     NULL,
+     "the active segment file is sealed and a new one started when a write "
+     "would take it past this size"},
+    {"merge_ratio", KVD_OPT_INT, "50", 0, 100,
+     offsetof(struct alog_opts, merge_ratio), NULL,
+     "percent of dead (overwritten, deleted) bytes that makes a sealed "
+     "segment a merge input; 0 turns automatic merges off"},
+    {"merge_interval", KVD_OPT_DURATION, "10s", 10, 86400000,
+     offsetof(struct alog_opts, merge_interval), NULL,
+     "how often the background thread checks whether a merge is due"},
+    {"merge_min_dead", KVD_OPT_SIZE, "16m", 0, 0,
+     offsetof(struct alog_opts, merge_min_dead), NULL,
+     "an automatic merge starts only when its inputs hold at least this "
+     "many dead bytes"},
+    {"corruption", KVD_OPT_ENUM, "skip", 0, 0,
+     offsetof(struct alog_opts, corruption), alog_corrupt_choices,
+     "damaged records found at open (other than a torn tail of the newest "
+     "segment, which is always cut): skip = log file and offset, skip to the "
+     "next valid record and open; fail = refuse to open"},
+    {"hint_files", KVD_OPT_BOOL, "yes", 0, 0,
+     offsetof(struct alog_opts, hint_files), NULL,
+     "write a hint file (keys and offsets) for every sealed segment so that "
+     "opening does not read values"},
+    {"sync_interval", KVD_OPT_DURATION, "1s", 10, 60000,
+     offsetof(struct alog_opts, sync_interval), NULL,
+     "interval of the background fdatasync for sync = everysec"},
+    {NULL, 0, NULL, 0, 0, 0, NULL, NULL},
+};
+
+/* ---- background thread ---- */
+
+static int reap_expired(alog_db *db);
+
+static int64_t
+mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Write hint files for sealed segments that lack one. */
+static void
+write_pending_hints(alog_db *db)
+{
+    for (;;) {
+        struct alog_seg *s = NULL;
+        int rc;
+
+        pthread_mutex_lock(&db->merge_mu);
+        pthread_mutex_lock(&db->seg_mu);
+        for (size_t i = 0; i < db->nsegs; i++) {
+            if (db->segs[i]->need_hint && db->segs[i]->sealed &&
+                !db->segs[i]->merging) {
+                s = db->segs[i];
+                s->need_hint = 0;
+                alog_seg_ref(s);
+                break;
+            }
+        }
+        pthread_mutex_unlock(&db->seg_mu);
+        if (s == NULL || atomic_load(&db->readonly)) {
+            pthread_mutex_unlock(&db->merge_mu);
+            alog_seg_unref(db, s);
+            return;
+        }
+        rc = alog_hint_write(db, s);
+        if (rc != 0) {
+            alog_fail(db, rc, "write hint file %s/%08u.hint", db->dir,
+                      (unsigned)s->id);
+        }
+        pthread_mutex_unlock(&db->merge_mu);
+        alog_seg_unref(db, s);
+    }
+}
+
+static void *
+bg_main(void *arg)
+{
+    alog_db *db = arg;
+    int everysec = db->opts.sync == ALOG_SYNC_EVERYSEC;
+    int merging = db->opts.merge_ratio > 0;
+    int64_t next_sync = mono_ms() + db->opts.sync_interval;
+    int64_t next_merge = mono_ms() + db->opts.merge_interval;
+
+    pthread_mutex_lock(&db->bg_mu);
+    while (!db->bg_stop) {
+        int64_t now = mono_ms();
+        int64_t wake = now + ALOG_BG_IDLE_MS;
+        struct timespec ts;
+
+        if (everysec && next_sync < wake) {
+            wake = next_sync;
+        }
+        if (merging && next_merge < wake) {
+            wake = next_merge;
+        }
+        if (wake > now) {
+            clock_gettime(CLOCK_MONOTONIC, &ts);
+            ts.tv_sec += (wake - now) / 1000;
+            ts.tv_nsec += ((wake - now) % 1000) * 1000000;
+            if (ts.tv_nsec >= 1000000000) {
+                ts.tv_sec++;
+                ts.tv_nsec -= 1000000000;
+            }
+            pthread_cond_timedwait(&db->bg_cv, &db->bg_mu, &ts);
+        }
+        if (db->bg_stop) {
+            break;
+        }
+        pthread_mutex_unlock(&db->bg_mu);
+        now = mono_ms();
+        if (everysec && now >= next_sync) {
+            alog_sync_all(db);
+            next_sync = now + db->opts.sync_interval;
+        }
+        write_pending_hints(db);
+        if (merging && now >= next_merge) {
+            /* expired keys become dead bytes, which merges reclaim */
+            reap_expired(db);
+            alog_merge_maybe(db);
+            next_merge = mono_ms() + db->opts.merge_interval;
+        }
+        pthread_mutex_lock(&db->bg_mu);
+    }
+    pthread_mutex_unlock(&db->bg_mu);
+    return NULL;
+}
+
+/* ---- open / close ---- */
+
+static int
+check_opts(const struct alog_opts *o, struct kvd_err *err)
+{
+    if (o->sync < ALOG_SYNC_ALWAYS || o->sync > ALOG_SYNC_NEVER) {
+        return kvd_err_set(err, KVD_ECONFIG,
+                           "log: sync = %d: expected always, everysec or "
+                           "never",
+                           o->sync);
+    }
+    if (o->segment_size < ALOG_MIN_SEGMENT ||
+        o->segment_size > ALOG_MAX_SEGMENT_BYTES) {
+        return kvd_err_set(err, KVD_ECONFIG,
+                           "log: segment_size = %llu: expected %u to %llu "
+                           "bytes",
+                           (unsigned long long)o->segment_size,
+                           ALOG_MIN_SEGMENT,
+                           (unsigned long long)ALOG_MAX_SEGMENT_BYTES);
+    }
+    if (o->merge_ratio < 0 || o->merge_ratio > 100) {
+        return kvd_err_set(err, KVD_ECONFIG,
+                           "log: merge_ratio = %lld: expected 0 to 100",
+                           (long long)o->merge_ratio);
+    }
+    if (o->merge_interval < 10 || o->sync_interval < 10) {
+        return kvd_err_set(err, KVD_ECONFIG,
+                           "log: merge_interval and sync_interval must be "
+                           "at least 10 ms");
+    }
+    if (o->corruption != ALOG_CORRUPT_SKIP &&
+        o->corruption != ALOG_CORRUPT_FAIL) {
+        return kvd_err_set(err, KVD_ECONFIG,
+                           "log: corruption = %d: expected skip or fail",
+                           o->corruption);
+    }
+    return 0;
+}
+
+static void
+db_destroy(alog_db *db)
+{
+    if (db == NULL) {
+        return;
+    }
+    for (size_t i = 0; i < db->nsegs; i++) {
+        alog_seg_unref(db, db->segs[i]);
+    }
+    free(db->segs);
+    alog_index_release(&db->ix);
+    if (db->lock_fd >= 0) {
+        db->io->close(db->lock_fd); /* releases the flock */
+    }
+    pthread_mutex_destroy(&db->wlock);
+    pthread_mutex_destroy(&db->seg_mu);
+    pthread_mutex_destroy(&db->sync_mu);
+    pthread_cond_destroy(&db->sync_cv);
+    pthread_mutex_destroy(&db->state_mu);
+    pthread_mutex_destroy(&db->bg_mu);
+    pthread_cond_destroy(&db->bg_cv);
+    pthread_mutex_destroy(&db->merge_mu);
+    free(db->dir);
+    free(db);
+}
+
+static int
+take_lock(alog_db *db, struct kvd_err *err)
+{
+    char path[ALOG_PATH_BYTES];
+
+    snprintf(path, sizeof(path), "%s/%s", db->dir, ALOG_LOCK_FILE);
+    db->lock_fd = db->io->open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (db->lock_fd < 0) {
+        return kvd_err_set(err, alog_errno_status(errno), "log: open %s: %s",
+                           path, strerror(errno));
+    }
+    if (flock(db->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+        if (errno == EWOULDBLOCK) {
+            return kvd_err_set(err, KVD_ELOCKED,
+                               "log: data directory %s is in use by another "
+                               "open store (flock on %s is held)",
+                               db->dir, path);
+        }
+        return kvd_err_set(err, KVD_EIO, "log: flock %s: %s", path,
+                           strerror(errno));
+    }
+    return 0;
+}
+
+static int
+start_active(alog_db *db, struct kvd_err *err)
+{
+    struct alog_seg *s;
+    uint32_t id = db->next_id++;
+    int rc;
+
+    rc = alog_seg_create(db, id, ALOG_FILE_DATA, db->seq + 1, 0, &s);
+    if (rc != 0) {
+        return kvd_err_set(err, rc, "log: create segment %s/%08u.data: %s",
+                           db->dir, (unsigned)id, strerror(errno));
+    }
+    if (alog_segs_add_locked(db, s) != 0) {
+        alog_seg_unref(db, s);
+        return kvd_err_set(err, KVD_ENOMEM, "log: out of memory");
+    }
+    db->active = s;
+    return 0;
+}
+
+static int
+alog_open(const struct kvd_host *host, const void *opts, const char *dir,
+          kvd_engine **out, struct kvd_err *err)
+{
+    pthread_condattr_t ca;
+    alog_db *db;
+    int rc;
+
+    if (opts == NULL || dir == NULL) {
+        return kvd_err_set(err, KVD_EINVAL,
+                           "log: options and directory "
+                           "are required");
+    }
+    rc = check_opts(opts, err);
+    if (rc != 0) {
+        return rc;
+    }
+    db = calloc(1, sizeof(*db));
+    if (db == NULL) {
+        return kvd_err_set(err, KVD_ENOMEM, "log: out of memory");
+    }
+    db->host = host;
+    db->io = host->io;
+    db->opts = *(const struct alog_opts *)opts;
+    db->lock_fd = -1;
+    db->dir = strdup(dir);
+    pthread_mutex_init(&db->wlock, NULL);
+    pthread_mutex_init(&db->seg_mu, NULL);
+    pthread_mutex_init(&db->sync_mu, NULL);
+    pthread_cond_init(&db->sync_cv, NULL);
+    pthread_mutex_init(&db->state_mu, NULL);
+    pthread_mutex_init(&db->bg_mu, NULL);
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&db->bg_cv, &ca);
+    pthread_condattr_destroy(&ca);
+    pthread_mutex_init(&db->merge_mu, NULL);
+    if (db->dir == NULL || alog_index_init(&db->ix) != 0) {
+        db_destroy(db);
+        return kvd_err_set(err, KVD_ENOMEM, "log: out of memory");
+    }
+    if (db->io->mkdir(dir, 0755) != 0 && errno != EEXIST) {
+        rc = kvd_err_set(err, alog_errno_status(errno), "log: mkdir %s: %s",
+                         dir, strerror(errno));
+        goto fail;
+    }
+    rc = take_lock(db, err);
+    if (rc == 0) {
+        rc = alog_recover(db, err);
+    }
+    if (rc == 0) {
+        rc = start_active(db, err);
+    }
+    if (rc != 0) {
+        goto fail;
+    }
+    if (pthread_create(&db->bg, NULL, bg_main, db) != 0) {
+        rc = kvd_err_set(err, KVD_ENOMEM,
+                         "log: cannot start the background "
+                         "thread");
+        goto fail;
+    }
+    db->bg_started = 1;
+    atomic_store(&db->ready, 1);
+    *out = db;
+    return 0;
+fail:
+    db_destroy(db);
+    return rc;
+}
+
+static int
+alog_close(kvd_engine *db, struct kvd_err *err)
+{
+    char path[ALOG_PATH_BYTES];
+    int rc = 0;
+
+    if (db == NULL) {
+        return 0;
+    }
+    if (db->bg_started) {
+        pthread_mutex_lock(&db->bg_mu);
+        db->bg_stop = 1;
+        pthread_cond_signal(&db->bg_cv);
+        pthread_mutex_unlock(&db->bg_mu);
+        pthread_join(db->bg, NULL);
+    }
+    if (!atomic_load(&db->readonly) && db->active != NULL) {
+        struct alog_seg *a = db->active;
+        if (atomic_load(&a->size) <= ALOG_FILE_HDR_BYTES) {
+            /* nothing was written: leave no empty file behind */
+            alog_seg_path(db, path, a->id, "data");
+            db->io->unlink(path);
+            alog_fsync_dir(db);
+        } else {
+            rc = alog_sync_all(db);
+            /* sealed segments the background thread did not get to */
+            write_pending_hints(db);
+            if (rc == 0 && db->opts.hint_files) {
+                rc = alog_hint_write(db, a);
+                if (rc != 0) {
+                    alog_fail(db, rc, "write hint file %s/%08u.hint", db->dir,
+                              (unsigned)a->id);
+                }
+            }
+        }
+    }
+    if (rc != 0) {
+        kvd_err_set(err, rc, "log: close %s: %s", db->dir, db->state);
+    }
+    db_destroy(db);
+    return rc;
+}
+
+/* ---- get ---- */
+
+static void
+val_free(struct kvd_val *v)
+{
+    free(v->cookie[0]);
+    v->cookie[0] = NULL;
+}
+
+/* Check a record read back for key (klen bytes) with the index's view. */
+static int
+rec_matches(const unsigned char *buf, size_t got, const void *key, size_t klen,
+            uint32_t vlen, uint64_t seq)
+{
+    struct alog_rec_hdr h;
+    uint64_t total = alog_rec_bytes(klen, vlen);
+
+    if (got != total) {
+        return 0;
+    }
+    alog_rec_hdr_decode(buf, &h);
+    return (h.flags & (uint8_t)~ALOG_REC_IN_BATCH) == 0 &&
+           h.kind == ALOG_REC_PUT && h.klen == klen && h.vlen == vlen &&
+           h.seq == seq && memcmp(buf + ALOG_REC_HDR_BYTES, key, klen) == 0 &&
+           alog_rec_crc_ok(buf, total);
+}
+
+static int
+report_corrupt(alog_db *db, uint32_t seg_id, uint32_t off)
+{
+    alog_count(&db->c.corrupt_records, 1);
+    ALOG_LOG(db, KVD_LOG_ERROR,
+             "log: corrupt record in %s/%08u.data at offset %u (crc or "
+             "header mismatch on read)",
+             db->dir, (unsigned)seg_id, (unsigned)off);
+    return KVD_ECORRUPT;
+}
+
+static int
+alog_get(kvd_engine *db, const void *key, size_t klen, struct kvd_val *out)
+{
+    uint64_t hash;
+    struct alog_shard *sh;
+    struct alog_ent *e;
+    unsigned char *buf;
+    uint64_t total;
+    uint64_t seq;
+    uint32_t vlen;
+    uint32_t seg_id;
+    uint32_t off;
+    int64_t expire;
+    ssize_t got;
+
+    if (klen == 0 || klen > ALOG_MAX_KEY_BYTES) {
+        return klen == 0 ? KVD_EINVAL : KVD_ENOTFOUND;
+    }
+    hash = alog_hash(key, klen);
+    sh = alog_index_shard(&db->ix, hash);
+    pthread_rwlock_rdlock(&sh->lock);
+    e = alog_shard_find_locked(sh, hash, key, klen);
+    if (e == NULL ||
+        alog_is_expired(e->expire_ms, db->host->now_ms(db->host))) {
+        pthread_rwlock_unlock(&sh->lock);
+        return KVD_ENOTFOUND;
+    }
+    vlen = e->vlen;
+    seq = e->seq;
+    expire = e->expire_ms;
+    seg_id = e->seg->id;
+    off = e->off;
+    total = alog_rec_bytes(klen, vlen);
+    buf = malloc(total);
+    if (buf == NULL) {
+        pthread_rwlock_unlock(&sh->lock);
+        return KVD_ENOMEM;
+    }
+    /* the one read of a get; the shard lock keeps the segment open */
+    alog_count(&db->c.get_preads, 1);
+    got = db->io->pread(e->seg->fd, buf, total, (off_t)off);
+    pthread_rwlock_unlock(&sh->lock);
+    if (got < 0) {
+        int rc = alog_errno_status(errno);
+        free(buf);
+        ALOG_LOG(db, KVD_LOG_ERROR, "log: pread %s/%08u.data at %u: %s",
+                 db->dir, (unsigned)seg_id, (unsigned)off, strerror(errno));
+        return rc;
+    }
+    if (!rec_matches(buf, (size_t)got, key, klen, vlen, seq)) {
+        free(buf);
+        return report_corrupt(db, seg_id, off);
+    }
+    out->data = buf + ALOG_REC_HDR_BYTES + klen;
+    out->len = vlen;
+    out->expire_ms = expire;
+    out->release = val_free;
+    out->cookie[0] = buf;
+    out->cookie[1] = NULL;
+    return 0;
+}
+
+static int
+alog_put_op(kvd_engine *db, const void *key, size_t klen, const void *val,
+            size_t vlen, int64_t expire_ms)
+{
+    return alog_put(db, key, klen, val, vlen, expire_ms);
+}
+
+static int
+alog_del_op(kvd_engine *db, const void *key, size_t klen)
+{
+    return alog_del(db, key, klen);
+}
+
+static int
+alog_batch_op(kvd_engine *db, const struct kvd_op *ops, size_t n,
+              struct kvd_err *err)
+{
+    return alog_batch(db, ops, n, err);
+}
+
+/* ---- iteration ---- */
+
+/* One entry buffered by an iterator: all entries sharing one hash. */
+struct iter_item {
+    unsigned char *mem; /* record (or key) bytes */
+    const unsigned char *key;
+    const unsigned char *val;
+    size_t klen;
+    size_t vlen;
+    int64_t expire_ms;
+};
+
+struct kvd_iter {
+    alog_db *db;
+    unsigned char *prefix;
+    size_t prefix_len;
+    unsigned flags;
+    uint64_t pos; /* next hash to look at */
+    int done;
+    uint64_t item_pos; /* hash of the buffered items */
+    struct iter_item *items;
+    size_t nitems;
+    size_t cap;
+    size_t next;
+};
+
+static void
+iter_clear(struct kvd_iter *it)
+{
+    for (size_t i = 0; i < it->nitems; i++) {
+        free(it->items[i].mem);
+    }
+    it->nitems = 0;
+    it->next = 0;
+}
+
+static int
+alog_iter_open(kvd_engine *db, const struct kvd_iter_opts *opts, kvd_iter **out,
+               struct kvd_err *err)
+{
+    struct kvd_iter *it = calloc(1, sizeof(*it));
+
+    if (it == NULL) {
+        return kvd_err_set(err, KVD_ENOMEM, "log: out of memory");
+    }
+    it->db = db;
+    if (opts != NULL) {
+        it->pos = opts->start_pos;
+        it->flags = opts->flags;
+        if (opts->prefix != NULL && opts->prefix_len > 0) {
+            it->prefix = malloc(opts->prefix_len);
+            if (it->prefix == NULL) {
+                free(it);
+                return kvd_err_set(err, KVD_ENOMEM, "log: out of memory");
+            }
+            memcpy(it->prefix, opts->prefix, opts->prefix_len);
+            it->prefix_len = opts->prefix_len;
+        }
+    }
+    if (it->pos == UINT64_MAX) {
+        it->done = 1;
+    }
+    *out = it;
+    return 0;
+}
+
+static int
+iter_wants(const struct kvd_iter *it, const struct alog_ent *e, int64_t now)
+{
+    return !(e->flags & ALOG_ENT_TOMBSTONE) &&
+           !alog_is_expired(e->expire_ms, now) && e->klen >= it->prefix_len &&
+           (it->prefix_len == 0 ||
+            memcmp(e->key, it->prefix, it->prefix_len) == 0);
+}
+
+/* Buffer entry e (shard lock held). */
+static int
+iter_take(struct kvd_iter *it, const struct alog_ent *e)
+{
+    alog_db *db = it->db;
+    struct iter_item *item;
+    int keys_only = (it->flags & KVD_ITER_KEYS_ONLY) != 0;
+    size_t n = keys_only ? e->klen : (size_t)alog_rec_bytes(e->klen, e->vlen);
+
+    if (it->nitems == it->cap) {
+        size_t cap = it->cap ? it->cap * 2 : 4;
+        struct iter_item *ni = realloc(it->items, cap * sizeof(*ni));
+        if (ni == NULL) {
+            return KVD_ENOMEM;
+        }
+        it->items = ni;
+        it->cap = cap;
+    }
+    item = &it->items[it->nitems];
+    item->mem = malloc(n ? n : 1);
+    if (item->mem == NULL) {
+        return KVD_ENOMEM;
+    }
+    it->nitems++;
+    item->klen = e->klen;
+    item->vlen = e->vlen;
+    item->expire_ms = e->expire_ms;
+    if (keys_only) {
+        memcpy(item->mem, e->key, e->klen);
+        item->key = item->mem;
+        item->val = NULL;
+        return 0;
+    }
+    alog_count(&db->c.iter_preads, 1);
+    if (db->io->pread(e->seg->fd, item->mem, n, (off_t)e->off) != (ssize_t)n ||
+        !rec_matches(item->mem, n, e->key, e->klen, e->vlen, e->seq)) {
+        return report_corrupt(db, e->seg->id, e->off);
+    }
+    item->key = item->mem + ALOG_REC_HDR_BYTES;
+    item->val = item->key + e->klen;
+    return 0;
+}
+
+/* Buffer every wanted entry with the lowest hash >= it->pos. Returns 1
+ * when something was buffered, 0 at the end, or an error. */
+static int
+iter_fill(struct kvd_iter *it)
+{
+    alog_db *db = it->db;
+    int64_t now = db->host->now_ms(db->host);
+
+    while (!it->done) {
+        unsigned si = (unsigned)(it->pos >> (64 - ALOG_SHARD_BITS));
+        struct alog_shard *sh = &db->ix.shards[si];
+        int rc = 0;
+
+        pthread_rwlock_rdlock(&sh->lock);
+        for (size_t b = alog_shard_bucket(sh, it->pos);
+             b < ((size_t)1 << sh->bits); b++) {
+            uint64_t best = UINT64_MAX;
+            const struct alog_ent *e;
+            for (e = sh->buckets[b]; e != NULL; e = e->next) {
+                if (e->hash >= it->pos && e->hash < best &&
+                    iter_wants(it, e, now)) {
+                    best = e->hash;
+                }
+            }
+            if (best == UINT64_MAX) {
+                continue;
+            }
+            for (e = sh->buckets[b]; e != NULL && rc == 0; e = e->next) {
+                if (e->hash == best && iter_wants(it, e, now)) {
+                    rc = iter_take(it, e);
+                }
+            }
+            pthread_rwlock_unlock(&sh->lock);
+            if (rc != 0) {
+                iter_clear(it);
+                return rc;
+            }
+            it->item_pos = best;
+            it->pos = best + 1; /* best < UINT64_MAX by alog_hash */
+            return 1;
+        }
+        pthread_rwlock_unlock(&sh->lock);
+        if (si + 1 >= ALOG_SHARDS) {
+            it->done = 1;
+        } else {
+            it->pos = (uint64_t)(si + 1) << (64 - ALOG_SHARD_BITS);
+        }
+    }
+    return 0;
+}
+
+static int
+alog_iter_next(kvd_iter *it, struct kvd_entry *out)
+{
+    const struct iter_item *item;
+
+    if (it->next >= it->nitems) {
+        int rc;
+        iter_clear(it);
+        rc = iter_fill(it);
+        if (rc <= 0) {
+            return rc == 0 ? KVD_ENOTFOUND : rc;
+        }
+    }
+    item = &it->items[it->next++];
+    out->key = item->key;
+    out->klen = item->klen;
+    out->val = item->val;
+    out->vlen = item->vlen;
+    out->expire_ms = item->expire_ms;
+    out->pos = it->item_pos;
+    return 0;
+}
+
+static void
+alog_iter_close(kvd_iter *it)
+{
+    if (it == NULL) {
+        return;
+    }
+    iter_clear(it);
+    free(it->items);
+    free(it->prefix);
+    free(it);
+}
+
+/* ---- stats ---- */
+
+static void
+index_totals(alog_db *db, struct kvd_engine_stats *st)
+{
+    int64_t now = db->host->now_ms(db->host);
+
+    for (unsigned i = 0; i < ALOG_SHARDS; i++) {
+        struct alog_shard *sh = &db->ix.shards[i];
+        pthread_rwlock_rdlock(&sh->lock);
+        st->keys += sh->live_keys;
+        st->key_bytes += sh->key_bytes;
+        st->value_bytes += sh->value_bytes;
+        st->mem_bytes += sh->mem_bytes;
+        /* expired keys are not live: only shards with expiring keys need
+         * a walk */
+        if (sh->expiring > 0) {
+            for (size_t b = 0; b < ((size_t)1 << sh->bits); b++) {
+                for (const struct alog_ent *e = sh->buckets[b]; e != NULL;
+                     e = e->next) {
+                    if (!(e->flags & ALOG_ENT_TOMBSTONE) &&
+                        alog_is_expired(e->expire_ms, now)) {
+                        st->keys--;
+                        st->key_bytes -= e->klen;
+                        st->value_bytes -= e->vlen;
+                    }
+                }
+            }
+        }
+        pthread_rwlock_unlock(&sh->lock);
+    }
+}
+
+static int
+alog_stats(kvd_engine *db, struct kvd_engine_stats *out, kvd_stat_fn fn,
+           void *ctx)
+{
+    struct kvd_engine_stats st;
+    uint64_t live = 0;
+    uint64_t dead = 0;
+    uint64_t data_bytes = 0;
+    uint64_t hint_bytes = 0;
+    size_t nsegs;
+    size_t n;
+
+    memset(&st, 0, sizeof(st));
+    index_totals(db, &st);
+    pthread_mutex_lock(&db->seg_mu);
+    nsegs = db->nsegs;
+    for (size_t i = 0; i < db->nsegs; i++) {
+        struct alog_seg *s = db->segs[i];
+        uint64_t size = atomic_load(&s->size);
+        uint64_t l = atomic_load(&s->live_bytes);
+        live += l;
+        dead += size - ALOG_FILE_HDR_BYTES - l;
+        data_bytes += size;
+        hint_bytes += atomic_load(&s->hint_bytes);
+    }
+    st.mem_bytes += db->segs_cap * sizeof(*db->segs) +
+                    nsegs * sizeof(struct alog_seg) + sizeof(*db);
+    pthread_mutex_unlock(&db->seg_mu);
+    st.disk_bytes = data_bytes + hint_bytes;
+    st.readonly = atomic_load(&db->readonly);
+    st.ready = atomic_load(&db->ready);
+    pthread_mutex_lock(&db->state_mu);
+    memcpy(st.state, db->state, sizeof(st.state));
+    pthread_mutex_unlock(&db->state_mu);
+
+    n = out->struct_size < sizeof(st) ? out->struct_size : sizeof(st);
+    st.struct_size = out->struct_size;
+    memcpy(out, &st, n);
+    if (fn == NULL) {
+        return 0;
+    }
+    fn(ctx, "live_bytes", live);
+    fn(ctx, "dead_bytes", dead);
+    fn(ctx, "segments", nsegs);
+    fn(ctx, "data_bytes", data_bytes);
+    fn(ctx, "hint_bytes", hint_bytes);
+    fn(ctx, "index_bytes", st.mem_bytes);
+    fn(ctx, "index_bytes_per_key", st.keys ? st.mem_bytes / st.keys : 0);
+    fn(ctx, "get_preads", alog_load(&db->c.get_preads));
+    fn(ctx, "iter_preads", alog_load(&db->c.iter_preads));
+    fn(ctx, "puts", alog_load(&db->c.puts));
+    fn(ctx, "dels", alog_load(&db->c.dels));
+    fn(ctx, "batches", alog_load(&db->c.batches));
+    fn(ctx, "fsyncs", alog_load(&db->c.fsyncs));
+    fn(ctx, "sync_waits", alog_load(&db->c.sync_waits));
+    fn(ctx, "rolls", alog_load(&db->c.rolls));
+    fn(ctx, "merges", alog_load(&db->c.merges));
+    fn(ctx, "merge_bytes_written", alog_load(&db->c.merge_bytes_written));
+    fn(ctx, "merge_bytes_reclaimed", alog_load(&db->c.merge_bytes_reclaimed));
+    fn(ctx, "hint_files_written", alog_load(&db->c.hint_files_written));
+    fn(ctx, "corrupt_records", alog_load(&db->c.corrupt_records));
+    fn(ctx, "torn_tail_bytes", alog_load(&db->c.torn_tail_bytes));
+    fn(ctx, "recovery_ms", (uint64_t)db->recovery_ms);
+    fn(ctx, "recovery_records", db->recovered_records);
+    fn(ctx, "recovery_hint_files", db->recovered_hint_files);
+    fn(ctx, "recovery_scanned_files", db->recovered_scanned_files);
+    fn(ctx, "readonly", (uint64_t)st.readonly);
+    return 0;
+}
+
+/* ---- sync / maintain ---- */
+
+static int
+alog_sync_op(kvd_engine *db, struct kvd_err *err)
+{
+    int rc;
+
+    if (atomic_load(&db->readonly)) {
+        return kvd_err_set(err, KVD_EREADONLY, "log: %s", db->state);
+    }
+    rc = alog_sync_all(db);
+    if (rc != 0) {
+        return kvd_err_set(err, rc, "log: sync: %s", db->state);
+    }
+    return 0;
+}
+
+/* Drop expired keys from the index; their records become dead bytes. */
+static int
+reap_expired(alog_db *db)
+{
+    int64_t now = db->host->now_ms(db->host);
+
+    pthread_mutex_lock(&db->wlock);
+    for (unsigned i = 0; i < ALOG_SHARDS; i++) {
+        struct alog_shard *sh = &db->ix.shards[i];
+        pthread_rwlock_wrlock(&sh->lock);
+        for (size_t b = 0; sh->expiring > 0 && b < ((size_t)1 << sh->bits);
+             b++) {
+            struct alog_ent *e = sh->buckets[b];
+            while (e != NULL) {
+                struct alog_ent *next = e->next;
+                if (alog_is_expired(e->expire_ms, now)) {
+                    alog_index_drop_locked(db, sh, e);
+                }
+                e = next;
+            }
+        }
+        pthread_rwlock_unlock(&sh->lock);
+    }
+    pthread_mutex_unlock(&db->wlock);
+    return 0;
+}
+
+static int
+alog_maintain(kvd_engine *db, int op, struct kvd_err *err)
+{
+    switch (op) {
+    case KVD_MAINT_COMPACT:
+        return alog_merge_all(db, err);
+    case KVD_MAINT_EXPIRE:
+        return reap_expired(db);
+    default:
+        return kvd_err_set(err, KVD_ENOTSUP,
+                           "log: maintenance operation %d is not supported",
+                           op);
+    }
+}
+
+/* ---- the exported vtable ---- */
+
+KVD_EXPORT const struct kvd_engine_vtable kvd_engine_entry = {
+    .abi_version = KVD_ABI_VERSION,
+    .struct_size = sizeof(struct kvd_engine_vtable),
+    .name = "log",
+    .version = ALOG_VERSION,
+    .description = "append-only log segments with an in-memory hash index: "
+                   "one pread per get, crash-safe, background merge",
+    .caps = KVD_CAP_PERSISTENT | KVD_CAP_ATOMIC_BATCH,
+    .max_key_bytes = ALOG_MAX_KEY_BYTES,
+    .max_value_bytes = ALOG_MAX_VALUE_BYTES,
+    .options = alog_options,
+    .options_size = sizeof(struct alog_opts),
+    .open = alog_open,
+    .close = alog_close,
+    .get = alog_get,
+    .put = alog_put_op,
+    .del = alog_del_op,
+    .batch = alog_batch_op,
+    .iter_open = alog_iter_open,
+    .iter_next = alog_iter_next,
+    .iter_close = alog_iter_close,
+    .stats = alog_stats,
+    .sync = alog_sync_op,
+    .maintain = alog_maintain,
+    .clear = NULL,
+};

@@ -1,0 +1,271 @@
+/*
+ * alog_file.c -- file helpers of the log engine: paths, full reads and
+ * writes, directory fsync, segment objects and the segment list.
+ *
+ * Every call that touches a file goes through db->io (struct kvd_io), so a
+ * test can fail any write or fsync. Helpers return 0 or a negative kvd
+ * status; they never turn the engine read-only themselves: the caller
+ * knows whether the failure lost an acknowledged write and says so through
+ * alog_fail().
+ */
+#include "alog.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+void
+alog_seg_path(const alog_db *db, char *buf, uint32_t id, const char *ext)
+{
+    snprintf(buf, ALOG_PATH_BYTES, "%s/%08u.%s", db->dir, (unsigned)id, ext);
+}
+
+int
+alog_errno_status(int e)
+{
+    switch (e) {
+    case ENOSPC:
+    case EDQUOT:
+        return KVD_ENOSPC;
+    case ENOMEM:
+        return KVD_ENOMEM;
+    default:
+        return KVD_EIO;
+    }
+}
+
+int
+alog_read_full(const alog_db *db, int fd, void *buf, size_t n, uint64_t off,
+               size_t *got)
+{
+    size_t done = 0;
+
+    while (done < n) {
+        ssize_t r = db->io->pread(fd, (char *)buf + done, n - done,
+                                  (off_t)(off + done));
+        if (r < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            return alog_errno_status(errno);
+        }
+        if (r == 0) {
+            break;
+        }
+        done += (size_t)r;
+    }
+    *got = done;
+    return 0;
+}
+
+int
+alog_write_full(const alog_db *db, int fd, const void *buf, size_t n,
+                uint64_t off)
+{
+    size_t done = 0;
+
+    while (done < n) {
+        ssize_t r = db->io->pwrite(fd, (const char *)buf + done, n - done,
+                                   (off_t)(off + done));
+        if (r < 0) {
+            /* EINTR before any byte moved is not a failed write */
+            if (errno == EINTR) {
+                continue;
+            }
+            return alog_errno_status(errno);
+        }
+        if (r == 0) {
+            return KVD_ENOSPC;
+        }
+        done += (size_t)r;
+    }
+    return 0;
+}
+
+int
+alog_fsync_dir(alog_db *db)
+{
+    int fd = db->io->open(db->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
+    int rc = 0;
+
+    if (fd < 0) {
+        return alog_errno_status(errno);
+    }
+    if (db->io->fsync(fd) != 0) {
+        rc = alog_errno_status(errno);
+    }
+    db->io->close(fd);
+    return rc;
+}
+
+int
+alog_file_size(int fd, uint64_t *size)
+{
+    struct stat st;
+
+    if (fstat(fd, &st) != 0) {
+        return alog_errno_status(errno);
+    }
+    *size = (uint64_t)st.st_size;
+    return 0;
+}
+
+struct alog_seg *
+alog_seg_new(uint32_t id, int fd, int kind, uint64_t created_seq)
+{
+    struct alog_seg *s = calloc(1, sizeof(*s));
+
+    if (s == NULL) {
+        return NULL;
+    }
+    s->id = id;
+    s->fd = fd;
+    s->kind = kind;
+    s->created_seq = created_seq;
+    atomic_init(&s->size, ALOG_FILE_HDR_BYTES);
+    atomic_init(&s->live_bytes, 0);
+    atomic_init(&s->hint_bytes, 0);
+    atomic_init(&s->min_seq, kind == ALOG_FILE_DATA ? created_seq : UINT64_MAX);
+    atomic_init(&s->max_seq, 0);
+    atomic_init(&s->refs, 1);
+    return s;
+}
+
+/*
+ * Create segment `id`: the header is written to NNNNNNNN.data.tmp and
+ * synced; unless `tmp` is set (a merge output, renamed when complete) the
+ * file is then renamed into place and the directory synced, so a segment
+ * either exists with a full header or not at all.
+ */
+int
+alog_seg_create(alog_db *db, uint32_t id, int kind, uint64_t created_seq,
+                int tmp, struct alog_seg **out)
+{
+    char tpath[ALOG_PATH_BYTES];
+    char path[ALOG_PATH_BYTES];
+    unsigned char hdr[ALOG_FILE_HDR_BYTES];
+    struct alog_seg *s;
+    int fd;
+    int rc;
+
+    alog_seg_path(db, tpath, id, "data.tmp");
+    alog_seg_path(db, path, id, "data");
+    fd = db->io->open(tpath, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        return alog_errno_status(errno);
+    }
+    alog_file_hdr_encode(hdr, kind, created_seq);
+    rc = alog_write_full(db, fd, hdr, sizeof(hdr), 0);
+    if (rc == 0 && !tmp) {
+        alog_count(&db->c.fsyncs, 1);
+        if (db->io->fsync(fd) != 0) {
+            rc = alog_errno_status(errno);
+        } else if (db->io->rename(tpath, path) != 0) {
+            rc = alog_errno_status(errno);
+        } else {
+            rc = alog_fsync_dir(db);
+        }
+    }
+    if (rc != 0) {
+        db->io->close(fd);
+        return rc;
+    }
+    s = alog_seg_new(id, fd, kind, created_seq);
+    if (s == NULL) {
+        db->io->close(fd);
+        return KVD_ENOMEM;
+    }
+    *out = s;
+    return 0;
+}
+
+void
+alog_seg_ref(struct alog_seg *s)
+{
+    atomic_fetch_add(&s->refs, 1);
+}
+
+void
+alog_seg_unref(alog_db *db, struct alog_seg *s)
+{
+    if (s != NULL && atomic_fetch_sub(&s->refs, 1) == 1) {
+        if (s->fd >= 0) {
+            db->io->close(s->fd);
+        }
+        free(s);
+    }
+}
+
+int
+alog_segs_add_locked(alog_db *db, struct alog_seg *s)
+{
+    size_t i;
+
+    if (db->nsegs == db->segs_cap) {
+        size_t cap = db->segs_cap ? db->segs_cap * 2 : 16;
+        struct alog_seg **n = realloc(db->segs, cap * sizeof(*n));
+        if (n == NULL) {
+            return KVD_ENOMEM;
+        }
+        db->segs = n;
+        db->segs_cap = cap;
+    }
+    i = db->nsegs;
+    while (i > 0 && db->segs[i - 1]->id > s->id) {
+        db->segs[i] = db->segs[i - 1];
+        i--;
+    }
+    db->segs[i] = s;
+    db->nsegs++;
+    if (s->id >= db->next_id) {
+        db->next_id = s->id + 1;
+    }
+    return 0;
+}
+
+void
+alog_segs_remove_locked(alog_db *db, struct alog_seg *s)
+{
+    for (size_t i = 0; i < db->nsegs; i++) {
+        if (db->segs[i] == s) {
+            for (size_t j = i + 1; j < db->nsegs; j++) {
+                db->segs[j - 1] = db->segs[j];
+            }
+            db->nsegs--;
+            return;
+        }
+    }
+}
+
+/* Write `path` whole: path.tmp, fsync, rename, directory fsync. */
+int
+alog_write_tmp_file(alog_db *db, const char *path, const void *buf, size_t n)
+{
+    char tpath[ALOG_PATH_BYTES];
+    int fd;
+    int rc;
+
+    snprintf(tpath, sizeof(tpath), "%s.tmp", path);
+    fd = db->io->open(tpath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        return alog_errno_status(errno);
+    }
+    rc = alog_write_full(db, fd, buf, n, 0);
+    if (rc == 0 && db->io->fsync(fd) != 0) {
+        rc = alog_errno_status(errno);
+    }
+    db->io->close(fd);
+    if (rc == 0 && db->io->rename(tpath, path) != 0) {
+        rc = alog_errno_status(errno);
+    }
+    if (rc == 0) {
+        rc = alog_fsync_dir(db);
+    }
+    if (rc != 0) {
+        db->io->unlink(tpath);
+    }
+    return rc;
+}

@@ -1,0 +1,450 @@
+/*
+ * alog_recover.c -- rebuilding the index when a store is opened.
+ *
+ * Steps: finish or forget an interrupted merge (alog_merge_commit_replay),
+ * delete temporary files, open every NNNNNNNN.data, then load each segment
+ * from its hint file when a valid one exists, else by scanning it. Keys
+ * resolve by the highest sequence number, so the order of loading does not
+ * matter and merge outputs (new ids, old records) need no special case.
+ * Tombstones and expired records take part in that resolution (a delete
+ * must hide older puts in files loaded later) and are removed from the
+ * index at the end.
+ *
+ * The segment the previous run appended to last (the highest id written by
+ * appends) may end in a torn record: it is cut there and a warning names
+ * the file and offset. Damage anywhere else follows the corruption policy
+ * in alog_scan.c. After recovery writes always go to a fresh segment.
+ *
+ * Runs before any other thread exists: no locks are taken.
+ */
+#include "alog.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define ALOG_PROGRESS_MIN_BYTES (64ull << 20)
+#define ALOG_PROGRESS_EVERY_MS  1000
+
+struct rec_ctx {
+    alog_db *db;
+    int64_t now;
+    uint64_t max_seq;
+    uint64_t records;
+    int enomem;
+};
+
+static int64_t
+mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Apply one record (from a hint or a scan) to the index. */
+static int
+rec_apply(void *arg, struct alog_seg *seg, const struct alog_scan_rec *r)
+{
+    struct rec_ctx *c = arg;
+    uint64_t hash = alog_hash(r->key, r->h.klen);
+    struct alog_shard *sh = alog_index_shard(&c->db->ix, hash);
+    struct alog_ent *e;
+    int dead;
+
+    c->records++;
+    if (r->h.seq > c->max_seq) {
+        c->max_seq = r->h.seq;
+    }
+    if (r->h.seq < atomic_load(&seg->min_seq)) {
+        atomic_store(&seg->min_seq, r->h.seq);
+    }
+    if (r->h.seq > atomic_load(&seg->max_seq)) {
+        atomic_store(&seg->max_seq, r->h.seq);
+    }
+    e = alog_shard_find_locked(sh, hash, r->key, r->h.klen);
+    if (e != NULL && e->seq >= r->h.seq) {
+        return 0; /* an older version, or this very record again */
+    }
+    if (e == NULL) {
+        e = alog_ent_create(hash, r->key, r->h.klen);
+        if (e == NULL) {
+            c->enomem = 1;
+            return KVD_ENOMEM;
+        }
+        e->flags = ALOG_ENT_TOMBSTONE;
+        alog_shard_insert_locked(sh, e);
+    }
+    dead = r->h.kind == ALOG_REC_DEL || alog_is_expired(r->h.expire_ms, c->now);
+    if (!dead) {
+        alog_index_set_locked(c->db, sh, e, seg, r->off, r->h.vlen, r->h.seq,
+                              r->h.expire_ms);
+        return 0;
+    }
+    /* remember the delete until every file is loaded */
+    if (!(e->flags & ALOG_ENT_TOMBSTONE)) {
+        atomic_fetch_sub(&e->seg->live_bytes, alog_rec_bytes(e->klen, e->vlen));
+        alog_shard_unaccount_locked(sh, e);
+        e->flags |= ALOG_ENT_TOMBSTONE;
+    }
+    e->seg = seg;
+    e->off = r->off;
+    e->vlen = 0;
+    e->seq = r->h.seq;
+    e->expire_ms = 0;
+    return 0;
+}
+
+static void
+drop_tombstones(alog_db *db)
+{
+    for (unsigned i = 0; i < ALOG_SHARDS; i++) {
+        struct alog_shard *sh = &db->ix.shards[i];
+        for (size_t b = 0; b < ((size_t)1 << sh->bits); b++) {
+            struct alog_ent *e = sh->buckets[b];
+            while (e != NULL) {
+                struct alog_ent *next = e->next;
+                if (e->flags & ALOG_ENT_TOMBSTONE) {
+                    alog_shard_remove_locked(sh, e);
+                }
+                e = next;
+            }
+        }
+    }
+}
+
+static int
+parse_name(const char *name, const char *ext, uint32_t *id)
+{
+    char *end;
+    unsigned long v;
+
+    if (strlen(name) != 9 + strlen(ext) || name[8] != '.' ||
+        strcmp(name + 9, ext) != 0) {
+        return 0;
+    }
+    for (int i = 0; i < 8; i++) {
+        if (name[i] < '0' || name[i] > '9') {
+            return 0;
+        }
+    }
+    v = strtoul(name, &end, 10);
+    *id = (uint32_t)v;
+    return end == name + 8;
+}
+
+static int
+cmp_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a;
+    uint32_t y = *(const uint32_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* List data segment ids (sorted) and delete leftovers of interrupted
+ * writes: *.tmp files and hint files without a data file. */
+static int
+list_dir(alog_db *db, uint32_t **ids_out, size_t *n_out, struct kvd_err *err)
+{
+    DIR *d = opendir(db->dir);
+    struct dirent *de;
+    uint32_t *ids = NULL;
+    size_t n = 0;
+    size_t cap = 0;
+    char path[ALOG_PATH_BYTES];
+
+    if (d == NULL) {
+        return kvd_err_set(err, KVD_EIO, "log: opendir %s: %s", db->dir,
+                           strerror(errno));
+    }
+    while ((de = readdir(d)) != NULL) {
+        size_t len = strlen(de->d_name);
+        uint32_t id;
+        if (len > 4 && strcmp(de->d_name + len - 4, ".tmp") == 0) {
+            snprintf(path, sizeof(path), "%s/%s", db->dir, de->d_name);
+            ALOG_LOG(db, KVD_LOG_INFO,
+                     "log: removing %s left by an interrupted write", path);
+            db->io->unlink(path);
+            continue;
+        }
+        if (!parse_name(de->d_name, "data", &id)) {
+            continue;
+        }
+        if (n == cap) {
+            uint32_t *nn;
+            cap = cap ? cap * 2 : 64;
+            nn = realloc(ids, cap * sizeof(*ids));
+            if (nn == NULL) {
+                free(ids);
+                closedir(d);
+                return kvd_err_set(err, KVD_ENOMEM, "log: out of memory");
+            }
+            ids = nn;
+        }
+        ids[n++] = id;
+    }
+    closedir(d);
+    if (n > 1) {
+        qsort(ids, n, sizeof(*ids), cmp_u32);
+    }
+    *ids_out = ids;
+    *n_out = n;
+    return 0;
+}
+
+/* Open segment `id` and add it to the list; a damaged header is handled by
+ * the corruption policy (skip: the file is left alone and ignored). */
+static int
+open_seg(alog_db *db, uint32_t id, struct kvd_err *err)
+{
+    char path[ALOG_PATH_BYTES];
+    unsigned char hdr[ALOG_FILE_HDR_BYTES];
+    struct alog_file_hdr fh;
+    struct alog_seg *s;
+    uint64_t size = 0;
+    size_t got = 0;
+    int fd;
+    int rc;
+
+    alog_seg_path(db, path, id, "data");
+    fd = db->io->open(path, O_RDWR | O_CLOEXEC, 0);
+    if (fd < 0) {
+        return kvd_err_set(err, alog_errno_status(errno), "log: open %s: %s",
+                           path, strerror(errno));
+    }
+    rc = alog_file_size(fd, &size);
+    if (rc == 0) {
+        rc = alog_read_full(db, fd, hdr, sizeof(hdr), 0, &got);
+    }
+    if (rc != 0) {
+        db->io->close(fd);
+        return kvd_err_set(err, rc, "log: read %s: %s", path, strerror(errno));
+    }
+    rc = got == sizeof(hdr) ? alog_file_hdr_decode(hdr, &fh) : KVD_ECORRUPT;
+    if (rc == KVD_ENOTSUP) {
+        db->io->close(fd);
+        return kvd_err_set(err, rc,
+                           "log: %s has format version %u; this engine "
+                           "reads version %d",
+                           path, (unsigned)fh.version, ALOG_FORMAT_VERSION);
+    }
+    if (rc == 0 && fh.kind != ALOG_FILE_DATA && fh.kind != ALOG_FILE_MERGED) {
+        rc = KVD_ECORRUPT;
+    }
+    if (rc != 0) {
+        db->io->close(fd);
+        alog_count(&db->c.corrupt_records, 1);
+        ALOG_LOG(db, KVD_LOG_ERROR,
+                 "log: corrupt file header in %s at offset 0: file ignored",
+                 path);
+        if (db->opts.corruption == ALOG_CORRUPT_FAIL) {
+            return kvd_err_set(err, KVD_ECORRUPT,
+                               "log: corrupt file header in %s at offset 0",
+                               path);
+        }
+        if (id >= db->next_id) {
+            db->next_id = id + 1; /* never reuse its name */
+        }
+        return 0;
+    }
+    s = alog_seg_new(id, fd, fh.kind, fh.created_seq);
+    if (s == NULL || alog_segs_add_locked(db, s) != 0) {
+        free(s);
+        db->io->close(fd);
+        return kvd_err_set(err, KVD_ENOMEM, "log: out of memory");
+    }
+    atomic_store(&s->size, size);
+    if (fh.kind == ALOG_FILE_DATA && fh.created_seq > 0 &&
+        fh.created_seq - 1 > db->seq) {
+        db->seq = fh.created_seq - 1;
+    }
+    return 0;
+}
+
+static int
+cut_torn_tail(alog_db *db, struct alog_seg *s, uint64_t size,
+              uint64_t valid_end, struct kvd_err *err)
+{
+    ALOG_LOG(db, KVD_LOG_WARN,
+             "log: torn write at the end of %s/%08u.data at offset %llu "
+             "(%llu bytes): cut off",
+             db->dir, (unsigned)s->id, (unsigned long long)valid_end,
+             (unsigned long long)(size - valid_end));
+    alog_count(&db->c.torn_tail_bytes, size - valid_end);
+    if (db->io->ftruncate(s->fd, (off_t)valid_end) != 0 ||
+        db->io->fsync(s->fd) != 0) {
+        int rc = alog_errno_status(errno);
+        return kvd_err_set(err, rc, "log: truncate %s/%08u.data to %llu: %s",
+                           db->dir, (unsigned)s->id,
+                           (unsigned long long)valid_end, strerror(errno));
+    }
+    atomic_store(&s->size, valid_end);
+    return 0;
+}
+
+static void
+progress(alog_db *db, int64_t t0, int64_t *last, size_t i, size_t n,
+         uint64_t done, uint64_t total, uint64_t records)
+{
+    int64_t now = mono_ms();
+    double secs;
+
+    if (total < ALOG_PROGRESS_MIN_BYTES ||
+        now - *last < ALOG_PROGRESS_EVERY_MS) {
+        return;
+    }
+    *last = now;
+    secs = (double)(now - t0) / 1000.0;
+    ALOG_LOG(db, KVD_LOG_INFO,
+             "log: recovery %.0f%% (%zu of %zu segments, %llu records, "
+             "%.0f records/s)",
+             total ? 100.0 * (double)done / (double)total : 100.0, i, n,
+             (unsigned long long)records,
+             secs > 0 ? (double)records / secs : 0.0);
+}
+
+static int
+load_segments(alog_db *db, struct rec_ctx *c, struct kvd_err *err)
+{
+    struct alog_seg *tail = NULL;
+    uint64_t total = 0;
+    uint64_t done = 0;
+    int64_t t0 = mono_ms();
+    int64_t last = t0;
+    size_t nsegs = db->nsegs;
+
+    for (size_t i = 0; i < nsegs; i++) {
+        struct alog_seg *s = db->segs[i];
+        total += atomic_load(&s->size);
+        if (s->kind == ALOG_FILE_DATA) {
+            tail = s;
+        }
+    }
+    for (size_t i = 0; i < nsegs; i++) {
+        struct alog_seg *s = db->segs[i];
+        uint64_t size = atomic_load(&s->size);
+        struct alog_scan_result res;
+        int rc;
+
+        rc = alog_hint_load(db, s, size, rec_apply, c);
+        if (rc == 0) {
+            db->recovered_hint_files++;
+        } else if (c->enomem) {
+            return kvd_err_set(err, KVD_ENOMEM, "log: out of memory");
+        } else {
+            if (rc == KVD_ECORRUPT) {
+                ALOG_LOG(db, KVD_LOG_WARN,
+                         "log: hint file %s/%08u.hint is unusable: "
+                         "scanning the data file instead",
+                         db->dir, (unsigned)s->id);
+            }
+            atomic_store(&s->hint_bytes, 0);
+            rc = alog_scan_segment(db, s, size, s == tail,
+                                   db->opts.corruption == ALOG_CORRUPT_FAIL,
+                                   rec_apply, c, &res);
+            if (rc != 0) {
+                return kvd_err_set(err, rc,
+                                   rc == KVD_ECORRUPT
+                                       ? "log: corrupt data in %s/%08u.data "
+                                         "(corruption = fail; see the log "
+                                         "for the offset)"
+                                       : "log: reading %s/%08u.data failed",
+                                   db->dir, (unsigned)s->id);
+            }
+            if (res.torn) {
+                rc = cut_torn_tail(db, s, size, res.valid_end, err);
+                if (rc != 0) {
+                    return rc;
+                }
+            }
+            s->need_hint = db->opts.hint_files;
+            db->recovered_scanned_files++;
+        }
+        s->sealed = 1;
+        done += size;
+        progress(db, t0, &last, i + 1, nsegs, done, total, c->records);
+    }
+    return 0;
+}
+
+/* Delete segments that hold no record at all (an empty active segment of
+ * a crashed run, or one whose only record was torn). */
+static void
+drop_empty(alog_db *db)
+{
+    char path[ALOG_PATH_BYTES];
+
+    for (size_t i = 0; i < db->nsegs;) {
+        struct alog_seg *s = db->segs[i];
+        if (atomic_load(&s->size) > ALOG_FILE_HDR_BYTES) {
+            i++;
+            continue;
+        }
+        alog_seg_path(db, path, s->id, "hint");
+        db->io->unlink(path);
+        alog_seg_path(db, path, s->id, "data");
+        db->io->unlink(path);
+        alog_segs_remove_locked(db, s);
+        alog_seg_unref(db, s);
+    }
+}
+
+int
+alog_recover(alog_db *db, struct kvd_err *err)
+{
+    struct rec_ctx c = {.db = db};
+    uint32_t *ids = NULL;
+    size_t n = 0;
+    int64_t t0 = mono_ms();
+    int rc;
+
+    c.now = db->host->now_ms(db->host);
+    rc = alog_merge_commit_replay(db, err);
+    if (rc != 0) {
+        return rc;
+    }
+    rc = list_dir(db, &ids, &n, err);
+    if (rc != 0) {
+        return rc;
+    }
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        rc = open_seg(db, ids[i], err);
+    }
+    free(ids);
+    if (rc == 0) {
+        rc = load_segments(db, &c, err);
+    }
+    if (rc != 0) {
+        return rc;
+    }
+    drop_tombstones(db);
+    drop_empty(db);
+    if (alog_fsync_dir(db) != 0) {
+        return kvd_err_set(err, KVD_EIO, "log: fsync directory %s: %s", db->dir,
+                           strerror(errno));
+    }
+    if (c.max_seq > db->seq) {
+        db->seq = c.max_seq;
+    }
+    db->recovered_records = c.records;
+    db->recovery_ms = mono_ms() - t0;
+    if (db->nsegs > 0) {
+        uint64_t keys = 0;
+        for (unsigned i = 0; i < ALOG_SHARDS; i++) {
+            keys += db->ix.shards[i].live_keys;
+        }
+        ALOG_LOG(db, KVD_LOG_INFO,
+                 "log: recovered %llu keys from %zu segments (%llu from hint "
+                 "files, %llu scanned, %llu records) in %lld ms",
+                 (unsigned long long)keys, db->nsegs,
+                 (unsigned long long)db->recovered_hint_files,
+                 (unsigned long long)db->recovered_scanned_files,
+                 (unsigned long long)c.records, (long long)db->recovery_ms);
+    }
+    return 0;
+}

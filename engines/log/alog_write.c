@@ -1,0 +1,667 @@
+/*
+ * alog_write.c -- the write path of the log engine: put, del, batch,
+ * segment roll, group commit and the read-only switch.
+ *
+ * Every write encodes its record(s) outside any lock, then under wlock
+ * takes sequence numbers, seals the crc, appends with one pwrite at the end
+ * of the active segment and updates the index, so the index changes in log
+ * order. Index entries are allocated before the append: once a record is
+ * in the log nothing can fail before the index reflects it.
+ *
+ * Durability (sync = always): after the append a writer waits until the
+ * log position it reached is durable. The first waiter becomes the leader
+ * and calls fdatasync for everyone who appended up to that point; the
+ * others sleep on sync_cv (group commit). A failed write or fsync is never
+ * retried (the kernel may have dropped the dirty pages): the engine turns
+ * read-only, the failing request gets the error and every later write
+ * KVD_EREADONLY. Readers keep working.
+ */
+#include "alog.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#define ALOG_STACK_REC_BYTES 4096
+/* Keeps offsets inside a segment below 4 GiB (they are u32). */
+#define ALOG_MAX_BATCH_BYTES (ALOG_MAX_VALUE_BYTES + (512u << 20))
+
+static const char *
+status_text(int rc)
+{
+    switch (rc) {
+#define ALOG_XX_TEXT(name, value, msg)                                         \
+    case value:                                                                \
+        return msg;
+        KVD_STATUS_MAP(ALOG_XX_TEXT)
+#undef ALOG_XX_TEXT
+    default:
+        return "unknown error";
+    }
+}
+
+int
+alog_fail(alog_db *db, int rc, const char *fmt, ...)
+{
+    char what[ALOG_STATE_BYTES];
+    va_list ap;
+    int first;
+
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof(what), fmt, ap);
+    va_end(ap);
+    pthread_mutex_lock(&db->state_mu);
+    first = !atomic_load(&db->readonly);
+    if (first) {
+        /* a long path may be cut short in the state; the log has it all */
+        if (snprintf(db->state, sizeof(db->state), "read-only: %s: %s", what,
+                     status_text(rc)) < 0) {
+            db->state[0] = '\0';
+        }
+        atomic_store(&db->readonly, 1);
+    }
+    pthread_mutex_unlock(&db->state_mu);
+    if (first) {
+        ALOG_LOG(db, KVD_LOG_ERROR,
+                 "log: %s: %s; the store is read-only from now on (a failed "
+                 "write or fsync is never retried)",
+                 what, status_text(rc));
+    }
+    return rc;
+}
+
+int
+alog_check_writable(alog_db *db)
+{
+    return atomic_load(&db->readonly) ? KVD_EREADONLY : 0;
+}
+
+/* ---- index updates (caller holds wlock or is the only writer) ---- */
+
+static void
+seg_live_add(struct alog_seg *s, uint64_t n)
+{
+    atomic_fetch_add_explicit(&s->live_bytes, n, memory_order_relaxed);
+}
+
+static void
+seg_live_sub(struct alog_seg *s, uint64_t n)
+{
+    atomic_fetch_sub_explicit(&s->live_bytes, n, memory_order_relaxed);
+}
+
+/* Point e (linked, in sh, write lock held) at a new record. */
+void
+alog_index_set_locked(alog_db *db, struct alog_shard *sh, struct alog_ent *e,
+                      struct alog_seg *seg, uint32_t off, uint32_t vlen,
+                      uint64_t seq, int64_t expire_ms)
+{
+    (void)db;
+    if (e->seg != NULL && !(e->flags & ALOG_ENT_TOMBSTONE)) {
+        seg_live_sub(e->seg, alog_rec_bytes(e->klen, e->vlen));
+    }
+    alog_shard_unaccount_locked(sh, e);
+    e->seg = seg;
+    e->off = off;
+    e->vlen = vlen;
+    e->seq = seq;
+    e->expire_ms = expire_ms;
+    e->flags &= (uint8_t)~ALOG_ENT_TOMBSTONE;
+    alog_shard_account_locked(sh, e);
+    seg_live_add(seg, alog_rec_bytes(e->klen, vlen));
+}
+
+void
+alog_index_drop_locked(alog_db *db, struct alog_shard *sh, struct alog_ent *e)
+{
+    (void)db;
+    if (e->seg != NULL && !(e->flags & ALOG_ENT_TOMBSTONE)) {
+        seg_live_sub(e->seg, alog_rec_bytes(e->klen, e->vlen));
+    }
+    alog_shard_remove_locked(sh, e);
+}
+
+/* Apply a put to the index; `spare` is a preallocated entry for the key,
+ * consumed (linked) or freed here. */
+static void
+index_put(alog_db *db, struct alog_ent *spare, struct alog_seg *seg,
+          uint32_t off, uint32_t vlen, uint64_t seq, int64_t expire_ms)
+{
+    struct alog_shard *sh = alog_index_shard(&db->ix, spare->hash);
+    struct alog_ent *e;
+
+    pthread_rwlock_wrlock(&sh->lock);
+    e = alog_shard_find_locked(sh, spare->hash, spare->key, spare->klen);
+    if (e == NULL) {
+        spare->seg = NULL;
+        spare->flags = ALOG_ENT_TOMBSTONE; /* not accounted until set */
+        alog_shard_insert_locked(sh, spare);
+        e = spare;
+        spare = NULL;
+    }
+    alog_index_set_locked(db, sh, e, seg, off, vlen, seq, expire_ms);
+    pthread_rwlock_unlock(&sh->lock);
+    free(spare);
+}
+
+static void
+index_del(alog_db *db, uint64_t hash, const void *key, size_t klen)
+{
+    struct alog_shard *sh = alog_index_shard(&db->ix, hash);
+    struct alog_ent *e;
+
+    pthread_rwlock_wrlock(&sh->lock);
+    e = alog_shard_find_locked(sh, hash, key, klen);
+    if (e != NULL) {
+        alog_index_drop_locked(db, sh, e);
+    }
+    pthread_rwlock_unlock(&sh->lock);
+}
+
+/* ---- appending ---- */
+
+int
+alog_roll_locked(alog_db *db)
+{
+    struct alog_seg *old = db->active;
+    struct alog_seg *ns = NULL;
+    uint32_t id;
+    int rc;
+
+    if (alog_check_writable(db) != 0) {
+        return KVD_EREADONLY;
+    }
+    /* the sealed segment must be complete on disk before the next one
+     * exists: recovery treats only the newest segment's tail as torn */
+    alog_count(&db->c.fsyncs, 1);
+    if (db->io->fdatasync(old->fd) != 0) {
+        rc = alog_errno_status(errno);
+        return alog_fail(db, rc, "fdatasync %s/%08u.data", db->dir,
+                         (unsigned)old->id);
+    }
+    pthread_mutex_lock(&db->sync_mu);
+    if (db->synced < db->written) {
+        db->synced = db->written;
+    }
+    pthread_cond_broadcast(&db->sync_cv);
+    pthread_mutex_unlock(&db->sync_mu);
+
+    pthread_mutex_lock(&db->seg_mu);
+    id = db->next_id++;
+    pthread_mutex_unlock(&db->seg_mu);
+    rc = alog_seg_create(db, id, ALOG_FILE_DATA, db->seq + 1, 0, &ns);
+    if (rc != 0) {
+        return alog_fail(db, rc, "create segment %s/%08u.data", db->dir,
+                         (unsigned)id);
+    }
+    pthread_mutex_lock(&db->seg_mu);
+    rc = alog_segs_add_locked(db, ns);
+    if (rc == 0) {
+        old->sealed = 1;
+        old->need_hint = db->opts.hint_files;
+    }
+    pthread_mutex_unlock(&db->seg_mu);
+    if (rc != 0) {
+        alog_seg_unref(db, ns);
+        return alog_fail(db, rc, "add segment %08u", (unsigned)id);
+    }
+    db->active = ns;
+    alog_count(&db->c.rolls, 1);
+    /* wake the background thread: a sealed segment wants a hint file */
+    pthread_mutex_lock(&db->bg_mu);
+    pthread_cond_signal(&db->bg_cv);
+    pthread_mutex_unlock(&db->bg_mu);
+    return 0;
+}
+
+int
+alog_roll(alog_db *db)
+{
+    int rc = 0;
+
+    pthread_mutex_lock(&db->wlock);
+    if (atomic_load(&db->active->size) > ALOG_FILE_HDR_BYTES) {
+        rc = alog_roll_locked(db);
+    }
+    pthread_mutex_unlock(&db->wlock);
+    return rc;
+}
+
+/* Make room for `total` bytes (wlock held): roll when the active segment
+ * would pass segment_size, unless it is empty. */
+static int
+reserve_locked(alog_db *db, uint64_t total)
+{
+    uint64_t size;
+
+    if (alog_check_writable(db) != 0) {
+        return KVD_EREADONLY;
+    }
+    size = atomic_load(&db->active->size);
+    if (size > ALOG_FILE_HDR_BYTES && size + total > db->opts.segment_size) {
+        return alog_roll_locked(db);
+    }
+    return 0;
+}
+
+/* Append sealed bytes at the end of the active segment (wlock held). */
+static int
+append_locked(alog_db *db, const unsigned char *buf, uint64_t total,
+              uint64_t first_seq, uint64_t last_seq, uint32_t *off)
+{
+    struct alog_seg *s = db->active;
+    uint64_t at = atomic_load(&s->size);
+    int rc;
+
+    rc = alog_write_full(db, s->fd, buf, total, at);
+    if (rc != 0) {
+        return alog_fail(db, rc, "write %s/%08u.data at offset %llu", db->dir,
+                         (unsigned)s->id, (unsigned long long)at);
+    }
+    atomic_store(&s->size, at + total);
+    if (first_seq < atomic_load(&s->min_seq)) {
+        atomic_store(&s->min_seq, first_seq);
+    }
+    atomic_store(&s->max_seq, last_seq);
+    db->written += total;
+    *off = (uint32_t)at;
+    return 0;
+}
+
+/* ---- group commit ---- */
+
+int
+alog_sync_to(alog_db *db, uint64_t target)
+{
+    int rc = 0;
+    int waited = 0;
+
+    pthread_mutex_lock(&db->sync_mu);
+    while (db->synced < target) {
+        struct alog_seg *s;
+        uint64_t pos;
+        int frc = 0;
+
+        if (atomic_load(&db->readonly)) {
+            rc = KVD_EIO;
+            break;
+        }
+        if (db->syncing) {
+            waited = 1;
+            pthread_cond_wait(&db->sync_cv, &db->sync_mu);
+            continue;
+        }
+        db->syncing = 1;
+        pthread_mutex_unlock(&db->sync_mu);
+
+        /* everything appended so far is in the active segment or in a
+         * sealed one that the roll already synced */
+        pthread_mutex_lock(&db->wlock);
+        s = db->active;
+        alog_seg_ref(s);
+        pos = db->written;
+        pthread_mutex_unlock(&db->wlock);
+
+        alog_count(&db->c.fsyncs, 1);
+        if (db->io->fdatasync(s->fd) != 0) {
+            frc = alog_errno_status(errno);
+            alog_fail(db, frc, "fdatasync %s/%08u.data", db->dir,
+                      (unsigned)s->id);
+        }
+        alog_seg_unref(db, s);
+
+        pthread_mutex_lock(&db->sync_mu);
+        db->syncing = 0;
+        if (frc == 0 && db->synced < pos) {
+            db->synced = pos;
+        }
+        pthread_cond_broadcast(&db->sync_cv);
+        if (frc != 0) {
+            rc = frc;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&db->sync_mu);
+    if (waited) {
+        alog_count(&db->c.sync_waits, 1);
+    }
+    return rc;
+}
+
+int
+alog_sync_all(alog_db *db)
+{
+    uint64_t target;
+
+    pthread_mutex_lock(&db->wlock);
+    target = db->written;
+    pthread_mutex_unlock(&db->wlock);
+    return alog_sync_to(db, target);
+}
+
+static int
+finish_write(alog_db *db, int rc, uint64_t target)
+{
+    if (rc == 0 && db->opts.sync == ALOG_SYNC_ALWAYS) {
+        rc = alog_sync_to(db, target);
+    }
+    return rc;
+}
+
+/* ---- operations ---- */
+
+static int
+check_key(size_t klen)
+{
+    if (klen == 0) {
+        return KVD_EINVAL;
+    }
+    return klen > ALOG_MAX_KEY_BYTES ? KVD_ETOOBIG : 0;
+}
+
+static void
+fill_rec(unsigned char *p, int kind, uint8_t flags, const void *key,
+         size_t klen, const void *val, size_t vlen, int64_t expire_ms,
+         uint64_t seq, int64_t now)
+{
+    struct alog_rec_hdr h = {
+        .kind = (uint8_t)kind,
+        .flags = flags,
+        .klen = (uint16_t)klen,
+        .vlen = (uint32_t)vlen,
+        .seq = seq,
+        .expire_ms = expire_ms,
+        .ts_ms = now,
+    };
+    memcpy(p + ALOG_REC_HDR_BYTES, key, klen);
+    if (vlen > 0) {
+        memcpy(p + ALOG_REC_HDR_BYTES + klen, val, vlen);
+    }
+    alog_rec_seal(p, &h);
+}
+
+int
+alog_put(alog_db *db, const void *key, size_t klen, const void *val,
+         size_t vlen, int64_t expire_ms)
+{
+    unsigned char stackbuf[ALOG_STACK_REC_BYTES];
+    unsigned char *buf = stackbuf;
+    uint64_t total = alog_rec_bytes(klen, vlen);
+    uint64_t hash;
+    uint64_t target = 0;
+    struct alog_ent *spare;
+    uint32_t off;
+    int64_t now;
+    int rc;
+
+    rc = check_key(klen);
+    if (rc != 0) {
+        return rc;
+    }
+    if (vlen > ALOG_MAX_VALUE_BYTES) {
+        return KVD_ETOOBIG;
+    }
+    if (expire_ms < 0) {
+        return KVD_EINVAL;
+    }
+    if (alog_check_writable(db) != 0) {
+        return KVD_EREADONLY;
+    }
+    hash = alog_hash(key, klen);
+    spare = alog_ent_create(hash, key, klen);
+    if (spare == NULL) {
+        return KVD_ENOMEM;
+    }
+    if (total > sizeof(stackbuf)) {
+        buf = malloc(total);
+        if (buf == NULL) {
+            free(spare);
+            return KVD_ENOMEM;
+        }
+    }
+    now = db->host->now_ms(db->host);
+
+    pthread_mutex_lock(&db->wlock);
+    rc = reserve_locked(db, total);
+    if (rc == 0) {
+        uint64_t seq = db->seq + 1;
+        fill_rec(buf, ALOG_REC_PUT, 0, key, klen, val, vlen, expire_ms, seq,
+                 now);
+        rc = append_locked(db, buf, total, seq, seq, &off);
+        if (rc == 0) {
+            db->seq = seq;
+            index_put(db, spare, db->active, off, (uint32_t)vlen, seq,
+                      expire_ms);
+            spare = NULL;
+            target = db->written;
+        }
+    }
+    pthread_mutex_unlock(&db->wlock);
+
+    free(spare);
+    if (buf != stackbuf) {
+        free(buf);
+    }
+    if (rc == 0) {
+        alog_count(&db->c.puts, 1);
+    }
+    return finish_write(db, rc, target);
+}
+
+/* Is key live (present, unexpired)? Drops an expired entry on the way. */
+static int
+key_live(alog_db *db, uint64_t hash, const void *key, size_t klen)
+{
+    struct alog_shard *sh = alog_index_shard(&db->ix, hash);
+    struct alog_ent *e;
+    int live = 0;
+
+    pthread_rwlock_wrlock(&sh->lock);
+    e = alog_shard_find_locked(sh, hash, key, klen);
+    if (e != NULL) {
+        if (alog_is_expired(e->expire_ms, db->host->now_ms(db->host))) {
+            alog_index_drop_locked(db, sh, e);
+        } else {
+            live = 1;
+        }
+    }
+    pthread_rwlock_unlock(&sh->lock);
+    return live;
+}
+
+int
+alog_del(alog_db *db, const void *key, size_t klen)
+{
+    unsigned char stackbuf[ALOG_STACK_REC_BYTES];
+    unsigned char *buf = stackbuf;
+    uint64_t total = alog_rec_bytes(klen, 0);
+    uint64_t hash;
+    uint64_t target = 0;
+    uint32_t off;
+    int64_t now;
+    int rc;
+
+    rc = check_key(klen);
+    if (rc != 0) {
+        return rc;
+    }
+    if (alog_check_writable(db) != 0) {
+        return KVD_EREADONLY;
+    }
+    if (total > sizeof(stackbuf)) {
+        buf = malloc(total);
+        if (buf == NULL) {
+            return KVD_ENOMEM;
+        }
+    }
+    hash = alog_hash(key, klen);
+    now = db->host->now_ms(db->host);
+
+    pthread_mutex_lock(&db->wlock);
+    /* under wlock no other writer can create or delete the key */
+    if (!key_live(db, hash, key, klen)) {
+        rc = KVD_ENOTFOUND;
+    } else {
+        rc = reserve_locked(db, total);
+    }
+    if (rc == 0) {
+        uint64_t seq = db->seq + 1;
+        fill_rec(buf, ALOG_REC_DEL, 0, key, klen, NULL, 0, 0, seq, now);
+        rc = append_locked(db, buf, total, seq, seq, &off);
+        if (rc == 0) {
+            db->seq = seq;
+            index_del(db, hash, key, klen);
+            target = db->written;
+        }
+    }
+    pthread_mutex_unlock(&db->wlock);
+
+    if (buf != stackbuf) {
+        free(buf);
+    }
+    if (rc == 0) {
+        alog_count(&db->c.dels, 1);
+    }
+    return finish_write(db, rc, target);
+}
+
+static int
+batch_check(const struct kvd_op *ops, size_t n, uint64_t *body,
+            struct kvd_err *err)
+{
+    *body = 0;
+    for (size_t i = 0; i < n; i++) {
+        const struct kvd_op *op = &ops[i];
+        int rc = check_key(op->klen);
+        if (op->type != KVD_OP_PUT && op->type != KVD_OP_DEL) {
+            return kvd_err_set(err, KVD_EINVAL, "batch op %zu: unknown type %d",
+                               i, op->type);
+        }
+        if (rc != 0) {
+            return kvd_err_set(err, rc, "batch op %zu: key of %zu bytes: %s", i,
+                               op->klen,
+                               op->klen == 0 ? "empty key" : "too long");
+        }
+        if (op->type == KVD_OP_PUT) {
+            if (op->vlen > ALOG_MAX_VALUE_BYTES) {
+                return kvd_err_set(err, KVD_ETOOBIG,
+                                   "batch op %zu: value of %zu bytes is "
+                                   "over the limit of %u",
+                                   i, op->vlen, ALOG_MAX_VALUE_BYTES);
+            }
+            if (op->expire_ms < 0) {
+                return kvd_err_set(err, KVD_EINVAL,
+                                   "batch op %zu: negative expiry", i);
+            }
+        }
+        *body +=
+            alog_rec_bytes(op->klen, op->type == KVD_OP_PUT ? op->vlen : 0);
+    }
+    if (*body > ALOG_MAX_BATCH_BYTES) {
+        return kvd_err_set(err, KVD_ETOOBIG,
+                           "batch of %llu bytes is over the limit of %u",
+                           (unsigned long long)*body, ALOG_MAX_BATCH_BYTES);
+    }
+    return 0;
+}
+
+int
+alog_batch(alog_db *db, const struct kvd_op *ops, size_t n, struct kvd_err *err)
+{
+    struct alog_ent **spares = NULL;
+    unsigned char *buf = NULL;
+    uint64_t body;
+    uint64_t total;
+    uint64_t target = 0;
+    uint32_t off;
+    int64_t now;
+    int rc;
+
+    rc = batch_check(ops, n, &body, err);
+    if (rc != 0 || n == 0) {
+        return rc;
+    }
+    if (alog_check_writable(db) != 0) {
+        return kvd_err_set(err, KVD_EREADONLY, "log: %s", db->state);
+    }
+    total = ALOG_REC_HDR_BYTES + body;
+    spares = calloc(n, sizeof(*spares));
+    buf = malloc(total);
+    if (spares == NULL || buf == NULL) {
+        rc = kvd_err_set(err, KVD_ENOMEM, "batch of %zu ops: out of memory", n);
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (ops[i].type == KVD_OP_PUT) {
+            spares[i] = alog_ent_create(alog_hash(ops[i].key, ops[i].klen),
+                                        ops[i].key, ops[i].klen);
+            if (spares[i] == NULL) {
+                rc = kvd_err_set(err, KVD_ENOMEM, "batch: out of memory");
+                goto out;
+            }
+        }
+    }
+    now = db->host->now_ms(db->host);
+
+    pthread_mutex_lock(&db->wlock);
+    rc = reserve_locked(db, total);
+    if (rc == 0) {
+        uint64_t first = db->seq + 1;
+        uint64_t pos = ALOG_REC_HDR_BYTES;
+        struct alog_rec_hdr fh = {
+            .kind = ALOG_REC_BATCH,
+            .vlen = (uint32_t)body,
+            .seq = first,
+            .expire_ms = (int64_t)n,
+            .ts_ms = now,
+        };
+        for (size_t i = 0; i < n; i++) {
+            const struct kvd_op *op = &ops[i];
+            int put = op->type == KVD_OP_PUT;
+            fill_rec(buf + pos, put ? ALOG_REC_PUT : ALOG_REC_DEL,
+                     ALOG_REC_IN_BATCH, op->key, op->klen, op->val,
+                     put ? op->vlen : 0, put ? op->expire_ms : 0, first + i,
+                     now);
+            pos += alog_rec_bytes(op->klen, put ? op->vlen : 0);
+        }
+        alog_rec_seal(buf, &fh);
+        rc = append_locked(db, buf, total, first, first + n - 1, &off);
+        if (rc == 0) {
+            db->seq = first + n - 1;
+            pos = off + (uint64_t)ALOG_REC_HDR_BYTES;
+            for (size_t i = 0; i < n; i++) {
+                const struct kvd_op *op = &ops[i];
+                if (op->type == KVD_OP_PUT) {
+                    index_put(db, spares[i], db->active, (uint32_t)pos,
+                              (uint32_t)op->vlen, first + i, op->expire_ms);
+                    spares[i] = NULL;
+                } else {
+                    index_del(db, alog_hash(op->key, op->klen), op->key,
+                              op->klen);
+                }
+                pos += alog_rec_bytes(op->klen,
+                                      op->type == KVD_OP_PUT ? op->vlen : 0);
+            }
+            target = db->written;
+        }
+    }
+    pthread_mutex_unlock(&db->wlock);
+    if (rc == 0) {
+        alog_count(&db->c.batches, 1);
+        rc = finish_write(db, rc, target);
+    }
+    if (rc != 0) {
+        kvd_err_set(err, rc, "log: batch of %zu ops: %s", n,
+                    rc == KVD_EREADONLY ? db->state : status_text(rc));
+    }
+out:
+    if (spares != NULL) {
+        for (size_t i = 0; i < n; i++) {
+            free(spares[i]);
+        }
+    }
+    free(spares);
+    free(buf);
+    return rc;
+}

@@ -1,0 +1,125 @@
+/*
+ * crc32c.c -- CRC-32C, hardware (SSE4.2) with a slicing-by-8 fallback.
+ *
+ * The reflected polynomial 0x82f63b78. The hardware path is compiled with a
+ * per-function target attribute, so the plugin runs on any x86-64 and
+ * chooses at run time; other architectures always use the table.
+ */
+#include "crc32c.h"
+
+#include <pthread.h>
+#include <string.h>
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <nmmintrin.h>
+#define ALOG_HAVE_SSE42_PATH 1
+#else
+#define ALOG_HAVE_SSE42_PATH 0
+#endif
+
+#define CRC32C_POLY 0x82f63b78u
+
+static uint32_t crc_table[8][256];
+static pthread_once_t crc_once = PTHREAD_ONCE_INIT;
+static int crc_hw; /* written once under crc_once */
+
+static void
+crc_init(void)
+{
+    for (uint32_t i = 0; i < 256; i++) {
+        uint32_t c = i;
+        for (int k = 0; k < 8; k++) {
+            c = (c & 1) ? (c >> 1) ^ CRC32C_POLY : c >> 1;
+        }
+        crc_table[0][i] = c;
+    }
+    for (uint32_t i = 0; i < 256; i++) {
+        uint32_t c = crc_table[0][i];
+        for (int t = 1; t < 8; t++) {
+            c = crc_table[0][c & 0xff] ^ (c >> 8);
+            crc_table[t][i] = c;
+        }
+    }
+#if ALOG_HAVE_SSE42_PATH
+    __builtin_cpu_init();
+    crc_hw = __builtin_cpu_supports("sse4.2") ? 1 : 0;
+#endif
+}
+
+int
+alog_crc32c_hw_available(void)
+{
+    pthread_once(&crc_once, crc_init);
+    return crc_hw;
+}
+
+uint32_t
+alog_crc32c_sw(uint32_t crc, const void *buf, size_t n)
+{
+    const unsigned char *p = buf;
+
+    pthread_once(&crc_once, crc_init);
+    crc = ~crc;
+    while (n > 0 && ((uintptr_t)p & 7) != 0) {
+        crc = crc_table[0][(crc ^ *p++) & 0xff] ^ (crc >> 8);
+        n--;
+    }
+    while (n >= 8) {
+        uint64_t w;
+        memcpy(&w, p, 8);
+        /* the table is byte-order independent only for little endian */
+        w ^= crc;
+        crc = crc_table[7][w & 0xff] ^ crc_table[6][(w >> 8) & 0xff] ^
+              crc_table[5][(w >> 16) & 0xff] ^ crc_table[4][(w >> 24) & 0xff] ^
+              crc_table[3][(w >> 32) & 0xff] ^ crc_table[2][(w >> 40) & 0xff] ^
+              crc_table[1][(w >> 48) & 0xff] ^ crc_table[0][w >> 56];
+        p += 8;
+        n -= 8;
+    }
+    while (n > 0) {
+        crc = crc_table[0][(crc ^ *p++) & 0xff] ^ (crc >> 8);
+        n--;
+    }
+    return ~crc;
+}
+
+#if ALOG_HAVE_SSE42_PATH
+__attribute__((target("sse4.2"))) uint32_t
+alog_crc32c_hw(uint32_t crc, const void *buf, size_t n)
+{
+    const unsigned char *p = buf;
+    uint64_t c = ~crc;
+
+    while (n > 0 && ((uintptr_t)p & 7) != 0) {
+        c = _mm_crc32_u8((uint32_t)c, *p++);
+        n--;
+    }
+    while (n >= 8) {
+        uint64_t w;
+        memcpy(&w, p, 8);
+        c = _mm_crc32_u64(c, w);
+        p += 8;
+        n -= 8;
+    }
+    while (n > 0) {
+        c = _mm_crc32_u8((uint32_t)c, *p++);
+        n--;
+    }
+    return ~(uint32_t)c;
+}
+#else
+uint32_t
+alog_crc32c_hw(uint32_t crc, const void *buf, size_t n)
+{
+    return alog_crc32c_sw(crc, buf, n);
+}
+#endif
+
+uint32_t
+alog_crc32c(uint32_t crc, const void *buf, size_t n)
+{
+    if (alog_crc32c_hw_available()) {
+        return alog_crc32c_hw(crc, buf, n);
+    }
+    return alog_crc32c_sw(crc, buf, n);
+}

@@ -1,0 +1,1209 @@
+/*
+ * test_log_unit.c -- unit tests of the log engine, loaded as a plugin
+ * (argv[1] = the engine .so) with the fault-injecting test host.
+ *
+ * Covers: crc32c (hardware vs table), basic operations and reopen, one
+ * pread per get, the directory lock, atomic batches, torn tails at every
+ * byte offset, flipped bytes, write and fsync failures, merges (values
+ * survive, tombstones and expiry, concurrent writers), iteration
+ * positions, group commit, hint files vs scans, stats, options.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "alog_test_host.h"
+#include "crc32c.h"
+
+static const struct kvd_engine_vtable *vt;
+
+/* ---- helpers ---- */
+
+static kvd_engine *
+open_ok(const char *dir, const struct alog_opts *o)
+{
+    struct kvd_err err = {0};
+    kvd_engine *e = NULL;
+    int rc = vt->open(&th_host, o, dir, &e, &err);
+    if (rc != 0) {
+        fail_msg("open %s: %d %s", dir, rc, err.msg);
+    }
+    return e;
+}
+
+static void
+close_ok(kvd_engine *e)
+{
+    struct kvd_err err = {0};
+    int rc = vt->close(e, &err);
+    if (rc != 0) {
+        fail_msg("close: %d %s", rc, err.msg);
+    }
+}
+
+static void
+put_ok(kvd_engine *e, const char *k, const char *v)
+{
+    assert_int_equal(vt->put(e, k, strlen(k), v, strlen(v), 0), 0);
+}
+
+static void
+expect_val(kvd_engine *e, const char *k, const char *v)
+{
+    struct kvd_val val;
+    int rc = vt->get(e, k, strlen(k), &val);
+    if (rc != 0) {
+        fail_msg("get %s: %d", k, rc);
+    }
+    assert_int_equal(val.len, strlen(v));
+    assert_memory_equal(val.data, v, val.len);
+    kvd_val_release(&val);
+}
+
+static void
+expect_missing(kvd_engine *e, const char *k)
+{
+    struct kvd_val val;
+    int rc = vt->get(e, k, strlen(k), &val);
+    if (rc != KVD_ENOTFOUND) {
+        if (rc == 0) {
+            kvd_val_release(&val);
+        }
+        fail_msg("get %s: expected not found, got %d", k, rc);
+    }
+}
+
+static uint64_t
+keys_of(kvd_engine *e)
+{
+    struct kvd_engine_stats st;
+    th_stats(vt, e, &st);
+    return st.keys;
+}
+
+static int
+setup_dir(void **state)
+{
+    *state = th_mkdtemp();
+    th_io_reset();
+    th_log_clear();
+    th_clock_set(0);
+    return 0;
+}
+
+static int
+teardown_dir(void **state)
+{
+    th_io_reset();
+    th_clock_set(0);
+    th_rmrf(*state);
+    free(*state);
+    return 0;
+}
+
+static uint64_t
+file_size(const char *path)
+{
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    return (uint64_t)st.st_size;
+}
+
+/* ---- crc32c ---- */
+
+static void
+test_crc32c_known_vectors(void **state)
+{
+    unsigned char zeros[32] = {0};
+    (void)state;
+    assert_int_equal(alog_crc32c(0, "123456789", 9), 0xe3069283u);
+    assert_int_equal(alog_crc32c_sw(0, "123456789", 9), 0xe3069283u);
+    assert_int_equal(alog_crc32c_sw(0, zeros, 32), 0x8a9136aau);
+    /* incremental == whole */
+    assert_int_equal(alog_crc32c_sw(alog_crc32c_sw(0, "1234", 4), "56789", 5),
+                     0xe3069283u);
+    assert_int_equal(alog_crc_unmask(alog_crc_mask(0x12345678u)), 0x12345678u);
+}
+
+static void
+test_crc32c_hw_matches_sw(void **state)
+{
+    unsigned char buf[4096];
+    (void)state;
+    if (!alog_crc32c_hw_available()) {
+        skip();
+    }
+    srand(7);
+    for (size_t i = 0; i < sizeof(buf); i++) {
+        buf[i] = (unsigned char)rand();
+    }
+    for (size_t off = 0; off < 16; off++) {
+        for (size_t n = 0; n + off <= sizeof(buf); n += 1 + n / 3) {
+            assert_int_equal(alog_crc32c_hw(0, buf + off, n),
+                             alog_crc32c_sw(0, buf + off, n));
+            assert_int_equal(alog_crc32c_hw(0x1234u, buf + off, n),
+                             alog_crc32c_sw(0x1234u, buf + off, n));
+        }
+    }
+}
+
+/* ---- basics ---- */
+
+static void
+test_log_put_get_del_reopen(void **state)
+{
+    struct alog_opts o;
+    kvd_engine *e;
+    const char bin_key[] = {'a', 0, 'b'};
+    const char bin_val[] = {0, 1, 0, 2};
+    struct kvd_val v;
+    char k[32];
+    char val[32];
+
+    th_opts_default(&o);
+    e = open_ok(*state, &o);
+    for (int i = 0; i < 100; i++) {
+        snprintf(k, sizeof(k), "key%03d", i);
+        snprintf(val, sizeof(val), "value%d", i);
+        put_ok(e, k, val);
+    }
+    put_ok(e, "key005", "overwritten");
+    assert_int_equal(vt->del(e, "key006", 6), 0);
+    assert_int_equal(vt->del(e, "key006", 6), KVD_ENOTFOUND);
+    assert_int_equal(vt->del(e, "nokey", 5), KVD_ENOTFOUND);
+    assert_int_equal(vt->put(e, bin_key, 3, bin_val, 4, 0), 0);
+    assert_int_equal(vt->put(e, "empty", 5, "", 0, 0), 0);
+    assert_int_equal(vt->put(e, "", 0, "x", 1, 0), KVD_EINVAL);
+    assert_int_equal(keys_of(e), 101);
+    close_ok(e);
+
+    e = open_ok(*state, &o);
+    expect_val(e, "key005", "overwritten");
+    expect_missing(e, "key006");
+    expect_val(e, "key099", "value99");
+    assert_int_equal(vt->get(e, bin_key, 3, &v), 0);
+    assert_int_equal(v.len, 4);
+    assert_memory_equal(v.data, bin_val, 4);
+    kvd_val_release(&v);
+    assert_int_equal(vt->get(e, "empty", 5, &v), 0);
+    assert_int_equal(v.len, 0);
+    kvd_val_release(&v);
+    assert_int_equal(keys_of(e), 101);
+    close_ok(e);
+}
+
+static void
+test_log_large_value_survives_reopen(void **state)
+{
+    struct alog_opts o;
+    size_t n = 16u << 20;
+    unsigned char *big = malloc(n);
+    struct kvd_val v;
+    kvd_engine *e;
+
+    for (size_t i = 0; i < n; i++) {
+        big[i] = (unsigned char)(i * 31 + 7);
+    }
+    th_opts_default(&o);
+    o.segment_size = 1u << 20; /* a record larger than a segment */
+    e = open_ok(*state, &o);
+    assert_int_equal(vt->put(e, "big", 3, big, n, 0), 0);
+    put_ok(e, "after", "x");
+    close_ok(e);
+    e = open_ok(*state, &o);
+    assert_int_equal(vt->get(e, "big", 3, &v), 0);
+    assert_int_equal(v.len, n);
+    assert_memory_equal(v.data, big, n);
+    kvd_val_release(&v);
+    expect_val(e, "after", "x");
+    close_ok(e);
+    free(big);
+}
+
+static void
+test_log_get_is_one_pread(void **state)
+{
+    struct alog_opts o;
+    kvd_engine *e;
+    char k[32];
+    long before;
+    uint64_t stat_before;
+
+    th_opts_default(&o);
+    o.segment_size = 8192; /* several segments */
+    e = open_ok(*state, &o);
+    for (int i = 0; i < 500; i++) {
+        snprintf(k, sizeof(k), "k%d", i);
+        put_ok(e, k, "some value bytes");
+    }
+    close_ok(e);
+    e = open_ok(*state, &o);
+    before = atomic_load(&th_io.preads);
+    stat_before = th_stat(vt, e, "get_preads");
+    for (int i = 0; i < 500; i++) {
+        snprintf(k, sizeof(k), "k%d", i);
+        expect_val(e, k, "some value bytes");
+    }
+    /* exactly one pread per hit, counted by the I/O table and by the
+     * engine's own counter */
+    assert_int_equal(atomic_load(&th_io.preads) - before, 500);
+    assert_int_equal(th_stat(vt, e, "get_preads") - stat_before, 500);
+    /* a miss costs no read at all */
+    before = atomic_load(&th_io.preads);
+    for (int i = 0; i < 100; i++) {
+        snprintf(k, sizeof(k), "missing%d", i);
+        expect_missing(e, k);
+    }
+    assert_int_equal(atomic_load(&th_io.preads) - before, 0);
+    close_ok(e);
+}
+
+static void
+test_log_second_open_is_locked(void **state)
+{
+    struct alog_opts o;
+    struct kvd_err err = {0};
+    kvd_engine *e;
+    kvd_engine *e2 = NULL;
+
+    th_opts_default(&o);
+    e = open_ok(*state, &o);
+    assert_int_equal(vt->open(&th_host, &o, *state, &e2, &err), KVD_ELOCKED);
+    assert_null(e2);
+    assert_int_equal(err.code, KVD_ELOCKED);
+    assert_non_null(strstr(err.msg, "in use by another open store"));
+    assert_non_null(strstr(err.msg, (const char *)*state));
+    close_ok(e);
+    e = open_ok(*state, &o);
+    close_ok(e);
+}
+
+static void
+test_log_batch_is_atomic_and_invalid_batch_changes_nothing(void **state)
+{
+    struct alog_opts o;
+    struct kvd_err err = {0};
+    kvd_engine *e;
+    struct kvd_op ok_ops[] = {
+        {KVD_OP_PUT, "a", 1, "1", 1, 0},  {KVD_OP_PUT, "b", 1, "2", 1, 0},
+        {KVD_OP_DEL, "a", 1, NULL, 0, 0}, {KVD_OP_PUT, "c", 1, "3", 1, 0},
+        {KVD_OP_PUT, "c", 1, "4", 1, 0},
+    };
+    struct kvd_op bad_ops[] = {
+        {KVD_OP_PUT, "x", 1, "1", 1, 0},
+        {KVD_OP_DEL, "b", 1, NULL, 0, 0},
+        {KVD_OP_PUT, "", 0, "1", 1, 0},
+    };
+    struct kvd_op bad_type[] = {
+        {KVD_OP_PUT, "y", 1, "1", 1, 0},
+        {77, "z", 1, "1", 1, 0},
+    };
+
+    th_opts_default(&o);
+    e = open_ok(*state, &o);
+    assert_int_equal(vt->batch(e, ok_ops, 5, &err), 0);
+    expect_missing(e, "a");
+    expect_val(e, "b", "2");
+    expect_val(e, "c", "4");
+    assert_int_equal(vt->batch(e, bad_ops, 3, &err), KVD_EINVAL);
+    assert_non_null(strstr(err.msg, "batch op 2"));
+    assert_int_equal(vt->batch(e, bad_type, 2, &err), KVD_EINVAL);
+    assert_non_null(strstr(err.msg, "unknown type 77"));
+    expect_missing(e, "x");
+    expect_missing(e, "y");
+    expect_val(e, "b", "2");
+    assert_int_equal(keys_of(e), 2);
+    close_ok(e);
+    e = open_ok(*state, &o);
+    expect_missing(e, "a");
+    expect_missing(e, "x");
+    expect_val(e, "b", "2");
+    expect_val(e, "c", "4");
+    close_ok(e);
+}
+
+/* ---- torn tails and corruption ---- */
+
+/* Write records k00..k{n-1}, then `last` as the final record (a put or a
+ * batch); return the offset where the final record starts. */
+static uint64_t
+write_then_last(const char *dir, int n, int last_is_batch)
+{
+    struct alog_opts o;
+    char seg[4096];
+    char k[16];
+    kvd_engine *e;
+    uint64_t start;
+
+    th_opts_default(&o);
+    e = open_ok(dir, &o);
+    for (int i = 0; i < n; i++) {
+        snprintf(k, sizeof(k), "k%02d", i);
+        put_ok(e, k, "value-of-some-length");
+    }
+    th_last_segment(dir, seg, sizeof(seg));
+    start = file_size(seg);
+    if (last_is_batch) {
+        struct kvd_op ops[] = {
+            {KVD_OP_PUT, "b1", 2, "batch-one", 9, 0},
+            {KVD_OP_DEL, "k00", 3, NULL, 0, 0},
+            {KVD_OP_PUT, "b2", 2, "batch-two", 9, 0},
+        };
+        struct kvd_err err;
+        assert_int_equal(vt->batch(e, ops, 3, &err), 0);
+    } else {
+        put_ok(e, "last", "the final record");
+    }
+    close_ok(e);
+    return start;
+}
+
+static void
+check_cut(const char *dir, int n, int last_is_batch, uint64_t start,
+          uint64_t cut, uint64_t end)
+{
+    struct alog_opts o;
+    char *copy = th_mkdtemp();
+    char seg[4096];
+    char k[16];
+    kvd_engine *e;
+
+    assert_int_equal(th_copy_dir(dir, copy), 0);
+    th_last_segment(copy, seg, sizeof(seg));
+    assert_int_equal(truncate(seg, (off_t)cut), 0);
+    th_log_clear();
+    th_opts_default(&o);
+    e = open_ok(copy, &o);
+    for (int i = 1; i < n; i++) {
+        snprintf(k, sizeof(k), "k%02d", i);
+        expect_val(e, k, "value-of-some-length");
+    }
+    if (cut == end) {
+        if (last_is_batch) {
+            expect_missing(e, "k00");
+            expect_val(e, "b1", "batch-one");
+        } else {
+            expect_val(e, "last", "the final record");
+        }
+    } else {
+        /* exactly the records before the cut, nothing of the torn one */
+        expect_val(e, "k00", "value-of-some-length");
+        expect_missing(e, "last");
+        expect_missing(e, "b1");
+        expect_missing(e, "b2");
+        assert_int_equal(keys_of(e), (uint64_t)n);
+        if (cut > start) {
+            assert_true(th_log_contains("torn write at the end of"));
+            assert_int_equal(th_stat(vt, e, "torn_tail_bytes"), cut - start);
+        }
+    }
+    assert_int_equal(th_stat(vt, e, "corrupt_records"), 0);
+    close_ok(e);
+    /* the cut is permanent: a second open finds nothing torn */
+    th_log_clear();
+    e = open_ok(copy, &o);
+    assert_false(th_log_contains("torn write"));
+    assert_int_equal(keys_of(e), (uint64_t)n + (cut == end ? 1 : 0));
+    close_ok(e);
+    th_rmrf(copy);
+    free(copy);
+}
+
+static void
+run_truncate_every_offset(const char *dir, int last_is_batch)
+{
+    char seg[4096];
+    uint64_t start = write_then_last(dir, 20, last_is_batch);
+    uint64_t end;
+
+    th_last_segment(dir, seg, sizeof(seg));
+    end = file_size(seg);
+    assert_true(end > start);
+    for (uint64_t cut = start; cut <= end; cut++) {
+        check_cut(dir, 20, last_is_batch, start, cut, end);
+    }
+}
+
+static void
+test_log_truncate_last_record_at_every_offset(void **state)
+{
+    run_truncate_every_offset(*state, 0);
+}
+
+static void
+test_log_truncate_last_batch_at_every_offset(void **state)
+{
+    run_truncate_every_offset(*state, 1);
+}
+
+static void
+flip_byte(const char *path, uint64_t off)
+{
+    int fd = open(path, O_RDWR);
+    unsigned char b;
+    assert_true(fd >= 0);
+    assert_int_equal(pread(fd, &b, 1, (off_t)off), 1);
+    b ^= 0x40;
+    assert_int_equal(pwrite(fd, &b, 1, (off_t)off), 1);
+    close(fd);
+}
+
+/* 50 records of equal size in one segment; returns the segment path. */
+static void
+write_fifty(const char *dir, char *seg, size_t seglen)
+{
+    struct alog_opts o;
+    char k[16];
+    kvd_engine *e;
+
+    th_opts_default(&o);
+    e = open_ok(dir, &o);
+    for (int i = 0; i < 50; i++) {
+        snprintf(k, sizeof(k), "k%02d", i);
+        put_ok(e, k, "value-0123456789");
+    }
+    close_ok(e);
+    th_last_segment(dir, seg, seglen);
+}
+
+#define REC25_OFF (16 + 25 * (36 + 3 + 16))
+
+static void
+check_flip(const char *dir, uint64_t flip_off)
+{
+    struct alog_opts o;
+    struct kvd_err err = {0};
+    char seg[4096];
+    char k[16];
+    char msg[128];
+    kvd_engine *e = NULL;
+
+    write_fifty(dir, seg, sizeof(seg));
+    th_remove_hints(dir);
+    flip_byte(seg, flip_off);
+
+    /* corruption = fail: refuse to open, naming the file */
+    th_opts_default(&o);
+    o.corruption = ALOG_CORRUPT_FAIL;
+    assert_int_equal(vt->open(&th_host, &o, dir, &e, &err), KVD_ECORRUPT);
+    assert_non_null(strstr(err.msg, "corrupt data in"));
+
+    /* skip (default): the damaged record is skipped, reported with file
+     * and offset, every later record is kept */
+    th_log_clear();
+    o.corruption = ALOG_CORRUPT_SKIP;
+    e = open_ok(dir, &o);
+    snprintf(msg, sizeof(msg), ".data at offset %d", REC25_OFF);
+    assert_true(th_log_contains("corrupt data in"));
+    assert_true(th_log_contains(msg));
+    assert_int_equal(th_stat(vt, e, "corrupt_records"), 1);
+    for (int i = 0; i < 50; i++) {
+        snprintf(k, sizeof(k), "k%02d", i);
+        if (i == 25) {
+            expect_missing(e, k);
+        } else {
+            expect_val(e, k, "value-0123456789");
+        }
+    }
+    close_ok(e);
+}
+
+static void
+test_log_flipped_value_byte_skips_one_record(void **state)
+{
+    check_flip(*state, REC25_OFF + 36 + 3 + 5);
+}
+
+static void
+test_log_flipped_header_byte_skips_one_record(void **state)
+{
+    check_flip(*state, REC25_OFF + 6); /* the key length */
+}
+
+static void
+test_log_flipped_byte_with_hint_fails_that_get(void **state)
+{
+    struct alog_opts o;
+    struct kvd_val v;
+    char seg[4096];
+    char k[16];
+    kvd_engine *e;
+
+    write_fifty(*state, seg, sizeof(seg));
+    flip_byte(seg, REC25_OFF + 36 + 3 + 5);
+    th_opts_default(&o);
+    th_log_clear();
+    e = open_ok(*state, &o); /* from the hint: values are not read */
+    assert_int_equal(th_stat(vt, e, "recovery_hint_files"), 1);
+    assert_int_equal(vt->get(e, "k25", 3, &v), KVD_ECORRUPT);
+    assert_true(th_log_contains("corrupt record in"));
+    for (int i = 0; i < 50; i++) {
+        snprintf(k, sizeof(k), "k%02d", i);
+        if (i != 25) {
+            expect_val(e, k, "value-0123456789");
+        }
+    }
+    close_ok(e);
+}
+
+/* ---- write and fsync failures ---- */
+
+static void
+run_write_failure(const char *dir, long nth, int err_no, int expect_rc)
+{
+    struct alog_opts o;
+    struct kvd_engine_stats st;
+    struct kvd_err err;
+    char k[16];
+    char val[128];
+    int acked = 0;
+    int failed_at = -1;
+    kvd_engine *e;
+    struct kvd_op op = {KVD_OP_PUT, "bx", 2, "1", 1, 0};
+
+    th_opts_default(&o);
+    o.segment_size = 4096; /* rolls happen among the writes */
+    e = open_ok(dir, &o);
+    atomic_store(&th_io.fail_errno, err_no);
+    atomic_store(&th_io.fail_write_at, atomic_load(&th_io.writes) + nth);
+    for (int i = 0; i < 60; i++) {
+        int rc;
+        snprintf(k, sizeof(k), "k%02d", i);
+        memset(val, 'a' + i % 26, 100);
+        val[100] = '\0';
+        rc = vt->put(e, k, strlen(k), val, 100, 0);
+        if (failed_at < 0 && rc == 0) {
+            acked++;
+            continue;
+        }
+        if (failed_at < 0) {
+            assert_int_equal(rc, expect_rc);
+            failed_at = i;
+            continue;
+        }
+        /* never retried, never acknowledged afterwards */
+        assert_int_equal(rc, KVD_EREADONLY);
+    }
+    assert_true(failed_at >= 0);
+    th_stats(vt, e, &st);
+    assert_int_equal(st.readonly, 1);
+    assert_non_null(strstr(st.state, "read-only"));
+    assert_non_null(strstr(st.state, expect_rc == KVD_ENOSPC
+                                         ? "no space left on device"
+                                         : "I/O error"));
+    assert_int_equal(vt->del(e, "k00", 3), KVD_EREADONLY);
+    assert_int_equal(vt->batch(e, &op, 1, &err), KVD_EREADONLY);
+    assert_int_equal(vt->maintain(e, KVD_MAINT_COMPACT, &err), KVD_EREADONLY);
+    if (acked > 0) { /* reads keep working */
+        expect_val(e, "k00",
+                   "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+                   "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
+    }
+    assert_true(th_log_contains("the store is read-only"));
+    vt->close(e, &err);
+    th_io_reset();
+
+    e = open_ok(dir, &o);
+    for (int i = 0; i < 60; i++) {
+        snprintf(k, sizeof(k), "k%02d", i);
+        if (i < acked) {
+            struct kvd_val v;
+            assert_int_equal(vt->get(e, k, strlen(k), &v), 0);
+            assert_int_equal(v.len, 100);
+            assert_int_equal(((const char *)v.data)[0], 'a' + i % 26);
+            kvd_val_release(&v);
+        } else {
+            expect_missing(e, k);
+        }
+    }
+    close_ok(e);
+}
+
+static void
+test_log_failed_write_turns_read_only(void **state)
+{
+    /* the Nth write fails: record appends, segment headers at a roll */
+    for (long nth = 1; nth <= 45; nth += 4) {
+        char *dir = th_mkdtemp();
+        run_write_failure(dir, nth, nth % 8 == 1 ? ENOSPC : EIO,
+                          nth % 8 == 1 ? KVD_ENOSPC : KVD_EIO);
+        th_rmrf(dir);
+        free(dir);
+    }
+    (void)state;
+}
+
+static void
+test_log_failed_fsync_turns_read_only(void **state)
+{
+    struct alog_opts o;
+    struct kvd_engine_stats st;
+    struct kvd_err err;
+    kvd_engine *e;
+
+    th_opts_default(&o);
+    o.sync = ALOG_SYNC_ALWAYS;
+    e = open_ok(*state, &o);
+    put_ok(e, "a", "1");
+    put_ok(e, "b", "2");
+    atomic_store(&th_io.fail_errno, ENOSPC);
+    atomic_store(&th_io.fail_sync_at, atomic_load(&th_io.syncs) + 1);
+    assert_int_equal(vt->put(e, "c", 1, "3", 1, 0), KVD_ENOSPC);
+    assert_int_equal(vt->put(e, "d", 1, "4", 1, 0), KVD_EREADONLY);
+    assert_int_equal(vt->sync(e, &err), KVD_EREADONLY);
+    th_stats(vt, e, &st);
+    assert_int_equal(st.readonly, 1);
+    assert_non_null(strstr(st.state, "fdatasync"));
+    assert_non_null(strstr(st.state, "no space left on device"));
+    vt->close(e, &err);
+    th_io_reset();
+    e = open_ok(*state, &o);
+    expect_val(e, "a", "1");
+    expect_val(e, "b", "2");
+    expect_missing(e, "d");
+    /* "c" was written but never acknowledged: either outcome is allowed */
+    close_ok(e);
+}
+
+/* ---- merge ---- */
+
+static void
+fill_model(kvd_engine *e, int rounds)
+{
+    char k[16];
+    char v[64];
+    for (int r = 0; r < rounds; r++) {
+        for (int i = 0; i < 300; i++) {
+            snprintf(k, sizeof(k), "key%03d", i);
+            snprintf(v, sizeof(v), "round%d-value%03d-padding-padding", r, i);
+            put_ok(e, k, v);
+        }
+    }
+    for (int i = 0; i < 300; i += 3) {
+        snprintf(k, sizeof(k), "key%03d", i);
+        assert_int_equal(vt->del(e, k, strlen(k)), 0);
+    }
+}
+
+static void
+check_model(kvd_engine *e, int rounds)
+{
+    char k[16];
+    char v[64];
+    for (int i = 0; i < 300; i++) {
+        snprintf(k, sizeof(k), "key%03d", i);
+        if (i % 3 == 0) {
+            expect_missing(e, k);
+        } else {
+            snprintf(v, sizeof(v), "round%d-value%03d-padding-padding",
+                     rounds - 1, i);
+            expect_val(e, k, v);
+        }
+    }
+    assert_int_equal(keys_of(e), 200);
+}
+
+static void
+test_log_compact_keeps_values_and_drops_dead_bytes(void **state)
+{
+    struct alog_opts o;
+    struct kvd_err err = {0};
+    struct kvd_engine_stats before;
+    struct kvd_engine_stats after;
+    kvd_engine *e;
+
+    th_opts_default(&o);
+    o.segment_size = 4096;
+    e = open_ok(*state, &o);
+    fill_model(e, 4);
+    th_stats(vt, e, &before);
+    assert_true(th_stat(vt, e, "dead_bytes") > 0);
+    assert_true(th_stat(vt, e, "segments") > 10);
+    assert_int_equal(vt->maintain(e, KVD_MAINT_COMPACT, &err), 0);
+    th_stats(vt, e, &after);
+    assert_int_equal(th_stat(vt, e, "merges"), 1);
+    assert_int_equal(th_stat(vt, e, "dead_bytes"), 0);
+    assert_true(after.disk_bytes < before.disk_bytes / 2);
+    check_model(e, 4);
+    close_ok(e);
+    e = open_ok(*state, &o);
+    check_model(e, 4);
+    assert_int_equal(th_stat(vt, e, "corrupt_records"), 0);
+    /* writes after a merge and a second merge */
+    fill_model(e, 5);
+    assert_int_equal(vt->maintain(e, KVD_MAINT_COMPACT, &err), 0);
+    check_model(e, 5);
+    close_ok(e);
+    e = open_ok(*state, &o);
+    check_model(e, 5);
+    close_ok(e);
+}
+
+static int
+wait_merges(kvd_engine *e, uint64_t n)
+{
+    for (int i = 0; i < 500; i++) {
+        if (th_stat(vt, e, "merges") >= n) {
+            return 1;
+        }
+        usleep(10000);
+    }
+    return 0;
+}
+
+/*
+ * A partial merge takes a segment holding a tombstone but not the older
+ * segment holding the key's put: the tombstone must survive, or the key
+ * would come back after a restart.
+ */
+static void
+test_log_partial_merge_keeps_needed_tombstone(void **state)
+{
+    struct alog_opts o;
+    struct kvd_err err = {0};
+    char k[16];
+    kvd_engine *e;
+
+    th_opts_default(&o);
+    o.segment_size = 4096;
+    e = open_ok(*state, &o);
+    put_ok(e, "victim", "old value");
+    for (int i = 0; i < 60; i++) { /* live filler: segment 1 stays cold */
+        snprintf(k, sizeof(k), "fill%02d", i);
+        put_ok(e, k, "filler-filler-filler-filler-filler");
+    }
+    assert_int_equal(vt->del(e, "victim", 6), 0);
+    for (int r = 0; r < 40; r++) { /* hot, mostly dead segments */
+        put_ok(e, "churn", "churn-churn-churn-churn-churn-churn-churn");
+    }
+    for (int r = 0; r < 300; r++) {
+        put_ok(e, "churn", "churn-churn-churn-churn-churn-churn-churn");
+    }
+    close_ok(e);
+
+    o.merge_ratio = 50;
+    o.merge_min_dead = 0;
+    o.merge_interval = 10;
+    e = open_ok(*state, &o);
+    assert_true(wait_merges(e, 1));
+    close_ok(e);
+    o.merge_ratio = 0;
+    e = open_ok(*state, &o);
+    expect_missing(e, "victim");
+    expect_val(e, "fill00", "filler-filler-filler-filler-filler");
+    /* a full merge may drop it: nothing older survives */
+    assert_int_equal(vt->maintain(e, KVD_MAINT_COMPACT, &err), 0);
+    close_ok(e);
+    e = open_ok(*state, &o);
+    expect_missing(e, "victim");
+    assert_int_equal(keys_of(e), 61);
+    close_ok(e);
+}
+
+static void
+test_log_merge_drops_expired_keys(void **state)
+{
+    struct alog_opts o;
+    struct kvd_err err = {0};
+    char k[16];
+    kvd_engine *e;
+    int64_t t0 = 1700000000000;
+
+    th_clock_set(t0);
+    th_opts_default(&o);
+    o.segment_size = 4096;
+    e = open_ok(*state, &o);
+    for (int i = 0; i < 100; i++) {
+        snprintf(k, sizeof(k), "ttl%02d", i);
+        assert_int_equal(vt->put(e, k, strlen(k), "v", 1, t0 + 1000), 0);
+    }
+    put_ok(e, "keep", "forever");
+    assert_int_equal(keys_of(e), 101);
+    th_clock_set(t0 + 1000);
+    assert_int_equal(keys_of(e), 1);
+    expect_missing(e, "ttl05");
+    assert_int_equal(vt->maintain(e, KVD_MAINT_COMPACT, &err), 0);
+    assert_int_equal(th_stat(vt, e, "live_bytes"),
+                     36 + 4 + 7); /* only "keep" is left */
+    close_ok(e);
+    th_clock_set(t0); /* even with the clock turned back they are gone */
+    e = open_ok(*state, &o);
+    expect_val(e, "keep", "forever");
+    expect_missing(e, "ttl05");
+    close_ok(e);
+}
+
+struct writer_arg {
+    kvd_engine *e;
+    int id;
+    int last[100];
+    int stop;
+};
+
+static void *
+writer_main(void *p)
+{
+    struct writer_arg *w = p;
+    char k[32];
+    char v[32];
+    for (int n = 0; n < 3000; n++) {
+        int i = (n * 7) % 100;
+        snprintf(k, sizeof(k), "w%d-%02d", w->id, i);
+        snprintf(v, sizeof(v), "n%d", n);
+        if (n % 11 == 0) {
+            int rc = vt->del(w->e, k, strlen(k));
+            assert_true(rc == 0 || rc == KVD_ENOTFOUND);
+            w->last[i] = -1;
+        } else {
+            assert_int_equal(vt->put(w->e, k, strlen(k), v, strlen(v), 0), 0);
+            w->last[i] = n;
+        }
+    }
+    return NULL;
+}
+
+static void
+check_writers(kvd_engine *e, struct writer_arg *w, int nw)
+{
+    char k[32];
+    char v[32];
+    for (int t = 0; t < nw; t++) {
+        for (int i = 0; i < 100; i++) {
+            snprintf(k, sizeof(k), "w%d-%02d", t, i);
+            if (w[t].last[i] < 0) {
+                expect_missing(e, k);
+            } else if (w[t].last[i] > 0) {
+                snprintf(v, sizeof(v), "n%d", w[t].last[i]);
+                expect_val(e, k, v);
+            }
+        }
+    }
+}
+
+static void
+test_log_merge_runs_alongside_writers(void **state)
+{
+    struct alog_opts o;
+    struct kvd_err err = {0};
+    struct writer_arg w[2];
+    pthread_t th[2];
+    kvd_engine *e;
+    int merges = 0;
+
+    th_opts_default(&o);
+    o.segment_size = 4096;
+    e = open_ok(*state, &o);
+    memset(w, 0, sizeof(w));
+    for (int t = 0; t < 2; t++) {
+        w[t].e = e;
+        w[t].id = t;
+        pthread_create(&th[t], NULL, writer_main, &w[t]);
+    }
+    for (int i = 0; i < 8; i++) {
+        assert_int_equal(vt->maintain(e, KVD_MAINT_COMPACT, &err), 0);
+        merges++;
+        usleep(2000);
+    }
+    for (int t = 0; t < 2; t++) {
+        pthread_join(th[t], NULL);
+    }
+    check_writers(e, w, 2);
+    assert_int_equal(vt->maintain(e, KVD_MAINT_COMPACT, &err), 0);
+    check_writers(e, w, 2);
+    close_ok(e);
+    e = open_ok(*state, &o);
+    check_writers(e, w, 2);
+    assert_int_equal(th_stat(vt, e, "corrupt_records"), 0);
+    close_ok(e);
+}
+
+/* ---- iteration ---- */
+
+/* "itNNNN" -> NNNN (keys are not NUL-terminated) */
+static int
+key_index(const struct kvd_entry *ent)
+{
+    char buf[16] = {0};
+    assert_int_equal(ent->klen, 6);
+    memcpy(buf, ent->key, ent->klen);
+    return atoi(buf + 2);
+}
+
+static void
+test_log_iteration_resumes_by_pos(void **state)
+{
+    struct alog_opts o;
+    struct kvd_iter_opts io;
+    struct kvd_err err = {0};
+    struct kvd_entry ent;
+    kvd_engine *e;
+    kvd_iter *it;
+    char k[16];
+    char seen[1000] = {0};
+    uint64_t last_pos = 0;
+    int count = 0;
+    int rc;
+
+    th_opts_default(&o);
+    e = open_ok(*state, &o);
+    for (int i = 0; i < 1000; i++) {
+        snprintf(k, sizeof(k), "it%04d", i);
+        put_ok(e, k, k);
+    }
+    put_ok(e, "other", "x");
+    memset(&io, 0, sizeof(io));
+    io.prefix = "it";
+    io.prefix_len = 2;
+    /* stop after 300 at a change of pos, resume at pos + 1 */
+    assert_int_equal(vt->iter_open(e, &io, &it, &err), 0);
+    while ((rc = vt->iter_next(it, &ent)) == 0) {
+        int i = key_index(&ent);
+        if (count >= 300 && ent.pos != last_pos) {
+            break;
+        }
+        assert_true(ent.pos >= last_pos);
+        assert_int_equal(ent.vlen, ent.klen);
+        assert_memory_equal(ent.val, ent.key, ent.klen);
+        assert_int_equal(seen[i], 0);
+        seen[i] = 1;
+        last_pos = ent.pos;
+        count++;
+    }
+    vt->iter_close(it);
+    io.start_pos = last_pos + 1;
+    io.flags = KVD_ITER_KEYS_ONLY;
+    assert_int_equal(vt->iter_open(e, &io, &it, &err), 0);
+    while ((rc = vt->iter_next(it, &ent)) == 0) {
+        int i = key_index(&ent);
+        assert_true(ent.pos > last_pos || count == 300);
+        assert_null(ent.val);
+        assert_int_equal(ent.vlen, 6);
+        assert_int_equal(seen[i], 0);
+        seen[i] = 1;
+        count++;
+    }
+    assert_int_equal(rc, KVD_ENOTFOUND);
+    vt->iter_close(it);
+    assert_int_equal(count, 1000);
+    close_ok(e);
+}
+
+/* ---- group commit ---- */
+
+struct gc_arg {
+    kvd_engine *e;
+    int id;
+};
+
+static void *
+gc_main(void *p)
+{
+    struct gc_arg *a = p;
+    char k[32];
+    for (int i = 0; i < 25; i++) {
+        snprintf(k, sizeof(k), "t%d-%d", a->id, i);
+        assert_int_equal(vt->put(a->e, k, strlen(k), "v", 1, 0), 0);
+    }
+    return NULL;
+}
+
+static void
+test_log_group_commit_shares_fdatasync(void **state)
+{
+    struct alog_opts o;
+    struct gc_arg a[8];
+    pthread_t th[8];
+    kvd_engine *e;
+    uint64_t syncs;
+
+    th_opts_default(&o);
+    o.sync = ALOG_SYNC_ALWAYS;
+    e = open_ok(*state, &o);
+    /* a slow disk makes writers overlap for sure */
+    atomic_store(&th_io.sync_delay_us, 2000);
+    syncs = th_stat(vt, e, "fsyncs");
+    for (int t = 0; t < 8; t++) {
+        a[t].e = e;
+        a[t].id = t;
+        pthread_create(&th[t], NULL, gc_main, &a[t]);
+    }
+    for (int t = 0; t < 8; t++) {
+        pthread_join(th[t], NULL);
+    }
+    syncs = th_stat(vt, e, "fsyncs") - syncs;
+    atomic_store(&th_io.sync_delay_us, 0);
+    print_message("group commit: 200 acknowledged writes, %llu fdatasyncs\n",
+                  (unsigned long long)syncs);
+    assert_true(syncs >= 1);
+    assert_true(syncs < 100); /* shared, not one per write */
+    assert_true(th_stat(vt, e, "sync_waits") > 0);
+    assert_int_equal(keys_of(e), 200);
+    close_ok(e);
+}
+
+/* ---- recovery ---- */
+
+static void
+test_log_hint_and_scan_recover_the_same_state(void **state)
+{
+    struct alog_opts o;
+    kvd_engine *e;
+
+    th_opts_default(&o);
+    o.segment_size = 4096;
+    e = open_ok(*state, &o);
+    fill_model(e, 3);
+    close_ok(e);
+    e = open_ok(*state, &o);
+    assert_true(th_stat(vt, e, "recovery_hint_files") > 5);
+    assert_int_equal(th_stat(vt, e, "recovery_scanned_files"), 0);
+    check_model(e, 3);
+    close_ok(e);
+    th_remove_hints(*state);
+    e = open_ok(*state, &o);
+    assert_int_equal(th_stat(vt, e, "recovery_hint_files"), 0);
+    assert_true(th_stat(vt, e, "recovery_scanned_files") > 5);
+    check_model(e, 3);
+    close_ok(e);
+}
+
+static void
+test_log_leftover_tmp_files_are_removed(void **state)
+{
+    struct alog_opts o;
+    char path[4096];
+    kvd_engine *e;
+    int fd;
+
+    th_opts_default(&o);
+    e = open_ok(*state, &o);
+    put_ok(e, "a", "1");
+    close_ok(e);
+    snprintf(path, sizeof(path), "%s/00000099.data.tmp", (char *)*state);
+    fd = open(path, O_CREAT | O_WRONLY, 0644);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, "garbage", 7), 7);
+    close(fd);
+    e = open_ok(*state, &o);
+    expect_val(e, "a", "1");
+    assert_int_equal(access(path, F_OK), -1);
+    close_ok(e);
+}
+
+/* ---- stats and options ---- */
+
+static void
+test_log_stats_count_live_keys_only(void **state)
+{
+    struct alog_opts o;
+    struct kvd_engine_stats st;
+    kvd_engine *e;
+    int64_t t0 = 1700000000000;
+
+    th_clock_set(t0);
+    th_opts_default(&o);
+    e = open_ok(*state, &o);
+    put_ok(e, "aa", "1234");
+    put_ok(e, "bbb", "12");
+    assert_int_equal(vt->put(e, "ttl", 3, "123456", 6, t0 + 10), 0);
+    put_ok(e, "gone", "x");
+    assert_int_equal(vt->del(e, "gone", 4), 0);
+    th_stats(vt, e, &st);
+    assert_int_equal(st.keys, 3);
+    assert_int_equal(st.key_bytes, 8);
+    assert_int_equal(st.value_bytes, 12);
+    assert_true(st.mem_bytes > 0);
+    assert_true(st.disk_bytes > 0);
+    assert_int_equal(st.ready, 1);
+    assert_int_equal(st.readonly, 0);
+    assert_string_equal(st.state, "");
+    th_clock_set(t0 + 10);
+    th_stats(vt, e, &st);
+    assert_int_equal(st.keys, 2);
+    assert_int_equal(st.key_bytes, 5);
+    assert_int_equal(st.value_bytes, 6);
+    assert_int_equal(th_stat(vt, e, "live_bytes"),
+                     (36 + 2 + 4) + (36 + 3 + 2) + (36 + 3 + 6));
+    assert_int_equal(vt->maintain(e, KVD_MAINT_EXPIRE, NULL), 0);
+    assert_int_equal(th_stat(vt, e, "live_bytes"), (36 + 2 + 4) + (36 + 3 + 2));
+    assert_true(th_stat(vt, e, "index_bytes_per_key") > 0);
+    close_ok(e);
+}
+
+static void
+test_log_rejects_bad_options(void **state)
+{
+    struct alog_opts o;
+    struct kvd_err err = {0};
+    kvd_engine *e = NULL;
+    int found = 0;
+
+    th_opts_default(&o);
+    o.segment_size = 100;
+    assert_int_equal(vt->open(&th_host, &o, *state, &e, &err), KVD_ECONFIG);
+    assert_non_null(strstr(err.msg, "segment_size = 100"));
+    th_opts_default(&o);
+    o.merge_ratio = 101;
+    assert_int_equal(vt->open(&th_host, &o, *state, &e, &err), KVD_ECONFIG);
+    assert_non_null(strstr(err.msg, "merge_ratio = 101"));
+    assert_null(e);
+    for (const struct kvd_option *op = vt->options; op->name != NULL; op++) {
+        assert_non_null(op->help);
+        assert_true(op->offset < vt->options_size);
+        if (strcmp(op->name, "sync") == 0 ||
+            strcmp(op->name, "segment_size") == 0 ||
+            strcmp(op->name, "merge_ratio") == 0 ||
+            strcmp(op->name, "merge_interval") == 0) {
+            found++;
+        }
+    }
+    assert_int_equal(found, 4);
+    assert_int_equal(vt->options_size, sizeof(struct alog_opts));
+}
+
+int
+main(int argc, char **argv)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_crc32c_known_vectors),
+        cmocka_unit_test(test_crc32c_hw_matches_sw),
+#define T(f) cmocka_unit_test_setup_teardown(f, setup_dir, teardown_dir)
+        T(test_log_put_get_del_reopen),
+        T(test_log_large_value_survives_reopen),
+        T(test_log_get_is_one_pread),
+        T(test_log_second_open_is_locked),
+        T(test_log_batch_is_atomic_and_invalid_batch_changes_nothing),
+        T(test_log_truncate_last_record_at_every_offset),
+        T(test_log_truncate_last_batch_at_every_offset),
+        T(test_log_flipped_value_byte_skips_one_record),
+        T(test_log_flipped_header_byte_skips_one_record),
+        T(test_log_flipped_byte_with_hint_fails_that_get),
+        T(test_log_failed_write_turns_read_only),
+        T(test_log_failed_fsync_turns_read_only),
+        T(test_log_compact_keeps_values_and_drops_dead_bytes),
+        T(test_log_partial_merge_keeps_needed_tombstone),
+        T(test_log_merge_drops_expired_keys),
+        T(test_log_merge_runs_alongside_writers),
+        T(test_log_iteration_resumes_by_pos),
+        T(test_log_group_commit_shares_fdatasync),
+        T(test_log_hint_and_scan_recover_the_same_state),
+        T(test_log_leftover_tmp_files_are_removed),
+        T(test_log_stats_count_live_keys_only),
+        T(test_log_rejects_bad_options),
+#undef T
+    };
+    vt = th_engine(argc, argv);
+    return cmocka_run_group_tests_name("log", tests, NULL, NULL);
+}
