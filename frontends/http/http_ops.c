@@ -1,0 +1,387 @@
+/*
+ * frontends/http/http_ops.c -- the operational routes of the http frontend
+ * (/healthz, /readyz, /metrics) and the counters behind /metrics.
+ *
+ * Counting takes no lock: a worker thread adds to its own slot of
+ * fe->ctr (picked once per thread, round robin), with relaxed atomics
+ * because two threads may share a slot when there are more threads than
+ * slots. /metrics sums the slots; a scrape racing with requests may see a
+ * request in one counter and not yet in another, which Prometheus
+ * tolerates.
+ *
+ * The exposition is the Prometheus text format 0.0.4: the core's
+ * counters and gauges (store_api->metrics), the engine's own counters as
+ * kvd_engine_stat{stat="..."}, and this frontend's requests by command and
+ * status and its latency histogram.
+ */
+#include "http.h"
+
+#include <inttypes.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const cmd_names[] = {
+#define HTTP_XX_NAME(id, name) name,
+    HTTP_CMD_MAP(HTTP_XX_NAME)
+#undef HTTP_XX_NAME
+};
+
+static const unsigned code_list[] = {HTTP_CODES};
+static const uint64_t hist_bounds_ns[] = {HTTP_HIST_BOUNDS_NS};
+
+_Static_assert(sizeof(code_list) / sizeof(code_list[0]) + 1 == HTTP_CODE_COUNT,
+               "HTTP_CODE_COUNT must be the code list plus one");
+_Static_assert(sizeof(hist_bounds_ns) / sizeof(hist_bounds_ns[0]) + 1 ==
+                   HTTP_HIST_BUCKETS,
+               "HTTP_HIST_BUCKETS must be the bounds plus one");
+
+static atomic_uint slot_next;
+static _Thread_local unsigned slot_mine = UINT_MAX;
+
+static struct http_ctr_slot *
+my_slot(struct http_fe *fe)
+{
+    if (slot_mine == UINT_MAX) {
+        slot_mine = atomic_fetch_add(&slot_next, 1) % HTTP_CTR_SLOTS;
+    }
+    return &fe->ctr[slot_mine];
+}
+
+static unsigned
+code_index(unsigned status)
+{
+    for (unsigned i = 0; i < HTTP_CODE_COUNT - 1; i++) {
+        if (code_list[i] == status) {
+            return i;
+        }
+    }
+    return HTTP_CODE_COUNT - 1;
+}
+
+void
+http_count(struct http_fe *fe, int cmd, unsigned status, int64_t elapsed_ns)
+{
+    struct http_ctr_slot *s = my_slot(fe);
+    unsigned b = 0;
+
+    if (elapsed_ns < 0) {
+        elapsed_ns = 0;
+    }
+    while (b < HTTP_HIST_BUCKETS - 1 &&
+           (uint64_t)elapsed_ns > hist_bounds_ns[b]) {
+        b++;
+    }
+    atomic_fetch_add_explicit(&s->req[cmd][code_index(status)], 1,
+                              memory_order_relaxed);
+    atomic_fetch_add_explicit(&s->hist[b], 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&s->sum_ns, (uint64_t)elapsed_ns,
+                              memory_order_relaxed);
+    /* The core counts commands across frontends. */
+    if (cmd <= HTTP_CMD_LIST) {
+        fe->srv->store_api->count(fe->srv->store, "http", cmd_names[cmd]);
+    }
+}
+
+/* ---- /healthz, /readyz --------------------------------------------------- */
+
+enum MHD_Result
+http_healthz(struct http_req *r, struct MHD_Connection *c)
+{
+    r->cmd = HTTP_CMD_HEALTHZ;
+    return http_send_json(r, c, MHD_HTTP_OK,
+                          json_pack("{s:s}", "status", "ok"));
+}
+
+enum MHD_Result
+http_readyz(struct http_req *r, struct MHD_Connection *c)
+{
+    char why[160], msg[200];
+
+    r->cmd = HTTP_CMD_READYZ;
+    /* A server shutting down is alive but takes no new work: load
+     * balancers should stop sending. */
+    if (atomic_load(&r->fe->stopping)) {
+        return http_send_error(r, c, MHD_HTTP_SERVICE_UNAVAILABLE,
+                               "not ready: shutting down");
+    }
+    if (!http_ready(r->fe, why, sizeof(why), 1)) {
+        snprintf(msg, sizeof(msg), "not ready: %s", why);
+        return http_send_error(r, c, MHD_HTTP_SERVICE_UNAVAILABLE, msg);
+    }
+    return http_send_json(r, c, MHD_HTTP_OK,
+                          json_pack("{s:s}", "status", "ready"));
+}
+
+/* ---- /metrics ------------------------------------------------------------ */
+
+/* A growable text buffer; on allocation failure `bad` is set and later
+ * appends do nothing. */
+struct mbuf {
+    char *p;
+    size_t len;
+    size_t cap;
+    int bad;
+};
+
+static void __attribute__((format(printf, 2, 3)))
+mb_printf(struct mbuf *b, const char *fmt, ...)
+{
+    va_list ap;
+    int n;
+
+    if (b->bad) {
+        return;
+    }
+    for (;;) {
+        va_start(ap, fmt);
+        n = vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
+        va_end(ap);
+        if (n < 0) {
+            b->bad = 1;
+            return;
+        }
+        if ((size_t)n < b->cap - b->len) {
+            b->len += (size_t)n;
+            return;
+        }
+        char *np = realloc(b->p, b->cap * 2 + (size_t)n);
+        if (np == NULL) {
+            b->bad = 1;
+            return;
+        }
+        b->p = np;
+        b->cap = b->cap * 2 + (size_t)n;
+    }
+}
+
+/* The store's metrics, gathered by name before printing (families must
+ * be contiguous in the exposition). */
+#define STAT_MAX 256
+
+struct stat_set {
+    size_t n;
+    struct {
+        char name[64];
+        uint64_t v;
+    } s[STAT_MAX];
+};
+
+static void
+stat_collect(void *ctx, const char *name, uint64_t value)
+{
+    struct stat_set *set = ctx;
+    if (set->n < STAT_MAX) {
+        snprintf(set->s[set->n].name, sizeof(set->s[set->n].name), "%s", name);
+        set->s[set->n].v = value;
+        set->n++;
+    }
+}
+
+static const uint64_t *
+stat_get(const struct stat_set *set, const char *name)
+{
+    for (size_t i = 0; i < set->n; i++) {
+        if (strcmp(set->s[i].name, name) == 0) {
+            return &set->s[i].v;
+        }
+    }
+    return NULL;
+}
+
+/* Core metrics with a fixed exposition name. */
+static const struct {
+    const char *stat;
+    const char *metric;
+    const char *type;
+    const char *help;
+} core_metrics[] = {
+    {"keyspace_hits", "kvd_keyspace_hits_total", "counter",
+     "reads that found their key"},
+    {"keyspace_misses", "kvd_keyspace_misses_total", "counter",
+     "reads that did not find their key"},
+    {"expired_keys", "kvd_expired_keys_total", "counter", "keys found expired"},
+    {"errors", "kvd_errors_total", "counter", "operations that failed"},
+    {"commands_processed", "kvd_commands_processed_total", "counter",
+     "commands executed by all frontends"},
+    {"keys", "kvd_keys", "gauge", "live keys"},
+    {"key_bytes", "kvd_key_bytes", "gauge", "bytes of live keys"},
+    {"value_bytes", "kvd_value_bytes", "gauge", "bytes of live values"},
+    {"disk_bytes", "kvd_disk_bytes", "gauge", "bytes of the engine's files"},
+    {"engine_mem_bytes", "kvd_engine_memory_bytes", "gauge",
+     "memory the engine reports for itself"},
+    {"readonly", "kvd_readonly", "gauge",
+     "1 when the store refuses writes after an error"},
+};
+
+static void
+print_store(struct mbuf *b, const struct stat_set *set)
+{
+    const uint64_t *v;
+    int head = 0;
+
+    /* cmd_* are the core's per-operation counters, all frontends. */
+    for (size_t i = 0; i < set->n; i++) {
+        if (strncmp(set->s[i].name, "cmd_", 4) != 0) {
+            continue;
+        }
+        if (!head) {
+            mb_printf(b, "# HELP kvd_store_operations_total store "
+                         "operations by kind, all frontends\n"
+                         "# TYPE kvd_store_operations_total counter\n");
+            head = 1;
+        }
+        mb_printf(b, "kvd_store_operations_total{op=\"%s\"} %" PRIu64 "\n",
+                  set->s[i].name + 4, set->s[i].v);
+    }
+    for (size_t i = 0; i < sizeof(core_metrics) / sizeof(core_metrics[0]);
+         i++) {
+        if ((v = stat_get(set, core_metrics[i].stat)) == NULL) {
+            continue;
+        }
+        mb_printf(b, "# HELP %s %s\n# TYPE %s %s\n%s %" PRIu64 "\n",
+                  core_metrics[i].metric, core_metrics[i].help,
+                  core_metrics[i].metric, core_metrics[i].type,
+                  core_metrics[i].metric, *v);
+    }
+    if ((v = stat_get(set, "uptime_ms")) != NULL) {
+        mb_printf(b,
+                  "# HELP kvd_uptime_seconds time since the store "
+                  "opened\n# TYPE kvd_uptime_seconds gauge\n"
+                  "kvd_uptime_seconds %.3f\n",
+                  (double)*v / 1000.0);
+    }
+    head = 0;
+    for (size_t i = 0; i < set->n; i++) {
+        const char *name = set->s[i].name;
+        if (strncmp(name, "engine_", 7) != 0 ||
+            strcmp(name, "engine_mem_bytes") == 0) {
+            continue;
+        }
+        if (!head) {
+            mb_printf(b, "# HELP kvd_engine_stat the engine's own "
+                         "counters\n# TYPE kvd_engine_stat untyped\n");
+            head = 1;
+        }
+        mb_printf(b, "kvd_engine_stat{stat=\"%s\"} %" PRIu64 "\n", name + 7,
+                  set->s[i].v);
+    }
+}
+
+static void
+print_frontend(struct mbuf *b, struct http_fe *fe)
+{
+    uint64_t sum_ns = 0, count = 0, cum = 0;
+    uint64_t hist[HTTP_HIST_BUCKETS] = {0};
+    const union MHD_DaemonInfo *di;
+
+    mb_printf(b, "# HELP kvd_frontend_requests_total requests by frontend, "
+                 "command and status\n"
+                 "# TYPE kvd_frontend_requests_total counter\n");
+    for (int cmd = 0; cmd < HTTP_CMD_COUNT; cmd++) {
+        for (unsigned ci = 0; ci < HTTP_CODE_COUNT; ci++) {
+            uint64_t n = 0;
+            char code[8];
+            for (unsigned s = 0; s < HTTP_CTR_SLOTS; s++) {
+                n += atomic_load_explicit(&fe->ctr[s].req[cmd][ci],
+                                          memory_order_relaxed);
+            }
+            if (n == 0) {
+                continue;
+            }
+            if (ci < HTTP_CODE_COUNT - 1) {
+                snprintf(code, sizeof(code), "%u", code_list[ci]);
+            } else {
+                snprintf(code, sizeof(code), "other");
+            }
+            mb_printf(b,
+                      "kvd_frontend_requests_total{frontend=\"http\","
+                      "cmd=\"%s\",code=\"%s\"} %" PRIu64 "\n",
+                      cmd_names[cmd], code, n);
+        }
+    }
+    for (unsigned s = 0; s < HTTP_CTR_SLOTS; s++) {
+        for (unsigned i = 0; i < HTTP_HIST_BUCKETS; i++) {
+            hist[i] +=
+                atomic_load_explicit(&fe->ctr[s].hist[i], memory_order_relaxed);
+        }
+        sum_ns +=
+            atomic_load_explicit(&fe->ctr[s].sum_ns, memory_order_relaxed);
+    }
+    mb_printf(b, "# HELP kvd_http_request_duration_seconds time from the "
+                 "request line to the last byte of the response\n"
+                 "# TYPE kvd_http_request_duration_seconds histogram\n");
+    for (unsigned i = 0; i < HTTP_HIST_BUCKETS; i++) {
+        cum += hist[i];
+        if (i < HTTP_HIST_BUCKETS - 1) {
+            mb_printf(b,
+                      "kvd_http_request_duration_seconds_bucket"
+                      "{le=\"%g\"} %" PRIu64 "\n",
+                      (double)hist_bounds_ns[i] / 1e9, cum);
+        } else {
+            mb_printf(b,
+                      "kvd_http_request_duration_seconds_bucket"
+                      "{le=\"+Inf\"} %" PRIu64 "\n",
+                      cum);
+        }
+    }
+    count = cum;
+    mb_printf(b,
+              "kvd_http_request_duration_seconds_sum %.9f\n"
+              "kvd_http_request_duration_seconds_count %" PRIu64 "\n",
+              (double)sum_ns / 1e9, count);
+    di = MHD_get_daemon_info(fe->daemon, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
+    if (di != NULL) {
+        mb_printf(b,
+                  "# HELP kvd_http_connections open HTTP connections\n"
+                  "# TYPE kvd_http_connections gauge\n"
+                  "kvd_http_connections %u\n",
+                  di->num_connections);
+    }
+    mb_printf(b,
+              "# HELP kvd_http_requests_in_flight HTTP requests begun "
+              "and not finished\n"
+              "# TYPE kvd_http_requests_in_flight gauge\n"
+              "kvd_http_requests_in_flight %ld\n",
+              atomic_load(&fe->inflight));
+}
+
+enum MHD_Result
+http_metrics(struct http_req *r, struct MHD_Connection *c)
+{
+    struct http_fe *fe = r->fe;
+    struct stat_set *set = calloc(1, sizeof(*set));
+    struct mbuf b = {malloc(8192), 0, 8192, 0};
+    struct MHD_Response *resp = NULL;
+    int rc;
+
+    r->cmd = HTTP_CMD_METRICS;
+    if (set == NULL || b.p == NULL) {
+        free(set);
+        free(b.p);
+        return http_send(r, c, 0, NULL);
+    }
+    rc = fe->srv->store_api->metrics(fe->srv->store, stat_collect, set);
+    if (rc != 0) {
+        free(set);
+        free(b.p);
+        return http_send_status(r, c, rc, 0);
+    }
+    print_store(&b, set);
+    print_frontend(&b, fe);
+    free(set);
+    if (!b.bad) {
+        resp =
+            MHD_create_response_from_buffer(b.len, b.p, MHD_RESPMEM_MUST_FREE);
+    }
+    if (resp == NULL) {
+        free(b.p);
+        return http_send(r, c, 0, NULL);
+    }
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+                            "text/plain; version=0.0.4; charset=utf-8");
+    r->resp_bytes = b.len;
+    return http_send(r, c, MHD_HTTP_OK, resp);
+}

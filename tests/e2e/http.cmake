@@ -1,0 +1,34 @@
+# http frontend tests. Included by tests/e2e/CMakeLists.txt.
+#
+# e2e.http.<engine> (label e2e): http_test.sh against a real kvd, once per
+# engine in KVD_HTTP_E2E_ENGINES that this build has (a name whose plugin
+# target does not exist is skipped, so engines can be listed before they
+# land). unit.http_util (label unit): decoding helpers, no server.
+set(KVD_HTTP_E2E_ENGINES "memory;log" CACHE STRING
+    "engines the http frontend's end-to-end test runs against")
+
+if(TARGET kvd_frontend_http)
+  foreach(engine ${KVD_HTTP_E2E_ENGINES})
+    if(TARGET kvd_engine_${engine})
+      add_test(NAME e2e.http.${engine}
+               COMMAND ${CMAKE_CURRENT_LIST_DIR}/http_test.sh ${KVD_BIN}
+                       ${KVD_PLUGIN_BUILD_DIR} ${engine})
+      set_tests_properties(e2e.http.${engine} PROPERTIES LABELS e2e
+                           ENVIRONMENT "${KVD_TEST_ENV}" TIMEOUT 180)
+    endif()
+  endforeach()
+
+  # The imported targets of frontends/http are local to that directory.
+  pkg_check_modules(HTTPT_MHD REQUIRED IMPORTED_TARGET libmicrohttpd)
+  pkg_check_modules(HTTPT_JANSSON REQUIRED IMPORTED_TARGET jansson)
+  add_executable(http_util_test ${CMAKE_CURRENT_LIST_DIR}/http_util_test.c
+                 ${PROJECT_SOURCE_DIR}/frontends/http/http_util.c)
+  target_include_directories(http_util_test PRIVATE
+                             ${PROJECT_SOURCE_DIR}/frontends/http)
+  target_link_libraries(http_util_test PRIVATE kvd_headers kvd_warnings
+                        PkgConfig::HTTPT_MHD PkgConfig::HTTPT_JANSSON
+                        PkgConfig::CMOCKA)
+  add_test(NAME unit.http_util COMMAND http_util_test)
+  set_tests_properties(unit.http_util PROPERTIES LABELS unit
+                       ENVIRONMENT "${KVD_TEST_ENV}")
+endif()
