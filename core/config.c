@@ -47,7 +47,7 @@ static const struct kvd_option server_options[] = {
      "build tree, or the installed lib/kvd"},
     {"data_dir", KVD_OPT_STRING, "./data", 0, 0, SRV_OFF(data_dir), NULL,
      "data directory; the engine's files go in DATA_DIR/ENGINE"},
-    {"max_key_bytes", KVD_OPT_SIZE, "64k", 1, 512LL << 20,
+    {"max_key_bytes", KVD_OPT_SIZE, "65535", 1, 512LL << 20,
      SRV_OFF(max_key_bytes), NULL, "largest key accepted"},
     {"max_value_bytes", KVD_OPT_SIZE, "512m", 1, 4LL << 30,
      SRV_OFF(max_value_bytes), NULL, "largest value accepted"},
