@@ -329,7 +329,9 @@ kvd_cmd_session_create(kvd_cmd *c, const char *frontend, unsigned flags)
         atomic_fetch_add_explicit(&c->next_client_id, 1, memory_order_relaxed) +
         1;
     s->flags = flags;
-    s->authed = c->requirepass == NULL || (flags & KVD_SESSION_TRUSTED);
+    s->pass = c->requirepass;
+    s->pass_len = c->requirepass_len;
+    s->authed = kvd_cmd_session_auth_free(s);
     s->proto = 2;
     s->created_ms = (int64_t)(cmd_now_ns() / 1000000u);
     atomic_init(&s->last_ms, s->created_ms);
@@ -365,22 +367,68 @@ kvd_cmd_session_destroy(kvd_session *s)
     }
     pthread_mutex_unlock(&c->sess_lock);
     atomic_fetch_sub_explicit(&c->clients_connected, 1, memory_order_relaxed);
+    free(s->pass_copy);
     free(s);
 }
 
+void
+kvd_cmd_session_set_password(kvd_session *s, const char *password, size_t len)
+{
+    free(s->pass_copy);
+    s->pass_copy = NULL;
+    s->pass_locked = false;
+    s->pass = s->cmd->requirepass;
+    s->pass_len = s->cmd->requirepass_len;
+    if (password != NULL && len > 0) {
+        s->pass_copy = malloc(len);
+        if (s->pass_copy != NULL) {
+            memcpy(s->pass_copy, password, len);
+            s->pass = s->pass_copy;
+            s->pass_len = len;
+        } else {
+            /* Out of memory: refuse every AUTH rather than let the
+             * session in without the password it was meant to need. */
+            s->pass = NULL;
+            s->pass_len = 0;
+            s->pass_locked = true;
+        }
+    }
+    s->authed = kvd_cmd_session_auth_free(s);
+}
+
+int
+kvd_cmd_session_proto(const kvd_session *s)
+{
+    return s->proto;
+}
+
 bool
-kvd_cmd_password_ok(const kvd_cmd *c, const char *p, size_t n)
+kvd_cmd_session_has_password(const kvd_session *s)
+{
+    return s->pass != NULL || s->pass_locked;
+}
+
+bool
+kvd_cmd_session_auth_free(const kvd_session *s)
+{
+    return (s->flags & KVD_SESSION_TRUSTED) || !kvd_cmd_session_has_password(s);
+}
+
+bool
+kvd_cmd_password_ok(const kvd_session *s, const char *p, size_t n)
 {
     unsigned char diff;
 
-    if (c->requirepass == NULL) {
-        return false;
+    if (s->pass == NULL) {
+        return false; /* none, or locked after a failed copy */
     }
-    /* Time independent of where the first difference is. */
-    diff = (unsigned char)(n != c->requirepass_len);
+    /* Every byte of the attempt is compared, whatever matched before, and
+     * the loop runs over the attempt's length (which the client knows):
+     * the time shows neither where the first difference is nor the
+     * password's length. pass_len > 0 here, so pass[0] is readable. */
+    diff = (unsigned char)(n != s->pass_len);
     for (size_t i = 0; i < n; i++) {
-        unsigned char want =
-            (unsigned char)c->requirepass[i < c->requirepass_len ? i : 0];
+        unsigned char want = (unsigned char)s->pass[i < s->pass_len ? i : 0];
         diff |= (unsigned char)(want ^ (unsigned char)p[i]);
     }
     return diff == 0;
@@ -644,6 +692,8 @@ static const struct kvd_cmd_api cmd_api = {
     .session_destroy = kvd_cmd_session_destroy,
     .exec = kvd_cmd_exec,
     .split = kvd_cmd_split,
+    .session_set_password = kvd_cmd_session_set_password,
+    .session_proto = kvd_cmd_session_proto,
 };
 
 const struct kvd_cmd_api *

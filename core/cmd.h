@@ -49,6 +49,22 @@ kvd_session *kvd_cmd_session_create(kvd_cmd *c, const char *frontend,
 void kvd_cmd_session_destroy(kvd_session *s);
 
 /*
+ * Give the session a password of its own (struct
+ * kvd_cmd_api.session_set_password): AUTH and HELLO AUTH check it instead
+ * of the layer's requirepass, and an untrusted session needs AUTH before
+ * any other command. `password` (len bytes, any bytes) is copied;
+ * NULL or len 0 drops it, back to the layer's requirepass. If the copy
+ * cannot be allocated the session is left unable to authenticate (fail
+ * closed) rather than open: every AUTH gets WRONGPASS.
+ */
+void kvd_cmd_session_set_password(kvd_session *s, const char *password,
+                                  size_t len);
+
+/* The session's protocol version: 2, or 3 after HELLO 3 (until HELLO 2 or
+ * RESET). */
+int kvd_cmd_session_proto(const kvd_session *s);
+
+/*
  * Execute one command and write exactly one reply through ops/w (see
  * struct kvd_cmd_api.exec). Returns enum kvd_exec_flag bits (>= 0).
  */

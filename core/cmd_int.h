@@ -156,7 +156,13 @@ struct kvd_session {
     uint64_t id;
     unsigned flags; /* enum kvd_session_flag */
     bool authed;
-    int proto;               /* 2; 3 once RESP3 replies are negotiated */
+    /* The password AUTH checks: NULL (none), cmd->requirepass (borrowed,
+     * fixed for the layer's life) or pass_copy. */
+    const char *pass;
+    size_t pass_len;
+    char *pass_copy;         /* owned; set by kvd_cmd_session_set_password */
+    bool pass_locked;        /* a password copy failed: AUTH never passes */
+    int proto;               /* 2, or 3 after HELLO 3 */
     int64_t created_ms;      /* monotonic (kvd_cmd_mono_ms) */
     _Atomic int64_t last_ms; /* monotonic, end of the last command */
     kvd_session *prev;       /* cmd->sess_head list, under sess_lock */
@@ -289,7 +295,14 @@ void kvd_cmd_docs_reply_args(struct kvd_cmd_ctx *x, const char *syntax);
 /* Monotonic clock in ms (session age and idle time). */
 int64_t kvd_cmd_mono_ms(void);
 
-/* Password check in constant time (AUTH, HELLO AUTH). */
-bool kvd_cmd_password_ok(const kvd_cmd *c, const char *p, size_t n);
+/* Whether AUTH has a password to check on this session. */
+bool kvd_cmd_session_has_password(const kvd_session *s);
+
+/* Whether the session may skip AUTH: trusted, or no password. */
+bool kvd_cmd_session_auth_free(const kvd_session *s);
+
+/* Check p against the session's password (AUTH, HELLO AUTH), in time that
+ * does not depend on the password's bytes. False when it has none. */
+bool kvd_cmd_password_ok(const kvd_session *s, const char *p, size_t n);
 
 #endif /* KVD_CORE_CMD_INT_H */

@@ -8,8 +8,10 @@
  * Redis's reply shapes and error texts, and with kvd's own figures where
  * Redis has none (INFO section "kvd", engine counters).
  *
- * kvd speaks RESP2 only: HELLO 3 gets NOPROTO, as Redis answers a version
- * it does not know, so clients fall back to RESP2.
+ * HELLO 2 and HELLO 3 choose the session's protocol version; the reply
+ * helpers (kvd_cmd_reply_map) and the frontend's encoder (which reads it
+ * through kvd_cmd_api.session_proto) follow it. AUTH checks the session's
+ * password (the layer's requirepass, or one a frontend set).
  *
  * Thread-safety: handlers use their context, the store and the layer's
  * atomics; CLIENT LIST and SETNAME take cmd->sess_lock.
@@ -72,8 +74,11 @@ srv_reset(struct kvd_cmd_ctx *x)
     kvd_session *s = x->sess;
 
     srv_set_name(s, s->name, sizeof(s->name), "", 0);
+    /* Back to RESP2 after this reply (Redis answers RESET in the protocol
+     * the client was speaking; +RESET is the same in both). The password
+     * requirement stays: only the authentication is dropped. */
     s->proto = 2;
-    s->authed = s->cmd->requirepass == NULL || (s->flags & KVD_SESSION_TRUSTED);
+    s->authed = kvd_cmd_session_auth_free(s);
     kvd_cmd_reply_status(x, "RESET");
 }
 
@@ -81,16 +86,14 @@ srv_reset(struct kvd_cmd_ctx *x)
 static bool
 srv_authenticate(struct kvd_cmd_ctx *x, size_t user_arg, size_t pass_arg)
 {
-    kvd_cmd *c = x->cmd;
-
     if (user_arg != 0 &&
         !kvd_cmd_word_eq(x->argv[user_arg], x->argl[user_arg], "default")) {
         return false;
     }
-    if (c->requirepass == NULL) {
+    if (!kvd_cmd_session_has_password(x->sess)) {
         return true; /* the default user takes any password */
     }
-    return kvd_cmd_password_ok(c, x->argv[pass_arg], x->argl[pass_arg]);
+    return kvd_cmd_password_ok(x->sess, x->argv[pass_arg], x->argl[pass_arg]);
 }
 
 #define SRV_ERR_WRONGPASS                                                      \
@@ -103,7 +106,7 @@ srv_auth(struct kvd_cmd_ctx *x)
         kvd_cmd_reply_syntax(x);
         return;
     }
-    if (x->argc == 2 && x->cmd->requirepass == NULL) {
+    if (x->argc == 2 && !kvd_cmd_session_has_password(x->sess)) {
         kvd_cmd_reply_error(
             x, "ERR AUTH <password> called without any password configured "
                "for the default user. Are you sure your configuration is "
@@ -139,17 +142,17 @@ static void
 srv_hello(struct kvd_cmd_ctx *x)
 {
     kvd_session *s = x->sess;
+    long long ver = 0; /* 0: keep the current version */
     size_t user = 0;
     size_t name = 0;
 
     if (x->argc >= 2) {
-        long long ver;
         if (!kvd_cmd_parse_ll(x->argv[1], x->argl[1], &ver)) {
             kvd_cmd_reply_error(x, "ERR Protocol version is not an integer "
                                    "or out of range");
             return;
         }
-        if (ver != 2) {
+        if (ver < 2 || ver > 3) {
             kvd_cmd_reply_error(x, "NOPROTO unsupported protocol version");
             return;
         }
@@ -191,6 +194,12 @@ srv_hello(struct kvd_cmd_ctx *x)
     }
     if (name != 0) {
         srv_set_name(s, s->name, sizeof(s->name), x->argv[name], x->argl[name]);
+    }
+    /* Switch before replying: the reply itself is in the new version (a
+     * map in RESP3), which is how a client learns the switch happened. A
+     * refused HELLO above changes nothing. */
+    if (ver != 0) {
+        s->proto = (int)ver;
     }
     kvd_cmd_reply_map(x, 7);
     kvd_cmd_reply_cstr(x, "server");

@@ -42,8 +42,10 @@ static const struct kvd_option resp_options[] = {
      "connections served at once; more are refused with an error"},
     {"requirepass", KVD_OPT_STRING, "", 0, 0,
      offsetof(struct resp_opts, requirepass), NULL,
-     "password TCP clients must give with AUTH (empty: none); Unix socket "
-     "clients are trusted, the socket's mode guards them"},
+     "password TCP clients must give with AUTH or HELLO AUTH before any "
+     "other command (empty: none); Unix socket clients are trusted (the "
+     "socket's mode guards them) and need no AUTH, but an AUTH they send "
+     "is checked against it"},
     {"timeout", KVD_OPT_DURATION, "0", 0, 0,
      offsetof(struct resp_opts, timeout_ms), NULL,
      "close a client idle for this long (0: never)"},
@@ -100,14 +102,13 @@ resp_create(const struct kvd_host *host, const struct kvd_server *srv,
         return kvd_err_set(err, KVD_EINVAL,
                            "the host provides no command layer");
     }
-    /* Fail closed: the command layer checks AUTH against its own password
-     * only, and kvd_cmd_api has no way yet to give a session this
-     * frontend's one. Serving TCP as if a password were set would be
-     * worse than refusing to start. */
-    if (o->requirepass != NULL && o->requirepass[0] != '\0') {
+    /* Fail closed: a host whose command layer cannot give a session a
+     * password would serve TCP as if none were set. */
+    if (o->requirepass != NULL && o->requirepass[0] != '\0' &&
+        !RESP_API_HAS(srv->cmd_api, session_set_password)) {
         return kvd_err_set(err, KVD_ENOTSUP,
                            "[frontend.resp] requirepass is not supported "
-                           "by this kvd's command layer yet; leave it empty "
+                           "by this kvd's command layer; leave it empty "
                            "(Unix socket clients are guarded by "
                            "unix_socket_mode, TCP listens on loopback)");
     }
@@ -118,6 +119,15 @@ resp_create(const struct kvd_host *host, const struct kvd_server *srv,
     fe->host = host;
     fe->srv = srv;
     fe->opts = o;
+    if (o->requirepass != NULL && o->requirepass[0] != '\0') {
+        fe->password = o->requirepass;
+        fe->password_len = strlen(o->requirepass);
+    }
+    /* Without the accessor (an older host) sessions stay in RESP2: such a
+     * command layer refuses HELLO 3 anyway. */
+    fe->session_proto = RESP_API_HAS(srv->cmd_api, session_proto)
+                            ? srv->cmd_api->session_proto
+                            : NULL;
     fe->limits.max_bulk_len = o->max_bulk_len;
     fe->limits.max_args = (uint64_t)o->max_args;
     fe->limits.max_inline_len = o->max_inline_len;

@@ -89,8 +89,7 @@ struct resp_conn {
     struct resp_worker *w;
     int fd;
     unsigned flags;   /* enum resp_conn_flag */
-    int proto;        /* 2 or 3: how replies are encoded */
-    int hello_probe;  /* HELLO running: its reply sets proto */
+    int proto;        /* the session's version (2 or 3), see resp_reply.c */
     struct event rev; /* EV_READ | EV_PERSIST */
     struct event wev; /* EV_WRITE | EV_PERSIST */
     kvd_session *sess;
@@ -139,11 +138,22 @@ struct resp_worker {
     unsigned next_worker; /* worker 0: round-robin cursor */
 };
 
+/* Whether a kvd_cmd_api (appended to within ABI 1) has method m: the
+ * host's table may be older than this frontend's header. */
+#define RESP_API_HAS(api, m)                                                   \
+    ((api)->struct_size >=                                                     \
+         offsetof(struct kvd_cmd_api, m) + sizeof((api)->m) &&                 \
+     (api)->m != NULL)
+
 struct resp_fe {
     const struct kvd_host *host;
     const struct kvd_server *srv;
     const struct resp_opts *opts;
     struct resp_limits limits;
+    const char *password; /* requirepass (in opts), NULL when empty */
+    size_t password_len;
+    /* cmd_api->session_proto, or NULL when the host has none */
+    int (*session_proto)(const kvd_session *s);
 
     struct resp_listener unix_l;
     struct resp_listener tcp_l;
@@ -164,6 +174,8 @@ int resp_buf_reserve(struct resp_buf *b, size_t extra);
 void resp_buf_free(struct resp_buf *b);
 /* Append "-<msg>\r\n" to the connection's batch (protocol errors). */
 void resp_reply_error_str(struct resp_conn *c, const char *msg);
+/* Copy the session's protocol version into c->proto (after each exec). */
+void resp_reply_sync_proto(struct resp_conn *c);
 
 /* resp_net.c */
 int resp_net_listen(struct resp_fe *fe, struct kvd_err *err);

@@ -35,7 +35,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -405,6 +404,12 @@ conn_create(struct resp_worker *w, int fd, int is_tcp)
         atomic_fetch_sub(&fe->nclients, 1);
         return;
     }
+    /* Unix sessions get the password too: trusted, they need no AUTH,
+     * but clients that always send one (redis-cli -a) get it checked
+     * rather than refused as "no password configured". */
+    if (fe->password != NULL) {
+        api->session_set_password(c->sess, fe->password, fe->password_len);
+    }
     c->w = w;
     c->fd = fd;
     c->proto = 2;
@@ -551,10 +556,9 @@ conn_exec(struct resp_conn *c, const char *req)
     if (p->argc == 0) {
         return; /* empty request: no reply */
     }
-    c->hello_probe = p->argl[0] == 5 && strncasecmp(argv[0], "hello", 5) == 0;
     flags =
         srv->cmd_api->exec(c->sess, p->argc, argv, p->argl, &resp_reply_ops, c);
-    c->hello_probe = 0;
+    resp_reply_sync_proto(c); /* HELLO or RESET may have changed it */
     if (flags > 0 && (flags & KVD_EXEC_CLOSE)) {
         c->flags |= RESP_CONN_CLOSE_AFTER;
     }

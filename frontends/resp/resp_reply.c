@@ -9,11 +9,12 @@
  * broken and the rest of the reply is dropped (the connection is then
  * closed: a client must never receive half a reply followed by another).
  *
- * The protocol version: HELLO negotiates it in the command layer, and by
- * the protocol's definition HELLO answers with a map in RESP3 and an array
- * in RESP2. So while a HELLO runs (hello_probe), the type of its reply's
- * first element tells which encoding the session uses from then on; an
- * error reply leaves it unchanged.
+ * The protocol version lives in the command layer's session (HELLO 2/3
+ * and RESET change it); c->proto is a copy, refreshed after every command
+ * (resp_reply_sync_proto) so that null and double replies need no call.
+ * Only a map is refreshed again before it is written: HELLO switches the
+ * version inside the command and answers in the new one (a RESP3 HELLO
+ * reply is a map), and that reply has no null or double before its map.
  *
  * Status and error texts are written with CR and LF replaced by spaces:
  * they may quote client input (an unknown command's name), and a line
@@ -144,10 +145,17 @@ reply_status(void *w, const char *s, size_t n)
 static void
 reply_error(void *w, const char *s, size_t n)
 {
-    struct resp_conn *c = w;
+    put_line(w, '-', s, n);
+}
 
-    c->hello_probe = 0;
-    put_line(c, '-', s, n);
+void
+resp_reply_sync_proto(struct resp_conn *c)
+{
+    const struct resp_fe *fe = c->w->fe;
+
+    if (fe->session_proto != NULL) {
+        c->proto = fe->session_proto(c->sess);
+    }
 }
 
 void
@@ -197,13 +205,7 @@ reply_null(void *w)
 static void
 reply_array(void *w, size_t n)
 {
-    struct resp_conn *c = w;
-
-    if (c->hello_probe) {
-        c->hello_probe = 0;
-        c->proto = 2;
-    }
-    put_header(c, '*', (long long)n);
+    put_header(w, '*', (long long)n);
 }
 
 static void
@@ -211,10 +213,7 @@ reply_map(void *w, size_t n)
 {
     struct resp_conn *c = w;
 
-    if (c->hello_probe) {
-        c->hello_probe = 0;
-        c->proto = 3;
-    }
+    resp_reply_sync_proto(c); /* HELLO 3 may have switched just now */
     /* RESP2 has no map: a flat array of key, value, key, value. */
     if (c->proto >= 3) {
         put_header(c, '%', (long long)n);

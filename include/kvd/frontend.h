@@ -147,6 +147,21 @@ struct kvd_cmd_api {
      */
     int (*split)(const char *line, size_t len, char *buf, size_t max_args,
                  const char **argv, size_t *argl, struct kvd_err *err);
+
+    /*
+     * Require AUTH with this password before any other command on this
+     * session (NULL/0: none of its own, as session_create left it). The
+     * bytes are copied. A trusted session (KVD_SESSION_TRUSTED) still
+     * needs no AUTH, but AUTH on it checks this password, so clients that
+     * always send one work. Call it between two execs (usually before the
+     * first); an untrusted session with a password must AUTH afterwards.
+     */
+    void (*session_set_password)(kvd_session *s, const char *password,
+                                 size_t len);
+
+    /* The session's protocol version, 2 or 3 (HELLO and RESET change it).
+     * Read it after each exec to encode the following replies. */
+    int (*session_proto)(const kvd_session *s);
 };
 
 enum kvd_session_flag {

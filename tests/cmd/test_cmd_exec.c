@@ -762,12 +762,173 @@ test_auth_without_password_configured(void **state)
     EXPECT(fx, "AUTH a b c", "!ERR syntax error");
 }
 
+/* A fresh fixture whose session is untrusted (TCP-like). */
+static struct cmdt_fx *
+untrusted_fixture(void **state, const char *layer_pass)
+{
+    struct cmdt_params p = {.requirepass = layer_pass};
+
+    cmdt_teardown(state);
+    cmdt_setup_params(state, &p);
+    return *state;
+}
+
+/* AUTH <pass> with a binary-safe password. */
+static const char *
+run_auth(struct cmdt_fx *fx, const char *pass, size_t len)
+{
+    const char *argv[2] = {"AUTH", pass};
+    size_t argl[2] = {4, len};
+    return cmdt_runv(fx, 2, argv, argl);
+}
+
+#define WRONGPASS                                                              \
+    "!WRONGPASS invalid username-password pair or user is disabled."
+
+static void
+test_session_password_requires_auth(void **state)
+{
+    struct cmdt_fx *fx = untrusted_fixture(state, NULL);
+
+    EXPECT(fx, "GET a", "nil"); /* no password anywhere: open */
+    kvd_cmd_session_set_password(fx->sess, "p\0w", 3);
+    EXPECT(fx, "GET a", "!NOAUTH Authentication required.");
+    EXPECT(fx, "PING", "!NOAUTH Authentication required.");
+    assert_string_equal(run_auth(fx, "p", 1), WRONGPASS);
+    assert_string_equal(run_auth(fx, "p\0", 2), WRONGPASS);
+    assert_string_equal(run_auth(fx, "p\0wx", 4), WRONGPASS);
+    assert_string_equal(run_auth(fx, "p\0W", 3), WRONGPASS);
+    EXPECT(fx, "AUTH \"\"", WRONGPASS);
+    EXPECT(fx, "GET a", "!NOAUTH Authentication required.");
+    assert_string_equal(run_auth(fx, "p\0w", 3), "OK");
+    EXPECT(fx, "GET a", "nil");
+    /* RESET drops the authentication but keeps the requirement. */
+    EXPECT(fx, "RESET", "RESET");
+    EXPECT(fx, "GET a", "!NOAUTH Authentication required.");
+    EXPECT(fx, "AUTH default \"p\\x00w\"", "OK");
+    EXPECT(fx, "GET a", "nil");
+    /* A new password asks for AUTH again. */
+    kvd_cmd_session_set_password(fx->sess, "next", 4);
+    EXPECT(fx, "GET a", "!NOAUTH Authentication required.");
+    EXPECT(fx, "AUTH next", "OK");
+    /* NULL drops it: no password anywhere, AUTH says so. */
+    kvd_cmd_session_set_password(fx->sess, NULL, 0);
+    EXPECT(fx, "GET a", "nil");
+    EXPECT(fx, "AUTH next",
+           "!ERR AUTH <password> called without any password configured for "
+           "the default user. Are you sure your configuration is correct?");
+}
+
+static void
+test_session_password_hello_auth(void **state)
+{
+    struct cmdt_fx *fx = untrusted_fixture(state, NULL);
+
+    kvd_cmd_session_set_password(fx->sess, "sekrit", 6);
+    EXPECT(fx, "HELLO 3",
+           "!NOAUTH HELLO must be called with the client "
+           "already authenticated, otherwise the HELLO "
+           "<proto> AUTH <user> <pass> option can be used to "
+           "authenticate the client and select the RESP "
+           "protocol version at the same time");
+    EXPECT(fx, "HELLO 3 AUTH default nope", WRONGPASS);
+    EXPECT(fx, "HELLO 3 AUTH admin sekrit", WRONGPASS);
+    /* A refused HELLO leaves the protocol alone. */
+    assert_int_equal(kvd_cmd_session_proto(fx->sess), 2);
+    EXPECT(fx, "GET a", "!NOAUTH Authentication required.");
+    EXPECT(fx, "HELLO 2 AUTH default sekrit",
+           "*14 \"server\" \"kvd\" \"version\" \"test\" \"proto\" :2 \"id\" "
+           ":1 \"mode\" \"standalone\" \"role\" \"master\" \"modules\" *0");
+    EXPECT(fx, "GET a", "nil");
+}
+
+static void
+test_session_password_on_trusted_session_checks_auth(void **state)
+{
+    struct cmdt_fx *fx = *state; /* trusted */
+
+    kvd_cmd_session_set_password(fx->sess, "sekrit", 6);
+    EXPECT(fx, "GET a", "nil"); /* trusted: no AUTH needed */
+    EXPECT(fx, "AUTH wrong", WRONGPASS);
+    EXPECT(fx, "AUTH sekrit", "OK");
+    EXPECT(fx, "RESET", "RESET");
+    EXPECT(fx, "GET a", "nil");
+}
+
+static void
+test_session_password_replaces_the_layers(void **state)
+{
+    struct cmdt_fx *fx = untrusted_fixture(state, "s3cret");
+
+    kvd_cmd_session_set_password(fx->sess, "mine", 4);
+    EXPECT(fx, "AUTH s3cret", WRONGPASS);
+    EXPECT(fx, "AUTH mine", "OK");
+    /* Dropping the session's own password goes back to the layer's. */
+    kvd_cmd_session_set_password(fx->sess, "", 0);
+    EXPECT(fx, "GET a", "!NOAUTH Authentication required.");
+    EXPECT(fx, "AUTH mine", WRONGPASS);
+    EXPECT(fx, "AUTH s3cret", "OK");
+    /* Another session of the same layer is not affected. */
+    kvd_session *other = kvd_cmd_session_create(fx->cmd, "test", 0);
+    assert_non_null(other);
+    kvd_cmd_session_set_password(other, "theirs", 6);
+    EXPECT(fx, "GET a", "nil");
+    kvd_cmd_session_destroy(other);
+}
+
+static void
+test_api_table_has_session_methods(void **state)
+{
+    const struct kvd_cmd_api *api = kvd_cmd_api_table();
+    (void)state;
+
+    assert_int_equal(api->struct_size, sizeof(struct kvd_cmd_api));
+    assert_ptr_equal(api->session_set_password, kvd_cmd_session_set_password);
+    assert_ptr_equal(api->session_proto, kvd_cmd_session_proto);
+}
+
+static void
+test_hello_3_switches_to_resp3(void **state)
+{
+    struct cmdt_fx *fx = *state;
+
+    assert_int_equal(kvd_cmd_session_proto(fx->sess), 2);
+    /* The reply is already RESP3: a map, proto 3. */
+    EXPECT(fx, "HELLO 3",
+           "%7 \"server\" \"kvd\" \"version\" \"test\" \"proto\" :3 \"id\" "
+           ":1 \"mode\" \"standalone\" \"role\" \"master\" \"modules\" *0");
+    assert_int_equal(kvd_cmd_session_proto(fx->sess), 3);
+    EXPECT(fx, "HELLO",
+           "%7 \"server\" \"kvd\" \"version\" \"test\" \"proto\" :3 \"id\" "
+           ":1 \"mode\" \"standalone\" \"role\" \"master\" \"modules\" *0");
+    EXPECT(fx, "CONFIG GET save", "%1 \"save\" \"\"");
+    const char *r = RUN(fx, "CLIENT INFO");
+    assert_non_null(strstr(r, " resp=3"));
+    EXPECT(fx, "HELLO 4", "!NOPROTO unsupported protocol version");
+    EXPECT(fx, "HELLO 1", "!NOPROTO unsupported protocol version");
+    EXPECT(fx, "HELLO 0", "!NOPROTO unsupported protocol version");
+    EXPECT(fx, "HELLO -3", "!NOPROTO unsupported protocol version");
+    assert_int_equal(kvd_cmd_session_proto(fx->sess), 3);
+    EXPECT(fx, "HELLO 2",
+           "*14 \"server\" \"kvd\" \"version\" \"test\" \"proto\" :2 \"id\" "
+           ":1 \"mode\" \"standalone\" \"role\" \"master\" \"modules\" *0");
+    assert_int_equal(kvd_cmd_session_proto(fx->sess), 2);
+    EXPECT(fx, "CONFIG GET save", "*2 \"save\" \"\"");
+    /* RESET goes back to RESP2. */
+    r = RUN(fx, "HELLO 3 SETNAME app");
+    assert_memory_equal(r, "%7 ", 3);
+    EXPECT(fx, "CLIENT GETNAME", "\"app\"");
+    assert_int_equal(kvd_cmd_session_proto(fx->sess), 3);
+    EXPECT(fx, "RESET", "RESET");
+    assert_int_equal(kvd_cmd_session_proto(fx->sess), 2);
+    EXPECT(fx, "CLIENT GETNAME", "nil");
+}
+
 static void
 test_hello_select_ping_echo(void **state)
 {
     struct cmdt_fx *fx = *state;
 
-    EXPECT(fx, "HELLO 3", "!NOPROTO unsupported protocol version");
     EXPECT(fx, "HELLO x",
            "!ERR Protocol version is not an integer or out of range");
     EXPECT(fx, "HELLO 2 foo", "!ERR Syntax error in HELLO option 'foo'");
@@ -1123,6 +1284,12 @@ main(void)
         T(test_randomkey_and_flushdb),
         T(test_auth_required_when_configured),
         T(test_auth_without_password_configured),
+        T(test_session_password_requires_auth),
+        T(test_session_password_hello_auth),
+        T(test_session_password_on_trusted_session_checks_auth),
+        T(test_session_password_replaces_the_layers),
+        T(test_api_table_has_session_methods),
+        T(test_hello_3_switches_to_resp3),
         T(test_hello_select_ping_echo),
         T(test_client_commands),
         T(test_config_get_and_set),

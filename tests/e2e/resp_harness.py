@@ -135,6 +135,42 @@ def raw_conn(path, timeout=5.0):
     return s
 
 
+def tcp_conn(port, timeout=5.0):
+    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    return s
+
+
+def free_tcp_port():
+    """A loopback port nothing listens on right now (the kernel's pick)."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def recv_exact(s, n):
+    """Exactly n bytes (fewer only if the server closes first)."""
+    out = b""
+    while len(out) < n:
+        chunk = s.recv(n - len(out))
+        if not chunk:
+            break
+        out += chunk
+    return out
+
+
+def recv_until(s, suffix, limit=1 << 20):
+    """Everything up to and including the first reply ending in suffix."""
+    out = b""
+    while not out.endswith(suffix) and len(out) < limit:
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        out += chunk
+    return out
+
+
 def read_until_closed(s, limit=1 << 20):
     """Everything the server sends until it closes the connection."""
     out = b""

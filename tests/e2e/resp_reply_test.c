@@ -1,8 +1,9 @@
 /*
  * tests/e2e/resp_reply_test.c -- unit tests of the resp frontend's reply
  * encoder (frontends/resp/resp_reply.c), label unit: the exact bytes of
- * every reply type in RESP2 and RESP3, the protocol switch learned from a
- * HELLO reply, and CR/LF scrubbing in status and error lines.
+ * every reply type in RESP2 and RESP3, the protocol version taken from the
+ * command layer's session (a fake accessor here), and CR/LF scrubbing in
+ * status and error lines.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -18,17 +19,31 @@
 #include "resp.h"
 
 struct fixture {
+    struct resp_fe fe;
     struct resp_worker w;
     struct resp_conn c;
 };
+
+/* What the fake command layer says the session speaks. */
+static int fake_session_proto_value;
+
+static int
+fake_session_proto(const kvd_session *s)
+{
+    (void)s;
+    return fake_session_proto_value;
+}
 
 static int
 setup(void **state)
 {
     struct fixture *f = calloc(1, sizeof(*f));
     assert_non_null(f);
+    f->fe.session_proto = fake_session_proto;
+    f->w.fe = &f->fe;
     f->c.w = &f->w;
     f->c.proto = 2;
+    fake_session_proto_value = 2;
     *state = f;
     return 0;
 }
@@ -85,6 +100,7 @@ test_reply_resp3_types(void **state)
     const struct kvd_reply_ops *o = &resp_reply_ops;
 
     f->c.proto = 3;
+    fake_session_proto_value = 3;
     o->null(&f->c);
     o->map(&f->c, 2);
     o->dbl(&f->c, -0.25);
@@ -93,24 +109,45 @@ test_reply_resp3_types(void **state)
 }
 
 static void
-test_reply_hello_reply_sets_protocol(void **state)
+test_reply_map_follows_a_switch_inside_the_command(void **state)
 {
     struct fixture *f = *state;
     const struct kvd_reply_ops *o = &resp_reply_ops;
 
-    f->c.hello_probe = 1;
-    o->map(&f->c, 1); /* a RESP3 HELLO reply starts with a map */
+    /* HELLO 3 switches the session, then writes its map reply: the map
+     * is RESP3 although the copy still said 2 when the command began. */
+    fake_session_proto_value = 3;
+    o->map(&f->c, 7);
+    ASSERT_OUT(f, "%7\r\n");
     assert_int_equal(f->c.proto, 3);
-    assert_int_equal(f->c.hello_probe, 0);
-    o->array(&f->c, 2); /* later arrays do not switch back */
+    o->null(&f->c);
+    ASSERT_OUT(f, "_\r\n");
+    /* HELLO 2 from RESP3: the map is a flat array again. */
+    fake_session_proto_value = 2;
+    o->map(&f->c, 7);
+    ASSERT_OUT(f, "*14\r\n");
+    o->null(&f->c);
+    ASSERT_OUT(f, "$-1\r\n");
+}
+
+static void
+test_reply_sync_proto_copies_the_session(void **state)
+{
+    struct fixture *f = *state;
+
+    fake_session_proto_value = 3;
+    resp_reply_sync_proto(&f->c);
     assert_int_equal(f->c.proto, 3);
-    f->c.hello_probe = 1;
-    o->error(&f->c, "NOPROTO x", 9); /* a refused HELLO changes nothing */
-    assert_int_equal(f->c.proto, 3);
-    f->c.hello_probe = 1;
-    o->array(&f->c, 14); /* a RESP2 HELLO reply is a flat array */
+    fake_session_proto_value = 2; /* RESET */
+    resp_reply_sync_proto(&f->c);
     assert_int_equal(f->c.proto, 2);
-    f->w.wbuf.len = 0;
+    /* A host without the accessor: the connection stays where it is. */
+    f->fe.session_proto = NULL;
+    fake_session_proto_value = 3;
+    resp_reply_sync_proto(&f->c);
+    assert_int_equal(f->c.proto, 2);
+    resp_reply_ops.map(&f->c, 1);
+    ASSERT_OUT(f, "*2\r\n");
 }
 
 static void
@@ -149,8 +186,11 @@ main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_reply_resp3_types, setup,
                                         teardown),
-        cmocka_unit_test_setup_teardown(test_reply_hello_reply_sets_protocol,
-                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_reply_map_follows_a_switch_inside_the_command, setup,
+            teardown),
+        cmocka_unit_test_setup_teardown(
+            test_reply_sync_proto_copies_the_session, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reply_lines_cannot_be_split, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_reply_large_bulk_grows_buffer,

@@ -4,10 +4,11 @@
 Starts the real kvd (engine from $KVD_ENGINE) on a temporary Unix socket and
 drives it with python3-redis, redis-cli, netcat-style raw sockets: commands,
 binary keys and values, pipelining, MSET atomicity against a concurrent
-reader, expiry, 200 concurrent connections, RESP3, the socket's life cycle,
-and bad input (random bytes, a 2^40 bulk length, an unterminated request,
-thousands of arguments, a client that never reads) after which the server
-still answers others and has lost nothing.
+reader, expiry, 200 concurrent connections, RESP3 (HELLO 3), requirepass
+(AUTH over TCP, a trusted Unix socket), the socket's life cycle, and bad
+input (random bytes, a 2^40 bulk length, an unterminated request, thousands
+of arguments, a client that never reads) after which the server still
+answers others and has lost nothing.
 """
 
 import os
@@ -22,7 +23,9 @@ import unittest
 import redis
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from resp_harness import KvdServer, raw_conn, read_until_closed  # noqa: E402
+from resp_harness import (KvdServer, free_tcp_port, raw_conn,  # noqa: E402
+                          read_until_closed, recv_exact, recv_until,
+                          tcp_conn)
 
 SENTINEL = (b"sentinel\x00key", b"sentinel value \xff\x00")
 
@@ -31,7 +34,14 @@ def client(srv, **kw):
     return redis.Redis(unix_socket_path=srv.sock, socket_timeout=10, **kw)
 
 
-class ServerCase(unittest.TestCase):
+class RawReplies:
+    """Exact replies read from a raw socket."""
+
+    def expect_reply(self, s, want):
+        self.assertEqual(recv_exact(s, len(want)), want)
+
+
+class ServerCase(RawReplies, unittest.TestCase):
     resp_opts = {}
 
     @classmethod
@@ -232,19 +242,60 @@ class Commands(ServerCase):
         r = client(self.srv)
         self.assertEqual(r.get("conn:199"), b"conn:199")
 
-    def test_hello_3_is_refused_and_resp2_continues(self):
-        # The command layer speaks RESP2 only: HELLO 3 gets NOPROTO (as
-        # Redis answers a version it does not know) and replies stay RESP2.
+    def test_hello_3_switches_to_resp3_and_hello_2_back(self):
         s = raw_conn(self.srv.sock)
-        s.sendall(b"*2\r\n$5\r\nHELLO\r\n$1\r\n3\r\n")
-        self.assertEqual(s.recv(100),
-                         b"-NOPROTO unsupported protocol version\r\n")
-        s.sendall(b"*2\r\n$3\r\nGET\r\n$12\r\nresp3:absent\r\n")
-        self.assertEqual(s.recv(100), b"$-1\r\n")
-        s.sendall(b"*2\r\n$5\r\nHELLO\r\n$1\r\n2\r\n")
-        time.sleep(0.2)
-        self.assertTrue(s.recv(65536).startswith(b"*"))
+        # The HELLO 3 reply is itself RESP3: a map of 7 fields.
+        s.sendall(b"*2\r\n$5\r\nHELLO\r\n$1\r\n3\r\nPING\r\n")
+        got = recv_until(s, b"+PONG\r\n")
+        self.assertTrue(got.startswith(b"%7\r\n$6\r\nserver\r\n$3\r\nkvd\r\n"),
+                        got)
+        self.assertIn(b"$5\r\nproto\r\n:3\r\n", got)
+        self.assertIn(b"$7\r\nmodules\r\n*0\r\n+PONG\r\n", got)
+        # Nulls are RESP3 nulls, in and out of arrays.
+        s.sendall(b"GET resp3:absent\r\n")
+        self.expect_reply(s, b"_\r\n")
+        s.sendall(b"SET resp3:k v\r\nMGET resp3:k resp3:absent\r\n")
+        self.expect_reply(s, b"+OK\r\n*2\r\n$1\r\nv\r\n_\r\n")
+        # Maps where Redis sends maps; INCRBYFLOAT stays a bulk string.
+        s.sendall(b"CONFIG GET save\r\n")
+        self.expect_reply(s, b"%1\r\n$4\r\nsave\r\n$0\r\n\r\n")
+        s.sendall(b"INCRBYFLOAT resp3:f 1.5\r\n")
+        self.expect_reply(s, b"$3\r\n1.5\r\n")
+        s.sendall(b"CLIENT INFO\r\n")
+        self.assertIn(b" resp=3", recv_until(s, b"\n\r\n"))
+        # An unsupported version is refused and changes nothing.
+        s.sendall(b"HELLO 4\r\nGET resp3:absent\r\n")
+        self.expect_reply(s, b"-NOPROTO unsupported protocol version\r\n_\r\n")
+        # HELLO 2 answers in RESP2 (a flat array) and switches back.
+        s.sendall(b"HELLO 2\r\nPING\r\n")
+        got = recv_until(s, b"+PONG\r\n")
+        self.assertTrue(got.startswith(b"*14\r\n$6\r\nserver\r\n"), got)
+        self.assertIn(b"$5\r\nproto\r\n:2\r\n", got)
+        s.sendall(b"GET resp3:absent\r\n")
+        self.expect_reply(s, b"$-1\r\n")
+        # RESET also goes back to RESP2.
+        s.sendall(b"HELLO 3\r\nPING\r\n")
+        self.assertTrue(recv_until(s, b"+PONG\r\n").startswith(b"%7\r\n"))
+        s.sendall(b"RESET\r\nGET resp3:absent\r\n")
+        self.expect_reply(s, b"+RESET\r\n$-1\r\n")
         s.close()
+        self.assert_server_healthy()
+
+    def test_redis_cli_resp3(self):
+        def cli(*args):
+            return subprocess.run(["redis-cli", "-3", "--no-raw", "-s",
+                                   self.srv.sock] + list(args),
+                                  capture_output=True, timeout=30,
+                                  check=True).stdout.decode()
+
+        hello = cli("HELLO")
+        self.assertIn('1# "server" => "kvd"', hello)
+        self.assertIn('3# "proto" => (integer) 3', hello)
+        self.assertEqual(cli("GET", "cli3:absent"), "(nil)\n")
+        self.assertEqual(cli("CONFIG", "GET", "save"), '1# "save" => ""\n')
+        self.assertEqual(cli("SET", "cli3:k", "v"), "OK\n")
+        self.assertEqual(cli("MGET", "cli3:k", "cli3:absent"),
+                         '1) "v"\n2) (nil)\n')
 
     def test_quit_closes_after_reply(self):
         s = raw_conn(self.srv.sock)
@@ -412,7 +463,7 @@ class Lifecycle(unittest.TestCase):
             srv.cleanup()
 
     def test_tcp_listener(self):
-        port = 20000 + os.getpid() % 20000
+        port = free_tcp_port()
         srv = KvdServer(resp_opts={"tcp": str(port)})
         try:
             srv.start()
@@ -424,14 +475,119 @@ class Lifecycle(unittest.TestCase):
         finally:
             srv.cleanup()
 
-    def test_requirepass_fails_closed_until_the_command_layer_checks_it(self):
-        srv = KvdServer(resp_opts={"requirepass": "sekrit"})
+
+class RequirePass(RawReplies, unittest.TestCase):
+    """requirepass: TCP clients must AUTH, Unix socket clients are trusted."""
+
+    PASS = b"se cr\xc3\xa9t"  # a space and non-ASCII bytes
+
+    @classmethod
+    def setUpClass(cls):
+        cls.port = free_tcp_port()
+        cls.srv = KvdServer(resp_opts={
+            "tcp": f"127.0.0.1:{cls.port}",
+            "requirepass": cls.PASS.decode()})
         try:
-            with self.assertRaises(RuntimeError) as cm:
-                srv.start(timeout=5)
-            self.assertIn("requirepass is not supported", str(cm.exception))
+            cls.srv.start()
+        except Exception:
+            cls.srv.cleanup()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            cls.srv.stop()
         finally:
-            srv.cleanup()
+            cls.srv.cleanup()
+
+    def cmd(self, *args):
+        """One request as a RESP multibulk."""
+        out = b"*%d\r\n" % len(args)
+        for a in args:
+            a = a if isinstance(a, bytes) else a.encode()
+            out += b"$%d\r\n%s\r\n" % (len(a), a)
+        return out
+
+    NOAUTH = b"-NOAUTH Authentication required.\r\n"
+    WRONGPASS = (b"-WRONGPASS invalid username-password pair or user is "
+                 b"disabled.\r\n")
+
+    def test_tcp_needs_auth_before_any_command(self):
+        s = tcp_conn(self.port)
+        s.sendall(self.cmd("GET", "k") + self.cmd("PING") +
+                  self.cmd("SET", "k", "v"))
+        self.expect_reply(s, self.NOAUTH * 3)
+        s.sendall(self.cmd("AUTH", "wrong") + self.cmd("AUTH", self.PASS[:-1]))
+        self.expect_reply(s, self.WRONGPASS * 2)
+        s.sendall(self.cmd("AUTH", "admin", self.PASS))
+        self.expect_reply(s, self.WRONGPASS)
+        s.sendall(self.cmd("GET", "k"))
+        self.expect_reply(s, self.NOAUTH)
+        s.sendall(self.cmd("AUTH", self.PASS) + self.cmd("SET", "tcp:k", "v") +
+                  self.cmd("GET", "tcp:k"))
+        self.expect_reply(s, b"+OK\r\n+OK\r\n$1\r\nv\r\n")
+        # RESET drops the authentication, not the requirement.
+        s.sendall(self.cmd("RESET") + self.cmd("GET", "tcp:k"))
+        self.expect_reply(s, b"+RESET\r\n" + self.NOAUTH)
+        s.sendall(self.cmd("AUTH", "default", self.PASS) +
+                  self.cmd("GET", "tcp:k"))
+        self.expect_reply(s, b"+OK\r\n$1\r\nv\r\n")
+        s.close()
+
+    def test_tcp_hello_auth(self):
+        s = tcp_conn(self.port)
+        s.sendall(self.cmd("HELLO", "2", "AUTH", "default", "bad"))
+        self.expect_reply(s, self.WRONGPASS)
+        s.sendall(self.cmd("HELLO", "3"))
+        self.assertTrue(recv_until(s, b"time\r\n").startswith(
+            b"-NOAUTH HELLO must be called with the client already "
+            b"authenticated"))
+        s.sendall(self.cmd("HELLO", "2", "AUTH", "default", self.PASS) +
+                  self.cmd("PING"))
+        got = recv_until(s, b"+PONG\r\n")
+        self.assertTrue(got.startswith(b"*14\r\n$6\r\nserver\r\n"), got)
+        self.assertIn(b"$5\r\nproto\r\n:2\r\n", got)
+        s.close()
+        s = tcp_conn(self.port)
+        s.sendall(self.cmd("HELLO", "3", "AUTH", "default", self.PASS) +
+                  self.cmd("GET", "hello:absent"))
+        got = recv_until(s, b"_\r\n")
+        self.assertTrue(got.startswith(b"%7\r\n"), got)
+        s.close()
+
+    def test_tcp_clients_with_the_password(self):
+        r = redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=5)
+        with self.assertRaises(redis.AuthenticationError):
+            r.get("lib:k")
+        r.close()
+        r = redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=5,
+                        password=self.PASS)
+        self.assertTrue(r.set("lib:k", "1"))
+        self.assertEqual(r.get("lib:k"), b"1")
+        r.close()
+        out = subprocess.run(
+            ["redis-cli", "--no-auth-warning", "-h", "127.0.0.1", "-p",
+             str(self.port), "-a", self.PASS, "GET", "lib:k"],
+            capture_output=True, timeout=30, check=True).stdout
+        self.assertEqual(out, b"1\n")
+
+    def test_unix_socket_is_trusted(self):
+        s = raw_conn(self.srv.sock)
+        s.sendall(self.cmd("SET", "unix:k", "v") + self.cmd("GET", "unix:k"))
+        self.expect_reply(s, b"+OK\r\n$1\r\nv\r\n")
+        # An AUTH sent anyway is checked, so clients that always send one
+        # (redis-cli -a) work, and a wrong one is still wrong.
+        s.sendall(self.cmd("AUTH", "wrong"))
+        self.expect_reply(s, self.WRONGPASS)
+        s.sendall(self.cmd("AUTH", self.PASS) + self.cmd("RESET") +
+                  self.cmd("GET", "unix:k"))
+        self.expect_reply(s, b"+OK\r\n+RESET\r\n$1\r\nv\r\n")
+        s.close()
+        out = subprocess.run(
+            ["redis-cli", "--no-auth-warning", "-s", self.srv.sock, "-a",
+             self.PASS, "GET", "unix:k"],
+            capture_output=True, timeout=30, check=True).stdout
+        self.assertEqual(out, b"v\n")
 
 
 if __name__ == "__main__":
