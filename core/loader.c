@@ -56,6 +56,13 @@ kvd_loader_default_dir(void)
             if (r > 0 && (size_t)r < sizeof(exe_rel) && dir_exists(exe_rel)) {
                 return exe_rel;
             }
+            /* Installed under any prefix: PREFIX/bin/kvd ->
+             * PREFIX/LIBDIR/kvd, so `cmake --install --prefix` works. */
+            r = snprintf(exe_rel, sizeof(exe_rel), "%s/../%s", exe,
+                         KVD_PLUGIN_REL_DIR);
+            if (r > 0 && (size_t)r < sizeof(exe_rel) && dir_exists(exe_rel)) {
+                return exe_rel;
+            }
         }
     }
     if (dir_exists(KVD_PLUGIN_INSTALL_DIR)) {

@@ -24,8 +24,9 @@
 typedef struct kvd_plugin kvd_plugin;
 
 /* The plugin directory used when the config names none: $KVD_PLUGIN_DIR,
- * else the build tree's plugins/ folder when running from it, else the
- * installed libdir/kvd. Returned string is static. */
+ * else the build tree's plugins/ folder when running from it, else
+ * EXE/../LIBDIR/kvd (installed under any prefix), else the configured
+ * install directory. Returned string is static. */
 const char *kvd_loader_default_dir(void);
 
 /* Load an engine or frontend by name ("memory") from dir. On success
