@@ -199,7 +199,8 @@ struct alog_scan_rec {
     struct alog_rec_hdr h;
     const unsigned char *raw; /* the whole record, header first */
     const unsigned char *key;
-    const unsigned char *val;
+    const unsigned char *val; /* NULL from a hint file */
+    uint64_t hash;            /* alog_hash of key, or 0: not computed */
 };
 
 /* Called for every valid put/tombstone record (batch operations one by
@@ -241,10 +242,16 @@ int alog_hint_save(alog_db *db, struct alog_seg *seg, struct alog_hint_buf *hb,
                    uint64_t data_bytes, int leave_tmp);
 /* Scan seg and write its hint file. */
 int alog_hint_write(alog_db *db, struct alog_seg *seg);
-/* Load a hint file: calls fn for each entry (raw/val are NULL). Returns 0,
- * or KVD_ENOTFOUND (no file) / KVD_ECORRUPT (unusable: scan instead). */
+/* Load a hint file: calls fn for each entry (raw/val are NULL, hash set)
+ * after the whole file checked out, prefetching db->ix (recovery only: no
+ * other thread may use the index). scratch (p, cap) holds the file and is
+ * kept for the next call; the caller releases it. Returns 0, or
+ * KVD_ENOTFOUND (no file) / KVD_ECORRUPT (unusable or not this segment's:
+ * scan instead) / KVD_ENOMEM. */
 int alog_hint_load(alog_db *db, struct alog_seg *seg, uint64_t data_size,
-                   alog_scan_fn fn, void *ctx);
+                   struct alog_hint_buf *scratch, alog_scan_fn fn, void *ctx);
+/* Record count in the trailer of seg's hint file (0 if none/unreadable). */
+uint64_t alog_hint_count(alog_db *db, struct alog_seg *seg);
 
 /* alog_recover.c */
 int alog_recover(alog_db *db, struct kvd_err *err);

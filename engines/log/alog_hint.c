@@ -5,8 +5,13 @@
  *
  * A hint is an optimisation only: it is written whole under a temporary
  * name and renamed, it ends with a trailer holding the length of the data
- * file it describes and a crc over the whole file, and any mismatch makes
- * recovery scan the data file instead. A hint never stops an open.
+ * file it describes and a crc over the whole file, and the record it
+ * places last must be found, valid and identical in the data file; any
+ * mismatch makes recovery scan the data file instead. A hint never stops
+ * an open. Hints are written for sealed segments (in the background) and,
+ * at a clean close, for the active one after it is synced; a segment is
+ * never appended to again once its run ends (recovery always starts a new
+ * one), so a hint that matched when written keeps matching.
  */
 #include "alog.h"
 
@@ -147,17 +152,155 @@ alog_hint_write(alog_db *db, struct alog_seg *seg)
     return rc;
 }
 
-int
-alog_hint_load(alog_db *db, struct alog_seg *seg, uint64_t data_size,
-               alog_scan_fn fn, void *ctx)
+/* Read the trailer's record count of seg's hint file; 0 when there is no
+ * usable trailer (the count only sizes the index, so 0 is always safe). */
+uint64_t
+alog_hint_count(alog_db *db, struct alog_seg *seg)
 {
     char path[ALOG_PATH_BYTES];
-    unsigned char *buf = NULL;
+    unsigned char t[ALOG_HINT_TRAILER_BYTES];
+    uint64_t size = 0;
+    uint64_t count = 0;
+    size_t got = 0;
+    int fd;
+
+    alog_seg_path(db, path, seg->id, "hint");
+    fd = db->io->open(path, O_RDONLY | O_CLOEXEC, 0);
+    if (fd < 0) {
+        return 0;
+    }
+    if (alog_file_size(fd, &size) == 0 &&
+        size >= ALOG_FILE_HDR_BYTES + ALOG_HINT_TRAILER_BYTES &&
+        alog_read_full(db, fd, t, sizeof(t), size - sizeof(t), &got) == 0 &&
+        got == sizeof(t) && alog_get_u32(t + 16) == ALOG_HINT_TRAILER_MAGIC) {
+        count = alog_get_u64(t + 8);
+        /* a damaged count must not make the index reserve absurd sizes:
+         * every entry takes at least ALOG_HINT_ENT_BYTES + 1 */
+        if (count > size / (ALOG_HINT_ENT_BYTES + 1)) {
+            count = 0;
+        }
+    }
+    db->io->close(fd);
+    return count;
+}
+
+/*
+ * Check every entry's shape; *tail gets the position in buf of the entry
+ * with the highest offset (0 when there is none). KVD_ECORRUPT if any
+ * entry is malformed or the count is not the trailer's.
+ */
+static int
+hint_check_entries(const unsigned char *buf, uint64_t end, uint64_t data_size,
+                   uint64_t want_count, uint64_t *tail)
+{
+    uint64_t count = 0;
+    uint64_t best_off = 0;
+    uint64_t pos;
+
+    *tail = 0;
+    for (pos = ALOG_FILE_HDR_BYTES; pos < end;) {
+        struct alog_hint_ent e;
+        if (end - pos < ALOG_HINT_ENT_BYTES) {
+            return KVD_ECORRUPT;
+        }
+        alog_hint_ent_decode(buf + pos, &e);
+        if ((e.kind != ALOG_REC_PUT && e.kind != ALOG_REC_DEL) || e.klen == 0 ||
+            end - pos - ALOG_HINT_ENT_BYTES < e.klen ||
+            e.off < ALOG_FILE_HDR_BYTES ||
+            (uint64_t)e.off + alog_rec_bytes(e.klen, e.vlen) > data_size) {
+            return KVD_ECORRUPT;
+        }
+        if (*tail == 0 || e.off > best_off) {
+            best_off = e.off;
+            *tail = pos;
+        }
+        pos += ALOG_HINT_ENT_BYTES + e.klen;
+        count++;
+    }
+    return count == want_count ? 0 : KVD_ECORRUPT;
+}
+
+/*
+ * Does the hint belong to this data file? Its length matching (checked by
+ * the caller) is not enough on its own, so the record the hint places last
+ * is read back from the data file: it must be a valid record (crc) with
+ * exactly the hint entry's kind, key, value length, seq and expiry. One
+ * small pread per segment. A hint with no entry only fits a data file with
+ * no record.
+ */
+static int
+hint_matches_data(alog_db *db, struct alog_seg *seg, const unsigned char *buf,
+                  uint64_t tail, uint64_t data_size)
+{
+    unsigned char stack[512];
+    unsigned char *rec = stack;
+    struct alog_hint_ent e;
+    struct alog_rec_hdr h;
+    uint64_t total;
+    size_t got = 0;
+    int ok = 0;
+
+    if (tail == 0) {
+        return data_size == ALOG_FILE_HDR_BYTES ? 0 : KVD_ECORRUPT;
+    }
+    alog_hint_ent_decode(buf + tail, &e);
+    total = alog_rec_bytes(e.klen, e.vlen);
+    if (total > sizeof(stack)) {
+        rec = malloc(total);
+        if (rec == NULL) {
+            return KVD_ENOMEM;
+        }
+    }
+    if (alog_read_full(db, seg->fd, rec, total, e.off, &got) == 0 &&
+        got == total) {
+        alog_rec_hdr_decode(rec, &h);
+        ok = (h.flags & (uint8_t)~ALOG_REC_IN_BATCH) == 0 && h.kind == e.kind &&
+             h.klen == e.klen && h.vlen == e.vlen && h.seq == e.seq &&
+             h.expire_ms == e.expire_ms &&
+             memcmp(rec + ALOG_REC_HDR_BYTES, buf + tail + ALOG_HINT_ENT_BYTES,
+                    e.klen) == 0 &&
+             alog_rec_crc_ok(rec, total);
+    }
+    if (rec != stack) {
+        free(rec);
+    }
+    return ok ? 0 : KVD_ECORRUPT;
+}
+
+/* Keys decoded ahead of the one being applied (a power of two); see
+ * alog_index_slot. */
+#define ALOG_HINT_AHEAD 16
+
+static void
+hint_decode_rec(const unsigned char *p, struct alog_scan_rec *r)
+{
+    struct alog_hint_ent e;
+
+    alog_hint_ent_decode(p, &e);
+    memset(r, 0, sizeof(*r));
+    r->off = e.off;
+    r->h.kind = e.kind;
+    r->h.klen = e.klen;
+    r->h.vlen = e.vlen;
+    r->h.seq = e.seq;
+    r->h.expire_ms = e.expire_ms;
+    r->key = p + ALOG_HINT_ENT_BYTES;
+    r->hash = alog_hash(r->key, e.klen);
+}
+
+int
+alog_hint_load(alog_db *db, struct alog_seg *seg, uint64_t data_size,
+               struct alog_hint_buf *scratch, alog_scan_fn fn, void *ctx)
+{
+    char path[ALOG_PATH_BYTES];
+    struct alog_scan_rec ring[ALOG_HINT_AHEAD];
+    unsigned char *buf;
     struct alog_file_hdr fh;
     uint64_t size;
     uint64_t pos;
     uint64_t end;
-    uint64_t count = 0;
+    uint64_t count;
+    uint64_t tail;
     size_t got;
     int fd;
     int rc;
@@ -172,17 +315,26 @@ alog_hint_load(alog_db *db, struct alog_seg *seg, uint64_t data_size,
         rc = KVD_ECORRUPT;
         goto out;
     }
-    buf = malloc(size);
-    if (buf == NULL) {
-        rc = KVD_ENOMEM;
-        goto out;
+    /* one buffer for all the hint files of an open: fresh pages for each
+     * file would cost a page fault and a zeroed page per 4 KiB */
+    if (scratch->cap < size) {
+        free(scratch->p);
+        scratch->cap = 0;
+        scratch->p = malloc(size);
+        if (scratch->p == NULL) {
+            rc = KVD_ENOMEM;
+            goto out;
+        }
+        scratch->cap = size;
     }
+    buf = scratch->p;
     rc = alog_read_full(db, fd, buf, size, 0, &got);
     if (rc != 0 || got != size) {
         rc = KVD_ECORRUPT;
         goto out;
     }
     end = size - ALOG_HINT_TRAILER_BYTES;
+    count = alog_get_u64(buf + end + 8);
     if (alog_file_hdr_decode(buf, &fh) != 0 || fh.kind != ALOG_FILE_HINT ||
         alog_get_u32(buf + end + 16) != ALOG_HINT_TRAILER_MAGIC ||
         alog_get_u64(buf + end) != data_size ||
@@ -191,42 +343,46 @@ alog_hint_load(alog_db *db, struct alog_seg *seg, uint64_t data_size,
         rc = KVD_ECORRUPT;
         goto out;
     }
-    for (pos = ALOG_FILE_HDR_BYTES; pos < end;) {
-        struct alog_hint_ent e;
-        struct alog_scan_rec r;
-        if (end - pos < ALOG_HINT_ENT_BYTES) {
-            rc = KVD_ECORRUPT;
-            goto out;
-        }
-        alog_hint_ent_decode(buf + pos, &e);
-        if ((e.kind != ALOG_REC_PUT && e.kind != ALOG_REC_DEL) || e.klen == 0 ||
-            end - pos - ALOG_HINT_ENT_BYTES < e.klen ||
-            (uint64_t)e.off + alog_rec_bytes(e.klen, e.vlen) > data_size) {
-            rc = KVD_ECORRUPT;
-            goto out;
-        }
-        memset(&r, 0, sizeof(r));
-        r.off = e.off;
-        r.h.kind = e.kind;
-        r.h.klen = e.klen;
-        r.h.vlen = e.vlen;
-        r.h.seq = e.seq;
-        r.h.expire_ms = e.expire_ms;
-        r.key = buf + pos + ALOG_HINT_ENT_BYTES;
-        rc = fn(ctx, seg, &r);
-        if (rc != 0) {
-            goto out;
-        }
-        pos += ALOG_HINT_ENT_BYTES + e.klen;
-        count++;
+    /* Everything is checked before the first entry is applied: a hint
+     * rejected half way would leave entries in the index that the scan
+     * which replaces it would not correct (same seq). */
+    rc = hint_check_entries(buf, end, data_size, count, &tail);
+    if (rc == 0) {
+        rc = hint_matches_data(db, seg, buf, tail, data_size);
     }
-    if (count != alog_get_u64(buf + end + 8)) {
-        rc = KVD_ECORRUPT;
+    if (rc != 0) {
         goto out;
+    }
+    /* Apply in a pipeline: entry i is decoded and hashed and its bucket
+     * prefetched AHEAD steps before it is applied, its chain head half
+     * way, so the cache misses of the index overlap. */
+    pos = ALOG_FILE_HDR_BYTES;
+    for (uint64_t i = 0; i < count + ALOG_HINT_AHEAD; i++) {
+        if (i >= ALOG_HINT_AHEAD) {
+            rc = fn(ctx, seg, &ring[(i - ALOG_HINT_AHEAD) % ALOG_HINT_AHEAD]);
+            if (rc != 0) {
+                goto out;
+            }
+        }
+        if (i < count) {
+            struct alog_scan_rec *r = &ring[i % ALOG_HINT_AHEAD];
+            hint_decode_rec(buf + pos, r);
+            __builtin_prefetch(alog_index_slot(&db->ix, r->hash), 0, 3);
+            pos += ALOG_HINT_ENT_BYTES + r->h.klen;
+        }
+        if (i >= ALOG_HINT_AHEAD / 2 && i - ALOG_HINT_AHEAD / 2 < count) {
+            uint64_t h = ring[(i - ALOG_HINT_AHEAD / 2) % ALOG_HINT_AHEAD].hash;
+            const struct alog_ent *e = *alog_index_slot(&db->ix, h);
+            if (e != NULL) {
+                /* the key of a 16-byte-aligned entry often starts in its
+                 * second cache line */
+                __builtin_prefetch(e, 1, 3);
+                __builtin_prefetch((const char *)e + 64, 0, 3);
+            }
+        }
     }
     atomic_store(&seg->hint_bytes, size);
 out:
-    free(buf);
     db->io->close(fd);
     return rc;
 }

@@ -5,7 +5,8 @@
  * Chained buckets: an entry is one allocation (header + key), buckets are
  * an array of pointers, grown by doubling when a shard holds more entries
  * than buckets. Growing rehashes one shard only (1/256 of the keys), so the
- * pause is short and other shards keep working.
+ * pause is short and other shards keep working. Recovery sizes the arrays
+ * up front (alog_index_reserve) from the record counts of the hint files.
  */
 #include "alog_index.h"
 
@@ -208,19 +209,16 @@ alog_shard_remove_locked(struct alog_shard *sh, struct alog_ent *e)
     free(e);
 }
 
-void
-alog_shard_maybe_grow_locked(struct alog_shard *sh)
+/* Rehash sh into 2^new_bits buckets (write lock held); 0 or -1. */
+static int
+shard_resize_locked(struct alog_shard *sh, unsigned new_bits)
 {
     size_t old_n = (size_t)1 << sh->bits;
-    unsigned new_bits = sh->bits + 1;
     struct alog_ent **nb;
 
-    if (sh->count <= old_n || new_bits > ALOG_MAX_BUCKET_BITS) {
-        return;
-    }
     nb = calloc((size_t)1 << new_bits, sizeof(*nb));
     if (nb == NULL) {
-        return;
+        return -1;
     }
     for (size_t b = 0; b < old_n; b++) {
         struct alog_ent *e = sh->buckets[b];
@@ -236,5 +234,33 @@ alog_shard_maybe_grow_locked(struct alog_shard *sh)
     free(sh->buckets);
     sh->buckets = nb;
     sh->bits = new_bits;
-    sh->mem_bytes += old_n * sizeof(*nb);
+    sh->mem_bytes += (((size_t)1 << new_bits) - old_n) * sizeof(*nb);
+    return 0;
+}
+
+void
+alog_shard_maybe_grow_locked(struct alog_shard *sh)
+{
+    if (sh->count <= ((size_t)1 << sh->bits) ||
+        sh->bits + 1 > ALOG_MAX_BUCKET_BITS) {
+        return;
+    }
+    (void)shard_resize_locked(sh, sh->bits + 1);
+}
+
+void
+alog_index_reserve(struct alog_index *ix, uint64_t keys)
+{
+    uint64_t per_shard = keys / ALOG_SHARDS;
+    unsigned bits = ALOG_INIT_BUCKET_BITS;
+
+    while (bits < ALOG_MAX_BUCKET_BITS && ((uint64_t)2 << bits) <= per_shard) {
+        bits++;
+    }
+    for (unsigned i = 0; i < ALOG_SHARDS; i++) {
+        struct alog_shard *sh = &ix->shards[i];
+        if (bits > sh->bits && shard_resize_locked(sh, bits) != 0) {
+            return;
+        }
+    }
 }

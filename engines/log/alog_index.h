@@ -99,6 +99,15 @@ void alog_shard_account_locked(struct alog_shard *sh, const struct alog_ent *e);
  * to grow is harmless (chains get longer). */
 void alog_shard_maybe_grow_locked(struct alog_shard *sh);
 
+/* Size every shard's bucket array for `keys` entries spread over the
+ * index before they are inserted, so a bulk load (recovery) does not
+ * rehash shard after shard as it grows. Rounds down to a power of two per
+ * shard: at most one doubling remains when every entry is a distinct key,
+ * and the array is never more than twice what distinct keys need. Only
+ * grows; failure leaves the arrays as they were (harmless). No other
+ * thread may use the index. */
+void alog_index_reserve(struct alog_index *ix, uint64_t keys);
+
 /* Bucket range helpers for hash-ordered walks (lock held). */
 static inline size_t
 alog_shard_bucket(const struct alog_shard *sh, uint64_t hash)
@@ -107,6 +116,22 @@ alog_shard_bucket(const struct alog_shard *sh, uint64_t hash)
         return 0;
     }
     return (size_t)((hash << ALOG_SHARD_BITS) >> (64 - sh->bits));
+}
+
+/*
+ * The bucket slot of hash: for a bulk load (recovery) that prefetches
+ * (no lock: the caller is the only thread using the index). A lookup costs
+ * two dependent cache misses, the slot and the entry it points at; a
+ * loader that knows the next keys prefetches the slot a few keys ahead and
+ * the entry (reading the now cached slot) a little later, so the misses of
+ * several keys overlap. The prefetch itself is left to the caller: GCC
+ * drops calls to a helper whose only effect is __builtin_prefetch.
+ */
+static inline struct alog_ent **
+alog_index_slot(struct alog_index *ix, uint64_t hash)
+{
+    struct alog_shard *sh = alog_index_shard(ix, hash);
+    return &sh->buckets[alog_shard_bucket(sh, hash)];
 }
 
 #ifdef __cplusplus

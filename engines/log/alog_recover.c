@@ -52,7 +52,7 @@ static int
 rec_apply(void *arg, struct alog_seg *seg, const struct alog_scan_rec *r)
 {
     struct rec_ctx *c = arg;
-    uint64_t hash = alog_hash(r->key, r->h.klen);
+    uint64_t hash = r->hash != 0 ? r->hash : alog_hash(r->key, r->h.klen);
     struct alog_shard *sh = alog_index_shard(&c->db->ix, hash);
     struct alog_ent *e;
     int dead;
@@ -311,36 +311,43 @@ progress(alog_db *db, int64_t t0, int64_t *last, size_t i, size_t n,
 static int
 load_segments(alog_db *db, struct rec_ctx *c, struct kvd_err *err)
 {
+    struct alog_hint_buf scratch = {0};
     struct alog_seg *tail = NULL;
     uint64_t total = 0;
     uint64_t done = 0;
+    uint64_t hinted = 0;
     int64_t t0 = mono_ms();
     int64_t last = t0;
     size_t nsegs = db->nsegs;
+    int rc = 0;
 
     for (size_t i = 0; i < nsegs; i++) {
         struct alog_seg *s = db->segs[i];
         total += atomic_load(&s->size);
+        hinted += alog_hint_count(db, s);
         if (s->kind == ALOG_FILE_DATA) {
             tail = s;
         }
     }
+    /* size the index once instead of doubling it shard by shard */
+    alog_index_reserve(&db->ix, hinted);
     for (size_t i = 0; i < nsegs; i++) {
         struct alog_seg *s = db->segs[i];
         uint64_t size = atomic_load(&s->size);
         struct alog_scan_result res;
-        int rc;
 
-        rc = alog_hint_load(db, s, size, rec_apply, c);
+        rc = alog_hint_load(db, s, size, &scratch, rec_apply, c);
         if (rc == 0) {
             db->recovered_hint_files++;
-        } else if (c->enomem) {
-            return kvd_err_set(err, KVD_ENOMEM, "log: out of memory");
+        } else if (c->enomem || rc == KVD_ENOMEM) {
+            rc = kvd_err_set(err, KVD_ENOMEM, "log: out of memory");
+            goto out;
         } else {
             if (rc == KVD_ECORRUPT) {
                 ALOG_LOG(db, KVD_LOG_WARN,
-                         "log: hint file %s/%08u.hint is unusable: "
-                         "scanning the data file instead",
+                         "log: hint file %s/%08u.hint is unusable or does "
+                         "not match its data file: scanning the data file "
+                         "instead",
                          db->dir, (unsigned)s->id);
             }
             atomic_store(&s->hint_bytes, 0);
@@ -348,18 +355,19 @@ load_segments(alog_db *db, struct rec_ctx *c, struct kvd_err *err)
                                    db->opts.corruption == ALOG_CORRUPT_FAIL,
                                    rec_apply, c, &res);
             if (rc != 0) {
-                return kvd_err_set(err, rc,
-                                   rc == KVD_ECORRUPT
-                                       ? "log: corrupt data in %s/%08u.data "
-                                         "(corruption = fail; see the log "
-                                         "for the offset)"
-                                       : "log: reading %s/%08u.data failed",
-                                   db->dir, (unsigned)s->id);
+                rc = kvd_err_set(err, rc,
+                                 rc == KVD_ECORRUPT
+                                     ? "log: corrupt data in %s/%08u.data "
+                                       "(corruption = fail; see the log "
+                                       "for the offset)"
+                                     : "log: reading %s/%08u.data failed",
+                                 db->dir, (unsigned)s->id);
+                goto out;
             }
             if (res.torn) {
                 rc = cut_torn_tail(db, s, size, res.valid_end, err);
                 if (rc != 0) {
-                    return rc;
+                    goto out;
                 }
             }
             s->need_hint = db->opts.hint_files;
@@ -369,7 +377,9 @@ load_segments(alog_db *db, struct rec_ctx *c, struct kvd_err *err)
         done += size;
         progress(db, t0, &last, i + 1, nsegs, done, total, c->records);
     }
-    return 0;
+out:
+    alog_hint_buf_release(&scratch);
+    return rc;
 }
 
 /* Delete segments that hold no record at all (an empty active segment of

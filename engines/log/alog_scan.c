@@ -149,6 +149,7 @@ emit(struct alog_seg *seg, const unsigned char *p, uint64_t off,
     uint64_t end;
 
     alog_rec_hdr_decode(p, &r.h);
+    r.hash = 0;
     if (r.h.kind != ALOG_REC_BATCH) {
         r.off = (uint32_t)off;
         r.raw = p;
