@@ -7,9 +7,13 @@
  * that order (so a wrong command is reported as such even before AUTH),
  * runs the handler and counts the call.
  *
- * Counters: one block of per-command counters per stripe; a thread picks
- * its stripe once (round robin) and keeps it, so threads rarely share a
- * cache line and no lock is ever taken. Reports sum the stripes.
+ * Counters: per frontend name (registered in a fixed table of
+ * KVD_CMD_FRONTENDS slots when a session first names it), one block of
+ * per-command counters per stripe; a thread picks its stripe once (round
+ * robin) and keeps it, so threads rarely share a cache line, and a
+ * session keeps its frontend's block, so counting a command takes no lock
+ * and allocates nothing. INFO commandstats sums stripes and frontends;
+ * kvd_cmd_frontend_stats() sums the stripes of each frontend.
  *
  * SCAN cursors of ordered engines: the iterator resumes by key, which does
  * not fit in a numeric cursor, so the layer keeps a bounded ring of
@@ -18,7 +22,9 @@
  * was reused by 1024 later SCAN calls is gone ("ERR invalid cursor").
  *
  * Locking: everything in struct kvd_cmd is fixed after create, except the
- * atomics (counters, client counts, ids) and the scan ring (scan_lock).
+ * atomics (counters, client counts, ids), the scan ring (scan_lock), and
+ * the session list and frontend table (sess_lock; the table's slots are
+ * published through nfrontends, see cmd_int.h).
  */
 #include "core/cmd.h"
 
@@ -36,6 +42,9 @@
 
 /* Bytes of arguments quoted in "unknown command" errors (as Redis). */
 #define CMD_UNKNOWN_ARGS_BYTES 128
+
+/* Counter stripes are aligned to this (the usual cache line). */
+#define CMD_CACHE_LINE 64
 
 /* Stripe assignment is per thread and process-wide: which cache line a
  * thread writes does not depend on which kvd_cmd it uses. */
@@ -271,16 +280,11 @@ kvd_cmd_create(kvd_store *st, const struct kvd_cmd_config *cfg, kvd_cmd **out,
     if (rc != 0) {
         goto out_destroy;
     }
-    for (size_t i = 0; i < KVD_CMD_STRIPES; i++) {
-        /* A stripe per cache line run; aligned_alloc wants a multiple. */
-        size_t bytes = c->nentries * sizeof(struct kvd_cmd_counters);
-        bytes = (bytes + 63) & ~(size_t)63;
-        c->stripes[i] = aligned_alloc(64, bytes);
-        if (c->stripes[i] == NULL) {
-            rc = kvd_err_set(err, KVD_ENOMEM, "command layer: out of memory");
-            goto out_destroy;
-        }
-        memset(c->stripes[i], 0, bytes);
+    /* Each stripe starts on a cache line (the counter blocks are
+     * aligned, and a stripe's size is a multiple of CMD_CACHE_LINE). */
+    c->stripe_len = c->nentries;
+    while (c->stripe_len * sizeof(struct kvd_cmd_counters) % CMD_CACHE_LINE) {
+        c->stripe_len++;
     }
     cmd_make_run_id(c->run_id);
     c->start_ms = kvd_store_now_ms(st);
@@ -298,8 +302,8 @@ kvd_cmd_destroy(kvd_cmd *c)
     if (c == NULL) {
         return;
     }
-    for (size_t i = 0; i < KVD_CMD_STRIPES; i++) {
-        free(c->stripes[i]);
+    for (size_t i = 0; i < KVD_CMD_FRONTENDS; i++) {
+        free(c->fe_ctr[i]);
     }
     for (size_t i = 0; i < KVD_CMD_SCAN_SLOTS; i++) {
         free(c->scan[i].key);
@@ -315,6 +319,43 @@ kvd_cmd_destroy(kvd_cmd *c)
 
 /* --- sessions ----------------------------------------------------------------
  */
+
+/*
+ * The counter block of frontend `name`, registering the name (and
+ * allocating its zeroed block) the first time it is seen; NULL when out
+ * of memory. Once the table's last free slot is reached, every new name
+ * shares the KVD_CMD_FRONTEND_OTHER slot. Expects c->sess_lock held (the
+ * only writer of the table); readers rely on the release store of
+ * nfrontends (see struct kvd_cmd).
+ */
+static struct kvd_cmd_counters *
+cmd_frontend_counters_locked(kvd_cmd *c, const char *name)
+{
+    unsigned n = atomic_load_explicit(&c->nfrontends, memory_order_relaxed);
+
+    for (unsigned i = 0; i < n; i++) {
+        if (strcmp(c->fe_name[i], name) == 0) {
+            return c->fe_ctr[i];
+        }
+    }
+    /* Only "other" may take the last slot, so it is always there for the
+     * names that no longer fit. */
+    if (n >= KVD_CMD_FRONTENDS - 1 &&
+        strcmp(name, KVD_CMD_FRONTEND_OTHER) != 0) {
+        return cmd_frontend_counters_locked(c, KVD_CMD_FRONTEND_OTHER);
+    }
+    size_t bytes =
+        KVD_CMD_STRIPES * c->stripe_len * sizeof(struct kvd_cmd_counters);
+    struct kvd_cmd_counters *blk = aligned_alloc(CMD_CACHE_LINE, bytes);
+    if (blk == NULL) {
+        return NULL;
+    }
+    memset(blk, 0, bytes);
+    snprintf(c->fe_name[n], sizeof(c->fe_name[n]), "%s", name);
+    c->fe_ctr[n] = blk;
+    atomic_store_explicit(&c->nfrontends, n + 1, memory_order_release);
+    return blk;
+}
 
 kvd_session *
 kvd_cmd_session_create(kvd_cmd *c, const char *frontend, unsigned flags)
@@ -338,6 +379,13 @@ kvd_cmd_session_create(kvd_cmd *c, const char *frontend, unsigned flags)
     snprintf(s->frontend, sizeof(s->frontend), "%s",
              frontend != NULL ? frontend : "");
     pthread_mutex_lock(&c->sess_lock);
+    s->ctr = cmd_frontend_counters_locked(
+        c, s->frontend[0] ? s->frontend : KVD_CMD_FRONTEND_UNKNOWN);
+    if (s->ctr == NULL) {
+        pthread_mutex_unlock(&c->sess_lock);
+        free(s);
+        return NULL;
+    }
     s->next = c->sess_head;
     if (c->sess_head != NULL) {
         c->sess_head->prev = s;
@@ -508,10 +556,12 @@ cmd_arity_ok(int arity, size_t argc)
     return argc >= (size_t)-arity;
 }
 
+/* This thread's counters of command e on the session's frontend. */
 static struct kvd_cmd_counters *
-cmd_counters(kvd_cmd *c, const struct kvd_cmd_entry *e)
+cmd_counters(const kvd_session *s, const struct kvd_cmd_entry *e)
 {
-    return &c->stripes[cmd_my_stripe()][e - c->entries];
+    const kvd_cmd *c = s->cmd;
+    return &s->ctr[cmd_my_stripe() * c->stripe_len + (size_t)(e - c->entries)];
 }
 
 int
@@ -546,14 +596,14 @@ kvd_cmd_exec(kvd_session *s, size_t argc, const char *const *argv,
     x.ent = e;
     if (e->nsub > 0) {
         if (argc < 2) {
-            atomic_fetch_add_explicit(&cmd_counters(c, e)->rejected, 1,
+            atomic_fetch_add_explicit(&cmd_counters(s, e)->rejected, 1,
                                       memory_order_relaxed);
             kvd_cmd_reply_arity(&x);
             return 0;
         }
         const struct kvd_cmd_entry *se = cmd_sub_find(c, e, argv[1], argl[1]);
         if (se == NULL) {
-            atomic_fetch_add_explicit(&cmd_counters(c, e)->rejected, 1,
+            atomic_fetch_add_explicit(&cmd_counters(s, e)->rejected, 1,
                                       memory_order_relaxed);
             cmd_reply_unknown_sub(&x);
             return 0;
@@ -561,7 +611,7 @@ kvd_cmd_exec(kvd_session *s, size_t argc, const char *const *argv,
         e = se;
         x.ent = e;
     }
-    struct kvd_cmd_counters *ctr = cmd_counters(c, e);
+    struct kvd_cmd_counters *ctr = cmd_counters(s, e);
     if (!cmd_arity_ok(e->def->arity, argc)) {
         atomic_fetch_add_explicit(&ctr->rejected, 1, memory_order_relaxed);
         kvd_cmd_reply_arity(&x);
@@ -594,23 +644,35 @@ kvd_cmd_exec(kvd_session *s, size_t argc, const char *const *argv,
 /* --- counters ----------------------------------------------------------------
  */
 
-size_t
-kvd_cmd_stats(kvd_cmd *c, bool all, kvd_cmd_stat_fn fn, void *ctx)
+/* Add the stripes of command i in counter block blk to st (nsec in
+ * *nsec; usec is left alone). */
+static void
+cmd_sum_stripes(const kvd_cmd *c, struct kvd_cmd_counters *blk, size_t i,
+                struct kvd_cmd_stat *st, uint64_t *nsec)
 {
+    for (size_t k = 0; k < KVD_CMD_STRIPES; k++) {
+        struct kvd_cmd_counters *ct = &blk[k * c->stripe_len + i];
+        st->calls += atomic_load_explicit(&ct->calls, memory_order_relaxed);
+        *nsec += atomic_load_explicit(&ct->nsec, memory_order_relaxed);
+        st->failed_calls +=
+            atomic_load_explicit(&ct->failed, memory_order_relaxed);
+        st->rejected_calls +=
+            atomic_load_explicit(&ct->rejected, memory_order_relaxed);
+    }
+}
+
+size_t
+kvd_cmd_stats(kvd_cmd *c, bool all, kvd_cmd_stat_sum_fn fn, void *ctx)
+{
+    unsigned nfe = atomic_load_explicit(&c->nfrontends, memory_order_acquire);
     size_t reported = 0;
 
     for (size_t i = 0; i < c->nentries; i++) {
         const struct kvd_cmd_entry *e = &c->entries[i];
         struct kvd_cmd_stat st = {.name = e->fullname};
         uint64_t nsec = 0;
-        for (size_t k = 0; k < KVD_CMD_STRIPES; k++) {
-            struct kvd_cmd_counters *ct = &c->stripes[k][i];
-            st.calls += atomic_load_explicit(&ct->calls, memory_order_relaxed);
-            nsec += atomic_load_explicit(&ct->nsec, memory_order_relaxed);
-            st.failed_calls +=
-                atomic_load_explicit(&ct->failed, memory_order_relaxed);
-            st.rejected_calls +=
-                atomic_load_explicit(&ct->rejected, memory_order_relaxed);
+        for (unsigned f = 0; f < nfe; f++) {
+            cmd_sum_stripes(c, c->fe_ctr[f], i, &st, &nsec);
         }
         st.usec = nsec / 1000u;
         if (!all && st.calls == 0 && st.rejected_calls == 0) {
@@ -622,12 +684,41 @@ kvd_cmd_stats(kvd_cmd *c, bool all, kvd_cmd_stat_fn fn, void *ctx)
     return reported;
 }
 
+int
+kvd_cmd_frontend_stats(kvd_cmd *c, kvd_cmd_stat_fn fn, void *ctx)
+{
+    unsigned nfe = atomic_load_explicit(&c->nfrontends, memory_order_acquire);
+    int reported = 0;
+
+    for (unsigned f = 0; f < nfe; f++) {
+        for (size_t i = 0; i < c->nentries; i++) {
+            struct kvd_cmd_stat st = {.name = c->entries[i].fullname};
+            uint64_t nsec = 0;
+            cmd_sum_stripes(c, c->fe_ctr[f], i, &st, &nsec);
+            /* The client's view: a refused call is a call that failed. */
+            uint64_t calls = st.calls + st.rejected_calls;
+            if (calls == 0) {
+                continue;
+            }
+            fn(ctx, c->fe_name[f], st.name, calls,
+               st.failed_calls + st.rejected_calls, nsec / 1000u);
+            if (reported < INT_MAX) {
+                reported++;
+            }
+        }
+    }
+    return reported;
+}
+
 void
 kvd_cmd_stats_reset(kvd_cmd *c)
 {
-    for (size_t k = 0; k < KVD_CMD_STRIPES; k++) {
-        for (size_t i = 0; i < c->nentries; i++) {
-            struct kvd_cmd_counters *ct = &c->stripes[k][i];
+    unsigned nfe = atomic_load_explicit(&c->nfrontends, memory_order_acquire);
+
+    for (unsigned f = 0; f < nfe; f++) {
+        size_t n = KVD_CMD_STRIPES * c->stripe_len;
+        for (size_t i = 0; i < n; i++) {
+            struct kvd_cmd_counters *ct = &c->fe_ctr[f][i];
             atomic_store_explicit(&ct->calls, 0, memory_order_relaxed);
             atomic_store_explicit(&ct->nsec, 0, memory_order_relaxed);
             atomic_store_explicit(&ct->failed, 0, memory_order_relaxed);
@@ -694,6 +785,7 @@ static const struct kvd_cmd_api cmd_api = {
     .split = kvd_cmd_split,
     .session_set_password = kvd_cmd_session_set_password,
     .session_proto = kvd_cmd_session_proto,
+    .stats = kvd_cmd_frontend_stats,
 };
 
 const struct kvd_cmd_api *

@@ -42,7 +42,10 @@ const struct kvd_cmd_api *kvd_cmd_api_table(void);
 
 /*
  * A session per client (see struct kvd_cmd_api). `frontend` is copied
- * (first 15 bytes). Returns NULL when out of memory.
+ * (first 15 bytes); the first time a name is seen it gets its own
+ * counters (up to 15 names; later ones are counted as "other", a NULL or
+ * empty name as "unknown"). Takes cmd's session lock. Returns NULL when
+ * out of memory.
  */
 kvd_session *kvd_cmd_session_create(kvd_cmd *c, const char *frontend,
                                     unsigned flags);
@@ -82,7 +85,7 @@ int kvd_cmd_split(const char *line, size_t len, char *buf, size_t max_args,
 
 /* --- metrics ----------------------------------------------------------- */
 
-/* One command's counters, summed over all threads. */
+/* One command's counters, summed over all threads and frontends. */
 struct kvd_cmd_stat {
     const char *name;        /* "get", "client|setname" */
     uint64_t calls;          /* executed (reply success or failure) */
@@ -91,15 +94,31 @@ struct kvd_cmd_stat {
     uint64_t rejected_calls; /* refused before running: arity, NOAUTH */
 };
 
-typedef void (*kvd_cmd_stat_fn)(void *ctx, const struct kvd_cmd_stat *s);
+/* (kvd_cmd_stat_fn, the per-frontend report's callback, is in
+ * kvd/frontend.h.) */
+typedef void (*kvd_cmd_stat_sum_fn)(void *ctx, const struct kvd_cmd_stat *s);
 
 /*
  * Report the counters of every command called at least once (all of
- * them when `all`), in table order. Lock-free: each value is a relaxed
- * snapshot, so a report taken while commands run may be slightly behind.
- * Safe from any thread. Returns the number of commands reported.
+ * them when `all`), in table order, summed over frontends (INFO
+ * commandstats). Lock-free: each value is a relaxed snapshot, so a
+ * report taken while commands run may be slightly behind. Safe from any
+ * thread. Returns the number of commands reported.
  */
-size_t kvd_cmd_stats(kvd_cmd *c, bool all, kvd_cmd_stat_fn fn, void *ctx);
+size_t kvd_cmd_stats(kvd_cmd *c, bool all, kvd_cmd_stat_sum_fn fn, void *ctx);
+
+/*
+ * Report the counters by frontend and command (struct kvd_cmd_api.stats):
+ * fn(ctx, frontend, command, calls, failed, usec) once for every pair
+ * with calls > 0, frontends in the order they were first seen, commands
+ * in table order. Here `calls` counts every call of a known command,
+ * those refused before running (arity, NOAUTH) included, and `failed`
+ * those that replied an error (refused ones included), so failed <= calls;
+ * `usec` is time in the handlers. The strings are borrowed for the call.
+ * Lock-free and safe from any thread, as kvd_cmd_stats(). Returns the
+ * number of pairs reported (>= 0).
+ */
+int kvd_cmd_frontend_stats(kvd_cmd *c, kvd_cmd_stat_fn fn, void *ctx);
 
 /* Zero every command counter (CONFIG RESETSTAT). */
 void kvd_cmd_stats_reset(kvd_cmd *c);

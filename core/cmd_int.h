@@ -79,6 +79,16 @@ extern const struct kvd_cmd_def kvd_cmd_server_defs[];
  * counters of different threads rarely share a cache line. */
 #define KVD_CMD_STRIPES 32
 
+/* Frontend names the counters tell apart (session_create's `frontend`).
+ * The last slot is reserved for KVD_CMD_FRONTEND_OTHER: names beyond the
+ * first KVD_CMD_FRONTENDS - 1 share it, so the table never grows. */
+#define KVD_CMD_FRONTENDS      16
+#define KVD_CMD_FRONTEND_OTHER "other"
+/* The slot of a session created without a frontend name. */
+#define KVD_CMD_FRONTEND_UNKNOWN "unknown"
+/* Bytes kept of a frontend name, NUL included (longer names are cut). */
+#define KVD_CMD_FRONTEND_NAME_MAX 16
+
 /* Index slots for the case-insensitive name lookup (power of two, well
  * above the number of top-level commands so probes stay short). */
 #define KVD_CMD_INDEX_SLOTS 512
@@ -114,8 +124,17 @@ struct kvd_cmd_scan_slot {
 
 /*
  * Shared by all threads. Fixed after kvd_cmd_create(): store, config
- * strings, entries, index, run_id, start_ms. Atomics: counters, client
- * counts, next ids. scan_lock guards scan[] and scan_next.
+ * strings, entries, index, stripe_len, run_id, start_ms. Atomics:
+ * counters, client counts, next ids. scan_lock guards scan[] and
+ * scan_next.
+ *
+ * Per-frontend counters: fe_name[f] and fe_ctr[f] are written once, under
+ * sess_lock, when a session first names frontend f, and then nfrontends
+ * is raised with release order; they never change afterwards (freed by
+ * kvd_cmd_destroy only). So the hot path (a session keeps its fe_ctr
+ * block) and the reports (load nfrontends with acquire, read slots below
+ * it) take no lock. fe_ctr[f] holds KVD_CMD_STRIPES stripes of
+ * stripe_len counters each; counter i of a stripe is entries[i].
  */
 struct kvd_cmd {
     kvd_store *st;
@@ -130,15 +149,21 @@ struct kvd_cmd {
     struct kvd_cmd_entry *entries;
     uint16_t index[KVD_CMD_INDEX_SLOTS]; /* entry + 1; 0 = empty */
 
-    struct kvd_cmd_counters *stripes[KVD_CMD_STRIPES]; /* [nentries] */
+    /* Counters per stripe: nentries rounded up so that every stripe
+     * starts on its own cache line. */
+    size_t stripe_len;
+    _Atomic unsigned nfrontends; /* slots of fe_name/fe_ctr in use */
+    char fe_name[KVD_CMD_FRONTENDS][KVD_CMD_FRONTEND_NAME_MAX];
+    struct kvd_cmd_counters *fe_ctr[KVD_CMD_FRONTENDS];
 
     _Atomic uint64_t next_client_id;
     _Atomic uint64_t clients_connected;
     _Atomic uint64_t clients_total;
     _Atomic uint64_t unknown_commands;
 
-    pthread_mutex_t sess_lock; /* guards sess_head, the list links and
-                                  every session's name/lib fields */
+    pthread_mutex_t sess_lock; /* guards sess_head, the list links,
+                                  every session's name/lib fields and
+                                  the registration of fe_name/fe_ctr */
     kvd_session *sess_head;
 
     pthread_mutex_t scan_lock;
@@ -167,7 +192,9 @@ struct kvd_session {
     _Atomic int64_t last_ms; /* monotonic, end of the last command */
     kvd_session *prev;       /* cmd->sess_head list, under sess_lock */
     kvd_session *next;
-    char frontend[16];
+    char frontend[KVD_CMD_FRONTEND_NAME_MAX];
+    /* Its frontend's counters (cmd->fe_ctr[slot]), fixed at create. */
+    struct kvd_cmd_counters *ctr;
     char name[KVD_CMD_CLIENT_NAME_MAX + 1];
     char lib_name[KVD_CMD_CLIENT_NAME_MAX + 1];
     char lib_ver[KVD_CMD_CLIENT_NAME_MAX + 1];

@@ -204,6 +204,12 @@ long http_b64_decode(const char *src, size_t len, char *dst, int url);
  * {"base64": "..."}. NULL on no memory. */
 json_t *http_json_bytes(const void *p, size_t n);
 
+/* A Prometheus label value for the text format: backslash, double quote
+ * and newline escaped, written to out (cap bytes, NUL included; cap >=
+ * 2 * strlen(s) + 1 holds any s, a smaller one cuts the value between
+ * characters, never inside an escape). Returns out. */
+const char *http_prom_label(char *out, size_t cap, const char *s);
+
 /* Queue a response and record its status for counters and the access
  * log. Adds the headers every response carries. Takes ownership of resp
  * (NULL: answer 500). */

@@ -11,14 +11,17 @@
  *
  * The exposition is the Prometheus text format 0.0.4: the core's
  * counters and gauges (store_api->metrics), the engine's own counters as
- * kvd_engine_stat{stat="..."}, and this frontend's requests by command and
- * status and its latency histogram.
+ * kvd_engine_stat{stat="..."}, the command layer's counters by frontend
+ * and command (cmd_api->stats: what resp and stdin clients ran; a host
+ * whose cmd_api predates that method just leaves them out), and this
+ * frontend's requests by command and status and its latency histogram.
  */
 #include "http.h"
 
 #include <inttypes.h>
 #include <limits.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -270,6 +273,114 @@ print_store(struct mbuf *b, const struct stat_set *set)
     }
 }
 
+/* ---- the command layer's counters ---------------------------------------- */
+
+/* One (frontend, command) pair of cmd_api->stats, copied: the names are
+ * borrowed for the callback only, and every family must be printed whole
+ * before the next. Longer names than these buffers are cut. */
+struct cmd_row {
+    char frontend[64];
+    char command[96];
+    uint64_t calls;
+    uint64_t failed;
+    uint64_t usec;
+};
+
+struct cmd_rows {
+    struct cmd_row *v;
+    size_t n;
+    size_t cap;
+    int bad; /* an allocation failed: print nothing */
+};
+
+static void
+cmd_collect(void *ctx, const char *frontend, const char *command,
+            uint64_t calls, uint64_t failed, uint64_t usec)
+{
+    struct cmd_rows *rows = ctx;
+
+    if (rows->bad) {
+        return;
+    }
+    if (rows->n == rows->cap) {
+        size_t cap = rows->cap ? rows->cap * 2 : 64;
+        struct cmd_row *v = realloc(rows->v, cap * sizeof(*v));
+        if (v == NULL) {
+            rows->bad = 1;
+            return;
+        }
+        rows->v = v;
+        rows->cap = cap;
+    }
+    struct cmd_row *r = &rows->v[rows->n++];
+    snprintf(r->frontend, sizeof(r->frontend), "%s", frontend);
+    snprintf(r->command, sizeof(r->command), "%s", command);
+    r->calls = calls;
+    r->failed = failed;
+    r->usec = usec;
+}
+
+/* Whether the host's command layer has the stats method (hosts built
+ * before it was appended have a shorter struct kvd_cmd_api). */
+static int
+cmd_has_stats(const struct kvd_server *srv)
+{
+    const struct kvd_cmd_api *api = srv->cmd_api;
+
+    return srv->cmd != NULL && api != NULL &&
+           api->struct_size >=
+               offsetof(struct kvd_cmd_api, stats) + sizeof(api->stats) &&
+           api->stats != NULL;
+}
+
+static void
+print_commands(struct mbuf *b, struct http_fe *fe)
+{
+    static const struct {
+        const char *metric;
+        const char *help;
+    } fam[] = {
+        {"kvd_commands_total",
+         "commands run through the shared command layer, by frontend "
+         "and command"},
+        {"kvd_command_failures_total",
+         "commands that replied an error (refused ones included), by "
+         "frontend and command"},
+        {"kvd_command_seconds_total",
+         "time spent executing commands, by frontend and command"},
+    };
+    struct cmd_rows rows = {0};
+    char fe_esc[2 * sizeof(rows.v->frontend)];
+    char cmd_esc[2 * sizeof(rows.v->command)];
+
+    if (!cmd_has_stats(fe->srv)) {
+        return;
+    }
+    if (fe->srv->cmd_api->stats(fe->srv->cmd, cmd_collect, &rows) < 0 ||
+        rows.bad) {
+        free(rows.v);
+        return;
+    }
+    for (size_t f = 0; f < sizeof(fam) / sizeof(fam[0]); f++) {
+        mb_printf(b, "# HELP %s %s\n# TYPE %s counter\n", fam[f].metric,
+                  fam[f].help, fam[f].metric);
+        for (size_t i = 0; i < rows.n; i++) {
+            const struct cmd_row *r = &rows.v[i];
+            mb_printf(b, "%s{frontend=\"%s\",cmd=\"%s\"} ", fam[f].metric,
+                      http_prom_label(fe_esc, sizeof(fe_esc), r->frontend),
+                      http_prom_label(cmd_esc, sizeof(cmd_esc), r->command));
+            if (f == 0) {
+                mb_printf(b, "%" PRIu64 "\n", r->calls);
+            } else if (f == 1) {
+                mb_printf(b, "%" PRIu64 "\n", r->failed);
+            } else {
+                mb_printf(b, "%.6f\n", (double)r->usec / 1e6);
+            }
+        }
+    }
+    free(rows.v);
+}
+
 static void
 print_frontend(struct mbuf *b, struct http_fe *fe)
 {
@@ -370,6 +481,7 @@ http_metrics(struct http_req *r, struct MHD_Connection *c)
         return http_send_status(r, c, rc, 0);
     }
     print_store(&b, set);
+    print_commands(&b, fe);
     print_frontend(&b, fe);
     free(set);
     if (!b.bad) {

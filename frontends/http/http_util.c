@@ -1,7 +1,7 @@
 /*
  * frontends/http/http_util.c -- helpers of the http frontend: URL and
- * query decoding, base64, binary-safe JSON strings and the response
- * helpers every route uses.
+ * query decoding, base64, binary-safe JSON strings, Prometheus label
+ * escaping and the response helpers every route uses.
  *
  * Decoding is kvd's own rather than MHD's: keys are any bytes, NUL
  * included, and a C-string URL (what MHD hands the access handler) cannot
@@ -275,6 +275,33 @@ http_json_bytes(const void *p, size_t n)
     s = json_pack("{s:s}", "base64", b);
     free(b);
     return s;
+}
+
+/* ---- Prometheus label values --------------------------------------------- */
+
+const char *
+http_prom_label(char *out, size_t cap, const char *s)
+{
+    size_t o = 0;
+
+    if (cap == 0) {
+        return out;
+    }
+    for (; *s != '\0'; s++) {
+        int esc = *s == '\\' || *s == '"' || *s == '\n';
+        /* Room for this character's 1 or 2 bytes and the final NUL. */
+        if (o + (esc ? 2u : 1u) >= cap) {
+            break;
+        }
+        if (esc) {
+            out[o++] = '\\';
+            out[o++] = *s == '\n' ? 'n' : *s;
+        } else {
+            out[o++] = *s;
+        }
+    }
+    out[o] = '\0';
+    return out;
 }
 
 /* ---- responses ----------------------------------------------------------- */

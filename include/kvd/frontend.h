@@ -118,6 +118,20 @@ enum kvd_exec_flag {
     KVD_EXEC_CLOSE = 1u << 0, /* close the connection after the reply */
 };
 
+/*
+ * Callback of kvd_cmd_api.stats: the counters of one command executed by
+ * one frontend. `frontend` is the name the frontend gave session_create
+ * (cut to 15 bytes; "other" when more than 15 names were seen, "unknown"
+ * for none); `command` is the lowercase command name, "container|sub"
+ * for subcommands ("client|setname"). Both are borrowed for the call.
+ * `calls` counts every call of the command (also those refused before
+ * running: wrong arity, NOAUTH); `failed` those that replied an error
+ * (failed <= calls); `usec` the time spent executing them.
+ */
+typedef void (*kvd_cmd_stat_fn)(void *ctx, const char *frontend,
+                                const char *command, uint64_t calls,
+                                uint64_t failed, uint64_t usec);
+
 struct kvd_cmd_api {
     uint32_t abi_version;
     uint32_t struct_size;
@@ -135,8 +149,7 @@ struct kvd_cmd_api {
      * ops/w. Returns enum kvd_exec_flag bits (>= 0).
      */
     int (*exec)(kvd_session *s, size_t argc, const char *const *argv,
-                const size_t *argl, const struct kvd_reply_ops *ops,
-                void *w);
+                const size_t *argl, const struct kvd_reply_ops *ops, void *w);
 
     /*
      * Split one text line into arguments: whitespace separates them,
@@ -162,6 +175,18 @@ struct kvd_cmd_api {
     /* The session's protocol version, 2 or 3 (HELLO and RESET change it).
      * Read it after each exec to encode the following replies. */
     int (*session_proto)(const kvd_session *s);
+
+    /*
+     * Counters of the commands executed through this layer, by frontend
+     * and command: calls fn once per (frontend, command) pair with
+     * nonzero calls (see kvd_cmd_stat_fn). The values are monotonic
+     * counters since the layer was created, except that CONFIG RESETSTAT
+     * sets them back to zero (a counter reset, to Prometheus). Safe from
+     * any thread and takes no lock; a report taken while commands run may
+     * be slightly behind. Returns the number of pairs reported (>= 0).
+     * Present when struct_size covers it (hosts before it lack it).
+     */
+    int (*stats)(kvd_cmd *c, kvd_cmd_stat_fn fn, void *ctx);
 };
 
 enum kvd_session_flag {

@@ -885,6 +885,7 @@ test_api_table_has_session_methods(void **state)
     assert_int_equal(api->struct_size, sizeof(struct kvd_cmd_api));
     assert_ptr_equal(api->session_set_password, kvd_cmd_session_set_password);
     assert_ptr_equal(api->session_proto, kvd_cmd_session_proto);
+    assert_ptr_equal(api->stats, kvd_cmd_frontend_stats);
 }
 
 static void
@@ -1112,6 +1113,248 @@ test_stats_function_reports_calls(void **state)
     assert_int_equal(f.got.calls, 0);
 }
 
+/* --- counters by frontend (struct kvd_cmd_api.stats) ---------------------- */
+
+#define FE_ROWS_MAX 64
+
+/* What the stats method reported, row by row. */
+struct fe_rows {
+    size_t n;
+    struct {
+        char frontend[32];
+        char command[80];
+        uint64_t calls;
+        uint64_t failed;
+        uint64_t usec;
+    } r[FE_ROWS_MAX];
+};
+
+static void
+fe_collect(void *ctx, const char *frontend, const char *command, uint64_t calls,
+           uint64_t failed, uint64_t usec)
+{
+    struct fe_rows *rows = ctx;
+
+    assert_true(rows->n < FE_ROWS_MAX);
+    snprintf(rows->r[rows->n].frontend, sizeof(rows->r[0].frontend), "%s",
+             frontend);
+    snprintf(rows->r[rows->n].command, sizeof(rows->r[0].command), "%s",
+             command);
+    rows->r[rows->n].calls = calls;
+    rows->r[rows->n].failed = failed;
+    rows->r[rows->n].usec = usec;
+    rows->n++;
+}
+
+/* Report through the api table, as a frontend would; the return value
+ * must be the number of rows. */
+static void
+fe_report(struct cmdt_fx *fx, struct fe_rows *rows)
+{
+    const struct kvd_cmd_api *api = kvd_cmd_api_table();
+
+    memset(rows, 0, sizeof(*rows));
+    int n = api->stats(fx->cmd, fe_collect, rows);
+    assert_int_equal(n, (int)rows->n);
+}
+
+/* The row of (frontend, command): 1 when there is exactly one, 0 when
+ * none; calls and failed are copied out. */
+static int
+fe_find(const struct fe_rows *rows, const char *frontend, const char *command,
+        uint64_t *calls, uint64_t *failed)
+{
+    int found = 0;
+
+    for (size_t i = 0; i < rows->n; i++) {
+        if (strcmp(rows->r[i].frontend, frontend) == 0 &&
+            strcmp(rows->r[i].command, command) == 0) {
+            *calls = rows->r[i].calls;
+            *failed = rows->r[i].failed;
+            found++;
+        }
+    }
+    return found;
+}
+
+#define EXPECT_ROW(rows, fe, cmd, want_calls, want_failed)                     \
+    do {                                                                       \
+        uint64_t c_ = 0, f_ = 0;                                               \
+        assert_int_equal(fe_find((rows), (fe), (cmd), &c_, &f_), 1);           \
+        assert_int_equal(c_, (want_calls));                                    \
+        assert_int_equal(f_, (want_failed));                                   \
+    } while (0)
+
+#define EXPECT_NO_ROW(rows, fe, cmd)                                           \
+    do {                                                                       \
+        uint64_t c_ = 0, f_ = 0;                                               \
+        assert_int_equal(fe_find((rows), (fe), (cmd), &c_, &f_), 0);           \
+    } while (0)
+
+/* Run a line on session s instead of the fixture's. */
+static const char *
+run_as(struct cmdt_fx *fx, kvd_session *s, const char *line)
+{
+    kvd_session *keep = fx->sess;
+    fx->sess = s;
+    const char *r = cmdt_run(fx, line);
+    fx->sess = keep;
+    return r;
+}
+
+static void
+test_stats_by_frontend_counts_each_frontend_exactly(void **state)
+{
+    struct cmdt_fx *fx = *state;
+    kvd_session *resp = kvd_cmd_session_create(fx->cmd, "resp", 0);
+    kvd_session *in = kvd_cmd_session_create(fx->cmd, "stdin", 0);
+    struct fe_rows rows;
+
+    assert_non_null(resp);
+    assert_non_null(in);
+    for (int i = 0; i < 3; i++) {
+        assert_string_equal(run_as(fx, resp, "SET a 1"), "OK");
+    }
+    assert_string_equal(run_as(fx, resp, "SET a 1 EX 0"),
+                        "!ERR invalid expire time in 'set' command");
+    assert_string_equal(run_as(fx, resp, "GET a"), "\"1\"");
+    assert_string_equal(run_as(fx, resp, "GET a b"),
+                        "!ERR wrong number of arguments for 'get' command");
+    assert_string_equal(run_as(fx, in, "SET b 2"), "OK");
+    assert_string_equal(run_as(fx, in, "CLIENT SETNAME x"), "OK");
+    assert_string_equal(run_as(fx, in, "NOSUCH"),
+                        "!ERR unknown command 'NOSUCH', with args "
+                        "beginning with: ");
+
+    fe_report(fx, &rows);
+    /* A refused call (arity) is a call that failed, to a client. */
+    EXPECT_ROW(&rows, "resp", "set", 4, 1);
+    EXPECT_ROW(&rows, "resp", "get", 2, 1);
+    EXPECT_ROW(&rows, "stdin", "set", 1, 0);
+    EXPECT_ROW(&rows, "stdin", "client|setname", 1, 0);
+    EXPECT_NO_ROW(&rows, "stdin", "get");
+    EXPECT_NO_ROW(&rows, "test", "set"); /* the fixture's idle session */
+    assert_int_equal(rows.n, 4);         /* unknown commands are not rows */
+
+    /* INFO commandstats still sums the frontends, in its own terms. */
+    struct stat_find f = {.name = "set"};
+    kvd_cmd_stats(fx->cmd, false, stat_cb, &f);
+    assert_int_equal(f.got.calls, 5);
+    assert_int_equal(f.got.failed_calls, 1);
+    f = (struct stat_find){.name = "get"};
+    kvd_cmd_stats(fx->cmd, false, stat_cb, &f);
+    assert_int_equal(f.got.calls, 1);
+    assert_int_equal(f.got.rejected_calls, 1);
+
+    kvd_cmd_session_destroy(resp);
+    kvd_cmd_session_destroy(in);
+    /* Counters outlive their sessions; a new session of a known frontend
+     * adds to the same row. */
+    resp = kvd_cmd_session_create(fx->cmd, "resp", 0);
+    assert_string_equal(run_as(fx, resp, "SET a 2"), "OK");
+    kvd_cmd_session_destroy(resp);
+    fe_report(fx, &rows);
+    EXPECT_ROW(&rows, "resp", "set", 5, 1);
+}
+
+static void
+test_stats_by_frontend_counts_noauth_as_failed(void **state)
+{
+    struct cmdt_fx *fx = *state;
+    struct fe_rows rows;
+
+    /* The fixture's session ("test") is trusted: an untrusted one on a
+     * layer without a password needs no AUTH either, so give it one. */
+    kvd_session *s = kvd_cmd_session_create(fx->cmd, "resp", 0);
+    assert_non_null(s);
+    kvd_cmd_session_set_password(s, "pw", 2);
+    assert_string_equal(run_as(fx, s, "GET a"),
+                        "!NOAUTH Authentication required.");
+    assert_string_equal(run_as(fx, s, "AUTH pw"), "OK");
+    assert_string_equal(run_as(fx, s, "GET a"), "nil");
+    fe_report(fx, &rows);
+    EXPECT_ROW(&rows, "resp", "get", 2, 1);
+    EXPECT_ROW(&rows, "resp", "auth", 1, 0);
+    kvd_cmd_session_destroy(s);
+}
+
+static void
+test_stats_by_frontend_shares_other_slot_beyond_table(void **state)
+{
+    struct cmdt_fx *fx = *state;
+    kvd_session *s[20];
+    char name[16];
+    struct fe_rows rows;
+    uint64_t calls, failed;
+
+    /* The fixture's "test" session holds the first slot: fe0..fe13 fill
+     * the 14 named slots left, fe14..fe19 share "other". */
+    for (int i = 0; i < 20; i++) {
+        snprintf(name, sizeof(name), "fe%d", i);
+        s[i] = kvd_cmd_session_create(fx->cmd, name, 0);
+        assert_non_null(s[i]);
+        assert_string_equal(run_as(fx, s[i], "PING"), "PONG");
+    }
+    fe_report(fx, &rows);
+    for (int i = 0; i < 14; i++) {
+        snprintf(name, sizeof(name), "fe%d", i);
+        EXPECT_ROW(&rows, name, "ping", 1, 0);
+    }
+    EXPECT_ROW(&rows, "other", "ping", 6, 0);
+    assert_int_equal(fe_find(&rows, "fe14", "ping", &calls, &failed), 0);
+    assert_int_equal(rows.n, 15);
+    for (int i = 0; i < 20; i++) {
+        kvd_cmd_session_destroy(s[i]);
+    }
+}
+
+static void
+test_stats_by_frontend_names_unnamed_sessions_unknown(void **state)
+{
+    struct cmdt_fx *fx = *state;
+    kvd_session *s = kvd_cmd_session_create(fx->cmd, NULL, 0);
+    kvd_session *e = kvd_cmd_session_create(fx->cmd, "", 0);
+    struct fe_rows rows;
+
+    assert_string_equal(run_as(fx, s, "PING"), "PONG");
+    assert_string_equal(run_as(fx, e, "PING"), "PONG");
+    fe_report(fx, &rows);
+    EXPECT_ROW(&rows, "unknown", "ping", 2, 0);
+    kvd_cmd_session_destroy(s);
+    kvd_cmd_session_destroy(e);
+}
+
+static void
+test_stats_by_frontend_cut_names_at_15_bytes(void **state)
+{
+    struct cmdt_fx *fx = *state;
+    kvd_session *s =
+        kvd_cmd_session_create(fx->cmd, "a-very-long-frontend-name", 0);
+    struct fe_rows rows;
+
+    assert_string_equal(run_as(fx, s, "PING"), "PONG");
+    fe_report(fx, &rows);
+    EXPECT_ROW(&rows, "a-very-long-fro", "ping", 1, 0);
+    kvd_cmd_session_destroy(s);
+}
+
+static void
+test_stats_by_frontend_zeroed_by_config_resetstat(void **state)
+{
+    struct cmdt_fx *fx = *state;
+    kvd_session *s = kvd_cmd_session_create(fx->cmd, "resp", 0);
+    struct fe_rows rows;
+
+    assert_string_equal(run_as(fx, s, "SET a 1"), "OK");
+    EXPECT(fx, "CONFIG RESETSTAT", "OK");
+    fe_report(fx, &rows);
+    EXPECT_NO_ROW(&rows, "resp", "set");
+    assert_string_equal(run_as(fx, s, "SET a 1"), "OK");
+    fe_report(fx, &rows);
+    EXPECT_ROW(&rows, "resp", "set", 1, 0);
+    kvd_cmd_session_destroy(s);
+}
+
 /* --- atomicity
  * ---------------------------------------------------------------------- */
 
@@ -1168,6 +1411,11 @@ test_concurrent_incr_and_append_lose_nothing(void **state)
     EXPECT(fx, "GET counter", want);
     snprintf(want, sizeof(want), ":%d", INCR_THREADS * INCR_EACH);
     EXPECT(fx, "STRLEN log", want);
+    /* Every thread counted into its own stripe; the sum loses none. */
+    struct fe_rows rows;
+    fe_report(fx, &rows);
+    EXPECT_ROW(&rows, "test", "incr", INCR_THREADS * INCR_EACH, 0);
+    EXPECT_ROW(&rows, "test", "append", INCR_THREADS * INCR_EACH, 0);
 }
 
 /* A reader's MGET sees each MSET whole: all keys always equal. */
@@ -1297,6 +1545,12 @@ main(void)
         T(test_command_docs_covers_every_syntax),
         T(test_info_sections_and_commandstats),
         T(test_stats_function_reports_calls),
+        T(test_stats_by_frontend_counts_each_frontend_exactly),
+        T(test_stats_by_frontend_counts_noauth_as_failed),
+        T(test_stats_by_frontend_shares_other_slot_beyond_table),
+        T(test_stats_by_frontend_names_unnamed_sessions_unknown),
+        T(test_stats_by_frontend_cut_names_at_15_bytes),
+        T(test_stats_by_frontend_zeroed_by_config_resetstat),
         T(test_concurrent_incr_and_append_lose_nothing),
         T(test_mget_sees_mset_all_or_nothing),
     };

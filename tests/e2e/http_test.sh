@@ -4,10 +4,13 @@
 # and large bodies, percent-encoded keys (NUL included), concurrent
 # clients, malformed requests sent raw with nc (the server must answer
 # with an error and keep serving), authentication and strict content
-# types (a second server), and a graceful stop with a request in flight.
+# types (a second server), /metrics counting the commands of a resp
+# frontend beside it (a third server), and a graceful stop with a request
+# in flight.
 #
 # usage: http_test.sh KVD_BIN PLUGIN_DIR ENGINE
-# needs: curl, nc (netcat-openbsd), python3 (free port only)
+# needs: curl, nc (netcat-openbsd), python3 (free port only), redis-cli
+# (the resp check only; skipped without it)
 set -u
 KVD=$1
 PLUGINS=$2
@@ -449,6 +452,38 @@ expect "... and nothing was stored" 404
 kill -TERM "$KPID"
 wait "$KPID"
 check "the strict server exits 0 on SIGTERM" test $? -eq 0
+
+# --- /metrics counts the commands other frontends run -------------------------------
+# resp beside http: commands run with redis-cli over resp's Unix socket go
+# through the shared command layer, whose counters /metrics shows by
+# frontend and command.
+if command -v redis-cli > /dev/null; then
+    start_kvd both "[frontend.resp]" "unix_socket = $T/both.sock" "threads = 1"
+    for i in 1 2 3 4 5; do echo "SET k$i v$i"; done > "$T/cmds"
+    echo "SET k6 v EX 0" >> "$T/cmds" # fails: invalid expire time
+    redis-cli -s "$T/both.sock" < "$T/cmds" > "$T/cli.out" 2>&1
+    check "redis-cli ran 5 good SETs and 1 bad over the Unix socket" \
+        test "$(grep -c '^OK$' "$T/cli.out")" = 5 -a \
+        "$(grep -c 'invalid expire time' "$T/cli.out")" = 1
+    req GET /metrics
+    expect "/metrics of the resp+http server is 200" 200
+    for pat in \
+        '^# TYPE kvd_commands_total counter$' \
+        '^kvd_commands_total{frontend="resp",cmd="set"} 6$' \
+        '^# TYPE kvd_command_failures_total counter$' \
+        '^kvd_command_failures_total{frontend="resp",cmd="set"} 1$' \
+        '^# TYPE kvd_command_seconds_total counter$' \
+        '^kvd_command_seconds_total{frontend="resp",cmd="set"} [0-9]*\.[0-9]\{6\}$'; do
+        check "/metrics has $pat" grep -q "$pat" "$T/body"
+    done
+    check "no resp command the client did not send is counted" \
+        bash -c "! grep -q '^kvd_commands_total{frontend=\"resp\",cmd=\"get\"}' '$T/body'"
+    kill -TERM "$KPID"
+    wait "$KPID"
+    check "the resp+http server exits 0 on SIGTERM" test $? -eq 0
+else
+    echo "# skip: no redis-cli for the resp+http metrics check"
+fi
 
 # --- start-up refusals -----------------------------------------------------------------
 sed "s/^listen = .*/listen = 127.0.0.1:$MAIN_PORT/" "$T/main.ini" |

@@ -1,8 +1,9 @@
 /*
  * tests/e2e/http_util_test.c -- unit tests of the http frontend's decoding
  * helpers (frontends/http/http_util.c): percent-decoding, request-target
- * splitting into key and query arguments, base64 both ways, and the
- * binary-safe JSON string. No server, no MHD daemon.
+ * splitting into key and query arguments, base64 both ways, the
+ * binary-safe JSON string and Prometheus label escaping. No server, no
+ * MHD daemon.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -153,6 +154,31 @@ test_json_bytes(void **state)
     json_decref(j);
 }
 
+static void
+test_prom_label_escapes_backslash_quote_newline(void **state)
+{
+    char out[32];
+    (void)state;
+
+    assert_string_equal(http_prom_label(out, sizeof(out), "resp"), "resp");
+    assert_string_equal(http_prom_label(out, sizeof(out), "client|setname"),
+                        "client|setname");
+    assert_string_equal(http_prom_label(out, sizeof(out), "a\\b\"c\nd"),
+                        "a\\\\b\\\"c\\nd");
+    assert_string_equal(http_prom_label(out, sizeof(out), ""), "");
+}
+
+static void
+test_prom_label_cuts_between_escapes(void **state)
+{
+    char out[6];
+    (void)state;
+
+    /* Room for 5 bytes: "ab" and one escape fit, a second escape not. */
+    assert_string_equal(http_prom_label(out, sizeof(out), "ab\"\"x"), "ab\\\"");
+    assert_string_equal(http_prom_label(out, sizeof(out), "abcdefgh"), "abcde");
+}
+
 int
 main(void)
 {
@@ -161,6 +187,8 @@ main(void)
         cmocka_unit_test(test_parse_target),
         cmocka_unit_test(test_base64),
         cmocka_unit_test(test_json_bytes),
+        cmocka_unit_test(test_prom_label_escapes_backslash_quote_newline),
+        cmocka_unit_test(test_prom_label_cuts_between_escapes),
     };
     return cmocka_run_group_tests_name("http_util", tests, NULL, NULL);
 }
