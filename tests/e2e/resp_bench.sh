@@ -9,6 +9,7 @@
 # order A B B A per round so drift on a shared machine hits both alike, and
 # prints each figure and the kvd/redis ratio of the summed requests/s.
 # Not a CTest: it takes minutes and its numbers depend on the machine.
+# KVD_THREADS sets [frontend.resp] threads (default 0: one per CPU).
 set -eu
 KVD=$1
 PLUGINS=$2
@@ -33,6 +34,7 @@ log_level = warn
 name = $ENGINE
 [frontend.resp]
 unix_socket = $T/kvd.sock
+threads = ${KVD_THREADS:-0}
 EOF
 "$KVD" -c "$T/kvd.ini" 2>"$T/kvd.err" &
 KPID=$!
