@@ -47,6 +47,8 @@
 #define RESP_FLUSH_BYTES (256 * 1024)
 /* Buffers larger than this are freed rather than kept for reuse. */
 #define RESP_KEEP_BYTES (256 * 1024)
+/* A connection keeps an output buffer up to this size between batches. */
+#define RESP_CONN_KEEP_BYTES (16 * 1024)
 /* How long a graceful stop waits for replies in flight. */
 #define RESP_DRAIN_MS 5000
 
@@ -80,6 +82,7 @@ enum resp_conn_flag {
     RESP_CONN_BROKEN = 1u << 2,      /* I/O error or no memory: close now */
     RESP_CONN_READING = 1u << 3,     /* the read event is armed */
     RESP_CONN_WRITING = 1u << 4,     /* the write event is armed */
+    RESP_CONN_PENDING = 1u << 5,     /* on the worker's pending-write list */
 };
 
 struct resp_worker;
@@ -101,6 +104,8 @@ struct resp_conn {
     int64_t last_out_ms;    /* last reply byte the socket took */
     struct resp_conn *prev; /* the worker's connection list */
     struct resp_conn *next;
+    struct resp_conn *pend_prev; /* the worker's pending-write list */
+    struct resp_conn *pend_next;
 };
 
 struct resp_fe;
@@ -132,6 +137,10 @@ struct resp_worker {
 
     struct resp_conn *conns; /* this thread's connections */
     size_t nconns;
+    /* Connections whose replies are written once every ready event of
+     * this loop iteration has run (see worker_main). */
+    struct resp_conn *pending;
+    int exiting; /* leave the loop after this iteration */
     struct resp_buf rbuf; /* read buffer */
     struct resp_buf wbuf; /* replies of the current batch */
     char *split_buf;      /* inline requests are split here */

@@ -11,10 +11,16 @@
  * A connection's life, all on its worker's thread:
  *   readable -> read into the worker's read buffer (or into c->q when a
  *   request is already part-received) -> parse and run every complete
- *   request, replies into the worker's write buffer -> one write(2) ->
- *   whatever the socket did not take goes to c->o, the read event is
- *   dropped and the write event armed until c->o drains; then requests
- *   still queued in c->q run and reading resumes.
+ *   request, replies into the worker's write buffer -> the batch moves to
+ *   c->o and the connection joins the worker's pending list -> once every
+ *   ready event of the loop iteration has run, one write(2) per pending
+ *   connection -> whatever the socket did not take stays in c->o, the
+ *   read event is dropped and the write event armed until c->o drains;
+ *   then requests still queued in c->q run and reading resumes.
+ * Why the writes wait for the end of the iteration: a client with many
+ * connections (redis-benchmark, a pooled client library) then wakes once
+ * for a whole round of replies instead of once per reply, which is what
+ * keeps unpipelined throughput up when client and server share few CPUs.
  * A protocol error or QUIT sets RESP_CONN_CLOSE_AFTER: the reply is
  * written, then the connection closes. I/O errors and allocation failures
  * set RESP_CONN_BROKEN: it closes at once.
@@ -318,6 +324,45 @@ listeners_close(struct resp_fe *fe, int events_added)
 /* ------------------------------------------------------------------ */
 /* Connections                                                         */
 
+/* Leave the worker's loop at the end of this iteration. A flag, not only
+ * event_base_loopbreak: a break asked for between two iterations (from the
+ * pending-write flush) would be forgotten by the next one. */
+static void
+worker_exit(struct resp_worker *w)
+{
+    w->exiting = 1;
+    event_base_loopbreak(w->base);
+}
+
+static void
+conn_pend(struct resp_conn *c)
+{
+    struct resp_worker *w = c->w;
+
+    c->pend_prev = NULL;
+    c->pend_next = w->pending;
+    if (w->pending != NULL) {
+        w->pending->pend_prev = c;
+    }
+    w->pending = c;
+    c->flags |= RESP_CONN_PENDING;
+}
+
+static void
+conn_unpend(struct resp_conn *c)
+{
+    if (c->pend_prev != NULL) {
+        c->pend_prev->pend_next = c->pend_next;
+    } else {
+        c->w->pending = c->pend_next;
+    }
+    if (c->pend_next != NULL) {
+        c->pend_next->pend_prev = c->pend_prev;
+    }
+    c->pend_prev = c->pend_next = NULL;
+    c->flags &= ~RESP_CONN_PENDING;
+}
+
 static void
 conn_free(struct resp_conn *c)
 {
@@ -345,11 +390,14 @@ conn_free(struct resp_conn *c)
     if (c->next != NULL) {
         c->next->prev = c->prev;
     }
+    if (c->flags & RESP_CONN_PENDING) {
+        conn_unpend(c);
+    }
     w->nconns--;
     atomic_fetch_sub(&w->fe->nclients, 1);
     free(c);
     if (w->stop_seen && w->nconns == 0) {
-        event_base_loopbreak(w->base);
+        worker_exit(w);
     }
 }
 
@@ -444,78 +492,80 @@ sock_write(int fd, const char *p, size_t n)
 }
 
 /*
- * Write the batch in the worker's write buffer. What the socket does not
- * take moves to c->o (by swapping buffers when it is large, to avoid a
- * copy), and the connection waits for writability instead of reading.
- * Requests only run while c->o is empty, so replies queue behind c->o only
- * for a last error reply (a limit crossed while the client lags).
+ * Move the replies of the batch from the worker's write buffer to c->o,
+ * behind whatever c->o still holds. A large batch moves by swapping the
+ * two buffers when c->o is empty, so it is not copied.
  */
-static void
-conn_flush(struct resp_conn *c)
+static int
+conn_stash(struct resp_conn *c)
 {
-    struct resp_worker *w = c->w;
-    struct resp_buf *b = &w->wbuf;
-    ssize_t n;
-    size_t left;
+    struct resp_buf *b = &c->w->wbuf;
 
-    if (b->len == 0 || (c->flags & RESP_CONN_BROKEN)) {
-        b->len = 0;
-        return;
+    if (b->len == 0) {
+        return 0;
     }
-    if (c->o.len > 0) {
-        if (resp_buf_reserve(&c->o, b->len) != 0) {
-            c->flags |= RESP_CONN_BROKEN;
-        } else {
-            memcpy(c->o.p + c->o.len, b->p, b->len);
-            c->o.len += b->len;
-        }
-        b->len = 0;
-        return;
-    }
-    n = sock_write(c->fd, b->p, b->len);
-    if (n < 0) {
-        c->flags |= RESP_CONN_BROKEN;
-        b->len = 0;
-        return;
-    }
-    if (n > 0) {
-        c->last_out_ms = worker_now_ms(w);
-    }
-    left = b->len - (size_t)n;
-    if (left == 0) {
-        b->len = 0;
-        if (b->cap > RESP_KEEP_BYTES) {
-            resp_buf_free(b); /* after one huge reply, do not hoard it */
-        }
-        return;
-    }
-    if (left > RESP_KEEP_BYTES / 4) {
+    if (c->o.len == 0 && b->len > RESP_CONN_KEEP_BYTES) {
         struct resp_buf tmp = c->o;
         c->o = *b;
-        c->o_off = (size_t)n;
+        c->o_off = 0;
         *b = tmp;
         b->len = 0;
-    } else {
-        if (resp_buf_reserve(&c->o, left) != 0) {
-            c->flags |= RESP_CONN_BROKEN;
-            b->len = 0;
-            return;
-        }
-        memcpy(c->o.p, b->p + n, left);
-        c->o.len = left;
-        c->o_off = 0;
+        return 0;
+    }
+    if (resp_buf_reserve(&c->o, b->len) != 0) {
         b->len = 0;
+        return KVD_ENOMEM;
+    }
+    memcpy(c->o.p + c->o.len, b->p, b->len);
+    c->o.len += b->len;
+    b->len = 0;
+    if (b->cap > RESP_KEEP_BYTES) {
+        resp_buf_free(b); /* after one huge batch, do not hoard it */
+    }
+    return 0;
+}
+
+/*
+ * Write c->o. Returns 1 when it drained, 0 when the socket took only part
+ * (the read event is dropped and the write event armed: requests only run
+ * while the client keeps up), or -1 when the connection must close (an
+ * I/O error, or the output buffer limit crossed).
+ */
+static int
+conn_send(struct resp_conn *c)
+{
+    struct resp_worker *w = c->w;
+    ssize_t n;
+
+    if (c->o.len > c->o_off) {
+        n = sock_write(c->fd, c->o.p + c->o_off, c->o.len - c->o_off);
+        if (n < 0) {
+            return -1;
+        }
+        if (n > 0) {
+            c->last_out_ms = worker_now_ms(w);
+        }
+        c->o_off += (size_t)n;
+    }
+    if (c->o_off == c->o.len) {
+        c->o.len = 0;
+        c->o_off = 0;
+        if (c->o.cap > RESP_CONN_KEEP_BYTES) {
+            resp_buf_free(&c->o);
+        }
+        conn_set_writing(c, 0);
+        return 1;
     }
     if (c->o.len - c->o_off > w->fe->opts->output_buffer_limit) {
         LOG(w->fe, KVD_LOG_INFO,
             "resp: closing client fd %d: output buffer limit reached "
             "(%zu bytes pending)",
             c->fd, c->o.len - c->o_off);
-        c->flags |= RESP_CONN_BROKEN;
-        return;
+        return -1;
     }
     conn_set_reading(c, 0);
     conn_set_writing(c, 1);
+    return 0;
 }
 
 /* Run one complete request; the parser holds its arguments. */
@@ -596,20 +646,31 @@ conn_process(struct resp_conn *c, const char *buf, size_t len)
         off += c->parser.pos;
         resp_parser_reset(&c->parser);
         if (w->wbuf.len >= RESP_FLUSH_BYTES) {
-            conn_flush(c);
+            /* A long pipeline of large replies: write now rather than
+             * hold it all, and stop while the client is not keeping up. */
+            if (conn_stash(c) != 0 ||
+                (!(c->flags & RESP_CONN_WRITING) && conn_send(c) < 0)) {
+                c->flags |= RESP_CONN_BROKEN;
+                break;
+            }
             if (c->o.len > 0) {
-                break; /* the client is not keeping up: wait for it */
+                break;
             }
         }
     }
     return off;
 }
 
-/* After a batch: write the replies, then close if that was asked. */
+/*
+ * After a batch: queue its replies for the write at the end of the loop
+ * iteration (worker_flush), or close at once if nothing is left to say.
+ */
 static void
 conn_finish_batch(struct resp_conn *c)
 {
-    conn_flush(c);
+    if (conn_stash(c) != 0) {
+        c->flags |= RESP_CONN_BROKEN;
+    }
     if ((c->flags & RESP_CONN_BROKEN) ||
         ((c->flags & RESP_CONN_CLOSE_AFTER) && c->o.len == 0)) {
         conn_free(c);
@@ -617,9 +678,27 @@ conn_finish_batch(struct resp_conn *c)
     }
     if (c->flags & RESP_CONN_CLOSE_AFTER) {
         conn_set_reading(c, 0);
-    } else if (c->o.len == 0) {
+    }
+    if (c->o.len > 0) {
+        /* A connection waiting for writability is written by its write
+         * event; the rest by the flush at the end of the iteration. */
+        if (!(c->flags & (RESP_CONN_WRITING | RESP_CONN_PENDING))) {
+            conn_pend(c);
+        }
+    } else if (!(c->flags & RESP_CONN_CLOSE_AFTER)) {
         conn_set_reading(c, 1); /* after a drain, reading resumes here */
     }
+}
+
+/* c->o drained: close if that was asked, else run what waited in c->q. */
+static void
+conn_after_drain(struct resp_conn *c)
+{
+    if (c->flags & RESP_CONN_CLOSE_AFTER) {
+        conn_free(c);
+        return;
+    }
+    conn_run_queued(c);
 }
 
 /* Keep buf[off..len) in c->q (which may be where buf lives). */
@@ -736,32 +815,16 @@ static void
 conn_on_write(evutil_socket_t fd, short what, void *arg)
 {
     struct resp_conn *c = arg;
-    ssize_t n;
+    int rc;
 
+    (void)fd;
     (void)what;
-    n = sock_write(fd, c->o.p + c->o_off, c->o.len - c->o_off);
-    if (n < 0) {
+    rc = conn_send(c);
+    if (rc < 0) {
         conn_free(c);
-        return;
+    } else if (rc > 0) {
+        conn_after_drain(c);
     }
-    if (n > 0) {
-        c->last_out_ms = worker_now_ms(c->w);
-    }
-    c->o_off += (size_t)n;
-    if (c->o_off < c->o.len) {
-        return;
-    }
-    c->o.len = 0;
-    c->o_off = 0;
-    if (c->o.cap > RESP_KEEP_BYTES) {
-        resp_buf_free(&c->o);
-    }
-    conn_set_writing(c, 0);
-    if (c->flags & RESP_CONN_CLOSE_AFTER) {
-        conn_free(c);
-        return;
-    }
-    conn_run_queued(c);
 }
 
 /* Drained: run requests that waited in c->q, then read again. */
@@ -865,7 +928,7 @@ worker_begin_stop(struct resp_worker *w)
         }
     }
     if (w->nconns == 0) {
-        event_base_loopbreak(w->base);
+        worker_exit(w);
     }
 }
 
@@ -933,19 +996,56 @@ worker_cron(evutil_socket_t fd, short what, void *arg)
         } else if (c->o.len == 0 && o->timeout_ms > 0 &&
                    now - c->last_in_ms >= o->timeout_ms) {
             conn_free(c);
-        } else if (c->q.len == 0 && c->q.cap > 0 &&
-                   now - c->last_in_ms >= 2000) {
-            resp_buf_free(&c->q); /* idle: give the memory back */
+        } else if (now - c->last_in_ms >= 2000) {
+            /* idle: give the memory back */
+            if (c->q.len == 0 && c->q.cap > 0) {
+                resp_buf_free(&c->q);
+            }
+            if (c->o.len == 0 && c->o.cap > 0) {
+                resp_buf_free(&c->o);
+            }
         }
     }
 }
 
+/* Write the replies of every connection the iteration left pending. */
+static void
+worker_flush(struct resp_worker *w)
+{
+    struct resp_conn *c;
+
+    /* Each turn takes the head off the list; conn_after_drain may run
+     * queued requests and put the connection back, with a shorter c->q. */
+    while ((c = w->pending) != NULL) {
+        int rc;
+
+        conn_unpend(c);
+        rc = conn_send(c);
+        if (rc < 0) {
+            conn_free(c);
+        } else if (rc > 0) {
+            conn_after_drain(c);
+        }
+    }
+}
+
+/*
+ * The loop: one pass over the ready events (EVLOOP_ONCE), then the
+ * pending writes, so every reply of a pass leaves before the thread
+ * sleeps again (see the top of this file for why).
+ */
 static void *
 worker_main(void *arg)
 {
     struct resp_worker *w = arg;
 
-    event_base_dispatch(w->base);
+    while (!w->exiting) {
+        int rc = event_base_loop(w->base, EVLOOP_ONCE);
+        worker_flush(w);
+        if (rc != 0) {
+            break; /* -1: error; 1: no events left to wait for */
+        }
+    }
     return NULL;
 }
 
