@@ -35,8 +35,8 @@ static const struct kvd_option resp_options[] = {
      "(empty: no TCP)"},
     {"threads", KVD_OPT_INT, "0", 0, 64, offsetof(struct resp_opts, threads),
      NULL,
-     "I/O threads, each with its own event loop (0: one per CPU, at "
-     "most 8)"},
+     "I/O threads, each with its own event loop (0: three per four CPUs, "
+     "at least 1 and at most 8)"},
     {"maxclients", KVD_OPT_INT, "10000", 1, 1000000,
      offsetof(struct resp_opts, maxclients), NULL,
      "connections served at once; more are refused with an error"},
@@ -82,7 +82,11 @@ resp_thread_count(const struct resp_opts *o)
     if (o->threads > 0) {
         return (unsigned)o->threads;
     }
-    n = sysconf(_SC_NPROCESSORS_ONLN);
+    /* Leave a quarter of the CPUs to the clients, which often share the
+     * machine, and to the engine's background threads: on 2 CPUs two I/O
+     * threads lose a fifth of unpipelined throughput to one, because
+     * they take turns with the client on its CPU (docs/benchmarks.md). */
+    n = sysconf(_SC_NPROCESSORS_ONLN) * 3 / 4;
     if (n < 1) {
         n = 1;
     }
