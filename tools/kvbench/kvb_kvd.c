@@ -287,6 +287,22 @@ kvdb_del(void *b, const void *key, size_t klen)
     return db->vt->del(db->e, key, klen);
 }
 
+/* A one-op batch: engines answer a batch without looking the key up. */
+static int
+kvdb_del_blind(void *b, const void *key, size_t klen)
+{
+    struct kvdb *db = b;
+    struct kvd_op op = {.type = KVD_OP_DEL, .key = key, .klen = klen};
+
+    if (db->st != NULL) {
+        return kvd_store_batch(db->st, &op, 1, NULL);
+    }
+    if (db->vt->batch == NULL) {
+        return db->vt->del(db->e, key, klen);
+    }
+    return db->vt->batch(db->e, &op, 1, NULL);
+}
+
 static int
 kvdb_iter_open(void *b, void **out, struct kvd_err *err)
 {
@@ -417,6 +433,7 @@ static const struct kvb_ops kvdb_ops = {
     .put = kvdb_put,
     .get = kvdb_get,
     .del = kvdb_del,
+    .del_blind = kvdb_del_blind,
     .iter_open = kvdb_iter_open,
     .iter_next = kvdb_iter_next,
     .iter_close = kvdb_iter_close,

@@ -20,7 +20,10 @@
  *                '.' appended)                            "(0 of M found)"
  *   readhot      --reads gets of random keys in the first 1% of the range
  *   readseq      a full iteration (at most --reads entries)  "(N entries)"
- *   deleterandom --num deletes of random keys in [0, num)
+ *   deleterandom --num deletes of random keys in [0, num); a kvd engine
+ *                finds out whether each key existed (DEL's reply needs it)
+ *   deleteblind  as deleterandom, through a one-op batch that does not
+ *                (LevelDB's and RocksDB's delete; for them the two are one)
  *   compact      ask the engine to compact everything now (timed)
  *   reopen       close + open the database (timed)
  * "Fresh db" workloads start from an empty database (the directory is
@@ -85,6 +88,7 @@ enum kvb_wl_id {
     WL_READHOT,
     WL_READSEQ,
     WL_DELETERANDOM,
+    WL_DELETEBLIND,
     WL_COMPACT,
     WL_REOPEN,
 };
@@ -105,6 +109,7 @@ static const struct kvb_workload kvb_workloads[] = {
     {"readhot", WL_READHOT, false},
     {"readseq", WL_READSEQ, false},
     {"deleterandom", WL_DELETERANDOM, false},
+    {"deleteblind", WL_DELETEBLIND, false},
     {"compact", WL_COMPACT, false},
     {"reopen", WL_REOPEN, false},
     {NULL, 0, false},
@@ -480,7 +485,9 @@ kvb_do_deletes(struct kvb_thread *t)
         int rc;
 
         kvb_key(kp, c->key_size, k);
-        rc = ops->del(b, kp, c->key_size);
+        rc = (t->wl->id == WL_DELETEBLIND && ops->del_blind != NULL)
+                 ? ops->del_blind(b, kp, c->key_size)
+                 : ops->del(b, kp, c->key_size);
         if (rc == 0) {
             t->found++;
         } else if (rc != KVD_ENOTFOUND) {
@@ -557,6 +564,7 @@ kvb_thread_main(void *arg)
         kvb_do_scan(t);
         break;
     case WL_DELETERANDOM:
+    case WL_DELETEBLIND:
         kvb_do_deletes(t);
         break;
     default:

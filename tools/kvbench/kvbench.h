@@ -84,6 +84,9 @@ struct kvb_ops {
                size_t vlen, bool sync);
     int (*get)(void *b, const void *key, size_t klen, size_t *vlen);
     int (*del)(void *b, const void *key, size_t klen);
+    /* Optional: a delete that does not find out whether the key existed
+     * (what LSM libraries' delete is). NULL: del is already blind. */
+    int (*del_blind)(void *b, const void *key, size_t klen);
 
     /* Full iteration: iter_next returns 0 with the lengths of the entry,
      * KVD_ENOTFOUND at the end, or a status. */
