@@ -182,8 +182,10 @@ kvd_cmd_reply_status_error(struct kvd_cmd_ctx *x, int rc)
         kvd_cmd_reply_error(x, "BUSY the storage engine is busy, try again");
         break;
     case KVD_ECROSSSLOT:
+        /* Redis's wording, which clients match, then what to do. */
         kvd_cmd_reply_error(x, "CROSSSLOT Keys in request don't hash to the "
-                               "same slot");
+                               "same slot (give them a common {hash tag}, "
+                               "e.g. {user42}:a {user42}:b)");
         break;
     case KVD_EUNAVAIL:
         kvd_cmd_reply_error(x, "ERR storage backend unavailable");

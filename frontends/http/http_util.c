@@ -435,7 +435,9 @@ http_send_status(struct http_req *r, struct MHD_Connection *c, int rc,
                                "key or value too large");
     case KVD_ECROSSSLOT:
         return http_send_error(r, c, MHD_HTTP_BAD_REQUEST,
-                               "keys span partitions");
+                               "keys span partitions: give them a "
+                               "common {hash tag}, e.g. {user42}:a and "
+                               "{user42}:b");
     case KVD_ENOTSUP:
         return http_send_error(r, c, MHD_HTTP_NOT_IMPLEMENTED,
                                "not supported by this engine");

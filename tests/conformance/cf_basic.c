@@ -4,8 +4,9 @@
  * CRUD, overwrite, misses, binary and empty data, a 16 MiB value, 100,000
  * keys, and the atomic batch: an invalid operation anywhere in a batch
  * changes nothing, a valid one applies every operation, later operations
- * on the same key win. Each test runs in both fixture modes (raw vtable and
- * store); see conformance.h.
+ * on the same key win; on a partitioned engine, a batch across partitions
+ * is refused whole (KVD_ECROSSSLOT). Each test runs in both fixture modes
+ * (raw vtable and store); see conformance.h.
  */
 #include "conformance.h"
 
@@ -378,4 +379,60 @@ test_batch_later_op_wins(void **state)
     assert_int_equal(cf_stats(fx, &st), 0);
     assert_int_equal(st.keys, 2);
     assert_int_equal(st.value_bytes, 6 + 4);
+}
+
+/* A partitioned engine refuses a batch across partitions as a whole, and
+ * applies one within a partition. Keys get the suite's partition tags. */
+void
+test_batch_cross_partition_changes_nothing(void **state)
+{
+    struct cf_fx *fx = *state;
+    const char *a = fx->suite->partition_tags[0];
+    const char *b = fx->suite->partition_tags[1];
+    char pre_a[64], pre_b[64], new_1[64], new_2[64];
+    struct kvd_op ops[3];
+    struct kvd_err err = {0};
+    uint64_t n;
+
+    CF_REQUIRE(cf_partitioned(fx), "engine's batches are not partitioned");
+    CF_REQUIRE(a != NULL, "no --partition-tags=A,B given");
+    snprintf(pre_a, sizeof(pre_a), "%spre-a", a);
+    snprintf(pre_b, sizeof(pre_b), "%spre-b", b);
+    snprintf(new_1, sizeof(new_1), "%snew-1", a);
+    snprintf(new_2, sizeof(new_2), "%snew-2", b);
+    assert_int_equal(cf_puts(fx, pre_a, "old-a"), 0);
+    assert_int_equal(cf_puts(fx, pre_b, "old-b"), 0);
+
+    /* the first two ops share a partition: an engine applying as it goes
+     * would have changed something before meeting the third */
+    ops[0] = (struct kvd_op){.type = KVD_OP_PUT,
+                             .key = new_1,
+                             .klen = strlen(new_1),
+                             .val = "1",
+                             .vlen = 1};
+    ops[1] = (struct kvd_op){
+        .type = KVD_OP_DEL, .key = pre_a, .klen = strlen(pre_a)};
+    ops[2] = (struct kvd_op){.type = KVD_OP_PUT,
+                             .key = new_2,
+                             .klen = strlen(new_2),
+                             .val = "2",
+                             .vlen = 1};
+    assert_int_equal(cf_batch(fx, ops, 3, &err), KVD_ECROSSSLOT);
+    assert_int_equal(err.code, KVD_ECROSSSLOT);
+    print_message("      batch refused: %s\n", err.msg);
+    assert_true(err.msg[0] != '\0');
+    assert_int_equal(cf_checks(fx, pre_a, "old-a"), 0);
+    assert_int_equal(cf_checks(fx, pre_b, "old-b"), 0);
+    assert_int_equal(cf_checks(fx, new_1, ""), KVD_ENOTFOUND);
+    assert_int_equal(cf_checks(fx, new_2, ""), KVD_ENOTFOUND);
+    assert_int_equal(cf_count_keys(fx, &n), 0);
+    assert_int_equal(n, 2);
+
+    /* the same kind of batch within one partition applies */
+    ops[1] = (struct kvd_op){
+        .type = KVD_OP_DEL, .key = pre_b, .klen = strlen(pre_b)};
+    assert_int_equal(cf_batch(fx, &ops[1], 2, &err), 0);
+    assert_int_equal(cf_checks(fx, pre_b, ""), KVD_ENOTFOUND);
+    assert_int_equal(cf_checks(fx, new_2, "2"), 0);
+    assert_int_equal(cf_checks(fx, pre_a, "old-a"), 0);
 }

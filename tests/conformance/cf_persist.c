@@ -399,7 +399,7 @@ test_store_batch_over_limit_changes_nothing(void **state)
     cf_store_with_limits(fx, 16, 64);
     assert_int_equal(cf_puts(fx, "pre", "kept"), 0);
 
-    assert_int_equal(kvd_store_batch(fx->st, ops, 3, &err), KVD_ETOOBIG);
+    assert_int_equal(cf_batch(fx, ops, 3, &err), KVD_ETOOBIG);
     assert_int_equal(err.code, KVD_ETOOBIG);
     print_message("      batch refused: %s\n", err.msg);
     assert_non_null(strstr(err.msg, "65"));
@@ -411,7 +411,7 @@ test_store_batch_over_limit_changes_nothing(void **state)
 
     /* the same batch within the limit applies */
     ops[2].vlen = 64;
-    assert_int_equal(kvd_store_batch(fx->st, ops, 3, &err), 0);
+    assert_int_equal(cf_batch(fx, ops, 3, &err), 0);
     assert_int_equal(cf_checks(fx, "pre", "kept"), KVD_ENOTFOUND);
     assert_int_equal(cf_checks(fx, "a", "1"), 0);
     assert_int_equal(cf_check(fx, "b", 1, val, 64, -1), 0);

@@ -2,7 +2,7 @@
  * tests/conformance/conformance.c -- the conformance suite's driver.
  *
  * Usage: conformance ENGINE.so [--persistent] [--open-fails=KEY=VALUE]
- *                             [KEY=VALUE ...]
+ *                             [--partition-tags=A,B] [KEY=VALUE ...]
  *
  * ENGINE.so falls back to $KVD_TEST_ENGINE. KEY=VALUE pairs become the
  * engine's [engine] section, parsed by the real option parser for every
@@ -13,6 +13,8 @@
  * --open-fails names an option setting that the option parser accepts but
  * the engine's open must refuse (a rule the table cannot express), to check
  * that the engine's own message reaches the caller through the store.
+ * --partition-tags gives a partitioned engine two key prefixes of
+ * different partitions, for its batch tests (see conformance.h).
  *
  * Sections: fixture (setup, teardown, options, clock), the cf_* operations
  * that dispatch to the raw vtable or to the store, shared checks, main with
@@ -348,6 +350,36 @@ cf_setup_store(void **state)
     return cf_setup(state, CF_STORE);
 }
 
+/* On a partitioned engine given --partition-tags, every key of the test
+ * goes to the first tag's partition. */
+static int
+cf_setup_grouped(void **state, int mode)
+{
+    struct cf_fx *fx;
+
+    if (cf_setup(state, mode) != 0) {
+        return -1;
+    }
+    fx = *state;
+    if (cf_partitioned(fx) && fx->suite->partition_tags[0] != NULL) {
+        fx->tag = fx->suite->partition_tags[0];
+        fx->taglen = strlen(fx->tag);
+    }
+    return 0;
+}
+
+int
+cf_setup_raw_grouped(void **state)
+{
+    return cf_setup_grouped(state, CF_RAW);
+}
+
+int
+cf_setup_store_grouped(void **state)
+{
+    return cf_setup_grouped(state, CF_STORE);
+}
+
 int
 cf_teardown(void **state)
 {
@@ -365,67 +397,219 @@ cf_teardown(void **state)
 
 /* --- operations in the fixture's mode ------------------------------------- */
 
+/*
+ * The key as the engine sees it: fx->tag + key in a grouped fixture (in
+ * *heap, which the caller frees), else key itself. Empty keys stay empty.
+ * NULL when out of memory.
+ */
+static const void *
+cf_tag_key(const struct cf_fx *fx, const void *key, size_t *klen, void **heap)
+{
+    char *k;
+
+    *heap = NULL;
+    if (fx->tag == NULL || *klen == 0) {
+        return key;
+    }
+    k = malloc(fx->taglen + *klen);
+    if (k == NULL) {
+        return NULL;
+    }
+    memcpy(k, fx->tag, fx->taglen);
+    memcpy(k + fx->taglen, key, *klen);
+    *klen += fx->taglen;
+    *heap = k;
+    return k;
+}
+
 int
 cf_get(struct cf_fx *fx, const void *key, size_t klen, struct kvd_val *out)
 {
-    if (fx->mode == CF_STORE) {
-        return kvd_store_get(fx->st, key, klen, out);
+    void *heap;
+    int rc;
+
+    key = cf_tag_key(fx, key, &klen, &heap);
+    if (key == NULL) {
+        return KVD_ENOMEM;
     }
-    return fx->vt->get(fx->eng, key, klen, out);
+    if (fx->mode == CF_STORE) {
+        rc = kvd_store_get(fx->st, key, klen, out);
+    } else {
+        rc = fx->vt->get(fx->eng, key, klen, out);
+    }
+    free(heap);
+    return rc;
 }
 
 int
 cf_put(struct cf_fx *fx, const void *key, size_t klen, const void *val,
        size_t vlen, int64_t expire_ms)
 {
-    if (fx->mode == CF_STORE) {
-        return kvd_store_set(fx->st, key, klen, val, vlen, expire_ms, 0, NULL);
+    void *heap;
+    int rc;
+
+    key = cf_tag_key(fx, key, &klen, &heap);
+    if (key == NULL) {
+        return KVD_ENOMEM;
     }
-    return fx->vt->put(fx->eng, key, klen, val, vlen, expire_ms);
+    if (fx->mode == CF_STORE) {
+        rc = kvd_store_set(fx->st, key, klen, val, vlen, expire_ms, 0, NULL);
+    } else {
+        rc = fx->vt->put(fx->eng, key, klen, val, vlen, expire_ms);
+    }
+    free(heap);
+    return rc;
 }
 
 int
 cf_del(struct cf_fx *fx, const void *key, size_t klen)
 {
-    if (fx->mode == CF_STORE) {
-        return kvd_store_del(fx->st, key, klen);
+    void *heap;
+    int rc;
+
+    key = cf_tag_key(fx, key, &klen, &heap);
+    if (key == NULL) {
+        return KVD_ENOMEM;
     }
-    return fx->vt->del(fx->eng, key, klen);
+    if (fx->mode == CF_STORE) {
+        rc = kvd_store_del(fx->st, key, klen);
+    } else {
+        rc = fx->vt->del(fx->eng, key, klen);
+    }
+    free(heap);
+    return rc;
+}
+
+uint32_t
+cf_caps(const struct cf_fx *fx)
+{
+    if (fx->st != NULL) {
+        return kvd_store_caps(fx->st);
+    }
+    if (fx->eng != NULL && fx->vt->instance_caps != NULL) {
+        return fx->vt->instance_caps(fx->eng);
+    }
+    return fx->vt->caps;
+}
+
+bool
+cf_partitioned(const struct cf_fx *fx)
+{
+    uint32_t caps = cf_caps(fx);
+
+    return (caps & KVD_CAP_BATCH_PARTITIONED) != 0 &&
+           (caps & KVD_CAP_ATOMIC_BATCH) == 0;
 }
 
 bool
 cf_has_batch(const struct cf_fx *fx)
 {
-    return fx->vt->batch != NULL && (fx->vt->caps & KVD_CAP_ATOMIC_BATCH) != 0;
+    uint32_t caps = cf_caps(fx);
+
+    if (fx->vt->batch == NULL) {
+        return false;
+    }
+    if ((caps & KVD_CAP_ATOMIC_BATCH) != 0) {
+        return true;
+    }
+    return cf_partitioned(fx) && fx->tag != NULL;
 }
 
 int
 cf_batch(struct cf_fx *fx, const struct kvd_op *ops, size_t n,
          struct kvd_err *err)
 {
-    if (fx->mode == CF_STORE) {
-        return kvd_store_batch(fx->st, ops, n, err);
+    struct kvd_op *tagged = NULL;
+    void **heap = NULL;
+    int rc = KVD_ENOMEM;
+
+    if (fx->tag != NULL && n > 0) {
+        tagged = calloc(n, sizeof(*tagged));
+        heap = calloc(n, sizeof(*heap));
+        if (tagged == NULL || heap == NULL) {
+            goto out;
+        }
+        for (size_t i = 0; i < n; i++) {
+            tagged[i] = ops[i];
+            tagged[i].key =
+                cf_tag_key(fx, ops[i].key, &tagged[i].klen, &heap[i]);
+            if (tagged[i].key == NULL) {
+                goto out;
+            }
+        }
+        ops = tagged;
     }
-    return fx->vt->batch(fx->eng, ops, n, err);
+    if (fx->mode == CF_STORE) {
+        rc = kvd_store_batch(fx->st, ops, n, err);
+    } else {
+        rc = fx->vt->batch(fx->eng, ops, n, err);
+    }
+out:
+    for (size_t i = 0; heap != NULL && i < n; i++) {
+        free(heap[i]);
+    }
+    free(heap);
+    free(tagged);
+    return rc;
 }
 
 int
 cf_iter_open(struct cf_fx *fx, const struct kvd_iter_opts *opts, kvd_iter **out,
              struct kvd_err *err)
 {
-    if (fx->mode == CF_STORE) {
-        return kvd_store_iter_open(fx->st, opts, out, err);
+    struct kvd_iter_opts o = *opts;
+    void *pheap = NULL;
+    void *sheap = NULL;
+    int rc = KVD_ENOMEM;
+
+    if (fx->tag != NULL) {
+        /* only the test's own (tagged) keys, resumed within them */
+        size_t plen = opts->prefix != NULL ? opts->prefix_len : 0;
+
+        pheap = malloc(fx->taglen + plen);
+        if (pheap == NULL) {
+            goto out;
+        }
+        memcpy(pheap, fx->tag, fx->taglen);
+        if (plen > 0) {
+            memcpy((char *)pheap + fx->taglen, opts->prefix, plen);
+        }
+        o.prefix = pheap;
+        o.prefix_len = fx->taglen + plen;
+        if (opts->start != NULL && opts->start_len > 0) {
+            o.start = cf_tag_key(fx, opts->start, &o.start_len, &sheap);
+            if (o.start == NULL) {
+                goto out;
+            }
+        }
     }
-    return fx->vt->iter_open(fx->eng, opts, out, err);
+    if (fx->mode == CF_STORE) {
+        rc = kvd_store_iter_open(fx->st, &o, out, err);
+    } else {
+        rc = fx->vt->iter_open(fx->eng, &o, out, err);
+    }
+out:
+    free(pheap);
+    free(sheap);
+    return rc;
 }
 
 int
 cf_iter_next(struct cf_fx *fx, kvd_iter *it, struct kvd_entry *out)
 {
+    int rc;
+
     if (fx->mode == CF_STORE) {
-        return kvd_store_iter_next(fx->st, it, out);
+        rc = kvd_store_iter_next(fx->st, it, out);
+    } else {
+        rc = fx->vt->iter_next(it, out);
     }
-    return fx->vt->iter_next(it, out);
+    if (rc == 0 && fx->tag != NULL && out->klen >= fx->taglen &&
+        memcmp(out->key, fx->tag, fx->taglen) == 0) {
+        out->key = (const char *)out->key + fx->taglen;
+        out->klen -= fx->taglen;
+    }
+    return rc;
 }
 
 void
@@ -441,12 +625,19 @@ cf_iter_close(struct cf_fx *fx, kvd_iter *it)
 int
 cf_stats(struct cf_fx *fx, struct kvd_engine_stats *st)
 {
+    int rc;
+
     memset(st, 0, sizeof(*st));
     st->struct_size = sizeof(*st);
     if (fx->mode == CF_STORE) {
-        return kvd_store_stats(fx->st, st, NULL, NULL);
+        rc = kvd_store_stats(fx->st, st, NULL, NULL);
+    } else {
+        rc = fx->vt->stats(fx->eng, st, NULL, NULL);
     }
-    return fx->vt->stats(fx->eng, st, NULL, NULL);
+    if (rc == 0 && fx->tag != NULL) {
+        st->key_bytes -= st->keys * fx->taglen; /* the grouping prefix */
+    }
+    return rc;
 }
 
 int
@@ -592,6 +783,10 @@ cf_engine_name(const char *path, char *buf, size_t len)
 #define CF_STORE_T(f) CF_T("store/", f, cf_setup_store)
 #define CF_BARE_T(f)  CF_T("", f, cf_setup_bare)
 #define CF_BOTH(f)    CF_RAW_T(f), CF_STORE_T(f)
+/* batch tests: keys grouped into one partition on partitioned engines */
+#define CF_STORE_BATCH_T(f) CF_T("store/", f, cf_setup_store_grouped)
+#define CF_BATCH_BOTH(f)                                                       \
+    CF_T("raw/", f, cf_setup_raw_grouped), CF_STORE_BATCH_T(f)
 
 int
 main(int argc, char **argv)
@@ -607,10 +802,11 @@ main(int argc, char **argv)
         CF_BOTH(test_empty_value_is_stored),
         CF_BOTH(test_value_16mib_roundtrip),
         CF_BOTH(test_100k_keys_roundtrip),
-        CF_BOTH(test_batch_invalid_op_changes_nothing),
-        CF_BOTH(test_batch_empty_key_changes_nothing),
-        CF_BOTH(test_batch_valid_applies_all),
-        CF_BOTH(test_batch_later_op_wins),
+        CF_BATCH_BOTH(test_batch_invalid_op_changes_nothing),
+        CF_BATCH_BOTH(test_batch_empty_key_changes_nothing),
+        CF_BATCH_BOTH(test_batch_valid_applies_all),
+        CF_BATCH_BOTH(test_batch_later_op_wins),
+        CF_BOTH(test_batch_cross_partition_changes_nothing),
         /* cf_ttl_iter.c */
         CF_BOTH(test_ttl_get_returns_expiry),
         CF_BOTH(test_ttl_expired_key_is_absent),
@@ -629,7 +825,7 @@ main(int argc, char **argv)
         CF_STORE_T(test_update_fn_decides_action),
         CF_BOTH(test_iter_concurrent_with_writes_sees_stable_keys),
         /* cf_persist.c */
-        CF_BOTH(test_reopen_keeps_everything),
+        CF_BATCH_BOTH(test_reopen_keeps_everything),
         CF_BOTH(test_reopen_keeps_expiry),
         CF_BOTH(test_compact_keeps_data),
         CF_BARE_T(test_options_unknown_key_is_refused),
@@ -639,7 +835,7 @@ main(int argc, char **argv)
         CF_BARE_T(test_open_bad_option_reports_engine_message),
         CF_STORE_T(test_store_refuses_empty_key),
         CF_STORE_T(test_store_refuses_oversized_key_and_value),
-        CF_STORE_T(test_store_batch_over_limit_changes_nothing),
+        CF_STORE_BATCH_T(test_store_batch_over_limit_changes_nothing),
         CF_STORE_T(test_store_set_nx_xx),
         CF_STORE_T(test_store_metrics_count_commands),
         CF_STORE_T(test_store_clear_removes_everything),
@@ -660,7 +856,7 @@ main(int argc, char **argv)
     if (suite->path == NULL || suite->path[0] == '\0') {
         fprintf(stderr,
                 "usage: %s ENGINE.so [--persistent] [--open-fails=KEY=VALUE] "
-                "[KEY=VALUE ...]\n"
+                "[--partition-tags=A,B] [KEY=VALUE ...]\n"
                 "       (or set KVD_TEST_ENGINE=ENGINE.so)\n",
                 argv[0]);
         return 2;
@@ -674,6 +870,13 @@ main(int argc, char **argv)
             suite->persistent = true;
         } else if (strncmp(argv[i], "--open-fails=", 13) == 0) {
             suite->open_fails = argv[i] + 13;
+        } else if (strncmp(argv[i], "--partition-tags=", 17) == 0 &&
+                   strchr(argv[i] + 17, ',') != NULL) {
+            const char *a = argv[i] + 17;
+            const char *comma = strchr(a, ',');
+
+            suite->partition_tags[0] = strndup(a, (size_t)(comma - a));
+            suite->partition_tags[1] = strdup(comma + 1);
         } else if (strchr(argv[i], '=') != NULL) {
             suite->args[suite->nargs++] = argv[i];
         } else {
@@ -687,5 +890,7 @@ main(int argc, char **argv)
     i = cmocka_run_group_tests_name(name, tests, cf_group_setup,
                                     cf_group_teardown);
     free(suite->args);
+    free(suite->partition_tags[0]);
+    free(suite->partition_tags[1]);
     return i;
 }

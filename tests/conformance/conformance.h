@@ -11,6 +11,18 @@
  * against the bare engine and against the store built on it; the cf_*
  * access functions hide which of the two a test is talking to.
  *
+ * Partitioned batches: an engine whose batches are atomic only within a
+ * partition (KVD_CAP_BATCH_PARTITIONED without KVD_CAP_ATOMIC_BATCH, e.g.
+ * a Redis Cluster, where a partition is a hash slot) runs the batch tests
+ * when the suite is given --partition-tags=A,B: two key prefixes that put
+ * a key in a partition each, two different ones. Batch tests are then
+ * registered with a "grouped" fixture that prefixes every key of the test
+ * with A inside the cf_* functions (and strips it from what iteration
+ * returns and from stats' key bytes), so their batches stay in one
+ * partition and check the atomic apply path; a separate test checks that
+ * a batch spanning A and B is refused with KVD_ECROSSSLOT and changes
+ * nothing. Empty keys are never prefixed (they must stay invalid).
+ *
  * Threads: cmocka's assertions longjmp and are not thread-safe, so worker
  * threads record failures in their own structs and the test thread asserts.
  */
@@ -42,6 +54,8 @@ struct cf_suite {
     char **args;
     bool persistent;        /* caps, or --persistent given */
     const char *open_fails; /* --open-fails=KEY=VALUE: parses, open refuses */
+    /* --partition-tags=A,B: key prefixes of two different partitions */
+    char *partition_tags[2];
 };
 
 enum cf_mode {
@@ -68,6 +82,8 @@ struct cf_fx {
     struct kvd_store_limits limits;
     kvd_engine *eng; /* CF_RAW */
     kvd_store *st;   /* CF_STORE */
+    const char *tag; /* grouped fixture: prefix of every key, else NULL */
+    size_t taglen;
 };
 
 /* --- fixture (conformance.c) ---------------------------------------------- */
@@ -75,6 +91,9 @@ struct cf_fx {
 int cf_setup_bare(void **state);
 int cf_setup_raw(void **state);
 int cf_setup_store(void **state);
+/* raw/store, with every key in one partition on partitioned engines */
+int cf_setup_raw_grouped(void **state);
+int cf_setup_store_grouped(void **state);
 int cf_teardown(void **state);
 
 /* Open / close / reopen in the fixture's mode (0 or a status, err filled). */
@@ -107,6 +126,11 @@ int cf_iter_next(struct cf_fx *fx, kvd_iter *it, struct kvd_entry *out);
 void cf_iter_close(struct cf_fx *fx, kvd_iter *it);
 int cf_stats(struct cf_fx *fx, struct kvd_engine_stats *st);
 int cf_maintain(struct cf_fx *fx, int op, struct kvd_err *err);
+/* The caps of the open store (instance_caps when the engine has it). */
+uint32_t cf_caps(const struct cf_fx *fx);
+/* Batches are atomic only within a partition (see the top). */
+bool cf_partitioned(const struct cf_fx *fx);
+/* Batches can be tested: atomic always, or partitioned and grouped. */
 bool cf_has_batch(const struct cf_fx *fx);
 
 /* String-key shorthands. */
@@ -150,6 +174,7 @@ void test_batch_invalid_op_changes_nothing(void **state);
 void test_batch_empty_key_changes_nothing(void **state);
 void test_batch_valid_applies_all(void **state);
 void test_batch_later_op_wins(void **state);
+void test_batch_cross_partition_changes_nothing(void **state);
 
 /* cf_ttl_iter.c */
 void test_ttl_get_returns_expiry(void **state);

@@ -44,6 +44,17 @@ if(TARGET kvd_frontend_resp AND TARGET kvd AND KVD_E2E_PYTHON)
     set_tests_properties(e2e.resp.${engine} PROPERTIES LABELS e2e TIMEOUT 300
       ENVIRONMENT "${KVD_TEST_ENV};KVD_BIN=$<TARGET_FILE:kvd>;KVD_ENGINE=${engine}")
   endforeach()
+  # The redis engine runs against the single redis-server of tests/redis
+  # (every batch atomic there, as the tests expect), under a key prefix of
+  # its own so it can share that server with conformance.redis_single.
+  if(TEST e2e.resp.redis AND KVD_REDIS_SERVER)
+    math(EXPR _resp_redis_port "${KVD_REDIS_TEST_PORT} + 10")
+    set_tests_properties(e2e.resp.redis PROPERTIES
+      FIXTURES_REQUIRED redis_single LABELS "e2e;redis"
+      ENVIRONMENT "${KVD_TEST_ENV};KVD_BIN=$<TARGET_FILE:kvd>;KVD_ENGINE=redis;KVD_ENGINE_OPTS=nodes=127.0.0.1:${_resp_redis_port}\\;key_prefix={dir}/\\;stats=scan")
+  elseif(TEST e2e.resp.redis)
+    set_tests_properties(e2e.resp.redis PROPERTIES DISABLED TRUE)
+  endif()
   if(TARGET kv)
     add_test(NAME e2e.kv
              COMMAND ${KVD_E2E_PYTHON} ${CMAKE_CURRENT_LIST_DIR}/kv_test.py)

@@ -5,7 +5,8 @@ build tree's plugin_dir, the chosen [engine] and a [frontend.resp] section on a
 temporary Unix socket), starts the kvd binary, waits until the socket answers
 PING, and on stop sends SIGTERM and checks the exit status is 0 and the socket
 file is gone. Paths come from the environment CTest sets:
-KVD_BIN, KVD_PLUGIN_DIR, KVD_ENGINE (default memory), KV_BIN.
+KVD_BIN, KVD_PLUGIN_DIR, KVD_ENGINE (default memory), KVD_ENGINE_OPTS
+(key=value;... for [engine]), KV_BIN.
 """
 
 import os
@@ -48,7 +49,13 @@ class KvdServer:
                  f"log_file = {self.log}",
                  "log_level = info"]
         lines += [f"{k} = {v}" for k, v in self.server_opts.items()]
-        lines += ["[engine]", f"name = {self.engine}", "[frontend.resp]"]
+        lines += ["[engine]", f"name = {self.engine}"]
+        # KVD_ENGINE_OPTS: engine options as key=value;key=value (the redis
+        # engine's test needs its server's address). {dir} is this
+        # server's temporary directory, so runs do not share keys.
+        for kv in filter(None, os.environ.get("KVD_ENGINE_OPTS", "").split(";")):
+            lines.append(kv.replace("{dir}", self.dir).replace("=", " = ", 1))
+        lines += ["[frontend.resp]"]
         lines += [f"{k} = {v}" for k, v in self.resp_opts.items()]
         with open(self.ini, "w") as f:
             f.write("\n".join(lines) + "\n")

@@ -1,0 +1,280 @@
+/*
+ * engines/redis/rds.h -- internals of the `redis` engine, shared by its
+ * files. Not installed.
+ *
+ * The engine keeps no data itself: every key lives in a Redis server or a
+ * Redis Cluster. kvd key K is the Redis string <key_prefix>K; its value is
+ * the string's bytes and its expiry the key's absolute expiry (SET ...
+ * PXAT, read back with PEXPIRETIME, so Redis 7.0 or later is required).
+ *
+ * Files:
+ *   rds_engine.c  options, open/close, get/put/del/batch, maintain, clear,
+ *                 the exported vtable
+ *   rds_cmd.c     RESP request buffers (binary-safe argv formatting)
+ *   rds_pool.c    nodes and their connection pools (connect, AUTH,
+ *                 timeouts, reconnect backoff), hiredis error mapping
+ *   rds_route.c   CRC16 hash slots, the slot map (CLUSTER SLOTS), request
+ *                 execution with MOVED/ASK redirects, retries and
+ *                 durability (WAIT)
+ *   rds_scan.c    iteration (SCAN on every master), the resume position
+ *                 codec, and the scans behind stats, clear and expire
+ *   rds_stats.c   stats
+ *
+ * Threading and locks (lock order: refresh_mu, then map_lock, then
+ * nodes_mu, then a node's mu; no lock is held across network I/O except
+ * refresh_mu, which only serialises slot-map refreshes):
+ *   - nodes[] is append-only under nodes_mu; a node, once added, lives
+ *     until close, so a pointer read from the map stays valid.
+ *   - the slot map (map) is guarded by map_lock: readers take it shared
+ *     for the lookup only, a refresh builds the new map unlocked and
+ *     swaps it in exclusively.
+ *   - each node's pool (idle connections, open count, backoff) is guarded
+ *     by the node's mu; a connection belongs to one thread from acquire
+ *     to release.
+ *   - counters are relaxed atomics.
+ *   - everything else is fixed after open.
+ */
+#ifndef KVD_ENGINES_REDIS_RDS_H
+#define KVD_ENGINES_REDIS_RDS_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <hiredis/hiredis.h>
+
+#include "kvd/engine.h"
+#include "kvd/host.h"
+#include "kvd/status.h"
+
+#define RDS_SLOTS         16384
+#define RDS_NO_SHARD      0xffffu
+#define RDS_MAX_NODES     1024 /* masters + replicas kvd will track */
+#define RDS_MAX_REPLICAS  8    /* per shard, for read_from_replicas */
+#define RDS_HOST_BYTES    128
+#define RDS_NAME_BYTES    (RDS_HOST_BYTES + 8)
+#define RDS_BUF_INLINE    512
+#define RDS_REQ_OFFS      8 /* command offsets kept for ASK rewrites */
+#define RDS_ERRMSG_BYTES  KVD_ERR_MSG_BYTES
+#define RDS_MAX_VALUE     (512ull * 1024 * 1024) /* Redis' proto limit */
+#define RDS_MIN_VERSION   70000                  /* PEXPIRETIME: 7.0 */
+#define RDS_MAX_REDIRECTS 16
+
+/* ------------------------------------------------------------- options */
+
+enum rds_stats_mode {
+    RDS_STATS_DBSIZE = 0,
+    RDS_STATS_SCAN = 1,
+};
+
+struct rds_opts {
+    char *nodes;
+    char *password;
+    char *user;
+    int64_t connect_timeout_ms;
+    int64_t command_timeout_ms;
+    int64_t pool_size;
+    int read_from_replicas;
+    char *key_prefix;
+    char *durability;
+    int stats; /* enum rds_stats_mode */
+    int64_t scan_count;
+};
+
+/* ------------------------------------------------------- request buffer */
+
+/* A growable byte buffer with inline storage; never copied by value. */
+struct rds_buf {
+    char *p;
+    size_t len;
+    size_t cap;
+    char inl[RDS_BUF_INLINE];
+};
+
+/*
+ * A pipeline of RESP commands for one node, formatted once so that a
+ * retry or redirect resends the same bytes. off[i] is where command i
+ * starts (kept for the first RDS_REQ_OFFS commands: an ASK redirect
+ * rewrites the pipeline with ASKING before each of them).
+ */
+struct rds_req {
+    struct rds_buf buf;
+    int ncmds;
+    size_t off[RDS_REQ_OFFS + 1];
+    bool multi; /* MULTI ... EXEC: no ASK rewrite (retried instead) */
+};
+
+void rds_req_init(struct rds_req *r);
+void rds_req_release(struct rds_req *r);
+int rds_cmd_begin(struct rds_req *r, int argc);
+int rds_cmd_arg(struct rds_req *r, const void *p, size_t n);
+int rds_cmd_arg2(struct rds_req *r, const void *a, size_t an, const void *b,
+                 size_t bn);
+int rds_cmd_argi(struct rds_req *r, int64_t v);
+int rds_cmd_str(struct rds_req *r, const char *s);
+/* A whole command of C-string words: rds_cmd_words(r, "INFO", "x", NULL) */
+int rds_cmd_words(struct rds_req *r, const char *w, ...);
+/* The pipeline with "ASKING" before every command, into out. */
+int rds_req_with_asking(const struct rds_req *r, struct rds_req *out);
+
+/* ------------------------------------------------------ nodes and pools */
+
+struct rds_conn {
+    redisContext *ctx;
+    struct rds_node *node;
+    int64_t timeout_ms; /* socket timeout currently set */
+};
+
+struct rds_node {
+    char host[RDS_HOST_BYTES];
+    int port;
+    char name[RDS_NAME_BYTES]; /* "host:port", for messages */
+    /* guarded by mu: */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;      /* a connection was released */
+    struct rds_conn **idle; /* pool_size slots */
+    int nidle;
+    int nopen;             /* idle + in use + connecting */
+    int64_t down_until_ms; /* monotonic: no connect before this */
+    int64_t backoff_ms;    /* next backoff after a failed connect */
+    char last_err[96];     /* why the last connect failed */
+};
+
+/* ------------------------------------------------------------ slot map */
+
+struct rds_shard {
+    struct rds_node *master;
+    int nrep;
+    struct rds_node *rep[RDS_MAX_REPLICAS];
+    int first_slot; /* lowest slot served: the scan order of masters */
+};
+
+struct rds_map {
+    int nshards;
+    struct rds_shard *shards;
+    uint16_t slot_shard[RDS_SLOTS]; /* RDS_NO_SHARD: uncovered */
+};
+
+/* ------------------------------------------------------------- counters */
+
+struct rds_counters {
+    _Atomic uint64_t refreshes;   /* slot-map refreshes that succeeded */
+    _Atomic uint64_t moved;       /* MOVED redirects followed */
+    _Atomic uint64_t ask;         /* ASK redirects followed */
+    _Atomic uint64_t retries;     /* requests re-sent after an error */
+    _Atomic uint64_t connects;    /* connections opened */
+    _Atomic uint64_t conn_errors; /* connections lost or refused */
+    _Atomic uint64_t timeouts;    /* requests that ran out of time */
+    _Atomic uint64_t wait_short;  /* writes WAIT could not confirm */
+    _Atomic uint64_t crossslot;   /* batches refused as cross-slot */
+};
+
+/* ------------------------------------------------------------ the engine */
+
+struct kvd_engine {
+    const struct kvd_host *host;
+    /* fixed after open: */
+    const struct rds_opts *o;
+    bool cluster;
+    int wait_replicas;  /* durability wait:N, 0 = none */
+    const char *prefix; /* key_prefix bytes */
+    size_t prefix_len;
+    int pool_size;
+    int64_t cmd_timeout_ms;
+    int64_t conn_timeout_ms;
+    int nseeds;
+    struct rds_node **seeds; /* in nodes[] too */
+    /* nodes[] append-only under nodes_mu */
+    pthread_mutex_t nodes_mu;
+    int nnodes;
+    struct rds_node *nodes[RDS_MAX_NODES];
+    /* slot map (cluster) or the one server (plain) */
+    pthread_rwlock_t map_lock;
+    struct rds_map *map;     /* cluster; guarded by map_lock */
+    struct rds_node *server; /* plain server mode; fixed */
+    /* refresh_mu serialises refreshes; last_refresh_ms guarded by it */
+    pthread_mutex_t refresh_mu;
+    int64_t last_refresh_ms;
+    _Atomic uint32_t rr; /* round robin over replicas */
+    _Atomic int64_t last_warn_ms;
+    struct rds_counters c;
+};
+
+/* rds_pool.c */
+int64_t rds_mono_ms(void);
+void rds_sleep_ms(int64_t ms);
+struct rds_node *rds_node_get(kvd_engine *db, const char *host, int port);
+void rds_nodes_free(kvd_engine *db);
+int rds_conn_acquire(kvd_engine *db, struct rds_node *n, int64_t deadline,
+                     struct rds_conn **out, char *why, size_t whylen);
+void rds_conn_release(kvd_engine *db, struct rds_conn *c, bool broken);
+int rds_conn_set_deadline(struct rds_conn *c, int64_t deadline);
+/* Send r (then tail, when not NULL) and read every reply into replies;
+ * on error the connection must be released as broken. */
+int rds_conn_roundtrip(kvd_engine *db, struct rds_conn *c,
+                       const struct rds_req *r, const struct rds_req *tail,
+                       redisReply **replies, char *why, size_t whylen);
+int rds_parse_hostport(const char *s, size_t n, char *host, size_t hostlen,
+                       int *port);
+void rds_warn(kvd_engine *db, const char *fmt, ...) KVD_PRINTF(2, 3);
+
+/* rds_route.c */
+unsigned rds_slot(const kvd_engine *db, const void *key, size_t klen);
+unsigned rds_slot_raw(const void *key, size_t klen);
+int rds_map_refresh(kvd_engine *db, bool force, int64_t deadline, char *why,
+                    size_t whylen);
+void rds_map_free(struct rds_map *m);
+/* Masters in scan order (lowest slot first); caller frees *out. */
+int rds_masters(kvd_engine *db, struct rds_node ***out, int *n, int *nrep);
+
+enum rds_route_flag {
+    RDS_RT_READ = 1u << 0,  /* a replica may answer (read_from_replicas) */
+    RDS_RT_WRITE = 1u << 1, /* add WAIT for durability = wait:N */
+    RDS_RT_ONCE = 1u << 2,  /* one attempt, no retry (probing seeds) */
+};
+
+/*
+ * Send r to the node serving `slot` (or to `node` when not NULL, with no
+ * redirects), following MOVED and ASK, refreshing the slot map and
+ * retrying with backoff on connection errors and on CLUSTERDOWN,
+ * TRYAGAIN, LOADING, MASTERDOWN and READONLY, until command_timeout_ms
+ * has passed. On 0, replies[0..r->ncmds) hold the replies (caller frees
+ * each with freeReplyObject); error replies other than those are returned
+ * as they are. Otherwise KVD_EUNAVAIL, KVD_ETIMEDOUT, KVD_EIO, KVD_EPROTO,
+ * KVD_EBUSY or KVD_ENOMEM, with why filled (naming the node).
+ * replies must have room for r->ncmds + 1 (the WAIT of a write).
+ */
+int rds_exec(kvd_engine *db, const struct rds_req *r, int slot,
+             struct rds_node *node, unsigned flags, redisReply **replies,
+             char *why, size_t whylen);
+void rds_replies_free(redisReply **replies, int n);
+
+/* rds_scan.c */
+struct rds_scan_acc {
+    uint64_t keys;
+    uint64_t key_bytes;
+    uint64_t value_bytes;
+};
+int rds_scan_count(kvd_engine *db, struct rds_scan_acc *acc, char *why,
+                   size_t whylen);
+int rds_scan_delete(kvd_engine *db, bool expired_only, char *why,
+                    size_t whylen);
+int rds_iter_open(kvd_engine *db, const struct kvd_iter_opts *opts,
+                  kvd_iter **out, struct kvd_err *err);
+int rds_iter_next(kvd_iter *it, struct kvd_entry *out);
+void rds_iter_close(kvd_iter *it);
+/* The resume-position codec, exposed for the unit test of its rules. */
+uint64_t rds_pos_encode(unsigned node, uint64_t cursor, bool *fits);
+void rds_pos_decode(uint64_t pos, unsigned *node, uint64_t *cursor);
+
+/* rds_stats.c */
+int rds_stats(kvd_engine *db, struct kvd_engine_stats *st, kvd_stat_fn fn,
+              void *ctx);
+
+/* rds_engine.c: reply helpers shared with the scan */
+int rds_reply_expiry(const redisReply *r, int64_t *expire_ms);
+bool rds_is_expired(const kvd_engine *db, int64_t expire_ms);
+
+#endif /* KVD_ENGINES_REDIS_RDS_H */

@@ -1,0 +1,198 @@
+/*
+ * engines/redis/rds_cmd.c -- RESP request buffers for the redis engine.
+ *
+ * Commands are formatted here, once per request, as RESP arrays of bulk
+ * strings ("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n"), so keys and values
+ * are binary-safe (NUL included) and a retry or redirect resends the same
+ * bytes. Small requests live in the buffer's inline storage and cost no
+ * allocation; a big value is copied once here and once more by hiredis.
+ *
+ * A request is owned by the calling thread; nothing here locks.
+ */
+#include "rds.h"
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void
+rds_buf_init(struct rds_buf *b)
+{
+    b->p = b->inl;
+    b->len = 0;
+    b->cap = sizeof(b->inl);
+}
+
+static void
+rds_buf_release(struct rds_buf *b)
+{
+    if (b->p != b->inl) {
+        free(b->p);
+    }
+    rds_buf_init(b);
+}
+
+static int
+rds_buf_reserve(struct rds_buf *b, size_t more)
+{
+    size_t cap = b->cap;
+    char *p;
+
+    if (b->len + more <= b->cap) {
+        return 0;
+    }
+    while (cap < b->len + more) {
+        cap *= 2;
+    }
+    if (b->p == b->inl) {
+        p = malloc(cap);
+        if (p != NULL) {
+            memcpy(p, b->inl, b->len);
+        }
+    } else {
+        p = realloc(b->p, cap);
+    }
+    if (p == NULL) {
+        return KVD_ENOMEM;
+    }
+    b->p = p;
+    b->cap = cap;
+    return 0;
+}
+
+static int
+rds_buf_add(struct rds_buf *b, const void *p, size_t n)
+{
+    int rc = rds_buf_reserve(b, n);
+
+    if (rc == 0 && n > 0) {
+        memcpy(b->p + b->len, p, n);
+        b->len += n;
+    }
+    return rc;
+}
+
+void
+rds_req_init(struct rds_req *r)
+{
+    rds_buf_init(&r->buf);
+    r->ncmds = 0;
+    r->off[0] = 0;
+    r->multi = false;
+}
+
+void
+rds_req_release(struct rds_req *r)
+{
+    rds_buf_release(&r->buf);
+    r->ncmds = 0;
+}
+
+int
+rds_cmd_begin(struct rds_req *r, int argc)
+{
+    char hdr[24];
+    int n = snprintf(hdr, sizeof(hdr), "*%d\r\n", argc);
+
+    if (r->ncmds < RDS_REQ_OFFS) {
+        r->off[r->ncmds] = r->buf.len;
+    }
+    r->ncmds++;
+    if (r->ncmds <= RDS_REQ_OFFS) {
+        /* off[ncmds] is the end of the last command kept */
+        r->off[r->ncmds] = r->buf.len + (size_t)n;
+    }
+    return rds_buf_add(&r->buf, hdr, (size_t)n);
+}
+
+/* Keep off[ncmds] at the end of the buffer while arguments are added. */
+static void
+rds_req_mark_end(struct rds_req *r)
+{
+    if (r->ncmds <= RDS_REQ_OFFS) {
+        r->off[r->ncmds] = r->buf.len;
+    }
+}
+
+int
+rds_cmd_arg2(struct rds_req *r, const void *a, size_t an, const void *b,
+             size_t bn)
+{
+    char hdr[32];
+    int n = snprintf(hdr, sizeof(hdr), "$%zu\r\n", an + bn);
+    int rc = rds_buf_reserve(&r->buf, (size_t)n + an + bn + 2);
+
+    if (rc != 0) {
+        return rc;
+    }
+    rds_buf_add(&r->buf, hdr, (size_t)n);
+    rds_buf_add(&r->buf, a, an);
+    rds_buf_add(&r->buf, b, bn);
+    rds_buf_add(&r->buf, "\r\n", 2);
+    rds_req_mark_end(r);
+    return 0;
+}
+
+int
+rds_cmd_arg(struct rds_req *r, const void *p, size_t n)
+{
+    return rds_cmd_arg2(r, p, n, NULL, 0);
+}
+
+int
+rds_cmd_str(struct rds_req *r, const char *s)
+{
+    return rds_cmd_arg2(r, s, strlen(s), NULL, 0);
+}
+
+int
+rds_cmd_argi(struct rds_req *r, int64_t v)
+{
+    char num[24];
+    int n = snprintf(num, sizeof(num), "%" PRId64, v);
+
+    return rds_cmd_arg2(r, num, (size_t)n, NULL, 0);
+}
+
+int
+rds_cmd_words(struct rds_req *r, const char *w, ...)
+{
+    const char *words[16];
+    int argc = 0;
+    va_list ap;
+    int rc;
+
+    va_start(ap, w);
+    for (const char *s = w; s != NULL && argc < 16; s = va_arg(ap, char *)) {
+        words[argc++] = s;
+    }
+    va_end(ap);
+    rc = rds_cmd_begin(r, argc);
+    for (int i = 0; i < argc && rc == 0; i++) {
+        rc = rds_cmd_str(r, words[i]);
+    }
+    return rc;
+}
+
+int
+rds_req_with_asking(const struct rds_req *r, struct rds_req *out)
+{
+    int rc = 0;
+
+    rds_req_init(out);
+    if (r->ncmds > RDS_REQ_OFFS || r->multi) {
+        return KVD_EBUSY; /* not rewritable: the caller retries later */
+    }
+    for (int i = 0; i < r->ncmds && rc == 0; i++) {
+        rc = rds_cmd_words(out, "ASKING", NULL);
+        if (rc == 0) {
+            rc = rds_buf_add(&out->buf, r->buf.p + r->off[i],
+                             r->off[i + 1] - r->off[i]);
+            /* the copied command counts as one more */
+            out->ncmds++;
+        }
+    }
+    return rc;
+}
