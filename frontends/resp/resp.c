@@ -20,6 +20,9 @@
 
 /* Upper bound of the automatic thread count (threads = 0). */
 #define RESP_AUTO_THREADS_MAX 8
+/* With a remote engine: threads per CPU, and their upper bound. */
+#define RESP_REMOTE_THREADS_PER_CPU 16
+#define RESP_REMOTE_THREADS_MAX     64
 
 static const struct kvd_option resp_options[] = {
     {"unix_socket", KVD_OPT_STRING, "kvd.sock", 0, 0,
@@ -36,7 +39,8 @@ static const struct kvd_option resp_options[] = {
     {"threads", KVD_OPT_INT, "0", 0, 64, offsetof(struct resp_opts, threads),
      NULL,
      "I/O threads, each with its own event loop (0: three per four CPUs, "
-     "at least 1 and at most 8)"},
+     "at least 1 and at most 8; with a remote engine such as redis, 16 "
+     "per CPU, at most 64)"},
     {"maxclients", KVD_OPT_INT, "10000", 1, 1000000,
      offsetof(struct resp_opts, maxclients), NULL,
      "connections served at once; more are refused with an error"},
@@ -75,12 +79,25 @@ static const struct kvd_option resp_options[] = {
 static void resp_destroy(kvd_frontend *fe);
 
 static unsigned
-resp_thread_count(const struct resp_opts *o)
+resp_thread_count(const struct resp_opts *o, const struct kvd_server *srv)
 {
     long n;
 
     if (o->threads > 0) {
         return (unsigned)o->threads;
+    }
+    /* A command runs on its I/O thread and blocks it for the engine's
+     * network round trip, so with a remote engine many threads keep
+     * many requests in flight (which the engine pipelines), while each
+     * thread waits most of the time. */
+    if (srv->store_api != NULL && srv->store_api->caps != NULL &&
+        (srv->store_api->caps(srv->store) & KVD_CAP_REMOTE)) {
+        n = sysconf(_SC_NPROCESSORS_ONLN) * RESP_REMOTE_THREADS_PER_CPU;
+        if (n < RESP_REMOTE_THREADS_PER_CPU) {
+            n = RESP_REMOTE_THREADS_PER_CPU;
+        }
+        return n > RESP_REMOTE_THREADS_MAX ? RESP_REMOTE_THREADS_MAX
+                                           : (unsigned)n;
     }
     /* Leave a quarter of the CPUs to the clients, which often share the
      * machine, and to the engine's background threads: on 2 CPUs two I/O
@@ -135,7 +152,7 @@ resp_create(const struct kvd_host *host, const struct kvd_server *srv,
     fe->limits.max_bulk_len = o->max_bulk_len;
     fe->limits.max_args = (uint64_t)o->max_args;
     fe->limits.max_inline_len = o->max_inline_len;
-    fe->nworkers = resp_thread_count(o);
+    fe->nworkers = resp_thread_count(o, srv);
     atomic_init(&fe->stopping, 0);
     atomic_init(&fe->nclients, 0);
     rc = resp_net_listen(fe, err);
