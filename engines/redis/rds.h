@@ -11,8 +11,10 @@
  *   rds_engine.c  options, open/close, get/put/del/batch, maintain, clear,
  *                 the exported vtable
  *   rds_cmd.c     RESP request buffers (binary-safe argv formatting)
- *   rds_pool.c    nodes and their connection pools (connect, AUTH,
- *                 timeouts, reconnect backoff), hiredis error mapping
+ *   rds_pool.c    nodes: connect (AUTH, READONLY), reconnect backoff
+ *   rds_pipe.c    auto-pipelining: each node's few shared connections,
+ *                 where concurrent requests are written together and
+ *                 their replies handed back in order
  *   rds_route.c   CRC16 hash slots, the slot map (CLUSTER SLOTS), request
  *                 execution with MOVED/ASK redirects, retries and
  *                 durability (WAIT)
@@ -21,16 +23,18 @@
  *   rds_stats.c   stats
  *
  * Threading and locks (lock order: refresh_mu, then map_lock, then
- * nodes_mu, then a node's mu; no lock is held across network I/O except
- * refresh_mu, which only serialises slot-map refreshes):
+ * nodes_mu, then a node's mu; a pipe's mu is never held with any other
+ * lock; no lock is held across network I/O except refresh_mu, which only
+ * serialises slot-map refreshes):
  *   - nodes[] is append-only under nodes_mu; a node, once added, lives
  *     until close, so a pointer read from the map stays valid.
  *   - the slot map (map) is guarded by map_lock: readers take it shared
  *     for the lookup only, a refresh builds the new map unlocked and
  *     swaps it in exclusively.
- *   - each node's pool (idle connections, open count, backoff) is guarded
- *     by the node's mu; a connection belongs to one thread from acquire
- *     to release.
+ *   - a node's reconnect backoff is guarded by the node's mu.
+ *   - a node's pipes (pool_size of them, fixed after the node is made)
+ *     each guard their queue and connection with their own mu; only the
+ *     pipe's current leader does I/O on its connection (rds_pipe.c).
  *   - counters are relaxed atomics.
  *   - everything else is fixed after open.
  */
@@ -119,24 +123,40 @@ int rds_cmd_words(struct rds_req *r, const char *w, ...);
 /* The pipeline with "ASKING" before every command, into out. */
 int rds_req_with_asking(const struct rds_req *r, struct rds_req *out);
 
-/* ------------------------------------------------------ nodes and pools */
+/* ------------------------------------------------------ nodes and pipes */
 
-struct rds_conn {
-    redisContext *ctx;
-    struct rds_node *node;
-    int64_t timeout_ms; /* socket timeout currently set */
+struct rds_waiter; /* a request waiting in a pipe: rds_pipe.c */
+
+/*
+ * One pipelined connection to a node, shared by every thread that sends
+ * to it (rds_pipe.c). Guarded by mu: everything below it. ctx (and its
+ * socket) is only read or written by the leader, with mu released, and
+ * only the leader opens or closes it.
+ */
+struct rds_pipe {
+    struct rds_node *node; /* fixed */
+    pthread_mutex_t mu;
+    redisContext *ctx;         /* NULL: not connected */
+    bool leading;              /* a thread is the leader */
+    bool reset;                /* an in-flight waiter left: reconnect */
+    struct rds_waiter *head;   /* queued, not sent yet (FIFO) */
+    struct rds_waiter *tail;   /* last queued */
+    struct rds_waiter *wake;   /* done, to be posted after unlock */
+    struct rds_waiter **batch; /* sent, in order; NULL: it left */
+    int nbatch;                /* entries of batch in use */
+    char *out;                 /* the leader's write buffer */
+    size_t out_cap;            /* bytes allocated at out */
+    _Atomic size_t load;       /* request bytes queued or in flight */
 };
 
 struct rds_node {
     char host[RDS_HOST_BYTES];
     int port;
     char name[RDS_NAME_BYTES]; /* "host:port", for messages */
+    int npipes;                /* fixed: pool_size */
+    struct rds_pipe *pipes;    /* fixed array of npipes */
     /* guarded by mu: */
     pthread_mutex_t mu;
-    pthread_cond_t cv;      /* a connection was released */
-    struct rds_conn **idle; /* pool_size slots */
-    int nidle;
-    int nopen;             /* idle + in use + connecting */
     int64_t down_until_ms; /* monotonic: no connect before this */
     int64_t backoff_ms;    /* next backoff after a failed connect */
     char last_err[96];     /* why the last connect failed */
@@ -169,6 +189,8 @@ struct rds_counters {
     _Atomic uint64_t timeouts;    /* requests that ran out of time */
     _Atomic uint64_t wait_short;  /* writes WAIT could not confirm */
     _Atomic uint64_t crossslot;   /* batches refused as cross-slot */
+    _Atomic uint64_t flushes;     /* pipeline writes (one per batch) */
+    _Atomic uint64_t piped;       /* requests sent through pipelines */
 };
 
 /* ------------------------------------------------------------ the engine */
@@ -184,6 +206,7 @@ struct kvd_engine {
     int pool_size;
     int64_t cmd_timeout_ms;
     int64_t conn_timeout_ms;
+    struct rds_req wait_cmd; /* WAIT N timeout, formatted at open */
     int nseeds;
     struct rds_node **seeds; /* in nodes[] too */
     /* nodes[] append-only under nodes_mu */
@@ -207,18 +230,43 @@ int64_t rds_mono_ms(void);
 void rds_sleep_ms(int64_t ms);
 struct rds_node *rds_node_get(kvd_engine *db, const char *host, int port);
 void rds_nodes_free(kvd_engine *db);
-int rds_conn_acquire(kvd_engine *db, struct rds_node *n, int64_t deadline,
-                     struct rds_conn **out, char *why, size_t whylen);
-void rds_conn_release(kvd_engine *db, struct rds_conn *c, bool broken);
-int rds_conn_set_deadline(struct rds_conn *c, int64_t deadline);
-/* Send r (then tail, when not NULL) and read every reply into replies;
- * on error the connection must be released as broken. */
-int rds_conn_roundtrip(kvd_engine *db, struct rds_conn *c,
-                       const struct rds_req *r, const struct rds_req *tail,
-                       redisReply **replies, char *why, size_t whylen);
+/* A new blocking connection to n, AUTH and READONLY done, unless n is in
+ * its reconnect backoff. 0 and *out (caller frees with redisFree), or
+ * KVD_EUNAVAIL, KVD_ETIMEDOUT, KVD_ECONFIG (AUTH refused), KVD_EIO or
+ * KVD_ENOMEM with why naming the node. Takes n->mu. */
+int rds_node_connect(kvd_engine *db, struct rds_node *n, int64_t deadline,
+                     redisContext **out, char *why, size_t whylen);
 int rds_parse_hostport(const char *s, size_t n, char *host, size_t hostlen,
                        int *port);
 void rds_warn(kvd_engine *db, const char *fmt, ...) KVD_PRINTF(2, 3);
+
+/* rds_pipe.c */
+int rds_pipes_init(kvd_engine *db, struct rds_node *n);
+void rds_pipes_free(struct rds_node *n);
+
+/* What WAIT answered for a write sent with want_wait. */
+struct rds_wait_res {
+    long long acks; /* replicas that confirmed; -1: WAIT failed */
+    char err[96];   /* WAIT's error reply when acks == -1 */
+};
+
+/*
+ * Send r to node n over one of its shared pipelined connections, behind
+ * or together with other threads' requests, and wait until its replies
+ * are read or deadline (monotonic ms) passes. With want_wait, a WAIT
+ * follows r on the same connection (one WAIT after a batch of writes
+ * covers them all) and its answer lands in *wres.
+ * 0: replies[0..r->ncmds) hold r's replies in order (caller frees each
+ * with freeReplyObject; Redis error replies included). Otherwise no reply
+ * is kept and: KVD_ETIMEDOUT (no reply by the deadline, or the
+ * connection was dropped because another request on it timed out: it may
+ * be resent), KVD_EUNAVAIL (cannot connect, connection lost), KVD_EPROTO,
+ * KVD_ECONFIG (AUTH refused), KVD_EIO or KVD_ENOMEM, with why naming the
+ * node. Thread-safe; blocks at most until deadline plus scheduling.
+ */
+int rds_pipe_call(kvd_engine *db, struct rds_node *n, const struct rds_req *r,
+                  bool want_wait, int64_t deadline, redisReply **replies,
+                  struct rds_wait_res *wres, char *why, size_t whylen);
 
 /* rds_route.c */
 unsigned rds_slot(const kvd_engine *db, const void *key, size_t klen);
@@ -244,7 +292,7 @@ enum rds_route_flag {
  * each with freeReplyObject); error replies other than those are returned
  * as they are. Otherwise KVD_EUNAVAIL, KVD_ETIMEDOUT, KVD_EIO, KVD_EPROTO,
  * KVD_EBUSY or KVD_ENOMEM, with why filled (naming the node).
- * replies must have room for r->ncmds + 1 (the WAIT of a write).
+ * replies must have room for r->ncmds.
  */
 int rds_exec(kvd_engine *db, const struct rds_req *r, int slot,
              struct rds_node *node, unsigned flags, redisReply **replies,

@@ -7,8 +7,10 @@
  * open from INFO cluster). See rds.h for the file map and the locks,
  * rds_route.c for slots, redirects, retries and durability.
  *
- * Operations, each one round trip (one pipelined write, the replies read
- * back in order) to the node that serves the key's hash slot:
+ * Operations, each one request (its commands kept together, the replies
+ * read back in order) to the node that serves the key's hash slot; a
+ * request shares a connection, and often one write, with the concurrent
+ * requests of other threads to that node (rds_pipe.c):
  *   get    GET k; PEXPIRETIME k. Both commands reach the server in one
  *          packet and one connection, and a server runs the commands of
  *          one read back to back, so the pair describes one version of
@@ -20,8 +22,8 @@
  *   batch  MULTI; SET/DEL...; EXEC on the slot's master: all-or-nothing
  *          when every key hashes to one slot (always on a plain server);
  *          otherwise KVD_ECROSSSLOT before anything is sent.
- * With durability = wait:N every write also sends WAIT N in the same
- * round trip.
+ * With durability = wait:N a WAIT N follows every write on the same
+ * connection (one WAIT per pipelined batch of writes).
  *
  * Crash and durability story: Redis' own (RDB/AOF on the servers); kvd
  * adds WAIT for replica acknowledgement. Threads: any number, see rds.h.
@@ -55,9 +57,14 @@ static const struct kvd_option rds_options[] = {
      offsetof(struct rds_opts, command_timeout_ms), NULL,
      "milliseconds a request may take, retries and redirects included; "
      "then it fails (unavailable or timed out) instead of waiting longer"},
-    {"pool_size", KVD_OPT_INT, "16", 1, 1024,
-     offsetof(struct rds_opts, pool_size), NULL,
-     "most connections to each node; threads beyond it wait for one"},
+    {"pool_size", KVD_OPT_INT, "2", 1, 64, offsetof(struct rds_opts, pool_size),
+     NULL,
+     "pipelined connections to each node. Concurrent requests to a node "
+     "share its first connection, and those that queue while it is busy "
+     "go out together in one write (auto-pipelining); the others carry "
+     "traffic only while more than 64 KiB of requests (big values, scan "
+     "steps) are queued or in flight on the ones before, so a big request "
+     "does not hold up small ones (docs/scaling.md)"},
     {"read_from_replicas", KVD_OPT_BOOL, "no", 0, 0,
      offsetof(struct rds_opts, read_from_replicas), NULL,
      "cluster: serve gets from replicas (may return data that is slightly "
@@ -93,6 +100,7 @@ rds_destroy(kvd_engine *db)
     }
     rds_nodes_free(db);
     rds_map_free(db->map);
+    rds_req_release(&db->wait_cmd);
     free(db->seeds);
     pthread_mutex_destroy(&db->nodes_mu);
     pthread_mutex_destroy(&db->refresh_mu);
@@ -304,10 +312,21 @@ rds_open(const struct kvd_host *host, const void *opts, const char *dir,
     pthread_mutex_init(&db->nodes_mu, NULL);
     pthread_mutex_init(&db->refresh_mu, NULL);
     pthread_rwlock_init(&db->map_lock, NULL);
+    rds_req_init(&db->wait_cmd);
 
     rc = rds_parse_durability(db, o->durability, err);
     if (rc != 0) {
         goto fail;
+    }
+    if (db->wait_replicas > 0) {
+        rds_cmd_begin(&db->wait_cmd, 3);
+        rds_cmd_str(&db->wait_cmd, "WAIT");
+        rds_cmd_argi(&db->wait_cmd, db->wait_replicas);
+        rc = rds_cmd_argi(&db->wait_cmd, db->cmd_timeout_ms);
+        if (rc != 0) {
+            kvd_err_set(err, rc, "redis: out of memory");
+            goto fail;
+        }
     }
     if (memchr(db->prefix, '{', db->prefix_len) != NULL) {
         /* a '{' would make the prefix part of every key's hash tag and
@@ -356,6 +375,10 @@ static int
 rds_close(kvd_engine *db, struct kvd_err *err)
 {
     (void)err;
+    db->host->log(db->host, KVD_LOG_INFO,
+                  "redis: %llu request(s) sent in %llu pipelined write(s)",
+                  (unsigned long long)atomic_load(&db->c.piped),
+                  (unsigned long long)atomic_load(&db->c.flushes));
     rds_destroy(db);
     return 0;
 }

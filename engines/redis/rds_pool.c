@@ -1,35 +1,31 @@
 /*
- * engines/redis/rds_pool.c -- Redis nodes and their connection pools.
+ * engines/redis/rds_pool.c -- Redis nodes and connecting to them.
  *
  * A node is one redis-server ("host:port") the engine has heard of: a
  * seed, or a master or replica named by CLUSTER SLOTS or by a redirect.
  * Nodes are created on first mention and live until close, so any thread
- * may keep a node pointer without a reference count.
+ * may keep a node pointer without a reference count. Each node has
+ * pool_size pipes, shared pipelined connections (rds_pipe.c); this file
+ * opens the connections behind them.
  *
- * Each node has a pool of at most pool_size blocking hiredis connections.
- * A thread acquires one, does one pipelined round trip, and releases it:
- * connections are reused across requests and threads, never shared while
- * in use. A connection that saw any I/O or protocol error is closed (its
- * reply stream is out of step) and a new one is opened on demand.
+ * A connection is opened blocking with connect_timeout_ms (bounded by the
+ * request's deadline), gets TCP_NODELAY and keepalive, and sends AUTH and
+ * READONLY (when configured) before any request; rds_pipe.c then switches
+ * it to non-blocking and does its own I/O on it.
  *
  * Reconnect backoff: when a connect fails, the node is "down" for a
  * backoff that doubles from RDS_BACKOFF_MIN_MS to RDS_BACKOFF_MAX_MS;
- * while down, acquire fails at once with KVD_EUNAVAIL instead of making
+ * while down, a connect fails at once with KVD_EUNAVAIL instead of making
  * every request wait for a connect timeout. The first connect after the
  * backoff decides: success resets it.
  *
- * Timeouts: a connect is bounded by connect_timeout_ms (and the request's
- * deadline), each socket read and write by the time the request has left
- * (SO_RCVTIMEO/SO_SNDTIMEO through redisSetTimeout, changed only when a
- * retry has less than command_timeout_ms left), so no call blocks past its
- * deadline by more than one scheduling delay.
- *
- * Locking: a node's mu guards its pool fields (see rds.h); it is never
+ * Locking: a node's mu guards its backoff fields (see rds.h); it is never
  * held across a connect or any other I/O.
  */
 #include "rds.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdarg.h>
@@ -133,14 +129,8 @@ static struct rds_node *
 rds_node_create(kvd_engine *db, const char *host, int port)
 {
     struct rds_node *n = calloc(1, sizeof(*n));
-    pthread_condattr_t ca;
 
     if (n == NULL) {
-        return NULL;
-    }
-    n->idle = calloc((size_t)db->pool_size, sizeof(*n->idle));
-    if (n->idle == NULL) {
-        free(n);
         return NULL;
     }
     snprintf(n->host, sizeof(n->host), "%s", host);
@@ -148,12 +138,12 @@ rds_node_create(kvd_engine *db, const char *host, int port)
     snprintf(n->name, sizeof(n->name),
              strchr(host, ':') != NULL ? "[%s]:%d" : "%s:%d", host, port);
     pthread_mutex_init(&n->mu, NULL);
-    /* deadlines are monotonic, so is the pool's wait */
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&n->cv, &ca);
-    pthread_condattr_destroy(&ca);
     n->backoff_ms = RDS_BACKOFF_MIN_MS;
+    if (rds_pipes_init(db, n) != 0) {
+        pthread_mutex_destroy(&n->mu);
+        free(n);
+        return NULL;
+    }
     return n;
 }
 
@@ -181,27 +171,14 @@ out:
     return n;
 }
 
-static void
-rds_conn_free(struct rds_conn *c)
-{
-    if (c != NULL) {
-        redisFree(c->ctx);
-        free(c);
-    }
-}
-
 void
 rds_nodes_free(kvd_engine *db)
 {
     for (int i = 0; i < db->nnodes; i++) {
         struct rds_node *n = db->nodes[i];
 
-        for (int j = 0; j < n->nidle; j++) {
-            rds_conn_free(n->idle[j]);
-        }
+        rds_pipes_free(n);
         pthread_mutex_destroy(&n->mu);
-        pthread_cond_destroy(&n->cv);
-        free(n->idle);
         free(n);
         db->nodes[i] = NULL;
     }
@@ -221,55 +198,19 @@ rds_tv(int64_t ms)
     return tv;
 }
 
-/* Map a failed hiredis context to a status and a message naming node. */
+/* The first commands on a new connection: AUTH, READONLY, sent and read
+ * with hiredis' blocking calls (the socket timeout bounds each read). */
 static int
-rds_ctx_error(kvd_engine *db, struct rds_conn *c, int saved_errno, char *why,
-              size_t whylen)
-{
-    redisContext *ctx = c->ctx;
-    int rc;
-
-    switch (ctx->err) {
-    case REDIS_ERR_IO:
-        if (saved_errno == EAGAIN || saved_errno == EWOULDBLOCK ||
-            saved_errno == ETIMEDOUT) {
-            atomic_fetch_add_explicit(&db->c.timeouts, 1, memory_order_relaxed);
-            snprintf(why, whylen, "%s: no reply within %lld ms", c->node->name,
-                     (long long)c->timeout_ms);
-            return KVD_ETIMEDOUT;
-        }
-        rc = KVD_EUNAVAIL;
-        break;
-    case REDIS_ERR_EOF:
-        rc = KVD_EUNAVAIL;
-        break;
-    case REDIS_ERR_PROTOCOL:
-        rc = KVD_EPROTO;
-        break;
-    case REDIS_ERR_OOM:
-        rc = KVD_ENOMEM;
-        break;
-    default:
-        rc = KVD_EIO;
-        break;
-    }
-    atomic_fetch_add_explicit(&db->c.conn_errors, 1, memory_order_relaxed);
-    snprintf(why, whylen, "%s: %s", c->node->name,
-             ctx->errstr[0] != '\0' ? ctx->errstr : "connection lost");
-    return rc;
-}
-
-/* The first commands on a new connection: AUTH, READONLY. */
-static int
-rds_conn_hello(kvd_engine *db, struct rds_conn *c, char *why, size_t whylen)
+rds_conn_hello(kvd_engine *db, struct rds_node *n, redisContext *ctx, char *why,
+               size_t whylen)
 {
     const struct rds_opts *o = db->o;
-    redisReply *rep[2] = {NULL, NULL};
+    bool auth = o->password != NULL && o->password[0] != '\0';
     struct rds_req r;
     int rc = 0;
 
     rds_req_init(&r);
-    if (o->password != NULL && o->password[0] != '\0') {
+    if (auth) {
         if (o->user != NULL && o->user[0] != '\0') {
             rc = rds_cmd_words(&r, "AUTH", o->user, o->password, NULL);
         } else {
@@ -283,22 +224,39 @@ rds_conn_hello(kvd_engine *db, struct rds_conn *c, char *why, size_t whylen)
     if (rc != 0 || r.ncmds == 0) {
         goto out;
     }
-    rc = rds_conn_roundtrip(db, c, &r, NULL, rep, why, whylen);
-    if (rc != 0) {
+    if (redisAppendFormattedCommand(ctx, r.buf.p, r.buf.len) != REDIS_OK) {
+        snprintf(why, whylen, "%s: out of memory", n->name);
+        rc = KVD_ENOMEM;
         goto out;
     }
     for (int i = 0; i < r.ncmds; i++) {
-        if (rep[i]->type == REDIS_REPLY_ERROR) {
-            snprintf(why, whylen, "%s: %s: %s", c->node->name,
-                     i == 0 && o->password != NULL && o->password[0] != '\0'
-                         ? "AUTH"
-                         : "READONLY",
-                     rep[i]->str);
-            rc = KVD_ECONFIG;
-            break;
+        redisReply *rep = NULL;
+        void *v = NULL;
+
+        errno = 0;
+        if (redisGetReply(ctx, &v) != REDIS_OK || v == NULL) {
+            int saved = errno;
+
+            if (saved == EAGAIN || saved == EWOULDBLOCK) {
+                snprintf(why, whylen, "%s: connected, but no reply in time",
+                         n->name);
+                rc = KVD_ETIMEDOUT;
+            } else {
+                snprintf(why, whylen, "%s: %s", n->name,
+                         ctx->errstr[0] != '\0' ? ctx->errstr
+                                                : "connection lost");
+                rc = KVD_EUNAVAIL;
+            }
+            goto out;
         }
+        rep = v;
+        if (rep->type == REDIS_REPLY_ERROR && rc == 0) {
+            snprintf(why, whylen, "%s: %s: %s", n->name,
+                     i == 0 && auth ? "AUTH" : "READONLY", rep->str);
+            rc = KVD_ECONFIG;
+        }
+        freeReplyObject(rep);
     }
-    rds_replies_free(rep, r.ncmds);
 out:
     rds_req_release(&r);
     return rc;
@@ -306,195 +264,88 @@ out:
 
 static int
 rds_connect(kvd_engine *db, struct rds_node *n, int64_t deadline,
-            struct rds_conn **out, char *why, size_t whylen)
+            redisContext **out, char *why, size_t whylen)
 {
     int64_t left = deadline - rds_mono_ms();
     int64_t ct = db->conn_timeout_ms < left ? db->conn_timeout_ms : left;
-    struct rds_conn *c = calloc(1, sizeof(*c));
+    redisContext *ctx;
     int one = 1;
+    int fl;
     int rc;
 
-    if (c == NULL) {
+    ctx = redisConnectWithTimeout(n->host, n->port, rds_tv(ct));
+    if (ctx == NULL) {
         snprintf(why, whylen, "%s: out of memory", n->name);
         return KVD_ENOMEM;
     }
-    c->node = n;
-    c->ctx = redisConnectWithTimeout(n->host, n->port, rds_tv(ct));
-    if (c->ctx == NULL) {
-        free(c);
-        snprintf(why, whylen, "%s: out of memory", n->name);
-        return KVD_ENOMEM;
-    }
-    if (c->ctx->err != 0) {
-        snprintf(why, whylen, "%s: %s", n->name, c->ctx->errstr);
+    if (ctx->err != 0) {
+        snprintf(why, whylen, "%s: %s", n->name, ctx->errstr);
         atomic_fetch_add_explicit(&db->c.conn_errors, 1, memory_order_relaxed);
-        rds_conn_free(c);
+        redisFree(ctx);
         return KVD_EUNAVAIL;
     }
-    /* one small request per round trip: never wait for Nagle */
-    setsockopt(c->ctx->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    redisEnableKeepAlive(c->ctx);
-    c->timeout_ms = db->cmd_timeout_ms;
-    if (redisSetTimeout(c->ctx, rds_tv(c->timeout_ms)) != REDIS_OK) {
+    /* small requests: never wait for Nagle */
+    setsockopt(ctx->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    redisEnableKeepAlive(ctx);
+    if (redisSetTimeout(ctx, rds_tv(deadline - rds_mono_ms())) != REDIS_OK) {
         snprintf(why, whylen, "%s: setting the socket timeout failed", n->name);
-        rds_conn_free(c);
+        redisFree(ctx);
         return KVD_EIO;
     }
-    rc = rds_conn_set_deadline(c, deadline);
-    if (rc == 0) {
-        rc = rds_conn_hello(db, c, why, whylen);
+    rc = rds_conn_hello(db, n, ctx, why, whylen);
+    /* from here on the pipe polls with its own deadlines */
+    fl = fcntl(ctx->fd, F_GETFL);
+    if (rc == 0 && (fl < 0 || fcntl(ctx->fd, F_SETFL, fl | O_NONBLOCK) < 0)) {
+        snprintf(why, whylen, "%s: fcntl(O_NONBLOCK): %s", n->name,
+                 strerror(errno));
+        rc = KVD_EIO;
     }
     if (rc != 0) {
-        if (rc == KVD_ETIMEDOUT) {
-            snprintf(why, whylen, "%s: connected, but no reply in time",
-                     n->name);
-        }
-        rds_conn_free(c);
+        redisFree(ctx);
         return rc;
     }
     atomic_fetch_add_explicit(&db->c.connects, 1, memory_order_relaxed);
-    *out = c;
+    *out = ctx;
     return 0;
 }
 
 int
-rds_conn_acquire(kvd_engine *db, struct rds_node *n, int64_t deadline,
-                 struct rds_conn **out, char *why, size_t whylen)
+rds_node_connect(kvd_engine *db, struct rds_node *n, int64_t deadline,
+                 redisContext **out, char *why, size_t whylen)
 {
-    struct rds_conn *c = NULL;
-    int64_t now;
+    int64_t now = rds_mono_ms();
     int rc;
 
-    pthread_mutex_lock(&n->mu);
-    for (;;) {
-        if (n->nidle > 0) {
-            *out = n->idle[--n->nidle];
-            pthread_mutex_unlock(&n->mu);
-            return 0;
-        }
-        if (n->nopen < db->pool_size) {
-            break;
-        }
-        now = rds_mono_ms();
-        if (now >= deadline) {
-            pthread_mutex_unlock(&n->mu);
-            snprintf(why, whylen,
-                     "%s: all %d pooled connections stayed busy (raise "
-                     "pool_size)",
-                     n->name, db->pool_size);
-            return KVD_ETIMEDOUT;
-        }
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        ts.tv_sec += (time_t)((deadline - now) / 1000);
-        ts.tv_nsec += (long)((deadline - now) % 1000) * 1000000L;
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
-        }
-        pthread_cond_timedwait(&n->cv, &n->mu, &ts);
+    if (deadline - now < 1) {
+        /* the request's time is up, not the node's fault: no backoff */
+        snprintf(why, whylen, "%s: no time left to connect", n->name);
+        return KVD_ETIMEDOUT;
     }
-    now = rds_mono_ms();
+    pthread_mutex_lock(&n->mu);
     if (now < n->down_until_ms) {
         snprintf(why, whylen, "%s: %s (next reconnect in %lld ms)", n->name,
                  n->last_err, (long long)(n->down_until_ms - now));
         pthread_mutex_unlock(&n->mu);
         return KVD_EUNAVAIL;
     }
-    n->nopen++;
     pthread_mutex_unlock(&n->mu);
 
-    rc = rds_connect(db, n, deadline, &c, why, whylen);
+    rc = rds_connect(db, n, deadline, out, why, whylen);
 
     pthread_mutex_lock(&n->mu);
-    if (rc != 0) {
-        n->nopen--;
-        if (rc == KVD_EUNAVAIL || rc == KVD_ETIMEDOUT) {
-            n->down_until_ms = rds_mono_ms() + n->backoff_ms;
-            n->backoff_ms = n->backoff_ms * 2 > RDS_BACKOFF_MAX_MS
-                                ? RDS_BACKOFF_MAX_MS
-                                : n->backoff_ms * 2;
-            snprintf(n->last_err, sizeof(n->last_err), "%s",
-                     strncmp(why, n->name, strlen(n->name)) == 0
-                         ? why + strlen(n->name) + 2
-                         : why);
-        }
-        pthread_cond_signal(&n->cv);
-    } else {
+    if (rc == KVD_EUNAVAIL || rc == KVD_ETIMEDOUT) {
+        n->down_until_ms = rds_mono_ms() + n->backoff_ms;
+        n->backoff_ms = n->backoff_ms * 2 > RDS_BACKOFF_MAX_MS
+                            ? RDS_BACKOFF_MAX_MS
+                            : n->backoff_ms * 2;
+        snprintf(n->last_err, sizeof(n->last_err), "%s",
+                 strncmp(why, n->name, strlen(n->name)) == 0
+                     ? why + strlen(n->name) + 2
+                     : why);
+    } else if (rc == 0) {
         n->backoff_ms = RDS_BACKOFF_MIN_MS;
         n->down_until_ms = 0;
-        *out = c;
     }
     pthread_mutex_unlock(&n->mu);
     return rc;
-}
-
-void
-rds_conn_release(kvd_engine *db, struct rds_conn *c, bool broken)
-{
-    struct rds_node *n = c->node;
-
-    if (!broken && c->timeout_ms != db->cmd_timeout_ms) {
-        /* a retry shortened it; the next user gets the full timeout */
-        c->timeout_ms = db->cmd_timeout_ms;
-        broken = redisSetTimeout(c->ctx, rds_tv(c->timeout_ms)) != REDIS_OK;
-    }
-    pthread_mutex_lock(&n->mu);
-    if (broken) {
-        n->nopen--;
-    } else {
-        n->idle[n->nidle++] = c;
-    }
-    pthread_cond_signal(&n->cv);
-    pthread_mutex_unlock(&n->mu);
-    if (broken) {
-        rds_conn_free(c);
-    }
-}
-
-int
-rds_conn_set_deadline(struct rds_conn *c, int64_t deadline)
-{
-    int64_t left = deadline - rds_mono_ms();
-
-    if (left <= 0) {
-        return KVD_ETIMEDOUT;
-    }
-    if (left < c->timeout_ms) {
-        c->timeout_ms = left;
-        if (redisSetTimeout(c->ctx, rds_tv(left)) != REDIS_OK) {
-            return KVD_EIO;
-        }
-    }
-    return 0;
-}
-
-int
-rds_conn_roundtrip(kvd_engine *db, struct rds_conn *c, const struct rds_req *r,
-                   const struct rds_req *tail, redisReply **replies, char *why,
-                   size_t whylen)
-{
-    int n = r->ncmds + (tail != NULL ? tail->ncmds : 0);
-    int i;
-
-    /* both parts go out in one write: hiredis buffers until the read */
-    if (redisAppendFormattedCommand(c->ctx, r->buf.p, r->buf.len) != REDIS_OK ||
-        (tail != NULL && redisAppendFormattedCommand(
-                             c->ctx, tail->buf.p, tail->buf.len) != REDIS_OK)) {
-        snprintf(why, whylen, "%s: out of memory", c->node->name);
-        return KVD_ENOMEM;
-    }
-    for (i = 0; i < n; i++) {
-        void *rep = NULL;
-
-        errno = 0;
-        if (redisGetReply(c->ctx, &rep) != REDIS_OK || rep == NULL) {
-            int saved = errno;
-
-            rds_replies_free(replies, i);
-            return rds_ctx_error(db, c, saved, why, whylen);
-        }
-        replies[i] = rep;
-    }
-    return 0;
 }

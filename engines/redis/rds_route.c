@@ -18,8 +18,10 @@
  * map is built unlocked and swapped in under the write lock, so readers
  * never wait for the network.
  *
- * Execution (rds_exec). One attempt = acquire a pooled connection to the
- * node serving the slot, send the pipeline, read every reply. Then:
+ * Execution (rds_exec). One attempt = send the request through one of
+ * the pipes of the node serving the slot (rds_pipe.c: it shares the
+ * connection, and often the write, with other threads' requests) and
+ * take its replies. Then:
  *   - MOVED slot host:port: point the slot at that node, refresh (rate
  *     limited), resend at once;
  *   - ASK slot host:port: resend once to that node with ASKING before
@@ -33,10 +35,12 @@
  * Every write is idempotent at the level kvd uses it (SET, DEL, a MULTI
  * of them), so resending after a lost reply is safe.
  *
- * Durability wait:N: every write request is followed, in the same round
- * trip, by WAIT N timeout; fewer than N acknowledgements within the
- * timeout make the write fail with KVD_ETIMEDOUT (it may still be on the
- * master: the caller was not told it was durable).
+ * Durability wait:N: every write request is followed, on the same
+ * connection and in the same write, by WAIT N timeout (one WAIT per
+ * pipelined batch, shared by the writes in it: rds_pipe.c); fewer than N
+ * acknowledgements within the timeout make the write fail with
+ * KVD_ETIMEDOUT (it may still be on the master: the caller was not told
+ * it was durable).
  */
 #include "rds.h"
 
@@ -262,24 +266,14 @@ rds_map_fetch(kvd_engine *db, struct rds_node *n, int64_t deadline,
               struct rds_map **out, char *why, size_t whylen)
 {
     redisReply *rep = NULL;
-    struct rds_conn *c = NULL;
     struct rds_req r;
     int rc;
 
     rds_req_init(&r);
     rc = rds_cmd_words(&r, "CLUSTER", "SLOTS", NULL);
-    if (rc != 0) {
-        goto out;
-    }
-    rc = rds_conn_acquire(db, n, deadline, &c, why, whylen);
-    if (rc != 0) {
-        goto out;
-    }
-    rc = rds_conn_set_deadline(c, deadline);
     if (rc == 0) {
-        rc = rds_conn_roundtrip(db, c, &r, NULL, &rep, why, whylen);
+        rc = rds_pipe_call(db, n, &r, false, deadline, &rep, NULL, why, whylen);
     }
-    rds_conn_release(db, c, rc != 0);
     if (rc != 0) {
         goto out;
     }
@@ -547,22 +541,21 @@ rds_verdict(kvd_engine *db, redisReply **rep, int n, struct rds_node *via,
 
 /* Check WAIT's answer; the write itself already happened. */
 static int
-rds_check_wait(kvd_engine *db, const redisReply *r, const struct rds_node *n,
-               char *why, size_t whylen)
+rds_check_wait(kvd_engine *db, const struct rds_wait_res *w,
+               const struct rds_node *n, char *why, size_t whylen)
 {
-    if (r->type == REDIS_REPLY_INTEGER && r->integer >= db->wait_replicas) {
+    if (w->acks >= db->wait_replicas) {
         return 0;
     }
     atomic_fetch_add_explicit(&db->c.wait_short, 1, memory_order_relaxed);
-    if (r->type == REDIS_REPLY_INTEGER) {
+    if (w->acks >= 0) {
         snprintf(why, whylen,
                  "%s: durability wait:%d: only %lld replica(s) confirmed the "
                  "write within %lld ms",
-                 n->name, db->wait_replicas, r->integer,
+                 n->name, db->wait_replicas, w->acks,
                  (long long)db->cmd_timeout_ms);
     } else {
-        snprintf(why, whylen, "%s: WAIT: %s", n->name,
-                 r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+        snprintf(why, whylen, "%s: WAIT: %s", n->name, w->err);
     }
     return KVD_ETIMEDOUT;
 }
@@ -570,33 +563,20 @@ rds_check_wait(kvd_engine *db, const redisReply *r, const struct rds_node *n,
 /* One attempt on node n. *v tells what the replies asked for. */
 static int
 rds_attempt(kvd_engine *db, struct rds_node *n, bool follow,
-            const struct rds_req *r, const struct rds_req *tail,
-            int64_t deadline, redisReply **rep, int *v,
+            const struct rds_req *r, bool want_wait, int64_t deadline,
+            redisReply **rep, struct rds_wait_res *wres, int *v,
             struct rds_node **target, char *why, size_t whylen)
 {
-    int total = r->ncmds + (tail != NULL ? tail->ncmds : 0);
-    struct rds_conn *c = NULL;
     int rc;
 
     *v = RDS_V_OK;
-    rc = rds_conn_acquire(db, n, deadline, &c, why, whylen);
+    rc = rds_pipe_call(db, n, r, want_wait, deadline, rep, wres, why, whylen);
     if (rc != 0) {
         return rc;
     }
-    rc = rds_conn_set_deadline(c, deadline);
-    if (rc == KVD_ETIMEDOUT) {
-        snprintf(why, whylen, "%s: no time left", n->name);
-    }
-    if (rc == 0) {
-        rc = rds_conn_roundtrip(db, c, r, tail, rep, why, whylen);
-    }
-    rds_conn_release(db, c, rc != 0);
-    if (rc != 0) {
-        return rc;
-    }
-    *v = rds_verdict(db, rep, total, n, follow, target, why, whylen);
+    *v = rds_verdict(db, rep, r->ncmds, n, follow, target, why, whylen);
     if (*v != RDS_V_OK) {
-        rds_replies_free(rep, total);
+        rds_replies_free(rep, r->ncmds);
     }
     return 0;
 }
@@ -607,28 +587,16 @@ rds_exec(kvd_engine *db, const struct rds_req *r, int slot,
          size_t whylen)
 {
     int64_t deadline = rds_mono_ms() + db->cmd_timeout_ms;
+    bool want_wait = (flags & RDS_RT_WRITE) && db->wait_replicas > 0;
+    struct rds_wait_res wres = {.acks = -1};
     struct rds_node *ask_node = NULL;
-    struct rds_req wait;
     struct rds_req asking;
-    const struct rds_req *tail = NULL;
-    redisReply *stack[2 * RDS_REQ_OFFS + 2];
-    redisReply **rep = replies;
+    redisReply *stack[2 * RDS_REQ_OFFS];
     int64_t backoff = RDS_RETRY_MIN_MS;
     int redirects = 0;
     int rc;
 
-    rds_req_init(&wait);
     rds_req_init(&asking);
-    if ((flags & RDS_RT_WRITE) && db->wait_replicas > 0) {
-        rds_cmd_begin(&wait, 3);
-        rds_cmd_str(&wait, "WAIT");
-        rds_cmd_argi(&wait, db->wait_replicas);
-        rc = rds_cmd_argi(&wait, db->cmd_timeout_ms);
-        if (rc != 0) {
-            goto out;
-        }
-        tail = &wait;
-    }
     for (;;) {
         struct rds_node *n = node;
         struct rds_node *target = NULL;
@@ -647,33 +615,25 @@ rds_exec(kvd_engine *db, const struct rds_req *r, int slot,
             rc = KVD_EUNAVAIL;
         } else if (ask_node != NULL) {
             /* replies of the ASKING commands are interleaved: compact */
-            int total = asking.ncmds + (tail != NULL ? tail->ncmds : 0);
-            redisReply **all =
-                total <= (int)(sizeof(stack) / sizeof(*stack)) ? stack : NULL;
-
-            rc = all == NULL ? KVD_EBUSY
-                             : rds_attempt(db, n, true, &asking, tail, deadline,
-                                           all, &v, &target, why, whylen);
+            rc = asking.ncmds <= (int)(sizeof(stack) / sizeof(*stack))
+                     ? rds_attempt(db, n, true, &asking, want_wait, deadline,
+                                   stack, &wres, &v, &target, why, whylen)
+                     : KVD_EBUSY;
             ask_node = NULL;
             if (rc == 0 && v == RDS_V_OK) {
                 for (int i = 0; i < r->ncmds; i++) {
-                    freeReplyObject(all[2 * i]);
-                    replies[i] = all[2 * i + 1];
-                }
-                for (int i = asking.ncmds; i < total; i++) {
-                    replies[r->ncmds + i - asking.ncmds] = all[i];
+                    freeReplyObject(stack[2 * i]);
+                    replies[i] = stack[2 * i + 1];
                 }
             }
         } else {
             /* a request for a fixed node (scan) takes MOVED as an answer */
-            rc = rds_attempt(db, n, node == NULL, r, tail, deadline, rep, &v,
-                             &target, why, whylen);
+            rc = rds_attempt(db, n, node == NULL, r, want_wait, deadline,
+                             replies, &wres, &v, &target, why, whylen);
         }
         if (rc == 0 && v == RDS_V_OK) {
-            if (tail != NULL) {
-                rc = rds_check_wait(db, replies[r->ncmds], n, why, whylen);
-                freeReplyObject(replies[r->ncmds]);
-                replies[r->ncmds] = NULL;
+            if (want_wait) {
+                rc = rds_check_wait(db, &wres, n, why, whylen);
                 if (rc != 0) {
                     rds_replies_free(replies, r->ncmds);
                 }
@@ -726,7 +686,6 @@ rds_exec(kvd_engine *db, const struct rds_req *r, int slot,
             backoff * 2 > RDS_RETRY_MAX_MS ? RDS_RETRY_MAX_MS : backoff * 2;
     }
 out:
-    rds_req_release(&wait);
     rds_req_release(&asking);
     return rc;
 }

@@ -7,7 +7,8 @@
  * of this deployment's keys (exact, including key and value bytes, and
  * kvd's clock for expiry, but it reads every key). mem_bytes: used_memory
  * summed over the masters. Through the callback: masters, replicas,
- * slot-map refreshes, redirects, retries, connections and timeouts.
+ * slot-map refreshes, redirects, retries, connections, timeouts, and
+ * pipeline_writes / pipeline_requests (their ratio: requests per write).
  *
  * Nothing here locks beyond what rds_masters and rds_exec take.
  */
@@ -106,5 +107,7 @@ rds_stats(kvd_engine *db, struct kvd_engine_stats *st, kvd_stat_fn fn,
     fn(ctx, "timeouts", atomic_load(&db->c.timeouts));
     fn(ctx, "durability_wait_short", atomic_load(&db->c.wait_short));
     fn(ctx, "crossslot_batches", atomic_load(&db->c.crossslot));
+    fn(ctx, "pipeline_writes", atomic_load(&db->c.flushes));
+    fn(ctx, "pipeline_requests", atomic_load(&db->c.piped));
     return 0;
 }
