@@ -375,8 +375,8 @@ lsm_version_overlapping(const lsm_version *v, int level,
                         const struct lsm_slice *lo, const struct lsm_slice *hi,
                         struct lsm_file ***out, size_t *n)
 {
-    struct lsm_slice l;
-    struct lsm_slice h;
+    struct lsm_slice l = {NULL, 0}; /* set when has_l / has_h */
+    struct lsm_slice h = {NULL, 0};
     bool has_l = lo != NULL;
     bool has_h = hi != NULL;
     size_t start = *n;
