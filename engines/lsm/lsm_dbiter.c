@@ -63,7 +63,7 @@ skip_key(struct kvd_iter *di)
 
     while (it->ops->valid(it)) {
         struct lsm_slice u = lsm_ikey_user(it->ops->key(it));
-        if (u.n != di->klen || memcmp(u.p, di->key, u.n) != 0) {
+        if (!lsm_user_eq(u.p, u.n, di->key, di->klen)) {
             return;
         }
         it->ops->next(it);

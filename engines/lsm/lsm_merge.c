@@ -34,10 +34,14 @@ struct merge_it {
     size_t n;
     struct heap_ent *heap; /* valid children, smallest key first */
     size_t hn;
+    /* The smaller of heap[1] and heap[2] (1 or 2), 0 = not known. A
+     * next() whose child stays the smallest changes neither, so a scan
+     * that reads a run from one child costs one comparison per step. */
+    size_t second;
     int status;
 };
 
-static bool
+static inline bool
 ent_less(const struct heap_ent *a, const struct heap_ent *b)
 {
     int c = lsm_ikey_cmp(a->key, b->key);
@@ -71,6 +75,7 @@ static void
 rebuild(struct merge_it *m)
 {
     m->hn = 0;
+    m->second = 0;
     m->status = 0;
     for (size_t i = 0; i < m->n; i++) {
         lsm_it *k = m->kids[i];
@@ -135,12 +140,21 @@ mg_next(lsm_it *it)
             return;
         }
         m->heap[0] = m->heap[--m->hn];
+        m->second = 0;
     } else {
         m->heap[0].key = k->ops->key(k);
     }
-    if (m->hn > 1) {
-        sift_down(m, 0);
+    if (m->hn <= 1) {
+        return;
     }
+    if (m->second == 0) {
+        m->second = m->hn > 2 && ent_less(&m->heap[2], &m->heap[1]) ? 2 : 1;
+    }
+    if (ent_less(&m->heap[0], &m->heap[m->second])) {
+        return; /* still the smallest: the heap is unchanged */
+    }
+    sift_down(m, 0);
+    m->second = 0;
 }
 
 static struct lsm_slice

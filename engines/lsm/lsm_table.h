@@ -114,7 +114,9 @@ void lsm_tw_abandon(lsm_tw *w);
 
 /*
  * An open table: footer, index block and filter are read once at open and
- * stay in memory; data blocks come from the cache or one pread each.
+ * stay in memory; data blocks come from the cache, or one pread each for a
+ * get, or a read-ahead window of consecutive blocks per pread for an
+ * iterator (each block still checked when reached).
  * Refcounted and thread-safe: any number of threads may get and iterate
  * at once. The reader owns fd from a successful open on, and closes it
  * when the last reference goes.

@@ -630,36 +630,177 @@ lsm_hit_release(struct lsm_hit *hit)
 
 /* ---- Iterator -------------------------------------------------------- */
 
+/*
+ * Read-ahead: a table iterator moving forward block after block reads
+ * several consecutive data blocks with one pread into a buffer it owns and
+ * reuses (no malloc and no syscall per block). Each block is still checked
+ * (checksum, then restart array) when the iterator reaches it, so a bad
+ * block inside a window is KVD_ECORRUPT exactly as with single reads, and
+ * blocks of the window never reached are never trusted. The window starts
+ * at one block after a seek (a short range scan reads no more than it
+ * did) and doubles with every sequential step up to LSM_RA_MAX_BYTES;
+ * seek_first (a full scan) starts at LSM_RA_FIRST_BYTES. With fill_cache
+ * the reached block is copied into its own cache block and inserted, so
+ * the cache only ever holds checked blocks.
+ */
+#define LSM_RA_MIN_BYTES   (16u * 1024)
+#define LSM_RA_FIRST_BYTES (64u * 1024)
+#define LSM_RA_MAX_BYTES   (256u * 1024)
+
 struct lsm_tit {
     lsm_it base;
     lsm_table *t;
     bool fill;
-    size_t idx;             /* index entry of blk */
-    struct lsm_cblock *blk; /* pinned; NULL = no block (end or error) */
+    size_t idx;                  /* index entry of the current block */
+    const struct lsm_block *cur; /* blk->blk or rblk; NULL = no block */
+    struct lsm_cblock *blk;      /* pinned, or NULL */
+    struct lsm_block rblk;       /* a block decoded in place in ra_buf */
     struct lsm_bit bit;
     int status;
+    /* The read-ahead window: ra_buf holds data blocks [ra_lo, ra_hi) of
+     * the index, the first at file offset ra_off. */
+    uint8_t *ra_buf;
+    size_t ra_cap;
+    uint64_t ra_off;
+    size_t ra_lo, ra_hi;
+    size_t ra_next;    /* window bytes for the next read (0 = one block) */
     uint8_t kbuf[128]; /* bit.key starts here; the struct never moves */
 };
 
-/* Pin block idx (releasing the current one) and position nowhere. */
+/* Read a window of blocks starting at block idx (blocks that follow it
+ * without a gap, up to ti->ra_next bytes, at least the one block). */
+static int
+lsm_tit_read_window(struct lsm_tit *ti, size_t idx)
+{
+    const lsm_table *t = ti->t;
+    const struct lsm_index_ent *e = &t->index[idx];
+    uint64_t end = e->off + e->size + LSM_BLOCK_TRAILER_BYTES;
+    size_t hi = idx + 1;
+    size_t n;
+    int rc;
+    int en;
+
+    while (hi < t->nindex && t->index[hi].off == end &&
+           end - e->off + t->index[hi].size + LSM_BLOCK_TRAILER_BYTES <=
+               ti->ra_next) {
+        end += t->index[hi].size + LSM_BLOCK_TRAILER_BYTES;
+        hi++;
+    }
+    n = (size_t)(end - e->off);
+    ti->ra_lo = ti->ra_hi = 0;
+    if (n > ti->ra_cap) {
+        /* One size for the whole scan: a window never exceeds the max
+         * unless a single block does. */
+        size_t cap = n < LSM_RA_MAX_BYTES ? LSM_RA_MAX_BYTES : n;
+        uint8_t *p = malloc(cap);
+        if (p == NULL) {
+            return KVD_ENOMEM;
+        }
+        free(ti->ra_buf);
+        ti->ra_buf = p;
+        ti->ra_cap = cap;
+    }
+    rc = lsm_pread_full(t->host, t->fd, ti->ra_buf, n, e->off, &en);
+    if (rc == KVD_EIO) {
+        lsm_table_log(t, "pread data blocks at offset %llu (%zu bytes): %s",
+                      (unsigned long long)e->off, n, strerror(en));
+        return rc;
+    }
+    if (rc != 0) {
+        lsm_table_log(t, "data blocks at offset %llu: file ends early",
+                      (unsigned long long)e->off);
+        return rc;
+    }
+    ti->ra_off = e->off;
+    ti->ra_lo = idx;
+    ti->ra_hi = hi;
+    return 0;
+}
+
+/* Make block idx current from the window (read first when it is not in
+ * it): checked, then decoded in place or copied into a cache block. */
+static int
+lsm_tit_from_window(struct lsm_tit *ti, size_t idx)
+{
+    lsm_table *t = ti->t;
+    const struct lsm_index_ent *e = &t->index[idx];
+    const uint8_t *p;
+    int rc;
+
+    if (idx < ti->ra_lo || idx >= ti->ra_hi) {
+        rc = lsm_tit_read_window(ti, idx);
+        if (rc != 0) {
+            return rc;
+        }
+    }
+    p = ti->ra_buf + (e->off - ti->ra_off);
+    LSM_STAT_INC(t, block_reads);
+    if (lsm_block_check(p, e->size, LSM_BLOCK_DATA) != 0) {
+        lsm_table_log(t, "bad checksum in data block at offset %llu",
+                      (unsigned long long)e->off);
+        return KVD_ECORRUPT;
+    }
+    if (!ti->fill || t->cache == NULL) {
+        if (lsm_block_init(&ti->rblk, p, e->size) != 0) {
+            goto malformed;
+        }
+        ti->cur = &ti->rblk;
+        return 0;
+    }
+    ti->blk = lsm_cblock_alloc(e->size);
+    if (ti->blk == NULL) {
+        return KVD_ENOMEM;
+    }
+    memcpy(ti->blk->data, p, e->size + LSM_BLOCK_TRAILER_BYTES);
+    if (lsm_block_init(&ti->blk->blk, ti->blk->data, e->size) != 0) {
+        lsm_cblock_release(ti->blk);
+        ti->blk = NULL;
+        goto malformed;
+    }
+    lsm_cache_insert(t->cache, t->cache_id, e->off, ti->blk);
+    ti->cur = &ti->blk->blk;
+    return 0;
+malformed:
+    lsm_table_log(t, "malformed data block at offset %llu",
+                  (unsigned long long)e->off);
+    return KVD_ECORRUPT;
+}
+
+/* Make block idx current (releasing the one before), positioned nowhere:
+ * from the cache, else from the read-ahead window. `seq` says the scan
+ * stepped here from block idx - 1 (grow the window) rather than seeked. */
 static void
-lsm_tit_load(struct lsm_tit *ti, size_t idx)
+lsm_tit_load(struct lsm_tit *ti, size_t idx, bool seq)
 {
     int rc;
 
     lsm_cblock_release(ti->blk);
     ti->blk = NULL;
+    ti->cur = NULL;
     ti->bit.valid = false;
     ti->idx = idx;
     if (idx >= ti->t->nindex) {
         return;
     }
-    rc = lsm_table_block(ti->t, idx, ti->fill, &ti->blk);
-    if (rc != 0) {
-        ti->status = rc;
-        return;
+    if (seq) {
+        size_t n = ti->ra_next * 2;
+        ti->ra_next = n < LSM_RA_MIN_BYTES   ? LSM_RA_MIN_BYTES
+                      : n > LSM_RA_MAX_BYTES ? LSM_RA_MAX_BYTES
+                                             : n;
     }
-    lsm_bit_reset(&ti->bit, &ti->blk->blk);
+    ti->blk =
+        lsm_cache_lookup(ti->t->cache, ti->t->cache_id, ti->t->index[idx].off);
+    if (ti->blk != NULL) {
+        ti->cur = &ti->blk->blk;
+    } else {
+        rc = lsm_tit_from_window(ti, idx);
+        if (rc != 0) {
+            ti->status = rc;
+            ti->cur = NULL;
+            return;
+        }
+    }
+    lsm_bit_reset(&ti->bit, ti->cur);
 }
 
 /* After a move inside a block: take its error, or step to the next
@@ -667,15 +808,16 @@ lsm_tit_load(struct lsm_tit *ti, size_t idx)
 static void
 lsm_tit_settle(struct lsm_tit *ti)
 {
-    while (ti->blk != NULL && !ti->bit.valid) {
+    while (ti->cur != NULL && !ti->bit.valid) {
         if (ti->bit.status != 0) {
             ti->status = ti->bit.status;
             lsm_cblock_release(ti->blk);
             ti->blk = NULL;
+            ti->cur = NULL;
             return;
         }
-        lsm_tit_load(ti, ti->idx + 1);
-        if (ti->blk != NULL) {
+        lsm_tit_load(ti, ti->idx + 1, true);
+        if (ti->cur != NULL) {
             lsm_bit_seek_first(&ti->bit);
         }
     }
@@ -685,7 +827,7 @@ static bool
 lsm_tit_valid(lsm_it *it)
 {
     struct lsm_tit *ti = (struct lsm_tit *)it;
-    return ti->status == 0 && ti->blk != NULL && ti->bit.valid;
+    return ti->status == 0 && ti->cur != NULL && ti->bit.valid;
 }
 
 static void
@@ -694,8 +836,9 @@ lsm_tit_seek_first(lsm_it *it)
     struct lsm_tit *ti = (struct lsm_tit *)it;
 
     ti->status = 0;
-    lsm_tit_load(ti, 0);
-    if (ti->blk != NULL) {
+    ti->ra_next = LSM_RA_FIRST_BYTES;
+    lsm_tit_load(ti, 0, false);
+    if (ti->cur != NULL) {
         lsm_bit_seek_first(&ti->bit);
     }
     lsm_tit_settle(ti);
@@ -710,14 +853,16 @@ lsm_tit_seek(lsm_it *it, struct lsm_slice target)
 
     ti->status = 0;
     if (target.n < LSM_TRAILER_BYTES) {
-        lsm_tit_load(ti, ti->t->nindex);
+        lsm_tit_load(ti, ti->t->nindex, false);
         ti->status = KVD_EINVAL; /* not an internal key: a caller bug */
         return;
     }
     tun = target.n - LSM_TRAILER_BYTES;
     ttr = lsm_ikey_trailer(target);
-    lsm_tit_load(ti, lsm_index_find(ti->t, target.p, tun, ttr));
-    if (ti->blk != NULL) {
+    /* A point in the table: one block, until a scan goes on from it. */
+    ti->ra_next = 0;
+    lsm_tit_load(ti, lsm_index_find(ti->t, target.p, tun, ttr), false);
+    if (ti->cur != NULL) {
         lsm_bit_seek(&ti->bit, target.p, tun, ttr);
     }
     lsm_tit_settle(ti);
@@ -768,6 +913,7 @@ lsm_tit_destroy(lsm_it *it)
     lsm_cblock_release(ti->blk);
     lsm_bit_release(&ti->bit);
     lsm_table_unref(ti->t);
+    free(ti->ra_buf);
     free(ti);
 }
 

@@ -1681,12 +1681,23 @@ test_table_pread_failure_is_eio(void **state)
                      KVD_EIO);
     assert_null(hit.pin);
     assert_non_null(strstr(tlog_last, "pread data block"));
-    /* on an iterator's second block */
+    /* on an iterator's first read (a read-ahead window) */
+    tio_reset();
+    atomic_store(&tio_fail_pread_at, 1);
+    assert_int_equal(lsm_table_iter(t, true, &it), 0);
+    it->ops->seek_first(it);
+    assert_false(it->ops->valid(it));
+    assert_int_equal(it->ops->status(it), KVD_EIO);
+    assert_non_null(strstr(tlog_last, "pread data blocks"));
+    it->ops->destroy(it);
+    /* on an iterator's second read: a seek reads one block, the step
+     * past it the next window */
     tio_reset();
     atomic_store(&tio_fail_pread_at, 2);
     assert_int_equal(lsm_table_iter(t, true, &it), 0);
     size_t n = 0;
-    for (it->ops->seek_first(it); it->ops->valid(it); it->ops->next(it)) {
+    for (it->ops->seek(it, sl(e[0].k, e[0].kn)); it->ops->valid(it);
+         it->ops->next(it)) {
         n++;
     }
     assert_true(n > 0 && n < 2000);
@@ -1726,6 +1737,241 @@ test_table_iterator_keeps_table_alive(void **state)
     ents_free(e, 100);
 }
 
+/* ---- Tables: read-ahead of sequential iterators --------------------- */
+
+#define RA_N 30000 /* ~ 400 KiB of 1 KiB blocks: several read-ahead windows */
+
+/* Scan it from where it stands to the end, checking every entry against
+ * e[from..); returns the count. */
+static size_t
+scan_check(lsm_it *it, const struct ent *e, size_t from, size_t total)
+{
+    size_t n = 0;
+
+    for (; it->ops->valid(it); it->ops->next(it), n++) {
+        struct lsm_slice k = it->ops->key(it);
+        struct lsm_slice v = it->ops->value(it);
+        assert_true(from + n < total);
+        assert_int_equal(k.n, e[from + n].kn);
+        assert_memory_equal(k.p, e[from + n].k, k.n);
+        assert_int_equal(v.n, e[from + n].vn);
+        assert_memory_equal(v.p, e[from + n].v, v.n);
+    }
+    return n;
+}
+
+static size_t
+find_bytes(const uint8_t *f, size_t fn, const char *s)
+{
+    size_t sn = strlen(s);
+    size_t at = SIZE_MAX;
+
+    for (size_t i = 0; i + sn <= fn; i++) {
+        if (memcmp(f + i, s, sn) == 0) {
+            assert_true(at == SIZE_MAX); /* unique */
+            at = i;
+        }
+    }
+    assert_true(at != SIZE_MAX);
+    return at;
+}
+
+static void
+test_table_readahead_crosses_blocks_and_windows(void **state)
+{
+    struct ent *e = simple_ents(RA_N);
+    struct lsm_table_opts o = {1024, 16, 10};
+    struct lsm_table_meta meta;
+    struct lsm_table_stats ts;
+    struct lsm_cache_stats cs;
+    struct kvd_err err;
+    lsm_cache *c;
+    lsm_table *t;
+    lsm_it *it;
+    long preads;
+    uint64_t blocks;
+
+    (void)state;
+    tio_reset();
+    assert_int_equal(write_table("t.sst", e, RA_N, &o, &meta, &err), 0);
+    assert_true(meta.file_size > 300u * 1024);
+    assert_int_equal(lsm_cache_create(8u << 20, &c), 0);
+    assert_int_equal(open_table("t.sst", c, &t, &err), 0);
+
+    /* a full scan without filling the cache: every entry, every block
+     * read once, in far fewer preads than blocks */
+    preads = atomic_load(&tio_preads);
+    assert_int_equal(lsm_table_iter(t, false, &it), 0);
+    it->ops->seek_first(it);
+    assert_int_equal(scan_check(it, e, 0, RA_N), RA_N);
+    assert_int_equal(it->ops->status(it), 0);
+    preads = atomic_load(&tio_preads) - preads;
+    lsm_table_get_stats(t, &ts);
+    printf("[ read-ahead ] %llu blocks in %ld preads\n",
+           (unsigned long long)ts.block_reads, preads);
+    blocks = ts.block_reads;
+    assert_true(blocks > 300);
+    assert_true(preads >= 2 && (uint64_t)preads * 20 < blocks);
+    lsm_cache_get_stats(c, &cs);
+    assert_int_equal(cs.inserts, 0);
+
+    /* seeks anywhere, then scans on across block and window edges */
+    for (size_t from = 0; from < RA_N; from += 977) {
+        it->ops->seek(it, sl(e[from].k, e[from].kn));
+        assert_int_equal(scan_check(it, e, from, RA_N), RA_N - from);
+        assert_int_equal(it->ops->status(it), 0);
+    }
+    /* a seek to an entry between two keys lands on the next one */
+    {
+        size_t kn;
+        uint8_t *k = mk_ikey(e[12345].k, e[12345].kn - 8, 0, LSM_T_DEL, &kn);
+        it->ops->seek(it, sl(k, kn));
+        assert_true(it->ops->valid(it));
+        assert_memory_equal(it->ops->key(it).p, e[12346].k, e[12346].kn);
+        free(k);
+    }
+    it->ops->destroy(it);
+
+    /* fill_cache = true reads ahead too, and inserts each block once */
+    lsm_table_get_stats(t, &ts);
+    uint64_t before = ts.block_reads;
+    assert_int_equal(lsm_table_iter(t, true, &it), 0);
+    it->ops->seek_first(it);
+    assert_int_equal(scan_check(it, e, 0, RA_N), RA_N);
+    it->ops->destroy(it);
+    lsm_cache_get_stats(c, &cs);
+    lsm_table_get_stats(t, &ts);
+    assert_int_equal(ts.block_reads, before + blocks);
+    assert_int_equal(cs.inserts, blocks);
+    /* ...so a second scan reads nothing from the file */
+    preads = atomic_load(&tio_preads);
+    assert_int_equal(lsm_table_iter(t, false, &it), 0);
+    it->ops->seek_first(it);
+    assert_int_equal(scan_check(it, e, 0, RA_N), RA_N);
+    it->ops->destroy(it);
+    assert_int_equal(atomic_load(&tio_preads), preads);
+
+    lsm_table_unref(t);
+    lsm_cache_destroy(c);
+    lsm_table_meta_free(&meta);
+    ents_free(e, RA_N);
+}
+
+/* A block with a bad checksum in the middle of a read-ahead window is
+ * KVD_ECORRUPT, with or without the cache; the blocks around it read. */
+static void
+test_table_readahead_corrupt_block_in_window(void **state)
+{
+    struct ent *e = simple_ents(RA_N);
+    struct lsm_table_opts o = {1024, 16, 10};
+    struct lsm_table_meta meta;
+    struct kvd_err err;
+    struct lsm_hit hit;
+    uint8_t *f;
+    size_t fn;
+    size_t at;
+    lsm_cache *c;
+    lsm_table *t;
+    lsm_it *it;
+    const size_t bad = 5000; /* an entry well inside the first windows */
+
+    (void)state;
+    tio_reset();
+    assert_int_equal(write_table("t.sst", e, RA_N, &o, &meta, &err), 0);
+    f = read_file("t.sst", &fn);
+    at = find_bytes(f, fn, "val5000");
+    f[at + 3] ^= 0x01; /* the value's first digit: only the crc sees it */
+    write_file("t.sst", f, fn);
+    assert_int_equal(lsm_cache_create(8u << 20, &c), 0);
+    assert_int_equal(open_table("t.sst", c, &t, &err), 0);
+
+    for (int fill = 0; fill < 2; fill++) {
+        size_t n;
+        assert_int_equal(lsm_table_iter(t, fill == 1, &it), 0);
+        tlog_last[0] = '\0';
+        it->ops->seek_first(it);
+        n = scan_check(it, e, 0, RA_N);
+        /* stops at the bad block: everything before it, none of it */
+        assert_true(n <= bad && n + 200 > bad);
+        assert_int_equal(it->ops->status(it), KVD_ECORRUPT);
+        assert_non_null(strstr(tlog_last, "bad checksum in data block"));
+        /* a seek into the bad block fails again, a seek past it works */
+        it->ops->seek(it, sl(e[bad].k, e[bad].kn));
+        assert_false(it->ops->valid(it));
+        assert_int_equal(it->ops->status(it), KVD_ECORRUPT);
+        it->ops->seek(it, sl(e[bad + 300].k, e[bad + 300].kn));
+        assert_int_equal(scan_check(it, e, bad + 300, RA_N), RA_N - bad - 300);
+        assert_int_equal(it->ops->status(it), 0);
+        it->ops->destroy(it);
+    }
+    /* the bad block never reached the cache */
+    assert_int_equal(lsm_table_get(t, e[bad].k, e[bad].kn - 8,
+                                   lsm_bloom_hash(e[bad].k, e[bad].kn - 8),
+                                   LSM_SEQ_MAX, &hit),
+                     KVD_ECORRUPT);
+    assert_null(hit.pin);
+    lsm_table_unref(t);
+    lsm_cache_destroy(c);
+    free(f);
+    lsm_table_meta_free(&meta);
+    ents_free(e, RA_N);
+}
+
+/* A table smaller than one window reads in one pread; a file cut short
+ * after open makes the window read KVD_ECORRUPT, not data. */
+static void
+test_table_readahead_short_file(void **state)
+{
+    struct ent *e = simple_ents(RA_N);
+    struct lsm_table_opts o = {1024, 16, 10};
+    struct lsm_table_meta meta;
+    struct kvd_err err;
+    char path[512];
+    lsm_table *t;
+    lsm_it *it;
+    long preads;
+
+    (void)state;
+    tio_reset();
+    /* small: 100 entries, a few blocks, one window */
+    assert_int_equal(write_table("t.sst", e, 100, &o, &meta, &err), 0);
+    assert_true(meta.file_size < 16u * 1024);
+    assert_int_equal(open_table("t.sst", NULL, &t, &err), 0);
+    assert_int_equal(lsm_table_iter(t, false, &it), 0);
+    preads = atomic_load(&tio_preads);
+    it->ops->seek_first(it);
+    assert_int_equal(scan_check(it, e, 0, 100), 100);
+    assert_int_equal(it->ops->status(it), 0);
+    assert_int_equal(atomic_load(&tio_preads) - preads, 1);
+    it->ops->destroy(it);
+    lsm_table_unref(t);
+    lsm_table_meta_free(&meta);
+
+    /* large, then cut to 40 KiB under the open reader */
+    assert_int_equal(write_table("t.sst", e, RA_N, &o, &meta, &err), 0);
+    assert_int_equal(open_table("t.sst", NULL, &t, &err), 0);
+    tpath(path, sizeof(path), "t.sst");
+    assert_int_equal(truncate(path, 40 * 1024), 0);
+    assert_int_equal(lsm_table_iter(t, false, &it), 0);
+    tlog_last[0] = '\0';
+    it->ops->seek_first(it); /* a 64 KiB window: past the end */
+    assert_false(it->ops->valid(it));
+    assert_int_equal(it->ops->status(it), KVD_ECORRUPT);
+    assert_non_null(strstr(tlog_last, "file ends early"));
+    /* a seek reads one block, which is still there; the window grown
+     * from it runs past the end again */
+    it->ops->seek(it, sl(e[10].k, e[10].kn));
+    assert_true(it->ops->valid(it));
+    assert_memory_equal(it->ops->key(it).p, e[10].k, e[10].kn);
+    size_t n = scan_check(it, e, 10, RA_N);
+    assert_true(n > 0 && n < 3000);
+    assert_int_equal(it->ops->status(it), KVD_ECORRUPT);
+    it->ops->destroy(it);
+    lsm_table_unref(t);
+    lsm_table_meta_free(&meta);
+    ents_free(e, RA_N);
+}
+
 int
 main(void)
 {
@@ -1756,6 +2002,9 @@ main(void)
         cmocka_unit_test(test_table_damaged_tail_fails_open),
         cmocka_unit_test(test_table_pread_failure_is_eio),
         cmocka_unit_test(test_table_iterator_keeps_table_alive),
+        cmocka_unit_test(test_table_readahead_crosses_blocks_and_windows),
+        cmocka_unit_test(test_table_readahead_corrupt_block_in_window),
+        cmocka_unit_test(test_table_readahead_short_file),
     };
     return cmocka_run_group_tests_name("lsm.table", tests, group_setup,
                                        group_teardown);
