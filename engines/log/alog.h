@@ -38,6 +38,7 @@
 #include "alog_index.h"
 #include "alog_opts.h"
 #include "crc32c.h"
+#include "efile.h"
 #include "kvd/engine.h"
 #include "kvd/host.h"
 #include "kvd/status.h"
@@ -156,13 +157,7 @@ alog_is_expired(int64_t expire_ms, int64_t now)
 
 /* alog_file.c */
 void alog_seg_path(const alog_db *db, char *buf, uint32_t id, const char *ext);
-int alog_errno_status(int e);
-int alog_read_full(const alog_db *db, int fd, void *buf, size_t n, uint64_t off,
-                   size_t *got);
-int alog_write_full(const alog_db *db, int fd, const void *buf, size_t n,
-                    uint64_t off);
 int alog_fsync_dir(alog_db *db);
-int alog_file_size(int fd, uint64_t *size);
 int alog_seg_create(alog_db *db, uint32_t id, int kind, uint64_t created_seq,
                     int tmp, struct alog_seg **out);
 struct alog_seg *alog_seg_new(uint32_t id, int fd, int kind,

@@ -24,93 +24,9 @@ alog_seg_path(const alog_db *db, char *buf, uint32_t id, const char *ext)
 }
 
 int
-alog_errno_status(int e)
-{
-    switch (e) {
-    case ENOSPC:
-    case EDQUOT:
-        return KVD_ENOSPC;
-    case ENOMEM:
-        return KVD_ENOMEM;
-    default:
-        return KVD_EIO;
-    }
-}
-
-int
-alog_read_full(const alog_db *db, int fd, void *buf, size_t n, uint64_t off,
-               size_t *got)
-{
-    size_t done = 0;
-
-    while (done < n) {
-        ssize_t r = db->io->pread(fd, (char *)buf + done, n - done,
-                                  (off_t)(off + done));
-        if (r < 0) {
-            if (errno == EINTR) {
-                continue;
-            }
-            return alog_errno_status(errno);
-        }
-        if (r == 0) {
-            break;
-        }
-        done += (size_t)r;
-    }
-    *got = done;
-    return 0;
-}
-
-int
-alog_write_full(const alog_db *db, int fd, const void *buf, size_t n,
-                uint64_t off)
-{
-    size_t done = 0;
-
-    while (done < n) {
-        ssize_t r = db->io->pwrite(fd, (const char *)buf + done, n - done,
-                                   (off_t)(off + done));
-        if (r < 0) {
-            /* EINTR before any byte moved is not a failed write */
-            if (errno == EINTR) {
-                continue;
-            }
-            return alog_errno_status(errno);
-        }
-        if (r == 0) {
-            return KVD_ENOSPC;
-        }
-        done += (size_t)r;
-    }
-    return 0;
-}
-
-int
 alog_fsync_dir(alog_db *db)
 {
-    int fd = db->io->open(db->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
-    int rc = 0;
-
-    if (fd < 0) {
-        return alog_errno_status(errno);
-    }
-    if (db->io->fsync(fd) != 0) {
-        rc = alog_errno_status(errno);
-    }
-    db->io->close(fd);
-    return rc;
-}
-
-int
-alog_file_size(int fd, uint64_t *size)
-{
-    struct stat st;
-
-    if (fstat(fd, &st) != 0) {
-        return alog_errno_status(errno);
-    }
-    *size = (uint64_t)st.st_size;
-    return 0;
+    return efile_fsync_dir(db->io, db->dir);
 }
 
 struct alog_seg *
@@ -155,16 +71,16 @@ alog_seg_create(alog_db *db, uint32_t id, int kind, uint64_t created_seq,
     alog_seg_path(db, path, id, "data");
     fd = db->io->open(tpath, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) {
-        return alog_errno_status(errno);
+        return efile_errno_status(errno);
     }
     alog_file_hdr_encode(hdr, kind, created_seq);
-    rc = alog_write_full(db, fd, hdr, sizeof(hdr), 0);
+    rc = efile_write_full(db->io, fd, hdr, sizeof(hdr), 0);
     if (rc == 0 && !tmp) {
         alog_count(&db->c.fsyncs, 1);
         if (db->io->fsync(fd) != 0) {
-            rc = alog_errno_status(errno);
+            rc = efile_errno_status(errno);
         } else if (db->io->rename(tpath, path) != 0) {
-            rc = alog_errno_status(errno);
+            rc = efile_errno_status(errno);
         } else {
             rc = alog_fsync_dir(db);
         }
@@ -251,15 +167,15 @@ alog_write_tmp_file(alog_db *db, const char *path, const void *buf, size_t n)
     snprintf(tpath, sizeof(tpath), "%s.tmp", path);
     fd = db->io->open(tpath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) {
-        return alog_errno_status(errno);
+        return efile_errno_status(errno);
     }
-    rc = alog_write_full(db, fd, buf, n, 0);
+    rc = efile_write_full(db->io, fd, buf, n, 0);
     if (rc == 0 && db->io->fsync(fd) != 0) {
-        rc = alog_errno_status(errno);
+        rc = efile_errno_status(errno);
     }
     db->io->close(fd);
     if (rc == 0 && db->io->rename(tpath, path) != 0) {
-        rc = alog_errno_status(errno);
+        rc = efile_errno_status(errno);
     }
     if (rc == 0) {
         rc = alog_fsync_dir(db);

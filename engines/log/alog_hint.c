@@ -106,11 +106,11 @@ alog_hint_save(alog_db *db, struct alog_seg *seg, struct alog_hint_buf *hb,
         fd =
             db->io->open(tpath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
         if (fd < 0) {
-            return alog_errno_status(errno);
+            return efile_errno_status(errno);
         }
-        rc = alog_write_full(db, fd, hb->p, hb->len, 0);
+        rc = efile_write_full(db->io, fd, hb->p, hb->len, 0);
         if (rc == 0 && db->io->fsync(fd) != 0) {
-            rc = alog_errno_status(errno);
+            rc = efile_errno_status(errno);
         }
         db->io->close(fd);
     }
@@ -169,9 +169,9 @@ alog_hint_count(alog_db *db, struct alog_seg *seg)
     if (fd < 0) {
         return 0;
     }
-    if (alog_file_size(fd, &size) == 0 &&
+    if (efile_file_size(fd, &size) == 0 &&
         size >= ALOG_FILE_HDR_BYTES + ALOG_HINT_TRAILER_BYTES &&
-        alog_read_full(db, fd, t, sizeof(t), size - sizeof(t), &got) == 0 &&
+        efile_read_full(db->io, fd, t, sizeof(t), size - sizeof(t), &got) == 0 &&
         got == sizeof(t) && alog_get_u32(t + 16) == ALOG_HINT_TRAILER_MAGIC) {
         count = alog_get_u64(t + 8);
         /* a damaged count must not make the index reserve absurd sizes:
@@ -251,7 +251,7 @@ hint_matches_data(alog_db *db, struct alog_seg *seg, const unsigned char *buf,
             return KVD_ENOMEM;
         }
     }
-    if (alog_read_full(db, seg->fd, rec, total, e.off, &got) == 0 &&
+    if (efile_read_full(db->io, seg->fd, rec, total, e.off, &got) == 0 &&
         got == total) {
         alog_rec_hdr_decode(rec, &h);
         ok = (h.flags & (uint8_t)~ALOG_REC_IN_BATCH) == 0 && h.kind == e.kind &&
@@ -310,7 +310,7 @@ alog_hint_load(alog_db *db, struct alog_seg *seg, uint64_t data_size,
     if (fd < 0) {
         return errno == ENOENT ? KVD_ENOTFOUND : KVD_ECORRUPT;
     }
-    rc = alog_file_size(fd, &size);
+    rc = efile_file_size(fd, &size);
     if (rc != 0 || size < ALOG_FILE_HDR_BYTES + ALOG_HINT_TRAILER_BYTES) {
         rc = KVD_ECORRUPT;
         goto out;
@@ -328,7 +328,7 @@ alog_hint_load(alog_db *db, struct alog_seg *seg, uint64_t data_size,
         scratch->cap = size;
     }
     buf = scratch->p;
-    rc = alog_read_full(db, fd, buf, size, 0, &got);
+    rc = efile_read_full(db->io, fd, buf, size, 0, &got);
     if (rc != 0 || got != size) {
         rc = KVD_ECORRUPT;
         goto out;

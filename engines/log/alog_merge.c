@@ -115,11 +115,11 @@ unlink_seg_files(alog_db *db, uint32_t id)
 
     alog_seg_path(db, path, id, "hint");
     if (db->io->unlink(path) != 0 && errno != ENOENT) {
-        rc = alog_errno_status(errno);
+        rc = efile_errno_status(errno);
     }
     alog_seg_path(db, path, id, "data");
     if (db->io->unlink(path) != 0 && errno != ENOENT) {
-        rc = alog_errno_status(errno);
+        rc = efile_errno_status(errno);
     }
     return rc;
 }
@@ -141,9 +141,9 @@ alog_merge_commit_replay(alog_db *db, struct kvd_err *err)
     if (fd < 0) {
         return 0; /* no merge was interrupted after its commit */
     }
-    if (alog_file_size(fd, &size) != 0 || size > (1u << 24) ||
+    if (efile_file_size(fd, &size) != 0 || size > (1u << 24) ||
         size < ALOG_FILE_HDR_BYTES + 8 || (buf = malloc(size)) == NULL ||
-        alog_read_full(db, fd, buf, size, 0, &got) != 0 || got != size ||
+        efile_read_full(db->io, fd, buf, size, 0, &got) != 0 || got != size ||
         alog_file_hdr_decode(buf, &fh) != 0 ||
         fh.kind != ALOG_FILE_MERGE_COMMIT ||
         (n = alog_get_u32(buf + ALOG_FILE_HDR_BYTES),
@@ -197,7 +197,7 @@ out_flush(alog_db *db, struct merge_out *o)
     if (o->wlen == 0) {
         return 0;
     }
-    rc = alog_write_full(db, o->seg->fd, o->wbuf, o->wlen, o->flushed);
+    rc = efile_write_full(db->io, o->seg->fd, o->wbuf, o->wlen, o->flushed);
     if (rc == 0) {
         o->flushed += o->wlen;
         alog_count(&db->c.merge_bytes_written, o->wlen);
@@ -300,7 +300,7 @@ out_append(struct merge_ctx *m, const struct alog_scan_rec *r, int kind,
     if (p != o->wbuf + o->wlen) {
         rc = out_flush(db, o);
         if (rc == 0) {
-            rc = alog_write_full(db, o->seg->fd, p, total, o->flushed);
+            rc = efile_write_full(db->io, o->seg->fd, p, total, o->flushed);
         }
         free(p);
         if (rc != 0) {
@@ -506,7 +506,7 @@ outs_finish(struct merge_ctx *m)
         if (rc == 0) {
             alog_count(&db->c.fsyncs, 1);
             if (db->io->fdatasync(o->seg->fd) != 0) {
-                rc = alog_errno_status(errno);
+                rc = efile_errno_status(errno);
             }
         }
         if (rc == 0) {
@@ -523,14 +523,14 @@ outs_finish(struct merge_ctx *m)
         alog_seg_path(db, from, o->seg->id, "data.tmp");
         alog_seg_path(db, to, o->seg->id, "data");
         if (db->io->rename(from, to) != 0) {
-            return alog_fail(db, alog_errno_status(errno), "merge: rename %s",
+            return alog_fail(db, efile_errno_status(errno), "merge: rename %s",
                              from);
         }
         o->renamed = 1;
         alog_seg_path(db, from, o->seg->id, "hint.tmp");
         alog_seg_path(db, to, o->seg->id, "hint");
         if (db->io->rename(from, to) != 0) {
-            return alog_fail(db, alog_errno_status(errno), "merge: rename %s",
+            return alog_fail(db, efile_errno_status(errno), "merge: rename %s",
                              from);
         }
     }
@@ -575,7 +575,7 @@ inputs_remove(struct merge_ctx *m)
     }
     merge_path(db, path);
     if (rc == 0 && db->io->unlink(path) != 0) {
-        rc = alog_errno_status(errno);
+        rc = efile_errno_status(errno);
     }
     if (rc == 0) {
         rc = alog_fsync_dir(db);

@@ -14,4 +14,5 @@ set(LSM_ENGINE_SOURCES
   lsm_tcache.c
   lsm_version.c
   lsm_wal.c
-  lsm_write.c)
+  lsm_write.c
+  ${CMAKE_SOURCE_DIR}/engines/common/efile.c)

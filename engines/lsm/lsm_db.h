@@ -42,6 +42,7 @@
 #include <stdint.h>
 
 #include "crc32c.h"
+#include "efile.h"
 #include "kvd/engine.h"
 #include "kvd/host.h"
 #include "kvd/status.h"
@@ -272,13 +273,9 @@ lsm_val_expiry(struct lsm_slice v)
 
 /* lsm_file.c */
 void lsm_path(const lsm_db *db, char *buf, uint64_t number, const char *ext);
-int lsm_errno_status(int e);
-int lsm_write_full(const lsm_db *db, int fd, const void *buf, size_t n,
-                   uint64_t off);
 int lsm_read_file(const lsm_db *db, const char *path, unsigned char **out,
                   size_t *n);
 int lsm_fsync_dir(lsm_db *db);
-int lsm_file_size(int fd, uint64_t *size);
 void lsm_walf_unref(lsm_db *db, struct lsm_walf *w);
 const char *lsm_status_text(int rc);
 

@@ -24,20 +24,6 @@ lsm_path(const lsm_db *db, char *buf, uint64_t number, const char *ext)
              (unsigned long long)number, ext);
 }
 
-int
-lsm_errno_status(int e)
-{
-    switch (e) {
-    case ENOSPC:
-    case EDQUOT:
-        return KVD_ENOSPC;
-    case ENOMEM:
-        return KVD_ENOMEM;
-    default:
-        return KVD_EIO;
-    }
-}
-
 const char *
 lsm_status_text(int rc)
 {
@@ -50,29 +36,6 @@ lsm_status_text(int rc)
     default:
         return "unknown error";
     }
-}
-
-int
-lsm_write_full(const lsm_db *db, int fd, const void *buf, size_t n,
-               uint64_t off)
-{
-    size_t done = 0;
-
-    while (done < n) {
-        ssize_t r = db->io->pwrite(fd, (const char *)buf + done, n - done,
-                                   (off_t)(off + done));
-        if (r < 0) {
-            if (errno == EINTR) {
-                continue;
-            }
-            return lsm_errno_status(errno);
-        }
-        if (r == 0) {
-            return KVD_ENOSPC;
-        }
-        done += (size_t)r;
-    }
-    return 0;
 }
 
 /* Read a whole file into a malloc'd buffer. KVD_ENOTFOUND when it does
@@ -91,9 +54,9 @@ lsm_read_file(const lsm_db *db, const char *path, unsigned char **out,
     *n = 0;
     fd = db->io->open(path, O_RDONLY | O_CLOEXEC, 0);
     if (fd < 0) {
-        return errno == ENOENT ? KVD_ENOTFOUND : lsm_errno_status(errno);
+        return errno == ENOENT ? KVD_ENOTFOUND : efile_errno_status(errno);
     }
-    rc = lsm_file_size(fd, &size);
+    rc = efile_file_size(fd, &size);
     if (rc == 0 && size > SIZE_MAX / 2) {
         rc = KVD_ETOOBIG;
     }
@@ -110,7 +73,7 @@ lsm_read_file(const lsm_db *db, const char *path, unsigned char **out,
             if (errno == EINTR) {
                 continue;
             }
-            rc = lsm_errno_status(errno);
+            rc = efile_errno_status(errno);
         } else if (r == 0) {
             break; /* shrank meanwhile: use what is there */
         } else {
@@ -130,30 +93,8 @@ lsm_read_file(const lsm_db *db, const char *path, unsigned char **out,
 int
 lsm_fsync_dir(lsm_db *db)
 {
-    int fd = db->io->open(db->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
-    int rc = 0;
-
-    if (fd < 0) {
-        return lsm_errno_status(errno);
-    }
     lsm_count(&db->c.fsyncs, 1);
-    if (db->io->fsync(fd) != 0) {
-        rc = lsm_errno_status(errno);
-    }
-    db->io->close(fd);
-    return rc;
-}
-
-int
-lsm_file_size(int fd, uint64_t *size)
-{
-    struct stat st;
-
-    if (fstat(fd, &st) != 0) {
-        return lsm_errno_status(errno);
-    }
-    *size = (uint64_t)st.st_size;
-    return 0;
+    return efile_fsync_dir(db->io, db->dir);
 }
 
 void

@@ -98,7 +98,7 @@ list_dir(lsm_db *db, struct dirlist *dl, struct kvd_err *err)
 
     memset(dl, 0, sizeof(*dl));
     if (d == NULL) {
-        return kvd_err_set(err, lsm_errno_status(errno), "lsm: opendir %s: %s",
+        return kvd_err_set(err, efile_errno_status(errno), "lsm: opendir %s: %s",
                            db->dir, strerror(errno));
     }
     while ((de = readdir(d)) != NULL) {
