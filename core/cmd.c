@@ -62,8 +62,8 @@ cmd_my_stripe(void)
     return cmd_stripe;
 }
 
-static uint64_t
-cmd_now_ns(void)
+uint64_t
+kvd_cmd_now_ns(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -73,7 +73,7 @@ cmd_now_ns(void)
 int64_t
 kvd_cmd_mono_ms(void)
 {
-    return (int64_t)(cmd_now_ns() / 1000000u);
+    return (int64_t)(kvd_cmd_now_ns() / 1000000u);
 }
 
 /* --- the name index ------------------------------------------------------- */
@@ -233,7 +233,7 @@ cmd_make_run_id(char out[41])
 
     if (getrandom(raw, sizeof(raw), GRND_NONBLOCK) != (ssize_t)sizeof(raw)) {
         /* No entropy yet (early boot): time and pid still differ per run. */
-        uint64_t seed = cmd_now_ns() ^ ((uint64_t)getpid() << 32);
+        uint64_t seed = kvd_cmd_now_ns() ^ ((uint64_t)getpid() << 32);
         for (size_t i = 0; i < sizeof(raw); i++) {
             seed = seed * 6364136223846793005ull + 1442695040888963407ull;
             raw[i] = (unsigned char)(seed >> 56);
@@ -374,7 +374,7 @@ kvd_cmd_session_create(kvd_cmd *c, const char *frontend, unsigned flags)
     s->pass_len = c->requirepass_len;
     s->authed = kvd_cmd_session_auth_free(s);
     s->proto = 2;
-    s->created_ms = (int64_t)(cmd_now_ns() / 1000000u);
+    s->created_ms = (int64_t)(kvd_cmd_now_ns() / 1000000u);
     atomic_init(&s->last_ms, s->created_ms);
     snprintf(s->frontend, sizeof(s->frontend), "%s",
              frontend != NULL ? frontend : "");
@@ -557,8 +557,8 @@ cmd_arity_ok(int arity, size_t argc)
 }
 
 /* This thread's counters of command e on the session's frontend. */
-static struct kvd_cmd_counters *
-cmd_counters(const kvd_session *s, const struct kvd_cmd_entry *e)
+struct kvd_cmd_counters *
+kvd_cmd_counters_of(const kvd_session *s, const struct kvd_cmd_entry *e)
 {
     const kvd_cmd *c = s->cmd;
     return &s->ctr[cmd_my_stripe() * c->stripe_len + (size_t)(e - c->entries)];
@@ -596,14 +596,14 @@ kvd_cmd_exec(kvd_session *s, size_t argc, const char *const *argv,
     x.ent = e;
     if (e->nsub > 0) {
         if (argc < 2) {
-            atomic_fetch_add_explicit(&cmd_counters(s, e)->rejected, 1,
+            atomic_fetch_add_explicit(&kvd_cmd_counters_of(s, e)->rejected, 1,
                                       memory_order_relaxed);
             kvd_cmd_reply_arity(&x);
             return 0;
         }
         const struct kvd_cmd_entry *se = cmd_sub_find(c, e, argv[1], argl[1]);
         if (se == NULL) {
-            atomic_fetch_add_explicit(&cmd_counters(s, e)->rejected, 1,
+            atomic_fetch_add_explicit(&kvd_cmd_counters_of(s, e)->rejected, 1,
                                       memory_order_relaxed);
             cmd_reply_unknown_sub(&x);
             return 0;
@@ -611,7 +611,7 @@ kvd_cmd_exec(kvd_session *s, size_t argc, const char *const *argv,
         e = se;
         x.ent = e;
     }
-    struct kvd_cmd_counters *ctr = cmd_counters(s, e);
+    struct kvd_cmd_counters *ctr = kvd_cmd_counters_of(s, e);
     if (!cmd_arity_ok(e->def->arity, argc)) {
         atomic_fetch_add_explicit(&ctr->rejected, 1, memory_order_relaxed);
         kvd_cmd_reply_arity(&x);
@@ -628,9 +628,9 @@ kvd_cmd_exec(kvd_session *s, size_t argc, const char *const *argv,
             return 0;
         }
     }
-    uint64_t t0 = cmd_now_ns();
+    uint64_t t0 = kvd_cmd_now_ns();
     e->def->fn(&x);
-    uint64_t t1 = cmd_now_ns();
+    uint64_t t1 = kvd_cmd_now_ns();
     atomic_store_explicit(&s->last_ms, (int64_t)(t1 / 1000000u),
                           memory_order_relaxed);
     atomic_fetch_add_explicit(&ctr->calls, 1, memory_order_relaxed);
@@ -786,6 +786,13 @@ static const struct kvd_cmd_api cmd_api = {
     .session_set_password = kvd_cmd_session_set_password,
     .session_proto = kvd_cmd_session_proto,
     .stats = kvd_cmd_frontend_stats,
+    .batch_create = kvd_cmd_batch_create,
+    .batch_destroy = kvd_cmd_batch_destroy,
+    .defer = kvd_cmd_defer,
+    .batch_count = kvd_cmd_batch_count,
+    .batch_run = kvd_cmd_batch_run,
+    .batch_reply = kvd_cmd_batch_reply,
+    .batch_clear = kvd_cmd_batch_clear,
 };
 
 const struct kvd_cmd_api *

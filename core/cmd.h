@@ -83,6 +83,18 @@ int kvd_cmd_exec(kvd_session *s, size_t argc, const char *const *argv,
 int kvd_cmd_split(const char *line, size_t len, char *buf, size_t max_args,
                   const char **argv, size_t *argl, struct kvd_err *err);
 
+/* --- deferred execution (struct kvd_cmd_api.defer and friends) --------- */
+
+kvd_cmd_batch *kvd_cmd_batch_create(kvd_cmd *c);
+void kvd_cmd_batch_destroy(kvd_cmd_batch *b);
+int kvd_cmd_defer(kvd_cmd_batch *b, kvd_session *s, size_t argc,
+                  const char *const *argv, const size_t *argl);
+size_t kvd_cmd_batch_count(const kvd_cmd_batch *b);
+void kvd_cmd_batch_run(kvd_cmd_batch *b);
+void kvd_cmd_batch_reply(kvd_cmd_batch *b, size_t ticket,
+                         const struct kvd_reply_ops *ops, void *w);
+void kvd_cmd_batch_clear(kvd_cmd_batch *b);
+
 /* --- metrics ----------------------------------------------------------- */
 
 /* One command's counters, summed over all threads and frontends. */

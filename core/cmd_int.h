@@ -319,8 +319,13 @@ const struct kvd_cmd_entry *kvd_cmd_entry_find(const kvd_cmd *c,
 bool kvd_cmd_docs_has_args(const char *syntax);
 void kvd_cmd_docs_reply_args(struct kvd_cmd_ctx *x, const char *syntax);
 
-/* Monotonic clock in ms (session age and idle time). */
+/* Monotonic clock in ms (session age and idle time), and in ns. */
 int64_t kvd_cmd_mono_ms(void);
+uint64_t kvd_cmd_now_ns(void);
+
+/* This thread's counters of command e on the session's frontend. */
+struct kvd_cmd_counters *kvd_cmd_counters_of(const kvd_session *s,
+                                             const struct kvd_cmd_entry *e);
 
 /* Whether AUTH has a password to check on this session. */
 bool kvd_cmd_session_has_password(const kvd_session *s);

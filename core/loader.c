@@ -122,11 +122,15 @@ check_engine(const char *path, const struct kvd_engine_vtable *vt,
 {
     const char *missing = NULL;
 
-    if (vt->struct_size < sizeof(*vt)) {
+    /* Methods appended within ABI 1 (multi onwards) are optional: a
+     * plugin built before them has a smaller struct_size and the store
+     * treats them as NULL. */
+    if (vt->struct_size < KVD_ENGINE_VTABLE_MIN_SIZE) {
         return kvd_err_set(err, KVD_EABI,
                            "%s: engine vtable struct_size mismatch: expected "
                            "at least %zu, found %u",
-                           path, sizeof(*vt), (unsigned)vt->struct_size);
+                           path, (size_t)KVD_ENGINE_VTABLE_MIN_SIZE,
+                           (unsigned)vt->struct_size);
     }
     if (vt->name == NULL || vt->name[0] == '\0') {
         return kvd_err_set(err, KVD_EABI, "%s: engine vtable has no name",

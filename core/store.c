@@ -49,6 +49,8 @@ struct kvd_store {
     int64_t start_ms;
     struct store_stripe *stripes;         /* STORE_STRIPES */
     struct store_ctr_slot *ctr;           /* STORE_CTR_SLOTS */
+    /* the engine's multi, when its vtable has one (else NULL) */
+    int (*multi)(kvd_engine *e, struct kvd_mop *ops, size_t n);
 };
 
 static atomic_uint ctr_next_slot;
@@ -239,6 +241,7 @@ kvd_store_open(const struct kvd_engine_vtable *vt, const void *opts,
         pthread_mutex_init(&st->stripes[i].mu, NULL);
     }
     st->vt = vt;
+    st->multi = KVD_ENGINE_HAS(vt, multi) ? vt->multi : NULL;
     st->host = host;
     st->max_key_bytes =
         limit_min(limits ? limits->max_key_bytes : 0, vt->max_key_bytes);
@@ -661,6 +664,227 @@ kvd_store_batch(kvd_store *st, const struct kvd_op *ops, size_t n,
     rc = batch_apply(st, ops, n, past, err);
     kvd_store_unlock_keys(st, &g);
     return count_result(st, rc);
+}
+
+/* ---- multi: independent operations in one engine call ------------------- */
+
+bool
+kvd_store_has_multi(kvd_store *st)
+{
+    return st->multi != NULL;
+}
+
+/* 0, or the status an invalid operation gets without reaching the engine. */
+static int
+mop_check(kvd_store *st, const struct kvd_mop *op)
+{
+    int rc;
+
+    if (op->type != KVD_MOP_GET && op->type != KVD_MOP_PUT &&
+        op->type != KVD_MOP_DEL) {
+        return KVD_EINVAL;
+    }
+    if (op->key == NULL) {
+        return KVD_EINVAL;
+    }
+    rc = kvd_store_check_key(st, op->klen);
+    if (rc == 0 && op->type == KVD_MOP_PUT) {
+        if (op->val == NULL && op->vlen != 0) {
+            return KVD_EINVAL;
+        }
+        rc = kvd_store_check_value(st, op->vlen);
+    }
+    return rc;
+}
+
+/* The engine's multi, or get/put/del one by one in array order. */
+static int
+multi_run(kvd_store *st, struct kvd_mop *ops, size_t n)
+{
+    if (st->multi != NULL) {
+        return st->multi(st->eng, ops, n);
+    }
+    for (size_t i = 0; i < n; i++) {
+        struct kvd_mop *op = &ops[i];
+        switch (op->type) {
+        case KVD_MOP_GET:
+            op->status = st->vt->get(st->eng, op->key, op->klen, &op->out);
+            break;
+        case KVD_MOP_PUT:
+            op->status = st->vt->put(st->eng, op->key, op->klen, op->val,
+                                     op->vlen, op->expire_ms);
+            break;
+        default:
+            op->status = st->vt->del(st->eng, op->key, op->klen);
+            break;
+        }
+    }
+    return 0;
+}
+
+/* Lock the stripes of the written keys, ascending, each once. `buf` has
+ * room for n; returns how many stripes were locked (listed in buf). */
+static size_t
+multi_lock(kvd_store *st, const struct kvd_mop *ops, size_t n, uint32_t *buf)
+{
+    size_t m = 0, u = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        if (ops[i].status == 0 && ops[i].type != KVD_MOP_GET) {
+            buf[m++] = stripe_of(ops[i].key, ops[i].klen);
+        }
+    }
+    if (m > 1) {
+        qsort(buf, m, sizeof(buf[0]), u32_cmp);
+    }
+    for (size_t i = 0; i < m; i++) {
+        if (u == 0 || buf[u - 1] != buf[i]) {
+            buf[u++] = buf[i];
+        }
+    }
+    for (size_t i = 0; i < u; i++) {
+        stripe_lock(st, buf[i]);
+    }
+    return u;
+}
+
+/* Count the results and apply the core's TTL rules to them. */
+static void
+multi_finish(kvd_store *st, struct kvd_mop *ops, size_t n,
+             const unsigned char *past)
+{
+    uint64_t gets = 0, sets = 0, dels = 0, hits = 0, misses = 0, errs = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        struct kvd_mop *op = &ops[i];
+        if (past[i]) {
+            /* A put with an expiry in the past ran as a delete. */
+            op->type = KVD_MOP_PUT;
+            if (op->status == KVD_ENOTFOUND) {
+                op->status = 0;
+            }
+        }
+        switch (op->type) {
+        case KVD_MOP_GET:
+            gets++;
+            if (op->status == 0 && is_expired(st, op->out.expire_ms)) {
+                kvd_val_release(&op->out);
+                op->status = KVD_ENOTFOUND;
+            }
+            if (op->status == 0) {
+                hits++;
+            } else if (op->status == KVD_ENOTFOUND) {
+                misses++;
+            } else {
+                errs++;
+            }
+            break;
+        case KVD_MOP_PUT:
+            sets++;
+            errs += op->status != 0;
+            break;
+        default:
+            dels++;
+            errs += op->status != 0 && op->status != KVD_ENOTFOUND;
+            break;
+        }
+    }
+    kvd_store_metric_add(st, KVD_M_CMD_GET, gets);
+    kvd_store_metric_add(st, KVD_M_CMD_SET, sets);
+    kvd_store_metric_add(st, KVD_M_CMD_DEL, dels);
+    kvd_store_metric_add(st, KVD_M_HITS, hits);
+    kvd_store_metric_add(st, KVD_M_MISSES, misses);
+    kvd_store_metric_add(st, KVD_M_ERRORS, errs);
+}
+
+#define MULTI_STACK_OPS 256
+
+int
+kvd_store_multi(kvd_store *st, struct kvd_mop *ops, size_t n)
+{
+    unsigned char past_stack[MULTI_STACK_OPS];
+    uint32_t stripes_stack[MULTI_STACK_OPS];
+    unsigned char *past = past_stack;
+    uint32_t *stripes = stripes_stack;
+    struct kvd_mop *run = ops, *copy = NULL;
+    size_t nrun = n, nlocked, bad = 0;
+    int rc = 0;
+
+    if (n == 0) {
+        return 0;
+    }
+    if (n > MULTI_STACK_OPS) {
+        past = malloc(n);
+        stripes = malloc(n * sizeof(*stripes));
+        if (past == NULL || stripes == NULL) {
+            rc = KVD_ENOMEM;
+            goto fail;
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        ops[i].status = mop_check(st, &ops[i]);
+        ops[i].out.release = NULL;
+        past[i] = 0;
+        bad += ops[i].status != 0;
+        if (ops[i].status == 0 && ops[i].type == KVD_MOP_PUT &&
+            ops[i].expire_ms != KVD_NO_EXPIRY &&
+            is_expired(st, ops[i].expire_ms)) {
+            /* An expiry in the past deletes the key (as SET does). */
+            ops[i].type = KVD_MOP_DEL;
+            past[i] = 1;
+        }
+    }
+    if (bad > 0) {
+        /* The engine sees valid operations only. */
+        nrun = 0;
+        copy = malloc((n - bad + 1) * sizeof(*copy));
+        if (copy == NULL) {
+            rc = KVD_ENOMEM;
+            goto fail;
+        }
+        for (size_t i = 0; i < n; i++) {
+            if (ops[i].status == 0) {
+                copy[nrun++] = ops[i];
+            }
+        }
+        run = copy;
+    }
+    nlocked = multi_lock(st, ops, n, stripes);
+    rc = nrun > 0 ? multi_run(st, run, nrun) : 0;
+    for (size_t i = 0; i < nlocked; i++) {
+        stripe_unlock(st, stripes[i]);
+    }
+    if (rc != 0) {
+        goto fail;
+    }
+    if (copy != NULL) {
+        for (size_t i = 0, j = 0; i < n; i++) {
+            if (ops[i].status == 0) {
+                ops[i] = copy[j++];
+            }
+        }
+    }
+    multi_finish(st, ops, n, past);
+    goto out;
+fail:
+    for (size_t i = 0; i < n; i++) {
+        if (ops[i].status == 0) {
+            ops[i].status = rc;
+        }
+        if (past != NULL && past[i]) {
+            ops[i].type = KVD_MOP_PUT;
+        }
+    }
+    kvd_store_metric_add(st, KVD_M_ERRORS, n);
+out:
+    free(copy);
+    if (past != past_stack) {
+        free(past);
+    }
+    if (stripes != stripes_stack) {
+        free(stripes);
+    }
+    return rc;
 }
 
 /* ---- read-modify-write -------------------------------------------------- */

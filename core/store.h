@@ -84,6 +84,22 @@ int kvd_store_maintain(kvd_store *st, int op, struct kvd_err *err);
 int kvd_store_clear(kvd_store *st, struct kvd_err *err);
 int kvd_store_ready(kvd_store *st, char *why, size_t why_len);
 
+/*
+ * Independent operations in one engine call (see the engine's multi): the
+ * core gathers the simple commands of many clients and runs them here so an
+ * engine can overlap them. Every op ends with its status and, for a GET
+ * with status 0, its value (release it); the results, TTL rules and
+ * metrics are those of kvd_store_get/set/del one by one, except that
+ * operations on different keys may take effect in any order. An invalid
+ * op gets KVD_EINVAL or KVD_ETOOBIG without reaching the engine. Returns 0,
+ * or a status that every op then also carries (out of memory).
+ */
+int kvd_store_multi(kvd_store *st, struct kvd_mop *ops, size_t n);
+
+/* Whether the engine has a multi method of its own: when it does not,
+ * kvd_store_multi only loops, and gathering commands gains nothing. */
+bool kvd_store_has_multi(kvd_store *st);
+
 /* --- read-modify-write ------------------------------------------------- */
 
 enum kvd_update_action {

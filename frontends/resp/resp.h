@@ -42,6 +42,9 @@
 
 /* Bytes a worker reads per read(2) and keeps in its read buffer. */
 #define RESP_READ_BYTES (64 * 1024)
+/* Commands a worker gathers in one pass before it runs them (each holds
+ * one slot of the worker's ticket table). */
+#define RESP_BATCH_CONNS 1024
 /* A batch's replies are written once they reach this size, so one
  * pipelined burst of large replies does not pile up in memory. */
 #define RESP_FLUSH_BYTES (256 * 1024)
@@ -106,6 +109,7 @@ struct resp_conn {
     struct resp_conn *next;
     struct resp_conn *pend_prev; /* the worker's pending-write list */
     struct resp_conn *pend_next;
+    unsigned ndeferred; /* its commands waiting in the worker's batch */
 };
 
 struct resp_fe;
@@ -144,6 +148,12 @@ struct resp_worker {
     struct resp_buf rbuf; /* read buffer */
     struct resp_buf wbuf; /* replies of the current batch */
     char *split_buf;      /* inline requests are split here */
+    /* Simple commands of this pass's clients, run as one engine call at
+     * the end of the pass (NULL: the engine gains nothing from it).
+     * tconn[t] is the connection of ticket t, NULL once it closed. */
+    kvd_cmd_batch *batch;
+    struct resp_conn **tconn;
+    size_t tconn_cap;
     unsigned next_worker; /* worker 0: round-robin cursor */
 };
 

@@ -376,6 +376,15 @@ conn_free(struct resp_conn *c)
         event_del(&c->wev);
     }
     close(c->fd);
+    if (c->ndeferred > 0) {
+        /* Its queued commands still run; their replies go nowhere. */
+        size_t n = api->batch_count(w->batch);
+        for (size_t t = 0; t < n; t++) {
+            if (w->tconn[t] == c) {
+                w->tconn[t] = NULL;
+            }
+        }
+    }
     if (c->sess != NULL) {
         api->session_destroy(c->sess);
     }
@@ -568,6 +577,72 @@ conn_send(struct resp_conn *c)
     return 0;
 }
 
+/*
+ * Run the worker's batch and write each reply to its connection, in
+ * ticket order (so every client's replies keep their order). `cur` is the
+ * connection being processed, whose earlier replies sit in w->wbuf: they
+ * are stashed first, as they come before its queued ones. Connections
+ * other than cur get their replies queued for the end-of-pass write.
+ */
+static void
+worker_run_batch(struct resp_worker *w, struct resp_conn *cur)
+{
+    const struct kvd_cmd_api *api = w->fe->srv->cmd_api;
+    size_t n = api->batch_count(w->batch);
+
+    if (n == 0) {
+        return;
+    }
+    if (cur != NULL && conn_stash(cur) != 0) {
+        cur->flags |= RESP_CONN_BROKEN;
+    }
+    api->batch_run(w->batch);
+    for (size_t t = 0; t < n; t++) {
+        struct resp_conn *c = w->tconn[t];
+        if (c == NULL) {
+            continue; /* closed meanwhile */
+        }
+        api->batch_reply(w->batch, t, &resp_reply_ops, c);
+        c->ndeferred--;
+        if (conn_stash(c) != 0) {
+            c->flags |= RESP_CONN_BROKEN;
+        }
+        if (c != cur && c->o.len > 0 &&
+            !(c->flags & (RESP_CONN_WRITING | RESP_CONN_PENDING))) {
+            conn_pend(c);
+        }
+    }
+    api->batch_clear(w->batch);
+}
+
+/*
+ * Queue the parsed request for the batch when it is a simple command.
+ * Returns 0 when queued, else nonzero (run it now).
+ */
+static int
+conn_defer(struct resp_conn *c, const char *const *argv)
+{
+    struct resp_worker *w = c->w;
+    const struct kvd_cmd_api *api = w->fe->srv->cmd_api;
+    struct resp_parser *p = &c->parser;
+    int t;
+
+    if (api->batch_count(w->batch) >= w->tconn_cap) {
+        worker_run_batch(w, c);
+    }
+    t = api->defer(w->batch, c->sess, p->argc, argv, p->argl);
+    if (t == KVD_EBUSY) {
+        worker_run_batch(w, c);
+        t = api->defer(w->batch, c->sess, p->argc, argv, p->argl);
+    }
+    if (t < 0) {
+        return -1;
+    }
+    w->tconn[t] = c;
+    c->ndeferred++;
+    return 0;
+}
+
 /* Run one complete request; the parser holds its arguments. */
 static void
 conn_exec(struct resp_conn *c, const char *req)
@@ -605,6 +680,14 @@ conn_exec(struct resp_conn *c, const char *req)
     }
     if (p->argc == 0) {
         return; /* empty request: no reply */
+    }
+    if (w->batch != NULL) {
+        if (conn_defer(c, argv) == 0) {
+            return; /* its reply comes when the batch runs */
+        }
+        if (c->ndeferred > 0) {
+            worker_run_batch(w, c); /* keep this client's replies in order */
+        }
     }
     flags =
         srv->cmd_api->exec(c->sess, p->argc, argv, p->argl, &resp_reply_ops, c);
@@ -672,7 +755,8 @@ conn_finish_batch(struct resp_conn *c)
         c->flags |= RESP_CONN_BROKEN;
     }
     if ((c->flags & RESP_CONN_BROKEN) ||
-        ((c->flags & RESP_CONN_CLOSE_AFTER) && c->o.len == 0)) {
+        ((c->flags & RESP_CONN_CLOSE_AFTER) && c->o.len == 0 &&
+         c->ndeferred == 0)) {
         conn_free(c);
         return;
     }
@@ -782,7 +866,7 @@ conn_on_read(evutil_socket_t fd, short what, void *arg)
         /* The client is gone or half-closed: deliver what is pending. */
         conn_set_reading(c, 0);
         c->flags |= RESP_CONN_CLOSE_AFTER;
-        if (c->o.len == 0) {
+        if (c->o.len == 0 && c->ndeferred == 0) {
             conn_free(c);
         }
         return;
@@ -921,7 +1005,7 @@ worker_begin_stop(struct resp_worker *w)
     for (c = w->conns; c != NULL; c = next) {
         next = c->next;
         conn_set_reading(c, 0);
-        if (c->o.len == 0) {
+        if (c->o.len == 0 && c->ndeferred == 0) {
             conn_free(c);
         } else {
             c->flags |= RESP_CONN_CLOSE_AFTER;
@@ -1030,8 +1114,25 @@ worker_flush(struct resp_worker *w)
 }
 
 /*
+ * End of a loop pass: run the commands the pass queued, then write every
+ * pending reply. Writing may let queued requests of a drained client run
+ * and queue more, so repeat until nothing is left.
+ */
+static void
+worker_end_pass(struct resp_worker *w)
+{
+    do {
+        if (w->batch != NULL) {
+            worker_run_batch(w, NULL);
+        }
+        worker_flush(w);
+    } while (w->batch != NULL &&
+             w->fe->srv->cmd_api->batch_count(w->batch) > 0);
+}
+
+/*
  * The loop: one pass over the ready events (EVLOOP_ONCE), then the
- * pending writes, so every reply of a pass leaves before the thread
+ * queued commands and the pending writes, so every reply of a pass leaves before the thread
  * sleeps again (see the top of this file for why).
  */
 static void *
@@ -1041,7 +1142,7 @@ worker_main(void *arg)
 
     while (!w->exiting) {
         int rc = event_base_loop(w->base, EVLOOP_ONCE);
-        worker_flush(w);
+        worker_end_pass(w);
         if (rc != 0) {
             break; /* -1: error; 1: no events left to wait for */
         }
@@ -1079,6 +1180,17 @@ worker_init(struct resp_fe *fe, struct resp_worker *w, unsigned id,
         (w->split_buf = malloc(fe->limits.max_inline_len + 1)) == NULL) {
         return kvd_err_set(err, KVD_ENOMEM, "out of memory");
     }
+    if (RESP_API_HAS(fe->srv->cmd_api, batch_clear)) {
+        /* NULL when the engine has no multi: exec one by one, as fast. */
+        w->batch = fe->srv->cmd_api->batch_create(fe->srv->cmd);
+        if (w->batch != NULL) {
+            w->tconn_cap = RESP_BATCH_CONNS;
+            w->tconn = calloc(w->tconn_cap, sizeof(*w->tconn));
+            if (w->tconn == NULL) {
+                return kvd_err_set(err, KVD_ENOMEM, "out of memory");
+            }
+        }
+    }
     event_assign(&w->wake_ev, w->base, w->wake_fd, EV_READ | EV_PERSIST,
                  worker_on_wake, w);
     event_add(&w->wake_ev, NULL);
@@ -1113,6 +1225,12 @@ worker_release(struct resp_worker *w)
     resp_buf_free(&w->rbuf);
     resp_buf_free(&w->wbuf);
     free(w->split_buf);
+    if (w->batch != NULL) {
+        w->fe->srv->cmd_api->batch_destroy(w->batch);
+        w->batch = NULL;
+    }
+    free(w->tconn);
+    w->tconn = NULL;
     pthread_mutex_destroy(&w->lock);
 }
 

@@ -104,6 +104,29 @@ struct kvd_op {
     int64_t expire_ms; /* PUT only: absolute Unix ms, or KVD_NO_EXPIRY */
 };
 
+/*
+ * One operation of multi(): unlike a batch, the operations are independent
+ * and each has its own result, as if get/put/del had been called for it.
+ */
+enum kvd_mop_type {
+    KVD_MOP_GET = 1,
+    KVD_MOP_PUT = 2,
+    KVD_MOP_DEL = 3,
+};
+
+struct kvd_mop {
+    /* in: */
+    int type; /* enum kvd_mop_type */
+    const void *key;
+    size_t klen;
+    const void *val; /* PUT only */
+    size_t vlen;
+    int64_t expire_ms; /* PUT only: absolute Unix ms, or KVD_NO_EXPIRY */
+    /* out, set by multi() for every operation: */
+    int status;          /* what get/put/del would have returned */
+    struct kvd_val out;  /* GET with status 0: release with kvd_val_release */
+};
+
 /* Iteration. */
 enum kvd_iter_flag {
     KVD_ITER_KEYS_ONLY = 1u << 0, /* entries carry no value bytes */
@@ -245,8 +268,47 @@ struct kvd_engine_vtable {
      * file). NULL means `caps` holds for every store. */
     uint32_t (*instance_caps)(kvd_engine *e);
 
+    /*
+     * Optional. Run n independent operations (struct kvd_mop) in one call,
+     * so that an engine can overlap them: one WAL record for all the
+     * writes, one network round trip per server. The core calls it with
+     * requests of many clients gathered in one event-loop pass.
+     *
+     * Each operation ends with ops[i].status set to what get, put or del
+     * would have returned for it alone (0, KVD_ENOTFOUND, KVD_EIO, ...),
+     * and a GET with status 0 fills ops[i].out, which the caller
+     * releases. It is not atomic: some operations may fail while others
+     * succeed, and a crash may keep any subset of the writes.
+     *
+     * Order: operations on the same key take effect in array order, and
+     * a GET sees every earlier PUT or DEL of its key in the array.
+     * Operations on different keys may take effect in any order, and
+     * other threads may observe any interleaving of them.
+     *
+     * The caller has validated every key and value (non-empty, within
+     * the limits) and holds the core's write locks of the keys written.
+     * Returns 0 once every status is set; a negative return means the
+     * call itself failed (out of memory): then every status is set to it
+     * and no `out` needs releasing. When NULL the core loops over
+     * get/put/del.
+     */
+    int (*multi)(kvd_engine *e, struct kvd_mop *ops, size_t n);
+
     /* ABI 1 appends here only. */
 };
+
+/* The size of the first ABI 1 vtable (up to instance_caps): the smallest
+ * struct_size a host accepts. Methods after it are read only when the
+ * plugin's struct_size covers them. */
+#define KVD_ENGINE_VTABLE_MIN_SIZE                                            \
+    (offsetof(struct kvd_engine_vtable, instance_caps) +                      \
+     sizeof(((struct kvd_engine_vtable *)0)->instance_caps))
+
+/* Whether vtable vt (of a loaded plugin) has method m. */
+#define KVD_ENGINE_HAS(vt, m)                                                 \
+    ((vt)->struct_size >= offsetof(struct kvd_engine_vtable, m) +             \
+                              sizeof((vt)->m) &&                              \
+     (vt)->m != NULL)
 
 #ifdef __cplusplus
 }

@@ -44,6 +44,7 @@ typedef struct kvd_store kvd_store;     /* the core's wrapped store */
 typedef struct kvd_cmd kvd_cmd;         /* the command layer */
 typedef struct kvd_session kvd_session; /* one client's command state */
 typedef struct kvd_frontend kvd_frontend;
+typedef struct kvd_cmd_batch kvd_cmd_batch; /* deferred commands */
 
 /* Flags for kvd_store_api.set. */
 enum kvd_set_flag {
@@ -187,6 +188,44 @@ struct kvd_cmd_api {
      * Present when struct_size covers it (hosts before it lack it).
      */
     int (*stats)(kvd_cmd *c, kvd_cmd_stat_fn fn, void *ctx);
+
+    /*
+     * Deferred execution (present when struct_size covers it). A frontend
+     * that serves many clients from one event loop gathers their simple
+     * commands (GET key, SET key value, DEL key) during a loop pass and
+     * runs them together in one engine call (the engine's multi): one WAL
+     * write, one network round trip per server, instead of one per
+     * command. Commands of different sessions in one batch are
+     * concurrent (they may take effect in any order); the commands of
+     * one session keep their order.
+     *
+     * batch_create: NULL when gathering gains nothing for this store (its
+     * engine has no multi method) or out of memory: then use exec only.
+     * A batch belongs to one thread at a time.
+     *
+     * defer: >= 0 when the command was queued; the value is its ticket
+     * (0, 1, 2, ... in queue order) and every argument was copied.
+     * KVD_ENOTSUP: this command cannot wait; run it with exec, but if
+     * this session has commands queued, first batch_run and deliver
+     * their replies, so its replies stay in order. KVD_EBUSY: the batch
+     * is full; batch_run, deliver, batch_clear, then defer again.
+     * A queued command is counted (INFO commandstats) when it runs.
+     *
+     * batch_run: execute every queued command. batch_reply: write the
+     * reply of one ticket (exactly what exec would have written), once
+     * per ticket, after batch_run. batch_clear: drop every ticket, ready
+     * for the next pass. A session must not be destroyed while it has a
+     * ticket whose reply was not written.
+     */
+    kvd_cmd_batch *(*batch_create)(kvd_cmd *c);
+    void (*batch_destroy)(kvd_cmd_batch *b);
+    int (*defer)(kvd_cmd_batch *b, kvd_session *s, size_t argc,
+                 const char *const *argv, const size_t *argl);
+    size_t (*batch_count)(const kvd_cmd_batch *b);
+    void (*batch_run)(kvd_cmd_batch *b);
+    void (*batch_reply)(kvd_cmd_batch *b, size_t ticket,
+                        const struct kvd_reply_ops *ops, void *w);
+    void (*batch_clear)(kvd_cmd_batch *b);
 };
 
 enum kvd_session_flag {

@@ -251,7 +251,7 @@ cmdt_setup_params(void **state, const struct cmdt_params *p)
     };
 
     assert_non_null(fx);
-    fx->vt = cmdt_vt;
+    fx->vt = p->vt != NULL ? p->vt : cmdt_vt;
     fx->clock.host = *kvd_hostsvc_default();
     fx->clock.host.now_ms = cmdt_clock_now;
     atomic_init(&fx->clock.now_ms, CMDT_EPOCH_MS);
@@ -274,6 +274,12 @@ cmdt_setup_params(void **state, const struct cmdt_params *p)
     assert_non_null(fx->sess);
     *state = fx;
     return 0;
+}
+
+const struct kvd_engine_vtable *
+cmdt_memory_vt(void)
+{
+    return cmdt_vt;
 }
 
 int

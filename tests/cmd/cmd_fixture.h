@@ -63,7 +63,13 @@ struct cmdt_params {
     const char *requirepass;  /* NULL: none */
     uint64_t max_value_bytes; /* 0: engine default */
     unsigned session_flags;   /* KVD_SESSION_TRUSTED or 0 */
+    /* The engine to open instead of the memory engine (NULL: memory). */
+    const struct kvd_engine_vtable *vt;
 };
+
+/* The memory engine's vtable (valid between the group setup and
+ * teardown), for tests that wrap it. */
+const struct kvd_engine_vtable *cmdt_memory_vt(void);
 
 /* Group setup/teardown: load the memory engine once. */
 int cmdt_group_setup(void **state);

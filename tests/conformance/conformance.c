@@ -807,6 +807,12 @@ main(int argc, char **argv)
         CF_BATCH_BOTH(test_batch_valid_applies_all),
         CF_BATCH_BOTH(test_batch_later_op_wins),
         CF_BOTH(test_batch_cross_partition_changes_nothing),
+        /* cf_multi.c */
+        CF_BOTH(test_multi_results_match_single_calls),
+        CF_BOTH(test_multi_same_key_in_array_order),
+        CF_BOTH(test_multi_random_against_model),
+        CF_BOTH(test_multi_expiry_rules),
+        CF_STORE_T(test_store_multi_validates_and_counts),
         /* cf_ttl_iter.c */
         CF_BOTH(test_ttl_get_returns_expiry),
         CF_BOTH(test_ttl_expired_key_is_absent),

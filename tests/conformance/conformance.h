@@ -176,6 +176,13 @@ void test_batch_valid_applies_all(void **state);
 void test_batch_later_op_wins(void **state);
 void test_batch_cross_partition_changes_nothing(void **state);
 
+/* cf_multi.c */
+void test_multi_results_match_single_calls(void **state);
+void test_multi_same_key_in_array_order(void **state);
+void test_multi_random_against_model(void **state);
+void test_multi_expiry_rules(void **state);
+void test_store_multi_validates_and_counts(void **state);
+
 /* cf_ttl_iter.c */
 void test_ttl_get_returns_expiry(void **state);
 void test_ttl_expired_key_is_absent(void **state);

@@ -119,6 +119,88 @@ class Commands(ServerCase):
         self.assertEqual(got, want)
         s.close()
 
+    def test_mixed_pipeline_keeps_every_clients_order(self):
+        """Simple commands (which an engine may run together, see
+        docs/architecture.md) and others, interleaved on the same keys in
+        one write: every reply comes in order and sees what came before."""
+        s = raw_conn(self.srv.sock)
+        s.sendall(b"SET mx 1\r\nGET mx\r\nINCR mx\r\nGET mx\r\n"
+                  b"APPEND mx 0\r\nGET mx\r\nDEL mx\r\nGET mx\r\n"
+                  b"SET mx a\r\nMGET mx nope\r\nUNLINK mx\r\nEXISTS mx\r\n"
+                  b"SET mx b\r\nPING\r\nGET mx\r\n")
+        want = (b"+OK\r\n$1\r\n1\r\n:2\r\n$1\r\n2\r\n:2\r\n"
+                b"$2\r\n20\r\n:1\r\n$-1\r\n+OK\r\n*2\r\n$1\r\na\r\n"
+                b"$-1\r\n:1\r\n:0\r\n+OK\r\n+PONG\r\n$1\r\nb\r\n")
+        self.assertEqual(recv_exact(s, len(want)), want)
+        s.close()
+
+    def test_half_closed_client_gets_its_replies(self):
+        s = raw_conn(self.srv.sock)
+        s.sendall(b"SET hc 1\r\nGET hc\r\nDEL hc\r\n")
+        s.shutdown(socket.SHUT_WR)
+        self.assertEqual(read_until_closed(s),
+                         b"+OK\r\n$1\r\n1\r\n:1\r\n")
+        s.close()
+
+    def test_quit_after_simple_commands(self):
+        s = raw_conn(self.srv.sock)
+        s.sendall(b"SET qk v\r\nGET qk\r\nQUIT\r\nGET qk\r\n")
+        self.assertEqual(read_until_closed(s),
+                         b"+OK\r\n$1\r\nv\r\n+OK\r\n")
+        s.close()
+
+    def test_pipelined_large_values(self):
+        r = client(self.srv)
+        vals = [os.urandom(600 << 10) for _ in range(4)]
+        p = r.pipeline(transaction=False)
+        for i, v in enumerate(vals):
+            p.set(f"plv:{i}", v)
+        for i in range(4):
+            p.get(f"plv:{i}")
+        for i in range(4):
+            p.delete(f"plv:{i}")
+        res = p.execute()
+        self.assertEqual(res, [True] * 4 + vals + [1] * 4)
+
+    def test_concurrent_pipelines_see_their_own_writes(self):
+        """Many clients pipelining at once (their simple commands may be
+        gathered into one engine call): each sees exactly its writes."""
+        errors = []
+
+        def worker(t):
+            try:
+                r = client(self.srv)
+                for rnd in range(5):
+                    p = r.pipeline(transaction=False)
+                    for i in range(50):
+                        p.set(f"cp:{t}:{i}", f"{rnd}:{i}")
+                        p.get(f"cp:{t}:{i}")
+                    p.incr(f"cp:{t}:n")
+                    for i in range(0, 50, 5):
+                        p.delete(f"cp:{t}:{i}")
+                        p.get(f"cp:{t}:{i}")
+                    res = p.execute()
+                    want = []
+                    for i in range(50):
+                        want += [True, f"{rnd}:{i}".encode()]
+                    want.append(rnd + 1)
+                    for i in range(0, 50, 5):
+                        want += [1, None]
+                    if res != want:
+                        errors.append(f"client {t} round {rnd}: {res[:6]}")
+                        return
+                r.close()
+            except Exception as e:  # noqa: BLE001
+                errors.append(f"client {t}: {e!r}")
+
+        threads = [threading.Thread(target=worker, args=(t,))
+                   for t in range(16)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+        self.assertEqual(errors, [])
+
     def test_request_split_across_writes(self):
         s = raw_conn(self.srv.sock)
         req = b"*3\r\n$3\r\nSET\r\n$5\r\nsplit\r\n$5\r\nhello\r\n"

@@ -126,6 +126,29 @@ test_loader_open_path_loads_good_engine(void **state)
     kvd_loader_close(p);
 }
 
+/* A plugin built before multi was appended to ABI 1 still loads, and the
+ * host sees no multi method in it (the field lies past its struct_size). */
+static void
+test_loader_accepts_first_abi1_vtable(void **state)
+{
+    const struct kvd_engine_vtable *evt;
+    struct kvd_err err = {0};
+    kvd_plugin *p = NULL;
+    const void *vt = NULL;
+
+    (void)state;
+    assert_int_equal(kvd_loader_open_path(TDIR "/kvd_engine_oldv1.so",
+                                          "engine", &p, &vt, &err),
+                     0);
+    evt = vt;
+    assert_string_equal(evt->name, "oldv1");
+    assert_int_equal(evt->struct_size, KVD_ENGINE_VTABLE_MIN_SIZE);
+    assert_true(evt->struct_size < sizeof(struct kvd_engine_vtable));
+    assert_false(KVD_ENGINE_HAS(evt, multi));
+    assert_true(KVD_ENGINE_HAS(evt, get));
+    kvd_loader_close(p);
+}
+
 static void
 test_loader_loads_real_memory_engine(void **state)
 {
@@ -181,8 +204,8 @@ test_loader_refuses_short_struct_size(void **state)
     expect_engine_refused("shortsize", KVD_EABI, &err);
     assert_non_null(strstr(err.msg, "kvd_engine_shortsize.so"));
     assert_non_null(strstr(err.msg, "struct_size"));
-    snprintf(want, sizeof(want), "%zu, found 16",
-             sizeof(struct kvd_engine_vtable));
+    snprintf(want, sizeof(want), "at least %zu, found 16",
+             (size_t)KVD_ENGINE_VTABLE_MIN_SIZE);
     assert_non_null(strstr(err.msg, want));
 }
 
@@ -234,7 +257,8 @@ test_loader_list_separates_kinds(void **state)
     (void)state;
     kvd_loader_list(TDIR, "engine", buf, sizeof(buf));
     assert_string_equal(buf,
-                        "badabi, good, misnamed, nosym, nullget, shortsize");
+                        "badabi, good, misnamed, nosym, nullget, oldv1, "
+                        "shortsize");
     kvd_loader_list(TDIR, "frontend", buf, sizeof(buf));
     assert_string_equal(buf, "fbadabi, fgood, fnullstart");
     kvd_loader_list(TDIR "/no-such-dir", "engine", buf, sizeof(buf));
@@ -359,6 +383,7 @@ main(void)
         cmocka_unit_test(test_loader_refuses_missing_symbol),
         cmocka_unit_test(test_loader_refuses_wrong_abi_version),
         cmocka_unit_test(test_loader_refuses_short_struct_size),
+        cmocka_unit_test(test_loader_accepts_first_abi1_vtable),
         cmocka_unit_test(test_loader_refuses_null_required_method),
         cmocka_unit_test(test_loader_refuses_name_mismatch),
         cmocka_unit_test(test_loader_missing_plugin_lists_available),

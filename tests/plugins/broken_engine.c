@@ -10,6 +10,9 @@
  *   BROKEN_SIZE       struct_size is 16 bytes (an ABI older than any real)
  *   BROKEN_NULL_GET   the required get method is NULL
  *   BROKEN_NAME       the vtable calls itself "someone-else"
+ *   OLD_V1            not broken: the first ABI 1 vtable, ending at
+ *                     instance_caps (before multi was appended); the
+ *                     loader must accept it and treat multi as absent
  *
  * The loader must refuse every broken case before calling into the plugin,
  * so the methods only have to exist; each answers KVD_ENOTSUP, and open
@@ -126,6 +129,8 @@ broken_stats(kvd_engine *e, struct kvd_engine_stats *st, kvd_stat_fn fn,
 
 #ifdef BROKEN_SIZE
 #define BROKEN_STRUCT_SIZE BROKEN_SIZE_FOUND
+#elif defined(OLD_V1)
+#define BROKEN_STRUCT_SIZE KVD_ENGINE_VTABLE_MIN_SIZE
 #else
 #define BROKEN_STRUCT_SIZE sizeof(struct kvd_engine_vtable)
 #endif
@@ -140,6 +145,8 @@ broken_stats(kvd_engine *e, struct kvd_engine_stats *st, kvd_stat_fn fn,
 #define BROKEN_NAME_STR "shortsize"
 #elif defined(BROKEN_NULL_GET)
 #define BROKEN_NAME_STR "nullget"
+#elif defined(OLD_V1)
+#define BROKEN_NAME_STR "oldv1"
 #else
 #define BROKEN_NAME_STR "good"
 #endif
