@@ -5,7 +5,7 @@
  * each:
  *   lsm_engine.c   options table, open/close, get, stats, sync, maintain,
  *                  the exported vtable
- *   lsm_write.c    put/del/batch, WAL append, group commit, memtable
+ *   lsm_write.c    put/del/batch/multi, WAL append, group commit, memtable
  *                  switch, write stalls, the read-only switch
  *   lsm_compact.c  background thread: memtable flush, leveled compaction,
  *                  applying version edits, deleting obsolete files
@@ -69,7 +69,16 @@ struct lsm_walf {
     _Atomic int refs;
     int fd;
     uint64_t number;
+    /* as created (header written, first chunk preallocated), for the
+     * writer that attaches it: see struct lsm_logw */
+    uint64_t off;
+    uint64_t alloc;
+    uint64_t chunk;
 };
+
+/* WAL preallocation steps (sync = always; lsm_write.c). */
+#define LSM_WAL_PREALLOC_MIN_BYTES 4096u
+#define LSM_WAL_PREALLOC_MAX_BYTES (1u << 20)
 
 /* What a reader needs: the memtables and the table set, refcounted
  * together so they always match (an entry is in exactly one of them). */
@@ -286,12 +295,19 @@ int lsm_put(lsm_db *db, const void *key, size_t klen, const void *val,
 int lsm_del(lsm_db *db, const void *key, size_t klen);
 int lsm_batch(lsm_db *db, const struct kvd_op *ops, size_t n,
               struct kvd_err *err);
+/* The vtable's multi (lsm_write.c, "multi"): 0, or KVD_ENOMEM with every
+ * status set to it. */
+int lsm_multi(lsm_db *db, struct kvd_mop *ops, size_t n);
 int lsm_sync_to(lsm_db *db, uint64_t target);
 int lsm_sync_all(lsm_db *db);
 /* Freeze a non-empty memtable now (maintain): 0 or a status. */
 int lsm_force_switch(lsm_db *db);
-/* Create WAL `number` (header written and synced) as the writer's. */
+/* Create WAL `number` (header written, first chunk preallocated with
+ * sync = always, synced, renamed into place). */
 int lsm_wal_create(lsm_db *db, uint64_t number, struct lsm_walf **out);
+/* Make the WAL writer append to wf, which it takes over (wlock held, or
+ * open); the previous WAL is unreferenced. */
+void lsm_wal_attach(lsm_db *db, struct lsm_walf *wf);
 /* Decode a WAL batch payload: calls fn for each op. KVD_ECORRUPT when
  * malformed. */
 typedef int (*lsm_batch_fn)(void *ctx, uint64_t seq, int type, const void *key,
@@ -300,6 +316,8 @@ int lsm_batch_decode(const void *p, size_t n, uint64_t *first_seq,
                      uint32_t *count, lsm_batch_fn fn, void *ctx);
 
 /* lsm_engine.c */
+/* The vtable's get. */
+int lsm_get(lsm_db *db, const void *key, size_t klen, struct kvd_val *out);
 /* The current view, referenced, and (snap != NULL) the last published
  * sequence number read under the same lock: every entry up to *snap is in
  * the view's memtables or tables, and no version an entry up to *snap
@@ -356,6 +374,10 @@ int lsm_manifest_append(lsm_db *db, const struct lsm_edit *e);
 int lsm_manifest_load(lsm_db *db, lsm_version **v, uint64_t *log_number,
                       uint64_t *next_file, uint64_t *last_seq,
                       struct kvd_err *err);
+/* Replay MANIFEST-number (what lsm_manifest_load does after CURRENT). */
+int lsm_manifest_read(lsm_db *db, uint64_t number, lsm_version **v,
+                      uint64_t *log_number, uint64_t *next_file,
+                      uint64_t *last_seq, struct kvd_err *err);
 void lsm_manifest_close(lsm_db *db);
 
 /* lsm_recover.c */

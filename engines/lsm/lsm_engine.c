@@ -19,7 +19,8 @@
  * compactions; one more for sync = everysec. Lock order in lsm_db.h.
  *
  * This file: options table, open/close, views, get, stats, sync,
- * maintain, and the exported vtable (last).
+ * maintain, and the exported vtable (last). put, del, batch and multi
+ * are in lsm_write.c.
  */
 #include "lsm_db.h"
 
@@ -383,8 +384,8 @@ lsm_open(const struct kvd_host *host, const void *opts, const char *dir,
         goto fail;
     }
     if (db->io->mkdir(dir, 0755) != 0 && errno != EEXIST) {
-        rc = kvd_err_set(err, efile_errno_status(errno), "lsm: mkdir %s: %s", dir,
-                         strerror(errno));
+        rc = kvd_err_set(err, efile_errno_status(errno), "lsm: mkdir %s: %s",
+                         dir, strerror(errno));
         goto fail;
     }
     rc = take_lock(db, err);
@@ -586,7 +587,7 @@ val_release_free(struct kvd_val *v)
     v->cookie[0] = NULL;
 }
 
-static int
+int
 lsm_get(kvd_engine *db, const void *key, size_t klen, struct kvd_val *out)
 {
     struct lsm_lookup l;
@@ -667,6 +668,12 @@ lsm_batch_op(kvd_engine *db, const struct kvd_op *ops, size_t n,
              struct kvd_err *err)
 {
     return lsm_batch(db, ops, n, err);
+}
+
+static int
+lsm_multi_op(kvd_engine *db, struct kvd_mop *ops, size_t n)
+{
+    return lsm_multi(db, ops, n);
 }
 
 static int
@@ -806,7 +813,7 @@ lsm_stats(kvd_engine *db, struct kvd_engine_stats *out, kvd_stat_fn fn,
     imm_bytes = vw->imm != NULL ? lsm_mem_bytes(vw->imm) : 0;
     lsm_view_put(vw);
     pthread_mutex_lock(&db->wlock);
-    wal_bytes = db->walw.off;
+    wal_bytes = db->walw.alloc; /* preallocated zeros included */
     pthread_mutex_unlock(&db->wlock);
     lsm_cache_get_stats(db->bcache, &cs);
 
@@ -945,4 +952,6 @@ KVD_EXPORT const struct kvd_engine_vtable kvd_engine_entry = {
     .sync = lsm_sync_op,
     .maintain = lsm_maintain,
     .clear = NULL,
+    .instance_caps = NULL,
+    .multi = lsm_multi_op,
 };

@@ -36,7 +36,7 @@ enum lsm_vtype {
  * entry of the same user key and seq. */
 #define LSM_T_SEEK LSM_T_PUTX
 
-#define LSM_SEQ_MAX ((UINT64_C(1) << 56) - 1)
+#define LSM_SEQ_MAX       ((UINT64_C(1) << 56) - 1)
 #define LSM_TRAILER_BYTES 8
 
 struct lsm_slice {

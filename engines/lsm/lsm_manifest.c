@@ -236,13 +236,7 @@ lsm_manifest_load(lsm_db *db, lsm_version **out, uint64_t *log_number,
     char path[LSM_PATH_BYTES];
     unsigned char *buf = NULL;
     size_t size = 0;
-    struct lsm_logr r;
-    lsm_version *v = NULL;
     uint64_t number;
-    unsigned have = 0;
-    const void *rec;
-    size_t n;
-    long recno = 0;
     int rc;
 
     snprintf(path, sizeof(path), "%s/%s", db->dir, LSM_CURRENT_FILE);
@@ -256,10 +250,29 @@ lsm_manifest_load(lsm_db *db, lsm_version **out, uint64_t *log_number,
     }
     rc = parse_current(buf, size, &number);
     free(buf);
-    buf = NULL;
     if (rc != 0) {
         return kvd_err_set(err, rc, "lsm: %s does not name a MANIFEST", path);
     }
+    return lsm_manifest_read(db, number, out, log_number, next_file, last_seq,
+                             err);
+}
+
+int
+lsm_manifest_read(lsm_db *db, uint64_t number, lsm_version **out,
+                  uint64_t *log_number, uint64_t *next_file, uint64_t *last_seq,
+                  struct kvd_err *err)
+{
+    char path[LSM_PATH_BYTES];
+    unsigned char *buf = NULL;
+    size_t size = 0;
+    struct lsm_logr r;
+    lsm_version *v = NULL;
+    unsigned have = 0;
+    const void *rec;
+    size_t n;
+    long recno = 0;
+    int rc;
+
     manifest_path(db, path, number, false);
     rc = lsm_read_file(db, path, &buf, &size);
     if (rc != 0) {

@@ -5,7 +5,10 @@
  * WAL replay reads every WAL whose number is >= the MANIFEST's log number,
  * oldest first, into memtables (flushed to level-0 tables when they fill).
  * A torn tail of the newest WAL (an append interrupted by a crash) is cut
- * and logged: it was never acknowledged under sync = always. Damage that
+ * and logged: it was never acknowledged under sync = always. The zeros
+ * after the last record of a preallocated WAL are its end, in any WAL
+ * (lsm_wal.h). A WAL is never appended to after an open: recovery always
+ * starts a new one, so nothing has to find the end of the zeros. Damage that
  * valid records follow, or a torn end of an older WAL, is corruption, and
  * the corruption option decides: stop (keep the history up to the last
  * good batch: a prefix, and log what was lost), skip (leave out the
@@ -79,7 +82,9 @@ struct dirlist {
     size_t nlogs;
     size_t cap;
     uint64_t max_number;
-    bool has_tables; /* *.sst or MANIFEST-* */
+    bool has_tables;       /* *.sst */
+    size_t nmanifests;     /* MANIFEST-* */
+    uint64_t manifest_max; /* the newest one's number */
 };
 
 static int
@@ -98,8 +103,8 @@ list_dir(lsm_db *db, struct dirlist *dl, struct kvd_err *err)
 
     memset(dl, 0, sizeof(*dl));
     if (d == NULL) {
-        return kvd_err_set(err, efile_errno_status(errno), "lsm: opendir %s: %s",
-                           db->dir, strerror(errno));
+        return kvd_err_set(err, efile_errno_status(errno),
+                           "lsm: opendir %s: %s", db->dir, strerror(errno));
     }
     while ((de = readdir(d)) != NULL) {
         uint64_t num = 0;
@@ -109,8 +114,14 @@ list_dir(lsm_db *db, struct dirlist *dl, struct kvd_err *err)
                 dl->max_number = num;
             }
         }
-        if (k == FK_SST || k == FK_MANIFEST) {
+        if (k == FK_SST) {
             dl->has_tables = true;
+        }
+        if (k == FK_MANIFEST) {
+            dl->nmanifests++;
+            if (num > dl->manifest_max) {
+                dl->manifest_max = num;
+            }
         }
         if (k != FK_LOG) {
             continue;
@@ -294,11 +305,13 @@ replay_wal(struct replay *rp, uint64_t number, bool newest, struct kvd_err *err)
     }
     if (rc == 0 && r.torn) {
         if (newest) {
-            lsm_count(&db->c.torn_tail_bytes, size - r.torn_off);
+            /* the bytes up to the zero tail (preallocated space) */
+            uint64_t cut = r.end > r.torn_off ? r.end - r.torn_off : 0;
+            lsm_count(&db->c.torn_tail_bytes, cut);
             LSM_LOG(db, KVD_LOG_WARN,
                     "lsm: %s: cut a torn tail of %llu bytes at offset %llu "
                     "(a write interrupted by a crash)",
-                    path, (unsigned long long)(size - r.torn_off),
+                    path, (unsigned long long)cut,
                     (unsigned long long)r.torn_off);
         } else {
             /* an older WAL was complete when the next one started */
@@ -361,6 +374,33 @@ remove_unreferenced(lsm_db *db, const lsm_version *v, uint64_t wal_number)
     }
 }
 
+/* No CURRENT: is every MANIFEST there what a first open writes before it
+ * points CURRENT at it (one MANIFEST, no tables)? A MANIFEST that lists
+ * tables means a store that lost its CURRENT, not a new one. */
+static bool
+first_open_crashed(lsm_db *db, const struct dirlist *dl)
+{
+    lsm_version *v = NULL;
+    uint64_t log_number = 0;
+    uint64_t next_file = 0;
+    uint64_t last_seq = 0;
+    bool empty = true;
+
+    if (dl->nmanifests == 0) {
+        return true;
+    }
+    if (dl->nmanifests > 1 ||
+        lsm_manifest_read(db, dl->manifest_max, &v, &log_number, &next_file,
+                          &last_seq, NULL) != 0) {
+        return false;
+    }
+    for (int l = 0; l < LSM_LEVELS; l++) {
+        empty = empty && v->nfiles[l] == 0;
+    }
+    lsm_version_unref(v);
+    return empty;
+}
+
 static int
 check_tables_exist(lsm_db *db, const lsm_version *v, struct kvd_err *err)
 {
@@ -416,7 +456,7 @@ lsm_recover(lsm_db *db, struct kvd_err *err)
     }
     rc = lsm_manifest_load(db, &v, &log_number, &next_file, &last_seq, err);
     if (rc == KVD_ENOTFOUND) {
-        if (dl.has_tables) {
+        if (dl.has_tables || !first_open_crashed(db, &dl)) {
             rc = kvd_err_set(err, KVD_ECORRUPT,
                              "lsm: %s has tables or a MANIFEST but no "
                              "CURRENT file; refusing to start an empty "
@@ -424,9 +464,12 @@ lsm_recover(lsm_db *db, struct kvd_err *err)
                              db->dir);
             goto out;
         }
-        /* a new store (WALs without CURRENT come from an open that
-         * crashed before it took any write) */
-        log_number = UINT64_MAX;
+        /* a new store. WALs (and one MANIFEST of no tables) without
+         * CURRENT come from a first open that crashed before CURRENT
+         * existed, so before it took any write: its WALs hold no batch.
+         * They are replayed all the same (log number 0), so that a store
+         * that lost CURRENT before its first flush keeps its writes. */
+        log_number = 0;
         rc = lsm_version_create(&db->vconf, &v);
         if (rc != 0) {
             kvd_err_set(err, rc, "lsm: out of memory");
@@ -508,11 +551,8 @@ lsm_recover(lsm_db *db, struct kvd_err *err)
     }
     lsm_view_put(old);
     db->wmem = mem;
-    db->wal = wal;
+    lsm_wal_attach(db, wal);
     wal = NULL;
-    db->walw.io = db->io;
-    db->walw.fd = db->wal->fd;
-    db->walw.off = lsm_log_encoded_size(0, LSM_FILE_HDR_BYTES);
     remove_unreferenced(db, v2, wal_number);
     db->recovery_ms = mono_ms() - t0;
     if (rp.records > 0) {

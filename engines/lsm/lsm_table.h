@@ -71,8 +71,8 @@ uint64_t lsm_cache_new_id(lsm_cache *c);
 /* ---- Table writer -------------------------------------------------- */
 
 struct lsm_table_opts {
-    size_t block_size;     /* target data block bytes (default 4096) */
-    int restart_interval;  /* keys between restart points (default 16) */
+    size_t block_size;      /* target data block bytes (default 4096) */
+    int restart_interval;   /* keys between restart points (default 16) */
     int bloom_bits_per_key; /* 0 = no filter (default 10) */
 };
 
@@ -104,8 +104,7 @@ void lsm_table_meta_free(struct lsm_table_meta *m);
 
 /* Write the filter, index, and footer, and free the writer (also on
  * error). A table with no entries is an error (KVD_EINVAL). */
-int lsm_tw_finish(lsm_tw *w, struct lsm_table_meta *meta,
-                  struct kvd_err *err);
+int lsm_tw_finish(lsm_tw *w, struct lsm_table_meta *meta, struct kvd_err *err);
 
 /* Free the writer without finishing (the file is garbage). */
 void lsm_tw_abandon(lsm_tw *w);
@@ -144,7 +143,7 @@ size_t lsm_table_mem_bytes(const lsm_table *t); /* index + filter */
  * tables it consults.
  */
 struct lsm_hit {
-    int type;             /* enum lsm_vtype */
+    int type; /* enum lsm_vtype */
     uint64_t seq;
     struct lsm_slice val; /* raw value bytes as stored (PUTX: expiry first) */
     void *pin;            /* owned; NULL when nothing is pinned */

@@ -10,7 +10,9 @@
  * corruption, counted so the caller can apply its policy. After damage the
  * reader resumes at the next fragment when the damaged one's length still
  * leads to a valid header in the same block, else at the next block
- * boundary (every block starts with a fragment header).
+ * boundary (every block starts with a fragment header). Everything after
+ * the last non-zero byte of the file is preallocated space: a fragment
+ * header is never all zero, so the log ends where the zeros start.
  *
  * No state beyond the structs: thread-compatible.
  */
@@ -132,6 +134,10 @@ lsm_log_encode(size_t block_off, const void *rec, size_t n, unsigned char *out)
 
 /* The scratch buffer is kept between records up to this size. */
 #define LSM_LOGW_KEEP_BYTES (1u << 20)
+/* Preallocation writes zeros in pieces of this size. */
+#define LSM_LOGW_ZERO_BYTES 65536
+
+static const unsigned char lsm_zeros[LSM_LOGW_ZERO_BYTES];
 
 void
 lsm_logw_init(struct lsm_logw *w, const struct kvd_io *io, int fd, uint64_t off)
@@ -140,6 +146,7 @@ lsm_logw_init(struct lsm_logw *w, const struct kvd_io *io, int fd, uint64_t off)
     w->io = io;
     w->fd = fd;
     w->off = off;
+    w->alloc = off;
 }
 
 void
@@ -166,12 +173,66 @@ errno_status(int e)
     }
 }
 
+static int
+full_pwrite(struct lsm_logw *w, const unsigned char *p, size_t n, uint64_t off)
+{
+    size_t done = 0;
+
+    while (done < n) {
+        ssize_t r =
+            w->io->pwrite(w->fd, p + done, n - done, (off_t)(off + done));
+        if (r < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            return errno_status(errno);
+        }
+        if (r == 0) {
+            return KVD_ENOSPC;
+        }
+        done += (size_t)r;
+    }
+    return 0;
+}
+
+/* Zeros from w->alloc to the first multiple of w->chunk above w->off, so
+ * that at least one byte is free for the next record. On failure
+ * preallocation stops (w->alloc keeps what was written). */
+static int
+zero_fill(struct lsm_logw *w)
+{
+    uint64_t target = (w->off / w->chunk + 1) * w->chunk;
+
+    while (w->alloc < target) {
+        uint64_t left = target - w->alloc;
+        size_t n =
+            left < LSM_LOGW_ZERO_BYTES ? (size_t)left : LSM_LOGW_ZERO_BYTES;
+        int rc = full_pwrite(w, lsm_zeros, n, w->alloc);
+        if (rc != 0) {
+            w->chunk = 0;
+            return rc;
+        }
+        w->alloc += n;
+    }
+    return 0;
+}
+
+int
+lsm_logw_prealloc(struct lsm_logw *w, uint64_t chunk)
+{
+    w->chunk = chunk;
+    if (w->alloc < w->off) {
+        w->alloc = w->off;
+    }
+    return chunk != 0 ? zero_fill(w) : 0;
+}
+
 int
 lsm_logw_add(struct lsm_logw *w, const void *rec, size_t n)
 {
     size_t block_off = (size_t)(w->off % LSM_LOG_BLOCK_BYTES);
     size_t total = lsm_log_encoded_size(block_off, n);
-    size_t done = 0;
+    int rc;
 
     if (total > w->cap) {
         size_t cap = w->cap ? w->cap : 4096;
@@ -187,24 +248,22 @@ lsm_logw_add(struct lsm_logw *w, const void *rec, size_t n)
         w->cap = cap;
     }
     lsm_log_encode(block_off, rec, n, w->buf);
-    while (done < total) {
-        ssize_t r = w->io->pwrite(w->fd, w->buf + done, total - done,
-                                  (off_t)(w->off + done));
-        if (r < 0) {
-            if (errno == EINTR) {
-                continue;
-            }
-            return errno_status(errno);
-        }
-        if (r == 0) {
-            return KVD_ENOSPC;
-        }
-        done += (size_t)r;
+    rc = full_pwrite(w, w->buf, total, w->off);
+    if (rc != 0) {
+        return rc;
     }
     w->off += total;
     if (w->cap > LSM_LOGW_KEEP_BYTES) {
         /* one huge record must not pin its buffer for good */
         lsm_logw_release(w);
+    }
+    if (w->off >= w->alloc) {
+        w->alloc = w->off;
+        if (w->chunk != 0) {
+            /* the record is written: a failed zero fill only ends the
+             * preallocation (the sync that follows reports a bad disk) */
+            (void)zero_fill(w);
+        }
     }
     return 0;
 }
@@ -223,6 +282,10 @@ lsm_logr_init(struct lsm_logr *r, const void *data, size_t size)
     memset(r, 0, sizeof(*r));
     r->data = data;
     r->size = size;
+    r->end = size;
+    while (r->end > 0 && r->data[r->end - 1] == 0) {
+        r->end--;
+    }
 }
 
 void
@@ -282,6 +345,11 @@ phys_next(struct lsm_logr *r, int *type, const unsigned char **frag,
         if (left < LSM_LOG_HEADER_BYTES) {
             r->pos += left; /* block trailer */
             continue;
+        }
+        if (r->pos >= r->end) {
+            /* nothing but zeros from here: preallocated space, the end */
+            r->pos = r->size;
+            return PH_EOF;
         }
         *start = r->pos;
         if (r->size - r->pos < LSM_LOG_HEADER_BYTES) {

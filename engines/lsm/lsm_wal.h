@@ -14,6 +14,14 @@
  * The first record of every file is its 16-byte file header (magic
  * "kvdW", format version, file kind, creation sequence number).
  *
+ * Zero tail: a writer may preallocate the file ahead of its records by
+ * writing zeros (so that appending into it and syncing does not change
+ * the file's size: a pure data flush). A fragment header can never be all
+ * zero (type 0 is not a fragment type), so the reader takes the point
+ * after which every byte is zero as the end of the log: not damage, not a
+ * torn tail. A record cut short by a crash and followed by zeros is a
+ * torn tail, as it is at the end of a file.
+ *
  * Writer: not thread-safe (the caller serialises; the WAL under the write
  * lock, the MANIFEST under the compaction lock). A record goes to the file
  * with a single pwrite. Reader: pure, over a buffer holding the whole file.
@@ -69,19 +77,36 @@ size_t lsm_log_encode(size_t block_off, const void *rec, size_t n,
 struct lsm_logw {
     const struct kvd_io *io;
     int fd;             /* borrowed; the owner closes it */
-    uint64_t off;       /* bytes in the file */
+    uint64_t off;       /* end of the records: where the next one goes */
+    uint64_t alloc;     /* bytes in the file (>= off; zeros after off) */
+    uint64_t chunk;     /* preallocation step in bytes, 0 = none */
     unsigned char *buf; /* scratch for one encoded record */
     size_t cap;
 };
 
-/* Start writing at the end of fd, which holds `off` bytes already. */
+/* Start writing at the end of fd, which holds `off` bytes already (no
+ * preallocation). */
 void lsm_logw_init(struct lsm_logw *w, const struct kvd_io *io, int fd,
                    uint64_t off);
 void lsm_logw_release(struct lsm_logw *w);
 
-/* Append one record with one pwrite. 0, KVD_ENOMEM, or KVD_EIO/KVD_ENOSPC
- * (errno is kept from the failed call). On failure w->off is unchanged,
- * but the file may hold a partial record: the caller stops using it. */
+/*
+ * Preallocate from now on in steps of `chunk` bytes (0 turns it off):
+ * zeros are written up to the next multiple of chunk after w->off now,
+ * and whenever a record reaches w->alloc, in the same call as that
+ * record. The caller syncs as usual: the sync that follows an extension
+ * also makes the new size durable, and the syncs after it are pure data
+ * flushes. 0, or the status of a failed write; w->alloc then covers what
+ * was written and the file stays usable (zeros are never a record).
+ */
+int lsm_logw_prealloc(struct lsm_logw *w, uint64_t chunk);
+
+/* Append one record with one pwrite (plus, with preallocation, a zero
+ * fill when the record reaches the end of the file). 0, KVD_ENOMEM, or
+ * KVD_EIO/KVD_ENOSPC (errno is kept from the failed call). On failure
+ * w->off is unchanged, but the file may hold a partial record: the caller
+ * stops using it. A failed zero fill after a written record is not a
+ * failure: preallocation stops and the record stands. */
 int lsm_logw_add(struct lsm_logw *w, const void *rec, size_t n);
 
 /* ---- reader ---- */
@@ -89,6 +114,7 @@ int lsm_logw_add(struct lsm_logw *w, const void *rec, size_t n);
 struct lsm_logr {
     const unsigned char *data; /* the whole file, borrowed */
     size_t size;
+    size_t end;         /* where the all-zero tail starts (size if none) */
     size_t pos;         /* next fragment header */
     unsigned char *rec; /* reassembled multi-fragment record (owned) */
     size_t rec_len;
@@ -109,10 +135,10 @@ void lsm_logr_release(struct lsm_logr *r);
 
 /*
  * The next record: 0 with *p, *n set (valid until the next call), or
- * KVD_ENOTFOUND at the end of the file (r->torn says whether the end was
- * torn), or KVD_ENOMEM. Damage followed by valid data is skipped and
- * counted in r->ncorrupt before the record after it is returned, so a
- * caller that compares ncorrupt before and after each call knows whether
+ * KVD_ENOTFOUND at the end of the file or at a zero tail (r->torn says
+ * whether the end was torn), or KVD_ENOMEM. Damage followed by valid data is
+ * skipped and counted in r->ncorrupt before the record after it is returned, so
+ * a caller that compares ncorrupt before and after each call knows whether
  * anything was lost in between.
  */
 int lsm_logr_next(struct lsm_logr *r, const void **p, size_t *n);

@@ -140,9 +140,13 @@ test_multi_random_against_model(void **state)
     static char vals[CF_MULTI_ROUNDS * CF_MULTI_OPS][12];
     int model[CF_MULTI_KEYS]; /* index into vals, -1 absent */
     int expect[CF_MULTI_OPS]; /* the value index expected, -1 absent */
-    struct kvd_mop *ops = calloc(CF_MULTI_OPS, sizeof(*ops));
+    struct kvd_mop *ops;
     unsigned seed = 20261121;
 
+    if (fx->mode == CF_RAW) { /* before anything is allocated */
+        CF_REQUIRE(KVD_ENGINE_HAS(fx->vt, multi), "the engine has no multi");
+    }
+    ops = calloc(CF_MULTI_OPS, sizeof(*ops));
     assert_non_null(ops);
     for (int k = 0; k < CF_MULTI_KEYS; k++) {
         keys[k][0] = 'm';

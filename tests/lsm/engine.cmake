@@ -1,6 +1,6 @@
 # Tests of the lsm engine proper: unit tests (record log, memtable, edits
 # and versions compiled in; MANIFEST, recovery and iteration through the
-# plugin), the seeded model test and the crash tests. The plugin is loaded
+# plugin), multi(), the seeded model test and the crash tests. The plugin is loaded
 # with the log engine's test host (fault-injecting I/O, log capture, fake
 # clock), its path passed as argv[1].
 if(NOT TARGET kvd_engine_lsm OR NOT TARGET alog_test_host)
@@ -20,6 +20,16 @@ target_link_libraries(test_lsm_unit PRIVATE lsm_table alog_test_host
 add_dependencies(test_lsm_unit kvd_engine_lsm)
 add_test(NAME lsm.unit COMMAND test_lsm_unit ${_lsm_so})
 set_tests_properties(lsm.unit PROPERTIES LABELS "unit" ENVIRONMENT
+                     "${KVD_TEST_ENV}" TIMEOUT 120)
+
+add_executable(test_lsm_multi ${CMAKE_CURRENT_LIST_DIR}/test_lsm_multi.c)
+target_include_directories(test_lsm_multi PRIVATE ${_lsm_src}
+                           ${CMAKE_SOURCE_DIR}/tests/log)
+target_link_libraries(test_lsm_multi PRIVATE alog_test_host PkgConfig::CMOCKA
+                      Threads::Threads kvd_warnings)
+add_dependencies(test_lsm_multi kvd_engine_lsm)
+add_test(NAME lsm.multi COMMAND test_lsm_multi ${_lsm_so})
+set_tests_properties(lsm.multi PROPERTIES LABELS "unit" ENVIRONMENT
                      "${KVD_TEST_ENV}" TIMEOUT 120)
 
 foreach(_t model crash)

@@ -22,6 +22,11 @@
  *    and turns the store read-only (later writes refused, reads fine, the
  *    state says why); a failing write or fsync at every step of a flush
  *    and compaction does the same and loses nothing acknowledged.
+ * 4. Kill at every mutation of a stream of sync = always puts on an empty
+ *    store with tiny memtables (so the WAL is preallocated in 4 KiB
+ *    chunks, extended, switched and flushed): every reopen (corruption =
+ *    paranoid) holds exactly the acknowledged puts, plus perhaps the one
+ *    in flight, whatever WALs with zero tails it replays.
  */
 #include "test_lsm_util.h"
 
@@ -695,6 +700,135 @@ test_lsm_failed_fsync_during_compaction_turns_read_only(void **state)
     fault_every_step(*state, true);
 }
 
+/* ---- 4. kill at every mutation of synced writes ---- */
+
+#define SKEYS 40
+
+static size_t
+svalue(int i, char *buf)
+{
+    return (size_t)sprintf(
+        buf, "synced-%03d-%.*s", i, 100 + i % 50,
+        "ssssssssssssssssssssssssssssssssssssssssssssssssss"
+        "ssssssssssssssssssssssssssssssssssssssssssssssssss"
+        "ssssssssssssssssssssssssssssssssssssssssssssssssss");
+}
+
+static void
+child_synced_puts(const char *dir, long n, int fd)
+{
+    struct lsm_opts o;
+    struct kvd_err err;
+    kvd_engine *e = NULL;
+    char k[16];
+    char v[200];
+
+    lt_opts_tiny(&o);
+    o.sync = LSM_SYNC_ALWAYS;
+    /* armed before open: the first WAL's creation and preallocation too */
+    atomic_store(&th_io.kill_at_mutation, atomic_load(&th_io.mutations) + n);
+    if (vt->open(&th_host, &o, dir, &e, &err) != 0) {
+        fprintf(stderr, "child open: %s\n", err.msg);
+        _exit(3);
+    }
+    for (int i = 0; i < SKEYS; i++) {
+        size_t vn = svalue(i, v);
+        snprintf(k, sizeof(k), "sync%03d", i);
+        if (vt->put(e, k, strlen(k), v, vn, 0) != 0) {
+            _exit(4);
+        }
+        if (write(fd, &i, sizeof(i)) != sizeof(i)) {
+            _exit(5);
+        }
+    }
+    vt->close(e, &err);
+    _exit(0);
+}
+
+static void
+test_lsm_synced_puts_killed_at_every_step(void **state)
+{
+    const char *root = *state;
+    int completed = 0;
+    long n;
+    uint64_t wals = 0;
+
+    for (n = 1; n <= MAX_KILLS && !completed; n++) {
+        char dir[2048];
+        struct lsm_opts o;
+        struct kvd_err err;
+        kvd_engine *e = NULL;
+        int pfd[2];
+        int acked = 0;
+        int i;
+        int status;
+        pid_t pid;
+
+        snprintf(dir, sizeof(dir), "%s/s%ld", root, n);
+        assert_int_equal(mkdir(dir, 0755), 0);
+        assert_int_equal(pipe(pfd), 0);
+        pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+            close(pfd[0]);
+            child_synced_puts(dir, n, pfd[1]);
+        }
+        close(pfd[1]);
+        while (read(pfd[0], &i, sizeof(i)) == sizeof(i)) {
+            assert_int_equal(i, acked);
+            acked++;
+        }
+        close(pfd[0]);
+        assert_int_equal(waitpid(pid, &status, 0), pid);
+        if (WIFEXITED(status)) {
+            if (WEXITSTATUS(status) != 0) {
+                fail_msg("kill point %ld: child failed with %d", n,
+                         WEXITSTATUS(status));
+            }
+            assert_int_equal(acked, SKEYS);
+            completed = 1;
+        } else {
+            assert_int_equal(WTERMSIG(status), SIGKILL);
+        }
+        lt_opts_tiny(&o);
+        o.auto_compact = 0;
+        o.corruption = LSM_CORRUPT_PARANOID; /* a kill never damages */
+        if (vt->open(&th_host, &o, dir, &e, &err) != 0) {
+            fail_msg("kill point %ld: reopen: %s", n, err.msg);
+        }
+        wals += th_stat(vt, e, "recovery_wals");
+        for (i = 0; i < SKEYS; i++) {
+            char k[16];
+            char v[200];
+            size_t vn = svalue(i, v);
+            struct kvd_val val;
+            int rc;
+
+            snprintf(k, sizeof(k), "sync%03d", i);
+            rc = vt->get(e, k, strlen(k), &val);
+            if (i < acked || (i == acked && rc == 0)) {
+                if (rc != 0) {
+                    fail_msg("kill point %ld: acknowledged %s lost (%d)", n, k,
+                             rc);
+                }
+                assert_int_equal(val.len, vn);
+                assert_memory_equal(val.data, v, vn);
+                kvd_val_release(&val);
+            } else if (rc != KVD_ENOTFOUND) {
+                fail_msg("kill point %ld: %s (never written) is there", n, k);
+            }
+        }
+        assert_int_equal(th_stat(vt, e, "corrupt_records"), 0);
+        assert_int_equal(vt->close(e, &err), 0);
+        th_rmrf(dir);
+    }
+    print_message("synced puts: killed at %ld points, %llu WALs replayed, "
+                  "then it completed\n",
+                  n - 2, (unsigned long long)wals);
+    assert_true(completed);
+    assert_true(n > SKEYS * 2); /* a put is at least a write and a sync */
+}
+
 static int
 setup_dir(void **state)
 {
@@ -736,6 +870,8 @@ main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(
             test_lsm_failed_fsync_during_compaction_turns_read_only, setup_dir,
             teardown_dir),
+        cmocka_unit_test_setup_teardown(
+            test_lsm_synced_puts_killed_at_every_step, setup_dir, teardown_dir),
     };
 
     seed = lt_seed("LSM_CRASH_SEED");

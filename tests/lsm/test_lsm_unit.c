@@ -286,6 +286,284 @@ test_wal_writer_one_pwrite_per_record(void **state)
     close(fd);
 }
 
+/* ---- preallocated zero tails ---- */
+
+/* n records of random, never-zero bytes (so a cut record cannot come
+ * back whole from the zeros after it) */
+static void
+make_nonzero_recs(struct lt_rng *r, unsigned char **recs, size_t *lens,
+                  size_t n)
+{
+    make_recs(r, recs, lens, n);
+    for (size_t i = 0; i < n; i++) {
+        for (size_t j = 0; j < lens[i]; j++) {
+            recs[i][j] |= 1;
+        }
+    }
+}
+
+/* Give record i a new length of n never-zero bytes. */
+static void
+resize_rec(struct lt_rng *r, unsigned char **recs, size_t *lens, size_t i,
+           size_t n)
+{
+    free(recs[i]);
+    recs[i] = malloc(n + 1);
+    assert_non_null(recs[i]);
+    lens[i] = n;
+    for (size_t j = 0; j < n; j++) {
+        recs[i][j] = (unsigned char)(lt_next(r) >> 7) | 1;
+    }
+}
+
+static void
+free_recs(unsigned char **recs, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(recs[i]);
+    }
+}
+
+static void
+test_wal_zero_tail_is_the_end_not_damage(void **state)
+{
+    static const size_t tails[] = {
+        1, 6, 7, 100, LSM_LOG_BLOCK_BYTES, 3 * LSM_LOG_BLOCK_BYTES + 5};
+    struct lt_rng r = {seed + 3};
+    unsigned char *recs[12];
+    size_t lens[12];
+    unsigned char *buf;
+    size_t size;
+
+    (void)state;
+    make_nonzero_recs(&r, recs, lens, 12);
+    buf = log_build(recs, lens, 12, &size, NULL);
+    for (size_t t = 0; t < sizeof(tails) / sizeof(tails[0]); t++) {
+        unsigned char *z = calloc(1, size + tails[t]);
+        struct lsm_logr rd;
+        const void *p;
+        size_t n;
+
+        assert_non_null(z);
+        memcpy(z, buf, size);
+        lsm_logr_init(&rd, z, size + tails[t]);
+        assert_int_equal(rd.end, size);
+        for (size_t i = 0; i < 12; i++) {
+            assert_int_equal(lsm_logr_next(&rd, &p, &n), 0);
+            assert_int_equal(n, lens[i]);
+            assert_memory_equal(p, recs[i], n);
+        }
+        assert_int_equal(lsm_logr_next(&rd, &p, &n), KVD_ENOTFOUND);
+        assert_false(rd.torn);
+        assert_int_equal(rd.ncorrupt, 0);
+        assert_int_equal(rd.valid_end, size);
+        lsm_logr_release(&rd);
+        free(z);
+    }
+    free(buf);
+    free_recs(recs, 12);
+}
+
+/* A crash inside preallocated space: the file keeps its size, the bytes
+ * of the interrupted appends from `cut` on are still zeros. Every cut
+ * gives the records wholly before it, no corruption, and a torn tail
+ * exactly when part of a record survived. */
+static void
+test_wal_cut_at_every_offset_before_zeros(void **state)
+{
+    struct lt_rng r = {seed + 4};
+    unsigned char *recs[12];
+    size_t lens[12];
+    size_t offs[12];
+    unsigned char *buf;
+    unsigned char *z;
+    size_t size;
+    size_t alloc;
+
+    (void)state;
+    make_nonzero_recs(&r, recs, lens, 12);
+    resize_rec(&r, recs, lens, 10, 70000); /* FIRST, MIDDLE, LAST */
+    buf = log_build(recs, lens, 12, &size, offs);
+    alloc = size + 2 * LSM_LOG_BLOCK_BYTES;
+    z = malloc(alloc);
+    assert_non_null(z);
+    for (size_t cut = offs[8]; cut <= size; cut++) {
+        struct lsm_logr rd;
+        const void *p;
+        size_t n;
+        size_t got = 0;
+        size_t whole = 0;
+        bool part = false;
+
+        memset(z, 0, alloc);
+        memcpy(z, buf, cut);
+        for (size_t i = 0; i < 12; i++) {
+            size_t end = i + 1 < 12 ? offs[i + 1] : size;
+            if (end <= cut) {
+                whole++;
+            } else {
+                /* a fragment header is never all zero: anything of the
+                 * record before the cut makes the tail torn */
+                for (size_t b = offs[i]; b < cut && !part; b++) {
+                    part = buf[b] != 0;
+                }
+                break;
+            }
+        }
+        lsm_logr_init(&rd, z, alloc);
+        while (lsm_logr_next(&rd, &p, &n) == 0) {
+            assert_int_equal(n, lens[got]);
+            assert_memory_equal(p, recs[got], n);
+            got++;
+        }
+        if (got != whole || rd.torn != part || rd.ncorrupt != 0) {
+            fail_msg("cut %zu: %zu records (want %zu), torn %d (want %d), "
+                     "%llu corrupt",
+                     cut, got, whole, (int)rd.torn, (int)part,
+                     (unsigned long long)rd.ncorrupt);
+        }
+        if (part) {
+            assert_true(rd.torn_off >= offs[whole]);
+            assert_true(rd.torn_off < cut);
+        }
+        lsm_logr_release(&rd);
+    }
+    free(z);
+    free(buf);
+    free_recs(recs, 12);
+}
+
+/* Zeros that valid records follow are damage, as any other bytes: a
+ * hole left by a lost write must not pass for the end of the log. */
+static void
+test_wal_zeros_before_a_record_are_damage(void **state)
+{
+    struct lt_rng r = {seed + 5};
+    unsigned char *recs[20];
+    size_t lens[20];
+    size_t offs[20];
+    unsigned char *buf;
+    size_t size;
+    struct lsm_logr rd;
+    const void *p;
+    size_t n;
+    size_t got = 0;
+    bool last_is_19 = false;
+
+    (void)state;
+    make_nonzero_recs(&r, recs, lens, 20);
+    for (size_t i = 0; i < 20; i++) {
+        resize_rec(&r, recs, lens, i, 3000); /* about 11 per block */
+    }
+    buf = log_build(recs, lens, 20, &size, offs);
+    memset(buf + offs[2], 0, offs[3] - offs[2]);
+    lsm_logr_init(&rd, buf, size);
+    while (lsm_logr_next(&rd, &p, &n) == 0) {
+        assert_int_equal(n, 3000);
+        if (got < 2) {
+            assert_memory_equal(p, recs[got], n);
+        }
+        assert_int_equal(rd.ncorrupt, got < 2 ? 0 : 1);
+        last_is_19 = memcmp(p, recs[19], n) == 0;
+        got++;
+    }
+    /* the rest of block 0 is lost, the records of block 1 are not */
+    assert_true(last_is_19);
+    assert_true(got > 2 && got < 19);
+    assert_int_equal(rd.ncorrupt, 1);
+    assert_int_equal(rd.corrupt_off, offs[2]);
+    assert_false(rd.torn);
+    lsm_logr_release(&rd);
+    free(buf);
+    free_recs(recs, 20);
+}
+
+/* The writer's preallocation: the file is extended in whole chunks of
+ * zeros ahead of the records, and reads back as just the records. */
+static void
+test_wal_writer_preallocates_in_chunks(void **state)
+{
+    char path[4096];
+    struct lsm_logw w;
+    unsigned char rec[1000];
+    struct lsm_logr rd;
+    struct stat st;
+    unsigned char *buf;
+    const void *p;
+    size_t n;
+    long before;
+    int fd;
+    int count = 0;
+
+    snprintf(path, sizeof(path), "%s/p.log", (char *)*state);
+    fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0644);
+    assert_true(fd >= 0);
+    lsm_logw_init(&w, th_host.io, fd, 0);
+    assert_int_equal(lsm_logw_add(&w, "head", 4), 0);
+    assert_int_equal(lsm_logw_prealloc(&w, 8192), 0);
+    assert_int_equal(w.alloc, 8192);
+    assert_int_equal(fstat(fd, &st), 0);
+    assert_int_equal(st.st_size, 8192);
+    /* records inside the chunk: one pwrite each, the size stays */
+    before = atomic_load(&th_io.writes);
+    while (w.off + 1007 < 8192) {
+        memset(rec, 'a' + count, sizeof(rec));
+        assert_int_equal(lsm_logw_add(&w, rec, sizeof(rec)), 0);
+        count++;
+    }
+    assert_int_equal(atomic_load(&th_io.writes) - before, count);
+    assert_int_equal(fstat(fd, &st), 0);
+    assert_int_equal(st.st_size, 8192);
+    /* the record that reaches the end extends the file by a chunk */
+    memset(rec, 'a' + count, sizeof(rec));
+    assert_int_equal(lsm_logw_add(&w, rec, sizeof(rec)), 0);
+    count++;
+    assert_int_equal(w.alloc, 16384);
+    assert_int_equal(fstat(fd, &st), 0);
+    assert_int_equal(st.st_size, 16384);
+    assert_true(w.off > 8192 && w.off < 16384);
+
+    /* a failing zero fill stops preallocation; the record stands */
+    while (w.off + 1007 < 16384) {
+        memset(rec, 'a' + count, sizeof(rec));
+        assert_int_equal(lsm_logw_add(&w, rec, sizeof(rec)), 0);
+        count++;
+    }
+    atomic_store(&th_io.fail_errno, ENOSPC);
+    atomic_store(&th_io.fail_write_at, atomic_load(&th_io.writes) + 2);
+    memset(rec, 'a' + count, sizeof(rec));
+    assert_int_equal(lsm_logw_add(&w, rec, sizeof(rec)), 0);
+    count++;
+    th_io_reset();
+    assert_int_equal(w.chunk, 0);
+    assert_int_equal(w.alloc, w.off);
+    memset(rec, 'a' + count, sizeof(rec));
+    assert_int_equal(lsm_logw_add(&w, rec, sizeof(rec)), 0);
+    count++;
+    assert_int_equal(w.alloc, w.off);
+    lsm_logw_release(&w);
+
+    assert_int_equal(fstat(fd, &st), 0);
+    assert_int_equal((uint64_t)st.st_size, w.off);
+    buf = malloc((size_t)st.st_size);
+    assert_int_equal(pread(fd, buf, (size_t)st.st_size, 0), st.st_size);
+    lsm_logr_init(&rd, buf, (size_t)st.st_size);
+    assert_int_equal(lsm_logr_next(&rd, &p, &n), 0);
+    assert_int_equal(n, 4);
+    for (int i = 0; i < count; i++) {
+        assert_int_equal(lsm_logr_next(&rd, &p, &n), 0);
+        assert_int_equal(n, sizeof(rec));
+        assert_int_equal(((const unsigned char *)p)[0], 'a' + i);
+        assert_int_equal(((const unsigned char *)p)[n - 1], 'a' + i);
+    }
+    assert_int_equal(lsm_logr_next(&rd, &p, &n), KVD_ENOTFOUND);
+    assert_false(rd.torn);
+    assert_int_equal(rd.ncorrupt, 0);
+    lsm_logr_release(&rd);
+    free(buf);
+    close(fd);
+}
+
 /* ---- memtable ---- */
 
 static void
@@ -785,6 +1063,41 @@ test_manifest_damage_refuses_to_open(void **state)
     assert_non_null(strstr(err.msg, "no CURRENT"));
 }
 
+/* A first open killed between its MANIFEST and CURRENT leaves one
+ * MANIFEST of no tables: the next open starts the store, and replays
+ * whatever WALs are there (here: writes of a store that lost CURRENT
+ * before its first flush). */
+static void
+test_manifest_without_current_and_tables_is_a_new_store(void **state)
+{
+    const char *dir = *state;
+    struct lsm_opts o;
+    char path[4096];
+    kvd_engine *e;
+
+    lt_opts_default(&o);
+    o.corruption = LSM_CORRUPT_PARANOID;
+    e = lt_open(vt, dir, &o);
+    put_str(e, "a", "1");
+    put_str(e, "b", "2");
+    lt_close(vt, e);
+    assert_int_equal(count_files(dir, "MANIFEST-", "", NULL, 0), 1);
+    assert_int_equal(count_files(dir, "", ".sst", NULL, 0), 0);
+    snprintf(path, sizeof(path), "%s/CURRENT", dir);
+    assert_int_equal(unlink(path), 0);
+    e = lt_open(vt, dir, &o);
+    assert_int_equal(get_str(e, "a", "1"), 0);
+    assert_int_equal(get_str(e, "b", "2"), 0);
+    assert_int_equal(th_stat(vt, e, "corrupt_records"), 0);
+    lt_close(vt, e);
+    /* and it has a CURRENT again, naming the one MANIFEST left */
+    assert_int_equal(access(path, F_OK), 0);
+    assert_int_equal(count_files(dir, "MANIFEST-", "", NULL, 0), 1);
+    e = lt_open(vt, dir, &o);
+    assert_int_equal(get_str(e, "b", "2"), 0);
+    lt_close(vt, e);
+}
+
 static void
 test_second_open_is_locked(void **state)
 {
@@ -1024,9 +1337,11 @@ wal_records(const char *path, struct walrec *w, size_t *size)
     *size = (size_t)st.st_size;
 }
 
-/* 40 puts left in the WAL of a closed store; returns the WAL path. */
+/* 40 puts left in the WAL of a closed store; returns the WAL path. With
+ * sync = always the memtable is 64 KiB (the WAL is preallocated in 16 KiB
+ * chunks). */
 static void
-wal_fixture(const char *dir, char *wal, size_t wlen)
+wal_fixture(const char *dir, int sync, char *wal, size_t wlen)
 {
     struct lsm_opts o;
     kvd_engine *e;
@@ -1035,6 +1350,10 @@ wal_fixture(const char *dir, char *wal, size_t wlen)
     char name[256];
 
     lt_opts_default(&o);
+    o.sync = sync;
+    if (sync == LSM_SYNC_ALWAYS) {
+        o.memtable_size = 64u << 10;
+    }
     e = lt_open(vt, dir, &o);
     for (int i = 0; i < 40; i++) {
         snprintf(k, sizeof(k), "w%02d", i);
@@ -1082,7 +1401,7 @@ test_wal_torn_tail_at_every_offset_loses_only_it(void **state)
 
     snprintf(base, sizeof(base), "%s/base", dir);
     mkdir(base, 0755);
-    wal_fixture(base, wal, sizeof(wal));
+    wal_fixture(base, LSM_SYNC_NEVER, wal, sizeof(wal));
     wal_records(wal, &w, &size);
     assert_int_equal(w.n, 41);
     lt_opts_default(&o);
@@ -1127,7 +1446,7 @@ test_wal_damage_follows_the_corruption_policy(void **state)
 
     snprintf(base, sizeof(base), "%s/base", dir);
     mkdir(base, 0755);
-    wal_fixture(base, wal, sizeof(wal));
+    wal_fixture(base, LSM_SYNC_NEVER, wal, sizeof(wal));
     wal_records(wal, &w, &size);
     for (int p = 0; p < 3; p++) {
         char copy[2048];
@@ -1178,6 +1497,144 @@ test_wal_damage_follows_the_corruption_policy(void **state)
         assert_int_equal(th_stat(vt, e, "corrupt_records"), 0);
         assert_int_equal(present_keys(e, &missing),
                          policies[p] == LSM_CORRUPT_STOP ? 20 : 39);
+        lt_close(vt, e);
+        th_rmrf(copy);
+    }
+    th_rmrf(base);
+}
+
+/* Bytes of file `path` from `from` on are all zero. */
+static bool
+zero_from(const char *path, uint64_t from)
+{
+    FILE *f = fopen(path, "rb");
+    bool zero = true;
+    int c;
+
+    assert_non_null(f);
+    assert_int_equal(fseeko(f, (off_t)from, SEEK_SET), 0);
+    while ((c = fgetc(f)) != EOF) {
+        zero = zero && c == 0;
+    }
+    fclose(f);
+    return zero;
+}
+
+/* With sync = always the WAL ends in preallocated zeros: a reopen reads
+ * every record, reports no damage and no torn tail, and the next WAL is
+ * preallocated again. */
+static void
+test_wal_preallocated_reopen_loses_nothing(void **state)
+{
+    const char *dir = *state;
+    char wal[4096];
+    char name[256];
+    struct walrec w;
+    struct lsm_opts o;
+    size_t size;
+    kvd_engine *e;
+    int missing;
+
+    wal_fixture(dir, LSM_SYNC_ALWAYS, wal, sizeof(wal));
+    wal_records(wal, &w, &size);
+    assert_int_equal(w.n, 41);
+    /* memtable 64 KiB: chunks of 16 KiB, the 40 records fill one */
+    assert_int_equal(size, 16384);
+    assert_true(w.end[40] < size);
+    assert_true(zero_from(wal, w.end[40]));
+
+    lt_opts_default(&o);
+    o.sync = LSM_SYNC_ALWAYS;
+    o.memtable_size = 64u << 10;
+    o.corruption = LSM_CORRUPT_PARANOID;
+    th_log_clear();
+    e = lt_open(vt, dir, &o);
+    assert_int_equal(present_keys(e, &missing), 40);
+    assert_int_equal(th_stat(vt, e, "corrupt_records"), 0);
+    assert_int_equal(th_stat(vt, e, "torn_tail_bytes"), 0);
+    assert_int_equal(th_stat(vt, e, "recovery_records"), 40);
+    assert_false(th_log_contains("torn"));
+    put_str(e, "after", "reopen");
+    lt_close(vt, e);
+    assert_int_equal(count_files(dir, "", ".log", name, sizeof(name)), 1);
+    snprintf(wal, sizeof(wal), "%s/%s", dir, name);
+    wal_records(wal, &w, &size);
+    assert_int_equal(w.n, 2); /* header, "after" */
+    assert_int_equal(size, 16384);
+
+    e = lt_open(vt, dir, &o);
+    assert_int_equal(present_keys(e, &missing), 40);
+    assert_int_equal(get_str(e, "after", "reopen"), 0);
+    assert_int_equal(th_stat(vt, e, "corrupt_records"), 0);
+    assert_int_equal(th_stat(vt, e, "torn_tail_bytes"), 0);
+    lt_close(vt, e);
+
+    /* everysec does not preallocate: the file ends with its records */
+    o.sync = LSM_SYNC_EVERYSEC;
+    e = lt_open(vt, dir, &o);
+    put_str(e, "every", "sec");
+    lt_close(vt, e);
+    assert_int_equal(count_files(dir, "", ".log", name, sizeof(name)), 1);
+    snprintf(wal, sizeof(wal), "%s/%s", dir, name);
+    wal_records(wal, &w, &size);
+    assert_int_equal(w.n, 2);
+    assert_int_equal(size, w.end[1]);
+}
+
+/* A crash inside the preallocated space keeps the file's size: the
+ * interrupted appends are zeros from some byte on. For every such byte
+ * in the last three records, the reopen keeps the records wholly before
+ * it, reports no damage, and cuts a torn tail only inside a record. */
+static void
+test_wal_preallocated_cut_at_every_offset_loses_only_it(void **state)
+{
+    const char *dir = *state;
+    char base[4096];
+    char wal[4096];
+    struct walrec w;
+    size_t size;
+    struct lsm_opts o;
+    static const unsigned char zeros[4096];
+
+    snprintf(base, sizeof(base), "%s/base", dir);
+    mkdir(base, 0755);
+    wal_fixture(base, LSM_SYNC_ALWAYS, wal, sizeof(wal));
+    wal_records(wal, &w, &size);
+    assert_int_equal(w.n, 41);
+    lt_opts_default(&o);
+    o.corruption = LSM_CORRUPT_PARANOID; /* a torn tail is not damage */
+    for (uint64_t cut = w.off[38]; cut <= w.end[40]; cut++) {
+        char copy[2048];
+        char cwal[4096];
+        kvd_engine *e;
+        int missing;
+        int want = 0;
+        bool at_end = false;
+        int fd;
+
+        snprintf(copy, sizeof(copy), "%s/c%llu", dir, (unsigned long long)cut);
+        mkdir(copy, 0755);
+        assert_int_equal(th_copy_dir(base, copy), 0);
+        snprintf(cwal, sizeof(cwal), "%s/%s", copy, strrchr(wal, '/') + 1);
+        fd = open(cwal, O_WRONLY);
+        assert_true(fd >= 0);
+        assert_true(w.end[40] - cut <= sizeof(zeros));
+        assert_int_equal(pwrite(fd, zeros, w.end[40] - cut, (off_t)cut),
+                         (ssize_t)(w.end[40] - cut));
+        close(fd);
+        for (size_t i = 1; i < w.n; i++) {
+            want += w.end[i] <= cut;
+            at_end = at_end || w.end[i] == cut;
+        }
+        e = lt_open(vt, copy, &o);
+        assert_int_equal(present_keys(e, &missing), want);
+        if (want < 40) {
+            assert_int_equal(missing, want);
+        }
+        assert_int_equal(th_stat(vt, e, "corrupt_records"), 0);
+        if (at_end) {
+            assert_int_equal(th_stat(vt, e, "torn_tail_bytes"), 0);
+        }
         lt_close(vt, e);
         th_rmrf(copy);
     }
@@ -1416,6 +1873,11 @@ main(int argc, char **argv)
         cmocka_unit_test(test_wal_flipped_byte_is_counted_and_skipped),
         cmocka_unit_test_setup_teardown(test_wal_writer_one_pwrite_per_record,
                                         setup_dir, teardown_dir),
+        cmocka_unit_test(test_wal_zero_tail_is_the_end_not_damage),
+        cmocka_unit_test(test_wal_cut_at_every_offset_before_zeros),
+        cmocka_unit_test(test_wal_zeros_before_a_record_are_damage),
+        cmocka_unit_test_setup_teardown(test_wal_writer_preallocates_in_chunks,
+                                        setup_dir, teardown_dir),
         cmocka_unit_test(test_mem_get_respects_snapshot_and_order),
         cmocka_unit_test(test_mem_concurrent_readers_see_whole_entries),
         cmocka_unit_test(test_edit_roundtrip_and_damage_is_refused),
@@ -1426,6 +1888,9 @@ main(int argc, char **argv)
             teardown_dir),
         cmocka_unit_test_setup_teardown(test_manifest_damage_refuses_to_open,
                                         setup_dir, teardown_dir),
+        cmocka_unit_test_setup_teardown(
+            test_manifest_without_current_and_tables_is_a_new_store, setup_dir,
+            teardown_dir),
         cmocka_unit_test_setup_teardown(test_second_open_is_locked, setup_dir,
                                         teardown_dir),
         cmocka_unit_test_setup_teardown(
@@ -1442,6 +1907,12 @@ main(int argc, char **argv)
             teardown_dir),
         cmocka_unit_test_setup_teardown(
             test_wal_damage_follows_the_corruption_policy, setup_dir,
+            teardown_dir),
+        cmocka_unit_test_setup_teardown(
+            test_wal_preallocated_reopen_loses_nothing, setup_dir,
+            teardown_dir),
+        cmocka_unit_test_setup_teardown(
+            test_wal_preallocated_cut_at_every_offset_loses_only_it, setup_dir,
             teardown_dir),
         cmocka_unit_test_setup_teardown(
             test_slow_flushes_stall_writers_with_a_log_line, setup_dir,

@@ -20,10 +20,15 @@
  *                '.' appended)                            "(0 of M found)"
  *   readhot      --reads gets of random keys in the first 1% of the range
  *   readseq      a full iteration (at most --reads entries)  "(N entries)"
- *   deleterandom --num deletes of random keys in [0, num); a kvd engine
- *                finds out whether each key existed (DEL's reply needs it)
- *   deleteblind  as deleterandom, through a one-op batch that does not
- *                (LevelDB's and RocksDB's delete; for them the two are one)
+ *   deleterandom --num blind deletes of random keys in [0, num), as
+ *                db_bench's: a kvd engine gets a one-op batch (a tombstone
+ *                write that answers nothing; del() when the engine has no
+ *                batch), LevelDB and RocksDB their Delete
+ *   deleteblind  another name for deleterandom (kept for old scripts)
+ *   deletecount  as deleterandom, but a kvd engine's del(), which finds out
+ *                whether each key existed (what DEL's reply needs: a
+ *                lookup and a write) "(N of M found)"; LevelDB and RocksDB
+ *                cannot tell, so for them it is deleterandom again
  *   compact      ask the engine to compact everything now (timed)
  *   reopen       close + open the database (timed)
  * "Fresh db" workloads start from an empty database (the directory is
@@ -87,8 +92,8 @@ enum kvb_wl_id {
     WL_READMISSING,
     WL_READHOT,
     WL_READSEQ,
-    WL_DELETERANDOM,
-    WL_DELETEBLIND,
+    WL_DELETERANDOM, /* blind */
+    WL_DELETECOUNT,  /* del(): reports whether the key existed */
     WL_COMPACT,
     WL_REOPEN,
 };
@@ -109,7 +114,8 @@ static const struct kvb_workload kvb_workloads[] = {
     {"readhot", WL_READHOT, false},
     {"readseq", WL_READSEQ, false},
     {"deleterandom", WL_DELETERANDOM, false},
-    {"deleteblind", WL_DELETEBLIND, false},
+    {"deleteblind", WL_DELETERANDOM, false}, /* the old name */
+    {"deletecount", WL_DELETECOUNT, false},
     {"compact", WL_COMPACT, false},
     {"reopen", WL_REOPEN, false},
     {NULL, 0, false},
@@ -485,7 +491,7 @@ kvb_do_deletes(struct kvb_thread *t)
         int rc;
 
         kvb_key(kp, c->key_size, k);
-        rc = (t->wl->id == WL_DELETEBLIND && ops->del_blind != NULL)
+        rc = (t->wl->id == WL_DELETERANDOM && ops->del_blind != NULL)
                  ? ops->del_blind(b, kp, c->key_size)
                  : ops->del(b, kp, c->key_size);
         if (rc == 0) {
@@ -564,7 +570,7 @@ kvb_thread_main(void *arg)
         kvb_do_scan(t);
         break;
     case WL_DELETERANDOM:
-    case WL_DELETEBLIND:
+    case WL_DELETECOUNT:
         kvb_do_deletes(t);
         break;
     default:
@@ -817,7 +823,7 @@ kvb_run_threads(struct kvb_run *run, const struct kvb_workload *wl)
         snprintf(msg, sizeof(msg), "(%" PRIu64 " of %" PRIu64 " found)", found,
                  ops);
         break;
-    case WL_DELETERANDOM:
+    case WL_DELETECOUNT:
         if (run->ops->del_reports_absent) {
             snprintf(msg, sizeof(msg), "(%" PRIu64 " of %" PRIu64 " found)",
                      found, ops);
@@ -1096,7 +1102,12 @@ kvb_usage(FILE *out)
             "  --benchmarks LIST    comma-separated workloads, run in order "
             "on one db\n"
             "                       (default " KVB_DEFAULT_BENCHMARKS ")\n"
-            "                       also: compact, reopen\n"
+            "                       also: deletecount (del() that "
+            "reports whether the\n"
+            "                       key existed; deleterandom is a blind "
+            "delete,\n"
+            "                       deleteblind its old name), compact, "
+            "reopen\n"
             "  --num N              key space and writes per workload "
             "(1000000)\n"
             "  --reads N            reads per read workload (default "
@@ -1334,8 +1345,8 @@ kvb_parse_benchmarks(const char *list, const struct kvb_workload ***out,
             fprintf(stderr,
                     "kvbench: unknown benchmark %s: expected one of "
                     "fillseq, fillrandom, overwrite, fillsync, readrandom, "
-                    "readmissing, readhot, readseq, deleterandom, compact, "
-                    "reopen\n",
+                    "readmissing, readhot, readseq, deleterandom, deleteblind, "
+                    "deletecount, compact, reopen\n",
                     tok);
             rc = KVD_EINVAL;
             continue;

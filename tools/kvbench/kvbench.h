@@ -85,7 +85,8 @@ struct kvb_ops {
     int (*get)(void *b, const void *key, size_t klen, size_t *vlen);
     int (*del)(void *b, const void *key, size_t klen);
     /* Optional: a delete that does not find out whether the key existed
-     * (what LSM libraries' delete is). NULL: del is already blind. */
+     * (what LSM libraries' delete is; deleterandom uses it, deletecount
+     * uses del). NULL: del is already blind. */
     int (*del_blind)(void *b, const void *key, size_t klen);
 
     /* Full iteration: iter_next returns 0 with the lengths of the entry,

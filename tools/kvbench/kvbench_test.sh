@@ -15,7 +15,7 @@ set -u
 KVBENCH=$1
 CASE=$2
 NUM=2000
-ALL=fillseq,fillsync,fillrandom,overwrite,readrandom,readmissing,readhot,readseq,deleterandom,compact,reopen
+ALL=fillseq,fillsync,fillrandom,overwrite,readrandom,readmissing,readhot,readseq,deleterandom,deletecount,compact,reopen
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/kvbench-test-XXXXXX") || exit 1
 trap 'rm -rf "$WORK"' EXIT
 FAILS=0
@@ -65,7 +65,7 @@ check_all() { # NAME PERSISTENT(yes|no) ARGS...
     run "$name" --num $NUM --benchmarks $ALL "$@"
     expect_rc "$name" 0
     for wl in fillseq fillsync fillrandom overwrite readrandom readmissing \
-        readhot readseq deleterandom; do
+        readhot readseq deleterandom deletecount; do
         expect_out "$name" "^$wl +: +$RATE"
     done
     expect_out "$name" "^fillrandom +: +$RATE +[0-9.]+ MB/s$"
@@ -113,21 +113,30 @@ check_counts() { # NAME KEYS_HOW ARGS...
     expect_out "$name.threads" "^readseq +: .*\($((NUM * 4)) entries\)$"
 }
 
-# After deleterandom, the keys left = NUM - deleted, by scan and by stats.
+# After deletecount, the keys left = NUM - deleted, by scan and by stats.
+# The blind deleterandom (and its old name deleteblind) deletes the same
+# keys (same seed, same slot in the list) and reports no count.
 check_deletes() { # NAME ARGS...
     name=$1
     shift
-    run "$name.del" --num $NUM --benchmarks fillseq,deleterandom,readseq "$@"
+    run "$name.del" --num $NUM --benchmarks fillseq,deletecount,readseq "$@"
     expect_rc "$name.del" 0
-    deleted=$(sed -nE 's/^deleterandom .*\(([0-9]+) of '$NUM' found\)$/\1/p' \
+    deleted=$(sed -nE 's/^deletecount .*\(([0-9]+) of '$NUM' found\)$/\1/p' \
         "$WORK/$name.del.out")
     if [ -z "$deleted" ] || [ "$deleted" -le 0 ]; then
-        fail "$name.del: no deleterandom found count"
+        fail "$name.del: no deletecount found count"
         return
     fi
     left=$((NUM - deleted))
     expect_out "$name.del" "^readseq +: .*\($left entries\)$"
     expect_out "$name.del" "^keys +: $left \(engine stats\)$"
+    for wl in deleterandom deleteblind; do
+        run "$name.$wl" --num $NUM --benchmarks fillseq,$wl,readseq "$@"
+        expect_rc "$name.$wl" 0
+        expect_out "$name.$wl" "^$wl +: +$RATE +[0-9.]+ MB/s$"
+        expect_out "$name.$wl" "^readseq +: .*\($left entries\)$"
+        expect_out "$name.$wl" "^keys +: $left \(engine stats\)$"
+    done
 }
 
 case "$CASE" in
