@@ -23,6 +23,8 @@
 /* With a remote engine: threads per CPU, and their upper bound. */
 #define RESP_REMOTE_THREADS_PER_CPU 16
 #define RESP_REMOTE_THREADS_MAX     64
+/* With a remote engine that runs a pass's commands together (multi). */
+#define RESP_REMOTE_BATCH_THREADS_PER_CPU 2
 
 static const struct kvd_option resp_options[] = {
     {"unix_socket", KVD_OPT_STRING, "kvd.sock", 0, 0,
@@ -39,8 +41,8 @@ static const struct kvd_option resp_options[] = {
     {"threads", KVD_OPT_INT, "0", 0, 64, offsetof(struct resp_opts, threads),
      NULL,
      "I/O threads, each with its own event loop (0: three per four CPUs, "
-     "at least 1 and at most 8; with a remote engine such as redis, 16 "
-     "per CPU, at most 64)"},
+     "at least 1 and at most 8; with a remote engine such as redis, 2 "
+     "per CPU)"},
     {"maxclients", KVD_OPT_INT, "10000", 1, 1000000,
      offsetof(struct resp_opts, maxclients), NULL,
      "connections served at once; more are refused with an error"},
@@ -78,6 +80,24 @@ static const struct kvd_option resp_options[] = {
 
 static void resp_destroy(kvd_frontend *fe);
 
+/* Whether the command layer batches for this store (its engine has
+ * multi): probed by making a batch and dropping it. */
+static int
+resp_can_batch(const struct kvd_server *srv)
+{
+    kvd_cmd_batch *b;
+
+    if (!RESP_API_HAS(srv->cmd_api, batch_clear)) {
+        return 0;
+    }
+    b = srv->cmd_api->batch_create(srv->cmd);
+    if (b == NULL) {
+        return 0;
+    }
+    srv->cmd_api->batch_destroy(b);
+    return 1;
+}
+
 static unsigned
 resp_thread_count(const struct resp_opts *o, const struct kvd_server *srv)
 {
@@ -87,14 +107,18 @@ resp_thread_count(const struct resp_opts *o, const struct kvd_server *srv)
         return (unsigned)o->threads;
     }
     /* A command runs on its I/O thread and blocks it for the engine's
-     * network round trip, so with a remote engine many threads keep
-     * many requests in flight (which the engine pipelines), while each
-     * thread waits most of the time. */
+     * network round trip. When the engine takes a whole pass's commands
+     * in one call (multi), each round trip carries many of them and a
+     * few threads suffice: more would only split the batches. Without
+     * multi, many threads keep many requests in flight (which the engine
+     * pipelines), while each thread waits most of the time. */
     if (srv->store_api != NULL && srv->store_api->caps != NULL &&
         (srv->store_api->caps(srv->store) & KVD_CAP_REMOTE)) {
-        n = sysconf(_SC_NPROCESSORS_ONLN) * RESP_REMOTE_THREADS_PER_CPU;
-        if (n < RESP_REMOTE_THREADS_PER_CPU) {
-            n = RESP_REMOTE_THREADS_PER_CPU;
+        long per_cpu = resp_can_batch(srv) ? RESP_REMOTE_BATCH_THREADS_PER_CPU
+                                           : RESP_REMOTE_THREADS_PER_CPU;
+        n = sysconf(_SC_NPROCESSORS_ONLN) * per_cpu;
+        if (n < per_cpu) {
+            n = per_cpu;
         }
         return n > RESP_REMOTE_THREADS_MAX ? RESP_REMOTE_THREADS_MAX
                                            : (unsigned)n;
