@@ -10,6 +10,9 @@
  * Files:
  *   rds_engine.c  options, open/close, get/put/del/batch, maintain, clear,
  *                 the exported vtable
+ *   rds_multi.c   multi: many independent operations, one pipelined
+ *                 request per node, every node's sent before any reply
+ *                 is awaited
  *   rds_cmd.c     RESP request buffers (binary-safe argv formatting)
  *   rds_pool.c    nodes: connect (AUTH, READONLY), reconnect backoff
  *   rds_pipe.c    auto-pipelining: each node's few shared connections,
@@ -34,7 +37,9 @@
  *   - a node's reconnect backoff is guarded by the node's mu.
  *   - a node's pipes (pool_size of them, fixed after the node is made)
  *     each guard their queue and connection with their own mu; only the
- *     pipe's current leader does I/O on its connection (rds_pipe.c).
+ *     pipe's current leader does I/O on its connection (rds_pipe.c). A
+ *     caller may lead several pipes at once, taking their mu one at a
+ *     time, never two together.
  *   - counters are relaxed atomics.
  *   - everything else is fixed after open.
  */
@@ -129,9 +134,11 @@ struct rds_waiter; /* a request waiting in a pipe: rds_pipe.c */
 
 /*
  * One pipelined connection to a node, shared by every thread that sends
- * to it (rds_pipe.c). Guarded by mu: everything below it. ctx (and its
- * socket) is only read or written by the leader, with mu released, and
- * only the leader opens or closes it.
+ * to it (rds_pipe.c). Guarded by mu: head..nbatch. ctx (and its socket)
+ * is only read or written by the leader, with mu released, and only the
+ * leader opens or closes it. The leader-only fields are touched by the
+ * thread that leads the pipe, with or without mu (the lead itself passes
+ * from thread to thread under mu).
  */
 struct rds_pipe {
     struct rds_node *node; /* fixed */
@@ -144,9 +151,17 @@ struct rds_pipe {
     struct rds_waiter *wake;   /* done, to be posted after unlock */
     struct rds_waiter **batch; /* sent, in order; NULL: it left */
     int nbatch;                /* entries of batch in use */
-    char *out;                 /* the leader's write buffer */
-    size_t out_cap;            /* bytes allocated at out */
-    _Atomic size_t load;       /* request bytes queued or in flight */
+    /* leader-only: */
+    bool inflight;    /* batch[] is written or being written */
+    char *out;        /* the batch's bytes */
+    size_t out_cap;   /* bytes allocated at out */
+    size_t out_len;   /* bytes of out to write */
+    size_t out_off;   /* bytes of out written so far */
+    int next;         /* batch[] index the next reply belongs to */
+    bool wait_due;    /* the batch's WAIT reply is still to come */
+    int64_t batch_dl; /* the latest deadline of the batch's waiters */
+    /* any thread: */
+    _Atomic size_t load; /* request bytes queued or in flight */
 };
 
 struct rds_node {
@@ -191,6 +206,10 @@ struct rds_counters {
     _Atomic uint64_t crossslot;   /* batches refused as cross-slot */
     _Atomic uint64_t flushes;     /* pipeline writes (one per batch) */
     _Atomic uint64_t piped;       /* requests sent through pipelines */
+    _Atomic uint64_t multi_calls; /* multi() calls */
+    _Atomic uint64_t multi_ops;   /* operations of multi() calls */
+    _Atomic uint64_t multi_alone; /* ... run alone after the parallel
+                                     phase (redirect, retry, node error) */
 };
 
 /* ------------------------------------------------------------ the engine */
@@ -255,7 +274,10 @@ struct rds_wait_res {
  * or together with other threads' requests, and wait until its replies
  * are read or deadline (monotonic ms) passes. With want_wait, a WAIT
  * follows r on the same connection (one WAIT after a batch of writes
- * covers them all) and its answer lands in *wres.
+ * covers them all) and its answer lands in *wres; when r's replies are
+ * all in but WAIT's answer is not by the deadline, that is 0 with
+ * wres->acks = -1 (the write is not confirmed, a read is as good as
+ * ever).
  * 0: replies[0..r->ncmds) hold r's replies in order (caller frees each
  * with freeReplyObject; Redis error replies included). Otherwise no reply
  * is kept and: KVD_ETIMEDOUT (no reply by the deadline, or the
@@ -267,6 +289,32 @@ struct rds_wait_res {
 int rds_pipe_call(kvd_engine *db, struct rds_node *n, const struct rds_req *r,
                   bool want_wait, int64_t deadline, redisReply **replies,
                   struct rds_wait_res *wres, char *why, size_t whylen);
+
+/* One request of rds_pipe_run. */
+struct rds_pipe_job {
+    /* in: */
+    struct rds_node *node;
+    const struct rds_req *r; /* borrowed until rds_pipe_run returns */
+    bool want_wait;          /* a WAIT follows (see rds_pipe_call) */
+    redisReply **replies;    /* room for r->ncmds */
+    /* out: */
+    int rc;                     /* as rds_pipe_call returns */
+    struct rds_wait_res wres;   /* with want_wait and rc == 0 */
+    char why[RDS_ERRMSG_BYTES]; /* rc != 0: names the node */
+};
+
+/*
+ * rds_pipe_call for n requests at once, each to its own node (or
+ * several to one): every request is queued, and the batches of the pipes
+ * this thread gets to lead are all written, before it waits for any
+ * reply, so the whole costs about one round trip. Each job ends with rc,
+ * replies and wres set as rds_pipe_call would set them; all share one
+ * deadline. Requests to one pipe are sent in job order. Thread-safe;
+ * returns by deadline plus scheduling (and one connect_timeout_ms per
+ * node that needs a new connection).
+ */
+void rds_pipe_run(kvd_engine *db, struct rds_pipe_job *jobs, int n,
+                  int64_t deadline);
 
 /* rds_route.c */
 unsigned rds_slot(const kvd_engine *db, const void *key, size_t klen);
@@ -297,7 +345,20 @@ enum rds_route_flag {
 int rds_exec(kvd_engine *db, const struct rds_req *r, int slot,
              struct rds_node *node, unsigned flags, redisReply **replies,
              char *why, size_t whylen);
+/* rds_exec with a deadline of the caller's (monotonic ms) instead of
+ * command_timeout_ms from now. */
+int rds_exec_until(kvd_engine *db, const struct rds_req *r, int slot,
+                   struct rds_node *node, unsigned flags, int64_t deadline,
+                   redisReply **replies, char *why, size_t whylen);
 void rds_replies_free(redisReply **replies, int n);
+/* Whether r is an error that rds_exec would not return as it is: a
+ * redirect (MOVED, ASK) or one it retries (CLUSTERDOWN, TRYAGAIN,
+ * LOADING, MASTERDOWN, READONLY). */
+bool rds_reply_is_transient(const redisReply *r);
+/* WAIT's answer for a write sent to n: 0, or KVD_ETIMEDOUT with why when
+ * fewer than wait:N replicas confirmed (counted in wait_short). */
+int rds_check_wait(kvd_engine *db, const struct rds_wait_res *w,
+                   const struct rds_node *n, char *why, size_t whylen);
 
 /* rds_scan.c */
 struct rds_scan_acc {
@@ -324,5 +385,40 @@ int rds_stats(kvd_engine *db, struct kvd_engine_stats *st, kvd_stat_fn fn,
 /* rds_engine.c: reply helpers shared with the scan */
 int rds_reply_expiry(const redisReply *r, int64_t *expire_ms);
 bool rds_is_expired(const kvd_engine *db, int64_t expire_ms);
+
+/*
+ * rds_engine.c: the requests of get, put and del and what their replies
+ * mean, shared by the single operations and multi so that both answer
+ * alike. The cmd functions append the operation's commands to r
+ * (RDS_GET_CMDS, RDS_PUT_CMDS, RDS_DEL_CMDS of them); 0 or KVD_ENOMEM.
+ * The reply functions take the operation's replies (and free them, but
+ * for the value a get hands to *out) and return its status, warning in
+ * the log on an error reply.
+ */
+#define RDS_GET_CMDS 2 /* GET; PEXPIRETIME */
+#define RDS_PUT_CMDS 1 /* SET ... [PXAT t], or DEL for a past expiry */
+#define RDS_DEL_CMDS 2 /* PEXPIRETIME; DEL */
+int rds_slot_of(kvd_engine *db, const void *key, size_t klen);
+int rds_cmd_get(kvd_engine *db, struct rds_req *r, const void *key,
+                size_t klen);
+int rds_cmd_put(kvd_engine *db, struct rds_req *r, const void *key, size_t klen,
+                const void *val, size_t vlen, int64_t expire_ms);
+int rds_cmd_del(kvd_engine *db, struct rds_req *r, const void *key,
+                size_t klen);
+int rds_get_reply(kvd_engine *db, redisReply **rep, struct kvd_val *out);
+int rds_put_reply(kvd_engine *db, redisReply **rep);
+int rds_del_reply(kvd_engine *db, redisReply **rep);
+/* The same for a struct kvd_mop of any type (op->type valid). */
+int rds_cmd_mop(kvd_engine *db, struct rds_req *r, const struct kvd_mop *op);
+int rds_mop_reply(kvd_engine *db, const struct kvd_mop *op, redisReply **rep,
+                  struct kvd_val *out);
+/* Run op as get, put or del run it: rds_exec with redirects and retries
+ * until deadline (monotonic ms). Its status; a GET with status 0 fills
+ * *out. Failures are logged (rate limited) with the node's name. */
+int rds_mop_alone(kvd_engine *db, const struct kvd_mop *op, int64_t deadline,
+                  struct kvd_val *out);
+
+/* rds_multi.c: the vtable's multi (see include/kvd/engine.h). */
+int rds_multi(kvd_engine *db, struct kvd_mop *ops, size_t n);
 
 #endif /* KVD_ENGINES_REDIS_RDS_H */

@@ -74,6 +74,30 @@ rds_buf_add(struct rds_buf *b, const void *p, size_t n)
     return rc;
 }
 
+/* "<c><n>\r\n" (a RESP array or bulk header) into buf, which has room
+ * for 24 bytes; its length. By hand rather than snprintf: every command
+ * has a header per argument, and snprintf was a tenth of the CPU a
+ * multi() call of small GETs costs its caller. */
+static size_t
+rds_fmt_hdr(char *buf, char c, uint64_t n)
+{
+    char digits[20];
+    size_t nd = 0;
+    size_t len = 0;
+
+    do {
+        digits[nd++] = (char)('0' + n % 10);
+        n /= 10;
+    } while (n > 0);
+    buf[len++] = c;
+    while (nd > 0) {
+        buf[len++] = digits[--nd];
+    }
+    buf[len++] = '\r';
+    buf[len++] = '\n';
+    return len;
+}
+
 void
 rds_req_init(struct rds_req *r)
 {
@@ -94,7 +118,7 @@ int
 rds_cmd_begin(struct rds_req *r, int argc)
 {
     char hdr[24];
-    int n = snprintf(hdr, sizeof(hdr), "*%d\r\n", argc);
+    size_t n = rds_fmt_hdr(hdr, '*', (uint64_t)argc);
 
     if (r->ncmds < RDS_REQ_OFFS) {
         r->off[r->ncmds] = r->buf.len;
@@ -102,9 +126,9 @@ rds_cmd_begin(struct rds_req *r, int argc)
     r->ncmds++;
     if (r->ncmds <= RDS_REQ_OFFS) {
         /* off[ncmds] is the end of the last command kept */
-        r->off[r->ncmds] = r->buf.len + (size_t)n;
+        r->off[r->ncmds] = r->buf.len + n;
     }
-    return rds_buf_add(&r->buf, hdr, (size_t)n);
+    return rds_buf_add(&r->buf, hdr, n);
 }
 
 /* Keep off[ncmds] at the end of the buffer while arguments are added. */
@@ -120,14 +144,14 @@ int
 rds_cmd_arg2(struct rds_req *r, const void *a, size_t an, const void *b,
              size_t bn)
 {
-    char hdr[32];
-    int n = snprintf(hdr, sizeof(hdr), "$%zu\r\n", an + bn);
-    int rc = rds_buf_reserve(&r->buf, (size_t)n + an + bn + 2);
+    char hdr[24];
+    size_t n = rds_fmt_hdr(hdr, '$', (uint64_t)(an + bn));
+    int rc = rds_buf_reserve(&r->buf, n + an + bn + 2);
 
     if (rc != 0) {
         return rc;
     }
-    rds_buf_add(&r->buf, hdr, (size_t)n);
+    rds_buf_add(&r->buf, hdr, n);
     rds_buf_add(&r->buf, a, an);
     rds_buf_add(&r->buf, b, bn);
     rds_buf_add(&r->buf, "\r\n", 2);

@@ -22,6 +22,8 @@
  *   batch  MULTI; SET/DEL...; EXEC on the slot's master: all-or-nothing
  *          when every key hashes to one slot (always on a plain server);
  *          otherwise KVD_ECROSSSLOT before anything is sent.
+ *   multi  the same commands as get/put/del for every operation, one
+ *          pipelined request per node, all nodes at once (rds_multi.c).
  * With durability = wait:N a WAIT N follows every write on the same
  * connection (one WAIT per pipelined batch of writes).
  *
@@ -416,7 +418,7 @@ rds_cmd_key(kvd_engine *db, struct rds_req *r, const char *cmd, const void *key,
     return rds_cmd_arg2(r, db->prefix, db->prefix_len, key, klen);
 }
 
-static int
+int
 rds_slot_of(kvd_engine *db, const void *key, size_t klen)
 {
     return db->cluster ? (int)rds_slot(db, key, klen) : 0;
@@ -428,27 +430,19 @@ rds_val_release(struct kvd_val *v)
     freeReplyObject(v->cookie[0]);
 }
 
-static int
-rds_get(kvd_engine *db, const void *key, size_t klen, struct kvd_val *out)
+int
+rds_cmd_get(kvd_engine *db, struct rds_req *r, const void *key, size_t klen)
 {
-    redisReply *rep[2] = {NULL, NULL};
-    char why[RDS_ERRMSG_BYTES];
-    struct rds_req r;
+    rds_cmd_key(db, r, "GET", key, klen);
+    return rds_cmd_key(db, r, "PEXPIRETIME", key, klen);
+}
+
+int
+rds_get_reply(kvd_engine *db, redisReply **rep, struct kvd_val *out)
+{
     int64_t exp = KVD_NO_EXPIRY;
     int rc;
 
-    rds_req_init(&r);
-    rds_cmd_key(db, &r, "GET", key, klen);
-    rc = rds_cmd_key(db, &r, "PEXPIRETIME", key, klen);
-    if (rc == 0) {
-        rc = rds_exec(db, &r, rds_slot_of(db, key, klen), NULL, RDS_RT_READ,
-                      rep, why, sizeof(why));
-    }
-    rds_req_release(&r);
-    if (rc != 0) {
-        rds_warn(db, "get: %s", why);
-        return rc;
-    }
     if (rep[0]->type == REDIS_REPLY_NIL) {
         rc = KVD_ENOTFOUND;
     } else if (rep[0]->type != REDIS_REPLY_STRING) {
@@ -463,7 +457,7 @@ rds_get(kvd_engine *db, const void *key, size_t klen, struct kvd_val *out)
         }
     }
     if (rc != 0) {
-        rds_replies_free(rep, 2);
+        rds_replies_free(rep, RDS_GET_CMDS);
         return rc;
     }
     /* zero copy: the value stays in hiredis' reply until release */
@@ -473,12 +467,13 @@ rds_get(kvd_engine *db, const void *key, size_t klen, struct kvd_val *out)
     out->release = rds_val_release;
     out->cookie[0] = rep[0];
     out->cookie[1] = NULL;
-    freeReplyObject(rep[1]);
+    rep[0] = NULL;
+    rds_replies_free(rep + 1, 1);
     return 0;
 }
 
 /* One SET or DEL of a put (or of a batch op). */
-static int
+int
 rds_cmd_put(kvd_engine *db, struct rds_req *r, const void *key, size_t klen,
             const void *val, size_t vlen, int64_t expire_ms)
 {
@@ -497,55 +492,32 @@ rds_cmd_put(kvd_engine *db, struct rds_req *r, const void *key, size_t klen,
     return rds_cmd_argi(r, expire_ms);
 }
 
-static int
-rds_put(kvd_engine *db, const void *key, size_t klen, const void *val,
-        size_t vlen, int64_t expire_ms)
+int
+rds_put_reply(kvd_engine *db, redisReply **rep)
 {
-    redisReply *rep[2] = {NULL, NULL};
-    char why[RDS_ERRMSG_BYTES];
-    struct rds_req r;
-    int rc;
+    int rc = 0;
 
-    rds_req_init(&r);
-    rc = rds_cmd_put(db, &r, key, klen, val, vlen, expire_ms);
-    if (rc == 0) {
-        rc = rds_exec(db, &r, rds_slot_of(db, key, klen), NULL, RDS_RT_WRITE,
-                      rep, why, sizeof(why));
-    }
-    rds_req_release(&r);
-    if (rc != 0) {
-        rds_warn(db, "put: %s", why);
-        return rc;
-    }
     if (rep[0]->type == REDIS_REPLY_ERROR) {
         rds_warn(db, "put: %s", rep[0]->str);
         rc = KVD_EIO;
     }
-    rds_replies_free(rep, 1);
+    rds_replies_free(rep, RDS_PUT_CMDS);
     return rc;
 }
 
-static int
-rds_del(kvd_engine *db, const void *key, size_t klen)
+int
+rds_cmd_del(kvd_engine *db, struct rds_req *r, const void *key, size_t klen)
 {
-    redisReply *rep[3] = {NULL, NULL, NULL};
-    char why[RDS_ERRMSG_BYTES];
-    struct rds_req r;
-    int64_t exp = KVD_NO_EXPIRY;
-    int rc;
+    rds_cmd_key(db, r, "PEXPIRETIME", key, klen);
+    return rds_cmd_key(db, r, "DEL", key, klen);
+}
 
-    rds_req_init(&r);
-    rds_cmd_key(db, &r, "PEXPIRETIME", key, klen);
-    rc = rds_cmd_key(db, &r, "DEL", key, klen);
-    if (rc == 0) {
-        rc = rds_exec(db, &r, rds_slot_of(db, key, klen), NULL, RDS_RT_WRITE,
-                      rep, why, sizeof(why));
-    }
-    rds_req_release(&r);
-    if (rc != 0) {
-        rds_warn(db, "del: %s", why);
-        return rc;
-    }
+int
+rds_del_reply(kvd_engine *db, redisReply **rep)
+{
+    int64_t exp = KVD_NO_EXPIRY;
+    int rc = 0;
+
     if (rep[1]->type != REDIS_REPLY_INTEGER) {
         rds_warn(db, "del: DEL: %s",
                  rep[1]->type == REDIS_REPLY_ERROR ? rep[1]->str
@@ -556,8 +528,94 @@ rds_del(kvd_engine *db, const void *key, size_t klen)
     } else if (rds_reply_expiry(rep[0], &exp) == 0 && rds_is_expired(db, exp)) {
         rc = KVD_ENOTFOUND; /* gone for kvd's clock already */
     }
-    rds_replies_free(rep, 2);
+    rds_replies_free(rep, RDS_DEL_CMDS);
     return rc;
+}
+
+/* The request of one multi operation (a get, put or del alone). */
+int
+rds_cmd_mop(kvd_engine *db, struct rds_req *r, const struct kvd_mop *op)
+{
+    switch (op->type) {
+    case KVD_MOP_GET:
+        return rds_cmd_get(db, r, op->key, op->klen);
+    case KVD_MOP_PUT:
+        return rds_cmd_put(db, r, op->key, op->klen, op->val, op->vlen,
+                           op->expire_ms);
+    default:
+        return rds_cmd_del(db, r, op->key, op->klen);
+    }
+}
+
+int
+rds_mop_reply(kvd_engine *db, const struct kvd_mop *op, redisReply **rep,
+              struct kvd_val *out)
+{
+    switch (op->type) {
+    case KVD_MOP_GET:
+        return rds_get_reply(db, rep, out);
+    case KVD_MOP_PUT:
+        return rds_put_reply(db, rep);
+    default:
+        return rds_del_reply(db, rep);
+    }
+}
+
+int
+rds_mop_alone(kvd_engine *db, const struct kvd_mop *op, int64_t deadline,
+              struct kvd_val *out)
+{
+    static const char *const name[] = {"get", "put", "del"};
+    redisReply *rep[2] = {NULL, NULL};
+    char why[RDS_ERRMSG_BYTES];
+    unsigned flags = op->type == KVD_MOP_GET ? RDS_RT_READ : RDS_RT_WRITE;
+    struct rds_req r;
+    int rc;
+
+    rds_req_init(&r);
+    rc = rds_cmd_mop(db, &r, op);
+    if (rc == 0) {
+        rc = rds_exec_until(db, &r, rds_slot_of(db, op->key, op->klen), NULL,
+                            flags, deadline, rep, why, sizeof(why));
+    } else {
+        snprintf(why, sizeof(why), "out of memory");
+    }
+    rds_req_release(&r);
+    if (rc != 0) {
+        rds_warn(db, "%s: %s", name[op->type - KVD_MOP_GET], why);
+        return rc;
+    }
+    return rds_mop_reply(db, op, rep, out);
+}
+
+static int
+rds_get(kvd_engine *db, const void *key, size_t klen, struct kvd_val *out)
+{
+    const struct kvd_mop op = {.type = KVD_MOP_GET, .key = key, .klen = klen};
+
+    return rds_mop_alone(db, &op, rds_mono_ms() + db->cmd_timeout_ms, out);
+}
+
+static int
+rds_put(kvd_engine *db, const void *key, size_t klen, const void *val,
+        size_t vlen, int64_t expire_ms)
+{
+    const struct kvd_mop op = {.type = KVD_MOP_PUT,
+                               .key = key,
+                               .klen = klen,
+                               .val = val,
+                               .vlen = vlen,
+                               .expire_ms = expire_ms};
+
+    return rds_mop_alone(db, &op, rds_mono_ms() + db->cmd_timeout_ms, NULL);
+}
+
+static int
+rds_del(kvd_engine *db, const void *key, size_t klen)
+{
+    const struct kvd_mop op = {.type = KVD_MOP_DEL, .key = key, .klen = klen};
+
+    return rds_mop_alone(db, &op, rds_mono_ms() + db->cmd_timeout_ms, NULL);
 }
 
 /* Every op valid, and (cluster) every key in one slot; *slot set. */
@@ -774,4 +832,5 @@ KVD_EXPORT const struct kvd_engine_vtable kvd_engine_entry = {
     .maintain = rds_maintain,
     .clear = rds_clear,
     .instance_caps = rds_instance_caps,
+    .multi = rds_multi,
 };

@@ -500,14 +500,34 @@ rds_redirect_node(kvd_engine *db, const redisReply *r,
     return rds_node_get(db, host, port);
 }
 
+/* The errors after which rds_exec retries the request. */
+static const char *const rds_retry_errors[] = {
+    "CLUSTERDOWN", "TRYAGAIN", "LOADING", "MASTERDOWN", "READONLY", NULL};
+
+bool
+rds_reply_is_transient(const redisReply *r)
+{
+    if (r->type != REDIS_REPLY_ERROR) {
+        return false;
+    }
+    if (rds_err_is(r, "MOVED") || rds_err_is(r, "ASK")) {
+        return true;
+    }
+    for (int k = 0; rds_retry_errors[k] != NULL; k++) {
+        if (rds_err_is(r, rds_retry_errors[k])) {
+            return true;
+        }
+    }
+    return false;
+}
+
 /* Look at every reply (and inside EXEC's array) for the errors that
  * call for a redirect or a retry. */
 static int
 rds_verdict(kvd_engine *db, redisReply **rep, int n, struct rds_node *via,
             bool follow, struct rds_node **target, char *why, size_t whylen)
 {
-    static const char *const retry[] = {"CLUSTERDOWN", "TRYAGAIN", "LOADING",
-                                        "MASTERDOWN",  "READONLY", NULL};
+    const char *const *retry = rds_retry_errors;
 
     for (int i = 0; i < n; i++) {
         const redisReply *r = rep[i];
@@ -540,7 +560,7 @@ rds_verdict(kvd_engine *db, redisReply **rep, int n, struct rds_node *via,
 }
 
 /* Check WAIT's answer; the write itself already happened. */
-static int
+int
 rds_check_wait(kvd_engine *db, const struct rds_wait_res *w,
                const struct rds_node *n, char *why, size_t whylen)
 {
@@ -586,7 +606,16 @@ rds_exec(kvd_engine *db, const struct rds_req *r, int slot,
          struct rds_node *node, unsigned flags, redisReply **replies, char *why,
          size_t whylen)
 {
-    int64_t deadline = rds_mono_ms() + db->cmd_timeout_ms;
+    return rds_exec_until(db, r, slot, node, flags,
+                          rds_mono_ms() + db->cmd_timeout_ms, replies, why,
+                          whylen);
+}
+
+int
+rds_exec_until(kvd_engine *db, const struct rds_req *r, int slot,
+               struct rds_node *node, unsigned flags, int64_t deadline,
+               redisReply **replies, char *why, size_t whylen)
+{
     bool want_wait = (flags & RDS_RT_WRITE) && db->wait_replicas > 0;
     struct rds_wait_res wres = {.acks = -1};
     struct rds_node *ask_node = NULL;

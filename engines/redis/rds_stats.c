@@ -7,8 +7,10 @@
  * of this deployment's keys (exact, including key and value bytes, and
  * kvd's clock for expiry, but it reads every key). mem_bytes: used_memory
  * summed over the masters. Through the callback: masters, replicas,
- * slot-map refreshes, redirects, retries, connections, timeouts, and
- * pipeline_writes / pipeline_requests (their ratio: requests per write).
+ * slot-map refreshes, redirects, retries, connections, timeouts,
+ * pipeline_writes / pipeline_requests (their ratio: requests per write),
+ * and multi_calls / multi_ops / multi_ops_alone (operations of multi()
+ * calls, and those of them run alone after a redirect or node error).
  *
  * Nothing here locks beyond what rds_masters and rds_exec take.
  */
@@ -109,5 +111,8 @@ rds_stats(kvd_engine *db, struct kvd_engine_stats *st, kvd_stat_fn fn,
     fn(ctx, "crossslot_batches", atomic_load(&db->c.crossslot));
     fn(ctx, "pipeline_writes", atomic_load(&db->c.flushes));
     fn(ctx, "pipeline_requests", atomic_load(&db->c.piped));
+    fn(ctx, "multi_calls", atomic_load(&db->c.multi_calls));
+    fn(ctx, "multi_ops", atomic_load(&db->c.multi_ops));
+    fn(ctx, "multi_ops_alone", atomic_load(&db->c.multi_alone));
     return 0;
 }

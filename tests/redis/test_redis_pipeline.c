@@ -8,14 +8,22 @@
  * private keys) an older value than the thread was told it wrote.
  *
  *   - hammer: THREADS threads, pool_size=1 (one connection per node), a
- *     mix of puts (some with an expiry), gets, dels and one-key batches
- *     over private and shared keys; every reply is checked, and the
- *     engine must have sent fewer writes than requests (they shared).
+ *     mix of puts (some with an expiry), gets, dels, one-key batches and
+ *     multi calls (gets and puts, a key sometimes twice) over private and
+ *     shared keys; every reply is checked, and the engine must have sent
+ *     fewer writes than requests (they shared).
  *   - pause: the same load with command_timeout_ms = 500 while the server
  *     is SIGSTOPped mid-pipeline for 1.5 s: every call returns 0 or
  *     KVD_ETIMEDOUT within the timeout plus slack, calls that fail are
  *     ETIMEDOUT, and after SIGCONT the replies are still each caller's
  *     own (then every thread writes and reads back every key exactly).
+ *   - flapping: the same load, with the threads pausing at random
+ *     between calls (so requests queue at different times behind a
+ *     stalled write and share the next one with spread-out deadlines),
+ *     while the server is paused again and again for 250 to 650 ms
+ *     against a 400 ms timeout: within one pipelined write some requests
+ *     time out and leave while others still get their replies late, and
+ *     nobody may get a reply that was another's.
  *
  * The threads call the engine directly (a second instance opened from the
  * loaded plugin), not through the store, whose per-key-stripe write lock
@@ -49,6 +57,8 @@
 #define PL_TIMEOUT_MS 500
 #define PL_SLACK_MS   1500 /* a noisy 2-core machine */
 #define PL_PAUSE_MS   1500
+#define PL_MULTI      6 /* operations of a multi call, at most */
+#define PL_FLAPS      6
 
 static const char *pl_engine;
 static const char *pl_script;
@@ -70,6 +80,7 @@ struct pl_thread {
     struct pl_eng *e;
     unsigned seed;
     atomic_bool *stop; /* NULL: run PL_OPS operations */
+    int think_ms;      /* sleep 0..think_ms between calls (0: none) */
     /* per private key: sequence last acknowledged, and highest tried
      * (a put that timed out may still have landed) */
     long acked[PL_KEYS];
@@ -77,7 +88,7 @@ struct pl_thread {
     int deleted[PL_KEYS]; /* 0: no del since the last put, 1: a del was
                            * acknowledged, 2: a del timed out (maybe) */
     /* results */
-    long ops;
+    atomic_long ops; /* read by the main thread while running */
     long timeouts;
     long other_errors;
     int64_t slowest_ms;
@@ -163,6 +174,96 @@ pl_count(struct pl_thread *t, int rc, int64_t t0)
     }
 }
 
+/* The status of one operation, counted as pl_count counts a call's. */
+static int
+pl_worse(int worst, int rc)
+{
+    if (rc != 0 && rc != KVD_ENOTFOUND && rc != KVD_ETIMEDOUT) {
+        return rc;
+    }
+    return worst == 0 || worst == KVD_ENOTFOUND ? rc : worst;
+}
+
+/* A get's answer for key k (shared or not): check it as pl_one_op does. */
+static void
+pl_check_get(struct pl_thread *t, const char *key, int k, bool shared, int rc,
+             const struct kvd_val *v)
+{
+    if (rc == 0) {
+        pl_check(t, key, k, shared, v);
+        if (!shared && t->deleted[k] == 1 && t->tried[k] == t->acked[k]) {
+            pl_bad(t, "get %s found a key deleted since", key);
+        }
+        if (v->expire_ms != KVD_NO_EXPIRY &&
+            v->expire_ms < t->e->host->now_ms(t->e->host)) {
+            pl_bad(t, "get %s: expiry %lld is in the past", key,
+                   (long long)v->expire_ms);
+        }
+    } else if (rc == KVD_ENOTFOUND && !shared && t->deleted[k] == 0 &&
+               t->acked[k] > 0 && t->tried[k] == t->acked[k]) {
+        pl_bad(t, "get %s: not found after put seq %ld", key, t->acked[k]);
+    }
+}
+
+/* One multi call of 2..PL_MULTI gets and puts (sequences seq + j, in
+ * array order, so a get after a put of its key must see at least it). */
+static void
+pl_multi_op(struct pl_thread *t, long seq, int64_t t0)
+{
+    char keys[PL_MULTI][32];
+    char vals[PL_MULTI][400];
+    struct kvd_mop ops[PL_MULTI];
+    bool shared[PL_MULTI];
+    int kk[PL_MULTI];
+    int n = 2 + rand_r(&t->seed) % (PL_MULTI - 1);
+    int worst = 0;
+
+    for (int j = 0; j < n; j++) {
+        size_t kl;
+
+        shared[j] = rand_r(&t->seed) % 4 == 0;
+        kk[j] = rand_r(&t->seed) % (shared[j] ? PL_SHARED : PL_KEYS);
+        pl_key(keys[j], sizeof(keys[j]), t->id, kk[j], shared[j]);
+        kl = strlen(keys[j]);
+        if (rand_r(&t->seed) % 2 == 0) {
+            size_t vl = pl_value(vals[j], sizeof(vals[j]), keys[j], t->id,
+                                 seq + j, &t->seed);
+
+            ops[j] = (struct kvd_mop){.type = KVD_MOP_PUT,
+                                      .key = keys[j],
+                                      .klen = kl,
+                                      .val = vals[j],
+                                      .vlen = vl};
+            if (!shared[j]) {
+                t->tried[kk[j]] = seq + j;
+            }
+        } else {
+            ops[j] = (struct kvd_mop){
+                .type = KVD_MOP_GET, .key = keys[j], .klen = kl};
+        }
+    }
+    if (t->e->vt->multi(t->e->db, ops, (size_t)n) != 0) {
+        pl_bad(t, "multi failed as a whole");
+    }
+    for (int j = 0; j < n; j++) {
+        int rc = ops[j].status;
+
+        worst = pl_worse(worst, rc);
+        if (ops[j].type == KVD_MOP_PUT) {
+            if (rc == 0 && !shared[j]) {
+                t->acked[kk[j]] = seq + j;
+                t->deleted[kk[j]] = 0;
+            }
+            continue;
+        }
+        pl_check_get(t, keys[j], kk[j], shared[j], rc, &ops[j].out);
+        if (rc == 0) {
+            kvd_val_release(&ops[j].out);
+        }
+    }
+    pl_count(t, worst, t0);
+}
+
 static void
 pl_one_op(struct pl_thread *t, long seq)
 {
@@ -178,6 +279,10 @@ pl_one_op(struct pl_thread *t, long seq)
     int rc;
 
     pl_key(key, sizeof(key), t->id, k, shared);
+    if (op == 9) {
+        pl_multi_op(t, seq, t0);
+        return;
+    }
     if (op < 4) { /* put, some with an expiry an hour away */
         vl = pl_value(val, sizeof(val), key, t->id, seq, &t->seed);
         if (op == 0) {
@@ -215,20 +320,9 @@ pl_one_op(struct pl_thread *t, long seq)
         }
     } else { /* get */
         rc = t->e->vt->get(t->e->db, key, strlen(key), &v);
+        pl_check_get(t, key, k, shared, rc, &v);
         if (rc == 0) {
-            pl_check(t, key, k, shared, &v);
-            if (!shared && t->deleted[k] == 1 && t->tried[k] == t->acked[k]) {
-                pl_bad(t, "get %s found a key deleted since", key);
-            }
-            if (v.expire_ms != KVD_NO_EXPIRY &&
-                v.expire_ms < t->e->host->now_ms(t->e->host)) {
-                pl_bad(t, "get %s: expiry %lld is in the past", key,
-                       (long long)v.expire_ms);
-            }
             kvd_val_release(&v);
-        } else if (rc == KVD_ENOTFOUND && !shared && t->deleted[k] == 0 &&
-                   t->acked[k] > 0 && t->tried[k] == t->acked[k]) {
-            pl_bad(t, "get %s: not found after put seq %ld", key, t->acked[k]);
         }
     }
     pl_count(t, rc, t0);
@@ -240,13 +334,18 @@ pl_run(void *arg)
     struct pl_thread *t = arg;
     long seq = 1;
 
+    /* a step of PL_MULTI: a multi call's operations use seq..seq+5 */
     if (t->stop == NULL) {
-        for (; seq <= PL_OPS; seq++) {
+        for (long i = 0; i < PL_OPS; i++, seq += PL_MULTI) {
             pl_one_op(t, seq);
         }
     } else {
         while (!atomic_load(t->stop)) {
-            pl_one_op(t, seq++);
+            pl_one_op(t, seq);
+            seq += PL_MULTI;
+            if (t->think_ms > 0) {
+                rt_sleep_ms(rand_r(&t->seed) % t->think_ms);
+            }
         }
     }
     return NULL;
@@ -274,6 +373,22 @@ pl_open(struct pl_eng *pe, const char *prefix, const char *timeout)
         print_error("open: %s\n", err.msg);
         rt_close(&pe->e);
         return -1;
+    }
+    /* start from no keys, also when the server outlived an earlier run */
+    for (int i = 0; i < PL_THREADS; i++) {
+        for (int k = 0; k < PL_KEYS + PL_SHARED; k++) {
+            char key[32];
+            int rc;
+
+            pl_key(key, sizeof(key), i, k % PL_KEYS, k >= PL_KEYS);
+            rc = pe->vt->del(pe->db, key, strlen(key));
+            if (rc != 0 && rc != KVD_ENOTFOUND) {
+                print_error("del %s: %d\n", key, rc);
+                pe->vt->close(pe->db, NULL);
+                rt_close(&pe->e);
+                return -1;
+            }
+        }
     }
     return 0;
 }
@@ -311,7 +426,8 @@ pl_stat(struct pl_eng *pe, const char *name)
 }
 
 static void
-pl_start(struct pl_thread *th, struct pl_eng *e, atomic_bool *stop)
+pl_start(struct pl_thread *th, struct pl_eng *e, atomic_bool *stop,
+         int think_ms)
 {
     for (int i = 0; i < PL_THREADS; i++) {
         memset(&th[i], 0, sizeof(th[i]));
@@ -319,6 +435,7 @@ pl_start(struct pl_thread *th, struct pl_eng *e, atomic_bool *stop)
         th[i].e = e;
         th[i].seed = 1234u + (unsigned)i;
         th[i].stop = stop;
+        th[i].think_ms = think_ms;
         assert_int_equal(pthread_create(&th[i].tid, NULL, pl_run, &th[i]), 0);
     }
 }
@@ -367,7 +484,7 @@ test_pipeline_threads_get_their_own_replies(void **state)
     (void)state;
     assert_int_equal(pl_open(&e, "key_prefix=pl1/", "command_timeout_ms=10000"),
                      0);
-    pl_start(th, &e, NULL);
+    pl_start(th, &e, NULL, 0);
     pl_join(th);
     for (int i = 0; i < PL_THREADS; i++) {
         if (th[i].bad[0] != '\0') {
@@ -402,7 +519,7 @@ test_pipeline_pause_times_out_each_caller_then_stays_aligned(void **state)
     (void)state;
     assert_int_equal(pl_open(&e, "key_prefix=pl2/", "command_timeout_ms=500"),
                      0);
-    pl_start(th, &e, &stop);
+    pl_start(th, &e, &stop, 0);
     rt_sleep_ms(300);
     for (int i = 0; i < PL_THREADS; i++) {
         before[i] = th[i].ops;
@@ -435,6 +552,43 @@ test_pipeline_pause_times_out_each_caller_then_stays_aligned(void **state)
     pl_close(&e);
 }
 
+static void
+test_pipeline_flapping_server_never_crosses_replies(void **state)
+{
+    static struct pl_thread th[PL_THREADS];
+    atomic_bool stop = false;
+    struct pl_eng e;
+    long timeouts = 0;
+    long ops = 0;
+
+    (void)state;
+    assert_int_equal(pl_open(&e, "key_prefix=pl3/", "command_timeout_ms=400"),
+                     0);
+    pl_start(th, &e, &stop, 40);
+    rt_sleep_ms(200);
+    for (int i = 0; i < PL_FLAPS; i++) {
+        assert_int_equal(rt_script(pl_script, "pause '%s'", pl_dir), 0);
+        rt_sleep_ms(250 + i * 80); /* around the timeout */
+        assert_int_equal(rt_script(pl_script, "resume '%s'", pl_dir), 0);
+        rt_sleep_ms(150);
+    }
+    atomic_store(&stop, true);
+    pl_join(th);
+    for (int i = 0; i < PL_THREADS; i++) {
+        if (th[i].bad[0] != '\0') {
+            print_error("thread %d: %s\n", i, th[i].bad);
+        }
+        assert_string_equal(th[i].bad, "");
+        assert_int_equal(th[i].other_errors, 0);
+        timeouts += th[i].timeouts;
+        ops += th[i].ops;
+    }
+    print_message("      %ld calls, %ld timed out\n", ops, timeouts);
+    assert_true(timeouts > 0);
+    pl_verify_exact(&e);
+    pl_close(&e);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -442,6 +596,7 @@ main(int argc, char **argv)
         cmocka_unit_test(test_pipeline_threads_get_their_own_replies),
         cmocka_unit_test(
             test_pipeline_pause_times_out_each_caller_then_stays_aligned),
+        cmocka_unit_test(test_pipeline_flapping_server_never_crosses_replies),
     };
 
     if (argc != 5) {
