@@ -23,8 +23,10 @@
 /* With a remote engine: threads per CPU, and their upper bound. */
 #define RESP_REMOTE_THREADS_PER_CPU 16
 #define RESP_REMOTE_THREADS_MAX     64
-/* With a remote engine that runs a pass's commands together (multi). */
-#define RESP_REMOTE_BATCH_THREADS_PER_CPU 2
+/* With a remote engine that runs a pass's commands together (multi):
+ * one thread per two CPUs (docs/benchmarks.md: on 2 CPUs one thread beat
+ * 2, 4 and 8 at every redis-benchmark test). */
+#define RESP_REMOTE_BATCH_CPUS_PER_THREAD 2
 
 static const struct kvd_option resp_options[] = {
     {"unix_socket", KVD_OPT_STRING, "kvd.sock", 0, 0,
@@ -41,8 +43,8 @@ static const struct kvd_option resp_options[] = {
     {"threads", KVD_OPT_INT, "0", 0, 64, offsetof(struct resp_opts, threads),
      NULL,
      "I/O threads, each with its own event loop (0: three per four CPUs, "
-     "at least 1 and at most 8; with a remote engine such as redis, 2 "
-     "per CPU)"},
+     "at least 1 and at most 8; with a remote engine such as redis, one "
+     "per two CPUs)"},
     {"maxclients", KVD_OPT_INT, "10000", 1, 1000000,
      offsetof(struct resp_opts, maxclients), NULL,
      "connections served at once; more are refused with an error"},
@@ -114,11 +116,16 @@ resp_thread_count(const struct resp_opts *o, const struct kvd_server *srv)
      * pipelines), while each thread waits most of the time. */
     if (srv->store_api != NULL && srv->store_api->caps != NULL &&
         (srv->store_api->caps(srv->store) & KVD_CAP_REMOTE)) {
-        long per_cpu = resp_can_batch(srv) ? RESP_REMOTE_BATCH_THREADS_PER_CPU
-                                           : RESP_REMOTE_THREADS_PER_CPU;
-        n = sysconf(_SC_NPROCESSORS_ONLN) * per_cpu;
-        if (n < per_cpu) {
-            n = per_cpu;
+        if (resp_can_batch(srv)) {
+            n = sysconf(_SC_NPROCESSORS_ONLN) /
+                RESP_REMOTE_BATCH_CPUS_PER_THREAD;
+            n = n < 1 ? 1 : n;
+            return n > RESP_AUTO_THREADS_MAX ? RESP_AUTO_THREADS_MAX
+                                             : (unsigned)n;
+        }
+        n = sysconf(_SC_NPROCESSORS_ONLN) * RESP_REMOTE_THREADS_PER_CPU;
+        if (n < RESP_REMOTE_THREADS_PER_CPU) {
+            n = RESP_REMOTE_THREADS_PER_CPU;
         }
         return n > RESP_REMOTE_THREADS_MAX ? RESP_REMOTE_THREADS_MAX
                                            : (unsigned)n;

@@ -45,6 +45,9 @@
 /* Commands a worker gathers in one pass before it runs them (each holds
  * one slot of the worker's ticket table). */
 #define RESP_BATCH_CONNS 1024
+/* Commands of one connection queued before the batch runs anyway, so a
+ * long pipeline meets the output back-pressure in steps. */
+#define RESP_DEFER_PER_CONN 64
 /* A batch's replies are written once they reach this size, so one
  * pipelined burst of large replies does not pile up in memory. */
 #define RESP_FLUSH_BYTES (256 * 1024)

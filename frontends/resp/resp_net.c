@@ -728,7 +728,15 @@ conn_process(struct resp_conn *c, const char *buf, size_t len)
         conn_exec(c, buf + off);
         off += c->parser.pos;
         resp_parser_reset(&c->parser);
-        if (w->wbuf.len >= RESP_FLUSH_BYTES) {
+        if (c->ndeferred >= RESP_DEFER_PER_CONN) {
+            /* A long pipeline: run what it queued, so its replies meet
+             * the back-pressure check below (a client pipelining GETs of
+             * big values must not make one batch fetch them all). */
+            worker_run_batch(w, c);
+        }
+        if (w->wbuf.len >= RESP_FLUSH_BYTES ||
+            (c->o.len >= RESP_FLUSH_BYTES &&
+             !(c->flags & RESP_CONN_WRITING))) {
             /* A long pipeline of large replies: write now rather than
              * hold it all, and stop while the client is not keeping up. */
             if (conn_stash(c) != 0 ||
