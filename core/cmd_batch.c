@@ -52,6 +52,7 @@ struct kvd_cmd_batch {
     size_t n;
     bool ran;
     uint64_t nsec_each; /* the run's time, shared out for commandstats */
+    int64_t end_ms;     /* when the run ended: each session's last_ms */
     struct kvd_cmd_buf arena;
     struct cmd_ticket t[CMD_BATCH_MAX];
     struct kvd_mop ops[CMD_BATCH_MAX];
@@ -197,6 +198,7 @@ kvd_cmd_batch_run(kvd_cmd_batch *b)
     kvd_store_multi(b->cmd->st, b->ops, b->n); /* every status is set */
     t1 = kvd_cmd_now_ns();
     b->nsec_each = (t1 - t0) / b->n;
+    b->end_ms = (int64_t)(t1 / 1000000u);
     b->ran = true;
 }
 
@@ -256,8 +258,7 @@ kvd_cmd_batch_reply(kvd_cmd_batch *b, size_t ticket,
     if (x.failed) {
         atomic_fetch_add_explicit(&ctr->failed, 1, memory_order_relaxed);
     }
-    atomic_store_explicit(&t->sess->last_ms, kvd_cmd_mono_ms(),
-                          memory_order_relaxed);
+    atomic_store_explicit(&t->sess->last_ms, b->end_ms, memory_order_relaxed);
 }
 
 void

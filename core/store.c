@@ -468,27 +468,38 @@ u32_cmp(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+/* Sort the m stripe numbers in s, drop repeats, lock them in ascending
+ * order (the deadlock-free order every multi-key section uses). Returns
+ * how many were locked, listed at the start of s. */
+static size_t
+stripes_lock(kvd_store *st, uint32_t *s, size_t m)
+{
+    size_t u = 0;
+
+    if (m > 1) {
+        qsort(s, m, sizeof(s[0]), u32_cmp);
+    }
+    for (size_t i = 0; i < m; i++) {
+        if (u == 0 || s[u - 1] != s[i]) {
+            s[u++] = s[i];
+        }
+    }
+    for (size_t i = 0; i < u; i++) {
+        stripe_lock(st, s[i]);
+    }
+    return u;
+}
+
 void
 kvd_store_lock_keys(kvd_store *st, size_t n, const void *const *keys,
                     const size_t *klens, struct kvd_store_guard *g)
 {
-    size_t u = 0;
-
     g->all = n > KVD_STORE_GUARD_MAX;
     if (!g->all) {
         for (size_t i = 0; i < n; i++) {
             g->stripes[i] = stripe_of(keys[i], klens[i]);
         }
-        qsort(g->stripes, n, sizeof(g->stripes[0]), u32_cmp);
-        for (size_t i = 0; i < n; i++) {
-            if (u == 0 || g->stripes[u - 1] != g->stripes[i]) {
-                g->stripes[u++] = g->stripes[i];
-            }
-        }
-        g->n = u;
-        for (size_t i = 0; i < u; i++) {
-            stripe_lock(st, g->stripes[i]);
-        }
+        g->n = stripes_lock(st, g->stripes, n);
         return;
     }
     g->n = STORE_STRIPES;
@@ -727,25 +738,14 @@ multi_run(kvd_store *st, struct kvd_mop *ops, size_t n)
 static size_t
 multi_lock(kvd_store *st, const struct kvd_mop *ops, size_t n, uint32_t *buf)
 {
-    size_t m = 0, u = 0;
+    size_t m = 0;
 
     for (size_t i = 0; i < n; i++) {
         if (ops[i].status == 0 && ops[i].type != KVD_MOP_GET) {
             buf[m++] = stripe_of(ops[i].key, ops[i].klen);
         }
     }
-    if (m > 1) {
-        qsort(buf, m, sizeof(buf[0]), u32_cmp);
-    }
-    for (size_t i = 0; i < m; i++) {
-        if (u == 0 || buf[u - 1] != buf[i]) {
-            buf[u++] = buf[i];
-        }
-    }
-    for (size_t i = 0; i < u; i++) {
-        stripe_lock(st, buf[i]);
-    }
-    return u;
+    return stripes_lock(st, buf, m);
 }
 
 /* Count the results and apply the core's TTL rules to them. */
