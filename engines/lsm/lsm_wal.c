@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "crc32c.h"
+#include "efile.h"
 #include "kvd/status.h"
 #include "lsm_coding.h"
 
@@ -159,42 +160,6 @@ lsm_logw_release(struct lsm_logw *w)
     }
 }
 
-static int
-errno_status(int e)
-{
-    switch (e) {
-    case ENOSPC:
-    case EDQUOT:
-        return KVD_ENOSPC;
-    case ENOMEM:
-        return KVD_ENOMEM;
-    default:
-        return KVD_EIO;
-    }
-}
-
-static int
-full_pwrite(struct lsm_logw *w, const unsigned char *p, size_t n, uint64_t off)
-{
-    size_t done = 0;
-
-    while (done < n) {
-        ssize_t r =
-            w->io->pwrite(w->fd, p + done, n - done, (off_t)(off + done));
-        if (r < 0) {
-            if (errno == EINTR) {
-                continue;
-            }
-            return errno_status(errno);
-        }
-        if (r == 0) {
-            return KVD_ENOSPC;
-        }
-        done += (size_t)r;
-    }
-    return 0;
-}
-
 /* Zeros from w->alloc to the first multiple of w->chunk above w->off, so
  * that at least one byte is free for the next record. On failure
  * preallocation stops (w->alloc keeps what was written). */
@@ -207,7 +172,7 @@ zero_fill(struct lsm_logw *w)
         uint64_t left = target - w->alloc;
         size_t n =
             left < LSM_LOGW_ZERO_BYTES ? (size_t)left : LSM_LOGW_ZERO_BYTES;
-        int rc = full_pwrite(w, lsm_zeros, n, w->alloc);
+        int rc = efile_write_full(w->io, w->fd, lsm_zeros, n, w->alloc);
         if (rc != 0) {
             w->chunk = 0;
             return rc;
@@ -248,7 +213,7 @@ lsm_logw_add(struct lsm_logw *w, const void *rec, size_t n)
         w->cap = cap;
     }
     lsm_log_encode(block_off, rec, n, w->buf);
-    rc = full_pwrite(w, w->buf, total, w->off);
+    rc = efile_write_full(w->io, w->fd, w->buf, total, w->off);
     if (rc != 0) {
         return rc;
     }
