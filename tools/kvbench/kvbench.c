@@ -2,8 +2,8 @@
  * tools/kvbench/kvbench.c -- db_bench-style benchmark for kvd engines.
  *
  * Runs a comma-separated list of workloads, in order, against one
- * database (a kvd engine plugin, or LevelDB/RocksDB for comparison; see
- * kvbench.h) and prints one line per workload:
+ * database (a kvd engine plugin, or LevelDB, RocksDB, tkrzw or LMDB for
+ * comparison; see kvbench.h) and prints one line per workload:
  *
  *   fillrandom   :       2.345 micros/op 426439 ops/sec;   47.2 MB/s
  *
@@ -1098,7 +1098,8 @@ kvb_usage(FILE *out)
             "usage: kvbench [options]\n"
             "  --engine NAME|PATH   kvd engine by name (plugin dir) or .so "
             "path,\n"
-            "                       or leveldb / rocksdb (default memory)\n"
+            "                       or leveldb, rocksdb, tkrzw, lmdb "
+            "(default memory)\n"
             "  --benchmarks LIST    comma-separated workloads, run in order "
             "on one db\n"
             "                       (default " KVB_DEFAULT_BENCHMARKS ")\n"
@@ -1464,6 +1465,10 @@ kvb_create_backend(const struct kvb_conf *c, const struct kvb_setup *s,
         rc = kvb_leveldb_create(s, &run->ops, &run->b, &err);
     } else if (strcmp(c->engine, "rocksdb") == 0) {
         rc = kvb_rocksdb_create(s, &run->ops, &run->b, &err);
+    } else if (strcmp(c->engine, "tkrzw") == 0) {
+        rc = kvb_tkrzw_create(s, &run->ops, &run->b, &err);
+    } else if (strcmp(c->engine, "lmdb") == 0) {
+        rc = kvb_lmdb_create(s, &run->ops, &run->b, &err);
     } else {
         rc = kvb_kvd_create(s, &run->ops, &run->b, &err);
     }

@@ -3,10 +3,10 @@
  *
  * kvbench runs db_bench-style workloads (kvbench.c) against a "backend":
  * a kvd engine plugin called through its vtable, the same engine behind the
- * core's store wrappers, or, for comparison in the same run, LevelDB or
- * RocksDB through their C APIs. A backend is a struct kvb_ops plus a
- * private handle; kvbench.c never knows which one it drives, so every
- * backend runs exactly the same key and value streams.
+ * core's store wrappers, or, for comparison in the same run, LevelDB,
+ * RocksDB, tkrzw (HashDBM, TreeDBM) or LMDB through their C APIs. A backend is
+ * a struct kvb_ops plus a private handle; kvbench.c never knows which one it
+ * drives, so every backend runs exactly the same key and value streams.
  *
  * Threading: open, close, reopen, destroy and stats are called from the
  * main thread while no workload runs. put, get, del, sync and the
@@ -116,6 +116,10 @@ int kvb_leveldb_create(const struct kvb_setup *s, const struct kvb_ops **ops,
                        void **b, struct kvd_err *err);
 int kvb_rocksdb_create(const struct kvb_setup *s, const struct kvb_ops **ops,
                        void **b, struct kvd_err *err);
+int kvb_tkrzw_create(const struct kvb_setup *s, const struct kvb_ops **ops,
+                     void **b, struct kvd_err *err);
+int kvb_lmdb_create(const struct kvb_setup *s, const struct kvb_ops **ops,
+                    void **b, struct kvd_err *err);
 
 /* Parse "123", "64k", "4m", "1g" (powers of 2) for backend options.
  * 0 or KVD_EINVAL. */

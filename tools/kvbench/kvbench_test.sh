@@ -7,6 +7,9 @@
 #   memory_store  the same through the core's store wrappers (--store)
 #   leveldb       every workload on the LevelDB backend, plus reopen
 #   rocksdb       every workload on the RocksDB backend, plus reopen
+#   tkrzw         every workload on tkrzw HashDBM, exact counts, deletes
+#   tkrzw_tree    the same on tkrzw TreeDBM
+#   lmdb          the same on LMDB
 #   refusals      bad engine, benchmark, option, key size and --db are
 #                 refused with their own message and a non-zero status
 # Speed is never checked: only exit status, lines and counts.
@@ -169,6 +172,22 @@ leveldb | rocksdb)
     expect_rc "$CASE.reuse" 0
     expect_out "$CASE.reuse" "^fillrandom +: skipped \(--use_existing\)$"
     expect_out "$CASE.reuse" "^readrandom +: .*\($NUM of $NUM found\)$"
+    ;;
+tkrzw | tkrzw_tree | lmdb)
+    case "$CASE" in
+    tkrzw) args="--engine tkrzw" ;;
+    tkrzw_tree) args="--engine tkrzw --opt dbm=tree" ;;
+    *) args="--engine lmdb --opt map_size=256m" ;;
+    esac
+    # shellcheck disable=SC2086
+    check_all "$CASE" yes $args
+    # shellcheck disable=SC2086
+    check_counts "$CASE" "engine stats" $args
+    # shellcheck disable=SC2086
+    check_deletes "$CASE" $args
+    run "$CASE.badopt" --num 10 $args --opt no_such_option=1
+    expect_rc "$CASE.badopt" 2
+    expect_err "$CASE.badopt" "no_such_option"
     ;;
 refusals)
     run noengine --engine no_such_engine --num 10
