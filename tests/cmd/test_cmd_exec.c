@@ -20,7 +20,7 @@
 #include <stdatomic.h>
 
 #include "cmd_fixture.h"
-#include "core/cmd_int.h"
+#include "core/cmd/cmd_int.h"
 
 /* How the recorder shows "\r\n" inside a bulk string. */
 #define CRLF "\\x0d\\x0a"

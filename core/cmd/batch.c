@@ -1,5 +1,5 @@
 /*
- * core/cmd_batch.c -- deferred execution of simple commands (struct
+ * core/cmd/batch.c -- deferred execution of simple commands (struct
  * kvd_cmd_api.defer, batch_run, batch_reply).
  *
  * Why: an engine whose operations cost a network round trip (redis) or a
@@ -24,7 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/cmd_int.h"
+#include "core/cmd/cmd_int.h"
 
 #define CMD_BATCH_MAX         512               /* tickets per batch */
 #define CMD_BATCH_ARENA_BYTES (1024 * 1024)     /* then KVD_EBUSY */

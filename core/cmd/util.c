@@ -1,5 +1,5 @@
 /*
- * core/cmd_util.c -- helpers of the command layer: replies, errors,
+ * core/cmd/util.c -- helpers of the command layer: replies, errors,
  * argument parsing, number formatting, the glob matcher, a byte buffer.
  *
  * Replies go through the session's struct kvd_reply_ops. RESP2 has no map
@@ -10,7 +10,7 @@
  *
  * Thread-safety: pure functions, or functions of one command context.
  */
-#include "core/cmd_int.h"
+#include "core/cmd/cmd_int.h"
 
 #include <ctype.h>
 #include <errno.h>

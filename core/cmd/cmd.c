@@ -1,5 +1,5 @@
 /*
- * core/cmd.c -- the command layer: table, lookup, sessions, exec, counters.
+ * core/cmd/cmd.c -- the command layer: table, lookup, sessions, exec, counters.
  *
  * Every frontend executes commands through kvd_cmd_exec(). It finds the
  * command (case-insensitive, no allocation: an open-addressing index of
@@ -37,7 +37,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "core/cmd_int.h"
+#include "core/cmd/cmd_int.h"
 #include "core/log.h"
 
 /* Bytes of arguments quoted in "unknown command" errors (as Redis). */

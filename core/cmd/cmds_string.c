@@ -1,5 +1,5 @@
 /*
- * core/cmd_strings.c -- string commands: GET, SET and options, MSET, MGET,
+ * core/cmd/cmds_string.c -- string commands: GET, SET and options, MSET, MGET,
  * the INCR family, APPEND, ranges, bits, LCS.
  *
  * Semantics and error texts follow Redis's documentation and replies.
@@ -12,7 +12,7 @@
  *
  * Thread-safety: handlers use only their context and the store.
  */
-#include "core/cmd_int.h"
+#include "core/cmd/cmd_int.h"
 
 #include <limits.h>
 #include <math.h>

@@ -1,5 +1,5 @@
 /*
- * core/cmd_int.h -- internals shared by the command layer's files.
+ * core/cmd/cmd_int.h -- internals shared by the command layer's files.
  *
  * The command layer is split by command group: cmd.c (table, lookup,
  * sessions, exec, counters), cmd_strings.c (string commands), cmd_keys.c

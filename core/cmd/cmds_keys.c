@@ -1,5 +1,5 @@
 /*
- * core/cmd_keys.c -- key-space commands: DEL, EXISTS, TYPE, RENAME, COPY,
+ * core/cmd/cmds_keys.c -- key-space commands: DEL, EXISTS, TYPE, RENAME, COPY,
  * RANDOMKEY, KEYS, SCAN, and the expiry commands (EXPIRE family, TTL
  * family, PERSIST).
  *
@@ -18,7 +18,7 @@
  *
  * Thread-safety: handlers use only their context and the store.
  */
-#include "core/cmd_int.h"
+#include "core/cmd/cmd_int.h"
 
 #include <limits.h>
 #include <stdlib.h>

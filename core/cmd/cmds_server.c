@@ -1,5 +1,5 @@
 /*
- * core/cmd_server.c -- connection and server commands: PING, ECHO, QUIT,
+ * core/cmd/cmds_server.c -- connection and server commands: PING, ECHO, QUIT,
  * RESET, AUTH, HELLO, SELECT, CLIENT, COMMAND, CONFIG, INFO, DBSIZE,
  * FLUSHDB, FLUSHALL, FUNCTION, DEBUG, TIME, SAVE, COMPACT.
  *
@@ -16,7 +16,7 @@
  * Thread-safety: handlers use their context, the store and the layer's
  * atomics; CLIENT LIST and SETNAME take cmd->sess_lock.
  */
-#include "core/cmd_int.h"
+#include "core/cmd/cmd_int.h"
 
 #include <stdio.h>
 #include <stdlib.h>
