@@ -2,14 +2,17 @@
  * core/cmd.h -- the command layer shared by every frontend.
  *
  * One table of commands (name, arity, flags, handler) executed against the
- * store. A frontend turns its wire format into argv/argl, calls
- * kvd_cmd_exec(), and encodes the one reply through its struct
- * kvd_reply_ops, so "SET a 1" means the same thing on stdin, RESP and
- * anything later. Replies and error texts follow Redis's wording, so Redis
- * clients and tooling behave the same against kvd.
+ * store. A frontend opens a session per client with its struct
+ * kvd_reply_ops encoder, turns its wire format into argv/argl and calls
+ * kvd_cmd_call(); the layer writes the reply through the encoder, so
+ * "SET a 1" means the same thing on stdin, RESP and anything later.
+ * Replies and error texts follow Redis's wording, so Redis clients and
+ * tooling behave the same against kvd. The implementation is core/cmd/
+ * (see core/cmd/cmd_int.h for its files).
  *
- * Thread-safety: kvd_cmd is shared by all threads; a kvd_session belongs to
- * one thread at a time.
+ * Thread-safety: kvd_cmd is shared by all threads; a kvd_session and a
+ * kvd_cmd_pass belong to one thread at a time, and the sessions of a pass
+ * to the pass's thread.
  */
 #ifndef KVD_CORE_CMD_H
 #define KVD_CORE_CMD_H
@@ -40,15 +43,26 @@ void kvd_cmd_destroy(kvd_cmd *c);
 /* The table handed to frontends (struct kvd_server.cmd_api). */
 const struct kvd_cmd_api *kvd_cmd_api_table(void);
 
+/* --- sessions and execution (struct kvd_cmd_api) ------------------------ */
+
 /*
- * A session per client (see struct kvd_cmd_api). `frontend` is copied
- * (first 15 bytes); the first time a name is seen it gets its own
- * counters (up to 15 names; later ones are counted as "other", a NULL or
- * empty name as "unknown"). Takes cmd's session lock. Returns NULL when
- * out of memory.
+ * Open a session (kvd_cmd_api.session_open): info's strings are copied,
+ * its ops, w and pass kept (they must outlive the session). The frontend
+ * name is copied (first 15 bytes); the first time a name is seen it gets
+ * its own counters (up to 15 names; later ones are counted as "other", a
+ * NULL or empty name as "unknown"). Takes cmd's session lock. Returns
+ * NULL when out of memory. The session belongs to the calling thread
+ * (the thread of its pass).
  */
+kvd_session *kvd_cmd_session_open(kvd_cmd *c,
+                                  const struct kvd_session_info *info);
+
+/* First edition: a session without an encoder, for kvd_cmd_exec. */
 kvd_session *kvd_cmd_session_create(kvd_cmd *c, const char *frontend,
                                     unsigned flags);
+
+/* Close a session (NULL: no-op). Commands it queued in its pass still
+ * run; their replies are dropped. Takes cmd's session lock. */
 void kvd_cmd_session_destroy(kvd_session *s);
 
 /*
@@ -68,8 +82,18 @@ void kvd_cmd_session_set_password(kvd_session *s, const char *password,
 int kvd_cmd_session_proto(const kvd_session *s);
 
 /*
- * Execute one command and write exactly one reply through ops/w (see
- * struct kvd_cmd_api.exec). Returns enum kvd_exec_flag bits (>= 0).
+ * Execute one command through the session's encoder (kvd_cmd_api.call):
+ * returns enum kvd_exec_flag bits (>= 0), KVD_EXEC_PENDING when it waits
+ * in the session's pass. Owner thread only.
+ */
+int kvd_cmd_call(kvd_session *s, size_t argc, const char *const *argv,
+                 const size_t *argl);
+
+/*
+ * Execute one command and write exactly one reply now through ops/w
+ * (kvd_cmd_api.exec, the first edition; the base members of ops only).
+ * Commands the session queued in its pass run first. Returns enum
+ * kvd_exec_flag bits (>= 0), never KVD_EXEC_PENDING.
  */
 int kvd_cmd_exec(kvd_session *s, size_t argc, const char *const *argv,
                  const size_t *argl, const struct kvd_reply_ops *ops, void *w);
@@ -83,17 +107,21 @@ int kvd_cmd_exec(kvd_session *s, size_t argc, const char *const *argv,
 int kvd_cmd_split(const char *line, size_t len, char *buf, size_t max_args,
                   const char **argv, size_t *argl, struct kvd_err *err);
 
-/* --- deferred execution (struct kvd_cmd_api.defer and friends) --------- */
+/* --- passes: deferred execution (struct kvd_cmd_api.pass_*) -------------- */
 
-kvd_cmd_batch *kvd_cmd_batch_create(kvd_cmd *c);
-void kvd_cmd_batch_destroy(kvd_cmd_batch *b);
-int kvd_cmd_defer(kvd_cmd_batch *b, kvd_session *s, size_t argc,
-                  const char *const *argv, const size_t *argl);
-size_t kvd_cmd_batch_count(const kvd_cmd_batch *b);
-void kvd_cmd_batch_run(kvd_cmd_batch *b);
-void kvd_cmd_batch_reply(kvd_cmd_batch *b, size_t ticket,
-                         const struct kvd_reply_ops *ops, void *w);
-void kvd_cmd_batch_clear(kvd_cmd_batch *b);
+/*
+ * A pass belongs to the thread that creates it, and so does every session
+ * opened with it. pass_create: NULL when the store's engine has no multi
+ * (deferring gains nothing) or out of memory. pass_end: run what is
+ * queued, write every reply in queue order through each session's
+ * encoder; returns the number of replies written. pass_pending: commands
+ * queued and not replied yet. pass_destroy: pass_end, then free (NULL:
+ * no-op).
+ */
+kvd_cmd_pass *kvd_cmd_pass_create(kvd_cmd *c);
+size_t kvd_cmd_pass_end(kvd_cmd_pass *p);
+size_t kvd_cmd_pass_pending(const kvd_cmd_pass *p);
+void kvd_cmd_pass_destroy(kvd_cmd_pass *p);
 
 /* --- metrics ----------------------------------------------------------- */
 

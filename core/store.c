@@ -887,6 +887,27 @@ out:
     return rc;
 }
 
+int
+kvd_store_mop(kvd_store *st, struct kvd_mop *op)
+{
+    switch (op->type) {
+    case KVD_MOP_GET:
+        op->status = kvd_store_get(st, op->key, op->klen, &op->out);
+        break;
+    case KVD_MOP_PUT:
+        op->status = kvd_store_set(st, op->key, op->klen, op->val, op->vlen,
+                                   op->expire_ms, 0, NULL);
+        break;
+    case KVD_MOP_DEL:
+        op->status = kvd_store_del(st, op->key, op->klen);
+        break;
+    default:
+        op->status = KVD_EINVAL;
+        break;
+    }
+    return op->status;
+}
+
 /* ---- read-modify-write -------------------------------------------------- */
 
 int

@@ -96,6 +96,14 @@ int kvd_store_ready(kvd_store *st, char *why, size_t why_len);
  */
 int kvd_store_multi(kvd_store *st, struct kvd_mop *ops, size_t n);
 
+/*
+ * One operation of the kind kvd_store_multi takes, run alone: GET is
+ * kvd_store_get, PUT kvd_store_set (no flags), DEL kvd_store_del. Sets and
+ * returns op->status; a GET with status 0 fills op->out (release it). The
+ * direct form of the commands a pass defers, so both forms share one reply.
+ */
+int kvd_store_mop(kvd_store *st, struct kvd_mop *op);
+
 /* Whether the engine has a multi method of its own: when it does not,
  * kvd_store_multi only loops, and gathering commands gains nothing. */
 bool kvd_store_has_multi(kvd_store *st);

@@ -7,8 +7,9 @@
  * (create binds the sockets so a bad address fails before anything is
  * served; start spawns the I/O threads; stop and destroy shut down
  * gracefully) and the exported vtable. Commands are not here: every
- * request runs through the shared command layer (srv->cmd_api->exec), and
- * this frontend only frames requests and encodes replies. See resp.h for
+ * request runs through the shared command layer (srv->cmd_api->call on
+ * the connection's session), and this frontend only frames requests and
+ * encodes replies. See resp.h for
  * the threading model and resp_net.c for the connection life cycle.
  */
 #include "resp.h"
@@ -82,21 +83,17 @@ static const struct kvd_option resp_options[] = {
 
 static void resp_destroy(kvd_frontend *fe);
 
-/* Whether the command layer batches for this store (its engine has
- * multi): probed by making a batch and dropping it. */
+/* Whether the command layer gathers commands for this store (its engine
+ * has multi): probed by making a pass and dropping it. */
 static int
 resp_can_batch(const struct kvd_server *srv)
 {
-    kvd_cmd_batch *b;
+    kvd_cmd_pass *p = srv->cmd_api->pass_create(srv->cmd);
 
-    if (!RESP_API_HAS(srv->cmd_api, batch_clear)) {
+    if (p == NULL) {
         return 0;
     }
-    b = srv->cmd_api->batch_create(srv->cmd);
-    if (b == NULL) {
-        return 0;
-    }
-    srv->cmd_api->batch_destroy(b);
+    srv->cmd_api->pass_destroy(p);
     return 1;
 }
 
@@ -149,20 +146,19 @@ resp_create(const struct kvd_host *host, const struct kvd_server *srv,
     const struct resp_opts *o = opts;
     int rc;
 
-    if (srv->cmd_api == NULL || srv->cmd_api->exec == NULL ||
-        srv->cmd_api->split == NULL) {
+    if (srv->cmd_api == NULL || srv->cmd_api->split == NULL) {
         return kvd_err_set(err, KVD_EINVAL,
                            "the host provides no command layer");
     }
-    /* Fail closed: a host whose command layer cannot give a session a
-     * password would serve TCP as if none were set. */
-    if (o->requirepass != NULL && o->requirepass[0] != '\0' &&
-        !RESP_API_HAS(srv->cmd_api, session_set_password)) {
-        return kvd_err_set(err, KVD_ENOTSUP,
-                           "[frontend.resp] requirepass is not supported "
-                           "by this kvd's command layer; leave it empty "
-                           "(Unix socket clients are guarded by "
-                           "unix_socket_mode, TCP listens on loopback)");
+    /* Sessions with their own encoder and passes: the second edition of
+     * the command layer (a host without it is older than this frontend). */
+    if (!RESP_API_HAS(srv->cmd_api, session_open) ||
+        !RESP_API_HAS(srv->cmd_api, call) ||
+        !RESP_API_HAS(srv->cmd_api, pass_destroy)) {
+        return kvd_err_set(err, KVD_EABI,
+                           "resp: the host's command layer has no sessions "
+                           "(session_open, call, passes): kvd is older "
+                           "than this frontend");
     }
     fe = calloc(1, sizeof(*fe));
     if (fe == NULL) {
@@ -175,11 +171,6 @@ resp_create(const struct kvd_host *host, const struct kvd_server *srv,
         fe->password = o->requirepass;
         fe->password_len = strlen(o->requirepass);
     }
-    /* Without the accessor (an older host) sessions stay in RESP2: such a
-     * command layer refuses HELLO 3 anyway. */
-    fe->session_proto = RESP_API_HAS(srv->cmd_api, session_proto)
-                            ? srv->cmd_api->session_proto
-                            : NULL;
     fe->limits.max_bulk_len = o->max_bulk_len;
     fe->limits.max_args = (uint64_t)o->max_args;
     fe->limits.max_inline_len = o->max_inline_len;

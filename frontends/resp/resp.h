@@ -9,13 +9,25 @@
  * belongs to its worker thread alone: its parser, buffers and session are
  * touched by no other thread, so the request path takes no lock.
  *
- * Buffers: a worker reads into its own read buffer and encodes every reply
- * of a read batch into its own write buffer, then writes it with one
- * write(2). A connection only holds buffers of its own while something is
- * left over: the unparsed tail of a request (q) or replies the socket did
- * not take (o). While o is non-empty the connection is not read from
- * (back-pressure): a client that does not read its replies stops being
- * served, instead of making the server buffer without bound.
+ * Buffers: a worker reads into its own read buffer and encodes replies into
+ * its own write buffer, which holds the replies of one connection at a
+ * time (w->out): when the command layer writes a reply for another
+ * connection (the replies of a pass come in queue order, for many
+ * connections), the encoder moves what the buffer holds to its
+ * connection's output (o) first. A connection only holds buffers of its
+ * own while something is left over: the unparsed tail of a request (q) or
+ * replies the socket did not take (o). While o is non-empty the
+ * connection is not read from (back-pressure): a client that does not
+ * read its replies stops being served, instead of making the server
+ * buffer without bound.
+ *
+ * Sessions and passes: each connection has a command-layer session whose
+ * encoder is resp_reply_ops with w = the connection; each worker has a
+ * pass (when the engine gains from gathering commands), and the sessions
+ * of its connections use it. A command answered "pending" is replied when
+ * the pass runs: at the end of the loop pass, when the same connection
+ * sends a command that cannot wait, or every RESP_DEFER_PER_CONN queued
+ * commands of one connection.
  *
  * Files: resp.c (options, lifecycle, the vtable), resp_net.c (listeners,
  * workers, connections), resp_reply.c (the reply encoder),
@@ -42,10 +54,7 @@
 
 /* Bytes a worker reads per read(2) and keeps in its read buffer. */
 #define RESP_READ_BYTES (64 * 1024)
-/* Commands a worker gathers in one pass before it runs them (each holds
- * one slot of the worker's ticket table). */
-#define RESP_BATCH_CONNS 1024
-/* Commands of one connection queued before the batch runs anyway, so a
+/* Commands of one connection queued before the pass runs anyway, so a
  * long pipeline meets the output back-pressure in steps. */
 #define RESP_DEFER_PER_CONN 64
 /* A batch's replies are written once they reach this size, so one
@@ -55,6 +64,8 @@
 #define RESP_KEEP_BYTES (256 * 1024)
 /* A connection keeps an output buffer up to this size between batches. */
 #define RESP_CONN_KEEP_BYTES (16 * 1024)
+/* Bytes of a client address kept for CLIENT LIST ("[v6]:port", a path). */
+#define RESP_ADDR_BYTES 128
 /* How long a graceful stop waits for replies in flight. */
 #define RESP_DRAIN_MS 5000
 
@@ -98,7 +109,7 @@ struct resp_conn {
     struct resp_worker *w;
     int fd;
     unsigned flags;   /* enum resp_conn_flag */
-    int proto;        /* the session's version (2 or 3), see resp_reply.c */
+    int proto;        /* the session's version (2 or 3): the proto op */
     struct event rev; /* EV_READ | EV_PERSIST */
     struct event wev; /* EV_WRITE | EV_PERSIST */
     kvd_session *sess;
@@ -112,7 +123,10 @@ struct resp_conn {
     struct resp_conn *next;
     struct resp_conn *pend_prev; /* the worker's pending-write list */
     struct resp_conn *pend_next;
-    unsigned ndeferred; /* its commands waiting in the worker's batch */
+    /* Its commands waiting in the worker's pass, and its slot in the
+     * worker's qconns while that is not 0. */
+    unsigned nqueued;
+    size_t qslot;
 };
 
 struct resp_fe;
@@ -147,16 +161,22 @@ struct resp_worker {
     /* Connections whose replies are written once every ready event of
      * this loop iteration has run (see worker_main). */
     struct resp_conn *pending;
-    int exiting; /* leave the loop after this iteration */
+    int exiting;          /* leave the loop after this iteration */
     struct resp_buf rbuf; /* read buffer */
-    struct resp_buf wbuf; /* replies of the current batch */
-    char *split_buf;      /* inline requests are split here */
-    /* Simple commands of this pass's clients, run as one engine call at
-     * the end of the pass (NULL: the engine gains nothing from it).
-     * tconn[t] is the connection of ticket t, NULL once it closed. */
-    kvd_cmd_batch *batch;
-    struct resp_conn **tconn;
-    size_t tconn_cap;
+    struct resp_buf wbuf; /* replies not yet moved to out's o */
+    /* The connection whose replies wbuf holds; NULL between events (every
+     * event handler moves them out before it returns). */
+    struct resp_conn *out;
+    char *split_buf; /* inline requests are split here */
+    /* The command layer's pass of this thread (NULL: the engine gains
+     * nothing from gathering, every command runs at once). `queued` is
+     * pass_pending as last seen; qconns lists the connections with
+     * nqueued > 0, so a run of the pass can zero them. */
+    kvd_cmd_pass *pass;
+    size_t queued;
+    struct resp_conn **qconns;
+    size_t nqconns;
+    size_t qconns_cap;
     unsigned next_worker; /* worker 0: round-robin cursor */
 };
 
@@ -174,8 +194,6 @@ struct resp_fe {
     struct resp_limits limits;
     const char *password; /* requirepass (in opts), NULL when empty */
     size_t password_len;
-    /* cmd_api->session_proto, or NULL when the host has none */
-    int (*session_proto)(const kvd_session *s);
 
     struct resp_listener unix_l;
     struct resp_listener tcp_l;
@@ -190,14 +208,22 @@ struct resp_fe {
     atomic_long nclients;
 };
 
-/* resp_reply.c */
+/* resp_reply.c: the encoder and the output side of connections */
 extern const struct kvd_reply_ops resp_reply_ops;
 int resp_buf_reserve(struct resp_buf *b, size_t extra);
 void resp_buf_free(struct resp_buf *b);
-/* Append "-<msg>\r\n" to the connection's batch (protocol errors). */
+/* Append "-ERR <msg>\r\n" to the connection's replies (protocol
+ * errors; the caller runs the pass first if the connection has commands
+ * waiting there, so the error comes after their replies). */
 void resp_reply_error_str(struct resp_conn *c, const char *msg);
-/* Copy the session's protocol version into c->proto (after each exec). */
-void resp_reply_sync_proto(struct resp_conn *c);
+/* Move the replies in the worker's write buffer to their connection's o,
+ * and put that connection on the pending-write list if it has output (or
+ * broke). Leaves w->out NULL. */
+void resp_out_flush(struct resp_worker *w);
+/* The worker's pending-write list (written once every ready event of the
+ * loop iteration has run). */
+void resp_conn_pend(struct resp_conn *c);
+void resp_conn_unpend(struct resp_conn *c);
 
 /* resp_net.c */
 int resp_net_listen(struct resp_fe *fe, struct kvd_err *err);

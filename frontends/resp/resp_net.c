@@ -10,20 +10,25 @@
  *
  * A connection's life, all on its worker's thread:
  *   readable -> read into the worker's read buffer (or into c->q when a
- *   request is already part-received) -> parse and run every complete
- *   request, replies into the worker's write buffer -> the batch moves to
- *   c->o and the connection joins the worker's pending list -> once every
- *   ready event of the loop iteration has run, one write(2) per pending
- *   connection -> whatever the socket did not take stays in c->o, the
- *   read event is dropped and the write event armed until c->o drains;
- *   then requests still queued in c->q run and reading resumes.
+ *   request is already part-received) -> parse every complete request and
+ *   hand it to the command layer (cmd_api->call on the connection's
+ *   session), replies into the worker's write buffer, or later when the
+ *   command waits in the worker's pass -> the replies move to c->o and
+ *   the connection joins the worker's pending list -> at the end of the
+ *   loop pass the worker's pass runs (its replies go the same way), then
+ *   one write(2) per pending connection -> whatever the socket did not
+ *   take stays in c->o, the read event is dropped and the write event
+ *   armed until c->o drains; then requests still queued in c->q run and
+ *   reading resumes.
  * Why the writes wait for the end of the iteration: a client with many
  * connections (redis-benchmark, a pooled client library) then wakes once
  * for a whole round of replies instead of once per reply, which is what
  * keeps unpipelined throughput up when client and server share few CPUs.
- * A protocol error or QUIT sets RESP_CONN_CLOSE_AFTER: the reply is
- * written, then the connection closes. I/O errors and allocation failures
- * set RESP_CONN_BROKEN: it closes at once.
+ * A protocol error, QUIT or a half-close sets RESP_CONN_CLOSE_AFTER: the
+ * replies still owed (written or waiting in the pass) are written, then
+ * the connection closes. I/O errors and allocation failures set
+ * RESP_CONN_BROKEN: it closes at once (commands it queued still run; the
+ * command layer drops their replies).
  *
  * Graceful stop: worker 0 closes the listeners (and removes the socket
  * file it created); every worker stops reading, closes idle connections
@@ -334,33 +339,70 @@ worker_exit(struct resp_worker *w)
     event_base_loopbreak(w->base);
 }
 
+/* The pass ran: no connection has commands waiting in it any more. */
 static void
-conn_pend(struct resp_conn *c)
+worker_pass_ran(struct resp_worker *w)
 {
-    struct resp_worker *w = c->w;
-
-    c->pend_prev = NULL;
-    c->pend_next = w->pending;
-    if (w->pending != NULL) {
-        w->pending->pend_prev = c;
+    for (size_t i = 0; i < w->nqconns; i++) {
+        w->qconns[i]->nqueued = 0;
     }
-    w->pending = c;
-    c->flags |= RESP_CONN_PENDING;
+    w->nqconns = 0;
 }
 
+/*
+ * Bookkeeping after cmd_api->call for c returned rc: a call may run the
+ * pass (another command of c that cannot wait, or a full pass), which
+ * shows as fewer commands pending than before; then every connection's
+ * count is back to 0. A pending reply counts for c.
+ */
 static void
-conn_unpend(struct resp_conn *c)
+worker_after_call(struct resp_worker *w, struct resp_conn *c, int rc)
 {
-    if (c->pend_prev != NULL) {
-        c->pend_prev->pend_next = c->pend_next;
-    } else {
-        c->w->pending = c->pend_next;
+    int pending = rc > 0 && (rc & KVD_EXEC_PENDING);
+    size_t now;
+
+    if (w->pass == NULL) {
+        return;
     }
-    if (c->pend_next != NULL) {
-        c->pend_next->pend_prev = c->pend_prev;
+    now = w->fe->srv->cmd_api->pass_pending(w->pass);
+    if (now < w->queued + (pending ? 1 : 0)) {
+        worker_pass_ran(w);
     }
-    c->pend_prev = c->pend_next = NULL;
-    c->flags &= ~RESP_CONN_PENDING;
+    w->queued = now;
+    if (!pending) {
+        return;
+    }
+    if (c->nqueued == 0) {
+        if (w->nqconns == w->qconns_cap) {
+            size_t cap = w->qconns_cap ? w->qconns_cap * 2 : 64;
+            struct resp_conn **q = realloc(w->qconns, cap * sizeof(*q));
+            if (q == NULL) {
+                /* Cannot track it: run the pass now instead. */
+                w->fe->srv->cmd_api->pass_end(w->pass);
+                worker_pass_ran(w);
+                w->queued = 0;
+                return;
+            }
+            w->qconns = q;
+            w->qconns_cap = cap;
+        }
+        c->qslot = w->nqconns;
+        w->qconns[w->nqconns++] = c;
+    }
+    c->nqueued++;
+}
+
+/* Run the pass: every reply it owes is written (into the connections'
+ * output), in queue order. */
+static void
+worker_pass_end(struct resp_worker *w)
+{
+    if (w->pass == NULL || w->queued == 0) {
+        return;
+    }
+    w->fe->srv->cmd_api->pass_end(w->pass);
+    worker_pass_ran(w);
+    w->queued = 0;
 }
 
 static void
@@ -376,14 +418,17 @@ conn_free(struct resp_conn *c)
         event_del(&c->wev);
     }
     close(c->fd);
-    if (c->ndeferred > 0) {
-        /* Its queued commands still run; their replies go nowhere. */
-        size_t n = api->batch_count(w->batch);
-        for (size_t t = 0; t < n; t++) {
-            if (w->tconn[t] == c) {
-                w->tconn[t] = NULL;
-            }
-        }
+    if (c->nqueued > 0) {
+        /* Its queued commands still run; the command layer drops their
+         * replies (session_destroy). */
+        struct resp_conn *last = w->qconns[--w->nqconns];
+        w->qconns[c->qslot] = last;
+        last->qslot = c->qslot;
+        c->nqueued = 0;
+    }
+    if (w->out == c) {
+        w->wbuf.len = 0; /* its replies go nowhere */
+        w->out = NULL;
     }
     if (c->sess != NULL) {
         api->session_destroy(c->sess);
@@ -400,7 +445,7 @@ conn_free(struct resp_conn *c)
         c->next->prev = c->prev;
     }
     if (c->flags & RESP_CONN_PENDING) {
-        conn_unpend(c);
+        resp_conn_unpend(c);
     }
     w->nconns--;
     atomic_fetch_sub(&w->fe->nclients, 1);
@@ -434,13 +479,63 @@ conn_set_writing(struct resp_conn *c, int on)
     }
 }
 
+/* "ip:port" or "[v6]:port" of a TCP socket address ("" if unknown). */
+static void
+format_addr(const struct sockaddr_storage *sa, char *out, size_t cap)
+{
+    char ip[INET6_ADDRSTRLEN];
+
+    out[0] = '\0';
+    if (sa->ss_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+        if (inet_ntop(AF_INET, &in->sin_addr, ip, sizeof(ip)) != NULL) {
+            snprintf(out, cap, "%s:%u", ip, (unsigned)ntohs(in->sin_port));
+        }
+    } else if (sa->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+        if (inet_ntop(AF_INET6, &in6->sin6_addr, ip, sizeof(ip)) != NULL) {
+            snprintf(out, cap, "[%s]:%u", ip, (unsigned)ntohs(in6->sin6_port));
+        }
+    }
+}
+
+/* The client's and our address as CLIENT LIST shows them: ip:port for
+ * TCP, the socket's path (both) for a Unix socket. */
+static void
+conn_addrs(struct resp_fe *fe, int fd, int is_tcp, char *addr, char *laddr,
+           size_t cap)
+{
+    struct sockaddr_storage sa;
+    socklen_t len;
+
+    if (!is_tcp) {
+        snprintf(addr, cap, "%s", fe->unix_path != NULL ? fe->unix_path : "");
+        snprintf(laddr, cap, "%s", addr);
+        return;
+    }
+    len = sizeof(sa);
+    memset(&sa, 0, sizeof(sa));
+    if (getpeername(fd, (struct sockaddr *)&sa, &len) == 0) {
+        format_addr(&sa, addr, cap);
+    } else {
+        addr[0] = '\0';
+    }
+    len = sizeof(sa);
+    memset(&sa, 0, sizeof(sa));
+    if (getsockname(fd, (struct sockaddr *)&sa, &len) == 0) {
+        format_addr(&sa, laddr, cap);
+    } else {
+        laddr[0] = '\0';
+    }
+}
+
 static void
 conn_create(struct resp_worker *w, int fd, int is_tcp)
 {
     struct resp_fe *fe = w->fe;
     const struct kvd_cmd_api *api = fe->srv->cmd_api;
     struct resp_conn *c = calloc(1, sizeof(*c));
-    unsigned sflags = 0;
+    char addr[RESP_ADDR_BYTES], laddr[RESP_ADDR_BYTES];
 
     if (c == NULL) {
         LOG(fe, KVD_LOG_WARN, "resp: out of memory for a new connection");
@@ -448,24 +543,33 @@ conn_create(struct resp_worker *w, int fd, int is_tcp)
         atomic_fetch_sub(&fe->nclients, 1);
         return;
     }
-    /* Local clients are trusted (the socket's mode is the access
-     * control); TCP clients must AUTH whenever a password is set. */
-    if (!is_tcp) {
-        sflags |= KVD_SESSION_TRUSTED;
-    }
-    c->sess = api->session_create(fe->srv->cmd, "resp", sflags);
+    conn_addrs(fe, fd, is_tcp, addr, laddr, sizeof(addr));
+    struct kvd_session_info info = {
+        .struct_size = sizeof(info),
+        .frontend = "resp",
+        /* Local clients are trusted (the socket's mode is the access
+         * control); TCP clients must AUTH whenever a password is set. */
+        .flags = is_tcp ? 0 : KVD_SESSION_TRUSTED,
+        .ops = &resp_reply_ops,
+        .ops_size = sizeof(resp_reply_ops),
+        .w = c,
+        .pass = w->pass,
+        .addr = addr,
+        .laddr = laddr,
+        .fd = fd,
+        /* Unix sessions get the password too: trusted, they need no
+         * AUTH, but clients that always send one (redis-cli -a) get it
+         * checked rather than refused as "no password configured". */
+        .password = fe->password,
+        .password_len = fe->password_len,
+    };
+    c->sess = api->session_open(fe->srv->cmd, &info);
     if (c->sess == NULL) {
         LOG(fe, KVD_LOG_WARN, "resp: cannot create a session");
         close(fd);
         free(c);
         atomic_fetch_sub(&fe->nclients, 1);
         return;
-    }
-    /* Unix sessions get the password too: trusted, they need no AUTH,
-     * but clients that always send one (redis-cli -a) get it checked
-     * rather than refused as "no password configured". */
-    if (fe->password != NULL) {
-        api->session_set_password(c->sess, fe->password, fe->password_len);
     }
     c->w = w;
     c->fd = fd;
@@ -498,40 +602,6 @@ sock_write(int fd, const char *p, size_t n)
         return (errno == EAGAIN || errno == EWOULDBLOCK) ? 0 : -1;
     }
     return r;
-}
-
-/*
- * Move the replies of the batch from the worker's write buffer to c->o,
- * behind whatever c->o still holds. A large batch moves by swapping the
- * two buffers when c->o is empty, so it is not copied.
- */
-static int
-conn_stash(struct resp_conn *c)
-{
-    struct resp_buf *b = &c->w->wbuf;
-
-    if (b->len == 0) {
-        return 0;
-    }
-    if (c->o.len == 0 && b->len > RESP_CONN_KEEP_BYTES) {
-        struct resp_buf tmp = c->o;
-        c->o = *b;
-        c->o_off = 0;
-        *b = tmp;
-        b->len = 0;
-        return 0;
-    }
-    if (resp_buf_reserve(&c->o, b->len) != 0) {
-        b->len = 0;
-        return KVD_ENOMEM;
-    }
-    memcpy(c->o.p + c->o.len, b->p, b->len);
-    c->o.len += b->len;
-    b->len = 0;
-    if (b->cap > RESP_KEEP_BYTES) {
-        resp_buf_free(b); /* after one huge batch, do not hoard it */
-    }
-    return 0;
 }
 
 /*
@@ -577,70 +647,16 @@ conn_send(struct resp_conn *c)
     return 0;
 }
 
-/*
- * Run the worker's batch and write each reply to its connection, in
- * ticket order (so every client's replies keep their order). `cur` is the
- * connection being processed, whose earlier replies sit in w->wbuf: they
- * are stashed first, as they come before its queued ones. Connections
- * other than cur get their replies queued for the end-of-pass write.
- */
+/* A protocol error: the replies c is still owed go first, then the
+ * error, then the connection closes. */
 static void
-worker_run_batch(struct resp_worker *w, struct resp_conn *cur)
+conn_protocol_error(struct resp_conn *c, const char *msg)
 {
-    const struct kvd_cmd_api *api = w->fe->srv->cmd_api;
-    size_t n = api->batch_count(w->batch);
-
-    if (n == 0) {
-        return;
+    if (c->nqueued > 0) {
+        worker_pass_end(c->w);
     }
-    if (cur != NULL && conn_stash(cur) != 0) {
-        cur->flags |= RESP_CONN_BROKEN;
-    }
-    api->batch_run(w->batch);
-    for (size_t t = 0; t < n; t++) {
-        struct resp_conn *c = w->tconn[t];
-        if (c == NULL) {
-            continue; /* closed meanwhile */
-        }
-        api->batch_reply(w->batch, t, &resp_reply_ops, c);
-        c->ndeferred--;
-        if (conn_stash(c) != 0) {
-            c->flags |= RESP_CONN_BROKEN;
-        }
-        if (c != cur && c->o.len > 0 &&
-            !(c->flags & (RESP_CONN_WRITING | RESP_CONN_PENDING))) {
-            conn_pend(c);
-        }
-    }
-    api->batch_clear(w->batch);
-}
-
-/*
- * Queue the parsed request for the batch when it is a simple command.
- * Returns 0 when queued, else nonzero (run it now).
- */
-static int
-conn_defer(struct resp_conn *c, const char *const *argv)
-{
-    struct resp_worker *w = c->w;
-    const struct kvd_cmd_api *api = w->fe->srv->cmd_api;
-    struct resp_parser *p = &c->parser;
-    int t;
-
-    if (api->batch_count(w->batch) >= w->tconn_cap) {
-        worker_run_batch(w, c);
-    }
-    t = api->defer(w->batch, c->sess, p->argc, argv, p->argl);
-    if (t == KVD_EBUSY) {
-        worker_run_batch(w, c);
-        t = api->defer(w->batch, c->sess, p->argc, argv, p->argl);
-    }
-    if (t < 0) {
-        return -1;
-    }
-    w->tconn[t] = c;
-    c->ndeferred++;
-    return 0;
+    resp_reply_error_str(c, msg);
+    c->flags |= RESP_CONN_CLOSE_AFTER;
 }
 
 /* Run one complete request; the parser holds its arguments. */
@@ -665,12 +681,11 @@ conn_exec(struct resp_conn *c, const char *req)
         n = srv->cmd_api->split(req + p->inline_off, p->inline_len,
                                 w->split_buf, maxn, p->argv, p->argl, &err);
         if (n < 0) {
-            resp_reply_error_str(c, n == KVD_EINVAL
-                                        ? "Protocol error: unbalanced "
-                                          "quotes in request"
-                                        : "Protocol error: invalid "
-                                          "inline request");
-            c->flags |= RESP_CONN_CLOSE_AFTER;
+            conn_protocol_error(c, n == KVD_EINVAL
+                                       ? "Protocol error: unbalanced "
+                                         "quotes in request"
+                                       : "Protocol error: invalid "
+                                         "inline request");
             return;
         }
         p->argc = (size_t)n;
@@ -681,17 +696,10 @@ conn_exec(struct resp_conn *c, const char *req)
     if (p->argc == 0) {
         return; /* empty request: no reply */
     }
-    if (w->batch != NULL) {
-        if (conn_defer(c, argv) == 0) {
-            return; /* its reply comes when the batch runs */
-        }
-        if (c->ndeferred > 0) {
-            worker_run_batch(w, c); /* keep this client's replies in order */
-        }
-    }
-    flags =
-        srv->cmd_api->exec(c->sess, p->argc, argv, p->argl, &resp_reply_ops, c);
-    resp_reply_sync_proto(c); /* HELLO or RESET may have changed it */
+    /* The reply is written through resp_reply_ops now, or when the pass
+     * runs (PENDING); the layer keeps this client's replies in order. */
+    flags = srv->cmd_api->call(c->sess, p->argc, argv, p->argl);
+    worker_after_call(w, c, flags);
     if (flags > 0 && (flags & KVD_EXEC_CLOSE)) {
         c->flags |= RESP_CONN_CLOSE_AFTER;
     }
@@ -717,8 +725,7 @@ conn_process(struct resp_conn *c, const char *buf, size_t len)
         if (rc == KVD_EPROTO) {
             LOG(w->fe, KVD_LOG_DEBUG, "resp: client fd %d: %s", c->fd,
                 c->parser.error);
-            resp_reply_error_str(c, c->parser.error);
-            c->flags |= RESP_CONN_CLOSE_AFTER;
+            conn_protocol_error(c, c->parser.error);
             break;
         }
         if (rc != 0) {
@@ -728,18 +735,19 @@ conn_process(struct resp_conn *c, const char *buf, size_t len)
         conn_exec(c, buf + off);
         off += c->parser.pos;
         resp_parser_reset(&c->parser);
-        if (c->ndeferred >= RESP_DEFER_PER_CONN) {
+        if (c->nqueued >= RESP_DEFER_PER_CONN) {
             /* A long pipeline: run what it queued, so its replies meet
              * the back-pressure check below (a client pipelining GETs of
-             * big values must not make one batch fetch them all). */
-            worker_run_batch(w, c);
+             * big values must not make one pass fetch them all). */
+            worker_pass_end(w);
         }
         if (w->wbuf.len >= RESP_FLUSH_BYTES ||
             (c->o.len >= RESP_FLUSH_BYTES &&
              !(c->flags & RESP_CONN_WRITING))) {
             /* A long pipeline of large replies: write now rather than
              * hold it all, and stop while the client is not keeping up. */
-            if (conn_stash(c) != 0 ||
+            resp_out_flush(w);
+            if ((c->flags & RESP_CONN_BROKEN) ||
                 (!(c->flags & RESP_CONN_WRITING) && conn_send(c) < 0)) {
                 c->flags |= RESP_CONN_BROKEN;
                 break;
@@ -753,18 +761,17 @@ conn_process(struct resp_conn *c, const char *buf, size_t len)
 }
 
 /*
- * After a batch: queue its replies for the write at the end of the loop
- * iteration (worker_flush), or close at once if nothing is left to say.
+ * After c's requests ran: its replies (and those of connections a pass
+ * wrote meanwhile) go to the write at the end of the loop iteration
+ * (worker_flush); close at once if nothing is left to say.
  */
 static void
 conn_finish_batch(struct resp_conn *c)
 {
-    if (conn_stash(c) != 0) {
-        c->flags |= RESP_CONN_BROKEN;
-    }
+    resp_out_flush(c->w);
     if ((c->flags & RESP_CONN_BROKEN) ||
         ((c->flags & RESP_CONN_CLOSE_AFTER) && c->o.len == 0 &&
-         c->ndeferred == 0)) {
+         c->nqueued == 0)) {
         conn_free(c);
         return;
     }
@@ -775,19 +782,23 @@ conn_finish_batch(struct resp_conn *c)
         /* A connection waiting for writability is written by its write
          * event; the rest by the flush at the end of the iteration. */
         if (!(c->flags & (RESP_CONN_WRITING | RESP_CONN_PENDING))) {
-            conn_pend(c);
+            resp_conn_pend(c);
         }
     } else if (!(c->flags & RESP_CONN_CLOSE_AFTER)) {
         conn_set_reading(c, 1); /* after a drain, reading resumes here */
     }
 }
 
-/* c->o drained: close if that was asked, else run what waited in c->q. */
+/* c->o drained: close if that was asked and nothing more is owed (replies
+ * still waiting in the pass come at the end of the loop pass), else run
+ * what waited in c->q. */
 static void
 conn_after_drain(struct resp_conn *c)
 {
     if (c->flags & RESP_CONN_CLOSE_AFTER) {
-        conn_free(c);
+        if (c->nqueued == 0) {
+            conn_free(c);
+        }
         return;
     }
     conn_run_queued(c);
@@ -821,8 +832,7 @@ static void
 conn_limit_error(struct resp_conn *c, const char *what)
 {
     LOG(c->w->fe, KVD_LOG_INFO, "resp: closing client fd %d: %s", c->fd, what);
-    resp_reply_error_str(c, what);
-    c->flags |= RESP_CONN_CLOSE_AFTER;
+    conn_protocol_error(c, what);
     conn_set_reading(c, 0);
     conn_finish_batch(c);
 }
@@ -871,10 +881,12 @@ conn_on_read(evutil_socket_t fd, short what, void *arg)
         return;
     }
     if (n == 0) {
-        /* The client is gone or half-closed: deliver what is pending. */
+        /* The client is gone or half-closed: deliver what is pending
+         * (replies waiting in the pass come at the end of the loop pass,
+         * and the connection closes after them). */
         conn_set_reading(c, 0);
         c->flags |= RESP_CONN_CLOSE_AFTER;
-        if (c->o.len == 0 && c->ndeferred == 0) {
+        if (c->o.len == 0 && c->nqueued == 0) {
             conn_free(c);
         }
         return;
@@ -911,6 +923,10 @@ conn_on_write(evutil_socket_t fd, short what, void *arg)
 
     (void)fd;
     (void)what;
+    if (c->flags & RESP_CONN_BROKEN) {
+        conn_free(c); /* a pass's reply to it could not be stored */
+        return;
+    }
     rc = conn_send(c);
     if (rc < 0) {
         conn_free(c);
@@ -1010,10 +1026,13 @@ worker_begin_stop(struct resp_worker *w)
     if (w->id == 0) {
         listeners_close(w->fe, 1);
     }
+    /* Replies still owed by the pass go out with the others. */
+    worker_pass_end(w);
+    resp_out_flush(w);
     for (c = w->conns; c != NULL; c = next) {
         next = c->next;
         conn_set_reading(c, 0);
-        if (c->o.len == 0 && c->ndeferred == 0) {
+        if (c->o.len == 0 && !(c->flags & RESP_CONN_BROKEN)) {
             conn_free(c);
         } else {
             c->flags |= RESP_CONN_CLOSE_AFTER;
@@ -1111,7 +1130,11 @@ worker_flush(struct resp_worker *w)
     while ((c = w->pending) != NULL) {
         int rc;
 
-        conn_unpend(c);
+        resp_conn_unpend(c);
+        if (c->flags & RESP_CONN_BROKEN) {
+            conn_free(c);
+            continue;
+        }
         rc = conn_send(c);
         if (rc < 0) {
             conn_free(c);
@@ -1130,12 +1153,10 @@ static void
 worker_end_pass(struct resp_worker *w)
 {
     do {
-        if (w->batch != NULL) {
-            worker_run_batch(w, NULL);
-        }
+        worker_pass_end(w);
+        resp_out_flush(w);
         worker_flush(w);
-    } while (w->batch != NULL &&
-             w->fe->srv->cmd_api->batch_count(w->batch) > 0);
+    } while (w->queued > 0);
 }
 
 /*
@@ -1188,17 +1209,9 @@ worker_init(struct resp_fe *fe, struct resp_worker *w, unsigned id,
         (w->split_buf = malloc(fe->limits.max_inline_len + 1)) == NULL) {
         return kvd_err_set(err, KVD_ENOMEM, "out of memory");
     }
-    if (RESP_API_HAS(fe->srv->cmd_api, batch_clear)) {
-        /* NULL when the engine has no multi: exec one by one, as fast. */
-        w->batch = fe->srv->cmd_api->batch_create(fe->srv->cmd);
-        if (w->batch != NULL) {
-            w->tconn_cap = RESP_BATCH_CONNS;
-            w->tconn = calloc(w->tconn_cap, sizeof(*w->tconn));
-            if (w->tconn == NULL) {
-                return kvd_err_set(err, KVD_ENOMEM, "out of memory");
-            }
-        }
-    }
+    /* NULL when the engine has no multi: every command runs at once,
+     * which is as fast for it. */
+    w->pass = fe->srv->cmd_api->pass_create(fe->srv->cmd);
     event_assign(&w->wake_ev, w->base, w->wake_fd, EV_READ | EV_PERSIST,
                  worker_on_wake, w);
     event_add(&w->wake_ev, NULL);
@@ -1233,12 +1246,11 @@ worker_release(struct resp_worker *w)
     resp_buf_free(&w->rbuf);
     resp_buf_free(&w->wbuf);
     free(w->split_buf);
-    if (w->batch != NULL) {
-        w->fe->srv->cmd_api->batch_destroy(w->batch);
-        w->batch = NULL;
-    }
-    free(w->tconn);
-    w->tconn = NULL;
+    /* Every session is gone: what is still queued runs, unreplied. */
+    w->fe->srv->cmd_api->pass_destroy(w->pass);
+    w->pass = NULL;
+    free(w->qconns);
+    w->qconns = NULL;
     pthread_mutex_destroy(&w->lock);
 }
 

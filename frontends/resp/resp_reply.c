@@ -1,20 +1,23 @@
 /*
  * frontends/resp/resp_reply.c -- the reply encoder: struct kvd_reply_ops
- * writing RESP2 (or RESP3, once a session negotiated it with HELLO 3).
+ * writing RESP2 (or RESP3, once a session negotiated it with HELLO 3), and
+ * the output side of connections it writes into.
  *
- * The command layer calls these with w = the struct resp_conn being
- * served; every reply lands in the connection's worker's write buffer, to
- * be written with the rest of the batch. No call allocates once that buffer
- * has grown to the batch size. If it cannot grow, the connection is marked
- * broken and the rest of the reply is dropped (the connection is then
- * closed: a client must never receive half a reply followed by another).
+ * The command layer calls these with w = the struct resp_conn whose reply
+ * it writes, which is not always the connection being served: a pass
+ * writes the replies of many connections, in queue order, while one of
+ * them is served. Replies land in the worker's write buffer, which holds
+ * one connection's replies at a time (w->out); a reply for another
+ * connection first moves the buffer's bytes to their connection's output
+ * (o) and puts it on the pending-write list. No call allocates once the
+ * buffers have grown to the batch size. If one cannot grow, the
+ * connection is marked broken and the rest of the reply is dropped (the
+ * connection is then closed: a client must never receive half a reply
+ * followed by another).
  *
  * The protocol version lives in the command layer's session (HELLO 2/3
- * and RESET change it); c->proto is a copy, refreshed after every command
- * (resp_reply_sync_proto) so that null and double replies need no call.
- * Only a map is refreshed again before it is written: HELLO switches the
- * version inside the command and answers in the new one (a RESP3 HELLO
- * reply is a map), and that reply has no null or double before its map.
+ * and RESET change it); the layer tells the encoder through the proto op
+ * before the first reply in the new version, and c->proto keeps it.
  *
  * Status and error texts are written with CR and LF replaced by spaces:
  * they may quote client input (an unknown command's name), and a line
@@ -62,17 +65,109 @@ resp_buf_free(struct resp_buf *b)
     b->cap = 0;
 }
 
-/* The batch buffer, or NULL when the connection is already broken. */
+/* ------------------------------------------------------------------ */
+/* The output side                                                     */
+
+void
+resp_conn_pend(struct resp_conn *c)
+{
+    struct resp_worker *w = c->w;
+
+    c->pend_prev = NULL;
+    c->pend_next = w->pending;
+    if (w->pending != NULL) {
+        w->pending->pend_prev = c;
+    }
+    w->pending = c;
+    c->flags |= RESP_CONN_PENDING;
+}
+
+void
+resp_conn_unpend(struct resp_conn *c)
+{
+    if (c->pend_prev != NULL) {
+        c->pend_prev->pend_next = c->pend_next;
+    } else {
+        c->w->pending = c->pend_next;
+    }
+    if (c->pend_next != NULL) {
+        c->pend_next->pend_prev = c->pend_prev;
+    }
+    c->pend_prev = c->pend_next = NULL;
+    c->flags &= ~RESP_CONN_PENDING;
+}
+
+/*
+ * Move the worker's write buffer to c->o, behind whatever c->o still
+ * holds. A large buffer moves by swapping the two when c->o is empty, so
+ * it is not copied.
+ */
+static int
+out_stash(struct resp_worker *w, struct resp_conn *c)
+{
+    struct resp_buf *b = &w->wbuf;
+
+    if (b->len == 0) {
+        return 0;
+    }
+    if (c->o.len == 0 && b->len > RESP_CONN_KEEP_BYTES) {
+        struct resp_buf tmp = c->o;
+        c->o = *b;
+        c->o_off = 0;
+        *b = tmp;
+        b->len = 0;
+        return 0;
+    }
+    if (resp_buf_reserve(&c->o, b->len) != 0) {
+        b->len = 0;
+        return KVD_ENOMEM;
+    }
+    memcpy(c->o.p + c->o.len, b->p, b->len);
+    c->o.len += b->len;
+    b->len = 0;
+    if (b->cap > RESP_KEEP_BYTES) {
+        resp_buf_free(b); /* after one huge batch, do not hoard it */
+    }
+    return 0;
+}
+
+void
+resp_out_flush(struct resp_worker *w)
+{
+    struct resp_conn *c = w->out;
+
+    if (c == NULL) {
+        return;
+    }
+    w->out = NULL;
+    if (out_stash(w, c) != 0) {
+        c->flags |= RESP_CONN_BROKEN;
+    }
+    /* A connection waiting for writability is written by its write
+     * event; the rest by the flush at the end of the loop iteration. */
+    if ((c->o.len > 0 || (c->flags & RESP_CONN_BROKEN)) &&
+        !(c->flags & (RESP_CONN_WRITING | RESP_CONN_PENDING))) {
+        resp_conn_pend(c);
+    }
+}
+
+/* The write buffer, holding c's replies, or NULL when c is broken. */
 static struct resp_buf *
 out_reserve(struct resp_conn *c, size_t extra)
 {
-    struct resp_buf *b = &c->w->wbuf;
+    struct resp_worker *w = c->w;
+    struct resp_buf *b = &w->wbuf;
 
     if (c->flags & RESP_CONN_BROKEN) {
         return NULL;
     }
+    if (w->out != c) {
+        resp_out_flush(w);
+        w->out = c;
+    }
     if (resp_buf_reserve(b, extra) != 0) {
         c->flags |= RESP_CONN_BROKEN;
+        b->len = 0; /* c's replies so far: a broken connection sends none */
         return NULL;
     }
     return b;
@@ -149,16 +244,6 @@ reply_error(void *w, const char *s, size_t n)
 }
 
 void
-resp_reply_sync_proto(struct resp_conn *c)
-{
-    const struct resp_fe *fe = c->w->fe;
-
-    if (fe->session_proto != NULL) {
-        c->proto = fe->session_proto(c->sess);
-    }
-}
-
-void
 resp_reply_error_str(struct resp_conn *c, const char *msg)
 {
     char line[160];
@@ -213,7 +298,6 @@ reply_map(void *w, size_t n)
 {
     struct resp_conn *c = w;
 
-    resp_reply_sync_proto(c); /* HELLO 3 may have switched just now */
     /* RESP2 has no map: a flat array of key, value, key, value. */
     if (c->proto >= 3) {
         put_header(c, '%', (long long)n);
@@ -248,6 +332,27 @@ reply_dbl(void *w, double v)
     }
 }
 
+static void
+reply_proto(void *w, int proto)
+{
+    struct resp_conn *c = w;
+
+    c->proto = proto;
+}
+
+static void
+reply_null_array(void *w)
+{
+    struct resp_conn *c = w;
+
+    if (c->proto >= 3) {
+        put_line(c, '_', "", 0);
+    } else {
+        put_header(c, '*', -1);
+    }
+}
+
+/* No error_status: RESP sends the text, whatever the status. */
 const struct kvd_reply_ops resp_reply_ops = {
     .status = reply_status,
     .error = reply_error,
@@ -257,4 +362,6 @@ const struct kvd_reply_ops resp_reply_ops = {
     .array = reply_array,
     .map = reply_map,
     .dbl = reply_dbl,
+    .proto = reply_proto,
+    .null_array = reply_null_array,
 };

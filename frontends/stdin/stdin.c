@@ -4,9 +4,10 @@
  *
  * Lines are split by the host's tokenizer (kvd_cmd_api.split: redis-cli's
  * quoting, so "a b" and "\x00" work) and executed by the shared command
- * layer (kvd_cmd_api.exec), exactly as the socket frontends do. Replies
- * are printed in redis-cli's interactive format, chosen so that any value
- * printed can be pasted back as an argument:
+ * layer (kvd_cmd_api.call on the frontend's one session, opened with this
+ * file's encoder), exactly as the socket frontends do, MULTI/EXEC
+ * included. Replies are printed in redis-cli's interactive format, chosen
+ * so that any value printed can be pasted back as an argument:
  *
  *   OK                      status replies, as is
  *   "1"                     strings, double-quoted; \n \r \t \a \b \" \\
@@ -424,6 +425,21 @@ out_dbl(void *w, double v)
     stdin_elem_end(o);
 }
 
+/* The printed format is the same in RESP2 and RESP3. */
+static void
+out_proto(void *w, int proto)
+{
+    (void)w;
+    (void)proto;
+}
+
+/* EXEC after a watched key changed: redis-cli prints a null array so. */
+static void
+out_null_array(void *w)
+{
+    out_null(w);
+}
+
 static const struct kvd_reply_ops stdin_reply_ops = {
     .status = out_status,
     .error = out_error,
@@ -433,6 +449,8 @@ static const struct kvd_reply_ops stdin_reply_ops = {
     .array = out_array,
     .map = out_map,
     .dbl = out_dbl,
+    .proto = out_proto,
+    .null_array = out_null_array,
 };
 
 /* --- input ------------------------------------------------------------------
@@ -529,8 +547,7 @@ stdin_line(kvd_frontend *fe, const char *line, size_t len)
         return true; /* blank line: nothing to do, no reply */
     }
     fe->out.raw = stdin_is_report(fe->argv, fe->argl, (size_t)argc);
-    int rc = api->exec(fe->sess, (size_t)argc, fe->argv, fe->argl,
-                       &stdin_reply_ops, &fe->out);
+    int rc = api->call(fe->sess, (size_t)argc, fe->argv, fe->argl);
     fe->out.depth = 0; /* a reply always ends complete */
     fe->out.raw = false;
     if (fe->out.tty) {
@@ -721,6 +738,13 @@ stdin_create(const struct kvd_host *host, const struct kvd_server *srv,
     kvd_frontend *fe;
 
     *out = NULL;
+    if (srv->cmd_api->struct_size < offsetof(struct kvd_cmd_api, pass_destroy) +
+                                        sizeof(srv->cmd_api->pass_destroy)) {
+        return kvd_err_set(err, KVD_EABI,
+                           "stdin: the host's command layer has no sessions "
+                           "(session_open, call): kvd is older than this "
+                           "frontend");
+    }
     fe = calloc(1, sizeof(*fe));
     if (fe == NULL) {
         return kvd_err_set(err, KVD_ENOMEM, "stdin: out of memory");
@@ -756,8 +780,19 @@ stdin_create(const struct kvd_host *host, const struct kvd_server *srv,
                      ? STDIN_READ_BYTES
                      : (size_t)fe->opts.max_line;
     fe->in = malloc(fe->in_cap);
-    fe->sess =
-        srv->cmd_api->session_create(srv->cmd, "stdin", KVD_SESSION_TRUSTED);
+    struct kvd_session_info info = {
+        .struct_size = sizeof(info),
+        .frontend = "stdin",
+        .flags = KVD_SESSION_TRUSTED,
+        .ops = &stdin_reply_ops,
+        .ops_size = sizeof(stdin_reply_ops),
+        .w = &fe->out,
+        .pass = NULL, /* one client: nothing to gather */
+        .addr = NULL,
+        .laddr = NULL,
+        .fd = STDIN_FILENO,
+    };
+    fe->sess = srv->cmd_api->session_open(srv->cmd, &info);
     if (fe->in == NULL || fe->sess == NULL ||
         stdin_split_reserve(fe, STDIN_READ_BYTES, STDIN_ARGS_START) != 0) {
         stdin_destroy(fe);

@@ -22,7 +22,10 @@
  * join threads, close, free). The store outlives every frontend.
  *
  * Thread-safety: every kvd_store_api and kvd_cmd_api function is safe to
- * call from any thread; a kvd_session belongs to one thread at a time.
+ * call from any thread, except that a kvd_session and a kvd_cmd_pass
+ * belong to one thread at a time (the thread of the frontend's event
+ * loop that serves the client), and every session of a pass to the
+ * pass's thread.
  */
 #ifndef KVD_FRONTEND_H
 #define KVD_FRONTEND_H
@@ -44,7 +47,8 @@ typedef struct kvd_store kvd_store;     /* the core's wrapped store */
 typedef struct kvd_cmd kvd_cmd;         /* the command layer */
 typedef struct kvd_session kvd_session; /* one client's command state */
 typedef struct kvd_frontend kvd_frontend;
-typedef struct kvd_cmd_batch kvd_cmd_batch; /* deferred commands */
+typedef struct kvd_cmd_batch kvd_cmd_batch; /* first edition; unused */
+typedef struct kvd_cmd_pass kvd_cmd_pass;   /* deferred commands */
 
 /* Flags for kvd_store_api.set. */
 enum kvd_set_flag {
@@ -112,11 +116,66 @@ struct kvd_reply_ops {
     void (*array)(void *w, size_t n);               /* n elements follow */
     void (*map)(void *w, size_t n);                 /* n key/value pairs */
     void (*dbl)(void *w, double v);                 /* RESP3 double */
+
+    /*
+     * Appended in the second edition. The command layer reads a member
+     * below only when the `ops_size` the frontend gave (struct
+     * kvd_session_info) covers it and it is not NULL; otherwise it uses
+     * the fallback named.
+     */
+
+    /* The session's protocol version is now `proto` (2 or 3): called
+     * before the first reply element in the new version (HELLO 3 answers
+     * in RESP3), so an encoder never needs to ask. Fallback: none (old
+     * frontends read kvd_cmd_api.session_proto after each exec). */
+    void (*proto)(void *w, int proto);
+    /* A null array: EXEC after a watched key changed (RESP2 "*-1",
+     * RESP3 "_"). Fallback: null(). */
+    void (*null_array)(void *w);
+    /* An error with the kvd status behind it (KVD_EINVAL for syntax and
+     * argument errors, KVD_ENOTSUP for an unknown command, KVD_ENOAUTH,
+     * KVD_ETOOBIG, KVD_EREADONLY, KVD_EABORT for EXECABORT, ...), so a
+     * frontend can map statuses rather than parse texts. `s` is the same
+     * text error() would get. Fallback: error(). */
+    void (*error_status)(void *w, int status, const char *s, size_t n);
 };
 
-/* Result flags of kvd_cmd_api.exec. */
+/* Result flags of kvd_cmd_api.exec and kvd_cmd_api.call. */
 enum kvd_exec_flag {
     KVD_EXEC_CLOSE = 1u << 0, /* close the connection after the reply */
+    /* call only: the reply was not written yet; it is written later, in
+     * order, by a later call of any session of the same pass or by
+     * pass_end. */
+    KVD_EXEC_PENDING = 1u << 1,
+};
+
+enum kvd_session_flag {
+    KVD_SESSION_TRUSTED = 1u << 0, /* no AUTH needed */
+};
+
+/*
+ * What a frontend says about a client when it opens a session
+ * (kvd_cmd_api.session_open). Every pointer is borrowed for the call:
+ * strings are copied, `ops`, `w` and `pass` are kept.
+ */
+struct kvd_session_info {
+    uint32_t struct_size;            /* sizeof(struct kvd_session_info) */
+    const char *frontend;            /* "resp", "http", "stdin": metrics name */
+    unsigned flags;                  /* enum kvd_session_flag */
+    const struct kvd_reply_ops *ops; /* the frontend's encoder; must
+                                        outlive the session */
+    size_t ops_size;                 /* sizeof(struct kvd_reply_ops) as built */
+    void *w;                         /* passed to every ops call */
+    kvd_cmd_pass *pass;              /* NULL: the session never answers
+                                        pending; else the pass of the thread
+                                        that serves this client */
+    const char *addr;  /* peer "ip:port", "[v6]:port" or the unix socket
+                          path (copied; NULL: none) */
+    const char *laddr; /* local address, same forms (copied; NULL: none) */
+    int fd;            /* the client's descriptor for CLIENT LIST; -1: none */
+    const char *password; /* the password AUTH checks on this session
+                             (copied); NULL: the server's requirepass */
+    size_t password_len;
 };
 
 /*
@@ -137,17 +196,23 @@ struct kvd_cmd_api {
     uint32_t abi_version;
     uint32_t struct_size;
 
-    /* A session per client: authentication, name, protocol version. The
-     * frontend names itself ("stdin", "resp", ...) for metrics; `flags`
-     * is 0 or KVD_SESSION_TRUSTED (no AUTH needed). */
+    /* First edition (kept working; new frontends use session_open): a
+     * session without an encoder, for exec. The frontend names itself
+     * ("stdin", "resp", ...) for metrics; `flags` is 0 or
+     * KVD_SESSION_TRUSTED (no AUTH needed). */
     kvd_session *(*session_create)(kvd_cmd *c, const char *frontend,
                                    unsigned flags);
+    /* Close any session (NULL: no-op); see pass_create for queued
+     * commands. Its encoder is not called during or after this call. */
     void (*session_destroy)(kvd_session *s);
 
     /*
-     * Execute one command (argv[0] is its name, any case). Every argument
-     * is borrowed for the call. Exactly one reply is written through
-     * ops/w. Returns enum kvd_exec_flag bits (>= 0).
+     * First edition (kept working; new frontends use call): execute one
+     * command and write exactly one reply, now, through ops/w (the base
+     * members only) instead of the session's encoder. Never pending:
+     * commands the session has queued in its pass run first. Every
+     * argument is borrowed for the call. Returns enum kvd_exec_flag bits
+     * (>= 0).
      */
     int (*exec)(kvd_session *s, size_t argc, const char *const *argv,
                 const size_t *argl, const struct kvd_reply_ops *ops, void *w);
@@ -174,7 +239,8 @@ struct kvd_cmd_api {
                                  size_t len);
 
     /* The session's protocol version, 2 or 3 (HELLO and RESET change it).
-     * Read it after each exec to encode the following replies. */
+     * First edition: read it after each exec to encode the following
+     * replies (second-edition encoders get ops->proto instead). */
     int (*session_proto)(const kvd_session *s);
 
     /*
@@ -190,32 +256,11 @@ struct kvd_cmd_api {
     int (*stats)(kvd_cmd *c, kvd_cmd_stat_fn fn, void *ctx);
 
     /*
-     * Deferred execution (present when struct_size covers it). A frontend
-     * that serves many clients from one event loop gathers their simple
-     * commands (GET key, SET key value, DEL key) during a loop pass and
-     * runs them together in one engine call (the engine's multi): one WAL
-     * write, one network round trip per server, instead of one per
-     * command. Commands of different sessions in one batch are
-     * concurrent (they may take effect in any order); the commands of
-     * one session keep their order.
-     *
-     * batch_create: NULL when gathering gains nothing for this store (its
-     * engine has no multi method) or out of memory: then use exec only.
-     * A batch belongs to one thread at a time.
-     *
-     * defer: >= 0 when the command was queued; the value is its ticket
-     * (0, 1, 2, ... in queue order) and every argument was copied.
-     * KVD_ENOTSUP: this command cannot wait; run it with exec, but if
-     * this session has commands queued, first batch_run and deliver
-     * their replies, so its replies stay in order. KVD_EBUSY: the batch
-     * is full; batch_run, deliver, batch_clear, then defer again.
-     * A queued command is counted (INFO commandstats) when it runs.
-     *
-     * batch_run: execute every queued command. batch_reply: write the
-     * reply of one ticket (exactly what exec would have written), once
-     * per ticket, after batch_run. batch_clear: drop every ticket, ready
-     * for the next pass. A session must not be destroyed while it has a
-     * ticket whose reply was not written.
+     * First edition of deferred execution, replaced by passes (below).
+     * batch_create now always returns NULL, which its contract allowed
+     * ("gathering gains nothing"), so a frontend built against it runs
+     * every command with exec; the other members do nothing (defer
+     * answers KVD_ENOTSUP, batch_count 0).
      */
     kvd_cmd_batch *(*batch_create)(kvd_cmd *c);
     void (*batch_destroy)(kvd_cmd_batch *b);
@@ -226,10 +271,68 @@ struct kvd_cmd_api {
     void (*batch_reply)(kvd_cmd_batch *b, size_t ticket,
                         const struct kvd_reply_ops *ops, void *w);
     void (*batch_clear)(kvd_cmd_batch *b);
-};
 
-enum kvd_session_flag {
-    KVD_SESSION_TRUSTED = 1u << 0,
+    /* --- second edition: sessions own everything per client ------------
+     *
+     * Present when struct_size covers them. A session opened here holds
+     * the client's protocol version, authentication, name, MULTI queue,
+     * WATCH set, addresses, and its encoder: every reply, including
+     * deferred ones, goes through info->ops with info->w. Frontends never
+     * poll session state: protocol changes arrive through ops->proto.
+     */
+
+    /* Open a session (see struct kvd_session_info). Returns NULL when out
+     * of memory. Close it with session_destroy. */
+    kvd_session *(*session_open)(kvd_cmd *c,
+                                 const struct kvd_session_info *info);
+
+    /*
+     * Execute one command (argv[0] is its name, any case; every argument
+     * is borrowed for the call) and write its reply through the session's
+     * encoder, now or later. Returns enum kvd_exec_flag bits (>= 0):
+     * KVD_EXEC_PENDING when the command was queued in the session's pass
+     * (its arguments were copied; the reply is written by a later call of
+     * any session of the pass, or by pass_end); KVD_EXEC_CLOSE when the
+     * connection should close once the reply is written (QUIT).
+     *
+     * While a call runs, the encoder of any session of the same pass may
+     * be called (the replies of queued commands of other sessions), on
+     * this thread, in queue order. An encoder must therefore accept
+     * interleaved calls for different w, and must not call the command
+     * layer itself. Replies of one session always keep its command order.
+     */
+    int (*call)(kvd_session *s, size_t argc, const char *const *argv,
+                const size_t *argl);
+
+    /*
+     * Passes: deferred execution for an event loop that serves many
+     * clients. Commands that can wait (simple GET, SET, DEL) are queued
+     * during a loop pass and run together in one engine call (the
+     * engine's multi: one WAL write, one network round trip per server)
+     * when the pass ends, a session's next command cannot wait, or the
+     * pass is full. Commands of different sessions in one pass are
+     * concurrent (they may take effect in any order); those of one
+     * session keep their order. A pass belongs to the thread that created
+     * it; so do the sessions opened with it.
+     *
+     * pass_create: NULL when deferring gains nothing for this store (its
+     * engine has no multi) or out of memory: then open sessions without
+     * a pass. pass_end: run everything queued and write every reply;
+     * returns the number of replies written (call it at the end of each
+     * loop pass, and whenever the frontend wants the replies out, e.g.
+     * every 64 queued commands of one connection for back-pressure).
+     * pass_pending: commands queued and not yet replied. pass_destroy:
+     * runs what is queued (replies are written) and frees the pass;
+     * destroy every session of the pass first or afterwards, but never
+     * use the pass again (NULL: no-op).
+     *
+     * session_destroy of a session with queued commands: they still run,
+     * their replies are dropped, and its encoder is never called again.
+     */
+    kvd_cmd_pass *(*pass_create)(kvd_cmd *c);
+    size_t (*pass_end)(kvd_cmd_pass *p);
+    size_t (*pass_pending)(const kvd_cmd_pass *p);
+    void (*pass_destroy)(kvd_cmd_pass *p);
 };
 
 /* Everything a frontend gets from the host. Borrowed until destroy. */

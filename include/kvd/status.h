@@ -58,7 +58,9 @@ extern "C" {
     XX(ELOCKED, -30010, "data directory is locked by another process")        \
     XX(ECLOSED, -30011, "store is closed")                                    \
     XX(EPROTO, -30012, "protocol error")                                      \
-    XX(ENOPLUGIN, -30013, "plugin not found")
+    XX(ENOPLUGIN, -30013, "plugin not found")                                \
+    XX(ENOAUTH, -30014, "authentication required or refused")                \
+    XX(EABORT, -30015, "transaction discarded")
 
 enum kvd_status {
 #define KVD_XX_ENUM(name, value, msg) KVD_##name = (value),

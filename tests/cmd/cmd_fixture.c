@@ -53,12 +53,18 @@ rec_puts(struct cmdt_rec *r, const char *s)
 static void
 rec_elem(struct cmdt_rec *r)
 {
+    bool fresh = false;
+
     if (r->pending <= 0) {
-        r->overflow = true; /* more than one reply */
-        return;
+        if (!r->stream) {
+            r->overflow = true; /* more than one reply */
+            return;
+        }
+        r->pending = 1; /* the next reply of the stream */
+        fresh = true;
     }
     if (r->len > 0) {
-        rec_puts(r, " ");
+        rec_puts(r, fresh ? "|" : " ");
     }
     r->pending--;
     if (r->pending == 0) {
@@ -79,6 +85,30 @@ rec_error(void *w, const char *s, size_t n)
     rec_elem(w);
     rec_puts(w, "!");
     rec_put(w, s, n);
+}
+
+static void
+rec_error_status(void *w, int status, const char *s, size_t n)
+{
+    struct cmdt_rec *r = w;
+
+    r->last_status = status;
+    rec_error(w, s, n);
+}
+
+static void
+rec_null_array(void *w)
+{
+    rec_elem(w);
+    rec_puts(w, "nil*");
+}
+
+static void
+rec_proto(void *w, int proto)
+{
+    struct cmdt_rec *r = w;
+
+    r->proto = proto;
 }
 
 static void
@@ -165,6 +195,9 @@ const struct kvd_reply_ops cmdt_reply_ops = {
     .array = rec_array,
     .map = rec_map,
     .dbl = rec_dbl,
+    .proto = rec_proto,
+    .null_array = rec_null_array,
+    .error_status = rec_error_status,
 };
 
 void
@@ -177,6 +210,20 @@ cmdt_rec_reset(struct cmdt_rec *r)
     r->pending = 1;
     r->replies = 0;
     r->overflow = false;
+}
+
+void
+cmdt_rec_stream(struct cmdt_rec *r)
+{
+    cmdt_rec_reset(r);
+    r->pending = 0;
+    r->stream = true;
+}
+
+const char *
+cmdt_rec_text(struct cmdt_rec *r)
+{
+    return r->buf != NULL ? r->buf : "";
 }
 
 void
@@ -270,7 +317,16 @@ cmdt_setup_params(void **state, const struct cmdt_params *p)
     if (kvd_cmd_create(fx->st, &cc, &fx->cmd, &err) != 0) {
         fail_msg("cmd create: %s", err.msg);
     }
-    fx->sess = kvd_cmd_session_create(fx->cmd, "test", p->session_flags);
+    struct kvd_session_info info = {
+        .struct_size = sizeof(info),
+        .frontend = "test",
+        .flags = p->session_flags,
+        .ops = &cmdt_reply_ops,
+        .ops_size = sizeof(cmdt_reply_ops),
+        .w = &fx->rec,
+        .fd = -1,
+    };
+    fx->sess = kvd_cmd_session_open(fx->cmd, &info);
     assert_non_null(fx->sess);
     *state = fx;
     return 0;
@@ -309,13 +365,19 @@ cmdt_teardown(void **state)
 /* --- running commands
  * ----------------------------------------------------------- */
 
-const char *
-cmdt_runv(struct cmdt_fx *fx, size_t argc, const char *const *argv,
-          const size_t *argl)
+/* exec_sess: NULL for fx->sess through call, else that session through
+ * the first edition's exec. */
+static const char *
+cmdt_runv_on(struct cmdt_fx *fx, kvd_session *exec_sess, size_t argc,
+             const char *const *argv, const size_t *argl)
 {
     cmdt_rec_reset(&fx->rec);
-    fx->last_flags =
-        kvd_cmd_exec(fx->sess, argc, argv, argl, &cmdt_reply_ops, &fx->rec);
+    if (exec_sess != NULL) {
+        fx->last_flags = kvd_cmd_exec(exec_sess, argc, argv, argl,
+                                      &cmdt_reply_ops, &fx->rec);
+    } else {
+        fx->last_flags = kvd_cmd_call(fx->sess, argc, argv, argl);
+    }
     assert_true(fx->last_flags >= 0);
     if (fx->rec.overflow || fx->rec.replies != 1 || fx->rec.pending != 0) {
         fail_msg("command '%s' wrote %d replies (pending %ld): %s",
@@ -326,11 +388,18 @@ cmdt_runv(struct cmdt_fx *fx, size_t argc, const char *const *argv,
 }
 
 const char *
-cmdt_run(struct cmdt_fx *fx, const char *line)
+cmdt_runv(struct cmdt_fx *fx, size_t argc, const char *const *argv,
+          const size_t *argl)
+{
+    return cmdt_runv_on(fx, NULL, argc, argv, argl);
+}
+
+/* Split a line into argv/argl (pointing into a static buffer, valid
+ * until the next call); fails the test on a split error. */
+static size_t
+cmdt_split(const char *line, const char **argv, size_t *argl)
 {
     static char buf[64 * 1024];
-    const char *argv[CMDT_MAX_ARGS];
-    size_t argl[CMDT_MAX_ARGS];
     struct kvd_err err = {0};
     size_t len = strlen(line);
 
@@ -339,5 +408,59 @@ cmdt_run(struct cmdt_fx *fx, const char *line)
     if (argc < 0) {
         fail_msg("split '%s': %s", line, err.msg);
     }
-    return cmdt_runv(fx, (size_t)argc, argv, argl);
+    return (size_t)argc;
+}
+
+static const char *
+cmdt_run_on(struct cmdt_fx *fx, kvd_session *exec_sess, const char *line)
+{
+    const char *argv[CMDT_MAX_ARGS];
+    size_t argl[CMDT_MAX_ARGS];
+    size_t argc = cmdt_split(line, argv, argl);
+
+    return cmdt_runv_on(fx, exec_sess, argc, argv, argl);
+}
+
+const char *
+cmdt_run(struct cmdt_fx *fx, const char *line)
+{
+    return cmdt_run_on(fx, NULL, line);
+}
+
+const char *
+cmdt_run_exec(struct cmdt_fx *fx, kvd_session *s, const char *line)
+{
+    return cmdt_run_on(fx, s, line);
+}
+
+kvd_session *
+cmdt_session(struct cmdt_fx *fx, struct cmdt_rec *rec, kvd_cmd_pass *p,
+             unsigned flags)
+{
+    struct kvd_session_info info = {
+        .struct_size = sizeof(info),
+        .frontend = "test",
+        .flags = flags,
+        .ops = &cmdt_reply_ops,
+        .ops_size = sizeof(cmdt_reply_ops),
+        .w = rec,
+        .pass = p,
+        .fd = -1,
+    };
+    kvd_session *s;
+
+    cmdt_rec_stream(rec);
+    s = kvd_cmd_session_open(fx->cmd, &info);
+    assert_non_null(s);
+    return s;
+}
+
+int
+cmdt_call(kvd_session *s, const char *line)
+{
+    const char *argv[CMDT_MAX_ARGS];
+    size_t argl[CMDT_MAX_ARGS];
+    size_t argc = cmdt_split(line, argv, argl);
+
+    return kvd_cmd_call(s, argc, argv, argl);
 }

@@ -14,9 +14,14 @@
  *   null                -> nil
  *   array of 2          -> *2 <elem> <elem>   (elements separated by one
  *   map of 1            -> %1 <key> <value>    space)
+ *   null array          -> nil*
  *
  * The recorder also checks that every command writes exactly one complete
- * reply (an array's elements included) and fails the test otherwise.
+ * reply (an array's elements included) and fails the test otherwise. A
+ * recorder in stream mode (for sessions whose replies arrive later, from
+ * a pass) takes any number of replies instead, separated by '|'. It keeps
+ * the last protocol version the layer pushed (proto op) and the status of
+ * the last error (error_status op).
  */
 #ifndef KVD_TESTS_CMD_FIXTURE_H
 #define KVD_TESTS_CMD_FIXTURE_H
@@ -45,6 +50,9 @@ struct cmdt_rec {
     long pending; /* reply elements still expected */
     int replies;  /* top-level replies completed */
     bool overflow;
+    bool stream;     /* any number of replies, '|' between them */
+    int proto;       /* the last version pushed (0: none yet) */
+    int last_status; /* the status of the last error */
 };
 
 struct cmdt_fx {
@@ -54,9 +62,9 @@ struct cmdt_fx {
     char dir[64];
     kvd_store *st;
     kvd_cmd *cmd;
-    kvd_session *sess;
+    kvd_session *sess; /* opened with the recorder rec, no pass */
     struct cmdt_rec rec;
-    int last_flags; /* what exec returned for the last command */
+    int last_flags; /* what call returned for the last command */
 };
 
 struct cmdt_params {
@@ -80,13 +88,25 @@ int cmdt_setup(void **state);
 int cmdt_setup_params(void **state, const struct cmdt_params *p);
 int cmdt_teardown(void **state);
 
-/* Run one command line (split by kvd_cmd_split) and return its reply as
- * text (valid until the next call). */
+/* Run one command line (split by kvd_cmd_split) on fx->sess and return
+ * its reply as text (valid until the next call). */
 const char *cmdt_run(struct cmdt_fx *fx, const char *line);
 
 /* Run a command given as explicit arguments (binary-safe). */
 const char *cmdt_runv(struct cmdt_fx *fx, size_t argc, const char *const *argv,
                       const size_t *argl);
+
+/* Run a line on session s through the first edition's kvd_cmd_exec, the
+ * reply recorded in fx->rec (s may come from kvd_cmd_session_create). */
+const char *cmdt_run_exec(struct cmdt_fx *fx, kvd_session *s, const char *line);
+
+/* Open another session of fx->cmd whose replies go to rec (put in stream
+ * mode), with pass p (may be NULL) and the given flags. */
+kvd_session *cmdt_session(struct cmdt_fx *fx, struct cmdt_rec *rec,
+                          kvd_cmd_pass *p, unsigned flags);
+
+/* Call one command line on session s; returns what call returned. */
+int cmdt_call(kvd_session *s, const char *line);
 
 /* The clock. */
 void cmdt_advance(struct cmdt_fx *fx, int64_t ms);
@@ -95,6 +115,11 @@ int64_t cmdt_now(struct cmdt_fx *fx);
 /* A reply writer that records into rec (for other threads' sessions). */
 extern const struct kvd_reply_ops cmdt_reply_ops;
 void cmdt_rec_reset(struct cmdt_rec *r);
+/* Empty the recorder and put it in stream mode. */
+void cmdt_rec_stream(struct cmdt_rec *r);
+/* What a stream recorder holds ("" when nothing); valid until it records
+ * again. */
+const char *cmdt_rec_text(struct cmdt_rec *r);
 void cmdt_rec_release(struct cmdt_rec *r);
 
 #endif /* KVD_TESTS_CMD_FIXTURE_H */

@@ -1,5 +1,5 @@
 /*
- * tests/cmd/test_cmd_exec.c -- command semantics through kvd_cmd_exec
+ * tests/cmd/test_cmd_exec.c -- command semantics through kvd_cmd_call
  * against a real store on the memory engine (see cmd_fixture.h for the
  * reply notation: OK, !ERR ..., :5, "str", nil, *N ...).
  *
@@ -20,7 +20,7 @@
 #include <stdatomic.h>
 
 #include "cmd_fixture.h"
-#include "core/cmd_int.h"
+#include "core/cmd/cmd_int.h"
 
 /* How the recorder shows "\r\n" inside a bulk string. */
 #define CRLF "\\x0d\\x0a"
@@ -886,6 +886,12 @@ test_api_table_has_session_methods(void **state)
     assert_ptr_equal(api->session_set_password, kvd_cmd_session_set_password);
     assert_ptr_equal(api->session_proto, kvd_cmd_session_proto);
     assert_ptr_equal(api->stats, kvd_cmd_frontend_stats);
+    assert_ptr_equal(api->session_open, kvd_cmd_session_open);
+    assert_ptr_equal(api->call, kvd_cmd_call);
+    assert_ptr_equal(api->pass_create, kvd_cmd_pass_create);
+    assert_ptr_equal(api->pass_end, kvd_cmd_pass_end);
+    assert_ptr_equal(api->pass_pending, kvd_cmd_pass_pending);
+    assert_ptr_equal(api->pass_destroy, kvd_cmd_pass_destroy);
 }
 
 static void
@@ -894,11 +900,14 @@ test_hello_3_switches_to_resp3(void **state)
     struct cmdt_fx *fx = *state;
 
     assert_int_equal(kvd_cmd_session_proto(fx->sess), 2);
-    /* The reply is already RESP3: a map, proto 3. */
+    assert_int_equal(fx->rec.proto, 0); /* nothing pushed yet */
+    /* The reply is already RESP3: a map, proto 3; the encoder was told
+     * before it. */
     EXPECT(fx, "HELLO 3",
            "%7 \"server\" \"kvd\" \"version\" \"test\" \"proto\" :3 \"id\" "
            ":1 \"mode\" \"standalone\" \"role\" \"master\" \"modules\" *0");
     assert_int_equal(kvd_cmd_session_proto(fx->sess), 3);
+    assert_int_equal(fx->rec.proto, 3);
     EXPECT(fx, "HELLO",
            "%7 \"server\" \"kvd\" \"version\" \"test\" \"proto\" :3 \"id\" "
            ":1 \"mode\" \"standalone\" \"role\" \"master\" \"modules\" *0");
@@ -914,14 +923,17 @@ test_hello_3_switches_to_resp3(void **state)
            "*14 \"server\" \"kvd\" \"version\" \"test\" \"proto\" :2 \"id\" "
            ":1 \"mode\" \"standalone\" \"role\" \"master\" \"modules\" *0");
     assert_int_equal(kvd_cmd_session_proto(fx->sess), 2);
+    assert_int_equal(fx->rec.proto, 2);
     EXPECT(fx, "CONFIG GET save", "*2 \"save\" \"\"");
     /* RESET goes back to RESP2. */
     r = RUN(fx, "HELLO 3 SETNAME app");
     assert_memory_equal(r, "%7 ", 3);
     EXPECT(fx, "CLIENT GETNAME", "\"app\"");
     assert_int_equal(kvd_cmd_session_proto(fx->sess), 3);
+    assert_int_equal(fx->rec.proto, 3);
     EXPECT(fx, "RESET", "RESET");
     assert_int_equal(kvd_cmd_session_proto(fx->sess), 2);
+    assert_int_equal(fx->rec.proto, 2);
     EXPECT(fx, "CLIENT GETNAME", "nil");
 }
 
@@ -1191,15 +1203,12 @@ fe_find(const struct fe_rows *rows, const char *frontend, const char *command,
         assert_int_equal(fe_find((rows), (fe), (cmd), &c_, &f_), 0);           \
     } while (0)
 
-/* Run a line on session s instead of the fixture's. */
+/* Run a line on session s instead of the fixture's (a first-edition
+ * session: through kvd_cmd_exec). */
 static const char *
 run_as(struct cmdt_fx *fx, kvd_session *s, const char *line)
 {
-    kvd_session *keep = fx->sess;
-    fx->sess = s;
-    const char *r = cmdt_run(fx, line);
-    fx->sess = keep;
-    return r;
+    return cmdt_run_exec(fx, s, line);
 }
 
 static void

@@ -10,7 +10,7 @@
 
 #include <cmocka.h>
 
-#include "core/cmd_int.h"
+#include "core/cmd/cmd_int.h"
 
 static bool
 m(const char *pat, const char *s)

@@ -1,9 +1,10 @@
 /*
  * tests/e2e/resp_reply_test.c -- unit tests of the resp frontend's reply
  * encoder (frontends/resp/resp_reply.c), label unit: the exact bytes of
- * every reply type in RESP2 and RESP3, the protocol version taken from the
- * command layer's session (a fake accessor here), and CR/LF scrubbing in
- * status and error lines.
+ * every reply type in RESP2 and RESP3, protocol switches pushed by the
+ * command layer (the proto op), the write buffer changing hands when
+ * replies of another connection arrive (a pass writes many), and CR/LF
+ * scrubbing in status and error lines.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -22,28 +23,19 @@ struct fixture {
     struct resp_fe fe;
     struct resp_worker w;
     struct resp_conn c;
+    struct resp_conn d; /* a second connection of the same worker */
 };
-
-/* What the fake command layer says the session speaks. */
-static int fake_session_proto_value;
-
-static int
-fake_session_proto(const kvd_session *s)
-{
-    (void)s;
-    return fake_session_proto_value;
-}
 
 static int
 setup(void **state)
 {
     struct fixture *f = calloc(1, sizeof(*f));
     assert_non_null(f);
-    f->fe.session_proto = fake_session_proto;
     f->w.fe = &f->fe;
     f->c.w = &f->w;
     f->c.proto = 2;
-    fake_session_proto_value = 2;
+    f->d.w = &f->w;
+    f->d.proto = 2;
     *state = f;
     return 0;
 }
@@ -53,6 +45,8 @@ teardown(void **state)
 {
     struct fixture *f = *state;
     resp_buf_free(&f->w.wbuf);
+    resp_buf_free(&f->c.o);
+    resp_buf_free(&f->d.o);
     free(f);
     return 0;
 }
@@ -99,8 +93,7 @@ test_reply_resp3_types(void **state)
     struct fixture *f = *state;
     const struct kvd_reply_ops *o = &resp_reply_ops;
 
-    f->c.proto = 3;
-    fake_session_proto_value = 3;
+    o->proto(&f->c, 3);
     o->null(&f->c);
     o->map(&f->c, 2);
     o->dbl(&f->c, -0.25);
@@ -109,45 +102,65 @@ test_reply_resp3_types(void **state)
 }
 
 static void
-test_reply_map_follows_a_switch_inside_the_command(void **state)
+test_reply_follows_the_proto_op(void **state)
 {
     struct fixture *f = *state;
     const struct kvd_reply_ops *o = &resp_reply_ops;
 
-    /* HELLO 3 switches the session, then writes its map reply: the map
-     * is RESP3 although the copy still said 2 when the command began. */
-    fake_session_proto_value = 3;
+    /* HELLO 3: the layer pushes the switch, then writes the map reply. */
+    o->proto(&f->c, 3);
     o->map(&f->c, 7);
     ASSERT_OUT(f, "%7\r\n");
     assert_int_equal(f->c.proto, 3);
     o->null(&f->c);
-    ASSERT_OUT(f, "_\r\n");
+    o->null_array(&f->c);
+    ASSERT_OUT(f, "_\r\n_\r\n");
     /* HELLO 2 from RESP3: the map is a flat array again. */
-    fake_session_proto_value = 2;
+    o->proto(&f->c, 2);
     o->map(&f->c, 7);
     ASSERT_OUT(f, "*14\r\n");
     o->null(&f->c);
-    ASSERT_OUT(f, "$-1\r\n");
+    o->null_array(&f->c);
+    ASSERT_OUT(f, "$-1\r\n*-1\r\n");
+    /* The version is the connection's: another one stays in RESP2. */
+    o->proto(&f->c, 3);
+    o->null(&f->d);
+    resp_out_flush(&f->w);
+    assert_int_equal(f->d.o.len, 5);
+    assert_memory_equal(f->d.o.p, "$-1\r\n", 5);
 }
 
 static void
-test_reply_sync_proto_copies_the_session(void **state)
+test_reply_for_another_connection_moves_the_buffer(void **state)
 {
     struct fixture *f = *state;
+    const struct kvd_reply_ops *o = &resp_reply_ops;
 
-    fake_session_proto_value = 3;
-    resp_reply_sync_proto(&f->c);
-    assert_int_equal(f->c.proto, 3);
-    fake_session_proto_value = 2; /* RESET */
-    resp_reply_sync_proto(&f->c);
-    assert_int_equal(f->c.proto, 2);
-    /* A host without the accessor: the connection stays where it is. */
-    f->fe.session_proto = NULL;
-    fake_session_proto_value = 3;
-    resp_reply_sync_proto(&f->c);
-    assert_int_equal(f->c.proto, 2);
-    resp_reply_ops.map(&f->c, 1);
-    ASSERT_OUT(f, "*2\r\n");
+    o->status(&f->c, "OK", 2);
+    o->integer(&f->c, 1);
+    assert_ptr_equal(f->w.out, &f->c);
+    /* A pass writes d's reply: c's bytes move to c->o, c waits for the
+     * end-of-iteration write. */
+    o->bulk(&f->d, "v", 1);
+    assert_ptr_equal(f->w.out, &f->d);
+    assert_int_equal(f->c.o.len, 9);
+    assert_memory_equal(f->c.o.p, "+OK\r\n:1\r\n", 9);
+    assert_true(f->c.flags & RESP_CONN_PENDING);
+    assert_ptr_equal(f->w.pending, &f->c);
+    /* Back to c: its next reply goes behind its earlier ones. */
+    o->null(&f->c);
+    assert_int_equal(f->d.o.len, 7);
+    assert_memory_equal(f->d.o.p, "$1\r\nv\r\n", 7);
+    resp_out_flush(&f->w);
+    assert_null(f->w.out);
+    assert_int_equal(f->w.wbuf.len, 0);
+    assert_int_equal(f->c.o.len, 14);
+    assert_memory_equal(f->c.o.p, "+OK\r\n:1\r\n$-1\r\n", 14);
+    /* Both wait once on the pending list. */
+    assert_true(f->d.flags & RESP_CONN_PENDING);
+    resp_conn_unpend(&f->c);
+    resp_conn_unpend(&f->d);
+    assert_null(f->w.pending);
 }
 
 static void
@@ -186,11 +199,11 @@ main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_reply_resp3_types, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_reply_follows_the_proto_op, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(
-            test_reply_map_follows_a_switch_inside_the_command, setup,
+            test_reply_for_another_connection_moves_the_buffer, setup,
             teardown),
-        cmocka_unit_test_setup_teardown(
-            test_reply_sync_proto_copies_the_session, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reply_lines_cannot_be_split, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_reply_large_bulk_grows_buffer,

@@ -557,6 +557,32 @@ class Lifecycle(unittest.TestCase):
         finally:
             srv.cleanup()
 
+    def test_client_list_shows_addresses_and_fd(self):
+        """CLIENT INFO/LIST: addr=ip:port laddr=ip:port fd=N for TCP, the
+        socket's path for the Unix socket (what issue 16's tooling reads)."""
+        port = free_tcp_port()
+        srv = KvdServer(resp_opts={"tcp": str(port)})
+        try:
+            srv.start()
+            s = tcp_conn(port)
+            s.sendall(b"CLIENT INFO\r\n")
+            info = recv_until(s, b"\n\r\n").decode()
+            cport = s.getsockname()[1]
+            self.assertIn(f" addr=127.0.0.1:{cport} ", info)
+            self.assertIn(f" laddr=127.0.0.1:{port} ", info)
+            fd = int(info.split(" fd=")[1].split(" ")[0])
+            self.assertGreater(fd, 2)
+            u = client(srv)
+            line = u.execute_command("CLIENT", "INFO").decode()
+            self.assertIn(f" addr={srv.sock} laddr={srv.sock} fd=", line)
+            listing = u.execute_command("CLIENT", "LIST").decode()
+            self.assertIn(f" addr=127.0.0.1:{cport} ", listing)
+            u.close()
+            s.close()
+            srv.stop()
+        finally:
+            srv.cleanup()
+
 
 class RequirePass(RawReplies, unittest.TestCase):
     """requirepass: TCP clients must AUTH, Unix socket clients are trusted."""

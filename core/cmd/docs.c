@@ -1,5 +1,5 @@
 /*
- * core/cmd_docs.c -- argument descriptions for COMMAND DOCS, built from the
+ * core/cmd/docs.c -- argument descriptions for COMMAND DOCS, built from the
  * syntax line of each command table entry.
  *
  * Interactive clients (redis-cli's hints and completion) read a command's
@@ -22,7 +22,7 @@
  * Thread-safety: pure functions over constant strings; the tree lives on
  * the caller's stack.
  */
-#include "core/cmd_int.h"
+#include "core/cmd/cmd_int.h"
 
 #include <ctype.h>
 #include <stdio.h>

@@ -1,5 +1,5 @@
 /*
- * core/cmd_split.c -- split a text command line into arguments.
+ * core/cmd/split.c -- split a text command line into arguments.
  *
  * Used by the stdin frontend and by inline requests of text protocols, so
  * a line typed at a terminal means the same everywhere. The rules are those

@@ -1,18 +1,30 @@
 /*
- * core/cmd_int.h -- internals shared by the command layer's files.
+ * core/cmd/cmd_int.h -- internals shared by the files of the command layer.
  *
- * The command layer is split by command group: cmd.c (table, lookup,
- * sessions, exec, counters), cmd_strings.c (string commands), cmd_keys.c
- * (key space, expiry, SCAN/KEYS), cmd_server.c (connection and server
- * commands, INFO), cmd_util.c (reply helpers, number parsing, the glob
- * matcher, status-to-error mapping) and cmd_split.c (the line tokenizer).
- * Each group file exports one table of struct kvd_cmd_def; cmd.c merges
- * them into one case-insensitive index when a kvd_cmd is created.
+ * The layer, bottom up (each file one job):
+ *
+ *   executor   cmd.c      the layer object: the command index, counters,
+ *                         the SCAN cursor ring, the API table
+ *              session.c  sessions: everything per client (protocol,
+ *                         authentication, names, addresses, encoder)
+ *              call.c     call/exec: find a command, check it, queue it
+ *                         (MULTI, pass) or run it, count it
+ *              pass.c     deferred execution: a pass's queued commands run
+ *                         as one kvd_store_multi, replies in queue order
+ *              multi.c    transactions: MULTI/EXEC/DISCARD/WATCH/UNWATCH,
+ *                         the queue, EXEC over a transaction view
+ *   helpers    reply.c    reply helpers, errors, the reply recorder
+ *              util.c     arguments, numbers, the glob matcher, buffers
+ *              split.c    the line tokenizer;  docs.c  COMMAND DOCS
+ *   commands   cmds_string.c, cmds_keys.c, cmds_conn.c, cmds_server.c:
+ *              one table of struct kvd_cmd_def each, merged by cmd.c
  *
  * A handler gets a struct kvd_cmd_ctx, reads its arguments from it, uses
- * only the store API (core/store.h), and writes exactly one reply through
- * the kvd_cmd_reply_* helpers below, which speak the session's protocol
- * version and record failures for INFO commandstats.
+ * only the store API (core/store.h) on x->st, and writes exactly one
+ * reply through the kvd_cmd_reply_* helpers, which write through x->enc
+ * (the session's encoder, or EXEC's recorder) and record failures for
+ * INFO commandstats. Inside EXEC, x->st is a transaction view of the
+ * store: the same handlers, the same store calls.
  *
  * Nothing here is installed or visible to plugins.
  */
@@ -30,7 +42,11 @@
 
 /* --- command table ------------------------------------------------------ */
 
-/* Command flags (struct kvd_cmd_def.flags); names as COMMAND INFO shows. */
+/*
+ * Command flags (struct kvd_cmd_def.flags). The low ones are Redis's and
+ * COMMAND INFO reports them by name (the order of the names in
+ * cmds_server.c); the high ones are kvd's own and never reported.
+ */
 enum kvd_cmd_flag {
     KVD_CMDF_WRITE = 1u << 0,    /* may change the key space */
     KVD_CMDF_READONLY = 1u << 1, /* reads keys only */
@@ -41,17 +57,41 @@ enum kvd_cmd_flag {
     KVD_CMDF_LOADING = 1u << 6,  /* allowed while loading */
     KVD_CMDF_STALE = 1u << 7,    /* allowed on a stale replica */
     KVD_CMDF_NOSCRIPT = 1u << 8, /* not from scripts */
+    KVD_CMDF_NOMULTI = 1u << 9,  /* refused inside MULTI */
+    /* Inside MULTI it runs at once instead of being queued (EXEC,
+     * DISCARD, MULTI, WATCH, QUIT, RESET). */
+    KVD_CMDF_TXCTL = 1u << 16,
+    /* Reads or writes the whole key space (FLUSHDB, KEYS, SCAN, DBSIZE,
+     * RANDOMKEY): a transaction that holds it locks every stripe. */
+    KVD_CMDF_KEYSPACE = 1u << 17,
 };
+
+/* The flags COMMAND INFO reports. */
+#define KVD_CMDF_REPORTED ((1u << 10) - 1)
 
 struct kvd_cmd_ctx;
 
 typedef void (*kvd_cmd_handler)(struct kvd_cmd_ctx *x);
 
 /*
+ * The two halves of a command that can wait in a pass (see pass.c), used
+ * by its direct form too, so both write the same reply:
+ *   prep:  parse the arguments into one operation (key, value and expiry
+ *          pointing into argv); false means "not this invocation" (SET
+ *          with options), and nothing was replied.
+ *   reply: write the reply from the finished operation (its status, and
+ *          for a GET its value, which reply releases).
+ */
+typedef bool (*kvd_cmd_prep_fn)(const struct kvd_cmd_ctx *x,
+                                struct kvd_mop *op);
+typedef void (*kvd_cmd_mop_reply_fn)(struct kvd_cmd_ctx *x, struct kvd_mop *op);
+
+/*
  * One command. `arity` follows the Redis convention: N > 0 means exactly N
  * arguments including the name, -N means at least N. A container command
  * (CLIENT, CONFIG, ...) has `subs` (terminated by name == NULL) and no fn;
- * its subcommands' arity counts the container's name too.
+ * its subcommands' arity counts the container's name too. The key
+ * positions serve COMMAND INFO and decide which stripes EXEC locks.
  */
 struct kvd_cmd_def {
     const char *name; /* lowercase */
@@ -59,18 +99,43 @@ struct kvd_cmd_def {
     unsigned flags; /* enum kvd_cmd_flag */
     kvd_cmd_handler fn;
     const struct kvd_cmd_def *subs;
-    int first_key; /* key positions for COMMAND INFO (0 = no keys) */
-    int last_key;  /* -1 = the last argument */
+    int first_key; /* first key argument (0 = no keys) */
+    int last_key;  /* last key argument; -1 = the last argument */
     int key_step;
     const char *group;   /* "string", "generic", "connection", "server" */
     const char *since;   /* version of the Redis API it follows */
     const char *summary; /* one line for COMMAND DOCS and docs */
     const char *syntax;  /* arguments after the name, docs notation */
+    /* Commands that can wait in a pass: both, or neither (NULL). */
+    kvd_cmd_prep_fn prep;
+    kvd_cmd_mop_reply_fn reply;
 };
+
+/* An entry of the group tables; designated, so a table lists only what
+ * an entry has (prep and reply stay NULL unless named). */
+#define KVD_CMD_DEF(n, ar, fl, f, sb, fk, lk, ks, gr, si, su, sy)              \
+    {                                                                          \
+        .name = (n), .arity = (ar), .flags = (fl), .fn = (f), .subs = (sb),    \
+        .first_key = (fk), .last_key = (lk), .key_step = (ks), .group = (gr),  \
+        .since = (si), .summary = (su), .syntax = (sy)                         \
+    }
+/* An entry whose command can wait in a pass. */
+#define KVD_CMD_DEF_MOP(n, ar, fl, f, sb, fk, lk, ks, gr, si, su, sy, pr, rp)  \
+    {                                                                          \
+        .name = (n), .arity = (ar), .flags = (fl), .fn = (f), .subs = (sb),    \
+        .first_key = (fk), .last_key = (lk), .key_step = (ks), .group = (gr),  \
+        .since = (si), .summary = (su), .syntax = (sy), .prep = (pr),          \
+        .reply = (rp)                                                          \
+    }
+#define KVD_CMD_END                                                            \
+    {                                                                          \
+        .name = NULL                                                           \
+    }
 
 /* The group tables (terminated by name == NULL). */
 extern const struct kvd_cmd_def kvd_cmd_strings_defs[];
 extern const struct kvd_cmd_def kvd_cmd_keys_defs[];
+extern const struct kvd_cmd_def kvd_cmd_conn_defs[];
 extern const struct kvd_cmd_def kvd_cmd_server_defs[];
 
 /* --- the command layer object ------------------------------------------- */
@@ -171,9 +236,39 @@ struct kvd_cmd {
     struct kvd_cmd_scan_slot scan[KVD_CMD_SCAN_SLOTS];
 };
 
-/* One client's state; used by one thread at a time. name, lib_name and
- * lib_ver are written under cmd->sess_lock (CLIENT LIST reads them from
- * other threads); last_ms is atomic for the same reason. */
+/*
+ * A session's encoder: the frontend's reply ops and its cookie, with the
+ * members appended to struct kvd_reply_ops in the second edition resolved
+ * once (NULL when the frontend's ops_size does not cover them), so the
+ * helpers never compare sizes per reply.
+ */
+struct kvd_cmd_enc {
+    const struct kvd_reply_ops *ops; /* NULL: none (session_create) */
+    void *w;
+    void (*proto)(void *w, int proto);
+    void (*null_array)(void *w);
+    void (*error_status)(void *w, int status, const char *s, size_t n);
+};
+
+/* Fill e from ops (the first ops_size bytes of it are the frontend's). */
+void kvd_cmd_enc_init(struct kvd_cmd_enc *e, const struct kvd_reply_ops *ops,
+                      size_t ops_size, void *w);
+
+/* Bytes kept of a client's address (longer ones are cut). */
+#define KVD_CMD_ADDR_MAX 128
+
+/*
+ * One client's state. Owned by the thread that serves the client (one at
+ * a time), except:
+ *   - name, lib_name, lib_ver and the list links are written under
+ *     cmd->sess_lock, because CLIENT LIST reads them from other threads;
+ *   - proto and last_ms are relaxed atomics for the same reason
+ *     (CLIENT LIST reads them without stopping the owner);
+ *   - id, flags, frontend, ctr, addr, laddr, fd and created_ms are fixed
+ *     after open.
+ * The pass (if any) belongs to the same thread; `queued` counts this
+ * session's commands waiting in it.
+ */
 #define KVD_CMD_CLIENT_NAME_MAX 128
 
 struct kvd_session {
@@ -187,7 +282,10 @@ struct kvd_session {
     size_t pass_len;
     char *pass_copy;         /* owned; set by kvd_cmd_session_set_password */
     bool pass_locked;        /* a password copy failed: AUTH never passes */
-    int proto;               /* 2, or 3 after HELLO 3 */
+    _Atomic int proto;       /* 2, or 3 after HELLO 3 */
+    struct kvd_cmd_enc enc;  /* the frontend's encoder (session_open) */
+    kvd_cmd_pass *cpass;     /* the pass of its thread, or NULL */
+    size_t queued;           /* its commands waiting in cpass */
     int64_t created_ms;      /* monotonic (kvd_cmd_mono_ms) */
     _Atomic int64_t last_ms; /* monotonic, end of the last command */
     kvd_session *prev;       /* cmd->sess_head list, under sess_lock */
@@ -195,18 +293,27 @@ struct kvd_session {
     char frontend[KVD_CMD_FRONTEND_NAME_MAX];
     /* Its frontend's counters (cmd->fe_ctr[slot]), fixed at create. */
     struct kvd_cmd_counters *ctr;
+    char addr[KVD_CMD_ADDR_MAX];  /* "" = none */
+    char laddr[KVD_CMD_ADDR_MAX]; /* "" = none */
+    int fd;
     char name[KVD_CMD_CLIENT_NAME_MAX + 1];
     char lib_name[KVD_CMD_CLIENT_NAME_MAX + 1];
     char lib_ver[KVD_CMD_CLIENT_NAME_MAX + 1];
 };
 
+/* The session's protocol version (2 or 3). */
+static inline int
+kvd_cmd_proto(const kvd_session *s)
+{
+    return atomic_load_explicit(&s->proto, memory_order_relaxed);
+}
+
 /* Everything a handler needs for one command. */
 struct kvd_cmd_ctx {
     kvd_cmd *cmd;
     kvd_session *sess;
-    kvd_store *st;
-    const struct kvd_reply_ops *ops;
-    void *w;
+    kvd_store *st; /* the store, or a transaction view of it (EXEC) */
+    const struct kvd_cmd_enc *enc;
     size_t argc;
     const char *const *argv;
     const size_t *argl;
@@ -215,7 +322,36 @@ struct kvd_cmd_ctx {
     bool failed;
 };
 
-/* --- reply helpers (cmd_util.c) ------------------------------------------ */
+/* --- the executor (call.c) ------------------------------------------------ */
+
+/* Run the resolved command x->ent now (its handler, or prep, one store
+ * operation and reply) and count it. */
+void kvd_cmd_run(struct kvd_cmd_ctx *x);
+
+/* The direct form of a command that can wait: prep, one store operation
+ * (kvd_store_mop), reply. False, with nothing replied, when prep says
+ * this invocation is not one operation (the handler then does the rest). */
+bool kvd_cmd_run_mop(struct kvd_cmd_ctx *x);
+
+/* Change the session's protocol version and tell the encoder, before the
+ * first reply element in the new version (HELLO, RESET). */
+void kvd_cmd_set_proto(struct kvd_cmd_ctx *x, int proto);
+
+/* --- passes (pass.c) -------------------------------------------------------
+ */
+
+/* Queue op (prepared from x's arguments, which are copied) for x's
+ * session in pass p. 0 when queued; KVD_EINVAL when op would fail
+ * before reaching the engine (run it directly: the direct form writes
+ * the error); KVD_ENOMEM. A full pass runs first. */
+int kvd_cmd_pass_queue(kvd_cmd_pass *p, struct kvd_cmd_ctx *x,
+                       const struct kvd_mop *op);
+
+/* Session s is going away: its queued commands still run, their replies
+ * are dropped. */
+void kvd_cmd_pass_forget(kvd_cmd_pass *p, kvd_session *s);
+
+/* --- reply helpers (reply.c) ------------------------------------------ */
 
 void kvd_cmd_reply_ok(struct kvd_cmd_ctx *x);
 void kvd_cmd_reply_status(struct kvd_cmd_ctx *x, const char *s);
@@ -226,13 +362,28 @@ void kvd_cmd_reply_null(struct kvd_cmd_ctx *x);
 void kvd_cmd_reply_array(struct kvd_cmd_ctx *x, size_t n);
 /* n key/value pairs: a map in RESP3, a flat array of 2n in RESP2 */
 void kvd_cmd_reply_map(struct kvd_cmd_ctx *x, size_t n);
-/* A complete error line such as "ERR syntax error"; newlines become
- * spaces so a reply can never be split. Marks the command failed. */
+/* A null array (EXEC after a watched key changed); encoders without
+ * null_array get null. */
+void kvd_cmd_reply_null_array(struct kvd_cmd_ctx *x);
+/*
+ * A complete error line such as "ERR syntax error"; newlines become
+ * spaces so a reply can never be split. Marks the command failed. The
+ * _as forms name the kvd status behind the error, for encoders with
+ * error_status (HTTP maps statuses); the plain forms say KVD_EINVAL
+ * (syntax and argument errors, the usual case).
+ */
 void kvd_cmd_reply_error(struct kvd_cmd_ctx *x, const char *msg);
 void kvd_cmd_reply_errorf(struct kvd_cmd_ctx *x, const char *fmt, ...)
     KVD_PRINTF(2, 3);
+void kvd_cmd_reply_error_as(struct kvd_cmd_ctx *x, int status, const char *msg);
+void kvd_cmd_reply_errorf_as(struct kvd_cmd_ctx *x, int status, const char *fmt,
+                             ...) KVD_PRINTF(3, 4);
 /* The error for a store status (KVD_ETOOBIG, KVD_EREADONLY, ...). */
 void kvd_cmd_reply_status_error(struct kvd_cmd_ctx *x, int rc);
+/* Its text: a constant, or buf (cap >= 96 bytes) filled. */
+const char *kvd_cmd_status_text(int rc, char *buf, size_t cap);
+/* The lines of a HELP subcommand (NULL-terminated), as status replies. */
+void kvd_cmd_reply_help(struct kvd_cmd_ctx *x, const char *const *lines);
 /* Shared replies with Redis's wording. */
 void kvd_cmd_reply_syntax(struct kvd_cmd_ctx *x);
 void kvd_cmd_reply_not_int(struct kvd_cmd_ctx *x);
@@ -253,7 +404,7 @@ void kvd_cmd_reply_arity(struct kvd_cmd_ctx *x);
  * APPEND and SETBIT may build, and the bit-offset bound. */
 #define KVD_CMD_MAX_STRING_BYTES (512ull * 1024 * 1024)
 
-/* --- argument helpers (cmd_util.c) --------------------------------------- */
+/* --- argument helpers (util.c) --------------------------------------- */
 
 /* Case-insensitive compare of argument i with a lowercase ASCII word. */
 bool kvd_cmd_arg_is(const struct kvd_cmd_ctx *x, size_t i, const char *word);
@@ -314,8 +465,12 @@ size_t kvd_cmd_entry_count(const kvd_cmd *c);
 const struct kvd_cmd_entry *kvd_cmd_entry_at(const kvd_cmd *c, size_t i);
 const struct kvd_cmd_entry *kvd_cmd_entry_find(const kvd_cmd *c,
                                                const char *name, size_t n);
+/* The subcommand `name` of container `parent`, or NULL. */
+const struct kvd_cmd_entry *kvd_cmd_sub_find(const kvd_cmd *c,
+                                             const struct kvd_cmd_entry *parent,
+                                             const char *name, size_t n);
 
-/* COMMAND DOCS "arguments" parsed from a syntax line (cmd_docs.c). */
+/* COMMAND DOCS "arguments" parsed from a syntax line (docs.c). */
 bool kvd_cmd_docs_has_args(const char *syntax);
 void kvd_cmd_docs_reply_args(struct kvd_cmd_ctx *x, const char *syntax);
 
@@ -326,6 +481,15 @@ uint64_t kvd_cmd_now_ns(void);
 /* This thread's counters of command e on the session's frontend. */
 struct kvd_cmd_counters *kvd_cmd_counters_of(const kvd_session *s,
                                              const struct kvd_cmd_entry *e);
+
+/* The counter block of frontend `name`, registered the first time it is
+ * seen (NULL: out of memory). Expects c->sess_lock held. */
+struct kvd_cmd_counters *kvd_cmd_frontend_counters_locked(kvd_cmd *c,
+                                                          const char *name);
+
+/* One CLIENT LIST / CLIENT INFO line of s; the caller holds sess_lock. */
+void kvd_cmd_session_line(struct kvd_cmd_buf *b, const kvd_session *s,
+                          int64_t now);
 
 /* Whether AUTH has a password to check on this session. */
 bool kvd_cmd_session_has_password(const kvd_session *s);

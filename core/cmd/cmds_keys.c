@@ -1,5 +1,5 @@
 /*
- * core/cmd_keys.c -- key-space commands: DEL, EXISTS, TYPE, RENAME, COPY,
+ * core/cmd/cmds_keys.c -- key-space commands: DEL, EXISTS, TYPE, RENAME, COPY,
  * RANDOMKEY, KEYS, SCAN, and the expiry commands (EXPIRE family, TTL
  * family, PERSIST).
  *
@@ -18,7 +18,7 @@
  *
  * Thread-safety: handlers use only their context and the store.
  */
-#include "core/cmd_int.h"
+#include "core/cmd/cmd_int.h"
 
 #include <limits.h>
 #include <stdlib.h>
@@ -51,6 +51,34 @@ keys_collect(const struct kvd_cmd_ctx *x, size_t first, size_t n,
     return 0;
 }
 
+/* DEL/UNLINK of one key: one engine delete, here or in a pass. */
+static bool
+keys_del_prep(const struct kvd_cmd_ctx *x, struct kvd_mop *op)
+{
+    if (x->argc != 2) {
+        return false;
+    }
+    memset(op, 0, sizeof(*op));
+    op->type = KVD_MOP_DEL;
+    op->key = x->argv[1];
+    op->klen = x->argl[1];
+    return true;
+}
+
+static void
+keys_del_reply(struct kvd_cmd_ctx *x, struct kvd_mop *op)
+{
+    int rc = op->status;
+
+    /* A key that cannot exist (empty, too long) was not there. */
+    if (rc == 0 || rc == KVD_ENOTFOUND || rc == KVD_EINVAL ||
+        rc == KVD_ETOOBIG) {
+        kvd_cmd_reply_int(x, rc == 0 ? 1 : 0);
+    } else {
+        kvd_cmd_reply_status_error(x, rc);
+    }
+}
+
 static void
 keys_del(struct kvd_cmd_ctx *x)
 {
@@ -61,15 +89,8 @@ keys_del(struct kvd_cmd_ctx *x)
     long long deleted = 0;
     int err = 0;
 
-    if (n == 1) {
-        int rc = kvd_store_del(x->st, x->argv[1], x->argl[1]);
-        if (rc == 0 || rc == KVD_ENOTFOUND || rc == KVD_EINVAL ||
-            rc == KVD_ETOOBIG) {
-            kvd_cmd_reply_int(x, rc == 0 ? 1 : 0);
-        } else {
-            kvd_cmd_reply_status_error(x, rc);
-        }
-        return;
+    if (kvd_cmd_run_mop(x)) {
+        return; /* one key */
     }
     if (keys_collect(x, 1, n, &keys, &klens) != 0) {
         kvd_cmd_reply_status_error(x, KVD_ENOMEM);
@@ -841,57 +862,67 @@ keys_randomkey(struct kvd_cmd_ctx *x)
 #define DO KVD_CMDF_DENYOOM
 
 const struct kvd_cmd_def kvd_cmd_keys_defs[] = {
-    {"del", -2, W, keys_del, NULL, 1, -1, 1, "generic", "1.0.0",
-     "Deletes one or more keys.", "key [key ...]"},
-    {"unlink", -2, W | F, keys_del, NULL, 1, -1, 1, "generic", "4.0.0",
-     "Asynchronously deletes one or more keys.", "key [key ...]"},
-    {"exists", -2, R | F, keys_exists, NULL, 1, -1, 1, "generic", "1.0.0",
-     "Determines whether one or more keys exist.", "key [key ...]"},
-    {"touch", -2, R | F, keys_exists, NULL, 1, -1, 1, "generic", "3.2.1",
-     "Returns the number of existing keys out of those specified after "
-     "updating the time they were last accessed.",
-     "key [key ...]"},
-    {"type", 2, R | F, keys_type, NULL, 1, 1, 1, "generic", "1.0.0",
-     "Determines the type of value stored at a key.", "key"},
-    {"rename", 3, W, keys_rename, NULL, 1, 2, 1, "generic", "1.0.0",
-     "Renames a key and overwrites the destination.", "key newkey"},
-    {"renamenx", 3, W | F, keys_renamenx, NULL, 1, 2, 1, "generic", "1.0.0",
-     "Renames a key only when the target key name doesn't exist.",
-     "key newkey"},
-    {"copy", -3, W | DO, keys_copy, NULL, 1, 2, 1, "generic", "6.2.0",
-     "Copies the value of a key to a new key.",
-     "source destination [DB destination-db] [REPLACE]"},
-    {"randomkey", 1, R, keys_randomkey, NULL, 0, 0, 0, "generic", "1.0.0",
-     "Returns a random key name from the database.", ""},
-    {"keys", 2, R, keys_keys, NULL, 0, 0, 0, "generic", "1.0.0",
-     "Returns all key names that match a pattern.", "pattern"},
-    {"scan", -2, R, keys_scan, NULL, 0, 0, 0, "generic", "2.8.0",
-     "Iterates over the key names in the database.",
-     "cursor [MATCH pattern] [COUNT count] [TYPE type]"},
-    {"expire", -3, W | F, keys_expire, NULL, 1, 1, 1, "generic", "1.0.0",
-     "Sets the expiration time of a key in seconds.",
-     "key seconds [NX | XX | GT | LT]"},
-    {"pexpire", -3, W | F, keys_pexpire, NULL, 1, 1, 1, "generic", "2.6.0",
-     "Sets the expiration time of a key in milliseconds.",
-     "key milliseconds [NX | XX | GT | LT]"},
-    {"expireat", -3, W | F, keys_expireat, NULL, 1, 1, 1, "generic", "1.2.0",
-     "Sets the expiration time of a key to a Unix timestamp.",
-     "key unix-time-seconds [NX | XX | GT | LT]"},
-    {"pexpireat", -3, W | F, keys_pexpireat, NULL, 1, 1, 1, "generic", "2.6.0",
-     "Sets the expiration time of a key to a Unix milliseconds timestamp.",
-     "key unix-time-milliseconds [NX | XX | GT | LT]"},
-    {"ttl", 2, R | F, keys_ttl, NULL, 1, 1, 1, "generic", "1.0.0",
-     "Returns the expiration time in seconds of a key.", "key"},
-    {"pttl", 2, R | F, keys_pttl, NULL, 1, 1, 1, "generic", "2.6.0",
-     "Returns the expiration time in milliseconds of a key.", "key"},
-    {"expiretime", 2, R | F, keys_expiretime, NULL, 1, 1, 1, "generic", "7.0.0",
-     "Returns the expiration time of a key as a Unix timestamp.", "key"},
-    {"pexpiretime", 2, R | F, keys_pexpiretime, NULL, 1, 1, 1, "generic",
-     "7.0.0",
-     "Returns the expiration time of a key as a Unix milliseconds "
-     "timestamp.",
-     "key"},
-    {"persist", 2, W | F, keys_persist, NULL, 1, 1, 1, "generic", "2.2.0",
-     "Removes the expiration time of a key.", "key"},
-    {NULL, 0, 0, NULL, NULL, 0, 0, 0, NULL, NULL, NULL, NULL},
+    KVD_CMD_DEF_MOP("del", -2, W, keys_del, NULL, 1, -1, 1, "generic", "1.0.0",
+                    "Deletes one or more keys.", "key [key ...]", keys_del_prep,
+                    keys_del_reply),
+    KVD_CMD_DEF_MOP("unlink", -2, W | F, keys_del, NULL, 1, -1, 1, "generic",
+                    "4.0.0", "Asynchronously deletes one or more keys.",
+                    "key [key ...]", keys_del_prep, keys_del_reply),
+    KVD_CMD_DEF("exists", -2, R | F, keys_exists, NULL, 1, -1, 1, "generic",
+                "1.0.0", "Determines whether one or more keys exist.",
+                "key [key ...]"),
+    KVD_CMD_DEF("touch", -2, R | F, keys_exists, NULL, 1, -1, 1, "generic",
+                "3.2.1",
+                "Returns the number of existing keys out of those specified "
+                "after updating the time they were last accessed.",
+                "key [key ...]"),
+    KVD_CMD_DEF("type", 2, R | F, keys_type, NULL, 1, 1, 1, "generic", "1.0.0",
+                "Determines the type of value stored at a key.", "key"),
+    KVD_CMD_DEF("rename", 3, W, keys_rename, NULL, 1, 2, 1, "generic", "1.0.0",
+                "Renames a key and overwrites the destination.", "key newkey"),
+    KVD_CMD_DEF("renamenx", 3, W | F, keys_renamenx, NULL, 1, 2, 1, "generic",
+                "1.0.0",
+                "Renames a key only when the target key name doesn't exist.",
+                "key newkey"),
+    KVD_CMD_DEF("copy", -3, W | DO, keys_copy, NULL, 1, 2, 1, "generic",
+                "6.2.0", "Copies the value of a key to a new key.",
+                "source destination [DB destination-db] [REPLACE]"),
+    KVD_CMD_DEF("randomkey", 1, R, keys_randomkey, NULL, 0, 0, 0, "generic",
+                "1.0.0", "Returns a random key name from the database.", ""),
+    KVD_CMD_DEF("keys", 2, R, keys_keys, NULL, 0, 0, 0, "generic", "1.0.0",
+                "Returns all key names that match a pattern.", "pattern"),
+    KVD_CMD_DEF("scan", -2, R, keys_scan, NULL, 0, 0, 0, "generic", "2.8.0",
+                "Iterates over the key names in the database.",
+                "cursor [MATCH pattern] [COUNT count] [TYPE type]"),
+    KVD_CMD_DEF("expire", -3, W | F, keys_expire, NULL, 1, 1, 1, "generic",
+                "1.0.0", "Sets the expiration time of a key in seconds.",
+                "key seconds [NX | XX | GT | LT]"),
+    KVD_CMD_DEF("pexpire", -3, W | F, keys_pexpire, NULL, 1, 1, 1, "generic",
+                "2.6.0", "Sets the expiration time of a key in milliseconds.",
+                "key milliseconds [NX | XX | GT | LT]"),
+    KVD_CMD_DEF("expireat", -3, W | F, keys_expireat, NULL, 1, 1, 1, "generic",
+                "1.2.0",
+                "Sets the expiration time of a key to a Unix timestamp.",
+                "key unix-time-seconds [NX | XX | GT | LT]"),
+    KVD_CMD_DEF(
+        "pexpireat", -3, W | F, keys_pexpireat, NULL, 1, 1, 1, "generic",
+        "2.6.0",
+        "Sets the expiration time of a key to a Unix milliseconds timestamp.",
+        "key unix-time-milliseconds [NX | XX | GT | LT]"),
+    KVD_CMD_DEF("ttl", 2, R | F, keys_ttl, NULL, 1, 1, 1, "generic", "1.0.0",
+                "Returns the expiration time in seconds of a key.", "key"),
+    KVD_CMD_DEF("pttl", 2, R | F, keys_pttl, NULL, 1, 1, 1, "generic", "2.6.0",
+                "Returns the expiration time in milliseconds of a key.", "key"),
+    KVD_CMD_DEF("expiretime", 2, R | F, keys_expiretime, NULL, 1, 1, 1,
+                "generic", "7.0.0",
+                "Returns the expiration time of a key as a Unix timestamp.",
+                "key"),
+    KVD_CMD_DEF("pexpiretime", 2, R | F, keys_pexpiretime, NULL, 1, 1, 1,
+                "generic", "7.0.0",
+                "Returns the expiration time of a key as a Unix milliseconds "
+                "timestamp.",
+                "key"),
+    KVD_CMD_DEF("persist", 2, W | F, keys_persist, NULL, 1, 1, 1, "generic",
+                "2.2.0", "Removes the expiration time of a key.", "key"),
+    KVD_CMD_END,
 };

@@ -1,22 +1,16 @@
 /*
- * core/cmd_server.c -- connection and server commands: PING, ECHO, QUIT,
- * RESET, AUTH, HELLO, SELECT, CLIENT, COMMAND, CONFIG, INFO, DBSIZE,
- * FLUSHDB, FLUSHALL, FUNCTION, DEBUG, TIME, SAVE, COMPACT.
+ * core/cmd/cmds_server.c -- server commands: COMMAND, CONFIG, INFO,
+ * DBSIZE, FLUSHDB, FLUSHALL, FUNCTION, DEBUG, TIME, SAVE, COMPACT.
  *
- * These are what Redis clients and tools send on connect or to probe a
- * server (redis-cli, redis-benchmark, client libraries), answered with
- * Redis's reply shapes and error texts, and with kvd's own figures where
- * Redis has none (INFO section "kvd", engine counters).
- *
- * HELLO 2 and HELLO 3 choose the session's protocol version; the reply
- * helpers (kvd_cmd_reply_map) and the frontend's encoder (which reads it
- * through kvd_cmd_api.session_proto) follow it. AUTH checks the session's
- * password (the layer's requirepass, or one a frontend set).
+ * These are what Redis tools send to probe a server (redis-cli,
+ * redis-benchmark, client libraries), answered with Redis's reply shapes
+ * and error texts, and with kvd's own figures where Redis has none (INFO
+ * section "kvd", engine counters).
  *
  * Thread-safety: handlers use their context, the store and the layer's
- * atomics; CLIENT LIST and SETNAME take cmd->sess_lock.
+ * atomics.
  */
-#include "core/cmd_int.h"
+#include "core/cmd/cmd_int.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,377 +21,6 @@
 /* The Redis version whose commands and replies kvd follows; reported as
  * redis_version so tools that check it enable the right features. */
 #define SRV_REDIS_COMPAT_VERSION "7.0.0"
-
-/* --- connection -------------------------------------------------------------
- */
-
-static void
-srv_ping(struct kvd_cmd_ctx *x)
-{
-    if (x->argc > 2) {
-        kvd_cmd_reply_arity(x);
-    } else if (x->argc == 2) {
-        kvd_cmd_reply_bulk(x, x->argv[1], x->argl[1]);
-    } else {
-        kvd_cmd_reply_status(x, "PONG");
-    }
-}
-
-static void
-srv_echo(struct kvd_cmd_ctx *x)
-{
-    kvd_cmd_reply_bulk(x, x->argv[1], x->argl[1]);
-}
-
-static void
-srv_quit(struct kvd_cmd_ctx *x)
-{
-    x->result |= KVD_EXEC_CLOSE;
-    kvd_cmd_reply_ok(x);
-}
-
-static void
-srv_set_name(kvd_session *s, char *dst, size_t cap, const char *p, size_t n)
-{
-    pthread_mutex_lock(&s->cmd->sess_lock);
-    if (n >= cap) {
-        n = cap - 1;
-    }
-    memcpy(dst, p, n);
-    dst[n] = '\0';
-    pthread_mutex_unlock(&s->cmd->sess_lock);
-}
-
-static void
-srv_reset(struct kvd_cmd_ctx *x)
-{
-    kvd_session *s = x->sess;
-
-    srv_set_name(s, s->name, sizeof(s->name), "", 0);
-    /* Back to RESP2 after this reply (Redis answers RESET in the protocol
-     * the client was speaking; +RESET is the same in both). The password
-     * requirement stays: only the authentication is dropped. */
-    s->proto = 2;
-    s->authed = kvd_cmd_session_auth_free(s);
-    kvd_cmd_reply_status(x, "RESET");
-}
-
-/* AUTH [username] password; the only user is "default". */
-static bool
-srv_authenticate(struct kvd_cmd_ctx *x, size_t user_arg, size_t pass_arg)
-{
-    if (user_arg != 0 &&
-        !kvd_cmd_word_eq(x->argv[user_arg], x->argl[user_arg], "default")) {
-        return false;
-    }
-    if (!kvd_cmd_session_has_password(x->sess)) {
-        return true; /* the default user takes any password */
-    }
-    return kvd_cmd_password_ok(x->sess, x->argv[pass_arg], x->argl[pass_arg]);
-}
-
-#define SRV_ERR_WRONGPASS                                                      \
-    "WRONGPASS invalid username-password pair or user is disabled."
-
-static void
-srv_auth(struct kvd_cmd_ctx *x)
-{
-    if (x->argc > 3) {
-        kvd_cmd_reply_syntax(x);
-        return;
-    }
-    if (x->argc == 2 && !kvd_cmd_session_has_password(x->sess)) {
-        kvd_cmd_reply_error(
-            x, "ERR AUTH <password> called without any password configured "
-               "for the default user. Are you sure your configuration is "
-               "correct?");
-        return;
-    }
-    bool ok =
-        x->argc == 2 ? srv_authenticate(x, 0, 1) : srv_authenticate(x, 1, 2);
-    if (!ok) {
-        kvd_cmd_reply_error(x, SRV_ERR_WRONGPASS);
-        return;
-    }
-    x->sess->authed = true;
-    kvd_cmd_reply_ok(x);
-}
-
-/* Client names and library names: printable ASCII without spaces. */
-static bool
-srv_name_ok(const char *p, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        if (p[i] < '!' || p[i] > '~') {
-            return false;
-        }
-    }
-    return true;
-}
-
-#define SRV_ERR_BAD_NAME                                                       \
-    "ERR Client names cannot contain spaces, newlines or special characters."
-
-static void
-srv_hello(struct kvd_cmd_ctx *x)
-{
-    kvd_session *s = x->sess;
-    long long ver = 0; /* 0: keep the current version */
-    size_t user = 0;
-    size_t name = 0;
-
-    if (x->argc >= 2) {
-        if (!kvd_cmd_parse_ll(x->argv[1], x->argl[1], &ver)) {
-            kvd_cmd_reply_error(x, "ERR Protocol version is not an integer "
-                                   "or out of range");
-            return;
-        }
-        if (ver < 2 || ver > 3) {
-            kvd_cmd_reply_error(x, "NOPROTO unsupported protocol version");
-            return;
-        }
-    }
-    for (size_t j = 2; j < x->argc; j++) {
-        size_t more = x->argc - 1 - j;
-        if (kvd_cmd_arg_is(x, j, "auth") && more >= 2) {
-            user = j + 1;
-            j += 2;
-        } else if (kvd_cmd_arg_is(x, j, "setname") && more >= 1) {
-            name = j + 1;
-            if (!srv_name_ok(x->argv[name], x->argl[name])) {
-                kvd_cmd_reply_error(x, SRV_ERR_BAD_NAME);
-                return;
-            }
-            j++;
-        } else {
-            const char *z = memchr(x->argv[j], '\0', x->argl[j]);
-            int n = z ? (int)(z - x->argv[j]) : (int)x->argl[j];
-            kvd_cmd_reply_errorf(x, "ERR Syntax error in HELLO option '%.*s'",
-                                 n < 128 ? n : 128, x->argv[j]);
-            return;
-        }
-    }
-    if (user != 0) {
-        if (!srv_authenticate(x, user, user + 1)) {
-            kvd_cmd_reply_error(x, SRV_ERR_WRONGPASS);
-            return;
-        }
-        s->authed = true;
-    }
-    if (!s->authed) {
-        kvd_cmd_reply_error(
-            x, "NOAUTH HELLO must be called with the client already "
-               "authenticated, otherwise the HELLO <proto> AUTH <user> "
-               "<pass> option can be used to authenticate the client and "
-               "select the RESP protocol version at the same time");
-        return;
-    }
-    if (name != 0) {
-        srv_set_name(s, s->name, sizeof(s->name), x->argv[name], x->argl[name]);
-    }
-    /* Switch before replying: the reply itself is in the new version (a
-     * map in RESP3), which is how a client learns the switch happened. A
-     * refused HELLO above changes nothing. */
-    if (ver != 0) {
-        s->proto = (int)ver;
-    }
-    kvd_cmd_reply_map(x, 7);
-    kvd_cmd_reply_cstr(x, "server");
-    kvd_cmd_reply_cstr(x, "kvd");
-    kvd_cmd_reply_cstr(x, "version");
-    kvd_cmd_reply_cstr(x, x->cmd->version);
-    kvd_cmd_reply_cstr(x, "proto");
-    kvd_cmd_reply_int(x, s->proto);
-    kvd_cmd_reply_cstr(x, "id");
-    kvd_cmd_reply_int(x, (long long)s->id);
-    kvd_cmd_reply_cstr(x, "mode");
-    kvd_cmd_reply_cstr(x, "standalone");
-    kvd_cmd_reply_cstr(x, "role");
-    kvd_cmd_reply_cstr(x, "master");
-    kvd_cmd_reply_cstr(x, "modules");
-    kvd_cmd_reply_array(x, 0);
-}
-
-/* kvd has one database, 0. */
-static void
-srv_select(struct kvd_cmd_ctx *x)
-{
-    long long db;
-
-    if (!kvd_cmd_parse_ll(x->argv[1], x->argl[1], &db) || db < INT32_MIN ||
-        db > INT32_MAX) {
-        kvd_cmd_reply_not_int(x);
-        return;
-    }
-    if (db != 0) {
-        kvd_cmd_reply_error(x, KVD_CMD_ERR_DB_RANGE);
-        return;
-    }
-    kvd_cmd_reply_ok(x);
-}
-
-/* --- CLIENT
- * -------------------------------------------------------------------- */
-
-/* One CLIENT LIST / CLIENT INFO line; the caller holds sess_lock. */
-static void
-srv_client_line(struct kvd_cmd_buf *b, const kvd_session *s, int64_t now)
-{
-    int64_t last = atomic_load_explicit(&s->last_ms, memory_order_relaxed);
-
-    kvd_cmd_buf_printf(
-        b,
-        "id=%llu addr=%s laddr= fd=-1 name=%s age=%lld idle=%lld flags=N "
-        "db=0 sub=0 psub=0 ssub=0 multi=-1 user=default lib-name=%s "
-        "lib-ver=%s resp=%d\n",
-        (unsigned long long)s->id, s->frontend, s->name,
-        (long long)((now - s->created_ms) / 1000),
-        (long long)((now - last) / 1000), s->lib_name, s->lib_ver, s->proto);
-}
-
-static void
-srv_client_id(struct kvd_cmd_ctx *x)
-{
-    kvd_cmd_reply_int(x, (long long)x->sess->id);
-}
-
-static void
-srv_client_getname(struct kvd_cmd_ctx *x)
-{
-    if (x->sess->name[0] == '\0') {
-        kvd_cmd_reply_null(x);
-    } else {
-        kvd_cmd_reply_cstr(x, x->sess->name);
-    }
-}
-
-static void
-srv_client_setname(struct kvd_cmd_ctx *x)
-{
-    if (!srv_name_ok(x->argv[2], x->argl[2])) {
-        kvd_cmd_reply_error(x, SRV_ERR_BAD_NAME);
-        return;
-    }
-    srv_set_name(x->sess, x->sess->name, sizeof(x->sess->name), x->argv[2],
-                 x->argl[2]);
-    kvd_cmd_reply_ok(x);
-}
-
-static void
-srv_client_setinfo(struct kvd_cmd_ctx *x)
-{
-    kvd_session *s = x->sess;
-    bool is_name = kvd_cmd_arg_is(x, 2, "lib-name");
-
-    if (!is_name && !kvd_cmd_arg_is(x, 2, "lib-ver")) {
-        const char *z = memchr(x->argv[2], '\0', x->argl[2]);
-        int n = z ? (int)(z - x->argv[2]) : (int)x->argl[2];
-        kvd_cmd_reply_errorf(x, "ERR Unrecognized option '%.*s'",
-                             n < 128 ? n : 128, x->argv[2]);
-        return;
-    }
-    if (!srv_name_ok(x->argv[3], x->argl[3])) {
-        kvd_cmd_reply_errorf(x,
-                             "ERR %s cannot contain spaces, newlines or "
-                             "special characters.",
-                             is_name ? "lib-name" : "lib-ver");
-        return;
-    }
-    if (is_name) {
-        srv_set_name(s, s->lib_name, sizeof(s->lib_name), x->argv[3],
-                     x->argl[3]);
-    } else {
-        srv_set_name(s, s->lib_ver, sizeof(s->lib_ver), x->argv[3], x->argl[3]);
-    }
-    kvd_cmd_reply_ok(x);
-}
-
-static void
-srv_client_list(struct kvd_cmd_ctx *x, bool all)
-{
-    struct kvd_cmd_buf b = {0};
-    int64_t now = kvd_cmd_mono_ms();
-
-    pthread_mutex_lock(&x->cmd->sess_lock);
-    if (all) {
-        for (kvd_session *s = x->cmd->sess_head; s != NULL; s = s->next) {
-            srv_client_line(&b, s, now);
-        }
-    } else {
-        srv_client_line(&b, x->sess, now);
-    }
-    pthread_mutex_unlock(&x->cmd->sess_lock);
-    kvd_cmd_reply_bulk(x, b.p != NULL ? b.p : "", b.len);
-    kvd_cmd_buf_release(&b);
-}
-
-static void
-srv_client_info(struct kvd_cmd_ctx *x)
-{
-    srv_client_list(x, false);
-}
-
-static void
-srv_client_listall(struct kvd_cmd_ctx *x)
-{
-    if (x->argc > 2) {
-        kvd_cmd_reply_syntax(x); /* TYPE and ID filters: not supported */
-        return;
-    }
-    srv_client_list(x, true);
-}
-
-/* CLIENT NO-EVICT / NO-TOUCH: kvd neither evicts nor tracks access. */
-static void
-srv_client_onoff(struct kvd_cmd_ctx *x)
-{
-    if (!kvd_cmd_arg_is(x, 2, "on") && !kvd_cmd_arg_is(x, 2, "off")) {
-        kvd_cmd_reply_syntax(x);
-        return;
-    }
-    kvd_cmd_reply_ok(x);
-}
-
-static void
-srv_help(struct kvd_cmd_ctx *x, const char *const *lines)
-{
-    size_t n = 0;
-
-    while (lines[n] != NULL) {
-        n++;
-    }
-    kvd_cmd_reply_array(x, n);
-    for (size_t i = 0; i < n; i++) {
-        kvd_cmd_reply_status(x, lines[i]);
-    }
-}
-
-static void
-srv_client_help(struct kvd_cmd_ctx *x)
-{
-    static const char *const lines[] = {
-        "CLIENT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
-        "GETNAME",
-        "    Return the name of the current connection.",
-        "ID",
-        "    Return the ID of the current connection.",
-        "INFO",
-        "    Return information about the current client connection.",
-        "LIST",
-        "    Return information about client connections.",
-        "SETNAME <name>",
-        "    Assign the name <name> to the current connection.",
-        "SETINFO <LIB-NAME|LIB-VER> <value>",
-        "    Set client library name or version.",
-        "NO-EVICT (ON|OFF)",
-        "NO-TOUCH (ON|OFF)",
-        "    Accepted; kvd neither evicts nor tracks access.",
-        "HELP",
-        "    Print this help.",
-        NULL,
-    };
-    srv_help(x, lines);
-}
 
 /* --- COMMAND -----------------------------------------------------------------
  */
@@ -415,11 +38,13 @@ srv_flag_count(unsigned flags)
 static void
 srv_reply_flags(struct kvd_cmd_ctx *x, unsigned flags)
 {
+    /* In the order of the bits of enum kvd_cmd_flag. */
     static const char *const names[] = {
         "write",   "readonly", "denyoom", "admin",    "fast",
-        "no_auth", "loading",  "stale",   "noscript",
+        "no_auth", "loading",  "stale",   "noscript", "no_multi",
     };
 
+    flags &= KVD_CMDF_REPORTED;
     kvd_cmd_reply_array(x, srv_flag_count(flags));
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
         if (flags & (1u << i)) {
@@ -613,7 +238,7 @@ srv_command(struct kvd_cmd_ctx *x)
             "    Print this help.",
             NULL,
         };
-        srv_help(x, lines);
+        kvd_cmd_reply_help(x, lines);
     } else {
         const char *z = memchr(x->argv[1], '\0', x->argl[1]);
         int n = z ? (int)(z - x->argv[1]) : (int)x->argl[1];
@@ -727,7 +352,8 @@ srv_config_resetstat(struct kvd_cmd_ctx *x)
 static void
 srv_config_rewrite(struct kvd_cmd_ctx *x)
 {
-    kvd_cmd_reply_error(x, "ERR CONFIG REWRITE is not supported: kvd is "
+    kvd_cmd_reply_error_as(x, KVD_ENOTSUP,
+                           "ERR CONFIG REWRITE is not supported: kvd is "
                            "configured by its INI file");
 }
 
@@ -748,7 +374,7 @@ srv_config_help(struct kvd_cmd_ctx *x)
         "    Print this help.",
         NULL,
     };
-    srv_help(x, lines);
+    kvd_cmd_reply_help(x, lines);
 }
 
 /* --- INFO
@@ -1083,13 +709,13 @@ srv_function_help(struct kvd_cmd_ctx *x)
         "    Print this help.",
         NULL,
     };
-    srv_help(x, lines);
+    kvd_cmd_reply_help(x, lines);
 }
 
 static void
 srv_debug(struct kvd_cmd_ctx *x)
 {
-    kvd_cmd_reply_error(x, "ERR DEBUG is not supported by kvd");
+    kvd_cmd_reply_error_as(x, KVD_ENOTSUP, "ERR DEBUG is not supported by kvd");
 }
 
 static void
@@ -1114,8 +740,8 @@ srv_save(struct kvd_cmd_ctx *x)
     int rc = kvd_store_sync(x->st, &err);
 
     if (rc != 0) {
-        kvd_cmd_reply_errorf(x, "ERR sync failed: %s",
-                             err.msg[0] ? err.msg : "engine error");
+        kvd_cmd_reply_errorf_as(x, rc, "ERR sync failed: %s",
+                                err.msg[0] ? err.msg : "engine error");
     } else {
         kvd_cmd_reply_ok(x);
     }
@@ -1129,11 +755,11 @@ srv_compact(struct kvd_cmd_ctx *x)
     int rc = kvd_store_maintain(x->st, KVD_MAINT_COMPACT, &err);
 
     if (rc == KVD_ENOTSUP) {
-        kvd_cmd_reply_errorf(x, "ERR the '%s' engine has no compaction",
-                             kvd_store_engine(x->st)->name);
+        kvd_cmd_reply_errorf_as(x, rc, "ERR the '%s' engine has no compaction",
+                                kvd_store_engine(x->st)->name);
     } else if (rc != 0) {
-        kvd_cmd_reply_errorf(x, "ERR compaction failed: %s",
-                             err.msg[0] ? err.msg : "engine error");
+        kvd_cmd_reply_errorf_as(x, rc, "ERR compaction failed: %s",
+                                err.msg[0] ? err.msg : "engine error");
     } else {
         kvd_cmd_reply_ok(x);
     }
@@ -1151,105 +777,66 @@ srv_compact(struct kvd_cmd_ctx *x)
 #define ST KVD_CMDF_STALE
 #define NS KVD_CMDF_NOSCRIPT
 
-#define SRV_END                                                                \
-    {                                                                          \
-        NULL, 0, 0, NULL, NULL, 0, 0, 0, NULL, NULL, NULL, NULL                \
-    }
-
-static const struct kvd_cmd_def srv_client_subs[] = {
-    {"id", 2, NS | LD | ST, srv_client_id, NULL, 0, 0, 0, "connection", "5.0.0",
-     "Returns the unique client ID of the connection.", ""},
-    {"getname", 2, NS | LD | ST, srv_client_getname, NULL, 0, 0, 0,
-     "connection", "2.6.9", "Returns the name of the connection.", ""},
-    {"setname", 3, NS | LD | ST, srv_client_setname, NULL, 0, 0, 0,
-     "connection", "2.6.9", "Sets the connection name.", "connection-name"},
-    {"setinfo", 4, NS | LD | ST, srv_client_setinfo, NULL, 0, 0, 0,
-     "connection", "7.2.0", "Sets information specific to the client.",
-     "LIB-NAME libname | LIB-VER libver"},
-    {"info", 2, NS | LD | ST, srv_client_info, NULL, 0, 0, 0, "connection",
-     "6.2.0", "Returns information about the connection.", ""},
-    {"list", -2, A | NS | LD | ST, srv_client_listall, NULL, 0, 0, 0,
-     "connection", "2.4.0", "Lists open connections.", ""},
-    {"no-evict", 3, A | NS | LD | ST, srv_client_onoff, NULL, 0, 0, 0,
-     "connection", "7.0.0", "Sets the client eviction mode of the connection.",
-     "ON | OFF"},
-    {"no-touch", 3, NS | LD | ST, srv_client_onoff, NULL, 0, 0, 0, "connection",
-     "7.2.0",
-     "Controls whether commands sent by the client affect the LRU/LFU of "
-     "accessed keys.",
-     "ON | OFF"},
-    {"help", 2, LD | ST, srv_client_help, NULL, 0, 0, 0, "connection", "5.0.0",
-     "Returns helpful text about the different subcommands.", ""},
-    SRV_END,
-};
-
 static const struct kvd_cmd_def srv_config_subs[] = {
-    {"get", -3, A | NS | LD | ST, srv_config_get, NULL, 0, 0, 0, "server",
-     "2.0.0", "Returns the effective values of configuration parameters.",
-     "parameter [parameter ...]"},
-    {"set", -4, A | NS | LD | ST, srv_config_set, NULL, 0, 0, 0, "server",
-     "2.0.0", "Sets configuration parameters in-flight.",
-     "parameter value [parameter value ...]"},
-    {"resetstat", 2, A | NS | LD | ST, srv_config_resetstat, NULL, 0, 0, 0,
-     "server", "2.0.0", "Resets the server's statistics.", ""},
-    {"rewrite", 2, A | NS | LD | ST, srv_config_rewrite, NULL, 0, 0, 0,
-     "server", "2.8.0", "Persists the effective configuration to file.", ""},
-    {"help", 2, LD | ST, srv_config_help, NULL, 0, 0, 0, "server", "5.0.0",
-     "Returns helpful text about the different subcommands.", ""},
-    SRV_END,
+    KVD_CMD_DEF("get", -3, A | NS | LD | ST, srv_config_get, NULL, 0, 0, 0,
+                "server", "2.0.0",
+                "Returns the effective values of configuration parameters.",
+                "parameter [parameter ...]"),
+    KVD_CMD_DEF("set", -4, A | NS | LD | ST, srv_config_set, NULL, 0, 0, 0,
+                "server", "2.0.0", "Sets configuration parameters in-flight.",
+                "parameter value [parameter value ...]"),
+    KVD_CMD_DEF("resetstat", 2, A | NS | LD | ST, srv_config_resetstat, NULL, 0,
+                0, 0, "server", "2.0.0", "Resets the server's statistics.", ""),
+    KVD_CMD_DEF("rewrite", 2, A | NS | LD | ST, srv_config_rewrite, NULL, 0, 0,
+                0, "server", "2.8.0",
+                "Persists the effective configuration to file.", ""),
+    KVD_CMD_DEF("help", 2, LD | ST, srv_config_help, NULL, 0, 0, 0, "server",
+                "5.0.0",
+                "Returns helpful text about the different subcommands.", ""),
+    KVD_CMD_END,
 };
 
 static const struct kvd_cmd_def srv_function_subs[] = {
-    {"flush", -2, W | NS, srv_function_flush, NULL, 0, 0, 0, "scripting",
-     "7.0.0", "Deletes all libraries and functions.", "[ASYNC | SYNC]"},
-    {"list", -2, NS, srv_function_list, NULL, 0, 0, 0, "scripting", "7.0.0",
-     "Returns information about all libraries.", ""},
-    {"help", 2, LD | ST, srv_function_help, NULL, 0, 0, 0, "scripting", "7.0.0",
-     "Returns helpful text about the different subcommands.", ""},
-    SRV_END,
+    KVD_CMD_DEF("flush", -2, W | NS, srv_function_flush, NULL, 0, 0, 0,
+                "scripting", "7.0.0", "Deletes all libraries and functions.",
+                "[ASYNC | SYNC]"),
+    KVD_CMD_DEF("list", -2, NS, srv_function_list, NULL, 0, 0, 0, "scripting",
+                "7.0.0", "Returns information about all libraries.", ""),
+    KVD_CMD_DEF("help", 2, LD | ST, srv_function_help, NULL, 0, 0, 0,
+                "scripting", "7.0.0",
+                "Returns helpful text about the different subcommands.", ""),
+    KVD_CMD_END,
 };
 
 const struct kvd_cmd_def kvd_cmd_server_defs[] = {
-    {"ping", -1, F, srv_ping, NULL, 0, 0, 0, "connection", "1.0.0",
-     "Returns the server's liveliness response.", "[message]"},
-    {"echo", 2, F, srv_echo, NULL, 0, 0, 0, "connection", "1.0.0",
-     "Returns the given string.", "message"},
-    {"quit", -1, NA | F | LD | ST | NS, srv_quit, NULL, 0, 0, 0, "connection",
-     "1.0.0", "Closes the connection.", ""},
-    {"reset", 1, NA | F | LD | ST | NS, srv_reset, NULL, 0, 0, 0, "connection",
-     "6.2.0", "Resets the connection.", ""},
-    {"auth", -2, NA | F | LD | ST | NS, srv_auth, NULL, 0, 0, 0, "connection",
-     "1.0.0", "Authenticates the connection.", "[username] password"},
-    {"hello", -1, NA | F | LD | ST | NS, srv_hello, NULL, 0, 0, 0, "connection",
-     "6.0.0", "Handshakes with the server.",
-     "[protover [AUTH username password] [SETNAME clientname]]"},
-    {"select", 2, F | LD | ST, srv_select, NULL, 0, 0, 0, "connection", "1.0.0",
-     "Changes the selected database (kvd has database 0 only).", "index"},
-    {"client", -2, 0, NULL, srv_client_subs, 0, 0, 0, "connection", "2.4.0",
-     "A container for client connection commands.", ""},
-    {"command", -1, LD | ST, srv_command, NULL, 0, 0, 0, "server", "2.8.13",
-     "Returns detailed information about all commands.",
-     "[COUNT | LIST | INFO [command-name ...] | DOCS [command-name ...]]"},
-    {"config", -2, 0, NULL, srv_config_subs, 0, 0, 0, "server", "2.0.0",
-     "A container for server configuration commands.", ""},
-    {"info", -1, LD | ST, srv_info, NULL, 0, 0, 0, "server", "1.0.0",
-     "Returns information and statistics about the server.",
-     "[section [section ...]]"},
-    {"dbsize", 1, R | F, srv_dbsize, NULL, 0, 0, 0, "server", "1.0.0",
-     "Returns the number of keys in the database.", ""},
-    {"flushdb", -1, W, srv_flush, NULL, 0, 0, 0, "server", "1.0.0",
-     "Removes all keys from the current database.", "[ASYNC | SYNC]"},
-    {"flushall", -1, W, srv_flush, NULL, 0, 0, 0, "server", "1.0.0",
-     "Removes all keys from all databases.", "[ASYNC | SYNC]"},
-    {"function", -2, 0, NULL, srv_function_subs, 0, 0, 0, "scripting", "7.0.0",
-     "A container for function commands.", ""},
-    {"debug", -2, A | NS | LD | ST, srv_debug, NULL, 0, 0, 0, "server", "1.0.0",
-     "A container for debugging commands (not supported).", ""},
-    {"time", 1, F | LD | ST, srv_time, NULL, 0, 0, 0, "server", "2.6.0",
-     "Returns the server time.", ""},
-    {"save", 1, A | NS, srv_save, NULL, 0, 0, 0, "server", "1.0.0",
-     "Makes every acknowledged write durable (the engine's sync).", ""},
-    {"compact", 1, A | NS, srv_compact, NULL, 0, 0, 0, "server", "kvd",
-     "Asks the storage engine to merge or compact its files now.", ""},
-    SRV_END,
+    KVD_CMD_DEF(
+        "command", -1, LD | ST, srv_command, NULL, 0, 0, 0, "server", "2.8.13",
+        "Returns detailed information about all commands.",
+        "[COUNT | LIST | INFO [command-name ...] | DOCS [command-name ...]]"),
+    KVD_CMD_DEF("config", -2, 0, NULL, srv_config_subs, 0, 0, 0, "server",
+                "2.0.0", "A container for server configuration commands.", ""),
+    KVD_CMD_DEF("info", -1, LD | ST, srv_info, NULL, 0, 0, 0, "server", "1.0.0",
+                "Returns information and statistics about the server.",
+                "[section [section ...]]"),
+    KVD_CMD_DEF("dbsize", 1, R | F, srv_dbsize, NULL, 0, 0, 0, "server",
+                "1.0.0", "Returns the number of keys in the database.", ""),
+    KVD_CMD_DEF("flushdb", -1, W, srv_flush, NULL, 0, 0, 0, "server", "1.0.0",
+                "Removes all keys from the current database.",
+                "[ASYNC | SYNC]"),
+    KVD_CMD_DEF("flushall", -1, W, srv_flush, NULL, 0, 0, 0, "server", "1.0.0",
+                "Removes all keys from all databases.", "[ASYNC | SYNC]"),
+    KVD_CMD_DEF("function", -2, 0, NULL, srv_function_subs, 0, 0, 0,
+                "scripting", "7.0.0", "A container for function commands.", ""),
+    KVD_CMD_DEF("debug", -2, A | NS | LD | ST, srv_debug, NULL, 0, 0, 0,
+                "server", "1.0.0",
+                "A container for debugging commands (not supported).", ""),
+    KVD_CMD_DEF("time", 1, F | LD | ST, srv_time, NULL, 0, 0, 0, "server",
+                "2.6.0", "Returns the server time.", ""),
+    KVD_CMD_DEF("save", 1, A | NS, srv_save, NULL, 0, 0, 0, "server", "1.0.0",
+                "Makes every acknowledged write durable (the engine's sync).",
+                ""),
+    KVD_CMD_DEF(
+        "compact", 1, A | NS, srv_compact, NULL, 0, 0, 0, "server", "kvd",
+        "Asks the storage engine to merge or compact its files now.", ""),
+    KVD_CMD_END,
 };

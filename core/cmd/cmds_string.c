@@ -1,5 +1,5 @@
 /*
- * core/cmd_strings.c -- string commands: GET, SET and options, MSET, MGET,
+ * core/cmd/cmds_string.c -- string commands: GET, SET and options, MSET, MGET,
  * the INCR family, APPEND, ranges, bits, LCS.
  *
  * Semantics and error texts follow Redis's documentation and replies.
@@ -12,7 +12,7 @@
  *
  * Thread-safety: handlers use only their context and the store.
  */
-#include "core/cmd_int.h"
+#include "core/cmd/cmd_int.h"
 
 #include <limits.h>
 #include <math.h>
@@ -198,19 +198,61 @@ str_expire_ms(struct kvd_cmd_ctx *x, size_t arg, unsigned flags, int64_t *out)
 /* --- GET, SET and friends
  * --------------------------------------------------------- */
 
+/* GET key: one engine read, here or in a pass (prep/reply). */
+static bool
+str_get_prep(const struct kvd_cmd_ctx *x, struct kvd_mop *op)
+{
+    memset(op, 0, sizeof(*op));
+    op->type = KVD_MOP_GET;
+    op->key = x->argv[1];
+    op->klen = x->argl[1];
+    return true;
+}
+
+static void
+str_get_reply(struct kvd_cmd_ctx *x, struct kvd_mop *op)
+{
+    if (op->status == 0) {
+        kvd_cmd_reply_bulk(x, op->out.data, op->out.len);
+        kvd_val_release(&op->out);
+    } else if (op->status == KVD_ENOTFOUND) {
+        kvd_cmd_reply_null(x);
+    } else {
+        kvd_cmd_reply_status_error(x, op->status);
+    }
+}
+
 static void
 str_get(struct kvd_cmd_ctx *x)
 {
-    struct kvd_val v;
-    int rc = kvd_store_get(x->st, x->argv[1], x->argl[1], &v);
+    kvd_cmd_run_mop(x);
+}
 
-    if (rc == 0) {
-        kvd_cmd_reply_bulk(x, v.data, v.len);
-        kvd_val_release(&v);
-    } else if (rc == KVD_ENOTFOUND) {
-        kvd_cmd_reply_null(x);
+/* SET key value without options: one engine write (plain SET drops any
+ * expiry), here or in a pass. Options take str_set's full path. */
+static bool
+str_set_prep(const struct kvd_cmd_ctx *x, struct kvd_mop *op)
+{
+    if (x->argc != 3) {
+        return false;
+    }
+    memset(op, 0, sizeof(*op));
+    op->type = KVD_MOP_PUT;
+    op->key = x->argv[1];
+    op->klen = x->argl[1];
+    op->val = x->argv[2];
+    op->vlen = x->argl[2];
+    op->expire_ms = KVD_NO_EXPIRY;
+    return true;
+}
+
+static void
+str_set_reply(struct kvd_cmd_ctx *x, struct kvd_mop *op)
+{
+    if (op->status == 0) {
+        kvd_cmd_reply_ok(x);
     } else {
-        kvd_cmd_reply_status_error(x, rc);
+        kvd_cmd_reply_status_error(x, op->status);
     }
 }
 
@@ -301,6 +343,9 @@ str_set(struct kvd_cmd_ctx *x)
     size_t exp_arg;
     int64_t when = KVD_NO_EXPIRY;
 
+    if (kvd_cmd_run_mop(x)) {
+        return; /* no options */
+    }
     if (!str_parse_opts(x, 3, true, &flags, &exp_arg)) {
         return;
     }
@@ -645,7 +690,7 @@ str_reply_build(struct kvd_cmd_ctx *x, struct str_build *c, int rc)
     if (rc == 0) {
         kvd_cmd_reply_int(x, (long long)c->len);
     } else if (c->errmsg != NULL) {
-        kvd_cmd_reply_error(x, c->errmsg);
+        kvd_cmd_reply_error_as(x, rc, c->errmsg);
     } else {
         kvd_cmd_reply_status_error(x, rc);
     }
@@ -1143,14 +1188,16 @@ str_lcs_reply(struct kvd_cmd_ctx *x, const unsigned char *a, uint32_t alen,
     size_t nranges = 0;
 
     if (cells * sizeof(uint32_t) > KVD_CMD_MAX_STRING_BYTES) {
-        kvd_cmd_reply_error(x, "ERR Insufficient memory, transient memory "
+        kvd_cmd_reply_error_as(x, KVD_ENOMEM,
+                               "ERR Insufficient memory, transient memory "
                                "for LCS exceeds proto-max-bulk-len");
         return;
     }
     t = malloc((size_t)cells * sizeof(uint32_t));
 #define LCS_AT(i, j) t[(size_t)(j) + (size_t)(i) * (blen + 1)]
     if (t == NULL) {
-        kvd_cmd_reply_error(x, "ERR Insufficient memory, failed allocating "
+        kvd_cmd_reply_error_as(x, KVD_ENOMEM,
+                               "ERR Insufficient memory, failed allocating "
                                "transient memory for LCS");
         return;
     }
@@ -1335,88 +1382,108 @@ out:
 #define F  KVD_CMDF_FAST
 
 const struct kvd_cmd_def kvd_cmd_strings_defs[] = {
-    {"get", 2, R | F, str_get, NULL, 1, 1, 1, "string", "1.0.0",
-     "Returns the string value of a key.", "key"},
-    {"set", -3, W | DO, str_set, NULL, 1, 1, 1, "string", "1.0.0",
-     "Sets the string value of a key, ignoring its type. The key is created "
-     "if it doesn't exist.",
-     "key value [NX | XX] [GET] [EX seconds | PX milliseconds | "
-     "EXAT unix-time-seconds | PXAT unix-time-milliseconds | KEEPTTL]"},
-    {"setnx", 3, W | DO | F, str_setnx, NULL, 1, 1, 1, "string", "1.0.0",
-     "Set the string value of a key only when the key doesn't exist.",
-     "key value"},
-    {"setex", 4, W | DO, str_setex, NULL, 1, 1, 1, "string", "2.0.0",
-     "Sets the string value and expiration time of a key. Creates the key if "
-     "it doesn't exist.",
-     "key seconds value"},
-    {"psetex", 4, W | DO, str_psetex, NULL, 1, 1, 1, "string", "2.6.0",
-     "Sets both string value and expiration time in milliseconds of a key. "
-     "The key is created if it doesn't exist.",
-     "key milliseconds value"},
-    {"getset", 3, W | DO | F, str_getset, NULL, 1, 1, 1, "string", "1.0.0",
-     "Returns the previous string value of a key after setting it to a new "
-     "value.",
-     "key value"},
-    {"getdel", 2, W | F, str_getdel, NULL, 1, 1, 1, "string", "6.2.0",
-     "Returns the string value of a key after deleting the key.", "key"},
-    {"getex", -2, W | F, str_getex, NULL, 1, 1, 1, "string", "6.2.0",
-     "Returns the string value of a key after setting its expiration time.",
-     "key [EX seconds | PX milliseconds | EXAT unix-time-seconds | "
-     "PXAT unix-time-milliseconds | PERSIST]"},
-    {"mset", -3, W | DO, str_mset, NULL, 1, -1, 2, "string", "1.0.1",
-     "Atomically creates or modifies the string values of one or more keys.",
-     "key value [key value ...]"},
-    {"msetnx", -3, W | DO, str_msetnx, NULL, 1, -1, 2, "string", "1.0.1",
-     "Atomically modifies the string values of one or more keys only when "
-     "all keys don't exist.",
-     "key value [key value ...]"},
-    {"mget", -2, R | F, str_mget, NULL, 1, -1, 1, "string", "1.0.0",
-     "Atomically returns the string values of one or more keys.",
-     "key [key ...]"},
-    {"append", 3, W | DO | F, str_append, NULL, 1, 1, 1, "string", "2.0.0",
-     "Appends a string to the value of a key. Creates the key if it doesn't "
-     "exist.",
-     "key value"},
-    {"strlen", 2, R | F, str_strlen, NULL, 1, 1, 1, "string", "2.2.0",
-     "Returns the length of a string value.", "key"},
-    {"getrange", 4, R, str_getrange, NULL, 1, 1, 1, "string", "2.4.0",
-     "Returns a substring of the string stored at a key.", "key start end"},
-    {"setrange", 4, W | DO, str_setrange, NULL, 1, 1, 1, "string", "2.2.0",
-     "Overwrites a part of a string value with another by an offset. Creates "
-     "the key if it doesn't exist.",
-     "key offset value"},
-    {"incr", 2, W | DO | F, str_incr, NULL, 1, 1, 1, "string", "1.0.0",
-     "Increments the integer value of a key by one. Uses 0 as initial value "
-     "if the key doesn't exist.",
-     "key"},
-    {"decr", 2, W | DO | F, str_decr, NULL, 1, 1, 1, "string", "1.0.0",
-     "Decrements the integer value of a key by one. Uses 0 as initial value "
-     "if the key doesn't exist.",
-     "key"},
-    {"incrby", 3, W | DO | F, str_incrby, NULL, 1, 1, 1, "string", "1.0.0",
-     "Increments the integer value of a key by a number. Uses 0 as initial "
-     "value if the key doesn't exist.",
-     "key increment"},
-    {"decrby", 3, W | DO | F, str_decrby, NULL, 1, 1, 1, "string", "1.0.0",
-     "Decrements a number from the integer value of a key. Uses 0 as initial "
-     "value if the key doesn't exist.",
-     "key decrement"},
-    {"incrbyfloat", 3, W | DO | F, str_incrbyfloat, NULL, 1, 1, 1, "string",
-     "2.6.0",
-     "Increment the floating point value of a key by a number. Uses 0 as "
-     "initial value if the key doesn't exist.",
-     "key increment"},
-    {"setbit", 4, W | DO, str_setbit, NULL, 1, 1, 1, "bitmap", "2.2.0",
-     "Sets or clears the bit at offset of the string value. Creates the key "
-     "if it doesn't exist.",
-     "key offset value"},
-    {"getbit", 3, R | F, str_getbit, NULL, 1, 1, 1, "bitmap", "2.2.0",
-     "Returns a bit value by offset.", "key offset"},
-    {"bitcount", -2, R, str_bitcount, NULL, 1, 1, 1, "bitmap", "2.6.0",
-     "Counts the number of set bits (population counting) in a string.",
-     "key [start end [BYTE | BIT]]"},
-    {"lcs", -3, R, str_lcs, NULL, 1, 2, 1, "string", "7.0.0",
-     "Finds the longest common substring.",
-     "key1 key2 [LEN] [IDX] [MINMATCHLEN min-match-len] [WITHMATCHLEN]"},
-    {NULL, 0, 0, NULL, NULL, 0, 0, 0, NULL, NULL, NULL, NULL},
+    KVD_CMD_DEF_MOP("get", 2, R | F, str_get, NULL, 1, 1, 1, "string", "1.0.0",
+                    "Returns the string value of a key.", "key", str_get_prep,
+                    str_get_reply),
+    KVD_CMD_DEF_MOP(
+        "set", -3, W | DO, str_set, NULL, 1, 1, 1, "string", "1.0.0",
+        "Sets the string value of a key, ignoring its type. The key is created "
+        "if it doesn't exist.",
+        "key value [NX | XX] [GET] [EX seconds | PX milliseconds | EXAT "
+        "unix-time-seconds | PXAT unix-time-milliseconds | KEEPTTL]",
+        str_set_prep, str_set_reply),
+    KVD_CMD_DEF(
+        "setnx", 3, W | DO | F, str_setnx, NULL, 1, 1, 1, "string", "1.0.0",
+        "Set the string value of a key only when the key doesn't exist.",
+        "key value"),
+    KVD_CMD_DEF("setex", 4, W | DO, str_setex, NULL, 1, 1, 1, "string", "2.0.0",
+                "Sets the string value and expiration time of a key. Creates "
+                "the key if it doesn't exist.",
+                "key seconds value"),
+    KVD_CMD_DEF("psetex", 4, W | DO, str_psetex, NULL, 1, 1, 1, "string",
+                "2.6.0",
+                "Sets both string value and expiration time in milliseconds of "
+                "a key. The key is created if it doesn't exist.",
+                "key milliseconds value"),
+    KVD_CMD_DEF("getset", 3, W | DO | F, str_getset, NULL, 1, 1, 1, "string",
+                "1.0.0",
+                "Returns the previous string value of a key after setting it "
+                "to a new value.",
+                "key value"),
+    KVD_CMD_DEF(
+        "getdel", 2, W | F, str_getdel, NULL, 1, 1, 1, "string", "6.2.0",
+        "Returns the string value of a key after deleting the key.", "key"),
+    KVD_CMD_DEF(
+        "getex", -2, W | F, str_getex, NULL, 1, 1, 1, "string", "6.2.0",
+        "Returns the string value of a key after setting its expiration time.",
+        "key [EX seconds | PX milliseconds | EXAT unix-time-seconds | PXAT "
+        "unix-time-milliseconds | PERSIST]"),
+    KVD_CMD_DEF(
+        "mset", -3, W | DO, str_mset, NULL, 1, -1, 2, "string", "1.0.1",
+        "Atomically creates or modifies the string values of one or more keys.",
+        "key value [key value ...]"),
+    KVD_CMD_DEF("msetnx", -3, W | DO, str_msetnx, NULL, 1, -1, 2, "string",
+                "1.0.1",
+                "Atomically modifies the string values of one or more keys "
+                "only when all keys don't exist.",
+                "key value [key value ...]"),
+    KVD_CMD_DEF("mget", -2, R | F, str_mget, NULL, 1, -1, 1, "string", "1.0.0",
+                "Atomically returns the string values of one or more keys.",
+                "key [key ...]"),
+    KVD_CMD_DEF("append", 3, W | DO | F, str_append, NULL, 1, 1, 1, "string",
+                "2.0.0",
+                "Appends a string to the value of a key. Creates the key if it "
+                "doesn't exist.",
+                "key value"),
+    KVD_CMD_DEF("strlen", 2, R | F, str_strlen, NULL, 1, 1, 1, "string",
+                "2.2.0", "Returns the length of a string value.", "key"),
+    KVD_CMD_DEF("getrange", 4, R, str_getrange, NULL, 1, 1, 1, "string",
+                "2.4.0", "Returns a substring of the string stored at a key.",
+                "key start end"),
+    KVD_CMD_DEF("setrange", 4, W | DO, str_setrange, NULL, 1, 1, 1, "string",
+                "2.2.0",
+                "Overwrites a part of a string value with another by an "
+                "offset. Creates the key if it doesn't exist.",
+                "key offset value"),
+    KVD_CMD_DEF("incr", 2, W | DO | F, str_incr, NULL, 1, 1, 1, "string",
+                "1.0.0",
+                "Increments the integer value of a key by one. Uses 0 as "
+                "initial value if the key doesn't exist.",
+                "key"),
+    KVD_CMD_DEF("decr", 2, W | DO | F, str_decr, NULL, 1, 1, 1, "string",
+                "1.0.0",
+                "Decrements the integer value of a key by one. Uses 0 as "
+                "initial value if the key doesn't exist.",
+                "key"),
+    KVD_CMD_DEF("incrby", 3, W | DO | F, str_incrby, NULL, 1, 1, 1, "string",
+                "1.0.0",
+                "Increments the integer value of a key by a number. Uses 0 as "
+                "initial value if the key doesn't exist.",
+                "key increment"),
+    KVD_CMD_DEF("decrby", 3, W | DO | F, str_decrby, NULL, 1, 1, 1, "string",
+                "1.0.0",
+                "Decrements a number from the integer value of a key. Uses 0 "
+                "as initial value if the key doesn't exist.",
+                "key decrement"),
+    KVD_CMD_DEF("incrbyfloat", 3, W | DO | F, str_incrbyfloat, NULL, 1, 1, 1,
+                "string", "2.6.0",
+                "Increment the floating point value of a key by a number. Uses "
+                "0 as initial value if the key doesn't exist.",
+                "key increment"),
+    KVD_CMD_DEF("setbit", 4, W | DO, str_setbit, NULL, 1, 1, 1, "bitmap",
+                "2.2.0",
+                "Sets or clears the bit at offset of the string value. Creates "
+                "the key if it doesn't exist.",
+                "key offset value"),
+    KVD_CMD_DEF("getbit", 3, R | F, str_getbit, NULL, 1, 1, 1, "bitmap",
+                "2.2.0", "Returns a bit value by offset.", "key offset"),
+    KVD_CMD_DEF(
+        "bitcount", -2, R, str_bitcount, NULL, 1, 1, 1, "bitmap", "2.6.0",
+        "Counts the number of set bits (population counting) in a string.",
+        "key [start end [BYTE | BIT]]"),
+    KVD_CMD_DEF(
+        "lcs", -3, R, str_lcs, NULL, 1, 2, 1, "string", "7.0.0",
+        "Finds the longest common substring.",
+        "key1 key2 [LEN] [IDX] [MINMATCHLEN min-match-len] [WITHMATCHLEN]"),
+    KVD_CMD_END,
 };
