@@ -1,19 +1,19 @@
 /*
- * core/config.c -- load the INI file with inih into sections of raw items,
- * then parse [server] against the server option table.
+ * core/config.c -- read the INI file into sections of raw items, then parse
+ * [server] against the server option table.
  *
- * inih (Debian's build) calls its handler without a line number and never
- * for a section that has no keys, so the file is fed through our own line
- * reader: it counts lines (the handler reads the count to tag each item) and
- * notices section headers itself, which lets "[frontend.stdin]" with no
- * keys enable a frontend. Everything is copied: inih's strings live only for
- * the handler call.
+ * The file is read by kvd's own line reader, not a library: lines of any
+ * length are one line (a library with a fixed line buffer splits a long
+ * line, and the text past the split becomes a setting of its own: a long
+ * comment could hide "tcp = 0.0.0.0:6380"). Syntax, the same as inih's
+ * defaults without its continuation lines: "[section]", "key = value" (or
+ * "key: value"), comment lines starting with ; or #, and " ;" starting an
+ * inline comment after a value. Every item keeps its line for messages.
  */
 #include "core/config.h"
 
 #include <ctype.h>
 #include <errno.h>
-#include <ini.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,27 +21,51 @@
 
 #include "core/log.h"
 
+/* Longest line accepted: far beyond any real setting, small enough that a
+ * file of garbage is refused before it costs memory. */
+#define CFG_MAX_LINE_BYTES (1 << 20)
+
 struct cfg_parse {
     struct kvd_config *cfg;
-    int line;        /* line the reader returned last */
+    int line;        /* number of the line being parsed */
     const char *src; /* string source: next unread byte */
     FILE *fp;        /* file source */
+    char *buf;       /* file source: getline's buffer */
+    size_t cap;
     struct kvd_err err;
-    bool failed;
+    struct kvd_conf_section *sec; /* the section items go to */
 };
 
 static const char *const log_levels[] = {"error", "warn", "info", "debug",
                                          NULL};
+
+const char *const kvd_config_syslog_facilities[] = {
+    "daemon", "user",   "local0", "local1", "local2", "local3",
+    "local4", "local5", "local6", "local7", NULL};
 
 #define SRV_OFF(f) offsetof(struct kvd_server_opts, f)
 
 static const struct kvd_option server_options[] = {
     {"log_level", KVD_OPT_ENUM, "info", 0, 0, SRV_OFF(log_level), log_levels,
      "least severe level written to the log"},
-    {"log_file", KVD_OPT_STRING, "", 0, 0, SRV_OFF(log_file), NULL,
-     "log to this file (appended); empty = standard error"},
-    {"pid_file", KVD_OPT_STRING, "", 0, 0, SRV_OFF(pid_file), NULL,
-     "write the server's pid here while it runs; empty = none"},
+    {"log_file", KVD_OPT_STRING | KVD_OPT_NEWFILE, "", 0, 0, SRV_OFF(log_file),
+     NULL,
+     "log to this file (appended; SIGHUP reopens it, for logrotate); empty "
+     "= standard error (under systemd, the journal, with each line's "
+     "level)"},
+    {"syslog", KVD_OPT_BOOL, "no", 0, 0, SRV_OFF(syslog), NULL,
+     "log to syslog (the journal under systemd), each line with its level "
+     "as the priority, instead of standard error; not with log_file"},
+    {"syslog_facility", KVD_OPT_ENUM, "daemon", 0, 0, SRV_OFF(syslog_facility),
+     kvd_config_syslog_facilities, "syslog facility when syslog = yes"},
+    {"pid_file", KVD_OPT_STRING | KVD_OPT_NEWFILE, "", 0, 0, SRV_OFF(pid_file),
+     NULL,
+     "write the server's pid here while it runs (never through a symbolic "
+     "link); empty = none"},
+    {"umask", KVD_OPT_OCTAL, "0077", 0, 0, SRV_OFF(umask), NULL,
+     "file mode creation mask for everything kvd and its engines create "
+     "(data files and directories, log and pid files): 0077 keeps them to "
+     "kvd's user; 0027 lets kvd's group read them"},
     {"plugin_dir", KVD_OPT_STRING, "", 0, 0, SRV_OFF(plugin_dir), NULL,
      "where engine and frontend plugins are; empty = $KVD_PLUGIN_DIR, the "
      "build tree, or the installed lib/kvd"},
@@ -133,132 +157,190 @@ section_add(struct cfg_parse *p, const char *name)
     return sec;
 }
 
-/* Reader hook: note "[name]" lines so empty sections exist too. */
-static void
-reader_saw_line(struct cfg_parse *p, const char *line)
+/* The next line without its newline, NUL-terminated; NULL at the end.
+ * Sets p->err and returns NULL with p->err.code set on a line too long. */
+static char *
+cfg_next_line(struct cfg_parse *p, size_t *len)
 {
-    const char *s = line, *e;
-    char name[128];
     size_t n;
 
-    while (isspace((unsigned char)*s)) {
-        s++;
+    if (p->src != NULL) {
+        const char *nl;
+        if (*p->src == '\0') {
+            return NULL;
+        }
+        nl = strchr(p->src, '\n');
+        n = nl != NULL ? (size_t)(nl - p->src) : strlen(p->src);
+        if (n >= p->cap) {
+            char *grown = realloc(p->buf, n + 1);
+            if (grown == NULL) {
+                kvd_err_set(&p->err, KVD_ENOMEM, "%s: out of memory",
+                            p->cfg->file);
+                return NULL;
+            }
+            p->buf = grown;
+            p->cap = n + 1;
+        }
+        memcpy(p->buf, p->src, n);
+        p->buf[n] = '\0';
+        p->src += nl != NULL ? n + 1 : n;
+    } else {
+        ssize_t r = getline(&p->buf, &p->cap, p->fp);
+        if (r < 0) {
+            if (ferror(p->fp)) {
+                kvd_err_set(&p->err, KVD_EIO, "read %s: %s", p->cfg->file,
+                            strerror(errno));
+            }
+            return NULL;
+        }
+        n = (size_t)r;
+        if (n > 0 && p->buf[n - 1] == '\n') {
+            p->buf[--n] = '\0';
+        }
     }
-    if (*s != '[' || p->failed) {
-        return;
+    p->line++;
+    if (n > CFG_MAX_LINE_BYTES) {
+        kvd_err_set(&p->err, KVD_ECONFIG,
+                    "%s:%d: line is %zu bytes long: at most %d are allowed",
+                    p->cfg->file, p->line, n, CFG_MAX_LINE_BYTES);
+        return NULL;
     }
-    e = strchr(s, ']');
-    if (e == NULL) {
-        return; /* inih reports the syntax error */
+    if (n > 0 && p->buf[n - 1] == '\r') {
+        p->buf[--n] = '\0'; /* a file written on Windows */
     }
-    s++;
-    while (s < e && isspace((unsigned char)*s)) {
-        s++;
-    }
-    n = (size_t)(e - s);
+    *len = n;
+    return p->buf;
+}
+
+/* s[0..n) without surrounding blanks, NUL-terminated in place. */
+static char *
+cfg_trim(char *s, size_t n)
+{
     while (n > 0 && isspace((unsigned char)s[n - 1])) {
         n--;
     }
-    if (n >= sizeof(name)) {
-        n = sizeof(name) - 1;
+    s[n] = '\0';
+    while (isspace((unsigned char)*s)) {
+        s++;
     }
-    memcpy(name, s, n);
-    name[n] = '\0';
-    if (section_add(p, name) == NULL) {
-        p->failed = true;
-    }
-}
-
-static char *
-reader_string(char *str, int num, void *stream)
-{
-    struct cfg_parse *p = stream;
-    size_t n = 0;
-
-    if (*p->src == '\0') {
-        return NULL;
-    }
-    while (p->src[n] != '\0' && p->src[n] != '\n' && n + 1 < (size_t)num) {
-        n++;
-    }
-    memcpy(str, p->src, n);
-    str[n] = '\0';
-    p->src += n;
-    if (*p->src == '\n') {
-        p->src++;
-    }
-    p->line++;
-    reader_saw_line(p, str);
-    return str;
-}
-
-static char *
-reader_file(char *str, int num, void *stream)
-{
-    struct cfg_parse *p = stream;
-    if (fgets(str, num, p->fp) == NULL) {
-        return NULL;
-    }
-    p->line++;
-    reader_saw_line(p, str);
-    return str;
+    return s;
 }
 
 static int
-on_item(void *user, const char *section, const char *name, const char *value)
+cfg_syntax_error(struct cfg_parse *p, const char *what)
 {
-    struct cfg_parse *p = user;
-    struct kvd_config *cfg = p->cfg;
-    struct kvd_conf_section *sec;
-    struct kvd_conf_item *grown, *it;
+    return kvd_err_set(&p->err, KVD_ECONFIG,
+                       "%s:%d: syntax error: %s; expected [section], key = "
+                       "value, or a comment starting with ; or #",
+                       p->cfg->file, p->line, what);
+}
 
-    if (p->failed) {
-        return 0;
+/* "[name]", optionally followed by a comment. */
+static int
+cfg_section_line(struct cfg_parse *p, char *s)
+{
+    char *end = strchr(s, ']');
+    char *rest, *name;
+
+    if (end == NULL) {
+        return cfg_syntax_error(p, "'[' without ']'");
     }
-    if (section[0] == '\0') {
-        kvd_err_set(&p->err, KVD_ECONFIG,
-                    "%s:%d: '%s' is outside any section: put it under "
-                    "[server], [engine] or [frontend.NAME]",
-                    cfg->file, p->line, name);
-        goto fail;
+    rest = cfg_trim(end + 1, strlen(end + 1));
+    if (rest[0] != '\0' && rest[0] != ';' && rest[0] != '#') {
+        return cfg_syntax_error(p, "text after ']'");
     }
-    sec = section_find(cfg, section);
+    name = cfg_trim(s + 1, (size_t)(end - s - 1));
+    p->sec = section_add(p, name);
+    return p->sec != NULL ? 0 : p->err.code;
+}
+
+/* "key = value ; comment" (or "key: value"). */
+static int
+cfg_item_line(struct cfg_parse *p, char *s)
+{
+    struct kvd_conf_section *sec = p->sec;
+    char *sep = strpbrk(s, "=:");
+    struct kvd_conf_item *grown, *it;
+    char *key, *value;
+
+    if (sep == NULL) {
+        return cfg_syntax_error(p, "no '=' in this line");
+    }
+    key = cfg_trim(s, (size_t)(sep - s));
+    value = sep + 1;
+    /* An inline comment starts at a ';' after a blank. */
+    for (char *c = value; *c != '\0'; c++) {
+        if (*c == ';' && (c == value || isspace((unsigned char)c[-1]))) {
+            *c = '\0';
+            break;
+        }
+    }
+    value = cfg_trim(value, strlen(value));
+    if (key[0] == '\0') {
+        return cfg_syntax_error(p, "no key before '='");
+    }
     if (sec == NULL) {
-        goto fail; /* the reader refused the section header already */
+        return kvd_err_set(&p->err, KVD_ECONFIG,
+                           "%s:%d: '%s' is outside any section: put it under "
+                           "[server], [engine] or [frontend.NAME]",
+                           p->cfg->file, p->line, key);
     }
     for (size_t i = 0; i < sec->n; i++) {
-        if (strcmp(sec->items[i].key, name) == 0) {
-            kvd_err_set(&p->err, KVD_ECONFIG,
-                        "%s:%d: [%s] %s is set twice (first at line %d)",
-                        cfg->file, p->line, section, name,
-                        sec->items[i].line);
-            goto fail;
+        if (strcmp(sec->items[i].key, key) == 0) {
+            return kvd_err_set(&p->err, KVD_ECONFIG,
+                               "%s:%d: [%s] %s is set twice (first at line "
+                               "%d)",
+                               p->cfg->file, p->line, sec->name, key,
+                               sec->items[i].line);
         }
     }
     grown = realloc(sec->items, (sec->n + 1) * sizeof(*grown));
     if (grown == NULL) {
-        kvd_err_set(&p->err, KVD_ENOMEM, "%s: out of memory", cfg->file);
-        goto fail;
+        return kvd_err_set(&p->err, KVD_ENOMEM, "%s: out of memory",
+                           p->cfg->file);
     }
     sec->items = grown;
     it = &sec->items[sec->n];
-    it->key = strdup(name);
+    it->key = strdup(key);
     it->value = strdup(value);
     it->line = p->line;
     if (it->key == NULL || it->value == NULL) {
         free(it->key);
         free(it->value);
-        kvd_err_set(&p->err, KVD_ENOMEM, "%s: out of memory", cfg->file);
-        goto fail;
+        return kvd_err_set(&p->err, KVD_ENOMEM, "%s: out of memory",
+                           p->cfg->file);
     }
     sec->n++;
-    return 1;
-fail:
-    p->failed = true;
     return 0;
 }
 
-/* After inih: [server] options and [engine] name. */
+/* Read every line; 0 or p->err set. */
+static int
+cfg_read(struct cfg_parse *p)
+{
+    char *line;
+    size_t n;
+
+    while ((line = cfg_next_line(p, &n)) != NULL) {
+        int rc = 0;
+        if (p->line == 1 && n >= 3 && memcmp(line, "\xEF\xBB\xBF", 3) == 0) {
+            line += 3; /* UTF-8 byte order mark */
+            n -= 3;
+        }
+        line = cfg_trim(line, n);
+        if (line[0] == '\0' || line[0] == ';' || line[0] == '#') {
+            continue;
+        }
+        rc =
+            line[0] == '[' ? cfg_section_line(p, line) : cfg_item_line(p, line);
+        if (rc != 0) {
+            return rc;
+        }
+    }
+    return p->err.code;
+}
+
+/* After reading: [server] options and [engine] name. */
 static int
 config_finish(struct kvd_config *cfg, struct kvd_err *err)
 {
@@ -294,36 +376,23 @@ config_finish(struct kvd_config *cfg, struct kvd_err *err)
 static int
 config_load(struct cfg_parse *p, struct kvd_config **out, struct kvd_err *err)
 {
-    int r;
+    int rc = cfg_read(p);
 
-    if (p->src != NULL) {
-        r = ini_parse_stream(reader_string, p, on_item, p);
-    } else {
-        r = ini_parse_stream(reader_file, p, on_item, p);
-    }
-    if (p->failed) {
-        kvd_err_set(err, p->err.code, "%s", p->err.msg);
+    free(p->buf);
+    p->buf = NULL;
+    if (rc != 0) {
+        kvd_err_set(err, rc, "%s", p->err.msg);
         goto fail;
     }
-    if (r > 0) {
-        kvd_err_set(err, KVD_ECONFIG,
-                    "%s:%d: syntax error: expected [section], key = value, "
-                    "or a comment starting with ; or #",
-                    p->cfg->file, r);
-        goto fail;
-    }
-    if (r < 0) {
-        kvd_err_set(err, KVD_ENOMEM, "%s: out of memory", p->cfg->file);
-        goto fail;
-    }
-    if (config_finish(p->cfg, err) != 0) {
+    rc = config_finish(p->cfg, err);
+    if (rc != 0) {
         goto fail;
     }
     *out = p->cfg;
     return 0;
 fail:
     kvd_config_free(p->cfg);
-    return err != NULL ? err->code : KVD_ECONFIG;
+    return rc;
 }
 
 static struct kvd_config *

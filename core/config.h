@@ -1,5 +1,6 @@
 /*
- * core/config.h -- the INI configuration file, read with inih.
+ * core/config.h -- the INI configuration file (kvd's own reader: lines of
+ * any length).
  *
  * Sections: [server] (parsed here against the server option table),
  * [engine] (name = ENGINE plus that engine's options) and one
@@ -27,14 +28,20 @@ struct kvd_server_opts {
     char *data_dir;
     uint64_t max_key_bytes;
     uint64_t max_value_bytes;
+    int umask;           /* applied before anything is created */
+    int syslog;          /* log to syslog instead of stderr or log_file */
+    int syslog_facility; /* index into kvd_config_syslog_facilities */
 };
+
+/* The names of [server] syslog_facility, in option order. */
+extern const char *const kvd_config_syslog_facilities[];
 
 struct kvd_config {
     char *file; /* path, or "<default>" for the embedded config */
     size_t nsec;
     struct kvd_conf_section *secs;
     struct kvd_server_opts server;
-    const char *engine_name;    /* [engine] name */
+    const char *engine_name; /* [engine] name */
 };
 
 /* The embedded default configuration (text of config/kvd.ini). */
@@ -47,8 +54,8 @@ int kvd_config_load_string(const char *text, const char *name,
 void kvd_config_free(struct kvd_config *cfg);
 
 /* The section called name, or NULL. */
-const struct kvd_conf_section *
-kvd_config_section(const struct kvd_config *cfg, const char *name);
+const struct kvd_conf_section *kvd_config_section(const struct kvd_config *cfg,
+                                                  const char *name);
 
 /* The server option table (for docs and --list-options). */
 const struct kvd_option *kvd_config_server_options(void);

@@ -27,6 +27,39 @@ struct kvd_plugin {
     char *path;
 };
 
+/*
+ * dlopen runs the file's constructors, so a plugin is trusted exactly as
+ * much as whoever can write it or its directory. Refuse a directory or
+ * file that is not owned by root or by kvd's own user, or that another
+ * user may write: writable by others, or by a group other than root's or
+ * kvd's own (a Debian user-private group). `what` is "plugin directory"
+ * or "plugin".
+ */
+static int
+check_trusted(const char *path, const char *what, struct kvd_err *err)
+{
+    struct stat st;
+    uid_t me = geteuid();
+
+    if (stat(path, &st) != 0) {
+        return 0; /* missing: the caller says what exists instead */
+    }
+    if (st.st_uid != 0 && st.st_uid != me) {
+        return kvd_err_set(err, KVD_ENOPLUGIN,
+                           "%s %s is owned by uid %u, not by root or kvd's "
+                           "user (uid %u): refusing to load code from it",
+                           what, path, (unsigned)st.st_uid, (unsigned)me);
+    }
+    if ((st.st_mode & S_IWOTH) ||
+        ((st.st_mode & S_IWGRP) && st.st_gid != 0 && st.st_gid != getegid())) {
+        return kvd_err_set(err, KVD_ENOPLUGIN,
+                           "%s %s is writable by other users (mode %04o): "
+                           "refusing to load code from it (chmod go-w)",
+                           what, path, (unsigned)(st.st_mode & 07777));
+    }
+    return 0;
+}
+
 static bool
 dir_exists(const char *path)
 {
@@ -106,8 +139,8 @@ kvd_loader_list(const char *dir, const char *kind, char *buf, size_t len)
     closedir(d);
     qsort(names, count, sizeof(names[0]), name_cmp);
     for (size_t i = 0; i < count; i++) {
-        int r = snprintf(buf + used, len - used, "%s%s", i ? ", " : "",
-                         names[i]);
+        int r =
+            snprintf(buf + used, len - used, "%s%s", i ? ", " : "", names[i]);
         if (r > 0 && (size_t)r < len - used) {
             used += (size_t)r;
         }
@@ -136,8 +169,8 @@ check_engine(const char *path, const struct kvd_engine_vtable *vt,
         return kvd_err_set(err, KVD_EABI, "%s: engine vtable has no name",
                            path);
     }
-#define REQUIRE(m)                                                            \
-    if (missing == NULL && vt->m == NULL)                                     \
+#define REQUIRE(m)                                                             \
+    if (missing == NULL && vt->m == NULL)                                      \
     missing = #m
     REQUIRE(open);
     REQUIRE(close);
@@ -221,6 +254,10 @@ kvd_loader_open_path(const char *path, const char *kind, kvd_plugin **out,
     if (!engine && strcmp(kind, "frontend") != 0) {
         return kvd_err_set(err, KVD_EINVAL, "unknown plugin kind '%s'", kind);
     }
+    rc = check_trusted(path, "plugin", err);
+    if (rc != 0) {
+        return rc;
+    }
     handle = dlopen(path, RTLD_NOW | RTLD_LOCAL);
     if (handle == NULL) {
         const char *why = dlerror();
@@ -299,6 +336,10 @@ open_named(const char *dir, const char *kind, const char *name,
                            "and -); available %ss: %s",
                            kind, name, kind, avail);
     }
+    rc = check_trusted(dir, "plugin directory", err);
+    if (rc != 0) {
+        return rc;
+    }
     snprintf(path, sizeof(path), "%s/kvd_%s_%s.so", dir, kind, name);
     if (access(path, F_OK) != 0) {
         return kvd_err_set(err, KVD_ENOPLUGIN,
@@ -329,8 +370,7 @@ open_named(const char *dir, const char *kind, const char *name,
 
 int
 kvd_loader_open_engine(const char *dir, const char *name, kvd_plugin **out,
-                       const struct kvd_engine_vtable **vt,
-                       struct kvd_err *err)
+                       const struct kvd_engine_vtable **vt, struct kvd_err *err)
 {
     const void *v = NULL;
     int rc = open_named(dir, "engine", name, out, &v, err);

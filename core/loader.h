@@ -7,8 +7,10 @@
  * the plugins that do), dlopen fails (dlerror), the entry symbol is missing
  * ("not a kvd plugin"), the ABI version differs or struct_size is smaller
  * than this host's (expected vs found), the name inside differs from the
- * file name, or a required method is NULL. Nothing in the plugin runs
- * before the vtable has passed these checks.
+ * file name, or a required method is NULL. Before dlopen (which runs the
+ * file's constructors): the name must be letters, digits, _ and -, and the
+ * plugin directory and file must be owned by root or kvd's user and be
+ * writable by no other user. No plugin function is called by the loader.
  *
  * Thread-safety: load and unload from one thread (start-up, shutdown).
  */

@@ -6,34 +6,55 @@
  *   kvd --list-plugins | --list-options         what is installed
  *   kvd --version | --help
  *
- * With no -c, kvd runs on the embedded default configuration (the text of
- * config/kvd.ini): data under ./data, nothing else needed.
+ * With no -c, an installed kvd (the binary at its install path) reads
+ * SYSCONFDIR/kvd/kvd.ini (/etc/kvd/kvd.ini for prefix /usr); any other
+ * kvd, such as the build tree's, runs on the embedded default
+ * configuration (the text of config/kvd.ini): data under ./data, nothing
+ * else needed.
  */
 #include <getopt.h>
+#include <limits.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core/config.h"
 #include "core/loader.h"
 #include "core/options.h"
 #include "core/server.h"
 
+/* The installed binary's default config file, or NULL for the embedded
+ * default (a kvd run from the build tree or copied elsewhere). */
+static const char *
+default_config_file(void)
+{
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+
+    if (n <= 0) {
+        return NULL;
+    }
+    exe[n] = '\0';
+    return strcmp(exe, KVD_INSTALLED_EXE) == 0 ? KVD_INSTALLED_CONFIG : NULL;
+}
+
 static void
 usage(FILE *out)
 {
+    const char *def = default_config_file();
     fprintf(out,
             "usage: kvd [options]\n"
             "\n"
             "Run the kvd key-value server.\n"
             "\n"
-            "  -c, --config FILE      configuration file (default: the "
-            "built-in\n"
-            "                         default, data under ./data)\n"
-            "      --check-config FILE\n"
-            "                         validate FILE, load every plugin it "
-            "names, exit\n"
+            "  -c, --config FILE      configuration file (default: %s)\n"
+            "      --check-config [FILE]\n"
+            "                         check FILE (default: as -c) as "
+            "start-up would,\n"
+            "                         without binding, opening data or "
+            "running plugins\n"
             "  -d, --daemon           run in the background (logs to "
             "DATA_DIR/kvd.log\n"
             "                         unless [server] log_file is set)\n"
@@ -48,8 +69,11 @@ usage(FILE *out)
             "  -v, --version          print the version\n"
             "  -h, --help             print this help\n"
             "\n"
-            "Signals: SIGINT and SIGTERM stop the server gracefully.\n"
-            "Docs: README.md, docs/config.md, docs/protocol.md.\n");
+            "Signals: SIGINT and SIGTERM stop the server gracefully; "
+            "SIGHUP reopens\n"
+            "the log file.\n"
+            "Docs: kvd(8), kvd.ini(5), README.md, docs/config.md.\n",
+            def != NULL ? def : "the built-in default, data under ./data");
 }
 
 static void
@@ -117,7 +141,7 @@ main(int argc, char **argv)
     enum { OPT_CHECK = 256, OPT_LIST_PLUGINS, OPT_LIST_OPTIONS, OPT_PRINT };
     static const struct option longopts[] = {
         {"config", required_argument, NULL, 'c'},
-        {"check-config", required_argument, NULL, OPT_CHECK},
+        {"check-config", optional_argument, NULL, OPT_CHECK},
         {"daemon", no_argument, NULL, 'd'},
         {"pidfile", required_argument, NULL, 'p'},
         {"print-config", no_argument, NULL, OPT_PRINT},
@@ -140,7 +164,14 @@ main(int argc, char **argv)
             file = optarg;
             break;
         case OPT_CHECK:
-            file = optarg;
+            /* --check-config FILE or --check-config=FILE; alone, the file
+             * -c names or the default */
+            if (optarg == NULL && optind < argc && argv[optind][0] != '-') {
+                optarg = argv[optind++];
+            }
+            if (optarg != NULL) {
+                file = optarg;
+            }
             check = true;
             break;
         case 'd':
@@ -173,22 +204,25 @@ main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
+    if (file == NULL) {
+        file = default_config_file();
+    }
     if (file != NULL) {
         rc = kvd_config_load_file(file, &cfg, &err);
     } else {
-        rc = kvd_config_load_string(kvd_config_default_text, "<default>",
-                                    &cfg, &err);
+        rc = kvd_config_load_string(kvd_config_default_text, "<default>", &cfg,
+                                    &err);
     }
     if (rc != 0) {
         fprintf(stderr, "kvd: %s\n", err.msg);
         return 1;
     }
     if (check) {
-        rc = kvd_server_check_config(cfg, &err);
+        rc = kvd_server_check_config(cfg, ro.pid_file, &err);
         if (rc != 0) {
             fprintf(stderr, "kvd: %s\n", err.msg);
         } else {
-            printf("%s: configuration is valid (engine %s)\n", file,
+            printf("%s: configuration is valid (engine %s)\n", cfg->file,
                    cfg->engine_name);
         }
         kvd_config_free(cfg);

@@ -11,6 +11,10 @@
  *   ENUM      one of the listed choices (any case)
  *   STRING    any text (copied)
  *   OCTAL     file mode such as 0600
+ * Constraint flags or-ed into the type (kvd/host.h): POW2 (a power of
+ * two), LISTEN (an address to listen on: syntax and port range here, name
+ * resolution in core/preflight.c), NEWFILE and SECRET (checked by
+ * core/preflight.c, which needs the file system).
  * Defaults are written in the same syntax and parsed by the same code, so
  * the table is the one source of truth for docs and behaviour.
  */
@@ -29,7 +33,13 @@
 static const char *
 opt_type_name(int type)
 {
-    switch (type) {
+    if (type & KVD_OPT_LISTEN) {
+        return "address";
+    }
+    if (type & KVD_OPT_NEWFILE) {
+        return "path";
+    }
+    switch (type & KVD_OPT_TYPE_MASK) {
     case KVD_OPT_BOOL:
         return "boolean";
     case KVD_OPT_INT:
@@ -181,7 +191,15 @@ choices_text(const char *const *c, char *buf, size_t len)
 static void
 expected_text(const struct kvd_option *o, char *buf, size_t len)
 {
-    switch (o->type) {
+    int type = o->type & KVD_OPT_TYPE_MASK;
+
+    if (o->type & KVD_OPT_LISTEN) {
+        snprintf(buf, len,
+                 "host:port, [v6addr]:port, :port or port with a port from "
+                 "0 to 65535 (no host: 127.0.0.1), or empty for none");
+        return;
+    }
+    switch (type) {
     case KVD_OPT_BOOL:
         snprintf(buf, len, "yes or no");
         break;
@@ -194,25 +212,82 @@ expected_text(const struct kvd_option *o, char *buf, size_t len)
     case KVD_OPT_INT:
     case KVD_OPT_SIZE:
     case KVD_OPT_DURATION: {
-        const char *what = o->type == KVD_OPT_INT
-                               ? "an integer"
-                               : (o->type == KVD_OPT_SIZE
-                                      ? "a size (e.g. 64m)"
-                                      : "a duration (e.g. 500ms, 10s, 5m)");
+        const char *what =
+            (o->type & KVD_OPT_POW2)
+                ? (type == KVD_OPT_INT ? "a power of two"
+                                       : "a size that is a power of two")
+                : (type == KVD_OPT_INT
+                       ? "an integer"
+                       : (type == KVD_OPT_SIZE
+                              ? "a size (e.g. 64m)"
+                              : "a duration (e.g. 500ms, 10s, 5m)"));
         if (o->min == 0 && o->max == 0) {
             snprintf(buf, len, "%s", what);
         } else {
             snprintf(buf, len, "%s from %" PRId64 " to %" PRId64 "%s", what,
                      o->min, o->max,
-                     o->type == KVD_OPT_SIZE
+                     type == KVD_OPT_SIZE
                          ? " bytes"
-                         : (o->type == KVD_OPT_DURATION ? " ms" : ""));
+                         : (type == KVD_OPT_DURATION ? " ms" : ""));
         }
         break;
     }
     default:
-        snprintf(buf, len, "a string");
+        snprintf(buf, len, "%s",
+                 (o->type & KVD_OPT_NEWFILE)
+                     ? "a path whose directory exists and is writable, or "
+                       "empty for none"
+                     : "a string");
     }
+}
+
+int
+kvd_options_split_listen(const char *spec, char *host, size_t hostlen,
+                         char *port, size_t portlen)
+{
+    const char *colon;
+    size_t hl, pl;
+
+    if (spec[0] == '[') {
+        const char *close_br = strchr(spec, ']');
+        if (close_br == NULL || close_br[1] != ':') {
+            return -1;
+        }
+        hl = (size_t)(close_br - spec - 1);
+        colon = close_br + 1;
+        spec++;
+    } else {
+        colon = strrchr(spec, ':');
+        if (colon == NULL) {
+            colon = spec - 1; /* a port alone */
+            hl = 0;
+        } else {
+            hl = (size_t)(colon - spec);
+        }
+    }
+    if (hl >= hostlen) {
+        return -1;
+    }
+    memcpy(host, spec, hl);
+    host[hl] = '\0';
+    if (host[0] == '\0') {
+        snprintf(host, hostlen, "127.0.0.1");
+    }
+    pl = strlen(colon + 1);
+    if (pl == 0 || pl > 5 || pl >= portlen ||
+        strspn(colon + 1, "0123456789") != pl || atoi(colon + 1) > 65535) {
+        return -1;
+    }
+    memcpy(port, colon + 1, pl + 1);
+    return 0;
+}
+
+static bool
+listen_ok(const char *spec)
+{
+    char host[256], port[8];
+    return spec[0] == '\0' || kvd_options_split_listen(spec, host, sizeof(host),
+                                                       port, sizeof(port)) == 0;
 }
 
 /* Parse `value` for option o into dst. Returns false when invalid. */
@@ -222,7 +297,7 @@ opt_set(const struct kvd_option *o, const char *value, void *dst)
     char *field = (char *)dst + o->offset;
     int64_t v;
 
-    switch (o->type) {
+    switch (o->type & KVD_OPT_TYPE_MASK) {
     case KVD_OPT_BOOL: {
         int b;
         if (!parse_bool(value, &b)) {
@@ -260,8 +335,7 @@ opt_set(const struct kvd_option *o, const char *value, void *dst)
         char *end;
         errno = 0;
         long m = strtol(value, &end, 8);
-        if (end == value || *end != '\0' || errno != 0 || m < 0 ||
-            m > 07777) {
+        if (end == value || *end != '\0' || errno != 0 || m < 0 || m > 07777) {
             return false;
         }
         int mi = (int)m;
@@ -269,8 +343,11 @@ opt_set(const struct kvd_option *o, const char *value, void *dst)
         return true;
     }
     case KVD_OPT_STRING: {
-        char *copy = strdup(value);
-        char *old;
+        char *copy, *old;
+        if ((o->type & KVD_OPT_LISTEN) && !listen_ok(value)) {
+            return false;
+        }
+        copy = strdup(value);
         if (copy == NULL) {
             return false;
         }
@@ -285,7 +362,10 @@ opt_set(const struct kvd_option *o, const char *value, void *dst)
     if ((o->min != 0 || o->max != 0) && (v < o->min || v > o->max)) {
         return false;
     }
-    if (o->type == KVD_OPT_SIZE) {
+    if ((o->type & KVD_OPT_POW2) && (v <= 0 || (v & (v - 1)) != 0)) {
+        return false;
+    }
+    if ((o->type & KVD_OPT_TYPE_MASK) == KVD_OPT_SIZE) {
         uint64_t u = (uint64_t)v;
         memcpy(field, &u, sizeof(u));
     } else {
@@ -341,8 +421,8 @@ known_keys(const struct kvd_option *table, char *buf, size_t len)
 
 int
 kvd_options_parse(const struct kvd_option *table,
-                  const struct kvd_conf_section *sec,
-                  const char *const *skip, void *dst, struct kvd_err *err)
+                  const struct kvd_conf_section *sec, const char *const *skip,
+                  void *dst, struct kvd_err *err)
 {
     char expect[160];
 
@@ -373,15 +453,13 @@ kvd_options_parse(const struct kvd_option *table,
             return kvd_err_set(err, KVD_ECONFIG,
                                "%s:%d: [%s] unknown key '%s' (known keys: "
                                "%s)",
-                               sec->file, it->line, sec->name, it->key,
-                               expect);
+                               sec->file, it->line, sec->name, it->key, expect);
         }
         if (!opt_set(o, it->value, dst)) {
             expected_text(o, expect, sizeof(expect));
             return kvd_err_set(err, KVD_ECONFIG,
                                "%s:%d: [%s] %s = %s: expected %s", sec->file,
-                               it->line, sec->name, it->key, it->value,
-                               expect);
+                               it->line, sec->name, it->key, it->value, expect);
         }
     }
     return 0;
@@ -395,7 +473,7 @@ kvd_options_release(const struct kvd_option *table, void *dst)
     }
     for (const struct kvd_option *o = table; o != NULL && o->name != NULL;
          o++) {
-        if (o->type == KVD_OPT_STRING) {
+        if ((o->type & KVD_OPT_TYPE_MASK) == KVD_OPT_STRING) {
             char *field = (char *)dst + o->offset;
             char *s;
             memcpy(&s, field, sizeof(s));

@@ -40,11 +40,16 @@ struct kvd_conf_section {
  */
 int kvd_options_parse(const struct kvd_option *table,
                       const struct kvd_conf_section *sec,
-                      const char *const *skip, void *dst,
-                      struct kvd_err *err);
+                      const char *const *skip, void *dst, struct kvd_err *err);
 
 /* Free the strings kvd_options_parse allocated in dst. */
 void kvd_options_release(const struct kvd_option *table, void *dst);
+
+/* Split a KVD_OPT_LISTEN value ("host:port", "[v6]:port", ":port",
+ * "port") into host (127.0.0.1 when absent) and port (0 to 65535).
+ * 0, or -1 when the syntax or the port is wrong or a buffer is short. */
+int kvd_options_split_listen(const char *spec, char *host, size_t hostlen,
+                             char *port, size_t portlen);
 
 /* Print the table as a Markdown table (docs/config.md, --list-options). */
 void kvd_options_print(const struct kvd_option *table, const char *section,

@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <systemd/sd-daemon.h>
 #include <unistd.h>
 
 #include "core/cmd.h"
@@ -27,6 +28,7 @@
 #include "core/loader.h"
 #include "core/log.h"
 #include "core/options.h"
+#include "core/preflight.h"
 #include "core/status.h"
 #include "core/store.h"
 
@@ -78,8 +80,8 @@ plugin_dir_of(const struct kvd_config *cfg)
 /* Allocate and parse a plugin's options struct. */
 static int
 parse_plugin_opts(const struct kvd_option *table, size_t size,
-                  const struct kvd_conf_section *sec,
-                  const char *const *skip, void **out, struct kvd_err *err)
+                  const struct kvd_conf_section *sec, const char *const *skip,
+                  void **out, struct kvd_err *err)
 {
     void *opts = calloc(1, size > 0 ? size : 1);
     int rc;
@@ -116,14 +118,28 @@ static int
 srv_load_engine(struct srv *s, struct kvd_err *err)
 {
     static const char *const skip[] = {"name", NULL};
+    const struct kvd_conf_section *sec = kvd_config_section(s->cfg, "engine");
     int rc = kvd_loader_open_engine(s->plugin_dir, s->cfg->engine_name,
                                     &s->eng_plugin, &s->evt, err);
     if (rc != 0) {
+        char msg[KVD_ERR_MSG_BYTES];
+        int line = sec->line;
+        for (size_t i = 0; i < sec->n; i++) {
+            if (strcmp(sec->items[i].key, "name") == 0) {
+                line = sec->items[i].line;
+            }
+        }
+        snprintf(msg, sizeof(msg), "%s", err ? err->msg : "");
+        return kvd_err_set(err, rc, "%s:%d: [engine] name = %s: %s", sec->file,
+                           line, s->cfg->engine_name, msg);
+    }
+    rc = parse_plugin_opts(s->evt->options, s->evt->options_size, sec, skip,
+                           &s->eopts, err);
+    if (rc != 0) {
         return rc;
     }
-    return parse_plugin_opts(s->evt->options, s->evt->options_size,
-                             kvd_config_section(s->cfg, "engine"), skip,
-                             &s->eopts, err);
+    return kvd_preflight_section(s->cfg, "engine", s->evt->options, sec,
+                                 s->eopts, err);
 }
 
 /* Load every [frontend.NAME] plugin and parse its options. */
@@ -151,14 +167,19 @@ srv_load_frontends(struct srv *s, struct kvd_err *err)
         if (rc != 0) {
             char msg[KVD_ERR_MSG_BYTES];
             snprintf(msg, sizeof(msg), "%s", err ? err->msg : "");
-            return kvd_err_set(err, rc, "%s:%d: [%s]: %s", sec->file,
-                               sec->line, sec->name, msg);
+            return kvd_err_set(err, rc, "%s:%d: [%s]: %s", sec->file, sec->line,
+                               sec->name, msg);
         }
-        rc = parse_plugin_opts(f->vt->options, f->vt->options_size, sec,
-                               NULL, &f->opts, err);
+        rc = parse_plugin_opts(f->vt->options, f->vt->options_size, sec, NULL,
+                               &f->opts, err);
+        if (rc == 0) {
+            rc = kvd_preflight_section(s->cfg, sec->name, f->vt->options, sec,
+                                       f->opts, err);
+        }
         if (rc != 0) {
             return rc;
         }
+        kvd_preflight_warn(s->cfg, sec->name, f->vt->options, sec, f->opts);
     }
     return 0;
 }
@@ -202,14 +223,18 @@ srv_teardown(struct srv *s)
 }
 
 int
-kvd_server_check_config(const struct kvd_config *cfg, struct kvd_err *err)
+kvd_server_check_config(const struct kvd_config *cfg, const char *pid_file,
+                        struct kvd_err *err)
 {
     struct srv s = {0};
     int rc;
 
     s.cfg = cfg;
     s.plugin_dir = plugin_dir_of(cfg);
-    rc = srv_load_engine(&s, err);
+    rc = kvd_preflight_server(cfg, cfg->engine_name, pid_file, err);
+    if (rc == 0) {
+        rc = srv_load_engine(&s, err);
+    }
     if (rc == 0) {
         rc = srv_load_frontends(&s, err);
     }
@@ -217,14 +242,24 @@ kvd_server_check_config(const struct kvd_config *cfg, struct kvd_err *err)
     return rc;
 }
 
-/* Refuse to start over a live server's pid file; replace a stale one. */
+/* Refuse to start over a live server's pid file; replace a stale one.
+ * Never through a symbolic link: a link planted where the pid file goes
+ * would make kvd truncate whatever it points at. */
 static int
 pidfile_write(const char *path, struct kvd_err *err)
 {
     char buf[32];
-    FILE *f = fopen(path, "r");
+    struct stat st;
+    FILE *f;
     int fd, n;
 
+    if (lstat(path, &st) == 0 && S_ISLNK(st.st_mode)) {
+        return kvd_err_set(err, KVD_ECONFIG,
+                           "pid file %s is a symbolic link: refusing to "
+                           "write through it",
+                           path);
+    }
+    f = fopen(path, "re");
     if (f != NULL) {
         long pid = 0;
         if (fscanf(f, "%ld", &pid) == 1 && pid > 0 && pid != getpid() &&
@@ -237,10 +272,12 @@ pidfile_write(const char *path, struct kvd_err *err)
         }
         fclose(f);
     }
-    fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    fd =
+        open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
     if (fd < 0) {
-        return kvd_err_set(err, KVD_EIO, "open pid file %s: %s", path,
-                           strerror(errno));
+        return kvd_err_set(
+            err, errno == ELOOP ? KVD_ECONFIG : KVD_EIO, "open pid file %s: %s",
+            path, errno == ELOOP ? "it is a symbolic link" : strerror(errno));
     }
     n = snprintf(buf, sizeof(buf), "%ld\n", (long)getpid());
     if (write(fd, buf, (size_t)n) != n) {
@@ -371,28 +408,35 @@ srv_start(struct srv *s, struct kvd_err *err)
             char msg[KVD_ERR_MSG_BYTES];
             snprintf(msg, sizeof(msg), "%s",
                      err && err->msg[0] ? err->msg : kvd_strerror(rc));
-            return kvd_err_set(err, rc, "frontend %s: start: %s", f->name,
-                               msg);
+            return kvd_err_set(err, rc, "frontend %s: start: %s", f->name, msg);
         }
         kvd_log(KVD_LOG_INFO, "frontend %s started", f->name);
     }
     return 0;
 }
 
-/* Wait for a stop signal. */
+/* Wait for a stop signal. SIGHUP reopens the log file (after logrotate
+ * moved it away); the configuration is read only at start. */
 static void
 srv_wait(const sigset_t *set)
 {
     for (;;) {
+        struct kvd_err err = {0};
         int sig = 0;
         if (sigwait(set, &sig) != 0) {
             continue;
         }
         if (sig == SIGHUP) {
-            kvd_log(KVD_LOG_INFO, "SIGHUP: configuration reload is not "
-                                  "supported; restart kvd to apply changes");
+            if (kvd_log_reopen(&err) != 0) {
+                kvd_log(KVD_LOG_ERROR, "SIGHUP: %s", err.msg);
+            } else {
+                kvd_log(KVD_LOG_INFO,
+                        "SIGHUP: log reopened (the configuration is read "
+                        "only at start: restart kvd to apply changes)");
+            }
             continue;
         }
+        sd_notify(0, "STOPPING=1");
         if (sig == SIGUSR2) {
             kvd_log(KVD_LOG_INFO, "shutting down: %s", shutdown_why);
         } else {
@@ -415,20 +459,35 @@ kvd_server_run(const struct kvd_config *cfg, const struct kvd_run_opts *ro)
     sigset_t set;
     int rc;
 
+    /* Before anything is created: data, logs and the pid file are kvd's
+     * own unless [server] umask shares them. */
+    umask((mode_t)cfg->server.umask);
+    rc = kvd_preflight_server(cfg, cfg->engine_name, ro->pid_file, &err);
+    if (rc != 0) {
+        fprintf(stderr, "kvd: %s\n", err.msg);
+        return 1;
+    }
     if (pid_file == NULL || pid_file[0] == '\0') {
         pid_file = cfg->server.pid_file;
     }
-    if (ro->daemonize && (log_file == NULL || log_file[0] == '\0')) {
+    if (ro->daemonize && !cfg->server.syslog &&
+        (log_file == NULL || log_file[0] == '\0')) {
         /* A daemon has no terminal: log next to the data by default. */
         snprintf(log_path, sizeof(log_path), "%s/kvd.log",
                  cfg->server.data_dir);
-        mkdir(cfg->server.data_dir, 0755);
+        mkdir(cfg->server.data_dir, 0777);
         log_file = log_path;
     }
     if (ro->daemonize) {
         ready_fd = daemonize();
     }
-    rc = kvd_log_open(log_file, cfg->server.log_level, &err);
+    if (cfg->server.syslog) {
+        kvd_log_open_syslog(
+            kvd_config_syslog_facilities[cfg->server.syslog_facility],
+            cfg->server.log_level);
+    } else {
+        rc = kvd_log_open(log_file, cfg->server.log_level, &err);
+    }
     if (rc != 0) {
         fprintf(stderr, "kvd: %s\n", err.msg);
         daemon_ready(ready_fd, 1);
@@ -455,8 +514,8 @@ kvd_server_run(const struct kvd_config *cfg, const struct kvd_run_opts *ro)
     }
     s.cfg = cfg;
     s.plugin_dir = plugin_dir_of(cfg);
-    kvd_log(KVD_LOG_INFO, "kvd %s starting (config %s, pid %ld)",
-            KVD_VERSION, cfg->file, (long)getpid());
+    kvd_log(KVD_LOG_INFO, "kvd %s starting (config %s, pid %ld)", KVD_VERSION,
+            cfg->file, (long)getpid());
     rc = srv_start(&s, &err);
     if (rc != 0) {
         kvd_log(KVD_LOG_ERROR, "start-up failed: %s", err.msg);
@@ -474,6 +533,10 @@ kvd_server_run(const struct kvd_config *cfg, const struct kvd_run_opts *ro)
     kvd_log(KVD_LOG_INFO, "ready: engine %s, %zu frontend(s)", s.evt->name,
             s.nfe);
     daemon_ready(ready_fd, 0);
+    /* Every frontend listens: systemd (Type=notify) may start what
+     * depends on kvd. A no-op outside systemd ($NOTIFY_SOCKET unset). */
+    sd_notifyf(0, "READY=1\nMAINPID=%ld\nSTATUS=serving: engine %s",
+               (long)getpid(), s.evt->name);
 
     srv_wait(&set);
     srv_teardown(&s);

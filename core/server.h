@@ -22,12 +22,15 @@ struct kvd_run_opts {
 };
 
 /* Run until asked to stop. Returns the process exit status. */
-int kvd_server_run(const struct kvd_config *cfg,
-                   const struct kvd_run_opts *ro);
+int kvd_server_run(const struct kvd_config *cfg, const struct kvd_run_opts *ro);
 
-/* Load every plugin the config names and parse every option, without
- * opening anything. 0 or a status with err filled. */
-int kvd_server_check_config(const struct kvd_config *cfg,
+/* Everything start-up checks before it opens data or binds: the
+ * directories of the files kvd creates (pid_file overrides [server]
+ * pid_file when not NULL), the plugin directory's ownership, every plugin
+ * the config names (loaded, validated, never called) and every option with
+ * its constraints. Warnings (an open listener without a password) are
+ * logged. 0 or a status with err filled. */
+int kvd_server_check_config(const struct kvd_config *cfg, const char *pid_file,
                             struct kvd_err *err);
 
 #endif /* KVD_CORE_SERVER_H */

@@ -54,7 +54,7 @@
 /* ---------------------------------------------------------------- options */
 
 static const struct kvd_option mem_options[] = {
-    {"shards", KVD_OPT_INT, "64", 1, MEM_MAX_SHARDS,
+    {"shards", KVD_OPT_INT | KVD_OPT_POW2, "64", 1, MEM_MAX_SHARDS,
      offsetof(struct mem_opts, shards), NULL,
      "hash table shards, a power of two (more: less lock contention)"},
     {"snapshot_path", KVD_OPT_STRING, "", 0, 0,

@@ -38,7 +38,7 @@
 #define HTTP_DRAIN_POLL_MS 5
 
 static const struct kvd_option http_options[] = {
-    {"listen", KVD_OPT_STRING, "127.0.0.1:8080", 0, 0,
+    {"listen", KVD_OPT_STRING | KVD_OPT_LISTEN, "127.0.0.1:8080", 0, 0,
      offsetof(struct http_opts, listen), NULL,
      "address to listen on as host:port ([v6addr]:port for IPv6), or a "
      "port alone for 127.0.0.1:port; loopback by default"},
@@ -50,7 +50,7 @@ static const struct kvd_option http_options[] = {
      offsetof(struct http_opts, max_body_bytes), NULL,
      "largest request body (PUT value, POST /kv document); larger ones "
      "get 413"},
-    {"token", KVD_OPT_STRING, "", 0, 0, offsetof(struct http_opts, token), NULL,
+    {"token", KVD_OPT_STRING | KVD_OPT_SECRET, "", 0, 0, offsetof(struct http_opts, token), NULL,
      "bearer token every request except /healthz and /readyz must "
      "carry (Authorization: Bearer TOKEN); empty: no authentication"},
     {"max_connections", KVD_OPT_INT, "1024", 1, 1000000,
@@ -117,6 +117,11 @@ split_listen(const char *s, char *host, size_t hlen, char *port, size_t plen)
     }
     memcpy(host, s, n);
     host[n] = '\0';
+    if (n == 0) {
+        /* ":port" is loopback too, as in every kvd listen option: a
+         * wildcard address is only ever spelled out. */
+        snprintf(host, hlen, "127.0.0.1");
+    }
     snprintf(port, plen, "%s", colon + 1);
     return 0;
 }

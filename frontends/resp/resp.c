@@ -30,7 +30,7 @@
 #define RESP_REMOTE_BATCH_CPUS_PER_THREAD 2
 
 static const struct kvd_option resp_options[] = {
-    {"unix_socket", KVD_OPT_STRING, "kvd.sock", 0, 0,
+    {"unix_socket", KVD_OPT_STRING | KVD_OPT_NEWFILE, "kvd.sock", 0, 0,
      offsetof(struct resp_opts, unix_socket), NULL,
      "path of the Unix socket, relative to the working directory (empty: "
      "none); a stale socket of a dead server is replaced, a live one is "
@@ -38,7 +38,7 @@ static const struct kvd_option resp_options[] = {
     {"unix_socket_mode", KVD_OPT_OCTAL, "0600", 0, 0,
      offsetof(struct resp_opts, unix_socket_mode), NULL,
      "permissions of the Unix socket (who may connect)"},
-    {"tcp", KVD_OPT_STRING, "", 0, 0, offsetof(struct resp_opts, tcp), NULL,
+    {"tcp", KVD_OPT_STRING | KVD_OPT_LISTEN, "", 0, 0, offsetof(struct resp_opts, tcp), NULL,
      "TCP listener as host:port, or a port alone for 127.0.0.1:port "
      "(empty: no TCP)"},
     {"threads", KVD_OPT_INT, "0", 0, 64, offsetof(struct resp_opts, threads),
@@ -49,7 +49,7 @@ static const struct kvd_option resp_options[] = {
     {"maxclients", KVD_OPT_INT, "10000", 1, 1000000,
      offsetof(struct resp_opts, maxclients), NULL,
      "connections served at once; more are refused with an error"},
-    {"requirepass", KVD_OPT_STRING, "", 0, 0,
+    {"requirepass", KVD_OPT_STRING | KVD_OPT_SECRET, "", 0, 0,
      offsetof(struct resp_opts, requirepass), NULL,
      "password TCP clients must give with AUTH or HELLO AUTH before any "
      "other command (empty: none); Unix socket clients are trusted (the "

@@ -107,9 +107,33 @@ enum kvd_opt_type {
     KVD_OPT_OCTAL,      /* int: file mode such as 0600 */
 };
 
+/*
+ * Constraints an option may carry, or-ed into `type`
+ * (KVD_OPT_INT | KVD_OPT_POW2). They are data like the rest of the table,
+ * so the host checks them while parsing and `kvd --check-config` refuses
+ * what open/create would refuse without calling any plugin code. A host
+ * older than a flag refuses the table ("default ... is invalid") rather
+ * than ignore a constraint it does not know.
+ *   POW2     INT, SIZE: a power of two.
+ *   LISTEN   STRING: "host:port", "[v6addr]:port", ":port" or "port"
+ *            (port 0 to 65535; no host is 127.0.0.1), or empty for none;
+ *            the host also checks that the host resolves.
+ *   NEWFILE  STRING: a file the plugin creates (a socket), relative to the
+ *            working directory, or empty: its directory must exist and be
+ *            writable.
+ *   SECRET   STRING: a password or token, empty for none. The host warns at
+ *            start when the section listens beyond loopback (a LISTEN
+ *            option) while every SECRET option of the section is empty.
+ */
+#define KVD_OPT_TYPE_MASK 0xff /* the enum kvd_opt_type part of `type` */
+#define KVD_OPT_POW2      0x100
+#define KVD_OPT_LISTEN    0x200
+#define KVD_OPT_NEWFILE   0x400
+#define KVD_OPT_SECRET    0x800
+
 struct kvd_option {
     const char *name;          /* INI key; NULL ends the table */
-    int type;                  /* enum kvd_opt_type */
+    int type;                  /* enum kvd_opt_type | KVD_OPT_ flags */
     const char *def;           /* default, written as in the INI file */
     int64_t min;               /* INT, SIZE, DURATION: inclusive bounds */
     int64_t max;               /* (both 0 = unbounded) */

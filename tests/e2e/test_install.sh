@@ -22,7 +22,7 @@ pc=$(find "$T/prefix" -name kvd.pc | head -1)
 check "kvd.pc is installed" test -n "$pc"
 
 unset KVD_PLUGIN_DIR
-out=$("$T/prefix/bin/kvd" --list-plugins 2>&1)
+out=$("$T/prefix/sbin/kvd" --list-plugins 2>&1)
 check "the installed kvd finds its installed plugins" \
     grep -q "engines: .*log.*memory" <<<"$out"
 
@@ -37,11 +37,11 @@ cc -std=c11 -Wall -Wextra -Werror -fPIC -shared -fvisibility=hidden $cflags \
     -o "$T/ext/kvd_engine_good.so" "$S/tests/plugins/broken_engine.c" \
     2>"$T/cc.log"
 check "an out-of-tree engine compiles against the installed ABI" test $? -eq 0
-out=$(KVD_PLUGIN_DIR="$T/ext" "$T/prefix/bin/kvd" --list-plugins 2>&1)
+out=$(KVD_PLUGIN_DIR="$T/ext" "$T/prefix/sbin/kvd" --list-plugins 2>&1)
 check "the installed kvd lists the out-of-tree engine" \
     grep -q "engines: good" <<<"$out"
 printf '[server]\nplugin_dir = %s\n[engine]\nname = good\n' "$T/ext" >"$T/ext.ini"
-out=$("$T/prefix/bin/kvd" --check-config "$T/ext.ini" 2>&1)
+out=$("$T/prefix/sbin/kvd" --check-config "$T/ext.ini" 2>&1)
 check "the installed kvd loads and validates it" \
     grep -q "configuration is valid (engine good)" <<<"$out"
 check "kvd.pc names the plugin directory" test -n "$plugdir"

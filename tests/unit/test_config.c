@@ -75,9 +75,9 @@ test_config_rejects_unknown_section(void **state)
     struct kvd_config *cfg = NULL;
     struct kvd_err err = {0};
     (void)state;
-    assert_int_equal(load("[engine]\nname = memory\n[storage]\nx = 1\n", &cfg,
-                          &err),
-                     KVD_ECONFIG);
+    assert_int_equal(
+        load("[engine]\nname = memory\n[storage]\nx = 1\n", &cfg, &err),
+        KVD_ECONFIG);
     assert_string_equal(err.msg, "t.ini:3: unknown section [storage]: "
                                  "expected [server], [engine] or "
                                  "[frontend.NAME]");
@@ -89,9 +89,9 @@ test_config_rejects_unknown_server_key(void **state)
     struct kvd_config *cfg = NULL;
     struct kvd_err err = {0};
     (void)state;
-    assert_int_equal(load("[server]\nlog_levle = debug\n[engine]\nname = m\n",
-                          &cfg, &err),
-                     KVD_ECONFIG);
+    assert_int_equal(
+        load("[server]\nlog_levle = debug\n[engine]\nname = m\n", &cfg, &err),
+        KVD_ECONFIG);
     assert_non_null(strstr(err.msg, "t.ini:2: [server] unknown key "
                                     "'log_levle'"));
     assert_non_null(strstr(err.msg, "log_level"));
@@ -103,9 +103,9 @@ test_config_rejects_bad_value_with_allowed_values(void **state)
     struct kvd_config *cfg = NULL;
     struct kvd_err err = {0};
     (void)state;
-    assert_int_equal(load("[server]\nlog_level = loud\n[engine]\nname = m\n",
-                          &cfg, &err),
-                     KVD_ECONFIG);
+    assert_int_equal(
+        load("[server]\nlog_level = loud\n[engine]\nname = m\n", &cfg, &err),
+        KVD_ECONFIG);
     assert_string_equal(err.msg, "t.ini:2: [server] log_level = loud: "
                                  "expected error, warn, info or debug");
 }
@@ -132,8 +132,7 @@ test_config_rejects_missing_engine(void **state)
     assert_int_equal(load("[server]\nlog_level = info\n", &cfg, &err),
                      KVD_ECONFIG);
     assert_non_null(strstr(err.msg, "no [engine] section"));
-    assert_int_equal(load("[engine]\nshards = 4\n", &cfg, &err),
-                     KVD_ECONFIG);
+    assert_int_equal(load("[engine]\nshards = 4\n", &cfg, &err), KVD_ECONFIG);
     assert_string_equal(err.msg, "t.ini:1: [engine] has no name: set name "
                                  "= memory (or another engine)");
 }
@@ -156,9 +155,9 @@ test_config_reports_syntax_error_line(void **state)
     struct kvd_config *cfg = NULL;
     struct kvd_err err = {0};
     (void)state;
-    assert_int_equal(load("[engine]\nname = m\nthis line has no equals\n",
-                          &cfg, &err),
-                     KVD_ECONFIG);
+    assert_int_equal(
+        load("[engine]\nname = m\nthis line has no equals\n", &cfg, &err),
+        KVD_ECONFIG);
     assert_non_null(strstr(err.msg, "t.ini:3: syntax error"));
 }
 
@@ -193,6 +192,126 @@ test_config_loads_file(void **state)
     unlink(path);
 }
 
+/* Issue 13, item 8: a library with a 200-byte line buffer split this
+ * comment, and its tail became "tcp = 127.0.0.1:39186", an open listener. */
+static void
+test_config_long_comment_stays_a_comment(void **state)
+{
+    char text[512];
+    char xs[198];
+    struct kvd_config *cfg = NULL;
+    const struct kvd_conf_section *fe;
+    (void)state;
+    memset(xs, 'x', 197);
+    xs[197] = '\0';
+    snprintf(text, sizeof(text),
+             "[engine]\nname = memory\n[frontend.resp]\n; %stcp = "
+             "127.0.0.1:39186\n",
+             xs);
+    assert_int_equal(load(text, &cfg, NULL), 0);
+    fe = kvd_config_section(cfg, "frontend.resp");
+    assert_non_null(fe);
+    assert_int_equal(fe->n, 0); /* no tcp setting */
+    kvd_config_free(cfg);
+}
+
+/* A 250-character requirepass is one value on its own line, and a mistake
+ * after it is reported on its real line. */
+static void
+test_config_long_value_keeps_its_line(void **state)
+{
+    char text[1024], pass[251];
+    struct kvd_config *cfg = NULL;
+    struct kvd_err err = {0};
+    const struct kvd_conf_section *fe;
+    (void)state;
+    memset(pass, 'p', 250);
+    pass[250] = '\0';
+    snprintf(text, sizeof(text),
+             "[engine]\nname = memory\n[frontend.resp]\nrequirepass = "
+             "%s\ntcp = 127.0.0.1:6380\n",
+             pass);
+    assert_int_equal(load(text, &cfg, NULL), 0);
+    fe = kvd_config_section(cfg, "frontend.resp");
+    assert_int_equal(fe->n, 2);
+    assert_string_equal(fe->items[0].key, "requirepass");
+    assert_string_equal(fe->items[0].value, pass);
+    assert_int_equal(fe->items[0].line, 4);
+    assert_string_equal(fe->items[1].key, "tcp");
+    assert_int_equal(fe->items[1].line, 5);
+    kvd_config_free(cfg);
+
+    snprintf(text, sizeof(text),
+             "[engine]\nname = memory\n[frontend.resp]\nrequirepass = "
+             "%s\nno equals here\n",
+             pass);
+    assert_int_equal(load(text, &cfg, &err), KVD_ECONFIG);
+    assert_non_null(strstr(err.msg, "t.ini:5: syntax error"));
+}
+
+static void
+test_config_long_line_from_file_is_one_line(void **state)
+{
+    char path[] = "/tmp/kvd_cfg_XXXXXX";
+    struct kvd_config *cfg = NULL;
+    const struct kvd_conf_section *fe;
+    int fd = mkstemp(path);
+    FILE *f;
+    (void)state;
+    assert_true(fd >= 0);
+    f = fdopen(fd, "w");
+    fputs("[engine]\nname = memory\n[frontend.resp]\n; ", f);
+    for (int i = 0; i < 5000; i++) {
+        fputc('x', f);
+    }
+    fputs("tcp = 127.0.0.1:39186\n", f);
+    fclose(f);
+    assert_int_equal(kvd_config_load_file(path, &cfg, NULL), 0);
+    fe = kvd_config_section(cfg, "frontend.resp");
+    assert_int_equal(fe->n, 0);
+    kvd_config_free(cfg);
+    unlink(path);
+}
+
+static void
+test_config_rejects_line_over_limit(void **state)
+{
+    size_t n = (1u << 20) + 64;
+    char *text = malloc(n + 64);
+    struct kvd_config *cfg = NULL;
+    struct kvd_err err = {0};
+    (void)state;
+    assert_non_null(text);
+    strcpy(text, "[engine]\nname = memory\n; ");
+    memset(text + strlen(text), 'x', n);
+    strcpy(text + 26 + n, "\n");
+    assert_int_equal(load(text, &cfg, &err), KVD_ECONFIG);
+    assert_non_null(strstr(err.msg, "t.ini:3: line is "));
+    assert_non_null(strstr(err.msg, "at most 1048576 are allowed"));
+    free(text);
+}
+
+static void
+test_config_syntax_like_inih(void **state)
+{
+    struct kvd_config *cfg = NULL;
+    const struct kvd_conf_section *eng;
+    (void)state;
+    /* BOM, CRLF, ':' separator, inline " ;" comment, '#' comment, a ';'
+     * inside a value, a comment after a section header */
+    assert_int_equal(load("\xEF\xBB\xBF[engine] ; the engine\r\n"
+                          "name: memory\r\n"
+                          "# comment\n"
+                          "  snapshot_path = a;b.kvd   ; inline\n",
+                          &cfg, NULL),
+                     0);
+    eng = kvd_config_section(cfg, "engine");
+    assert_string_equal(cfg->engine_name, "memory");
+    assert_string_equal(eng->items[1].value, "a;b.kvd");
+    assert_int_equal(eng->items[1].line, 4);
+    kvd_config_free(cfg);
+}
+
 int
 main(void)
 {
@@ -208,6 +327,11 @@ main(void)
         cmocka_unit_test(test_config_reports_syntax_error_line),
         cmocka_unit_test(test_config_file_not_found_names_file),
         cmocka_unit_test(test_config_loads_file),
+        cmocka_unit_test(test_config_long_comment_stays_a_comment),
+        cmocka_unit_test(test_config_long_value_keeps_its_line),
+        cmocka_unit_test(test_config_long_line_from_file_is_one_line),
+        cmocka_unit_test(test_config_rejects_line_over_limit),
+        cmocka_unit_test(test_config_syntax_like_inih),
     };
     return cmocka_run_group_tests_name("config", tests, NULL, NULL);
 }

@@ -177,10 +177,11 @@ t_opt_set(void *opts, const char *name, const char *value)
         }
     }
     assert_non_null(o->name);
-    switch (o->type) {
+    switch (o->type & KVD_OPT_TYPE_MASK) {
     case KVD_OPT_INT:
     case KVD_OPT_DURATION:
-        *(int64_t *)((char *)opts + o->offset) = t_parse_num(value, o->type);
+        *(int64_t *)((char *)opts + o->offset) =
+            t_parse_num(value, o->type & KVD_OPT_TYPE_MASK);
         break;
     case KVD_OPT_STRING:
         free(*(char **)((char *)opts + o->offset));
@@ -210,7 +211,7 @@ t_opts_free(void *opts)
         return;
     }
     for (const struct kvd_option *o = vt->options; o->name != NULL; o++) {
-        if (o->type == KVD_OPT_STRING) {
+        if ((o->type & KVD_OPT_TYPE_MASK) == KVD_OPT_STRING) {
             free(*(char **)((char *)opts + o->offset));
         }
     }

@@ -19,6 +19,8 @@ struct topts {
     int mode;
     char *path;
     int perm;
+    int64_t shards;
+    char *addr;
 };
 
 static const char *const modes[] = {"always", "everysec", "never", NULL};
@@ -38,6 +40,10 @@ static const struct kvd_option table[] = {
      "a path"},
     {"perm", KVD_OPT_OCTAL, "0600", 0, 0, offsetof(struct topts, perm), NULL,
      "a mode"},
+    {"shards", KVD_OPT_INT | KVD_OPT_POW2, "64", 1, 1024,
+     offsetof(struct topts, shards), NULL, "a power of two"},
+    {"addr", KVD_OPT_STRING | KVD_OPT_LISTEN, "", 0, 0,
+     offsetof(struct topts, addr), NULL, "an address"},
     {NULL, 0, NULL, 0, 0, 0, NULL, NULL},
 };
 
@@ -171,6 +177,58 @@ test_options_skip_list_is_left_alone(void **state)
     kvd_options_release(table, &o);
 }
 
+static void
+test_options_pow2_refuses_other_numbers(void **state)
+{
+    struct topts o;
+    struct kvd_err err = {0};
+    (void)state;
+    assert_int_equal(parse_one("shards", "256", &o, NULL), 0);
+    assert_int_equal(o.shards, 256);
+    kvd_options_release(table, &o);
+    assert_int_equal(parse_one("shards", "3", &o, &err), KVD_ECONFIG);
+    assert_string_equal(err.msg, "t.ini:7: [engine] shards = 3: expected a "
+                                 "power of two from 1 to 1024");
+    kvd_options_release(table, &o);
+}
+
+static void
+test_options_listen_checks_syntax_and_port(void **state)
+{
+    static const char *const good[] = {"127.0.0.1:0",
+                                       "0.0.0.0:65535",
+                                       "[::1]:6380",
+                                       ":8080",
+                                       "6380",
+                                       "localhost:80",
+                                       ""};
+    static const char *const bad[] = {
+        "127.0.0.1:99999", "127.0.0.1:", "127.0.0.1:65536",
+        "[::1]6380",       "host:port",  "1:123456"};
+    struct topts o;
+    struct kvd_err err = {0};
+    char host[64], port[8];
+    (void)state;
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        assert_int_equal(parse_one("addr", good[i], &o, NULL), 0);
+        kvd_options_release(table, &o);
+    }
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        assert_int_equal(parse_one("addr", bad[i], &o, &err), KVD_ECONFIG);
+        assert_non_null(strstr(err.msg, "a port from 0 to 65535"));
+        kvd_options_release(table, &o);
+    }
+    assert_int_equal(kvd_options_split_listen(":8080", host, sizeof(host), port,
+                                              sizeof(port)),
+                     0);
+    assert_string_equal(host, "127.0.0.1");
+    assert_string_equal(port, "8080");
+    assert_int_equal(kvd_options_split_listen("[::1]:1", host, sizeof(host),
+                                              port, sizeof(port)),
+                     0);
+    assert_string_equal(host, "::1");
+}
+
 int
 main(void)
 {
@@ -183,6 +241,8 @@ main(void)
         cmocka_unit_test(test_options_rejects_unknown_key_naming_known_ones),
         cmocka_unit_test(test_options_booleans_and_octal),
         cmocka_unit_test(test_options_skip_list_is_left_alone),
+        cmocka_unit_test(test_options_pow2_refuses_other_numbers),
+        cmocka_unit_test(test_options_listen_checks_syntax_and_port),
     };
     return cmocka_run_group_tests_name("options", tests, NULL, NULL);
 }
