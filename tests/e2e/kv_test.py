@@ -47,7 +47,7 @@ class KvClient(unittest.TestCase):
     def test_set_then_get_prints_key_value_lines(self):
         rc, out, err = kv(self.sock, "set", "cake=🎂", "horns=😈",
                           "smiley=😁")
-        self.assertEqual((rc, out, err), (0, b"", ""))
+        self.assertEqual((rc, out, err), (0, b"OK\n", ""))
         rc, out, err = kv(self.sock, "get", "cake", "horns", "smiley")
         self.assertEqual(rc, 0, err)
         self.assertEqual(out.decode(),
@@ -136,8 +136,8 @@ class KvClient(unittest.TestCase):
             rc, out, err = kv(srv.sock, "metrics")
             self.assertEqual(rc, 0, err)
             self.assertEqual(out.decode(),
-                             "keys: 2\nbytes: 7\nsets: 2\ngets: 2\n"
-                             "deletes: 1\n")
+                             "keys: 2\nvalue bytes: 7\nset commands: 2\n"
+                             "get commands: 2\ndelete commands: 1\n")
             srv.stop()
         finally:
             srv.cleanup()
@@ -153,6 +153,19 @@ class KvClient(unittest.TestCase):
         self.assertEqual(p.returncode, 0)
         for cmd in ["set", "get", "del", "metrics", "serve"]:
             self.assertIn(f"kv {cmd}", p.stdout)
+
+    def test_version(self):
+        for flag in ["--version", "-V"]:
+            p = subprocess.run([KV, flag], capture_output=True, text=True,
+                               timeout=10)
+            self.assertEqual(p.returncode, 0)
+            self.assertRegex(p.stdout, r"^kv [0-9]+\.[0-9]+\.[0-9]+\n$")
+
+    def test_set_prints_ok(self):
+        self.assertEqual(kv(self.sock, "set", "ok1=a", "ok2=b")[:2],
+                         (0, b"OK\n"))
+        self.assertEqual(kv(self.sock, "set", "ok3", "-", input=b"x")[:2],
+                         (0, b"OK\n"))
 
     def test_usage_errors_exit_2(self):
         self.assertEqual(kv(self.sock, "set", "novalue")[0], 2)

@@ -5,7 +5,7 @@
  * client library, so every run also proves the server against a real
  * client library. Subcommands map onto the server's commands:
  *
- *   kv set k=v ...          MSET (one atomic write of every pair)
+ *   kv set k=v ...          MSET (one atomic write of every pair), OK
  *   kv set k --file F|-     SET from a file or stdin, bytes untouched
  *   kv get [--raw] k ...    GET/MGET, "key: value" lines (or raw bytes)
  *   kv del k ...            DEL, prints the count
@@ -223,6 +223,8 @@ set_from_file(redisContext *rc, const char *key, const char *path)
     }
     if (r->type == REDIS_REPLY_ERROR) {
         status = server_error(r);
+    } else {
+        printf("OK\n");
     }
     freeReplyObject(r);
     return status;
@@ -272,6 +274,8 @@ cmd_set(redisContext *rc, int argc, char **argv)
     }
     if (r->type == REDIS_REPLY_ERROR) {
         status = server_error(r);
+    } else {
+        printf("OK\n"); /* as redis-cli and the README show */
     }
     freeReplyObject(r);
     return status;
@@ -588,12 +592,12 @@ cmd_metrics(redisContext *rc, int argc, char **argv)
      * bytes of their values. */
     printf("keys: %s\n",
            info_field(r->str, "keys", keys, sizeof(keys)) ? keys : "0");
-    printf("bytes: %s\n",
+    printf("value bytes: %s\n",
            info_field(r->str, "value_bytes", bytes, sizeof(bytes)) ? bytes
                                                                    : "0");
-    printf("sets: %llu\n", info_calls(r->str, sets));
-    printf("gets: %llu\n", info_calls(r->str, gets));
-    printf("deletes: %llu\n", info_calls(r->str, dels));
+    printf("set commands: %llu\n", info_calls(r->str, sets));
+    printf("get commands: %llu\n", info_calls(r->str, gets));
+    printf("delete commands: %llu\n", info_calls(r->str, dels));
     freeReplyObject(r);
     return KV_EXIT_OK;
 }
@@ -671,10 +675,12 @@ static const struct kv_cmd kv_cmds[] = {
      "List keys matching PATTERN (glob: * ? [abc]; default *), one per\n"
      "line, iterating with SCAN so the server never stalls."},
     {"metrics", cmd_metrics, true, "metrics",
-     "Print keys stored, bytes of values stored, and how many set, get and\n"
-     "delete commands the server ran since it started (sets: SET, MSET,\n"
-     "SETNX, SETEX, PSETEX, MSETNX, GETSET, APPEND, SETRANGE; gets: GET,\n"
-     "MGET, GETEX, GETDEL, GETRANGE; deletes: DEL, UNLINK, GETDEL)."},
+     "Print the keys stored, the bytes of their values (keys and overhead\n"
+     "not counted), and how many set, get and delete commands the server\n"
+     "ran since it started (one MSET of many keys is one command; set:\n"
+     "SET, MSET, SETNX, SETEX, PSETEX, MSETNX, GETSET, APPEND, SETRANGE;\n"
+     "get: GET, MGET, GETEX, GETDEL, GETRANGE; delete: DEL, UNLINK,\n"
+     "GETDEL)."},
     {"serve", cmd_serve, false, "serve [KVD-OPTIONS...]",
      "Start the server in the foreground: exec kvd with the options given\n"
      "(kvd next to kv, else in the build tree, else on PATH; KVD_BIN\n"
@@ -698,7 +704,8 @@ print_usage(FILE *out)
             "$KVD_SOCKET, else %s,\n"
             "                     the default configuration's socket)\n"
             "  -h, --help         this help; 'kv COMMAND --help' for one "
-            "command\n\n"
+            "command\n"
+            "  -V, --version      print the version\n\n"
             "Exit status: 0 ok, 1 key missing or server error, 2 usage "
             "error,\n3 server not reachable.\n",
             KV_DEFAULT_SOCKET);
@@ -759,6 +766,11 @@ main(int argc, char **argv)
     for (; i < argc && argv[i][0] == '-'; i++) {
         if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
             print_usage(stdout);
+            return KV_EXIT_OK;
+        }
+        if (strcmp(argv[i], "-V") == 0 ||
+            strcmp(argv[i], "--version") == 0) {
+            printf("kv %s\n", KVD_VERSION);
             return KV_EXIT_OK;
         }
         if (strcmp(argv[i], "-s") == 0 || strcmp(argv[i], "--socket") == 0) {
