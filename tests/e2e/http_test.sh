@@ -518,7 +518,7 @@ check "a port in use fails at start, naming it" \
 sed "s/^listen = .*/listen = 127.0.0.1:80x/" "$T/busy.ini" > "$T/badport.ini"
 out=$("$KVD" -c "$T/badport.ini" 2>&1 </dev/null); rc=$?
 check "a bad listen value fails at start, naming it" \
-    bash -c "[ $rc -eq 1 ] && grep -q 'listen = 127.0.0.1:80x: the port must be' <<<'$out'"
+    bash -c "[ $rc -eq 1 ] && grep -q 'listen = 127.0.0.1:80x: expected .*a port from 0 to 65535' <<<'$out'"
 
 # --- graceful stop: a request in flight finishes --------------------------------------
 URL=$MAIN_URL
