@@ -768,8 +768,7 @@ main(int argc, char **argv)
             print_usage(stdout);
             return KV_EXIT_OK;
         }
-        if (strcmp(argv[i], "-V") == 0 ||
-            strcmp(argv[i], "--version") == 0) {
+        if (strcmp(argv[i], "-V") == 0 || strcmp(argv[i], "--version") == 0) {
             printf("kv %s\n", KVD_VERSION);
             return KV_EXIT_OK;
         }
