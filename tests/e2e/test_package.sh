@@ -11,10 +11,10 @@
 # debootstrap or a reachable mirror, that part is skipped with a note and
 # the layout is checked with dpkg-deb alone.
 #
-# Time on the 2-CPU development machine (shared with other builds): 3.5
-# minutes for the package build, 1 for lintian, about 3 for the first
-# debootstrap (cached after), under 1 for the install checks: 5.5 minutes
-# with the cache, 9 without.
+# Time on the 2-CPU development machine with the debootstrap cache: 5
+# minutes in all at a load average of 2-8 (package build 3.5, lintian 1,
+# install checks under 1), 10 minutes at a load average of 28 (build 8);
+# the first debootstrap adds about 3 minutes.
 # usage: test_package.sh SOURCE_DIR
 set -u
 S=$1
