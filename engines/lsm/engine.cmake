@@ -14,5 +14,4 @@ set(LSM_ENGINE_SOURCES
   lsm_tcache.c
   lsm_version.c
   lsm_wal.c
-  lsm_write.c
-  ${CMAKE_SOURCE_DIR}/engines/common/efile.c)
+  lsm_write.c)

@@ -16,7 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "crc32c.h"
+#include "kvd/kit_crc32c.h"
 #include "kvd/status.h"
 #include "lsm_coding.h"
 
@@ -204,19 +204,19 @@ lsm_block_trailer(const void *contents, size_t n, int kind,
                   uint8_t out[LSM_BLOCK_TRAILER_BYTES])
 {
     uint8_t type = (uint8_t)kind;
-    uint32_t crc = alog_crc32c(0, contents, n);
-    crc = alog_crc32c(crc, &type, 1);
+    uint32_t crc = kvd_crc32c(0, contents, n);
+    crc = kvd_crc32c(crc, &type, 1);
     out[0] = type;
-    lsm_put32(out + 1, alog_crc_mask(crc));
+    lsm_put32(out + 1, kvd_crc32c_mask(crc));
 }
 
 int
 lsm_block_check(const void *contents, size_t n, int kind)
 {
     const uint8_t *t = (const uint8_t *)contents + n;
-    uint32_t crc = alog_crc32c(0, contents, n + 1); /* contents + type */
+    uint32_t crc = kvd_crc32c(0, contents, n + 1); /* contents + type */
 
-    if (alog_crc_unmask(lsm_get32(t + 1)) != crc) {
+    if (kvd_crc32c_unmask(lsm_get32(t + 1)) != crc) {
         return KVD_ECORRUPT;
     }
     /* Checked after the crc: a good crc with a wrong kind means a handle

@@ -196,7 +196,7 @@ tb_open(lsm_db *db, struct tbuild *tb)
     tb->fd =
         db->io->open(tb->tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (tb->fd < 0) {
-        rc = efile_errno_status(errno);
+        rc = kvd_errno_status(errno);
         return lsm_fail(db, rc, "create %s", tb->tmp);
     }
     kvd_err_clear(&err);
@@ -259,11 +259,11 @@ tb_finish(lsm_db *db, struct tbuild *tb, struct lsm_edit *e, int level,
     }
     lsm_count(&db->c.fsyncs, 1);
     if (db->io->fsync(tb->fd) != 0) {
-        rc = lsm_fail(db, efile_errno_status(errno), "fsync %s", tb->tmp);
+        rc = lsm_fail(db, kvd_errno_status(errno), "fsync %s", tb->tmp);
         goto fail;
     }
     if (db->io->rename(tb->tmp, tb->path) != 0) {
-        rc = lsm_fail(db, efile_errno_status(errno), "rename %s", tb->tmp);
+        rc = lsm_fail(db, kvd_errno_status(errno), "rename %s", tb->tmp);
         goto fail;
     }
     db->io->close(tb->fd);

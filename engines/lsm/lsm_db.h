@@ -41,10 +41,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "crc32c.h"
-#include "efile.h"
 #include "kvd/engine.h"
 #include "kvd/host.h"
+#include "kvd/kit_crc32c.h"
+#include "kvd/kit_file.h"
 #include "kvd/status.h"
 #include "lsm_iter.h"
 #include "lsm_mem.h"

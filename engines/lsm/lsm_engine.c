@@ -270,7 +270,7 @@ take_lock(lsm_db *db, struct kvd_err *err)
     snprintf(path, sizeof(path), "%s/%s", db->dir, LSM_LOCK_FILE);
     db->lock_fd = db->io->open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (db->lock_fd < 0) {
-        return kvd_err_set(err, efile_errno_status(errno), "lsm: open %s: %s",
+        return kvd_err_set(err, kvd_errno_status(errno), "lsm: open %s: %s",
                            path, strerror(errno));
     }
     if (flock(db->lock_fd, LOCK_EX | LOCK_NB) != 0) {
@@ -384,8 +384,8 @@ lsm_open(const struct kvd_host *host, const void *opts, const char *dir,
         goto fail;
     }
     if (db->io->mkdir(dir, 0755) != 0 && errno != EEXIST) {
-        rc = kvd_err_set(err, efile_errno_status(errno), "lsm: mkdir %s: %s",
-                         dir, strerror(errno));
+        rc = kvd_err_set(err, kvd_errno_status(errno), "lsm: mkdir %s: %s", dir,
+                         strerror(errno));
         goto fail;
     }
     rc = take_lock(db, err);

@@ -54,9 +54,9 @@ lsm_read_file(const lsm_db *db, const char *path, unsigned char **out,
     *n = 0;
     fd = db->io->open(path, O_RDONLY | O_CLOEXEC, 0);
     if (fd < 0) {
-        return errno == ENOENT ? KVD_ENOTFOUND : efile_errno_status(errno);
+        return errno == ENOENT ? KVD_ENOTFOUND : kvd_errno_status(errno);
     }
-    rc = efile_file_size(fd, &size);
+    rc = kvd_file_size(fd, &size);
     if (rc == 0 && size > SIZE_MAX / 2) {
         rc = KVD_ETOOBIG;
     }
@@ -73,7 +73,7 @@ lsm_read_file(const lsm_db *db, const char *path, unsigned char **out,
             if (errno == EINTR) {
                 continue;
             }
-            rc = efile_errno_status(errno);
+            rc = kvd_errno_status(errno);
         } else if (r == 0) {
             break; /* shrank meanwhile: use what is there */
         } else {
@@ -94,7 +94,7 @@ int
 lsm_fsync_dir(lsm_db *db)
 {
     lsm_count(&db->c.fsyncs, 1);
-    return efile_fsync_dir(db->io, db->dir);
+    return kvd_file_fsync_dir(db->io, db->dir);
 }
 
 void

@@ -49,18 +49,18 @@ set_current(lsm_db *db, uint64_t number)
     snprintf(tpath, sizeof(tpath), "%s/%s.tmp", db->dir, LSM_CURRENT_FILE);
     fd = db->io->open(tpath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) {
-        return efile_errno_status(errno);
+        return kvd_errno_status(errno);
     }
-    rc = efile_write_full(db->io, fd, body, (size_t)n, 0);
+    rc = kvd_file_write_full(db->io, fd, body, (size_t)n, 0);
     if (rc == 0) {
         lsm_count(&db->c.fsyncs, 1);
         if (db->io->fsync(fd) != 0) {
-            rc = efile_errno_status(errno);
+            rc = kvd_errno_status(errno);
         }
     }
     db->io->close(fd);
     if (rc == 0 && db->io->rename(tpath, path) != 0) {
-        rc = efile_errno_status(errno);
+        rc = kvd_errno_status(errno);
     }
     if (rc == 0) {
         rc = lsm_fsync_dir(db);
@@ -112,7 +112,7 @@ lsm_manifest_create(lsm_db *db, const lsm_version *v, uint64_t number,
     manifest_path(db, tpath, number, true);
     fd = db->io->open(tpath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) {
-        return kvd_err_set(err, efile_errno_status(errno), "lsm: open %s: %s",
+        return kvd_err_set(err, kvd_errno_status(errno), "lsm: open %s: %s",
                            tpath, strerror(errno));
     }
     lsm_logw_init(&w, db->io, fd, 0);
@@ -132,13 +132,13 @@ lsm_manifest_create(lsm_db *db, const lsm_version *v, uint64_t number,
         what = "fdatasync";
         lsm_count(&db->c.fsyncs, 1);
         if (db->io->fdatasync(fd) != 0) {
-            rc = efile_errno_status(errno);
+            rc = kvd_errno_status(errno);
         }
     }
     if (rc == 0) {
         what = "rename";
         if (db->io->rename(tpath, path) != 0) {
-            rc = efile_errno_status(errno);
+            rc = kvd_errno_status(errno);
         }
     }
     if (rc == 0) {
@@ -192,7 +192,7 @@ lsm_manifest_append(lsm_db *db, const struct lsm_edit *e)
     if (rc == 0) {
         lsm_count(&db->c.fsyncs, 1);
         if (db->io->fdatasync(db->manifest_fd) != 0) {
-            rc = efile_errno_status(errno);
+            rc = kvd_errno_status(errno);
         }
     }
     return rc;

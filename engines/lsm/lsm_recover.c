@@ -103,8 +103,8 @@ list_dir(lsm_db *db, struct dirlist *dl, struct kvd_err *err)
 
     memset(dl, 0, sizeof(*dl));
     if (d == NULL) {
-        return kvd_err_set(err, efile_errno_status(errno),
-                           "lsm: opendir %s: %s", db->dir, strerror(errno));
+        return kvd_err_set(err, kvd_errno_status(errno), "lsm: opendir %s: %s",
+                           db->dir, strerror(errno));
     }
     while ((de = readdir(d)) != NULL) {
         uint64_t num = 0;

@@ -28,7 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "crc32c.h"
+#include "kvd/kit_crc32c.h"
 #include "lsm_block.h"
 #include "lsm_coding.h"
 
@@ -364,8 +364,8 @@ lsm_table_open(const struct kvd_host *host, int fd, uint64_t file_size,
                          "sst: bad footer magic (not a table, or truncated)");
         goto fail;
     }
-    if (alog_crc_unmask(lsm_get32(ft + 68)) !=
-        alog_crc32c(alog_crc32c(0, hdr, sizeof(hdr)), ft, 68)) {
+    if (kvd_crc32c_unmask(lsm_get32(ft + 68)) !=
+        kvd_crc32c(kvd_crc32c(0, hdr, sizeof(hdr)), ft, 68)) {
         rc = kvd_err_set(
             err, KVD_ECORRUPT,
             "sst: footer checksum mismatch (footer or file header damaged)");

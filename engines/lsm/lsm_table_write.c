@@ -22,7 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "crc32c.h"
+#include "kvd/kit_crc32c.h"
 #include "lsm_block.h"
 #include "lsm_coding.h"
 
@@ -528,8 +528,8 @@ lsm_tw_finish(lsm_tw *w, struct lsm_table_meta *meta, struct kvd_err *err)
     lsm_put32(ft + 64, LSM_SST_VERSION);
     /* The footer's crc also covers the file header, which has no
      * checksum of its own. */
-    lsm_put32(ft + 68, alog_crc_mask(alog_crc32c(
-                           alog_crc32c(0, w->hdr, sizeof(w->hdr)), ft, 68)));
+    lsm_put32(ft + 68, kvd_crc32c_mask(kvd_crc32c(
+                           kvd_crc32c(0, w->hdr, sizeof(w->hdr)), ft, 68)));
     if (lsm_bbuf_append(&w->out, ft, sizeof(ft)) != 0) {
         rc = lsm_tw_fail(w, err, KVD_ENOMEM, "footer");
         goto out;

@@ -137,7 +137,7 @@ open_table(lsm_db *db, const struct lsm_file *f, lsm_table **out)
     lsm_path(db, path, f->number, "sst");
     fd = db->io->open(path, O_RDONLY | O_CLOEXEC, 0);
     if (fd < 0) {
-        rc = efile_errno_status(errno);
+        rc = kvd_errno_status(errno);
         LSM_LOG(db, KVD_LOG_ERROR, "lsm: open %s: %s", path, strerror(errno));
         return rc;
     }

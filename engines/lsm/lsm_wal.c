@@ -22,8 +22,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "crc32c.h"
-#include "efile.h"
+#include "kvd/kit_crc32c.h"
+#include "kvd/kit_file.h"
 #include "kvd/status.h"
 #include "lsm_coding.h"
 
@@ -60,9 +60,9 @@ static uint32_t
 frag_crc(int type, const void *p, size_t n)
 {
     unsigned char t = (unsigned char)type;
-    uint32_t c = alog_crc32c(0, &t, 1);
+    uint32_t c = kvd_crc32c(0, &t, 1);
 
-    return alog_crc_mask(alog_crc32c(c, p, n));
+    return kvd_crc32c_mask(kvd_crc32c(c, p, n));
 }
 
 size_t
@@ -172,7 +172,7 @@ zero_fill(struct lsm_logw *w)
         uint64_t left = target - w->alloc;
         size_t n =
             left < LSM_LOGW_ZERO_BYTES ? (size_t)left : LSM_LOGW_ZERO_BYTES;
-        int rc = efile_write_full(w->io, w->fd, lsm_zeros, n, w->alloc);
+        int rc = kvd_file_write_full(w->io, w->fd, lsm_zeros, n, w->alloc);
         if (rc != 0) {
             w->chunk = 0;
             return rc;
@@ -213,7 +213,7 @@ lsm_logw_add(struct lsm_logw *w, const void *rec, size_t n)
         w->cap = cap;
     }
     lsm_log_encode(block_off, rec, n, w->buf);
-    rc = efile_write_full(w->io, w->fd, w->buf, total, w->off);
+    rc = kvd_file_write_full(w->io, w->fd, w->buf, total, w->off);
     if (rc != 0) {
         return rc;
     }

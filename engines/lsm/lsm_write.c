@@ -243,7 +243,7 @@ lsm_wal_create(lsm_db *db, uint64_t number, struct lsm_walf **out)
     lsm_path(db, path, number, "log");
     fd = db->io->open(tpath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) {
-        return efile_errno_status(errno);
+        return kvd_errno_status(errno);
     }
     lsm_file_hdr_encode(hdr, LSM_FILE_KIND_WAL,
                         atomic_load(&db->visible_seq) + 1);
@@ -259,9 +259,9 @@ lsm_wal_create(lsm_db *db, uint64_t number, struct lsm_walf **out)
     if (rc == 0) {
         lsm_count(&db->c.fsyncs, 1);
         if (db->io->fdatasync(fd) != 0) {
-            rc = efile_errno_status(errno);
+            rc = kvd_errno_status(errno);
         } else if (db->io->rename(tpath, path) != 0) {
-            rc = efile_errno_status(errno);
+            rc = kvd_errno_status(errno);
         } else {
             rc = lsm_fsync_dir(db);
         }
@@ -316,7 +316,7 @@ switch_locked(lsm_db *db)
          * earlier one */
         lsm_count(&db->c.fsyncs, 1);
         if (db->io->fdatasync(db->wal->fd) != 0) {
-            rc = efile_errno_status(errno);
+            rc = kvd_errno_status(errno);
             return lsm_fail(db, rc, "fdatasync %s/%06llu.log", db->dir,
                             (unsigned long long)db->wal->number);
         }
@@ -508,7 +508,7 @@ lsm_sync_to(lsm_db *db, uint64_t target)
 
         lsm_count(&db->c.fsyncs, 1);
         if (db->io->fdatasync(w->fd) != 0) {
-            frc = efile_errno_status(errno);
+            frc = kvd_errno_status(errno);
             lsm_fail(db, frc, "fdatasync %s/%06llu.log", db->dir,
                      (unsigned long long)w->number);
         }

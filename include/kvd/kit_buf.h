@@ -1,0 +1,52 @@
+/*
+ * kvd/kit_buf.h -- a growable byte buffer; part of the engine toolkit
+ * (kvd/kit.h).
+ *
+ * A plain struct the caller owns (stack, or inside its own structs):
+ * `p` holds `len` bytes of `cap` allocated. Start it zeroed
+ * (KVD_BUF_INIT); release it with kvd_buf_release. Growth doubles, so n
+ * appends cost O(n) copies. Not thread-safe: one owner at a time.
+ */
+#ifndef KVD_KIT_BUF_H
+#define KVD_KIT_BUF_H
+
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct kvd_buf {
+    unsigned char *p; /* malloc'd, or NULL while cap == 0 */
+    size_t len;       /* bytes in use */
+    size_t cap;       /* bytes allocated */
+};
+
+#define KVD_BUF_INIT                                                           \
+    {                                                                          \
+        NULL, 0, 0                                                             \
+    }
+
+/* Make room for `extra` more bytes after len: 0 or KVD_ENOMEM (the buffer
+ * is unchanged then). */
+int kvd_buf_reserve(struct kvd_buf *b, size_t extra);
+
+/* Append n bytes: 0 or KVD_ENOMEM. */
+int kvd_buf_append(struct kvd_buf *b, const void *p, size_t n);
+
+/* Extend len by n bytes and return where they start (the caller fills
+ * them), or NULL when out of memory. The pointer is valid until the next
+ * call that may grow the buffer. */
+unsigned char *kvd_buf_extend(struct kvd_buf *b, size_t n);
+
+/* Empty it, keeping the memory for reuse. */
+void kvd_buf_reset(struct kvd_buf *b);
+
+/* Free the memory; the buffer is empty (and reusable) afterwards. */
+void kvd_buf_release(struct kvd_buf *b);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* KVD_KIT_BUF_H */
