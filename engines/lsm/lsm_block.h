@@ -142,7 +142,7 @@ lsm_ikey_cmp_parts(const uint8_t *ek, size_t ekn, const void *tu, size_t tun,
     if (c != 0) {
         return c;
     }
-    uint64_t et = lsm_load64(ek + ekn - LSM_TRAILER_BYTES);
+    uint64_t et = kvd_get_le64(ek + ekn - LSM_TRAILER_BYTES);
     return et > ttr ? -1 : et < ttr ? 1 : 0;
 }
 

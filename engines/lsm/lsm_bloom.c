@@ -69,13 +69,13 @@ lsm_bloom_hash(const void *key, size_t n)
     size_t left = n;
 
     while (left > 16) {
-        h = lsm_mix(lsm_load64(p) ^ LSM_H1, lsm_load64(p + 8) ^ h);
+        h = lsm_mix(kvd_get_le64(p) ^ LSM_H1, kvd_get_le64(p + 8) ^ h);
         p += 16;
         left -= 16;
     }
     if (left >= 8) {
-        a = lsm_load64(p);
-        b = lsm_load64(p + left - 8);
+        a = kvd_get_le64(p);
+        b = kvd_get_le64(p + left - 8);
     } else if (left >= 4) {
         a = lsm_rd32(p);
         b = lsm_rd32(p + left - 4);

@@ -37,31 +37,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #define LSM_GP_OVERLAP_TABLES 10 /* grandparent overlap limit, in tables */
 #define LSM_CHECK_EVERY       256
-#define LSM_BG_IDLE_MS        1000
-
-uint64_t
-lsm_new_file_number(lsm_db *db)
-{
-    uint64_t n;
-
-    pthread_mutex_lock(&db->mu);
-    n = db->next_file++;
-    pthread_mutex_unlock(&db->mu);
-    return n;
-}
-
-void
-lsm_bg_wake(lsm_db *db)
-{
-    pthread_mutex_lock(&db->mu);
-    pthread_cond_signal(&db->work_cv);
-    pthread_mutex_unlock(&db->mu);
-}
 
 /* ---- obsolete files ---- */
 
@@ -397,7 +376,7 @@ lsm_flush_imm(lsm_db *db)
     lsm_mem_ref(imm);
     mem_wal = lsm_mem_wal(db->view->mem);
     pthread_mutex_unlock(&db->mu);
-    if (atomic_load(&db->readonly)) {
+    if (lsm_readonly(db)) {
         lsm_mem_unref(imm);
         return KVD_EREADONLY;
     }
@@ -753,7 +732,7 @@ run_compaction(lsm_db *db, struct compaction *c)
                     conv_cap = k.n;
                 }
                 memcpy(conv, k.p, u.n);
-                lsm_store64(conv + u.n, lsm_pack_trailer(tr >> 8, LSM_T_DEL));
+                kvd_put_le64(conv + u.n, lsm_pack_trailer(tr >> 8, LSM_T_DEL));
                 k.p = conv;
                 v.p = conv;
                 v.n = 0;
@@ -897,12 +876,6 @@ lsm_compact_all(lsm_db *db, struct kvd_err *err)
     bool rewritten = false;
     int rc;
 
-    rc = lsm_force_switch(db);
-    if (rc != 0) {
-        return kvd_err_set(err, rc, "lsm: compact: %s",
-                           atomic_load(&db->readonly) ? db->state
-                                                      : lsm_status_text(rc));
-    }
     pthread_mutex_lock(&db->cmu);
     rc = lsm_flush_imm(db);
     pthread_mutex_lock(&db->mu);
@@ -927,58 +900,45 @@ lsm_compact_all(lsm_db *db, struct kvd_err *err)
     pthread_mutex_unlock(&db->cmu);
     lsm_delete_dead(db);
     if (rc != 0) {
-        return kvd_err_set(err, rc, "lsm: compact: %s",
-                           atomic_load(&db->readonly) ? db->state
-                                                      : lsm_status_text(rc));
+        char why[LSM_STATE_BYTES];
+        return kvd_err_set(err, rc, "lsm: compact: %s", lsm_why(db, rc, why));
     }
     return 0;
 }
 
-/* ---- the background thread ---- */
+/* ---- the background worker ---- */
 
-void *
-lsm_bg_main(void *arg)
+int
+lsm_bg_round(void *arg)
 {
     lsm_db *db = arg;
+    bool flush;
+    bool compact;
+    int rc;
 
-    pthread_mutex_lock(&db->mu);
-    while (!db->bg_stop) {
-        bool ro = atomic_load(&db->readonly);
-        struct timespec ts;
-
-        if (!ro && db->view->imm != NULL) {
-            pthread_mutex_unlock(&db->mu);
-            pthread_mutex_lock(&db->cmu);
-            lsm_flush_imm(db);
-            pthread_mutex_unlock(&db->cmu);
-            lsm_delete_dead(db);
-            pthread_mutex_lock(&db->mu);
-            continue;
-        }
-        if (!ro && db->opts.auto_compact && db->view->v->cscore >= 1.0) {
-            int rc;
-            pthread_mutex_unlock(&db->mu);
-            pthread_mutex_lock(&db->cmu);
-            rc = compact_once(db);
-            pthread_mutex_unlock(&db->cmu);
-            lsm_delete_dead(db);
-            pthread_mutex_lock(&db->mu);
-            if (rc != 0 && !atomic_load(&db->readonly) && rc != KVD_ECLOSED) {
-                /* not an I/O failure (those turn the store read-only):
-                 * wait before trying again */
-                clock_gettime(CLOCK_MONOTONIC, &ts);
-                ts.tv_sec += 1;
-                pthread_cond_timedwait(&db->work_cv, &db->mu, &ts);
-            }
-            continue;
-        }
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        ts.tv_sec += LSM_BG_IDLE_MS / 1000;
-        pthread_cond_timedwait(&db->work_cv, &db->mu, &ts);
-        pthread_mutex_unlock(&db->mu);
-        lsm_delete_dead(db);
-        pthread_mutex_lock(&db->mu);
+    lsm_delete_dead(db);
+    if (lsm_readonly(db)) {
+        return 0;
     }
+    pthread_mutex_lock(&db->mu);
+    flush = db->view->imm != NULL;
+    compact = db->opts.auto_compact && db->view->v->cscore >= 1.0;
     pthread_mutex_unlock(&db->mu);
-    return NULL;
+    if (flush) {
+        pthread_mutex_lock(&db->cmu);
+        lsm_flush_imm(db);
+        pthread_mutex_unlock(&db->cmu);
+        lsm_delete_dead(db);
+        return 1;
+    }
+    if (!compact) {
+        return 0;
+    }
+    pthread_mutex_lock(&db->cmu);
+    rc = compact_once(db);
+    pthread_mutex_unlock(&db->cmu);
+    lsm_delete_dead(db);
+    /* an I/O failure turned the store read-only; any other failure (out
+     * of memory) waits for the next round before trying again */
+    return rc == 0;
 }

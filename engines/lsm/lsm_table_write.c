@@ -22,9 +22,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kvd/kit_coding.h"
 #include "kvd/kit_crc32c.h"
 #include "lsm_block.h"
-#include "lsm_coding.h"
 
 #define LSM_TW_WRITE_BYTES      (256u * 1024)
 #define LSM_TW_DEFAULT_BLOCK    4096
@@ -172,7 +172,7 @@ lsm_tw_separator(struct lsm_bbuf *out, struct lsm_slice a,
         return KVD_ENOMEM;
     }
     out->p[cut - 1]++;
-    lsm_store64(tr, lsm_pack_trailer(LSM_SEQ_MAX, LSM_T_SEEK));
+    kvd_put_le64(tr, lsm_pack_trailer(LSM_SEQ_MAX, LSM_T_SEEK));
     return lsm_bbuf_append(out, tr, sizeof(tr));
 }
 
@@ -181,14 +181,14 @@ lsm_tw_add_index(lsm_tw *w, const struct lsm_slice *next, struct kvd_err *err)
 {
     struct lsm_bbuf sep = {0};
     struct lsm_slice last = {w->last_key.p, w->last_key.len};
-    uint8_t h[2 * LSM_VARINT64_MAX_BYTES];
+    uint8_t h[2 * KVD_VARINT64_MAX_BYTES];
     uint8_t *e;
     int rc;
 
     rc = lsm_tw_separator(&sep, last, next);
     if (rc == 0) {
-        e = lsm_put_varint64(h, w->pending_off);
-        e = lsm_put_varint64(e, w->pending_size);
+        e = kvd_put_varint64(h, w->pending_off);
+        e = kvd_put_varint64(e, w->pending_size);
         rc = lsm_bbuilder_add(&w->index, sep.p, sep.len, h, (size_t)(e - h));
     }
     lsm_bbuf_release(&sep);
@@ -267,9 +267,9 @@ lsm_tw_open(const struct kvd_host *host, int fd,
     lsm_bbuilder_init(&w->index, 1);
     hdr = w->hdr;
     memcpy(hdr, LSM_SST_MAGIC, 4);
-    lsm_put16(hdr + 4, LSM_SST_VERSION);
-    lsm_put16(hdr + 6, LSM_SST_KIND_TABLE);
-    lsm_store64(hdr + 8, 0); /* creation seq: the keys carry theirs */
+    kvd_put_le16(hdr + 4, LSM_SST_VERSION);
+    kvd_put_le16(hdr + 6, LSM_SST_KIND_TABLE);
+    kvd_put_le64(hdr + 8, 0); /* creation seq: the keys carry theirs */
     if (lsm_bbuf_reserve(&w->out, LSM_TW_WRITE_BYTES + o.block_size * 2) != 0) {
         lsm_tw_abandon(w);
         return kvd_err_set(err, KVD_ENOMEM, "sst writer: out of memory");
@@ -431,19 +431,19 @@ static int
 lsm_tw_write_meta(lsm_tw *w, uint64_t *off, uint64_t *size, struct kvd_err *err)
 {
     struct lsm_bbuf m = {0};
-    uint8_t v[LSM_VARINT32_MAX_BYTES];
+    uint8_t v[KVD_VARINT32_MAX_BYTES];
     uint8_t fx[32];
     int rc;
 
-    lsm_store64(fx, w->entries);
-    lsm_store64(fx + 8, w->tombstones);
-    lsm_store64(fx + 16, w->data_blocks);
-    lsm_store64(fx + 24, w->nhashes);
+    kvd_put_le64(fx, w->entries);
+    kvd_put_le64(fx + 8, w->tombstones);
+    kvd_put_le64(fx + 16, w->data_blocks);
+    kvd_put_le64(fx + 24, w->nhashes);
     rc = lsm_bbuf_append(&m, fx, sizeof(fx));
     if (rc == 0) {
         rc = lsm_bbuf_append(
             &m, v,
-            (size_t)(lsm_put_varint32(v, (uint32_t)w->smallest.len) - v));
+            (size_t)(kvd_put_varint64(v, (uint32_t)w->smallest.len) - v));
     }
     if (rc == 0) {
         rc = lsm_bbuf_append(&m, w->smallest.p, w->smallest.len);
@@ -451,7 +451,7 @@ lsm_tw_write_meta(lsm_tw *w, uint64_t *off, uint64_t *size, struct kvd_err *err)
     if (rc == 0) {
         rc = lsm_bbuf_append(
             &m, v,
-            (size_t)(lsm_put_varint32(v, (uint32_t)w->last_key.len) - v));
+            (size_t)(kvd_put_varint64(v, (uint32_t)w->last_key.len) - v));
     }
     if (rc == 0) {
         rc = lsm_bbuf_append(&m, w->last_key.p, w->last_key.len);
@@ -517,19 +517,19 @@ lsm_tw_finish(lsm_tw *w, struct lsm_table_meta *meta, struct kvd_err *err)
     if (rc != 0) {
         goto out;
     }
-    lsm_store64(ft + 0, ioff);
-    lsm_store64(ft + 8, isize);
-    lsm_store64(ft + 16, foff);
-    lsm_store64(ft + 24, fsize);
-    lsm_store64(ft + 32, moff);
-    lsm_store64(ft + 40, msize);
-    lsm_store64(ft + 48, w->entries);
+    kvd_put_le64(ft + 0, ioff);
+    kvd_put_le64(ft + 8, isize);
+    kvd_put_le64(ft + 16, foff);
+    kvd_put_le64(ft + 24, fsize);
+    kvd_put_le64(ft + 32, moff);
+    kvd_put_le64(ft + 40, msize);
+    kvd_put_le64(ft + 48, w->entries);
     memcpy(ft + 56, LSM_SST_FOOTER_MAGIC, 8);
-    lsm_put32(ft + 64, LSM_SST_VERSION);
+    kvd_put_le32(ft + 64, LSM_SST_VERSION);
     /* The footer's crc also covers the file header, which has no
      * checksum of its own. */
-    lsm_put32(ft + 68, kvd_crc32c_mask(kvd_crc32c(
-                           kvd_crc32c(0, w->hdr, sizeof(w->hdr)), ft, 68)));
+    kvd_put_le32(ft + 68, kvd_crc32c_mask(kvd_crc32c(
+                              kvd_crc32c(0, w->hdr, sizeof(w->hdr)), ft, 68)));
     if (lsm_bbuf_append(&w->out, ft, sizeof(ft)) != 0) {
         rc = lsm_tw_fail(w, err, KVD_ENOMEM, "footer");
         goto out;

@@ -2,8 +2,10 @@
  * kvd/kit_coding.h -- byte order helpers for on-disk formats; part of the
  * engine toolkit (kvd/kit.h).
  *
- * Fixed-width integers are little-endian at any alignment; varints are
- * LEB128 (7 bits a byte, low first, at most 10 bytes for 64 bits). All
+ * Fixed-width integers are little-endian at any alignment (compilers turn
+ * the byte assembly into one load or store on little-endian CPUs); varints
+ * are LEB128 (7 bits a byte, low first, at most 10 bytes for 64 bits, 5
+ * for 32). Decoders take an end pointer and never read past it. All
  * inline, pure and thread-safe.
  */
 #ifndef KVD_KIT_CODING_H
@@ -16,18 +18,23 @@
 extern "C" {
 #endif
 
+#define KVD_VARINT32_MAX_BYTES 5
 #define KVD_VARINT64_MAX_BYTES 10
 
 static inline void
-kvd_put_le16(unsigned char *p, uint16_t v)
+kvd_put_le16(void *to, uint16_t v)
 {
+    unsigned char *p = (unsigned char *)to;
+
     p[0] = (unsigned char)v;
     p[1] = (unsigned char)(v >> 8);
 }
 
 static inline void
-kvd_put_le32(unsigned char *p, uint32_t v)
+kvd_put_le32(void *to, uint32_t v)
 {
+    unsigned char *p = (unsigned char *)to;
+
     p[0] = (unsigned char)v;
     p[1] = (unsigned char)(v >> 8);
     p[2] = (unsigned char)(v >> 16);
@@ -35,29 +42,39 @@ kvd_put_le32(unsigned char *p, uint32_t v)
 }
 
 static inline void
-kvd_put_le64(unsigned char *p, uint64_t v)
+kvd_put_le64(void *to, uint64_t v)
 {
+    unsigned char *p = (unsigned char *)to;
+
     kvd_put_le32(p, (uint32_t)v);
     kvd_put_le32(p + 4, (uint32_t)(v >> 32));
 }
 
 static inline uint16_t
-kvd_get_le16(const unsigned char *p)
+kvd_get_le16(const void *from)
 {
+    const unsigned char *p = (const unsigned char *)from;
+
     return (uint16_t)(p[0] | (p[1] << 8));
 }
 
 static inline uint32_t
-kvd_get_le32(const unsigned char *p)
+kvd_get_le32(const void *from)
 {
+    const unsigned char *p = (const unsigned char *)from;
+
     return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
            (uint32_t)p[3] << 24;
 }
 
 static inline uint64_t
-kvd_get_le64(const unsigned char *p)
+kvd_get_le64(const void *from)
 {
-    return (uint64_t)kvd_get_le32(p) | (uint64_t)kvd_get_le32(p + 4) << 32;
+    const unsigned char *p = (const unsigned char *)from;
+
+    return (uint64_t)p[0] | (uint64_t)p[1] << 8 | (uint64_t)p[2] << 16 |
+           (uint64_t)p[3] << 24 | (uint64_t)p[4] << 32 | (uint64_t)p[5] << 40 |
+           (uint64_t)p[6] << 48 | (uint64_t)p[7] << 56;
 }
 
 /* Bytes the varint of v takes (1 to 10). */
@@ -104,6 +121,22 @@ kvd_get_varint64(const unsigned char *p, const unsigned char *end, uint64_t *v)
         }
     }
     return NULL;
+}
+
+/* A varint of at most 5 bytes whose value fits 32 bits, else NULL. */
+static inline const unsigned char *
+kvd_get_varint32(const unsigned char *p, const unsigned char *end, uint32_t *v)
+{
+    uint64_t r;
+    const unsigned char *q = kvd_get_varint64(
+        p, end - p > KVD_VARINT32_MAX_BYTES ? p + KVD_VARINT32_MAX_BYTES : end,
+        &r);
+
+    if (q == NULL || r > UINT32_MAX) {
+        return NULL;
+    }
+    *v = (uint32_t)r;
+    return q;
 }
 
 #ifdef __cplusplus
