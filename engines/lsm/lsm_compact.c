@@ -712,7 +712,7 @@ run_compaction(lsm_db *db, struct compaction *c)
             goto out;
         }
         expired = type == LSM_T_PUTX && v.n >= 8 &&
-                  lsm_expired(lsm_val_expiry(v), now);
+                  kvd_expired(lsm_val_expiry(v), now);
         if (type == LSM_T_DEL || expired) {
             if (is_base_level(c, u)) {
                 lsm_count(type == LSM_T_DEL ? &db->c.dropped_tombstones

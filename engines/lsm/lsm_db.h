@@ -259,12 +259,6 @@ lsm_load(_Atomic uint64_t *c)
     return atomic_load_explicit(c, memory_order_relaxed);
 }
 
-static inline bool
-lsm_expired(int64_t expire_ms, int64_t now)
-{
-    return expire_ms != 0 && expire_ms <= now;
-}
-
 /* The expiry of a stored PUTX value (at least 8 bytes). */
 static inline int64_t
 lsm_val_expiry(struct lsm_slice v)
@@ -466,8 +460,11 @@ int lsm_put(lsm_db *db, const void *key, size_t klen, const void *val,
 int lsm_del(lsm_db *db, const void *key, size_t klen);
 int lsm_batch(lsm_db *db, const struct kvd_op *ops, size_t n,
               struct kvd_err *err);
-/* Key and value checks of put/del/batch: 0, KVD_EINVAL or KVD_ETOOBIG. */
-int lsm_check_key(size_t klen);
+/* The contract's checks (kvd/kit_check.h) with this engine's limits: 0,
+ * KVD_EINVAL or KVD_ETOOBIG. */
+int lsm_check_key(const void *key, size_t klen);
+int lsm_check_put(const void *key, size_t klen, const void *val, size_t vlen,
+                  int64_t expire_ms);
 
 /* lsm_multi.c */
 /* The vtable's multi: 0, or KVD_ENOMEM with every status set to it. */

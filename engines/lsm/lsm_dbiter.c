@@ -123,7 +123,7 @@ scan_next(struct kvd_iter *di, struct kvd_entry *out)
             v.p = (const unsigned char *)v.p + 8;
             v.n -= 8;
         }
-        if (type == LSM_T_DEL || lsm_expired(expire, di->now)) {
+        if (type == LSM_T_DEL || kvd_expired(expire, di->now)) {
             skip_key(di);
             continue;
         }

@@ -248,15 +248,10 @@ out:
 static int
 mop_check(lsm_db *db, const struct kvd_mop *op)
 {
-    int rc = lsm_check_key(op->klen);
+    int rc = op->type == KVD_MOP_PUT ? lsm_check_put(op->key, op->klen, op->val,
+                                                     op->vlen, op->expire_ms)
+                                     : lsm_check_key(op->key, op->klen);
 
-    if (rc == 0 && op->type == KVD_MOP_PUT) {
-        if (op->vlen > LSM_MAX_VALUE_BYTES) {
-            rc = KVD_ETOOBIG;
-        } else if (op->expire_ms < 0) {
-            rc = KVD_EINVAL;
-        }
-    }
     if (rc == 0 && lsm_readonly(db)) {
         rc = KVD_EREADONLY;
     }
@@ -286,7 +281,7 @@ mgroup_add(struct mstate *ms, size_t i)
     if (!put && prev != NULL) {
         /* the group's own earlier op on the key answers */
         s->write = prev->type == KVD_MOP_PUT &&
-                   !lsm_expired(prev->expire_ms, db->host->now_ms(db->host));
+                   !kvd_expired(prev->expire_ms, db->host->now_ms(db->host));
     } else if (!put) {
         uint64_t snap;
         bool live;

@@ -225,7 +225,7 @@ lsm_get(lsm_db *db, const void *key, size_t klen, struct kvd_val *out)
     }
     if (l.type == LSM_T_PUTX) {
         expire = lsm_val_expiry(val);
-        if (lsm_expired(expire, db->host->now_ms(db->host))) {
+        if (kvd_expired(expire, db->host->now_ms(db->host))) {
             lsm_lookup_release(&l);
             return KVD_ENOTFOUND;
         }
@@ -277,7 +277,7 @@ lsm_is_live(lsm_db *db, const void *key, size_t klen, uint64_t *snap,
             *live = true;
         } else if (l.type == LSM_T_PUTX) {
             *live =
-                !lsm_expired(lsm_val_expiry(l.val), db->host->now_ms(db->host));
+                !kvd_expired(lsm_val_expiry(l.val), db->host->now_ms(db->host));
         }
         lsm_lookup_release(&l);
     }

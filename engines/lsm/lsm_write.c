@@ -109,12 +109,17 @@ append(lsm_db *db, struct wreq *r)
 }
 
 int
-lsm_check_key(size_t klen)
+lsm_check_key(const void *key, size_t klen)
 {
-    if (klen == 0) {
-        return KVD_EINVAL;
-    }
-    return klen > LSM_MAX_KEY_BYTES ? KVD_ETOOBIG : 0;
+    return kvd_check_key(key, klen, LSM_MAX_KEY_BYTES);
+}
+
+int
+lsm_check_put(const void *key, size_t klen, const void *val, size_t vlen,
+              int64_t expire_ms)
+{
+    return kvd_check_put(key, klen, val, vlen, expire_ms, LSM_MAX_KEY_BYTES,
+                         LSM_MAX_VALUE_BYTES);
 }
 
 int
@@ -123,17 +128,11 @@ lsm_put(lsm_db *db, const void *key, size_t klen, const void *val, size_t vlen,
 {
     unsigned char stackbuf[LSM_STACK_REC_BYTES];
     struct wreq r;
-    int type = expire_ms != 0 ? LSM_T_PUTX : LSM_T_PUT;
-    int rc = lsm_check_key(klen);
+    int type = lsm_put_type(expire_ms);
+    int rc = lsm_check_put(key, klen, val, vlen, expire_ms);
 
     if (rc != 0) {
         return rc;
-    }
-    if (vlen > LSM_MAX_VALUE_BYTES) {
-        return KVD_ETOOBIG;
-    }
-    if (expire_ms < 0) {
-        return KVD_EINVAL;
     }
     if (lsm_readonly(db)) {
         return KVD_EREADONLY;
@@ -170,7 +169,7 @@ lsm_del(lsm_db *db, const void *key, size_t klen)
 {
     unsigned char stackbuf[LSM_STACK_REC_BYTES];
     struct wreq r;
-    int rc = lsm_check_key(klen);
+    int rc = lsm_check_key(key, klen);
 
     if (rc != 0) {
         return rc;
@@ -215,42 +214,25 @@ lsm_del(lsm_db *db, const void *key, size_t klen)
     return rc;
 }
 
+/* Check the batch and size its record (*len) and memtable bytes (*mem). */
 static int
 batch_check(const struct kvd_op *ops, size_t n, size_t *len, size_t *mem,
             struct kvd_err *err)
 {
     uint64_t total = LSM_BATCH_HDR_BYTES;
     uint64_t membytes = 0;
+    int rc =
+        kvd_check_batch(ops, n, LSM_MAX_KEY_BYTES, LSM_MAX_VALUE_BYTES, err);
 
+    if (rc != 0) {
+        return rc;
+    }
     for (size_t i = 0; i < n; i++) {
         const struct kvd_op *op = &ops[i];
-        int rc;
-        if (op->type != KVD_OP_PUT && op->type != KVD_OP_DEL) {
-            return kvd_err_set(err, KVD_EINVAL, "batch op %zu: unknown type %d",
-                               i, op->type);
-        }
-        rc = lsm_check_key(op->klen);
-        if (rc != 0) {
-            return kvd_err_set(err, rc, "batch op %zu: key of %zu bytes: %s", i,
-                               op->klen,
-                               op->klen == 0 ? "empty key" : "too long");
-        }
-        if (op->type == KVD_OP_PUT) {
-            if (op->vlen > LSM_MAX_VALUE_BYTES) {
-                return kvd_err_set(err, KVD_ETOOBIG,
-                                   "batch op %zu: value of %zu bytes is "
-                                   "over the limit of %u",
-                                   i, op->vlen, LSM_MAX_VALUE_BYTES);
-            }
-            if (op->expire_ms < 0) {
-                return kvd_err_set(err, KVD_EINVAL,
-                                   "batch op %zu: negative expiry", i);
-            }
-        }
-        total += lsm_op_bytes(op->klen, op_type(op),
-                              op->type == KVD_OP_PUT ? op->vlen : 0);
-        membytes += lsm_mem_entry_bytes(op->klen,
-                                        op->type == KVD_OP_PUT ? op->vlen : 0);
+        size_t vlen = op->type == KVD_OP_PUT ? op->vlen : 0;
+
+        total += lsm_op_bytes(op->klen, op_type(op), vlen);
+        membytes += lsm_mem_entry_bytes(op->klen, vlen);
         if (total > LSM_MAX_BATCH_BYTES) {
             return kvd_err_set(err, KVD_ETOOBIG,
                                "batch of %zu ops is over the limit of %u "

@@ -44,6 +44,7 @@
 #include <time.h>
 
 #include "kvd/engine.h"
+#include "kvd/kit_check.h"
 #include "kvd/kit_clock.h"
 #include "kvd/kit_worker.h"
 
@@ -351,18 +352,6 @@ mem_get(kvd_engine *db, const void *key, size_t klen, struct kvd_val *out)
 }
 
 static int
-mem_check_kv(size_t klen, const void *val, size_t vlen)
-{
-    if (klen == 0 || (val == NULL && vlen > 0)) {
-        return KVD_EINVAL;
-    }
-    if (klen > MEM_MAX_KEY_BYTES || vlen > MEM_MAX_VALUE_BYTES) {
-        return KVD_ETOOBIG;
-    }
-    return 0;
-}
-
-static int
 mem_del(kvd_engine *db, const void *key, size_t klen)
 {
     uint64_t h;
@@ -392,7 +381,8 @@ static int
 mem_put(kvd_engine *db, const void *key, size_t klen, const void *val,
         size_t vlen, int64_t expire_ms)
 {
-    int rc = mem_check_kv(klen, val, vlen);
+    int rc = kvd_check_put(key, klen, val, vlen, expire_ms, MEM_MAX_KEY_BYTES,
+                           MEM_MAX_VALUE_BYTES);
     uint64_t h;
     struct mem_shard *sh;
     struct mem_entry *e;
@@ -422,39 +412,6 @@ mem_put(kvd_engine *db, const void *key, size_t klen, const void *val,
 
 /* ----------------------------------------------------------------- batch */
 
-static int
-mem_batch_check(const struct kvd_op *ops, size_t n, struct kvd_err *err)
-{
-    for (size_t i = 0; i < n; i++) {
-        const struct kvd_op *op = &ops[i];
-        if (op->type != KVD_OP_PUT && op->type != KVD_OP_DEL) {
-            return kvd_err_set(err, KVD_EINVAL, "batch op %zu: unknown type %d",
-                               i, op->type);
-        }
-        if (op->klen == 0 || op->key == NULL) {
-            return kvd_err_set(err, KVD_EINVAL, "batch op %zu: empty key", i);
-        }
-        if (op->klen > MEM_MAX_KEY_BYTES) {
-            return kvd_err_set(err, KVD_ETOOBIG,
-                               "batch op %zu: key of %zu bytes exceeds the "
-                               "engine limit of %" PRIu32,
-                               i, op->klen, (uint32_t)MEM_MAX_KEY_BYTES);
-        }
-        if (op->type == KVD_OP_PUT && op->vlen > MEM_MAX_VALUE_BYTES) {
-            return kvd_err_set(err, KVD_ETOOBIG,
-                               "batch op %zu: value of %zu bytes exceeds the "
-                               "engine limit of %" PRIu32,
-                               i, op->vlen, (uint32_t)MEM_MAX_VALUE_BYTES);
-        }
-        if (op->type == KVD_OP_PUT && op->val == NULL && op->vlen > 0) {
-            return kvd_err_set(err, KVD_EINVAL,
-                               "batch op %zu: NULL value of %zu bytes", i,
-                               op->vlen);
-        }
-    }
-    return 0;
-}
-
 /*
  * All or nothing: validate every op, build every new entry (the only
  * allocations), and only then lock the affected shards in ascending order
@@ -471,7 +428,7 @@ mem_batch(kvd_engine *db, const struct kvd_op *ops, size_t n,
     unsigned char *locked = NULL;
     int rc;
 
-    rc = mem_batch_check(ops, n, err);
+    rc = kvd_check_batch(ops, n, MEM_MAX_KEY_BYTES, MEM_MAX_VALUE_BYTES, err);
     if (rc != 0 || n == 0) {
         return rc;
     }

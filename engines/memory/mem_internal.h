@@ -172,7 +172,7 @@ void mem_entry_unref_list(struct mem_entry *head);
 static inline bool
 mem_entry_expired(const struct mem_entry *e, int64_t now_ms)
 {
-    return e->expire_ms != KVD_NO_EXPIRY && e->expire_ms <= now_ms;
+    return kvd_expired(e->expire_ms, now_ms);
 }
 
 /* Shard lock held (any mode). The entry for key, expired or not, or NULL. */

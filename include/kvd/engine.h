@@ -9,9 +9,11 @@
  * Data model: keys are 1..max_key_bytes arbitrary bytes (NUL included; the
  * empty key is refused by the core before it reaches an engine), values are
  * 0..max_value_bytes arbitrary bytes. Each key has an optional absolute
- * expiry in Unix milliseconds (0 = none). A record whose expiry is <=
- * host->now_ms() is expired: the engine must treat it as absent in get,
+ * expiry in Unix milliseconds (0 = none; a negative expiry is invalid,
+ * KVD_EINVAL). A record whose expiry is <= host->now_ms() is expired
+ * (kvd_expired below): the engine must treat it as absent in get,
  * iteration and stats, and persistent engines must persist the expiry.
+ * The engine toolkit's kvd/kit_check.h has these checks.
  *
  * Thread-safety contract: after open() returns, every method below except
  * close() may be called concurrently from any number of threads on the same
@@ -49,6 +51,14 @@ extern "C" {
 
 /* No expiry. */
 #define KVD_NO_EXPIRY 0
+
+/* Whether a record with this expiry is expired at now_ms (the contract's
+ * one rule, above). */
+static inline int
+kvd_expired(int64_t expire_ms, int64_t now_ms)
+{
+    return expire_ms != KVD_NO_EXPIRY && expire_ms <= now_ms;
+}
 
 /* Capability flags (struct kvd_engine_vtable.caps). */
 enum kvd_engine_cap {

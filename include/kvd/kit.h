@@ -12,6 +12,8 @@
  *        -o kvd_engine_NAME.so NAME.c $(pkg-config --libs kvd)
  *
  * Modules, one header each (this one includes them all):
+ *   kit_check.h   the contract's checks of keys, values and batches, with
+ *                 the engine's limits
  *   kit_file.h    checked file I/O over struct kvd_io: full reads and
  *                 writes, whole-file reads, directory fsync, durable
  *                 replace (tmp + fsync + rename + directory fsync), errno
@@ -20,6 +22,8 @@
  *                 the masking used for checksums stored in checksummed data
  *   kit_coding.h  little-endian fixed-width integers and varints
  *   kit_buf.h     a growable byte buffer
+ *   kit_hash.h    a fast 64-bit hash of keys (seeded; stable, so formats
+ *                 may store it)
  *   kit_lock.h    the data-directory lock (one open store per directory)
  *   kit_clock.h   the monotonic clock through the host
  *   kit_worker.h  a background thread: runs a function every interval or
@@ -40,11 +44,13 @@
 #define KVD_KIT_H
 
 #include "kvd/kit_buf.h"
+#include "kvd/kit_check.h"
 #include "kvd/kit_clock.h"
 #include "kvd/kit_coding.h"
 #include "kvd/kit_commit.h"
 #include "kvd/kit_crc32c.h"
 #include "kvd/kit_file.h"
+#include "kvd/kit_hash.h"
 #include "kvd/kit_lock.h"
 #include "kvd/kit_ro.h"
 #include "kvd/kit_worker.h"

@@ -196,6 +196,41 @@ test_crc32c_hw_matches_sw_at_every_alignment(void **state)
     }
 }
 
+/* ---- hash ---- */
+
+static void
+test_hash_is_stable_and_seeded(void **state)
+{
+    /* pinned: the lsm engine's bloom filters on disk hold these (seed 0) */
+    static const struct {
+        const char *key;
+        uint64_t h;
+    } v[] = {
+        {"", UINT64_C(0xdbc400139e84c97a)},
+        {"a", UINT64_C(0x311a43450ef2773f)},
+        {"ab", UINT64_C(0x2e3f6b799ba42722)},
+        {"abc", UINT64_C(0xd2e023aabc79522c)},
+        {"abcd", UINT64_C(0x2a064e439fce036d)},
+        {"abcdefg", UINT64_C(0x0c13c7c0b9b5b45c)},
+        {"abcdefgh", UINT64_C(0xfe595f54e60ff9cc)},
+        {"abcdefghi", UINT64_C(0x60b8f04ab693d517)},
+        {"0123456789abcdef", UINT64_C(0xbeec585c03b32770)},
+        {"0123456789abcdefg", UINT64_C(0x11f0fccd860eb480)},
+        {"the quick brown fox jumps over the lazy dog",
+         UINT64_C(0x3d5dbd12b6c3b824)},
+    };
+    unsigned char buf[40];
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
+        assert_true(kvd_hash64(0, v[i].key, strlen(v[i].key)) == v[i].h);
+        assert_true(kvd_hash64(1, v[i].key, strlen(v[i].key)) != v[i].h);
+    }
+    /* the same bytes at any alignment */
+    memcpy(buf + 1, "0123456789abcdefg", 17);
+    assert_true(kvd_hash64(0, buf + 1, 17) == UINT64_C(0x11f0fccd860eb480));
+}
+
 /* ---- coding ---- */
 
 static void
@@ -734,6 +769,50 @@ test_commit_modes(void **state)
     assert_null(kvd_sync_mode_names[3]);
 }
 
+/* ---- check ---- */
+
+static void
+test_check_refuses_what_the_contract_refuses(void **state)
+{
+    struct kvd_op ops[3] = {
+        {KVD_OP_PUT, "a", 1, "v", 1, 0},
+        {KVD_OP_DEL, "b", 1, NULL, 0, 0},
+        {KVD_OP_PUT, "c", 1, "vv", 2, 5},
+    };
+    struct kvd_err err = {0};
+
+    (void)state;
+    assert_int_equal(kvd_check_key("k", 1, 4), 0);
+    assert_int_equal(kvd_check_key("k", 0, 4), KVD_EINVAL);
+    assert_int_equal(kvd_check_key(NULL, 1, 4), KVD_EINVAL);
+    assert_int_equal(kvd_check_key("kkkkk", 5, 4), KVD_ETOOBIG);
+    assert_int_equal(kvd_check_key("kkkkk", 5, 0), 0); /* 0: no limit */
+    assert_int_equal(kvd_check_put("k", 1, "vv", 2, 0, 4, 2), 0);
+    assert_int_equal(kvd_check_put("k", 1, "vvv", 3, 0, 4, 2), KVD_ETOOBIG);
+    assert_int_equal(kvd_check_put("k", 1, NULL, 3, 0, 4, 8), KVD_EINVAL);
+    assert_int_equal(kvd_check_put("k", 1, NULL, 0, 0, 4, 8), 0);
+    assert_int_equal(kvd_check_put("k", 1, "v", 1, -1, 4, 8), KVD_EINVAL);
+    assert_int_equal(kvd_check_batch(ops, 3, 4, 8, &err), 0);
+    ops[2].klen = 9;
+    assert_int_equal(kvd_check_batch(ops, 3, 4, 8, &err), KVD_ETOOBIG);
+    assert_string_equal(err.msg,
+                        "batch op 2: key of 9 bytes is over the limit of 4");
+    ops[2].klen = 1;
+    ops[2].expire_ms = -5;
+    assert_int_equal(kvd_check_batch(ops, 3, 4, 8, &err), KVD_EINVAL);
+    assert_string_equal(err.msg, "batch op 2: negative expiry -5");
+    ops[1].type = 9;
+    assert_int_equal(kvd_check_batch(ops, 3, 4, 8, &err), KVD_EINVAL);
+    assert_string_equal(err.msg, "batch op 1: unknown type 9");
+    ops[1].type = KVD_OP_DEL;
+    ops[1].klen = 0;
+    assert_int_equal(kvd_check_batch(ops, 3, 4, 8, &err), KVD_EINVAL);
+    assert_string_equal(err.msg, "batch op 1: empty key");
+    assert_true(kvd_expired(5, 5));
+    assert_false(kvd_expired(6, 5));
+    assert_false(kvd_expired(KVD_NO_EXPIRY, 5));
+}
+
 /* ---- status helpers of the ABI headers ---- */
 
 static void
@@ -759,6 +838,7 @@ main(void)
         cmocka_unit_test_setup(test_crc32c_known_vectors, setup_host),
         cmocka_unit_test_setup(test_crc32c_hw_matches_sw_at_every_alignment,
                                setup_host),
+        cmocka_unit_test_setup(test_hash_is_stable_and_seeded, setup_host),
         cmocka_unit_test_setup(test_coding_roundtrips_and_rejects_bad_varints,
                                setup_host),
         cmocka_unit_test_setup(test_buf_grows_keeps_bytes_and_resets,
@@ -776,6 +856,8 @@ main(void)
         cmocka_unit_test_setup(test_commit_failure_is_sticky_until_resume,
                                setup_host),
         cmocka_unit_test_setup(test_commit_modes, setup_host),
+        cmocka_unit_test_setup(test_check_refuses_what_the_contract_refuses,
+                               setup_host),
         cmocka_unit_test_setup(test_strerror_and_has, setup_host),
     };
 
