@@ -11,6 +11,15 @@
 
 #define KIT_BUF_MIN_BYTES 64
 
+void
+kvd_buf_init_on(struct kvd_buf *b, void *storage, size_t n)
+{
+    b->fixed = storage;
+    b->p = storage;
+    b->len = 0;
+    b->cap = n;
+}
+
 int
 kvd_buf_reserve(struct kvd_buf *b, size_t extra)
 {
@@ -26,7 +35,15 @@ kvd_buf_reserve(struct kvd_buf *b, size_t extra)
     while (cap < b->len + extra) {
         cap = cap > SIZE_MAX / 2 ? b->len + extra : cap * 2;
     }
-    np = realloc(b->p, cap);
+    if (b->p != NULL && b->p == b->fixed) {
+        /* off the caller's storage onto the heap */
+        np = malloc(cap);
+        if (np != NULL && b->len > 0) {
+            memcpy(np, b->p, b->len);
+        }
+    } else {
+        np = realloc(b->p, cap);
+    }
     if (np == NULL) {
         return KVD_ENOMEM;
     }
@@ -50,7 +67,7 @@ kvd_buf_extend(struct kvd_buf *b, size_t n)
 }
 
 int
-kvd_buf_append(struct kvd_buf *b, const void *p, size_t n)
+kvd_buf_append_grow(struct kvd_buf *b, const void *p, size_t n)
 {
     unsigned char *at = kvd_buf_extend(b, n);
 
@@ -72,8 +89,11 @@ kvd_buf_reset(struct kvd_buf *b)
 void
 kvd_buf_release(struct kvd_buf *b)
 {
-    free(b->p);
+    if (b->p != b->fixed) {
+        free(b->p);
+    }
     b->p = NULL;
     b->len = 0;
     b->cap = 0;
+    b->fixed = NULL;
 }

@@ -20,70 +20,6 @@
 #include "kvd/kit_crc32c.h"
 #include "kvd/status.h"
 
-const char *
-lsm_status_str(int code)
-{
-    switch (code) {
-#define LSM_XX_STR(name, value, msg)                                           \
-    case KVD_##name:                                                           \
-        return msg;
-        KVD_STATUS_MAP(LSM_XX_STR)
-#undef LSM_XX_STR
-    }
-    return "unknown error";
-}
-
-/* ---- Growable byte buffer ------------------------------------------ */
-
-int
-lsm_bbuf_reserve(struct lsm_bbuf *b, size_t more)
-{
-    size_t need = b->len + more;
-    size_t cap;
-    uint8_t *p;
-
-    if (need < b->len) {
-        return KVD_ENOMEM;
-    }
-    if (need <= b->cap) {
-        return 0;
-    }
-    cap = b->cap < 256 ? 256 : b->cap;
-    while (cap < need) {
-        cap = cap * 2 < cap ? need : cap * 2;
-    }
-    p = realloc(b->p, cap);
-    if (p == NULL) {
-        return KVD_ENOMEM;
-    }
-    b->p = p;
-    b->cap = cap;
-    return 0;
-}
-
-int
-lsm_bbuf_append(struct lsm_bbuf *b, const void *p, size_t n)
-{
-    int rc = lsm_bbuf_reserve(b, n);
-    if (rc != 0) {
-        return rc;
-    }
-    if (n > 0) {
-        memcpy(b->p + b->len, p, n);
-    }
-    b->len += n;
-    return 0;
-}
-
-void
-lsm_bbuf_release(struct lsm_bbuf *b)
-{
-    free(b->p);
-    b->p = NULL;
-    b->len = 0;
-    b->cap = 0;
-}
-
 /* ---- Builder ------------------------------------------------------- */
 
 void
@@ -96,8 +32,8 @@ lsm_bbuilder_init(struct lsm_bbuilder *b, int interval)
 void
 lsm_bbuilder_release(struct lsm_bbuilder *b)
 {
-    lsm_bbuf_release(&b->buf);
-    lsm_bbuf_release(&b->last_key);
+    kvd_buf_release(&b->buf);
+    kvd_buf_release(&b->last_key);
     free(b->restarts);
     b->restarts = NULL;
 }
@@ -157,16 +93,16 @@ lsm_bbuilder_add(struct lsm_bbuilder *b, const void *key, size_t klen,
     e = kvd_put_varint64(hdr, (uint32_t)shared);
     e = kvd_put_varint64(e, (uint32_t)(klen - shared));
     e = kvd_put_varint64(e, (uint32_t)vlen);
-    rc = lsm_bbuf_reserve(&b->buf, (size_t)(e - hdr) + klen - shared + vlen);
+    rc = kvd_buf_reserve(&b->buf, (size_t)(e - hdr) + klen - shared + vlen);
     if (rc != 0) {
         return rc;
     }
-    lsm_bbuf_append(&b->buf, hdr, (size_t)(e - hdr));
-    lsm_bbuf_append(&b->buf, (const uint8_t *)key + shared, klen - shared);
-    lsm_bbuf_append(&b->buf, val, vlen);
+    kvd_buf_append(&b->buf, hdr, (size_t)(e - hdr));
+    kvd_buf_append(&b->buf, (const uint8_t *)key + shared, klen - shared);
+    kvd_buf_append(&b->buf, val, vlen);
     b->last_key.len = shared; /* keep the shared prefix, add the rest */
-    rc = lsm_bbuf_append(&b->last_key, (const uint8_t *)key + shared,
-                         klen - shared);
+    rc = kvd_buf_append(&b->last_key, (const uint8_t *)key + shared,
+                        klen - shared);
     if (rc != 0) {
         return rc;
     }
@@ -184,7 +120,7 @@ lsm_bbuilder_size(const struct lsm_bbuilder *b)
 int
 lsm_bbuilder_finish(struct lsm_bbuilder *b)
 {
-    int rc = lsm_bbuf_reserve(&b->buf, b->nrestarts * 4 + 4);
+    int rc = kvd_buf_reserve(&b->buf, b->nrestarts * 4 + 4);
     if (rc != 0) {
         return rc;
     }

@@ -301,6 +301,19 @@ test_buf_grows_keeps_bytes_and_resets(void **state)
     kvd_buf_release(&b);
     assert_null(b.p);
     assert_int_equal(b.cap, 0);
+
+    /* on the caller's storage until it outgrows it */
+    {
+        unsigned char small[8];
+        kvd_buf_init_on(&b, small, sizeof(small));
+        assert_int_equal(kvd_buf_append(&b, "12345678", 8), 0);
+        assert_ptr_equal(b.p, small);
+        assert_int_equal(kvd_buf_append(&b, "9", 1), 0);
+        assert_ptr_not_equal(b.p, small);
+        assert_memory_equal(b.p, "123456789", 9);
+        kvd_buf_release(&b); /* frees the heap copy, never small */
+        assert_null(b.p);
+    }
 }
 
 /* ---- clock ---- */
