@@ -143,7 +143,7 @@ lsm_log_and_apply(lsm_db *db, struct lsm_edit *e, bool flushed)
         if (rc != 0) {
             lsm_fail(db, rc, "roll MANIFEST: %s", err.msg);
         } else {
-            lsm_count(&db->c.manifest_rolls, 1);
+            kvd_counter_add(&db->c.manifest_rolls, 1);
         }
     }
 out:
@@ -236,7 +236,7 @@ tb_finish(lsm_db *db, struct tbuild *tb, struct lsm_edit *e, int level,
         lsm_fail(db, rc, "finish table %s: %s", tb->tmp, err.msg);
         goto fail;
     }
-    lsm_count(&db->c.fsyncs, 1);
+    kvd_counter_add(&db->c.fsyncs, 1);
     if (db->io->fsync(tb->fd) != 0) {
         rc = lsm_fail(db, kvd_errno_status(errno), "fsync %s", tb->tmp);
         goto fail;
@@ -321,7 +321,7 @@ lsm_write_mem_table(lsm_db *db, lsm_mem *m, struct lsm_edit *edit, bool *empty)
         if (last.set && same_user(k, last.p, last.n)) {
             /* an older version: readers that still need it read the
              * memtable itself */
-            lsm_count(&db->c.dropped_shadowed, 1);
+            kvd_counter_add(&db->c.dropped_shadowed, 1);
             continue;
         }
         rc = keybuf_set(&last, u.p, u.n);
@@ -346,7 +346,7 @@ lsm_write_mem_table(lsm_db *db, lsm_mem *m, struct lsm_edit *edit, bool *empty)
         }
     }
     if (rc == 0) {
-        lsm_count(&db->c.flush_bytes, bytes);
+        kvd_counter_add(&db->c.flush_bytes, bytes);
     }
 out:
     if (rc != 0) {
@@ -392,7 +392,7 @@ lsm_flush_imm(lsm_db *db)
         char path[LSM_PATH_BYTES];
         lsm_path(db, path, imm_wal, "log");
         db->io->unlink(path);
-        lsm_count(&db->c.flushes, 1);
+        kvd_counter_add(&db->c.flushes, 1);
     }
     lsm_edit_release(&e);
     lsm_mem_unref(imm);
@@ -591,7 +591,7 @@ trivial_move(lsm_db *db, struct compaction *c)
         rc = lsm_log_and_apply(db, &e, false);
     }
     if (rc == 0) {
-        lsm_count(&db->c.trivial_moves, 1);
+        kvd_counter_add(&db->c.trivial_moves, 1);
     }
     lsm_edit_release(&e);
     return rc;
@@ -704,7 +704,7 @@ run_compaction(lsm_db *db, struct compaction *c)
             }
         }
         if (last.set && same_user(k, last.p, last.n)) {
-            lsm_count(&db->c.dropped_shadowed, 1);
+            kvd_counter_add(&db->c.dropped_shadowed, 1);
             continue;
         }
         rc = keybuf_set(&last, u.p, u.n);
@@ -715,9 +715,9 @@ run_compaction(lsm_db *db, struct compaction *c)
                   kvd_expired(lsm_val_expiry(v), now);
         if (type == LSM_T_DEL || expired) {
             if (is_base_level(c, u)) {
-                lsm_count(type == LSM_T_DEL ? &db->c.dropped_tombstones
-                                            : &db->c.dropped_expired,
-                          1);
+                kvd_counter_add(type == LSM_T_DEL ? &db->c.dropped_tombstones
+                                                  : &db->c.dropped_expired,
+                                1);
                 continue;
             }
             if (expired) {
@@ -736,7 +736,7 @@ run_compaction(lsm_db *db, struct compaction *c)
                 k.p = conv;
                 v.p = conv;
                 v.n = 0;
-                lsm_count(&db->c.dropped_expired, 1);
+                kvd_counter_add(&db->c.dropped_expired, 1);
             }
         }
         if (tb.fd >= 0 && gp_should_stop(db, c, &gp, k)) {
@@ -792,10 +792,11 @@ run_compaction(lsm_db *db, struct compaction *c)
         rc = lsm_log_and_apply(db, &e, false);
     }
     if (rc == 0) {
-        lsm_count(&db->c.compactions, 1);
-        lsm_count(&db->c.compact_read_bytes, bytes_of(c->in[0], c->nin[0]) +
-                                                 bytes_of(c->in[1], c->nin[1]));
-        lsm_count(&db->c.compact_write_bytes, written);
+        kvd_counter_add(&db->c.compactions, 1);
+        kvd_counter_add(&db->c.compact_read_bytes,
+                        bytes_of(c->in[0], c->nin[0]) +
+                            bytes_of(c->in[1], c->nin[1]));
+        kvd_counter_add(&db->c.compact_write_bytes, written);
     }
 out:
     if (rc != 0) {

@@ -247,18 +247,6 @@ typedef struct kvd_engine lsm_db;
 
 #define LSM_LOG(db, level, ...) (db)->host->log((db)->host, level, __VA_ARGS__)
 
-static inline void
-lsm_count(_Atomic uint64_t *c, uint64_t n)
-{
-    atomic_fetch_add_explicit(c, n, memory_order_relaxed);
-}
-
-static inline uint64_t
-lsm_load(_Atomic uint64_t *c)
-{
-    return atomic_load_explicit(c, memory_order_relaxed);
-}
-
 /* The expiry of a stored PUTX value (at least 8 bytes). */
 static inline int64_t
 lsm_val_expiry(struct lsm_slice v)

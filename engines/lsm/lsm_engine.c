@@ -462,26 +462,27 @@ lsm_stats(kvd_engine *db, struct kvd_engine_stats *out, kvd_stat_fn fn,
         snprintf(name, sizeof(name), "l%d_bytes", l);
         fn(ctx, name, level_b[l]);
     }
-    user = lsm_load(&db->c.user_bytes);
-    written = lsm_load(&db->c.wal_bytes) + lsm_load(&db->c.flush_bytes) +
-              lsm_load(&db->c.compact_write_bytes);
+    user = kvd_counter_get(&db->c.user_bytes);
+    written = kvd_counter_get(&db->c.wal_bytes) +
+              kvd_counter_get(&db->c.flush_bytes) +
+              kvd_counter_get(&db->c.compact_write_bytes);
     fn(ctx, "tables", tables);
     fn(ctx, "table_bytes", table_bytes);
     fn(ctx, "memtable_bytes", mem_bytes);
     fn(ctx, "imm_memtable_bytes", imm_bytes);
-    fn(ctx, "wal_bytes", lsm_load(&db->c.wal_bytes));
+    fn(ctx, "wal_bytes", kvd_counter_get(&db->c.wal_bytes));
     fn(ctx, "user_bytes_written", user);
-    fn(ctx, "flush_bytes", lsm_load(&db->c.flush_bytes));
-    fn(ctx, "compact_read_bytes", lsm_load(&db->c.compact_read_bytes));
-    fn(ctx, "compact_write_bytes", lsm_load(&db->c.compact_write_bytes));
+    fn(ctx, "flush_bytes", kvd_counter_get(&db->c.flush_bytes));
+    fn(ctx, "compact_read_bytes", kvd_counter_get(&db->c.compact_read_bytes));
+    fn(ctx, "compact_write_bytes", kvd_counter_get(&db->c.compact_write_bytes));
     /* (WAL + flush + compaction bytes) / user bytes, times 100 */
     fn(ctx, "write_amp_x100", user ? written * 100 / user : 0);
-    fn(ctx, "flushes", lsm_load(&db->c.flushes));
-    fn(ctx, "compactions", lsm_load(&db->c.compactions));
-    fn(ctx, "trivial_moves", lsm_load(&db->c.trivial_moves));
-    fn(ctx, "dropped_shadowed", lsm_load(&db->c.dropped_shadowed));
-    fn(ctx, "dropped_tombstones", lsm_load(&db->c.dropped_tombstones));
-    fn(ctx, "dropped_expired", lsm_load(&db->c.dropped_expired));
+    fn(ctx, "flushes", kvd_counter_get(&db->c.flushes));
+    fn(ctx, "compactions", kvd_counter_get(&db->c.compactions));
+    fn(ctx, "trivial_moves", kvd_counter_get(&db->c.trivial_moves));
+    fn(ctx, "dropped_shadowed", kvd_counter_get(&db->c.dropped_shadowed));
+    fn(ctx, "dropped_tombstones", kvd_counter_get(&db->c.dropped_tombstones));
+    fn(ctx, "dropped_expired", kvd_counter_get(&db->c.dropped_expired));
     fn(ctx, "bloom_checks", ts.bloom_checks);
     fn(ctx, "bloom_negatives", ts.bloom_negatives);
     fn(ctx, "bloom_false_positives", ts.bloom_false_pos);
@@ -492,21 +493,21 @@ lsm_stats(kvd_engine *db, struct kvd_engine_stats *out, kvd_stat_fn fn,
     fn(ctx, "block_cache_bytes", cs.bytes);
     fn(ctx, "block_cache_capacity", cs.capacity);
     fn(ctx, "open_tables", open_tables);
-    fn(ctx, "table_opens", lsm_load(&db->tc.opens));
+    fn(ctx, "table_opens", kvd_counter_get(&db->tc.opens));
     fn(ctx, "index_filter_bytes", index_bytes);
-    fn(ctx, "stall_us", lsm_load(&db->c.stall_us));
-    fn(ctx, "stall_slowdowns", lsm_load(&db->c.slowdowns));
-    fn(ctx, "stall_stops", lsm_load(&db->c.stops));
-    fn(ctx, "puts", lsm_load(&db->c.puts));
-    fn(ctx, "dels", lsm_load(&db->c.dels));
-    fn(ctx, "batches", lsm_load(&db->c.batches));
-    fn(ctx, "gets", lsm_load(&db->c.gets));
-    fn(ctx, "fsyncs", lsm_load(&db->c.fsyncs));
+    fn(ctx, "stall_us", kvd_counter_get(&db->c.stall_us));
+    fn(ctx, "stall_slowdowns", kvd_counter_get(&db->c.slowdowns));
+    fn(ctx, "stall_stops", kvd_counter_get(&db->c.stops));
+    fn(ctx, "puts", kvd_counter_get(&db->c.puts));
+    fn(ctx, "dels", kvd_counter_get(&db->c.dels));
+    fn(ctx, "batches", kvd_counter_get(&db->c.batches));
+    fn(ctx, "gets", kvd_counter_get(&db->c.gets));
+    fn(ctx, "fsyncs", kvd_counter_get(&db->c.fsyncs));
     kvd_commit_stats(db->commit, &syncs, &sync_waits);
     fn(ctx, "sync_waits", sync_waits);
-    fn(ctx, "manifest_rolls", lsm_load(&db->c.manifest_rolls));
-    fn(ctx, "corrupt_records", lsm_load(&db->c.corrupt_records));
-    fn(ctx, "torn_tail_bytes", lsm_load(&db->c.torn_tail_bytes));
+    fn(ctx, "manifest_rolls", kvd_counter_get(&db->c.manifest_rolls));
+    fn(ctx, "corrupt_records", kvd_counter_get(&db->c.corrupt_records));
+    fn(ctx, "torn_tail_bytes", kvd_counter_get(&db->c.torn_tail_bytes));
     fn(ctx, "recovery_ms", (uint64_t)db->recovery_ms);
     fn(ctx, "recovery_records", db->recovered_records);
     fn(ctx, "recovery_wals", db->recovered_wals);

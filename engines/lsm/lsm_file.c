@@ -22,7 +22,7 @@ lsm_path(const lsm_db *db, char *buf, uint64_t number, const char *ext)
 int
 lsm_fsync_dir(lsm_db *db)
 {
-    lsm_count(&db->c.fsyncs, 1);
+    kvd_counter_add(&db->c.fsyncs, 1);
     return kvd_file_fsync_dir(db->io, db->dir);
 }
 

@@ -43,7 +43,7 @@ set_current(lsm_db *db, uint64_t number)
                      (unsigned long long)number);
 
     snprintf(path, sizeof(path), "%s/%s", db->dir, LSM_CURRENT_FILE);
-    lsm_count(&db->c.fsyncs, 2); /* the file and its directory */
+    kvd_counter_add(&db->c.fsyncs, 2); /* the file and its directory */
     return kvd_file_replace(db->io, path, body, (size_t)n, NULL);
 }
 
@@ -110,7 +110,7 @@ lsm_manifest_create(lsm_db *db, const lsm_version *v, uint64_t number,
         return kvd_err_set(err, rc, "lsm: write %s.tmp: %s", path,
                            kvd_strerror(rc));
     }
-    lsm_count(&db->c.fsyncs, 2); /* the file and its directory */
+    kvd_counter_add(&db->c.fsyncs, 2); /* the file and its directory */
     rc = kvd_file_tmp_commit(db->io, &t, &fd, &ferr);
     if (rc == 0) {
         rc = set_current(db, number);
@@ -158,7 +158,7 @@ lsm_manifest_append(lsm_db *db, const struct lsm_edit *e)
     free(rec);
     atomic_store(&db->manifest_bytes, db->manw.off);
     if (rc == 0) {
-        lsm_count(&db->c.fsyncs, 1);
+        kvd_counter_add(&db->c.fsyncs, 1);
         if (db->io->fdatasync(db->manifest_fd) != 0) {
             rc = kvd_errno_status(errno);
         }

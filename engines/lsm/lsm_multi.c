@@ -220,7 +220,7 @@ mgroup_commit(struct mstate *ms)
         }
         db->seq = seq - 1;
         db->written += db->walw.off - before;
-        lsm_count(&db->c.wal_bytes, db->walw.off - before);
+        kvd_counter_add(&db->c.wal_bytes, db->walw.off - before);
         atomic_store_explicit(&db->visible_seq, db->seq, memory_order_release);
         ms->target = db->written;
     }
@@ -234,8 +234,8 @@ out:
         op->status = rc;
         if (rc == 0) {
             bool put = op->type == KVD_MOP_PUT;
-            lsm_count(put ? &db->c.puts : &db->c.dels, 1);
-            lsm_count(&db->c.user_bytes, op->klen + (put ? op->vlen : 0));
+            kvd_counter_add(put ? &db->c.puts : &db->c.dels, 1);
+            kvd_counter_add(&db->c.user_bytes, op->klen + (put ? op->vlen : 0));
         }
     }
     ms->nslots = 0;

@@ -207,7 +207,7 @@ static int
 on_damage(lsm_db *db, const char *path, uint64_t off, const char *what,
           struct kvd_err *err)
 {
-    lsm_count(&db->c.corrupt_records, 1);
+    kvd_counter_add(&db->c.corrupt_records, 1);
     switch (db->opts.corruption) {
     case LSM_CORRUPT_PARANOID:
         return kvd_err_set(err, KVD_ECORRUPT,
@@ -306,7 +306,7 @@ replay_wal(struct replay *rp, uint64_t number, bool newest, struct kvd_err *err)
         if (newest) {
             /* the bytes up to the zero tail (preallocated space) */
             uint64_t cut = r.end > r.torn_off ? r.end - r.torn_off : 0;
-            lsm_count(&db->c.torn_tail_bytes, cut);
+            kvd_counter_add(&db->c.torn_tail_bytes, cut);
             LSM_LOG(db, KVD_LOG_WARN,
                     "lsm: %s: cut a torn tail of %llu bytes at offset %llu "
                     "(a write interrupted by a crash)",

@@ -37,7 +37,7 @@ switch_locked(lsm_db *db)
         /* the old WAL must be complete on disk before the next one takes
          * writes, or a crash could keep a later write and lose an
          * earlier one */
-        lsm_count(&db->c.fsyncs, 1);
+        kvd_counter_add(&db->c.fsyncs, 1);
         if (db->io->fdatasync(db->wal->fd) != 0) {
             rc = kvd_errno_status(errno);
             return lsm_fail(db, rc, "fdatasync %s/%06llu.log", db->dir,
@@ -112,7 +112,7 @@ wait_progress(lsm_db *db, int kind)
     int64_t t0 = kvd_mono_us(db->host);
 
     stall_note(db, kind);
-    lsm_count(&db->c.stops, 1);
+    kvd_counter_add(&db->c.stops, 1);
     pthread_mutex_lock(&db->mu);
     for (;;) {
         bool still;
@@ -130,7 +130,7 @@ wait_progress(lsm_db *db, int kind)
         pthread_cond_wait(&db->done_cv, &db->mu);
     }
     pthread_mutex_unlock(&db->mu);
-    lsm_count(&db->c.stall_us, (uint64_t)(kvd_mono_us(db->host) - t0));
+    kvd_counter_add(&db->c.stall_us, (uint64_t)(kvd_mono_us(db->host) - t0));
 }
 
 /* Make sure the writers' memtable has room (wlock held). With force, a
@@ -155,8 +155,9 @@ lsm_make_room_locked(lsm_db *db, bool force)
             pthread_mutex_unlock(&db->wlock);
             usleep(LSM_SLOWDOWN_US);
             pthread_mutex_lock(&db->wlock);
-            lsm_count(&db->c.slowdowns, 1);
-            lsm_count(&db->c.stall_us, (uint64_t)(kvd_mono_us(db->host) - t0));
+            kvd_counter_add(&db->c.slowdowns, 1);
+            kvd_counter_add(&db->c.stall_us,
+                            (uint64_t)(kvd_mono_us(db->host) - t0));
             delayed = true;
             continue;
         }

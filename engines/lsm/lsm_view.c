@@ -211,7 +211,7 @@ lsm_get(lsm_db *db, const void *key, size_t klen, struct kvd_val *out)
     if (klen == 0 || klen > LSM_MAX_KEY_BYTES) {
         return klen == 0 ? KVD_EINVAL : KVD_ENOTFOUND;
     }
-    lsm_count(&db->c.gets, 1);
+    kvd_counter_add(&db->c.gets, 1);
     vw = lsm_view_get(db, &snap);
     rc = lsm_lookup(db, vw, key, klen, snap, &l);
     lsm_view_put(vw);

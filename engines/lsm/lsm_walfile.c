@@ -76,7 +76,7 @@ lsm_wal_create(lsm_db *db, uint64_t number, struct lsm_walf **out)
         kvd_file_tmp_abort(db->io, &t);
         return rc;
     }
-    lsm_count(&db->c.fsyncs, 2); /* the file and its directory */
+    kvd_counter_add(&db->c.fsyncs, 2); /* the file and its directory */
     rc = kvd_file_tmp_commit(db->io, &t, &fd, NULL);
     if (rc != 0) {
         return rc;
@@ -151,7 +151,7 @@ wal_sync(void *ctx, uint64_t *pos)
     *pos = db->written;
     pthread_mutex_unlock(&db->wlock);
 
-    lsm_count(&db->c.fsyncs, 1);
+    kvd_counter_add(&db->c.fsyncs, 1);
     if (db->io->fdatasync(w->fd) != 0) {
         rc = lsm_fail(db, kvd_errno_status(errno), "fdatasync %s/%06llu.log",
                       db->dir, (unsigned long long)w->number);

@@ -100,7 +100,7 @@ append(lsm_db *db, struct wreq *r)
         }
         db->seq = seq + r->count - 1;
         db->written += db->walw.off - before;
-        lsm_count(&db->c.wal_bytes, db->walw.off - before);
+        kvd_counter_add(&db->c.wal_bytes, db->walw.off - before);
         atomic_store_explicit(&db->visible_seq, db->seq, memory_order_release);
         target = db->written;
     }
@@ -158,8 +158,8 @@ lsm_put(lsm_db *db, const void *key, size_t klen, const void *val, size_t vlen,
         free(r.payload);
     }
     if (rc == 0) {
-        lsm_count(&db->c.puts, 1);
-        lsm_count(&db->c.user_bytes, klen + vlen);
+        kvd_counter_add(&db->c.puts, 1);
+        kvd_counter_add(&db->c.user_bytes, klen + vlen);
     }
     return rc;
 }
@@ -208,8 +208,8 @@ lsm_del(lsm_db *db, const void *key, size_t klen)
         free(r.payload);
     }
     if (rc == 0) {
-        lsm_count(&db->c.dels, 1);
-        lsm_count(&db->c.user_bytes, klen);
+        kvd_counter_add(&db->c.dels, 1);
+        kvd_counter_add(&db->c.user_bytes, klen);
     }
     return rc;
 }
@@ -287,8 +287,8 @@ lsm_batch(lsm_db *db, const struct kvd_op *ops, size_t n, struct kvd_err *err)
         free(r.payload);
     }
     if (rc == 0) {
-        lsm_count(&db->c.batches, 1);
-        lsm_count(&db->c.user_bytes, user);
+        kvd_counter_add(&db->c.batches, 1);
+        kvd_counter_add(&db->c.user_bytes, user);
         return 0;
     }
     {

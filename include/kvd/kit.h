@@ -18,6 +18,7 @@
  *                 writes, whole-file reads, directory fsync, durable
  *                 replace (tmp + fsync + rename + directory fsync), errno
  *                 to status
+ *   kit_counter.h statistics counters (relaxed atomics)
  *   kit_crc32c.h  CRC-32C, hardware-accelerated where the CPU has it, and
  *                 the masking used for checksums stored in checksummed data
  *   kit_coding.h  little-endian fixed-width integers and varints
@@ -48,6 +49,7 @@
 #include "kvd/kit_clock.h"
 #include "kvd/kit_coding.h"
 #include "kvd/kit_commit.h"
+#include "kvd/kit_counter.h"
 #include "kvd/kit_crc32c.h"
 #include "kvd/kit_file.h"
 #include "kvd/kit_hash.h"
