@@ -45,6 +45,15 @@ host_now_ms(const struct kvd_host *host)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+static int64_t
+host_mono_ns(const struct kvd_host *host)
+{
+    struct timespec ts;
+    (void)host;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
 static void
 host_request_shutdown(const struct kvd_host *host, const char *why)
 {
@@ -95,6 +104,7 @@ static const struct kvd_host default_host = {
     .now_ms = host_now_ms,
     .io = &posix_io,
     .request_shutdown = host_request_shutdown,
+    .mono_ns = host_mono_ns,
 };
 
 const struct kvd_host *

@@ -1,14 +1,13 @@
 /*
  * core/status.h -- names and messages for kvd status codes.
+ *
+ * kvd_strerror() and kvd_status_name() live in the installed kvd/status.h
+ * (inline, generated from KVD_STATUS_MAP), so the core and every plugin
+ * share them; this header remains for the core files that include it.
  */
 #ifndef KVD_CORE_STATUS_H
 #define KVD_CORE_STATUS_H
 
-/* "not found"; for an unknown code, "unknown status -N". Static storage
- * (unknown codes share one thread-local buffer). */
-const char *kvd_strerror(int code);
-
-/* "KVD_ENOTFOUND"; "KVD_UNKNOWN" for an unknown code. */
-const char *kvd_status_name(int code);
+#include "kvd/status.h"
 
 #endif /* KVD_CORE_STATUS_H */

@@ -12,7 +12,7 @@
  *   alog_merge.c    background merge of immutable segments
  *   alog_file.c     file helpers (paths, full reads/writes, tmp+rename)
  *   alog_index.c    the sharded hash index
- *   alog_format.c   byte layout; crc32c.c checksums
+ *   alog_format.c   byte layout (checksums: the toolkit's kvd_crc32c)
  *
  * Lock order (outer first): merge_mu -> wlock -> seg_mu -> shard lock.
  * sync_mu is taken either alone or inside wlock (segment roll); the group
@@ -37,10 +37,10 @@
 #include "alog_format.h"
 #include "alog_index.h"
 #include "alog_opts.h"
-#include "crc32c.h"
-#include "efile.h"
 #include "kvd/engine.h"
 #include "kvd/host.h"
+#include "kvd/kit_crc32c.h"
+#include "kvd/kit_file.h"
 #include "kvd/status.h"
 
 #define ALOG_STATE_BYTES 160

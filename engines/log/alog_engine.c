@@ -251,7 +251,7 @@ take_lock(alog_db *db, struct kvd_err *err)
     snprintf(path, sizeof(path), "%s/%s", db->dir, ALOG_LOCK_FILE);
     db->lock_fd = db->io->open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (db->lock_fd < 0) {
-        return kvd_err_set(err, efile_errno_status(errno), "log: open %s: %s",
+        return kvd_err_set(err, kvd_errno_status(errno), "log: open %s: %s",
                            path, strerror(errno));
     }
     if (flock(db->lock_fd, LOCK_EX | LOCK_NB) != 0) {
@@ -329,8 +329,8 @@ alog_open(const struct kvd_host *host, const void *opts, const char *dir,
         return kvd_err_set(err, KVD_ENOMEM, "log: out of memory");
     }
     if (db->io->mkdir(dir, 0755) != 0 && errno != EEXIST) {
-        rc = kvd_err_set(err, efile_errno_status(errno), "log: mkdir %s: %s",
-                         dir, strerror(errno));
+        rc = kvd_err_set(err, kvd_errno_status(errno), "log: mkdir %s: %s", dir,
+                         strerror(errno));
         goto fail;
     }
     rc = take_lock(db, err);
@@ -482,7 +482,7 @@ alog_get(kvd_engine *db, const void *key, size_t klen, struct kvd_val *out)
     got = db->io->pread(e->seg->fd, buf, total, (off_t)off);
     pthread_rwlock_unlock(&sh->lock);
     if (got < 0) {
-        int rc = efile_errno_status(errno);
+        int rc = kvd_errno_status(errno);
         free(buf);
         ALOG_LOG(db, KVD_LOG_ERROR, "log: pread %s/%08u.data at %u: %s",
                  db->dir, (unsigned)seg_id, (unsigned)off, strerror(errno));

@@ -26,7 +26,7 @@ alog_seg_path(const alog_db *db, char *buf, uint32_t id, const char *ext)
 int
 alog_fsync_dir(alog_db *db)
 {
-    return efile_fsync_dir(db->io, db->dir);
+    return kvd_file_fsync_dir(db->io, db->dir);
 }
 
 struct alog_seg *
@@ -71,16 +71,16 @@ alog_seg_create(alog_db *db, uint32_t id, int kind, uint64_t created_seq,
     alog_seg_path(db, path, id, "data");
     fd = db->io->open(tpath, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) {
-        return efile_errno_status(errno);
+        return kvd_errno_status(errno);
     }
     alog_file_hdr_encode(hdr, kind, created_seq);
-    rc = efile_write_full(db->io, fd, hdr, sizeof(hdr), 0);
+    rc = kvd_file_write_full(db->io, fd, hdr, sizeof(hdr), 0);
     if (rc == 0 && !tmp) {
         alog_count(&db->c.fsyncs, 1);
         if (db->io->fsync(fd) != 0) {
-            rc = efile_errno_status(errno);
+            rc = kvd_errno_status(errno);
         } else if (db->io->rename(tpath, path) != 0) {
-            rc = efile_errno_status(errno);
+            rc = kvd_errno_status(errno);
         } else {
             rc = alog_fsync_dir(db);
         }
@@ -167,15 +167,15 @@ alog_write_tmp_file(alog_db *db, const char *path, const void *buf, size_t n)
     snprintf(tpath, sizeof(tpath), "%s.tmp", path);
     fd = db->io->open(tpath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) {
-        return efile_errno_status(errno);
+        return kvd_errno_status(errno);
     }
-    rc = efile_write_full(db->io, fd, buf, n, 0);
+    rc = kvd_file_write_full(db->io, fd, buf, n, 0);
     if (rc == 0 && db->io->fsync(fd) != 0) {
-        rc = efile_errno_status(errno);
+        rc = kvd_errno_status(errno);
     }
     db->io->close(fd);
     if (rc == 0 && db->io->rename(tpath, path) != 0) {
-        rc = efile_errno_status(errno);
+        rc = kvd_errno_status(errno);
     }
     if (rc == 0) {
         rc = alog_fsync_dir(db);

@@ -5,7 +5,7 @@
  */
 #include "alog_format.h"
 
-#include "crc32c.h"
+#include "kvd/kit_crc32c.h"
 #include "kvd/status.h"
 
 void
@@ -45,7 +45,7 @@ alog_rec_seal(unsigned char *p, const struct alog_rec_hdr *h)
     alog_put_u64(p + 20, (uint64_t)h->expire_ms);
     alog_put_u64(p + 28, (uint64_t)h->ts_ms);
     total = alog_rec_total(h);
-    alog_put_u32(p, alog_crc_mask(alog_crc32c(0, p + 4, total - 4)));
+    alog_put_u32(p, kvd_crc32c_mask(kvd_crc32c(0, p + 4, total - 4)));
 }
 
 void
@@ -96,7 +96,7 @@ int
 alog_rec_crc_ok(const unsigned char *p, uint64_t total)
 {
     uint32_t want = alog_get_u32(p);
-    return alog_crc_mask(alog_crc32c(0, p + 4, total - 4)) == want;
+    return kvd_crc32c_mask(kvd_crc32c(0, p + 4, total - 4)) == want;
 }
 
 void

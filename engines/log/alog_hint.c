@@ -79,7 +79,7 @@ hint_finish(struct alog_hint_buf *hb, uint64_t data_bytes)
     alog_put_u64(t, data_bytes);
     alog_put_u64(t + 8, hb->count);
     alog_put_u32(t + 16, ALOG_HINT_TRAILER_MAGIC);
-    alog_put_u32(t + 20, alog_crc_mask(alog_crc32c(0, hb->p, hb->len + 20)));
+    alog_put_u32(t + 20, kvd_crc32c_mask(kvd_crc32c(0, hb->p, hb->len + 20)));
     hb->len += ALOG_HINT_TRAILER_BYTES;
     return 0;
 }
@@ -106,11 +106,11 @@ alog_hint_save(alog_db *db, struct alog_seg *seg, struct alog_hint_buf *hb,
         fd =
             db->io->open(tpath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
         if (fd < 0) {
-            return efile_errno_status(errno);
+            return kvd_errno_status(errno);
         }
-        rc = efile_write_full(db->io, fd, hb->p, hb->len, 0);
+        rc = kvd_file_write_full(db->io, fd, hb->p, hb->len, 0);
         if (rc == 0 && db->io->fsync(fd) != 0) {
-            rc = efile_errno_status(errno);
+            rc = kvd_errno_status(errno);
         }
         db->io->close(fd);
     }
@@ -169,9 +169,10 @@ alog_hint_count(alog_db *db, struct alog_seg *seg)
     if (fd < 0) {
         return 0;
     }
-    if (efile_file_size(fd, &size) == 0 &&
+    if (kvd_file_size(fd, &size) == 0 &&
         size >= ALOG_FILE_HDR_BYTES + ALOG_HINT_TRAILER_BYTES &&
-        efile_read_full(db->io, fd, t, sizeof(t), size - sizeof(t), &got) == 0 &&
+        kvd_file_read_full(db->io, fd, t, sizeof(t), size - sizeof(t), &got) ==
+            0 &&
         got == sizeof(t) && alog_get_u32(t + 16) == ALOG_HINT_TRAILER_MAGIC) {
         count = alog_get_u64(t + 8);
         /* a damaged count must not make the index reserve absurd sizes:
@@ -251,7 +252,7 @@ hint_matches_data(alog_db *db, struct alog_seg *seg, const unsigned char *buf,
             return KVD_ENOMEM;
         }
     }
-    if (efile_read_full(db->io, seg->fd, rec, total, e.off, &got) == 0 &&
+    if (kvd_file_read_full(db->io, seg->fd, rec, total, e.off, &got) == 0 &&
         got == total) {
         alog_rec_hdr_decode(rec, &h);
         ok = (h.flags & (uint8_t)~ALOG_REC_IN_BATCH) == 0 && h.kind == e.kind &&
@@ -310,7 +311,7 @@ alog_hint_load(alog_db *db, struct alog_seg *seg, uint64_t data_size,
     if (fd < 0) {
         return errno == ENOENT ? KVD_ENOTFOUND : KVD_ECORRUPT;
     }
-    rc = efile_file_size(fd, &size);
+    rc = kvd_file_size(fd, &size);
     if (rc != 0 || size < ALOG_FILE_HDR_BYTES + ALOG_HINT_TRAILER_BYTES) {
         rc = KVD_ECORRUPT;
         goto out;
@@ -328,7 +329,7 @@ alog_hint_load(alog_db *db, struct alog_seg *seg, uint64_t data_size,
         scratch->cap = size;
     }
     buf = scratch->p;
-    rc = efile_read_full(db->io, fd, buf, size, 0, &got);
+    rc = kvd_file_read_full(db->io, fd, buf, size, 0, &got);
     if (rc != 0 || got != size) {
         rc = KVD_ECORRUPT;
         goto out;
@@ -338,7 +339,7 @@ alog_hint_load(alog_db *db, struct alog_seg *seg, uint64_t data_size,
     if (alog_file_hdr_decode(buf, &fh) != 0 || fh.kind != ALOG_FILE_HINT ||
         alog_get_u32(buf + end + 16) != ALOG_HINT_TRAILER_MAGIC ||
         alog_get_u64(buf + end) != data_size ||
-        alog_crc_mask(alog_crc32c(0, buf, size - 4)) !=
+        kvd_crc32c_mask(kvd_crc32c(0, buf, size - 4)) !=
             alog_get_u32(buf + size - 4)) {
         rc = KVD_ECORRUPT;
         goto out;

@@ -100,7 +100,7 @@ commit_write(alog_db *db, struct alog_seg **in, size_t nin)
     for (size_t i = 0; i < nin; i++) {
         alog_put_u32(buf + ALOG_FILE_HDR_BYTES + 4 + 4 * i, in[i]->id);
     }
-    alog_put_u32(buf + len - 4, alog_crc_mask(alog_crc32c(0, buf, len - 4)));
+    alog_put_u32(buf + len - 4, kvd_crc32c_mask(kvd_crc32c(0, buf, len - 4)));
     merge_path(db, path);
     rc = alog_write_tmp_file(db, path, buf, len);
     free(buf);
@@ -115,11 +115,11 @@ unlink_seg_files(alog_db *db, uint32_t id)
 
     alog_seg_path(db, path, id, "hint");
     if (db->io->unlink(path) != 0 && errno != ENOENT) {
-        rc = efile_errno_status(errno);
+        rc = kvd_errno_status(errno);
     }
     alog_seg_path(db, path, id, "data");
     if (db->io->unlink(path) != 0 && errno != ENOENT) {
-        rc = efile_errno_status(errno);
+        rc = kvd_errno_status(errno);
     }
     return rc;
 }
@@ -141,14 +141,14 @@ alog_merge_commit_replay(alog_db *db, struct kvd_err *err)
     if (fd < 0) {
         return 0; /* no merge was interrupted after its commit */
     }
-    if (efile_file_size(fd, &size) != 0 || size > (1u << 24) ||
+    if (kvd_file_size(fd, &size) != 0 || size > (1u << 24) ||
         size < ALOG_FILE_HDR_BYTES + 8 || (buf = malloc(size)) == NULL ||
-        efile_read_full(db->io, fd, buf, size, 0, &got) != 0 || got != size ||
-        alog_file_hdr_decode(buf, &fh) != 0 ||
+        kvd_file_read_full(db->io, fd, buf, size, 0, &got) != 0 ||
+        got != size || alog_file_hdr_decode(buf, &fh) != 0 ||
         fh.kind != ALOG_FILE_MERGE_COMMIT ||
         (n = alog_get_u32(buf + ALOG_FILE_HDR_BYTES),
          size != ALOG_FILE_HDR_BYTES + 4 + 4 * (uint64_t)n + 4) ||
-        alog_crc_mask(alog_crc32c(0, buf, size - 4)) !=
+        kvd_crc32c_mask(kvd_crc32c(0, buf, size - 4)) !=
             alog_get_u32(buf + size - 4)) {
         /* keeping every file is always safe: outputs only duplicate */
         ALOG_LOG(db, KVD_LOG_ERROR,
@@ -197,7 +197,7 @@ out_flush(alog_db *db, struct merge_out *o)
     if (o->wlen == 0) {
         return 0;
     }
-    rc = efile_write_full(db->io, o->seg->fd, o->wbuf, o->wlen, o->flushed);
+    rc = kvd_file_write_full(db->io, o->seg->fd, o->wbuf, o->wlen, o->flushed);
     if (rc == 0) {
         o->flushed += o->wlen;
         alog_count(&db->c.merge_bytes_written, o->wlen);
@@ -300,7 +300,7 @@ out_append(struct merge_ctx *m, const struct alog_scan_rec *r, int kind,
     if (p != o->wbuf + o->wlen) {
         rc = out_flush(db, o);
         if (rc == 0) {
-            rc = efile_write_full(db->io, o->seg->fd, p, total, o->flushed);
+            rc = kvd_file_write_full(db->io, o->seg->fd, p, total, o->flushed);
         }
         free(p);
         if (rc != 0) {
@@ -506,7 +506,7 @@ outs_finish(struct merge_ctx *m)
         if (rc == 0) {
             alog_count(&db->c.fsyncs, 1);
             if (db->io->fdatasync(o->seg->fd) != 0) {
-                rc = efile_errno_status(errno);
+                rc = kvd_errno_status(errno);
             }
         }
         if (rc == 0) {
@@ -523,14 +523,14 @@ outs_finish(struct merge_ctx *m)
         alog_seg_path(db, from, o->seg->id, "data.tmp");
         alog_seg_path(db, to, o->seg->id, "data");
         if (db->io->rename(from, to) != 0) {
-            return alog_fail(db, efile_errno_status(errno), "merge: rename %s",
+            return alog_fail(db, kvd_errno_status(errno), "merge: rename %s",
                              from);
         }
         o->renamed = 1;
         alog_seg_path(db, from, o->seg->id, "hint.tmp");
         alog_seg_path(db, to, o->seg->id, "hint");
         if (db->io->rename(from, to) != 0) {
-            return alog_fail(db, efile_errno_status(errno), "merge: rename %s",
+            return alog_fail(db, kvd_errno_status(errno), "merge: rename %s",
                              from);
         }
     }
@@ -575,7 +575,7 @@ inputs_remove(struct merge_ctx *m)
     }
     merge_path(db, path);
     if (rc == 0 && db->io->unlink(path) != 0) {
-        rc = efile_errno_status(errno);
+        rc = kvd_errno_status(errno);
     }
     if (rc == 0) {
         rc = alog_fsync_dir(db);

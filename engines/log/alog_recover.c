@@ -214,12 +214,12 @@ open_seg(alog_db *db, uint32_t id, struct kvd_err *err)
     alog_seg_path(db, path, id, "data");
     fd = db->io->open(path, O_RDWR | O_CLOEXEC, 0);
     if (fd < 0) {
-        return kvd_err_set(err, efile_errno_status(errno), "log: open %s: %s",
+        return kvd_err_set(err, kvd_errno_status(errno), "log: open %s: %s",
                            path, strerror(errno));
     }
-    rc = efile_file_size(fd, &size);
+    rc = kvd_file_size(fd, &size);
     if (rc == 0) {
-        rc = efile_read_full(db->io, fd, hdr, sizeof(hdr), 0, &got);
+        rc = kvd_file_read_full(db->io, fd, hdr, sizeof(hdr), 0, &got);
     }
     if (rc != 0) {
         db->io->close(fd);
@@ -278,7 +278,7 @@ cut_torn_tail(alog_db *db, struct alog_seg *s, uint64_t size,
     alog_count(&db->c.torn_tail_bytes, size - valid_end);
     if (db->io->ftruncate(s->fd, (off_t)valid_end) != 0 ||
         db->io->fsync(s->fd) != 0) {
-        int rc = efile_errno_status(errno);
+        int rc = kvd_errno_status(errno);
         return kvd_err_set(err, rc, "log: truncate %s/%08u.data to %llu: %s",
                            db->dir, (unsigned)s->id,
                            (unsigned long long)valid_end, strerror(errno));

@@ -63,7 +63,7 @@ win_get(alog_db *db, struct alog_seg *seg, struct scan_win *w,
         w->buf = nb;
         w->cap = want;
     }
-    rc = efile_read_full(db->io, seg->fd, w->buf, want, off, &got);
+    rc = kvd_file_read_full(db->io, seg->fd, w->buf, want, off, &got);
     if (rc != 0) {
         return rc;
     }

@@ -176,7 +176,7 @@ alog_roll_locked(alog_db *db)
      * exists: recovery treats only the newest segment's tail as torn */
     alog_count(&db->c.fsyncs, 1);
     if (db->io->fdatasync(old->fd) != 0) {
-        rc = efile_errno_status(errno);
+        rc = kvd_errno_status(errno);
         return alog_fail(db, rc, "fdatasync %s/%08u.data", db->dir,
                          (unsigned)old->id);
     }
@@ -254,7 +254,7 @@ append_locked(alog_db *db, const unsigned char *buf, uint64_t total,
     uint64_t at = atomic_load(&s->size);
     int rc;
 
-    rc = efile_write_full(db->io, s->fd, buf, total, at);
+    rc = kvd_file_write_full(db->io, s->fd, buf, total, at);
     if (rc != 0) {
         return alog_fail(db, rc, "write %s/%08u.data at offset %llu", db->dir,
                          (unsigned)s->id, (unsigned long long)at);
@@ -305,7 +305,7 @@ alog_sync_to(alog_db *db, uint64_t target)
 
         alog_count(&db->c.fsyncs, 1);
         if (db->io->fdatasync(s->fd) != 0) {
-            frc = efile_errno_status(errno);
+            frc = kvd_errno_status(errno);
             alog_fail(db, frc, "fdatasync %s/%08u.data", db->dir,
                       (unsigned)s->id);
         }

@@ -2,6 +2,7 @@
 # sources table.cmake lists). The plugin kvd_engine_lsm is built from these
 # plus the lsm_table static library (see CMakeLists.txt).
 set(LSM_ENGINE_SOURCES
+  lsm_batch.c
   lsm_compact.c
   lsm_dbiter.c
   lsm_edit.c
@@ -10,9 +11,12 @@ set(LSM_ENGINE_SOURCES
   lsm_manifest.c
   lsm_mem.c
   lsm_merge.c
+  lsm_multi.c
   lsm_recover.c
+  lsm_room.c
   lsm_tcache.c
   lsm_version.c
+  lsm_view.c
   lsm_wal.c
-  lsm_write.c
-  ${CMAKE_SOURCE_DIR}/engines/common/efile.c)
+  lsm_walfile.c
+  lsm_write.c)

@@ -16,73 +16,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "crc32c.h"
+#include "kvd/kit_coding.h"
+#include "kvd/kit_crc32c.h"
 #include "kvd/status.h"
-#include "lsm_coding.h"
-
-const char *
-lsm_status_str(int code)
-{
-    switch (code) {
-#define LSM_XX_STR(name, value, msg)                                           \
-    case KVD_##name:                                                           \
-        return msg;
-        KVD_STATUS_MAP(LSM_XX_STR)
-#undef LSM_XX_STR
-    }
-    return "unknown error";
-}
-
-/* ---- Growable byte buffer ------------------------------------------ */
-
-int
-lsm_bbuf_reserve(struct lsm_bbuf *b, size_t more)
-{
-    size_t need = b->len + more;
-    size_t cap;
-    uint8_t *p;
-
-    if (need < b->len) {
-        return KVD_ENOMEM;
-    }
-    if (need <= b->cap) {
-        return 0;
-    }
-    cap = b->cap < 256 ? 256 : b->cap;
-    while (cap < need) {
-        cap = cap * 2 < cap ? need : cap * 2;
-    }
-    p = realloc(b->p, cap);
-    if (p == NULL) {
-        return KVD_ENOMEM;
-    }
-    b->p = p;
-    b->cap = cap;
-    return 0;
-}
-
-int
-lsm_bbuf_append(struct lsm_bbuf *b, const void *p, size_t n)
-{
-    int rc = lsm_bbuf_reserve(b, n);
-    if (rc != 0) {
-        return rc;
-    }
-    if (n > 0) {
-        memcpy(b->p + b->len, p, n);
-    }
-    b->len += n;
-    return 0;
-}
-
-void
-lsm_bbuf_release(struct lsm_bbuf *b)
-{
-    free(b->p);
-    b->p = NULL;
-    b->len = 0;
-    b->cap = 0;
-}
 
 /* ---- Builder ------------------------------------------------------- */
 
@@ -96,8 +32,8 @@ lsm_bbuilder_init(struct lsm_bbuilder *b, int interval)
 void
 lsm_bbuilder_release(struct lsm_bbuilder *b)
 {
-    lsm_bbuf_release(&b->buf);
-    lsm_bbuf_release(&b->last_key);
+    kvd_buf_release(&b->buf);
+    kvd_buf_release(&b->last_key);
     free(b->restarts);
     b->restarts = NULL;
 }
@@ -133,7 +69,7 @@ lsm_bbuilder_add(struct lsm_bbuilder *b, const void *key, size_t klen,
                  const void *val, size_t vlen)
 {
     size_t shared = 0;
-    uint8_t hdr[3 * LSM_VARINT32_MAX_BYTES];
+    uint8_t hdr[3 * KVD_VARINT32_MAX_BYTES];
     uint8_t *e;
     int rc;
 
@@ -154,19 +90,19 @@ lsm_bbuilder_add(struct lsm_bbuilder *b, const void *key, size_t klen,
             shared++;
         }
     }
-    e = lsm_put_varint32(hdr, (uint32_t)shared);
-    e = lsm_put_varint32(e, (uint32_t)(klen - shared));
-    e = lsm_put_varint32(e, (uint32_t)vlen);
-    rc = lsm_bbuf_reserve(&b->buf, (size_t)(e - hdr) + klen - shared + vlen);
+    e = kvd_put_varint64(hdr, (uint32_t)shared);
+    e = kvd_put_varint64(e, (uint32_t)(klen - shared));
+    e = kvd_put_varint64(e, (uint32_t)vlen);
+    rc = kvd_buf_reserve(&b->buf, (size_t)(e - hdr) + klen - shared + vlen);
     if (rc != 0) {
         return rc;
     }
-    lsm_bbuf_append(&b->buf, hdr, (size_t)(e - hdr));
-    lsm_bbuf_append(&b->buf, (const uint8_t *)key + shared, klen - shared);
-    lsm_bbuf_append(&b->buf, val, vlen);
+    kvd_buf_append(&b->buf, hdr, (size_t)(e - hdr));
+    kvd_buf_append(&b->buf, (const uint8_t *)key + shared, klen - shared);
+    kvd_buf_append(&b->buf, val, vlen);
     b->last_key.len = shared; /* keep the shared prefix, add the rest */
-    rc = lsm_bbuf_append(&b->last_key, (const uint8_t *)key + shared,
-                         klen - shared);
+    rc = kvd_buf_append(&b->last_key, (const uint8_t *)key + shared,
+                        klen - shared);
     if (rc != 0) {
         return rc;
     }
@@ -184,15 +120,15 @@ lsm_bbuilder_size(const struct lsm_bbuilder *b)
 int
 lsm_bbuilder_finish(struct lsm_bbuilder *b)
 {
-    int rc = lsm_bbuf_reserve(&b->buf, b->nrestarts * 4 + 4);
+    int rc = kvd_buf_reserve(&b->buf, b->nrestarts * 4 + 4);
     if (rc != 0) {
         return rc;
     }
     for (size_t i = 0; i < b->nrestarts; i++) {
-        lsm_put32(b->buf.p + b->buf.len, b->restarts[i]);
+        kvd_put_le32(b->buf.p + b->buf.len, b->restarts[i]);
         b->buf.len += 4;
     }
-    lsm_put32(b->buf.p + b->buf.len, (uint32_t)b->nrestarts);
+    kvd_put_le32(b->buf.p + b->buf.len, (uint32_t)b->nrestarts);
     b->buf.len += 4;
     return 0;
 }
@@ -204,19 +140,19 @@ lsm_block_trailer(const void *contents, size_t n, int kind,
                   uint8_t out[LSM_BLOCK_TRAILER_BYTES])
 {
     uint8_t type = (uint8_t)kind;
-    uint32_t crc = alog_crc32c(0, contents, n);
-    crc = alog_crc32c(crc, &type, 1);
+    uint32_t crc = kvd_crc32c(0, contents, n);
+    crc = kvd_crc32c(crc, &type, 1);
     out[0] = type;
-    lsm_put32(out + 1, alog_crc_mask(crc));
+    kvd_put_le32(out + 1, kvd_crc32c_mask(crc));
 }
 
 int
 lsm_block_check(const void *contents, size_t n, int kind)
 {
     const uint8_t *t = (const uint8_t *)contents + n;
-    uint32_t crc = alog_crc32c(0, contents, n + 1); /* contents + type */
+    uint32_t crc = kvd_crc32c(0, contents, n + 1); /* contents + type */
 
-    if (alog_crc_unmask(lsm_get32(t + 1)) != crc) {
+    if (kvd_crc32c_unmask(kvd_get_le32(t + 1)) != crc) {
         return KVD_ECORRUPT;
     }
     /* Checked after the crc: a good crc with a wrong kind means a handle
@@ -238,7 +174,7 @@ lsm_block_init(struct lsm_block *b, const void *data, size_t n)
     if (n < 4 || n > LSM_BLOCK_MAX_BYTES) {
         return KVD_ECORRUPT;
     }
-    nr = lsm_get32((const uint8_t *)data + n - 4);
+    nr = kvd_get_le32((const uint8_t *)data + n - 4);
     if (nr == 0 || nr > (n - 4) / 4) {
         return KVD_ECORRUPT;
     }
@@ -248,7 +184,7 @@ lsm_block_init(struct lsm_block *b, const void *data, size_t n)
     b->nrestarts = nr;
     /* The first restart must be the first entry; the rest are checked
      * when a seek reads them. */
-    if (lsm_get32(b->data + roff) != 0 || roff == 0) {
+    if (kvd_get_le32(b->data + roff) != 0 || roff == 0) {
         return KVD_ECORRUPT;
     }
     return 0;
@@ -340,9 +276,9 @@ lsm_bit_decode(const struct lsm_block *b, uint32_t off, uint32_t *shared,
         *vlen = p[2];
         p += 3;
     } else {
-        p = lsm_get_varint32(p, end, shared);
-        p = p != NULL ? lsm_get_varint32(p, end, non_shared) : NULL;
-        p = p != NULL ? lsm_get_varint32(p, end, vlen) : NULL;
+        p = kvd_get_varint32(p, end, shared);
+        p = p != NULL ? kvd_get_varint32(p, end, non_shared) : NULL;
+        p = p != NULL ? kvd_get_varint32(p, end, vlen) : NULL;
         if (p == NULL) {
             return false;
         }
@@ -388,7 +324,7 @@ lsm_bit_parse_next(struct lsm_bit *it)
 static bool
 lsm_bit_to_restart(struct lsm_bit *it, uint32_t i)
 {
-    uint32_t off = lsm_get32(it->b->data + it->b->restarts_off + 4 * i);
+    uint32_t off = kvd_get_le32(it->b->data + it->b->restarts_off + 4 * i);
     if (off >= it->b->restarts_off) {
         lsm_bit_corrupt(it, KVD_ECORRUPT);
         return false;
@@ -428,7 +364,7 @@ lsm_bit_seek(struct lsm_bit *it, const void *tu, size_t tun, uint64_t ttr)
      * interval after it. */
     while (left < right) {
         uint32_t mid = left + (right - left + 1) / 2;
-        uint32_t off = lsm_get32(b->data + b->restarts_off + 4 * mid);
+        uint32_t off = kvd_get_le32(b->data + b->restarts_off + 4 * mid);
         uint32_t shared, ns, vlen, kpos;
         if (off >= b->restarts_off ||
             !lsm_bit_decode(b, off, &shared, &ns, &vlen, &kpos) ||

@@ -20,6 +20,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "kvd/kit_buf.h"
 #include "lsm_iter.h"
 #include "lsm_table.h"
 
@@ -52,24 +53,14 @@ enum lsm_block_kind {
 
 /* ---- Block builder ------------------------------------------------- */
 
-struct lsm_bbuf {
-    uint8_t *p;
-    size_t len;
-    size_t cap;
-};
-
-int lsm_bbuf_reserve(struct lsm_bbuf *b, size_t more);
-int lsm_bbuf_append(struct lsm_bbuf *b, const void *p, size_t n);
-void lsm_bbuf_release(struct lsm_bbuf *b);
-
 struct lsm_bbuilder {
-    struct lsm_bbuf buf; /* entries so far */
-    uint32_t *restarts;  /* offsets of restart entries */
+    struct kvd_buf buf; /* entries so far */
+    uint32_t *restarts; /* offsets of restart entries */
     size_t nrestarts;
     size_t restarts_cap;
-    int interval;             /* entries between restart points */
-    int counter;              /* entries since the last restart */
-    struct lsm_bbuf last_key; /* key of the last entry added */
+    int interval;            /* entries between restart points */
+    int counter;             /* entries since the last restart */
+    struct kvd_buf last_key; /* key of the last entry added */
     size_t entries;
 };
 
@@ -142,7 +133,7 @@ lsm_ikey_cmp_parts(const uint8_t *ek, size_t ekn, const void *tu, size_t tun,
     if (c != 0) {
         return c;
     }
-    uint64_t et = lsm_load64(ek + ekn - LSM_TRAILER_BYTES);
+    uint64_t et = kvd_get_le64(ek + ekn - LSM_TRAILER_BYTES);
     return et > ttr ? -1 : et < ttr ? 1 : 0;
 }
 
@@ -191,10 +182,6 @@ struct lsm_cblock *lsm_cache_lookup(lsm_cache *c, uint64_t id, uint64_t off);
  * Does nothing when c is NULL or its capacity is 0. */
 void lsm_cache_insert(lsm_cache *c, uint64_t id, uint64_t off,
                       struct lsm_cblock *b);
-
-/* The message of a kvd status code (plugins have no host symbol for
- * it). Never NULL. */
-const char *lsm_status_str(int code);
 
 /* ---- Bloom (shared with the writer) --------------------------------- */
 

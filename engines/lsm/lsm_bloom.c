@@ -1,6 +1,7 @@
 /*
  * lsm_bloom.c -- the whole-file bloom filter of an lsm table, and the
- * 64-bit key hash it (and the caller, once per lookup) uses.
+ * 64-bit key hash it (and the caller, once per lookup) uses: the
+ * toolkit's kvd_hash64.
  *
  * Layout: nlines 64-byte lines of bits, then one byte k (probes per key),
  * then one byte of format (1 = cache-line-local). A key's hash picks one
@@ -21,6 +22,7 @@
 
 #include <string.h>
 
+#include "kvd/kit_hash.h"
 #include "lsm_block.h"
 
 #define LSM_BLOOM_LINE_BYTES 64
@@ -28,63 +30,15 @@
 #define LSM_BLOOM_META_BYTES 2
 #define LSM_BLOOM_FORMAT     1
 
-/* Odd constants with well-spread bits (from the golden ratio and from
- * random draws), for the hash and the probe remix. */
-#define LSM_H0        UINT64_C(0xa0761d6478bd642f)
-#define LSM_H1        UINT64_C(0xe7037ed1a0b428db)
-#define LSM_H2        UINT64_C(0x8ebc6af09c88c6e3)
-#define LSM_H3        UINT64_C(0x589965cc75374cc3)
+/* Remixes a probe's 32 bits (an odd constant from the golden ratio). */
 #define LSM_PROBE_MUL 0x9e3779b9u
 
-__extension__ typedef unsigned __int128 lsm_u128;
-
-/* 64x64 -> 128-bit multiply, folded: the core mixing step. */
-static inline uint64_t
-lsm_mix(uint64_t a, uint64_t b)
-{
-    lsm_u128 r = (lsm_u128)a * b;
-    return (uint64_t)r ^ (uint64_t)(r >> 64);
-}
-
-static inline uint64_t
-lsm_rd32(const uint8_t *p)
-{
-    uint32_t v;
-    memcpy(&v, p, 4);
-    return v;
-}
-
-/*
- * A multiply-fold hash: 16 bytes per round, then the 0..16 tail read as
- * two overlapping words, so a 16-byte key costs two multiplies and no
- * byte loop. Keys of different lengths differ through the seed.
- */
+/* The toolkit's hash with seed 0: its values are part of the filter
+ * format, and the toolkit never changes them (a test pins them). */
 uint64_t
 lsm_bloom_hash(const void *key, size_t n)
 {
-    const uint8_t *p = key;
-    uint64_t h = LSM_H0 ^ lsm_mix((uint64_t)n ^ LSM_H1, LSM_H2);
-    uint64_t a = 0;
-    uint64_t b = 0;
-    size_t left = n;
-
-    while (left > 16) {
-        h = lsm_mix(lsm_load64(p) ^ LSM_H1, lsm_load64(p + 8) ^ h);
-        p += 16;
-        left -= 16;
-    }
-    if (left >= 8) {
-        a = lsm_load64(p);
-        b = lsm_load64(p + left - 8);
-    } else if (left >= 4) {
-        a = lsm_rd32(p);
-        b = lsm_rd32(p + left - 4);
-    } else if (left > 0) {
-        a = ((uint64_t)p[0] << 16) | ((uint64_t)p[left >> 1] << 8) |
-            p[left - 1];
-    }
-    h = lsm_mix(a ^ LSM_H2, b ^ h);
-    return lsm_mix(h ^ LSM_H3, LSM_H1 ^ (uint64_t)n);
+    return kvd_hash64(0, key, n);
 }
 
 int

@@ -37,31 +37,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #define LSM_GP_OVERLAP_TABLES 10 /* grandparent overlap limit, in tables */
 #define LSM_CHECK_EVERY       256
-#define LSM_BG_IDLE_MS        1000
-
-uint64_t
-lsm_new_file_number(lsm_db *db)
-{
-    uint64_t n;
-
-    pthread_mutex_lock(&db->mu);
-    n = db->next_file++;
-    pthread_mutex_unlock(&db->mu);
-    return n;
-}
-
-void
-lsm_bg_wake(lsm_db *db)
-{
-    pthread_mutex_lock(&db->mu);
-    pthread_cond_signal(&db->work_cv);
-    pthread_mutex_unlock(&db->mu);
-}
 
 /* ---- obsolete files ---- */
 
@@ -164,7 +143,7 @@ lsm_log_and_apply(lsm_db *db, struct lsm_edit *e, bool flushed)
         if (rc != 0) {
             lsm_fail(db, rc, "roll MANIFEST: %s", err.msg);
         } else {
-            lsm_count(&db->c.manifest_rolls, 1);
+            kvd_counter_add(&db->c.manifest_rolls, 1);
         }
     }
 out:
@@ -196,7 +175,7 @@ tb_open(lsm_db *db, struct tbuild *tb)
     tb->fd =
         db->io->open(tb->tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (tb->fd < 0) {
-        rc = efile_errno_status(errno);
+        rc = kvd_errno_status(errno);
         return lsm_fail(db, rc, "create %s", tb->tmp);
     }
     kvd_err_clear(&err);
@@ -257,13 +236,13 @@ tb_finish(lsm_db *db, struct tbuild *tb, struct lsm_edit *e, int level,
         lsm_fail(db, rc, "finish table %s: %s", tb->tmp, err.msg);
         goto fail;
     }
-    lsm_count(&db->c.fsyncs, 1);
+    kvd_counter_add(&db->c.fsyncs, 1);
     if (db->io->fsync(tb->fd) != 0) {
-        rc = lsm_fail(db, efile_errno_status(errno), "fsync %s", tb->tmp);
+        rc = lsm_fail(db, kvd_errno_status(errno), "fsync %s", tb->tmp);
         goto fail;
     }
     if (db->io->rename(tb->tmp, tb->path) != 0) {
-        rc = lsm_fail(db, efile_errno_status(errno), "rename %s", tb->tmp);
+        rc = lsm_fail(db, kvd_errno_status(errno), "rename %s", tb->tmp);
         goto fail;
     }
     db->io->close(tb->fd);
@@ -342,7 +321,7 @@ lsm_write_mem_table(lsm_db *db, lsm_mem *m, struct lsm_edit *edit, bool *empty)
         if (last.set && same_user(k, last.p, last.n)) {
             /* an older version: readers that still need it read the
              * memtable itself */
-            lsm_count(&db->c.dropped_shadowed, 1);
+            kvd_counter_add(&db->c.dropped_shadowed, 1);
             continue;
         }
         rc = keybuf_set(&last, u.p, u.n);
@@ -367,7 +346,7 @@ lsm_write_mem_table(lsm_db *db, lsm_mem *m, struct lsm_edit *edit, bool *empty)
         }
     }
     if (rc == 0) {
-        lsm_count(&db->c.flush_bytes, bytes);
+        kvd_counter_add(&db->c.flush_bytes, bytes);
     }
 out:
     if (rc != 0) {
@@ -397,7 +376,7 @@ lsm_flush_imm(lsm_db *db)
     lsm_mem_ref(imm);
     mem_wal = lsm_mem_wal(db->view->mem);
     pthread_mutex_unlock(&db->mu);
-    if (atomic_load(&db->readonly)) {
+    if (lsm_readonly(db)) {
         lsm_mem_unref(imm);
         return KVD_EREADONLY;
     }
@@ -413,7 +392,7 @@ lsm_flush_imm(lsm_db *db)
         char path[LSM_PATH_BYTES];
         lsm_path(db, path, imm_wal, "log");
         db->io->unlink(path);
-        lsm_count(&db->c.flushes, 1);
+        kvd_counter_add(&db->c.flushes, 1);
     }
     lsm_edit_release(&e);
     lsm_mem_unref(imm);
@@ -612,7 +591,7 @@ trivial_move(lsm_db *db, struct compaction *c)
         rc = lsm_log_and_apply(db, &e, false);
     }
     if (rc == 0) {
-        lsm_count(&db->c.trivial_moves, 1);
+        kvd_counter_add(&db->c.trivial_moves, 1);
     }
     lsm_edit_release(&e);
     return rc;
@@ -725,7 +704,7 @@ run_compaction(lsm_db *db, struct compaction *c)
             }
         }
         if (last.set && same_user(k, last.p, last.n)) {
-            lsm_count(&db->c.dropped_shadowed, 1);
+            kvd_counter_add(&db->c.dropped_shadowed, 1);
             continue;
         }
         rc = keybuf_set(&last, u.p, u.n);
@@ -733,12 +712,12 @@ run_compaction(lsm_db *db, struct compaction *c)
             goto out;
         }
         expired = type == LSM_T_PUTX && v.n >= 8 &&
-                  lsm_expired(lsm_val_expiry(v), now);
+                  kvd_expired(lsm_val_expiry(v), now);
         if (type == LSM_T_DEL || expired) {
             if (is_base_level(c, u)) {
-                lsm_count(type == LSM_T_DEL ? &db->c.dropped_tombstones
-                                            : &db->c.dropped_expired,
-                          1);
+                kvd_counter_add(type == LSM_T_DEL ? &db->c.dropped_tombstones
+                                                  : &db->c.dropped_expired,
+                                1);
                 continue;
             }
             if (expired) {
@@ -753,11 +732,11 @@ run_compaction(lsm_db *db, struct compaction *c)
                     conv_cap = k.n;
                 }
                 memcpy(conv, k.p, u.n);
-                lsm_store64(conv + u.n, lsm_pack_trailer(tr >> 8, LSM_T_DEL));
+                kvd_put_le64(conv + u.n, lsm_pack_trailer(tr >> 8, LSM_T_DEL));
                 k.p = conv;
                 v.p = conv;
                 v.n = 0;
-                lsm_count(&db->c.dropped_expired, 1);
+                kvd_counter_add(&db->c.dropped_expired, 1);
             }
         }
         if (tb.fd >= 0 && gp_should_stop(db, c, &gp, k)) {
@@ -813,10 +792,11 @@ run_compaction(lsm_db *db, struct compaction *c)
         rc = lsm_log_and_apply(db, &e, false);
     }
     if (rc == 0) {
-        lsm_count(&db->c.compactions, 1);
-        lsm_count(&db->c.compact_read_bytes, bytes_of(c->in[0], c->nin[0]) +
-                                                 bytes_of(c->in[1], c->nin[1]));
-        lsm_count(&db->c.compact_write_bytes, written);
+        kvd_counter_add(&db->c.compactions, 1);
+        kvd_counter_add(&db->c.compact_read_bytes,
+                        bytes_of(c->in[0], c->nin[0]) +
+                            bytes_of(c->in[1], c->nin[1]));
+        kvd_counter_add(&db->c.compact_write_bytes, written);
     }
 out:
     if (rc != 0) {
@@ -897,12 +877,6 @@ lsm_compact_all(lsm_db *db, struct kvd_err *err)
     bool rewritten = false;
     int rc;
 
-    rc = lsm_force_switch(db);
-    if (rc != 0) {
-        return kvd_err_set(err, rc, "lsm: compact: %s",
-                           atomic_load(&db->readonly) ? db->state
-                                                      : lsm_status_text(rc));
-    }
     pthread_mutex_lock(&db->cmu);
     rc = lsm_flush_imm(db);
     pthread_mutex_lock(&db->mu);
@@ -927,58 +901,45 @@ lsm_compact_all(lsm_db *db, struct kvd_err *err)
     pthread_mutex_unlock(&db->cmu);
     lsm_delete_dead(db);
     if (rc != 0) {
-        return kvd_err_set(err, rc, "lsm: compact: %s",
-                           atomic_load(&db->readonly) ? db->state
-                                                      : lsm_status_text(rc));
+        char why[LSM_STATE_BYTES];
+        return kvd_err_set(err, rc, "lsm: compact: %s", lsm_why(db, rc, why));
     }
     return 0;
 }
 
-/* ---- the background thread ---- */
+/* ---- the background worker ---- */
 
-void *
-lsm_bg_main(void *arg)
+int
+lsm_bg_round(void *arg)
 {
     lsm_db *db = arg;
+    bool flush;
+    bool compact;
+    int rc;
 
-    pthread_mutex_lock(&db->mu);
-    while (!db->bg_stop) {
-        bool ro = atomic_load(&db->readonly);
-        struct timespec ts;
-
-        if (!ro && db->view->imm != NULL) {
-            pthread_mutex_unlock(&db->mu);
-            pthread_mutex_lock(&db->cmu);
-            lsm_flush_imm(db);
-            pthread_mutex_unlock(&db->cmu);
-            lsm_delete_dead(db);
-            pthread_mutex_lock(&db->mu);
-            continue;
-        }
-        if (!ro && db->opts.auto_compact && db->view->v->cscore >= 1.0) {
-            int rc;
-            pthread_mutex_unlock(&db->mu);
-            pthread_mutex_lock(&db->cmu);
-            rc = compact_once(db);
-            pthread_mutex_unlock(&db->cmu);
-            lsm_delete_dead(db);
-            pthread_mutex_lock(&db->mu);
-            if (rc != 0 && !atomic_load(&db->readonly) && rc != KVD_ECLOSED) {
-                /* not an I/O failure (those turn the store read-only):
-                 * wait before trying again */
-                clock_gettime(CLOCK_MONOTONIC, &ts);
-                ts.tv_sec += 1;
-                pthread_cond_timedwait(&db->work_cv, &db->mu, &ts);
-            }
-            continue;
-        }
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        ts.tv_sec += LSM_BG_IDLE_MS / 1000;
-        pthread_cond_timedwait(&db->work_cv, &db->mu, &ts);
-        pthread_mutex_unlock(&db->mu);
-        lsm_delete_dead(db);
-        pthread_mutex_lock(&db->mu);
+    lsm_delete_dead(db);
+    if (lsm_readonly(db)) {
+        return 0;
     }
+    pthread_mutex_lock(&db->mu);
+    flush = db->view->imm != NULL;
+    compact = db->opts.auto_compact && db->view->v->cscore >= 1.0;
     pthread_mutex_unlock(&db->mu);
-    return NULL;
+    if (flush) {
+        pthread_mutex_lock(&db->cmu);
+        lsm_flush_imm(db);
+        pthread_mutex_unlock(&db->cmu);
+        lsm_delete_dead(db);
+        return 1;
+    }
+    if (!compact) {
+        return 0;
+    }
+    pthread_mutex_lock(&db->cmu);
+    rc = compact_once(db);
+    pthread_mutex_unlock(&db->cmu);
+    lsm_delete_dead(db);
+    /* an I/O failure turned the store read-only; any other failure (out
+     * of memory) waits for the next round before trying again */
+    return rc == 0;
 }

@@ -2,27 +2,38 @@
  * lsm_db.h -- internal declarations shared by the files of the lsm engine.
  *
  * The engine (a log-structured merge tree) is split in files with one job
- * each:
- *   lsm_engine.c   options table, open/close, get, stats, sync, maintain,
- *                  the exported vtable
- *   lsm_write.c    put/del/batch/multi, WAL append, group commit, memtable
- *                  switch, write stalls, the read-only switch
- *   lsm_compact.c  background thread: memtable flush, leveled compaction,
- *                  applying version edits, deleting obsolete files
- *   lsm_manifest.c MANIFEST and CURRENT: loading, writing, rolling
+ * each. Each file calls only files listed below it (and the toolkit,
+ * kvd/kit*.h), never one above, so there are no call loops:
+ *   lsm_engine.c   options table, open/close, stats, sync, maintain, the
+ *                  exported vtable
+ *   lsm_multi.c    multi(): a pass of independent operations, its writes
+ *                  gathered into WAL batches
+ *   lsm_write.c    put, del, batch: encode, append under the write lock,
+ *                  insert, acknowledge through group commit
  *   lsm_recover.c  open: MANIFEST replay, WAL replay, cleanup
  *   lsm_dbiter.c   user iterators and the exact key count of stats
+ *   lsm_room.c     room for writes: memtable and WAL switches, write
+ *                  stalls
+ *   lsm_compact.c  background work: memtable flush, leveled compaction,
+ *                  applying version edits, deleting obsolete files
+ *   lsm_walfile.c  WAL files: creation (preallocated), the writer's
+ *                  current WAL, the group commit's sync of it
+ *   lsm_manifest.c MANIFEST and CURRENT: loading, writing, rolling
+ *   lsm_view.c     views (memtables + table set), point lookups, get
  *   lsm_merge.c    merging and level iterators over lsm_it children
  *   lsm_tcache.c   cache of open table readers by file number
- *   lsm_file.c     file helpers (paths, full writes, directory fsync)
+ *   lsm_batch.c    the WAL batch record: encoding and decoding
+ *   lsm_file.c     paths, file numbers, directory fsync
  *   lsm_wal.c      record log format (WAL, MANIFEST); lsm_mem.c memtable;
  *   lsm_edit.c, lsm_version.c  version edits and versions
+ * The read-only switch (db->ro), group commit (db->commit) and the
+ * background thread (db->bg) are the toolkit's.
  *
- * Lock order (outer first): wlock -> mu; cmu -> mu; sync_mu alone, or
- * inside wlock (memtable switch); the group commit leader releases sync_mu
- * before it takes wlock. state_mu, dead_mu and the table cache's shard
- * locks are leaves. Nobody waits for wlock while holding cmu, so a
- * background flush can always finish while writers wait on done_cv.
+ * Lock order (outer first): wlock -> mu; cmu -> mu; the group commit's
+ * lock and the read-only switch's are leaves (the commit's sync op takes
+ * wlock with neither held). dead_mu and the table cache's shard locks are
+ * leaves. Nobody waits for wlock while holding cmu, so a background flush
+ * can always finish while writers wait on done_cv.
  *
  * Sequence numbers: the writer hands them out under wlock (db->seq) and,
  * after the batch is in the memtable, publishes the last one in
@@ -41,10 +52,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "crc32c.h"
-#include "efile.h"
 #include "kvd/engine.h"
 #include "kvd/host.h"
+#include "kvd/kit.h"
 #include "kvd/status.h"
 #include "lsm_iter.h"
 #include "lsm_mem.h"
@@ -61,7 +71,6 @@
 #define LSM_MAX_BATCH_BYTES (LSM_MAX_VALUE_BYTES + (512u << 20))
 /* Batch payload header: seq u64, count u32. */
 #define LSM_BATCH_HDR_BYTES 12
-#define LSM_LOCK_FILE       "LOCK"
 #define LSM_CURRENT_FILE    "CURRENT"
 
 /* An open WAL file, shared by the writer and a syncing leader. */
@@ -140,7 +149,6 @@ struct lsm_counters {
     _Atomic uint64_t compactions;
     _Atomic uint64_t trivial_moves;
     _Atomic uint64_t fsyncs;
-    _Atomic uint64_t sync_waits;
     _Atomic uint64_t stall_us;  /* time writers spent delayed/waiting */
     _Atomic uint64_t slowdowns; /* writes delayed 1 ms (L0 slowdown) */
     _Atomic uint64_t stops;     /* waits for a flush or compaction */
@@ -162,12 +170,12 @@ enum lsm_stall {
 
 /*
  * The engine handle.
- * Fixed after open: host, io, opts, vconf, topts, dir, lock_fd, bcache.
+ * Fixed after open: host, io, opts, vconf, topts, dir, lock_fd, bcache, ro,
+ * commit, bg.
  * wlock: the WAL writer (wmem, wal, walw), seq, written.
- * mu: view, next_file, log_number, bg_* flags, compact_ptr, stall.
+ * mu: view, next_file, log_number, compact_ptr, stall.
  * cmu: held by whoever changes the table set (flush, compaction, the
  *      MANIFEST writer: manifest_*).
- * sync_mu: synced, syncing.
  */
 struct kvd_engine {
     const struct kvd_host *host;
@@ -179,6 +187,9 @@ struct kvd_engine {
     int lock_fd;
     lsm_cache *bcache;
     struct lsm_tcache tc;
+    kvd_ro *ro;         /* the read-only switch */
+    kvd_commit *commit; /* group commit of the WAL; everysec's syncs */
+    kvd_worker *bg;     /* flushes and compactions */
 
     pthread_mutex_t wlock;
     lsm_mem *wmem; /* the memtable writers insert into (the view's mem) */
@@ -192,21 +203,13 @@ struct kvd_engine {
     _Atomic int l0_files;
     _Atomic bool imm_pending;
 
-    pthread_mutex_t sync_mu;
-    pthread_cond_t sync_cv;
-    uint64_t synced; /* WAL position known durable */
-    int syncing;     /* a leader is in fdatasync */
-
     pthread_mutex_t mu;
-    pthread_cond_t work_cv; /* the background thread waits for work */
     pthread_cond_t done_cv; /* writers wait for a flush or compaction */
     struct lsm_view *view;
     uint64_t view_gen;
     uint64_t next_file;
     uint64_t log_number;
-    bool bg_stop;
-    bool bg_started;
-    _Atomic bool closing; /* long compactions give up */
+    _Atomic bool closing; /* long compactions give up, stalls end */
     _Atomic int stall;    /* enum lsm_stall last logged (changed under mu) */
     int64_t stall_logged_ms[4]; /* per enum lsm_stall, monotonic */
     struct lsm_slice compact_ptr[LSM_LEVELS]; /* malloc'd user keys */
@@ -221,17 +224,6 @@ struct kvd_engine {
     uint64_t *dead; /* numbers of obsolete tables to delete */
     size_t ndead;
     size_t dead_cap;
-
-    _Atomic int readonly;
-    pthread_mutex_t state_mu;
-    char state[LSM_STATE_BYTES];
-
-    pthread_t bg;
-    pthread_t syncer; /* sync = everysec only */
-    bool syncer_started;
-    pthread_mutex_t syncer_mu;
-    pthread_cond_t syncer_cv;
-    bool syncer_stop;
 
     _Atomic int ready;
     int64_t recovery_ms;
@@ -255,69 +247,58 @@ typedef struct kvd_engine lsm_db;
 
 #define LSM_LOG(db, level, ...) (db)->host->log((db)->host, level, __VA_ARGS__)
 
-static inline void
-lsm_count(_Atomic uint64_t *c, uint64_t n)
-{
-    atomic_fetch_add_explicit(c, n, memory_order_relaxed);
-}
-
-static inline uint64_t
-lsm_load(_Atomic uint64_t *c)
-{
-    return atomic_load_explicit(c, memory_order_relaxed);
-}
-
-static inline bool
-lsm_expired(int64_t expire_ms, int64_t now)
-{
-    return expire_ms != 0 && expire_ms <= now;
-}
-
 /* The expiry of a stored PUTX value (at least 8 bytes). */
 static inline int64_t
 lsm_val_expiry(struct lsm_slice v)
 {
-    return (int64_t)lsm_load64(v.p);
+    return (int64_t)kvd_get_le64(v.p);
 }
+
+/* The read-only switch: turn read-only after a failed write or fsync
+ * (kvd/kit_ro.h); returns rc. */
+#define lsm_fail(db, rc, ...) kvd_ro_fail((db)->ro, rc, __VA_ARGS__)
+
+static inline bool
+lsm_readonly(const lsm_db *db)
+{
+    return kvd_ro_check(db->ro) != 0;
+}
+
+/* What went wrong, for a message: the read-only state when the store is
+ * read-only, else the status text of rc. `buf` holds LSM_STATE_BYTES. */
+const char *lsm_why(lsm_db *db, int rc, char *buf);
 
 /* lsm_file.c */
 void lsm_path(const lsm_db *db, char *buf, uint64_t number, const char *ext);
-int lsm_read_file(const lsm_db *db, const char *path, unsigned char **out,
-                  size_t *n);
 int lsm_fsync_dir(lsm_db *db);
-void lsm_walf_unref(lsm_db *db, struct lsm_walf *w);
-const char *lsm_status_text(int rc);
+uint64_t lsm_new_file_number(lsm_db *db);
 
-/* lsm_write.c */
-int lsm_fail(lsm_db *db, int rc, const char *fmt, ...) KVD_PRINTF(3, 4);
-int lsm_put(lsm_db *db, const void *key, size_t klen, const void *val,
-            size_t vlen, int64_t expire_ms);
-int lsm_del(lsm_db *db, const void *key, size_t klen);
-int lsm_batch(lsm_db *db, const struct kvd_op *ops, size_t n,
-              struct kvd_err *err);
-/* The vtable's multi (lsm_write.c, "multi"): 0, or KVD_ENOMEM with every
- * status set to it. */
-int lsm_multi(lsm_db *db, struct kvd_mop *ops, size_t n);
-int lsm_sync_to(lsm_db *db, uint64_t target);
-int lsm_sync_all(lsm_db *db);
-/* Freeze a non-empty memtable now (maintain): 0 or a status. */
-int lsm_force_switch(lsm_db *db);
-/* Create WAL `number` (header written, first chunk preallocated with
- * sync = always, synced, renamed into place). */
-int lsm_wal_create(lsm_db *db, uint64_t number, struct lsm_walf **out);
-/* Make the WAL writer append to wf, which it takes over (wlock held, or
- * open); the previous WAL is unreferenced. */
-void lsm_wal_attach(lsm_db *db, struct lsm_walf *wf);
-/* Decode a WAL batch payload: calls fn for each op. KVD_ECORRUPT when
- * malformed. */
+/* lsm_batch.c: the payload of a WAL record, one batch of operations:
+ * seq u64 | count u32 | count x (type u8, key varint-prefixed, value
+ * varint-prefixed unless a deletion; a PUTX value starts with its expiry
+ * as u64). */
+/* Bytes one operation takes in a batch payload. */
+size_t lsm_op_bytes(size_t klen, int type, size_t vlen);
+/* Encode one operation at p; returns the byte after it. */
+unsigned char *lsm_op_encode(unsigned char *p, int type, const void *key,
+                             size_t klen, int64_t expire_ms, const void *val,
+                             size_t vlen);
+/* Fill in the header (the first LSM_BATCH_HDR_BYTES) of a payload. */
+void lsm_batch_hdr_encode(unsigned char *p, uint64_t seq, uint32_t count);
+/* Decode a batch payload: calls fn for each op (fn may be NULL: check
+ * only). KVD_ECORRUPT when malformed. */
 typedef int (*lsm_batch_fn)(void *ctx, uint64_t seq, int type, const void *key,
                             size_t klen, struct lsm_slice v);
 int lsm_batch_decode(const void *p, size_t n, uint64_t *first_seq,
                      uint32_t *count, lsm_batch_fn fn, void *ctx);
+/* The record type of a put with this expiry: LSM_T_PUTX or LSM_T_PUT. */
+static inline int
+lsm_put_type(int64_t expire_ms)
+{
+    return expire_ms != 0 ? LSM_T_PUTX : LSM_T_PUT;
+}
 
-/* lsm_engine.c */
-/* The vtable's get. */
-int lsm_get(lsm_db *db, const void *key, size_t klen, struct kvd_val *out);
+/* lsm_view.c */
 /* The current view, referenced, and (snap != NULL) the last published
  * sequence number read under the same lock: every entry up to *snap is in
  * the view's memtables or tables, and no version an entry up to *snap
@@ -342,46 +323,12 @@ struct lsm_lookup {
 int lsm_lookup(lsm_db *db, struct lsm_view *vw, const void *key, size_t klen,
                uint64_t snap, struct lsm_lookup *out);
 void lsm_lookup_release(struct lsm_lookup *l);
-
-/* lsm_compact.c */
-void *lsm_bg_main(void *arg);
-void lsm_bg_wake(lsm_db *db);
-/* Flush the immutable memtable if there is one (cmu held). */
-int lsm_flush_imm(lsm_db *db);
-/* Compact everything down (maintain). */
-int lsm_compact_all(lsm_db *db, struct kvd_err *err);
-/* Write memtable m (newest version of each key) as a level-0 table added
- * to edit; *empty when there was nothing to write (recovery, flush). */
-int lsm_write_mem_table(lsm_db *db, lsm_mem *m, struct lsm_edit *edit,
-                        bool *empty);
-/* Log e to the MANIFEST and install the new version (cmu held).
- * flushed: the view's imm is now in a table. */
-int lsm_log_and_apply(lsm_db *db, struct lsm_edit *e, bool flushed);
-void lsm_file_gone(void *ctx, struct lsm_file *f);
-void lsm_delete_dead(lsm_db *db);
-uint64_t lsm_new_file_number(lsm_db *db);
-
-/* lsm_manifest.c */
-/* Start MANIFEST `number` holding v and the counters, point CURRENT at
- * it, remove the previous one (cmu held or open). */
-int lsm_manifest_create(lsm_db *db, const lsm_version *v, uint64_t number,
-                        uint64_t log_number, uint64_t last_seq,
-                        struct kvd_err *err);
-/* Append an edit and sync it. */
-int lsm_manifest_append(lsm_db *db, const struct lsm_edit *e);
-/* Read CURRENT and replay its MANIFEST. KVD_ENOTFOUND when there is no
- * CURRENT (a new store). */
-int lsm_manifest_load(lsm_db *db, lsm_version **v, uint64_t *log_number,
-                      uint64_t *next_file, uint64_t *last_seq,
-                      struct kvd_err *err);
-/* Replay MANIFEST-number (what lsm_manifest_load does after CURRENT). */
-int lsm_manifest_read(lsm_db *db, uint64_t number, lsm_version **v,
-                      uint64_t *log_number, uint64_t *next_file,
-                      uint64_t *last_seq, struct kvd_err *err);
-void lsm_manifest_close(lsm_db *db);
-
-/* lsm_recover.c */
-int lsm_recover(lsm_db *db, struct kvd_err *err);
+/* The vtable's get. */
+int lsm_get(lsm_db *db, const void *key, size_t klen, struct kvd_val *out);
+/* Does key have a live value? *snap gets the snapshot looked at (under
+ * wlock it is db->seq: no write can come in between). */
+int lsm_is_live(lsm_db *db, const void *key, size_t klen, uint64_t *snap,
+                bool *live);
 
 /* lsm_tcache.c */
 int lsm_tcache_init(struct lsm_tcache *tc, size_t capacity);
@@ -414,6 +361,65 @@ int lsm_level_iter(lsm_db *db, lsm_version *v, int level, bool fill_cache,
 /* An iterator over every entry of a view: memtables, L0 tables, levels. */
 int lsm_view_iter(lsm_db *db, struct lsm_view *vw, lsm_it **out);
 
+/* lsm_manifest.c */
+/* Start MANIFEST `number` holding v and the counters, point CURRENT at
+ * it, remove the previous one (cmu held or open). */
+int lsm_manifest_create(lsm_db *db, const lsm_version *v, uint64_t number,
+                        uint64_t log_number, uint64_t last_seq,
+                        struct kvd_err *err);
+/* Append an edit and sync it. */
+int lsm_manifest_append(lsm_db *db, const struct lsm_edit *e);
+/* Read CURRENT and replay its MANIFEST. KVD_ENOTFOUND when there is no
+ * CURRENT (a new store). */
+int lsm_manifest_load(lsm_db *db, lsm_version **v, uint64_t *log_number,
+                      uint64_t *next_file, uint64_t *last_seq,
+                      struct kvd_err *err);
+/* Replay MANIFEST-number (what lsm_manifest_load does after CURRENT). */
+int lsm_manifest_read(lsm_db *db, uint64_t number, lsm_version **v,
+                      uint64_t *log_number, uint64_t *next_file,
+                      uint64_t *last_seq, struct kvd_err *err);
+void lsm_manifest_close(lsm_db *db);
+
+/* lsm_walfile.c */
+/* Create WAL `number` (header written, first chunk preallocated with
+ * sync = always, synced, renamed into place). */
+int lsm_wal_create(lsm_db *db, uint64_t number, struct lsm_walf **out);
+/* Make the WAL writer append to wf, which it takes over (wlock held, or
+ * open); the previous WAL is unreferenced. */
+void lsm_wal_attach(lsm_db *db, struct lsm_walf *wf);
+void lsm_walf_unref(lsm_db *db, struct lsm_walf *w);
+/* The group commit's operations on the WAL (kvd/kit_commit.h). */
+extern const struct kvd_commit_ops lsm_wal_commit_ops;
+
+/* lsm_compact.c */
+/* One round of the background worker (kvd/kit_worker.h): a flush or a
+ * compaction when one is due; nonzero when more is waiting. */
+int lsm_bg_round(void *arg);
+/* Flush the immutable memtable if there is one (cmu held). */
+int lsm_flush_imm(lsm_db *db);
+/* Compact everything down (maintain), after the caller froze the
+ * memtable. */
+int lsm_compact_all(lsm_db *db, struct kvd_err *err);
+/* Write memtable m (newest version of each key) as a level-0 table added
+ * to edit; *empty when there was nothing to write (recovery, flush). */
+int lsm_write_mem_table(lsm_db *db, lsm_mem *m, struct lsm_edit *edit,
+                        bool *empty);
+/* Log e to the MANIFEST and install the new version (cmu held).
+ * flushed: the view's imm is now in a table. */
+int lsm_log_and_apply(lsm_db *db, struct lsm_edit *e, bool flushed);
+void lsm_file_gone(void *ctx, struct lsm_file *f);
+void lsm_delete_dead(lsm_db *db);
+
+/* lsm_room.c */
+/* Make sure the writers' memtable has room (wlock held): wait for or
+ * delay behind a falling-behind flush or compaction, switch to a new
+ * memtable and WAL when the current one is full. With force, a non-empty
+ * memtable is frozen whatever its size. 0, KVD_EREADONLY, or the failure
+ * that turned the store read-only. */
+int lsm_make_room_locked(lsm_db *db, bool force);
+/* Freeze a non-empty memtable now (maintain): 0 or a status. */
+int lsm_force_switch(lsm_db *db);
+
 /* lsm_dbiter.c */
 int lsm_iter_open(lsm_db *db, const struct kvd_iter_opts *opts, kvd_iter **out,
                   struct kvd_err *err);
@@ -432,5 +438,24 @@ struct lsm_live {
 };
 int lsm_count_live(lsm_db *db, struct lsm_view *vw, uint64_t snap,
                    uint64_t limit, struct lsm_live *out);
+
+/* lsm_recover.c */
+int lsm_recover(lsm_db *db, struct kvd_err *err);
+
+/* lsm_write.c */
+int lsm_put(lsm_db *db, const void *key, size_t klen, const void *val,
+            size_t vlen, int64_t expire_ms);
+int lsm_del(lsm_db *db, const void *key, size_t klen);
+int lsm_batch(lsm_db *db, const struct kvd_op *ops, size_t n,
+              struct kvd_err *err);
+/* The contract's checks (kvd/kit_check.h) with this engine's limits: 0,
+ * KVD_EINVAL or KVD_ETOOBIG. */
+int lsm_check_key(const void *key, size_t klen);
+int lsm_check_put(const void *key, size_t klen, const void *val, size_t vlen,
+                  int64_t expire_ms);
+
+/* lsm_multi.c */
+/* The vtable's multi: 0, or KVD_ENOMEM with every status set to it. */
+int lsm_multi(lsm_db *db, struct kvd_mop *ops, size_t n);
 
 #endif /* KVD_LSM_DB_H */

@@ -123,7 +123,7 @@ scan_next(struct kvd_iter *di, struct kvd_entry *out)
             v.p = (const unsigned char *)v.p + 8;
             v.n -= 8;
         }
-        if (type == LSM_T_DEL || lsm_expired(expire, di->now)) {
+        if (type == LSM_T_DEL || kvd_expired(expire, di->now)) {
             skip_key(di);
             continue;
         }
@@ -178,7 +178,7 @@ iter_start(lsm_db *db, struct kvd_iter *di, struct lsm_view *vw,
         return KVD_ENOMEM;
     }
     memcpy(target, start, start_len);
-    lsm_store64(target + start_len, lsm_pack_trailer(di->snap, LSM_T_SEEK));
+    kvd_put_le64(target + start_len, lsm_pack_trailer(di->snap, LSM_T_SEEK));
     t.p = target;
     t.n = start_len + LSM_TRAILER_BYTES;
     di->it->ops->seek(di->it, t);
@@ -221,8 +221,7 @@ lsm_iter_open(lsm_db *db, const struct kvd_iter_opts *opts, kvd_iter **out,
     rc = iter_start(db, di, lsm_view_get(db, &di->snap), start, start_len);
     if (rc != 0) {
         iter_free(di);
-        return kvd_err_set(err, rc, "lsm: open iterator: %s",
-                           lsm_status_text(rc));
+        return kvd_err_set(err, rc, "lsm: open iterator: %s", kvd_strerror(rc));
     }
     *out = di;
     return 0;

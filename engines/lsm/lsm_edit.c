@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "lsm_coding.h"
+#include "kvd/kit_coding.h"
 
 void
 lsm_edit_init(struct lsm_edit *e)
@@ -111,13 +111,13 @@ lsm_edit_del_file(struct lsm_edit *e, int level, uint64_t number)
 int
 lsm_edit_encode(const struct lsm_edit *e, unsigned char **out, size_t *n)
 {
-    size_t cap = 3 * (1 + LSM_VARINT64_MAX_BYTES) +
-                 e->ndels * (1 + 2 * LSM_VARINT64_MAX_BYTES);
+    size_t cap = 3 * (1 + KVD_VARINT64_MAX_BYTES) +
+                 e->ndels * (1 + 2 * KVD_VARINT64_MAX_BYTES);
     unsigned char *buf;
     uint8_t *p;
 
     for (size_t i = 0; i < e->nadds; i++) {
-        cap += 1 + 6 * LSM_VARINT64_MAX_BYTES + e->adds[i].smallest.n +
+        cap += 1 + 6 * KVD_VARINT64_MAX_BYTES + e->adds[i].smallest.n +
                e->adds[i].largest.n;
     }
     buf = malloc(cap);
@@ -126,33 +126,33 @@ lsm_edit_encode(const struct lsm_edit *e, unsigned char **out, size_t *n)
     }
     p = buf;
     if (e->has & LSM_EDIT_HAS_LOG_NUMBER) {
-        p = lsm_put_varint32(p, LSM_TAG_LOG_NUMBER);
-        p = lsm_put_varint64(p, e->log_number);
+        p = kvd_put_varint64(p, LSM_TAG_LOG_NUMBER);
+        p = kvd_put_varint64(p, e->log_number);
     }
     if (e->has & LSM_EDIT_HAS_NEXT_FILE) {
-        p = lsm_put_varint32(p, LSM_TAG_NEXT_FILE);
-        p = lsm_put_varint64(p, e->next_file);
+        p = kvd_put_varint64(p, LSM_TAG_NEXT_FILE);
+        p = kvd_put_varint64(p, e->next_file);
     }
     if (e->has & LSM_EDIT_HAS_LAST_SEQ) {
-        p = lsm_put_varint32(p, LSM_TAG_LAST_SEQ);
-        p = lsm_put_varint64(p, e->last_seq);
+        p = kvd_put_varint64(p, LSM_TAG_LAST_SEQ);
+        p = kvd_put_varint64(p, e->last_seq);
     }
     for (size_t i = 0; i < e->ndels; i++) {
-        p = lsm_put_varint32(p, LSM_TAG_DEL_FILE);
-        p = lsm_put_varint32(p, (uint32_t)e->dels[i].level);
-        p = lsm_put_varint64(p, e->dels[i].number);
+        p = kvd_put_varint64(p, LSM_TAG_DEL_FILE);
+        p = kvd_put_varint64(p, (uint32_t)e->dels[i].level);
+        p = kvd_put_varint64(p, e->dels[i].number);
     }
     for (size_t i = 0; i < e->nadds; i++) {
         const struct lsm_edit_add *a = &e->adds[i];
-        p = lsm_put_varint32(p, LSM_TAG_ADD_FILE);
-        p = lsm_put_varint32(p, (uint32_t)a->level);
-        p = lsm_put_varint64(p, a->number);
-        p = lsm_put_varint64(p, a->size);
-        p = lsm_put_varint64(p, a->entries);
-        p = lsm_put_varint64(p, a->smallest.n);
+        p = kvd_put_varint64(p, LSM_TAG_ADD_FILE);
+        p = kvd_put_varint64(p, (uint32_t)a->level);
+        p = kvd_put_varint64(p, a->number);
+        p = kvd_put_varint64(p, a->size);
+        p = kvd_put_varint64(p, a->entries);
+        p = kvd_put_varint64(p, a->smallest.n);
         memcpy(p, a->smallest.p, a->smallest.n);
         p += a->smallest.n;
-        p = lsm_put_varint64(p, a->largest.n);
+        p = kvd_put_varint64(p, a->largest.n);
         memcpy(p, a->largest.p, a->largest.n);
         p += a->largest.n;
     }
@@ -166,7 +166,7 @@ get_level(const uint8_t *p, const uint8_t *end, int *level)
 {
     uint32_t v;
 
-    p = lsm_get_varint32(p, end, &v);
+    p = kvd_get_varint32(p, end, &v);
     if (p == NULL || v >= LSM_LEVELS) {
         return NULL;
     }
@@ -179,7 +179,7 @@ get_ikey(const uint8_t *p, const uint8_t *end, struct lsm_slice *s)
 {
     uint64_t n;
 
-    p = lsm_get_varint64(p, end, &n);
+    p = kvd_get_varint64(p, end, &n);
     if (p == NULL || n < LSM_TRAILER_BYTES || n > (uint64_t)(end - p)) {
         return NULL;
     }
@@ -199,7 +199,7 @@ lsm_edit_decode(struct lsm_edit *e, const void *buf, size_t n)
         uint64_t v;
         int level;
 
-        p = lsm_get_varint32(p, end, &tag);
+        p = kvd_get_varint32(p, end, &tag);
         if (p == NULL) {
             return KVD_ECORRUPT;
         }
@@ -207,7 +207,7 @@ lsm_edit_decode(struct lsm_edit *e, const void *buf, size_t n)
         case LSM_TAG_LOG_NUMBER:
         case LSM_TAG_NEXT_FILE:
         case LSM_TAG_LAST_SEQ:
-            p = lsm_get_varint64(p, end, &v);
+            p = kvd_get_varint64(p, end, &v);
             if (p == NULL) {
                 return KVD_ECORRUPT;
             }
@@ -221,7 +221,7 @@ lsm_edit_decode(struct lsm_edit *e, const void *buf, size_t n)
             break;
         case LSM_TAG_DEL_FILE:
             p = get_level(p, end, &level);
-            p = p ? lsm_get_varint64(p, end, &v) : NULL;
+            p = p ? kvd_get_varint64(p, end, &v) : NULL;
             if (p == NULL) {
                 return KVD_ECORRUPT;
             }
@@ -236,9 +236,9 @@ lsm_edit_decode(struct lsm_edit *e, const void *buf, size_t n)
             struct lsm_slice hi;
 
             p = get_level(p, end, &level);
-            p = p ? lsm_get_varint64(p, end, &v) : NULL;
-            p = p ? lsm_get_varint64(p, end, &size) : NULL;
-            p = p ? lsm_get_varint64(p, end, &entries) : NULL;
+            p = p ? kvd_get_varint64(p, end, &v) : NULL;
+            p = p ? kvd_get_varint64(p, end, &size) : NULL;
+            p = p ? kvd_get_varint64(p, end, &entries) : NULL;
             p = p ? get_ikey(p, end, &lo) : NULL;
             p = p ? get_ikey(p, end, &hi) : NULL;
             if (p == NULL || lsm_ikey_cmp(lo, hi) > 0) {

@@ -18,36 +18,29 @@
  * Threads: any number of callers; one background thread for flushes and
  * compactions; one more for sync = everysec. Lock order in lsm_db.h.
  *
- * This file: options table, open/close, views, get, stats, sync,
- * maintain, and the exported vtable (last). put, del, batch and multi
- * are in lsm_write.c.
+ * This file: options table, open/close, stats, sync, maintain, and the
+ * exported vtable (last). lsm_db.h lists the files below it.
  */
 #include "lsm_db.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
-#include <time.h>
-#include <unistd.h>
 
 #define LSM_VERSION           "1.0.0"
 #define LSM_RESTART_INTERVAL  16
 #define LSM_STATS_SAMPLE_KEYS 10000
+#define LSM_BG_IDLE_MS        1000 /* the worker's round when nothing wakes it */
 
 /* ---- options ---- */
 
-static const char *const lsm_sync_choices[] = {"always", "everysec", "never",
-                                               NULL};
 static const char *const lsm_corrupt_choices[] = {"stop", "skip", "paranoid",
                                                   NULL};
 
 static const struct kvd_option lsm_options[] = {
     {"sync", KVD_OPT_ENUM, "everysec", 0, 0, offsetof(struct lsm_opts, sync),
-     lsm_sync_choices,
+     kvd_sync_mode_names,
      "always: fdatasync the WAL before a write is acknowledged (concurrent "
      "writers share one fdatasync); everysec: a background fdatasync every "
      "sync_interval (a crash loses at most about that much); never: leave "
@@ -113,63 +106,6 @@ static const struct kvd_option lsm_options[] = {
     {NULL, 0, NULL, 0, 0, 0, NULL, NULL},
 };
 
-/* ---- views ---- */
-
-struct lsm_view *
-lsm_view_get(lsm_db *db, uint64_t *snap)
-{
-    struct lsm_view *vw;
-
-    pthread_mutex_lock(&db->mu);
-    vw = db->view;
-    atomic_fetch_add_explicit(&vw->refs, 1, memory_order_relaxed);
-    if (snap != NULL) {
-        *snap = atomic_load_explicit(&db->visible_seq, memory_order_acquire);
-    }
-    pthread_mutex_unlock(&db->mu);
-    return vw;
-}
-
-void
-lsm_view_put(struct lsm_view *vw)
-{
-    if (vw == NULL ||
-        atomic_fetch_sub_explicit(&vw->refs, 1, memory_order_acq_rel) != 1) {
-        return;
-    }
-    lsm_mem_unref(vw->mem);
-    lsm_mem_unref(vw->imm);
-    lsm_version_unref(vw->v);
-    free(vw);
-}
-
-int
-lsm_view_install_locked(lsm_db *db, lsm_mem *mem, lsm_mem *imm, lsm_version *v,
-                        struct lsm_view **old)
-{
-    struct lsm_view *nv = calloc(1, sizeof(*nv));
-
-    if (nv == NULL) {
-        return KVD_ENOMEM;
-    }
-    atomic_init(&nv->refs, 1);
-    nv->gen = ++db->view_gen;
-    lsm_mem_ref(mem);
-    nv->mem = mem;
-    if (imm != NULL) {
-        lsm_mem_ref(imm);
-    }
-    nv->imm = imm;
-    lsm_version_ref(v);
-    nv->v = v;
-    *old = db->view;
-    db->view = nv;
-    atomic_store(&db->l0_files, (int)v->nfiles[0]);
-    atomic_store(&db->imm_pending, imm != NULL);
-    pthread_cond_broadcast(&db->done_cv);
-    return 0;
-}
-
 /* ---- options check ---- */
 
 static int
@@ -225,12 +161,14 @@ check_opts(const struct lsm_opts *o, struct kvd_err *err)
 
 /* ---- open / close ---- */
 
+/* Frees a handle in any state of construction (threads stopped). */
 static void
 db_destroy(lsm_db *db)
 {
     if (db == NULL) {
         return;
     }
+    kvd_commit_destroy(db->commit);
     lsm_view_put(db->view);
     db->view = NULL;
     lsm_walf_unref(db, db->wal);
@@ -243,89 +181,65 @@ db_destroy(lsm_db *db)
         free((void *)(uintptr_t)db->compact_ptr[l].p);
     }
     free(db->dead);
-    if (db->lock_fd >= 0) {
-        db->io->close(db->lock_fd); /* releases the flock */
-    }
+    kvd_dirlock_release(db->io, db->lock_fd);
+    kvd_ro_destroy(db->ro);
     pthread_mutex_destroy(&db->wlock);
-    pthread_mutex_destroy(&db->sync_mu);
-    pthread_cond_destroy(&db->sync_cv);
     pthread_mutex_destroy(&db->mu);
-    pthread_cond_destroy(&db->work_cv);
     pthread_cond_destroy(&db->done_cv);
     pthread_mutex_destroy(&db->cmu);
     pthread_mutex_destroy(&db->dead_mu);
-    pthread_mutex_destroy(&db->state_mu);
-    pthread_mutex_destroy(&db->syncer_mu);
-    pthread_cond_destroy(&db->syncer_cv);
     pthread_mutex_destroy(&db->stats_mu);
     free(db->dir);
     free(db);
 }
 
-static int
-take_lock(lsm_db *db, struct kvd_err *err)
+/* The read-only switch flipped: wake whoever waits for a write, a flush or
+ * a sync that will not come. */
+static void
+on_readonly(void *ctx)
 {
-    char path[LSM_PATH_BYTES];
+    lsm_db *db = ctx;
 
-    snprintf(path, sizeof(path), "%s/%s", db->dir, LSM_LOCK_FILE);
-    db->lock_fd = db->io->open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    if (db->lock_fd < 0) {
-        return kvd_err_set(err, efile_errno_status(errno), "lsm: open %s: %s",
-                           path, strerror(errno));
+    pthread_mutex_lock(&db->mu);
+    pthread_cond_broadcast(&db->done_cv);
+    pthread_mutex_unlock(&db->mu);
+    if (db->commit != NULL) {
+        kvd_commit_fail(db->commit, KVD_EIO);
     }
-    if (flock(db->lock_fd, LOCK_EX | LOCK_NB) != 0) {
-        if (errno == EWOULDBLOCK) {
-            return kvd_err_set(err, KVD_ELOCKED,
-                               "lsm: data directory %s is in use by another "
-                               "open store (flock on %s is held)",
-                               db->dir, path);
-        }
-        return kvd_err_set(err, KVD_EIO, "lsm: flock %s: %s", path,
-                           strerror(errno));
+}
+
+/* Threads and group commit, once recovery has a WAL to write to. */
+static int
+start_threads(lsm_db *db, struct kvd_err *err)
+{
+    struct kvd_commit_conf cc = {
+        .ops = &lsm_wal_commit_ops,
+        .ctx = db,
+        .mode = db->opts.sync,
+        .interval_ms = db->opts.sync_interval,
+        .name = "kvd-lsm-sync",
+    };
+    int rc = kvd_commit_create(&cc, &db->commit, err);
+
+    if (rc == 0) {
+        rc = kvd_worker_start("kvd-lsm", LSM_BG_IDLE_MS, lsm_bg_round, db,
+                              &db->bg, err);
     }
-    return 0;
+    return rc;
 }
 
 static void
-timespec_in(struct timespec *ts, int64_t ms)
+stop_threads(lsm_db *db)
 {
-    clock_gettime(CLOCK_MONOTONIC, ts);
-    ts->tv_sec += ms / 1000;
-    ts->tv_nsec += (ms % 1000) * 1000000;
-    if (ts->tv_nsec >= 1000000000) {
-        ts->tv_sec++;
-        ts->tv_nsec -= 1000000000;
-    }
-}
-
-static void *
-syncer_main(void *arg)
-{
-    lsm_db *db = arg;
-
-    pthread_mutex_lock(&db->syncer_mu);
-    while (!db->syncer_stop) {
-        struct timespec ts;
-        timespec_in(&ts, db->opts.sync_interval);
-        pthread_cond_timedwait(&db->syncer_cv, &db->syncer_mu, &ts);
-        if (db->syncer_stop) {
-            break;
-        }
-        pthread_mutex_unlock(&db->syncer_mu);
-        if (!atomic_load(&db->readonly)) {
-            lsm_sync_all(db);
-        }
-        pthread_mutex_lock(&db->syncer_mu);
-    }
-    pthread_mutex_unlock(&db->syncer_mu);
-    return NULL;
+    atomic_store(&db->closing, true);
+    kvd_worker_stop(db->bg);
+    db->bg = NULL;
 }
 
 static int
 lsm_open(const struct kvd_host *host, const void *opts, const char *dir,
          kvd_engine **out, struct kvd_err *err)
 {
-    pthread_condattr_t ca;
     lsm_db *db;
     int rc;
 
@@ -356,70 +270,33 @@ lsm_open(const struct kvd_host *host, const void *opts, const char *dir,
     db->topts.restart_interval = LSM_RESTART_INTERVAL;
     db->topts.bloom_bits_per_key = (int)db->opts.bloom_bits_per_key;
     pthread_mutex_init(&db->wlock, NULL);
-    pthread_mutex_init(&db->sync_mu, NULL);
-    pthread_cond_init(&db->sync_cv, NULL);
     pthread_mutex_init(&db->mu, NULL);
     pthread_mutex_init(&db->cmu, NULL);
     pthread_mutex_init(&db->dead_mu, NULL);
-    pthread_mutex_init(&db->state_mu, NULL);
-    pthread_mutex_init(&db->syncer_mu, NULL);
     pthread_mutex_init(&db->stats_mu, NULL);
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&db->work_cv, &ca);
-    pthread_cond_init(&db->syncer_cv, &ca);
-    pthread_condattr_destroy(&ca);
     pthread_cond_init(&db->done_cv, NULL);
-    atomic_init(&db->readonly, 0);
-    if (db->dir == NULL) {
-        db_destroy(db);
-        return kvd_err_set(err, KVD_ENOMEM, "lsm: out of memory");
-    }
-    rc = lsm_tcache_init(&db->tc, (size_t)db->opts.max_open_files);
-    if (rc == 0) {
-        rc = lsm_cache_create((size_t)db->opts.block_cache_size, &db->bcache);
-    }
-    if (rc != 0) {
+    if (db->dir == NULL ||
+        kvd_ro_create(host, "lsm", on_readonly, db, &db->ro) != 0 ||
+        lsm_tcache_init(&db->tc, (size_t)db->opts.max_open_files) != 0 ||
+        lsm_cache_create((size_t)db->opts.block_cache_size, &db->bcache) != 0) {
         rc = kvd_err_set(err, KVD_ENOMEM, "lsm: out of memory");
         goto fail;
     }
-    if (db->io->mkdir(dir, 0755) != 0 && errno != EEXIST) {
-        rc = kvd_err_set(err, efile_errno_status(errno), "lsm: mkdir %s: %s",
-                         dir, strerror(errno));
-        goto fail;
-    }
-    rc = take_lock(db, err);
+    rc = kvd_dirlock_acquire(db->io, dir, "lsm", &db->lock_fd, err);
     if (rc == 0) {
         rc = lsm_recover(db, err);
     }
+    if (rc == 0) {
+        rc = start_threads(db, err);
+    }
     if (rc != 0) {
         goto fail;
-    }
-    if (pthread_create(&db->bg, NULL, lsm_bg_main, db) != 0) {
-        rc = kvd_err_set(err, KVD_ENOMEM,
-                         "lsm: cannot start the background thread");
-        goto fail;
-    }
-    db->bg_started = true;
-    if (db->opts.sync == LSM_SYNC_EVERYSEC) {
-        if (pthread_create(&db->syncer, NULL, syncer_main, db) != 0) {
-            rc = kvd_err_set(err, KVD_ENOMEM,
-                             "lsm: cannot start the sync thread");
-            goto fail;
-        }
-        db->syncer_started = true;
     }
     atomic_store(&db->ready, 1);
     *out = db;
     return 0;
 fail:
-    if (db->bg_started) {
-        pthread_mutex_lock(&db->mu);
-        db->bg_stop = true;
-        pthread_cond_signal(&db->work_cv);
-        pthread_mutex_unlock(&db->mu);
-        pthread_join(db->bg, NULL);
-    }
+    stop_threads(db);
     db_destroy(db);
     return rc;
 }
@@ -432,267 +309,18 @@ lsm_close(kvd_engine *db, struct kvd_err *err)
     if (db == NULL) {
         return 0;
     }
-    if (db->syncer_started) {
-        pthread_mutex_lock(&db->syncer_mu);
-        db->syncer_stop = true;
-        pthread_cond_signal(&db->syncer_cv);
-        pthread_mutex_unlock(&db->syncer_mu);
-        pthread_join(db->syncer, NULL);
-    }
-    if (db->bg_started) {
-        atomic_store(&db->closing, true);
-        pthread_mutex_lock(&db->mu);
-        db->bg_stop = true;
-        pthread_cond_signal(&db->work_cv);
-        pthread_mutex_unlock(&db->mu);
-        pthread_join(db->bg, NULL);
-    }
+    stop_threads(db);
     /* the WAL holds everything acknowledged; the next open replays it */
-    if (!atomic_load(&db->readonly) && db->wal != NULL) {
-        rc = lsm_sync_all(db);
+    if (!lsm_readonly(db) && db->wal != NULL) {
+        rc = kvd_commit_sync_all(db->commit);
     }
     if (rc != 0) {
-        kvd_err_set(err, rc, "lsm: close %s: %s", db->dir, db->state);
+        char why[LSM_STATE_BYTES];
+        kvd_err_set(err, rc, "lsm: close %s: %s", db->dir,
+                    lsm_why(db, rc, why));
     }
     db_destroy(db);
     return rc;
-}
-
-/* ---- lookups ---- */
-
-static bool
-in_file_range(const struct lsm_file *f, const void *key, size_t klen)
-{
-    struct lsm_slice s = lsm_ikey_user(f->smallest);
-    struct lsm_slice l = lsm_ikey_user(f->largest);
-
-    return lsm_user_cmp(key, klen, s.p, s.n) >= 0 &&
-           lsm_user_cmp(key, klen, l.p, l.n) <= 0;
-}
-
-static int
-table_lookup(lsm_db *db, struct lsm_file *f, const void *key, size_t klen,
-             uint64_t hash, uint64_t snap, struct lsm_lookup *out)
-{
-    lsm_table *t;
-    bool owned;
-    int rc = lsm_tcache_borrow(db, f, &t, &owned);
-
-    if (rc != 0) {
-        return rc;
-    }
-    rc = lsm_table_get(t, key, klen, hash, snap, &out->hit);
-    if (owned) {
-        lsm_table_unref(t); /* a hit pins its block, not the table */
-    }
-    if (rc == 0) {
-        out->type = out->hit.type;
-        out->val = out->hit.val;
-    } else if (rc != KVD_ENOTFOUND) {
-        LSM_LOG(db, KVD_LOG_ERROR, "lsm: read %s/%06llu.sst: %s", db->dir,
-                (unsigned long long)f->number, lsm_status_text(rc));
-    }
-    return rc;
-}
-
-int
-lsm_lookup(lsm_db *db, struct lsm_view *vw, const void *key, size_t klen,
-           uint64_t snap, struct lsm_lookup *out)
-{
-    struct lsm_mhit mh;
-    lsm_version *v = vw->v;
-    uint64_t hash;
-    int rc;
-
-    memset(out, 0, sizeof(*out));
-    if (lsm_mem_get(vw->mem, key, klen, snap, &mh) == 0) {
-        lsm_mem_ref(vw->mem);
-        out->mem = vw->mem;
-        out->type = mh.type;
-        out->val = mh.val;
-        return 0;
-    }
-    if (vw->imm != NULL && lsm_mem_get(vw->imm, key, klen, snap, &mh) == 0) {
-        lsm_mem_ref(vw->imm);
-        out->mem = vw->imm;
-        out->type = mh.type;
-        out->val = mh.val;
-        return 0;
-    }
-    hash = lsm_bloom_hash(key, klen);
-    for (size_t i = 0; i < v->nfiles[0]; i++) {
-        struct lsm_file *f = v->files[0][i];
-        if (!in_file_range(f, key, klen)) {
-            continue;
-        }
-        rc = table_lookup(db, f, key, klen, hash, snap, out);
-        if (rc != KVD_ENOTFOUND) {
-            return rc;
-        }
-    }
-    for (int l = 1; l < LSM_LEVELS; l++) {
-        ptrdiff_t i;
-        if (v->nfiles[l] == 0) {
-            continue;
-        }
-        i = lsm_version_find(v, l, key, klen);
-        if (i < 0) {
-            continue;
-        }
-        rc = table_lookup(db, v->files[l][i], key, klen, hash, snap, out);
-        if (rc != KVD_ENOTFOUND) {
-            return rc;
-        }
-    }
-    return KVD_ENOTFOUND;
-}
-
-void
-lsm_lookup_release(struct lsm_lookup *l)
-{
-    if (l->mem != NULL) {
-        lsm_mem_unref(l->mem);
-        l->mem = NULL;
-    }
-    if (l->hit.pin != NULL) {
-        lsm_hit_release(&l->hit);
-        l->hit.pin = NULL;
-    }
-}
-
-/* ---- get ---- */
-
-static void
-val_release_mem(struct kvd_val *v)
-{
-    lsm_mem_unref(v->cookie[0]);
-    v->cookie[0] = NULL;
-}
-
-static void
-val_release_hit(struct kvd_val *v)
-{
-    struct lsm_hit h;
-
-    memset(&h, 0, sizeof(h));
-    h.pin = v->cookie[0];
-    lsm_hit_release(&h);
-    v->cookie[0] = NULL;
-}
-
-static void
-val_release_free(struct kvd_val *v)
-{
-    free(v->cookie[0]);
-    v->cookie[0] = NULL;
-}
-
-int
-lsm_get(kvd_engine *db, const void *key, size_t klen, struct kvd_val *out)
-{
-    struct lsm_lookup l;
-    struct lsm_view *vw;
-    struct lsm_slice val;
-    int64_t expire = KVD_NO_EXPIRY;
-    uint64_t snap;
-    int rc;
-
-    if (klen == 0 || klen > LSM_MAX_KEY_BYTES) {
-        return klen == 0 ? KVD_EINVAL : KVD_ENOTFOUND;
-    }
-    lsm_count(&db->c.gets, 1);
-    vw = lsm_view_get(db, &snap);
-    rc = lsm_lookup(db, vw, key, klen, snap, &l);
-    lsm_view_put(vw);
-    if (rc != 0) {
-        return rc;
-    }
-    val = l.val;
-    if (l.type == LSM_T_DEL) {
-        lsm_lookup_release(&l);
-        return KVD_ENOTFOUND;
-    }
-    if (l.type == LSM_T_PUTX) {
-        expire = lsm_val_expiry(val);
-        if (lsm_expired(expire, db->host->now_ms(db->host))) {
-            lsm_lookup_release(&l);
-            return KVD_ENOTFOUND;
-        }
-        val.p = (const unsigned char *)val.p + 8;
-        val.n -= 8;
-    }
-    out->len = val.n;
-    out->expire_ms = expire;
-    out->cookie[0] = NULL;
-    out->cookie[1] = NULL;
-    if (l.mem != NULL) {
-        /* zero copy: the memtable stays while the value is held */
-        out->data = val.p;
-        out->release = val_release_mem;
-        out->cookie[0] = l.mem;
-    } else if (l.hit.pin != NULL) {
-        /* zero copy: the cached block stays pinned */
-        out->data = val.p;
-        out->release = val_release_hit;
-        out->cookie[0] = l.hit.pin;
-    } else {
-        void *copy = malloc(val.n ? val.n : 1);
-        if (copy == NULL) {
-            lsm_lookup_release(&l);
-            return KVD_ENOMEM;
-        }
-        memcpy(copy, val.p, val.n);
-        lsm_lookup_release(&l);
-        out->data = copy;
-        out->release = val_release_free;
-        out->cookie[0] = copy;
-    }
-    return 0;
-}
-
-static int
-lsm_put_op(kvd_engine *db, const void *key, size_t klen, const void *val,
-           size_t vlen, int64_t expire_ms)
-{
-    return lsm_put(db, key, klen, val, vlen, expire_ms);
-}
-
-static int
-lsm_del_op(kvd_engine *db, const void *key, size_t klen)
-{
-    return lsm_del(db, key, klen);
-}
-
-static int
-lsm_batch_op(kvd_engine *db, const struct kvd_op *ops, size_t n,
-             struct kvd_err *err)
-{
-    return lsm_batch(db, ops, n, err);
-}
-
-static int
-lsm_multi_op(kvd_engine *db, struct kvd_mop *ops, size_t n)
-{
-    return lsm_multi(db, ops, n);
-}
-
-static int
-lsm_iter_open_op(kvd_engine *db, const struct kvd_iter_opts *opts,
-                 kvd_iter **out, struct kvd_err *err)
-{
-    return lsm_iter_open(db, opts, out, err);
-}
-
-static int
-lsm_iter_next_op(kvd_iter *it, struct kvd_entry *out)
-{
-    return lsm_iter_next(it, out);
-}
-
-static void
-lsm_iter_close_op(kvd_iter *it)
-{
-    lsm_iter_close(it);
 }
 
 /* ---- stats ---- */
@@ -782,8 +410,9 @@ lsm_stats(kvd_engine *db, struct kvd_engine_stats *out, kvd_stat_fn fn,
     uint64_t level_b[LSM_LEVELS];
     uint64_t user;
     uint64_t written;
+    uint64_t syncs;
+    uint64_t sync_waits;
     bool exact;
-    size_t n;
 
     memset(&st, 0, sizeof(st));
     live_totals(db, &st, &exact);
@@ -819,15 +448,10 @@ lsm_stats(kvd_engine *db, struct kvd_engine_stats *out, kvd_stat_fn fn,
 
     st.disk_bytes = table_bytes + wal_bytes + atomic_load(&db->manifest_bytes);
     st.mem_bytes = mem_bytes + imm_bytes + cs.bytes + index_bytes + sizeof(*db);
-    st.readonly = atomic_load(&db->readonly);
+    st.readonly = lsm_readonly(db);
     st.ready = atomic_load(&db->ready);
-    pthread_mutex_lock(&db->state_mu);
-    memcpy(st.state, db->state, sizeof(st.state));
-    pthread_mutex_unlock(&db->state_mu);
-
-    n = out->struct_size < sizeof(st) ? out->struct_size : sizeof(st);
-    st.struct_size = out->struct_size;
-    memcpy(out, &st, n);
+    kvd_ro_state(db->ro, st.state, sizeof(st.state));
+    kvd_engine_stats_copy(out, &st);
     if (fn == NULL) {
         return 0;
     }
@@ -838,26 +462,27 @@ lsm_stats(kvd_engine *db, struct kvd_engine_stats *out, kvd_stat_fn fn,
         snprintf(name, sizeof(name), "l%d_bytes", l);
         fn(ctx, name, level_b[l]);
     }
-    user = lsm_load(&db->c.user_bytes);
-    written = lsm_load(&db->c.wal_bytes) + lsm_load(&db->c.flush_bytes) +
-              lsm_load(&db->c.compact_write_bytes);
+    user = kvd_counter_get(&db->c.user_bytes);
+    written = kvd_counter_get(&db->c.wal_bytes) +
+              kvd_counter_get(&db->c.flush_bytes) +
+              kvd_counter_get(&db->c.compact_write_bytes);
     fn(ctx, "tables", tables);
     fn(ctx, "table_bytes", table_bytes);
     fn(ctx, "memtable_bytes", mem_bytes);
     fn(ctx, "imm_memtable_bytes", imm_bytes);
-    fn(ctx, "wal_bytes", lsm_load(&db->c.wal_bytes));
+    fn(ctx, "wal_bytes", kvd_counter_get(&db->c.wal_bytes));
     fn(ctx, "user_bytes_written", user);
-    fn(ctx, "flush_bytes", lsm_load(&db->c.flush_bytes));
-    fn(ctx, "compact_read_bytes", lsm_load(&db->c.compact_read_bytes));
-    fn(ctx, "compact_write_bytes", lsm_load(&db->c.compact_write_bytes));
+    fn(ctx, "flush_bytes", kvd_counter_get(&db->c.flush_bytes));
+    fn(ctx, "compact_read_bytes", kvd_counter_get(&db->c.compact_read_bytes));
+    fn(ctx, "compact_write_bytes", kvd_counter_get(&db->c.compact_write_bytes));
     /* (WAL + flush + compaction bytes) / user bytes, times 100 */
     fn(ctx, "write_amp_x100", user ? written * 100 / user : 0);
-    fn(ctx, "flushes", lsm_load(&db->c.flushes));
-    fn(ctx, "compactions", lsm_load(&db->c.compactions));
-    fn(ctx, "trivial_moves", lsm_load(&db->c.trivial_moves));
-    fn(ctx, "dropped_shadowed", lsm_load(&db->c.dropped_shadowed));
-    fn(ctx, "dropped_tombstones", lsm_load(&db->c.dropped_tombstones));
-    fn(ctx, "dropped_expired", lsm_load(&db->c.dropped_expired));
+    fn(ctx, "flushes", kvd_counter_get(&db->c.flushes));
+    fn(ctx, "compactions", kvd_counter_get(&db->c.compactions));
+    fn(ctx, "trivial_moves", kvd_counter_get(&db->c.trivial_moves));
+    fn(ctx, "dropped_shadowed", kvd_counter_get(&db->c.dropped_shadowed));
+    fn(ctx, "dropped_tombstones", kvd_counter_get(&db->c.dropped_tombstones));
+    fn(ctx, "dropped_expired", kvd_counter_get(&db->c.dropped_expired));
     fn(ctx, "bloom_checks", ts.bloom_checks);
     fn(ctx, "bloom_negatives", ts.bloom_negatives);
     fn(ctx, "bloom_false_positives", ts.bloom_false_pos);
@@ -868,20 +493,21 @@ lsm_stats(kvd_engine *db, struct kvd_engine_stats *out, kvd_stat_fn fn,
     fn(ctx, "block_cache_bytes", cs.bytes);
     fn(ctx, "block_cache_capacity", cs.capacity);
     fn(ctx, "open_tables", open_tables);
-    fn(ctx, "table_opens", lsm_load(&db->tc.opens));
+    fn(ctx, "table_opens", kvd_counter_get(&db->tc.opens));
     fn(ctx, "index_filter_bytes", index_bytes);
-    fn(ctx, "stall_us", lsm_load(&db->c.stall_us));
-    fn(ctx, "stall_slowdowns", lsm_load(&db->c.slowdowns));
-    fn(ctx, "stall_stops", lsm_load(&db->c.stops));
-    fn(ctx, "puts", lsm_load(&db->c.puts));
-    fn(ctx, "dels", lsm_load(&db->c.dels));
-    fn(ctx, "batches", lsm_load(&db->c.batches));
-    fn(ctx, "gets", lsm_load(&db->c.gets));
-    fn(ctx, "fsyncs", lsm_load(&db->c.fsyncs));
-    fn(ctx, "sync_waits", lsm_load(&db->c.sync_waits));
-    fn(ctx, "manifest_rolls", lsm_load(&db->c.manifest_rolls));
-    fn(ctx, "corrupt_records", lsm_load(&db->c.corrupt_records));
-    fn(ctx, "torn_tail_bytes", lsm_load(&db->c.torn_tail_bytes));
+    fn(ctx, "stall_us", kvd_counter_get(&db->c.stall_us));
+    fn(ctx, "stall_slowdowns", kvd_counter_get(&db->c.slowdowns));
+    fn(ctx, "stall_stops", kvd_counter_get(&db->c.stops));
+    fn(ctx, "puts", kvd_counter_get(&db->c.puts));
+    fn(ctx, "dels", kvd_counter_get(&db->c.dels));
+    fn(ctx, "batches", kvd_counter_get(&db->c.batches));
+    fn(ctx, "gets", kvd_counter_get(&db->c.gets));
+    fn(ctx, "fsyncs", kvd_counter_get(&db->c.fsyncs));
+    kvd_commit_stats(db->commit, &syncs, &sync_waits);
+    fn(ctx, "sync_waits", sync_waits);
+    fn(ctx, "manifest_rolls", kvd_counter_get(&db->c.manifest_rolls));
+    fn(ctx, "corrupt_records", kvd_counter_get(&db->c.corrupt_records));
+    fn(ctx, "torn_tail_bytes", kvd_counter_get(&db->c.torn_tail_bytes));
     fn(ctx, "recovery_ms", (uint64_t)db->recovery_ms);
     fn(ctx, "recovery_records", db->recovered_records);
     fn(ctx, "recovery_wals", db->recovered_wals);
@@ -895,14 +521,16 @@ lsm_stats(kvd_engine *db, struct kvd_engine_stats *out, kvd_stat_fn fn,
 static int
 lsm_sync_op(kvd_engine *db, struct kvd_err *err)
 {
+    char why[LSM_STATE_BYTES];
     int rc;
 
-    if (atomic_load(&db->readonly)) {
-        return kvd_err_set(err, KVD_EREADONLY, "lsm: %s", db->state);
+    if (lsm_readonly(db)) {
+        return kvd_err_set(err, KVD_EREADONLY, "lsm: %s",
+                           lsm_why(db, KVD_EREADONLY, why));
     }
-    rc = lsm_sync_all(db);
+    rc = kvd_commit_sync_all(db->commit);
     if (rc != 0) {
-        return kvd_err_set(err, rc, "lsm: sync: %s", db->state);
+        return kvd_err_set(err, rc, "lsm: sync: %s", lsm_why(db, rc, why));
     }
     return 0;
 }
@@ -910,11 +538,19 @@ lsm_sync_op(kvd_engine *db, struct kvd_err *err)
 static int
 lsm_maintain(kvd_engine *db, int op, struct kvd_err *err)
 {
+    char why[LSM_STATE_BYTES];
+    int rc;
+
     switch (op) {
     case KVD_MAINT_COMPACT:
     case KVD_MAINT_EXPIRE:
         /* a full compaction rewrites every table and drops every expired
-         * key and tombstone on the way */
+         * key and tombstone on the way; the memtable goes first */
+        rc = lsm_force_switch(db);
+        if (rc != 0) {
+            return kvd_err_set(err, rc, "lsm: compact: %s",
+                               lsm_why(db, rc, why));
+        }
         return lsm_compact_all(db, err);
     default:
         return kvd_err_set(err, KVD_ENOTSUP,
@@ -942,16 +578,16 @@ KVD_EXPORT const struct kvd_engine_vtable kvd_engine_entry = {
     .open = lsm_open,
     .close = lsm_close,
     .get = lsm_get,
-    .put = lsm_put_op,
-    .del = lsm_del_op,
-    .batch = lsm_batch_op,
-    .iter_open = lsm_iter_open_op,
-    .iter_next = lsm_iter_next_op,
-    .iter_close = lsm_iter_close_op,
+    .put = lsm_put,
+    .del = lsm_del,
+    .batch = lsm_batch,
+    .iter_open = lsm_iter_open,
+    .iter_next = lsm_iter_next,
+    .iter_close = lsm_iter_close,
     .stats = lsm_stats,
     .sync = lsm_sync_op,
     .maintain = lsm_maintain,
     .clear = NULL,
     .instance_caps = NULL,
-    .multi = lsm_multi_op,
+    .multi = lsm_multi,
 };

@@ -22,6 +22,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "kvd/kit_coding.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -45,20 +47,6 @@ struct lsm_slice {
 };
 
 static inline uint64_t
-lsm_load64(const void *p)
-{
-    uint64_t v;
-    memcpy(&v, p, 8); /* little-endian hosts only; checked at build time */
-    return v;
-}
-
-static inline void
-lsm_store64(void *p, uint64_t v)
-{
-    memcpy(p, &v, 8);
-}
-
-static inline uint64_t
 lsm_pack_trailer(uint64_t seq, int type)
 {
     return (seq << 8) | (uint64_t)type;
@@ -75,15 +63,15 @@ lsm_ikey_user(struct lsm_slice ik)
 static inline uint64_t
 lsm_ikey_trailer(struct lsm_slice ik)
 {
-    return lsm_load64((const char *)ik.p + ik.n - LSM_TRAILER_BYTES);
+    return kvd_get_le64((const char *)ik.p + ik.n - LSM_TRAILER_BYTES);
 }
 
-/* Byte order of 8 bytes as an integer: big-endian load (the hosts are
- * little-endian, see lsm_load64), so integer order is memcmp order. */
+/* 8 bytes as a big-endian integer, so that integer order is memcmp order
+ * (one load and a byte swap on little-endian CPUs). */
 static inline uint64_t
 lsm_load64_be(const void *p)
 {
-    return __builtin_bswap64(lsm_load64(p));
+    return __builtin_bswap64(kvd_get_le64(p));
 }
 
 /* memcmp order, the shorter first on a tie. Compares 8 bytes at a time
@@ -123,7 +111,7 @@ lsm_user_eq(const void *a, size_t an, const void *b, size_t bn)
         return false;
     }
     for (; an >= 8; an -= 8, x += 8, y += 8) {
-        if (lsm_load64(x) != lsm_load64(y)) {
+        if (kvd_get_le64(x) != kvd_get_le64(y)) {
             return false;
         }
     }

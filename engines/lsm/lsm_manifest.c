@@ -33,42 +33,18 @@ manifest_path(const lsm_db *db, char *buf, uint64_t number, bool tmp)
              (unsigned long long)number, tmp ? ".tmp" : "");
 }
 
-/* Point CURRENT at MANIFEST-number. */
+/* Point CURRENT at MANIFEST-number (a durable replace). */
 static int
 set_current(lsm_db *db, uint64_t number)
 {
     char path[LSM_PATH_BYTES];
-    char tpath[LSM_PATH_BYTES];
     char body[64];
     int n = snprintf(body, sizeof(body), "MANIFEST-%06llu\n",
                      (unsigned long long)number);
-    int fd;
-    int rc;
 
     snprintf(path, sizeof(path), "%s/%s", db->dir, LSM_CURRENT_FILE);
-    snprintf(tpath, sizeof(tpath), "%s/%s.tmp", db->dir, LSM_CURRENT_FILE);
-    fd = db->io->open(tpath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) {
-        return efile_errno_status(errno);
-    }
-    rc = efile_write_full(db->io, fd, body, (size_t)n, 0);
-    if (rc == 0) {
-        lsm_count(&db->c.fsyncs, 1);
-        if (db->io->fsync(fd) != 0) {
-            rc = efile_errno_status(errno);
-        }
-    }
-    db->io->close(fd);
-    if (rc == 0 && db->io->rename(tpath, path) != 0) {
-        rc = efile_errno_status(errno);
-    }
-    if (rc == 0) {
-        rc = lsm_fsync_dir(db);
-    }
-    if (rc != 0) {
-        db->io->unlink(tpath);
-    }
-    return rc;
+    kvd_counter_add(&db->c.fsyncs, 2); /* the file and its directory */
+    return kvd_file_replace(db->io, path, body, (size_t)n, NULL);
 }
 
 static int
@@ -98,24 +74,22 @@ lsm_manifest_create(lsm_db *db, const lsm_version *v, uint64_t number,
                     uint64_t log_number, uint64_t last_seq, struct kvd_err *err)
 {
     char path[LSM_PATH_BYTES];
-    char tpath[LSM_PATH_BYTES];
     unsigned char hdr[LSM_FILE_HDR_BYTES];
+    struct kvd_file_tmp t;
+    struct kvd_err ferr = {0};
     struct lsm_edit e;
     struct lsm_logw w;
     unsigned char *rec = NULL;
     size_t n = 0;
-    const char *what = "write";
-    int fd;
+    int fd = -1;
     int rc;
 
     manifest_path(db, path, number, false);
-    manifest_path(db, tpath, number, true);
-    fd = db->io->open(tpath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) {
-        return kvd_err_set(err, efile_errno_status(errno), "lsm: open %s: %s",
-                           tpath, strerror(errno));
+    rc = kvd_file_tmp_open(db->io, path, &t, &ferr);
+    if (rc != 0) {
+        return kvd_err_set(err, rc, "lsm: %s", ferr.msg);
     }
-    lsm_logw_init(&w, db->io, fd, 0);
+    lsm_logw_init(&w, db->io, t.fd, 0);
     lsm_edit_init(&e);
     lsm_file_hdr_encode(hdr, LSM_FILE_KIND_MANIFEST, last_seq);
     rc = lsm_logw_add(&w, hdr, sizeof(hdr));
@@ -128,35 +102,29 @@ lsm_manifest_create(lsm_db *db, const lsm_version *v, uint64_t number,
     if (rc == 0) {
         rc = lsm_logw_add(&w, rec, n);
     }
-    if (rc == 0) {
-        what = "fdatasync";
-        lsm_count(&db->c.fsyncs, 1);
-        if (db->io->fdatasync(fd) != 0) {
-            rc = efile_errno_status(errno);
-        }
-    }
-    if (rc == 0) {
-        what = "rename";
-        if (db->io->rename(tpath, path) != 0) {
-            rc = efile_errno_status(errno);
-        }
-    }
-    if (rc == 0) {
-        what = "fsync directory for";
-        rc = lsm_fsync_dir(db);
-    }
-    if (rc == 0) {
-        what = "point CURRENT at";
-        rc = set_current(db, number);
-    }
     free(rec);
     lsm_edit_release(&e);
     if (rc != 0) {
+        kvd_file_tmp_abort(db->io, &t);
         lsm_logw_release(&w);
-        db->io->close(fd);
-        db->io->unlink(tpath);
-        return kvd_err_set(err, rc, "lsm: %s %s: %s", what, path,
-                           lsm_status_text(rc));
+        return kvd_err_set(err, rc, "lsm: write %s.tmp: %s", path,
+                           kvd_strerror(rc));
+    }
+    kvd_counter_add(&db->c.fsyncs, 2); /* the file and its directory */
+    rc = kvd_file_tmp_commit(db->io, &t, &fd, &ferr);
+    if (rc == 0) {
+        rc = set_current(db, number);
+        if (rc != 0) {
+            db->io->close(fd);
+            kvd_err_set(&ferr, rc, "point CURRENT at %s: %s", path,
+                        kvd_strerror(rc));
+        }
+    }
+    if (rc != 0) {
+        /* the new MANIFEST is not live: CURRENT names the old one */
+        db->io->unlink(path);
+        lsm_logw_release(&w);
+        return kvd_err_set(err, rc, "lsm: %s", ferr.msg);
     }
     /* the new MANIFEST is live: the old one can go */
     if (db->manifest_fd >= 0) {
@@ -190,9 +158,9 @@ lsm_manifest_append(lsm_db *db, const struct lsm_edit *e)
     free(rec);
     atomic_store(&db->manifest_bytes, db->manw.off);
     if (rc == 0) {
-        lsm_count(&db->c.fsyncs, 1);
+        kvd_counter_add(&db->c.fsyncs, 1);
         if (db->io->fdatasync(db->manifest_fd) != 0) {
-            rc = efile_errno_status(errno);
+            rc = kvd_errno_status(errno);
         }
     }
     return rc;
@@ -240,13 +208,12 @@ lsm_manifest_load(lsm_db *db, lsm_version **out, uint64_t *log_number,
     int rc;
 
     snprintf(path, sizeof(path), "%s/%s", db->dir, LSM_CURRENT_FILE);
-    rc = lsm_read_file(db, path, &buf, &size);
+    rc = kvd_file_read_all(db->io, path, 0, &buf, &size);
     if (rc == KVD_ENOTFOUND) {
         return rc;
     }
     if (rc != 0) {
-        return kvd_err_set(err, rc, "lsm: read %s: %s", path,
-                           lsm_status_text(rc));
+        return kvd_err_set(err, rc, "lsm: read %s: %s", path, kvd_strerror(rc));
     }
     rc = parse_current(buf, size, &number);
     free(buf);
@@ -274,12 +241,12 @@ lsm_manifest_read(lsm_db *db, uint64_t number, lsm_version **out,
     int rc;
 
     manifest_path(db, path, number, false);
-    rc = lsm_read_file(db, path, &buf, &size);
+    rc = kvd_file_read_all(db->io, path, 0, &buf, &size);
     if (rc != 0) {
         return kvd_err_set(err, rc == KVD_ENOTFOUND ? KVD_ECORRUPT : rc,
                            "lsm: read %s (named by CURRENT): %s", path,
                            rc == KVD_ENOTFOUND ? "no such file"
-                                               : lsm_status_text(rc));
+                                               : kvd_strerror(rc));
     }
     rc = lsm_version_create(&db->vconf, &v);
     if (rc != 0) {
@@ -329,13 +296,12 @@ lsm_manifest_read(lsm_db *db, uint64_t number, lsm_version **out,
         if (rc != 0) {
             rc = kvd_err_set(
                 err, rc, "lsm: %s: edit at offset %llu does not apply: %s",
-                path, (unsigned long long)r.rec_off, lsm_status_text(rc));
+                path, (unsigned long long)r.rec_off, kvd_strerror(rc));
             goto out;
         }
     }
     if (rc != KVD_ENOTFOUND) {
-        rc =
-            kvd_err_set(err, rc, "lsm: read %s: %s", path, lsm_status_text(rc));
+        rc = kvd_err_set(err, rc, "lsm: read %s: %s", path, kvd_strerror(rc));
         goto out;
     }
     if (r.ncorrupt > 0) {

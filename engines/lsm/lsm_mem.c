@@ -170,7 +170,7 @@ node_cmp(const struct mnode *n, const void *k, size_t kn, uint64_t tr)
     if (c != 0) {
         return c;
     }
-    nt = lsm_load64(nk + nun);
+    nt = kvd_get_le64(nk + nun);
     return nt > tr ? -1 : nt < tr ? 1 : 0;
 }
 
@@ -328,10 +328,10 @@ lsm_mem_add(lsm_mem *m, uint64_t seq, int type, const void *key, size_t klen,
     n->height = (uint8_t)height;
     p = node_key(n);
     memcpy(p, key, klen);
-    lsm_store64(p + klen, tr);
+    kvd_put_le64(p + klen, tr);
     p += klen + LSM_TRAILER_BYTES;
     if (type == LSM_T_PUTX) {
-        lsm_store64(p, (uint64_t)expire_ms);
+        kvd_put_le64(p, (uint64_t)expire_ms);
         p += 8;
     }
     if (type != LSM_T_DEL && vlen > 0) {
@@ -375,7 +375,7 @@ lsm_mem_get(lsm_mem *m, const void *key, size_t klen, uint64_t snapshot,
     if (n->iklen - LSM_TRAILER_BYTES != klen || memcmp(nk, key, klen) != 0) {
         return KVD_ENOTFOUND;
     }
-    tr = lsm_load64(nk + klen);
+    tr = kvd_get_le64(nk + klen);
     hit->type = (int)(tr & 0xff);
     hit->seq = tr >> 8;
     hit->val.p = nk + n->iklen;

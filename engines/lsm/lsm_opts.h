@@ -12,16 +12,17 @@
 
 #include <stdint.h>
 
+#include "kvd/kit_commit.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-/* Values of struct lsm_opts.sync (index into the enum's choices). */
-enum lsm_sync_mode {
-    LSM_SYNC_ALWAYS = 0,   /* fdatasync before acknowledging (group commit) */
-    LSM_SYNC_EVERYSEC = 1, /* a background fdatasync every sync_interval */
-    LSM_SYNC_NEVER = 2,    /* the OS flushes when it likes */
-};
+/* Values of struct lsm_opts.sync: the toolkit's durability modes
+ * (enum kvd_sync_mode, group commit in kvd/kit_commit.h). */
+#define LSM_SYNC_ALWAYS   KVD_SYNC_ALWAYS   /* fdatasync before the reply */
+#define LSM_SYNC_EVERYSEC KVD_SYNC_EVERYSEC /* every sync_interval */
+#define LSM_SYNC_NEVER    KVD_SYNC_NEVER    /* the OS flushes when it likes */
 
 /* Values of struct lsm_opts.corruption: what open does with a damaged WAL
  * record that valid records follow (a torn tail is always cut). */
@@ -32,7 +33,7 @@ enum lsm_corrupt_policy {
 };
 
 struct lsm_opts {
-    int sync;                   /* enum lsm_sync_mode */
+    int sync;                   /* enum kvd_sync_mode */
     int64_t sync_interval;      /* ms between syncs for sync = everysec */
     uint64_t memtable_size;     /* a memtable is frozen past this many bytes */
     uint64_t block_size;        /* target data block bytes in tables */

@@ -31,7 +31,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 
 enum file_kind {
     FK_OTHER = 0,
@@ -103,8 +102,8 @@ list_dir(lsm_db *db, struct dirlist *dl, struct kvd_err *err)
 
     memset(dl, 0, sizeof(*dl));
     if (d == NULL) {
-        return kvd_err_set(err, efile_errno_status(errno),
-                           "lsm: opendir %s: %s", db->dir, strerror(errno));
+        return kvd_err_set(err, kvd_errno_status(errno), "lsm: opendir %s: %s",
+                           db->dir, strerror(errno));
     }
     while ((de = readdir(d)) != NULL) {
         uint64_t num = 0;
@@ -189,7 +188,9 @@ replay_flush(struct replay *rp, struct kvd_err *err)
     }
     rc = lsm_write_mem_table(db, rp->mem, rp->edit, &empty);
     if (rc != 0) {
-        return kvd_err_set(err, rc, "lsm: recovery flush: %s", db->state);
+        char why[LSM_STATE_BYTES];
+        return kvd_err_set(err, rc, "lsm: recovery flush: %s",
+                           lsm_why(db, rc, why));
     }
     lsm_mem_unref(rp->mem);
     rp->mem = NULL;
@@ -206,7 +207,7 @@ static int
 on_damage(lsm_db *db, const char *path, uint64_t off, const char *what,
           struct kvd_err *err)
 {
-    lsm_count(&db->c.corrupt_records, 1);
+    kvd_counter_add(&db->c.corrupt_records, 1);
     switch (db->opts.corruption) {
     case LSM_CORRUPT_PARANOID:
         return kvd_err_set(err, KVD_ECORRUPT,
@@ -244,10 +245,9 @@ replay_wal(struct replay *rp, uint64_t number, bool newest, struct kvd_err *err)
     int rc;
 
     lsm_path(db, path, number, "log");
-    rc = lsm_read_file(db, path, &buf, &size);
+    rc = kvd_file_read_all(db->io, path, 0, &buf, &size);
     if (rc != 0) {
-        return kvd_err_set(err, rc, "lsm: read %s: %s", path,
-                           lsm_status_text(rc));
+        return kvd_err_set(err, rc, "lsm: read %s: %s", path, kvd_strerror(rc));
     }
     lsm_logr_init(&r, buf, size);
     while ((rc = lsm_logr_next(&r, &rec, &n)) == 0) {
@@ -283,7 +283,7 @@ replay_wal(struct replay *rp, uint64_t number, bool newest, struct kvd_err *err)
         }
         if (rc != 0) {
             rc = kvd_err_set(err, rc, "lsm: replay %s: %s", path,
-                             lsm_status_text(rc));
+                             kvd_strerror(rc));
             goto out;
         }
         rp->records++;
@@ -295,8 +295,7 @@ replay_wal(struct replay *rp, uint64_t number, bool newest, struct kvd_err *err)
         }
     }
     if (rc != KVD_ENOTFOUND) {
-        rc =
-            kvd_err_set(err, rc, "lsm: read %s: %s", path, lsm_status_text(rc));
+        rc = kvd_err_set(err, rc, "lsm: read %s: %s", path, kvd_strerror(rc));
         goto out;
     }
     rc = 0;
@@ -307,7 +306,7 @@ replay_wal(struct replay *rp, uint64_t number, bool newest, struct kvd_err *err)
         if (newest) {
             /* the bytes up to the zero tail (preallocated space) */
             uint64_t cut = r.end > r.torn_off ? r.end - r.torn_off : 0;
-            lsm_count(&db->c.torn_tail_bytes, cut);
+            kvd_counter_add(&db->c.torn_tail_bytes, cut);
             LSM_LOG(db, KVD_LOG_WARN,
                     "lsm: %s: cut a torn tail of %llu bytes at offset %llu "
                     "(a write interrupted by a crash)",
@@ -420,18 +419,10 @@ check_tables_exist(lsm_db *db, const lsm_version *v, struct kvd_err *err)
     return 0;
 }
 
-static int64_t
-mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 int
 lsm_recover(lsm_db *db, struct kvd_err *err)
 {
-    int64_t t0 = mono_ms();
+    int64_t t0 = kvd_mono_ms(db->host);
     struct dirlist dl;
     struct replay rp;
     struct lsm_edit edit;
@@ -519,14 +510,14 @@ lsm_recover(lsm_db *db, struct kvd_err *err)
     rc = lsm_wal_create(db, wal_number, &wal);
     if (rc != 0) {
         kvd_err_set(err, rc, "lsm: create %s/%06llu.log: %s", db->dir,
-                    (unsigned long long)wal_number, lsm_status_text(rc));
+                    (unsigned long long)wal_number, kvd_strerror(rc));
         goto out;
     }
     lsm_edit_set_log_number(&edit, wal_number);
     rc = lsm_version_apply(v, &edit, &v2);
     if (rc != 0) {
         kvd_err_set(err, rc, "lsm: apply recovered tables: %s",
-                    lsm_status_text(rc));
+                    kvd_strerror(rc));
         goto out;
     }
     man_number = lsm_new_file_number(db);
@@ -554,7 +545,7 @@ lsm_recover(lsm_db *db, struct kvd_err *err)
     lsm_wal_attach(db, wal);
     wal = NULL;
     remove_unreferenced(db, v2, wal_number);
-    db->recovery_ms = mono_ms() - t0;
+    db->recovery_ms = kvd_mono_ms(db->host) - t0;
     if (rp.records > 0) {
         LSM_LOG(db, KVD_LOG_INFO,
                 "lsm: %s: replayed %llu WAL records from %llu WALs in %lld ms",

@@ -28,9 +28,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "crc32c.h"
+#include "kvd/kit_coding.h"
+#include "kvd/kit_crc32c.h"
 #include "lsm_block.h"
-#include "lsm_coding.h"
 
 /* Key buffer on the stack for a get; longer keys fall back to malloc. */
 #define LSM_GET_KEY_BYTES 256
@@ -182,17 +182,17 @@ lsm_open_meta(lsm_table *t, struct lsm_handle h, uint64_t footer_entries,
     if (h.size < 32) {
         goto bad;
     }
-    t->entries = lsm_load64(p);
-    t->tombstones = lsm_load64(p + 8);
+    t->entries = kvd_get_le64(p);
+    t->tombstones = kvd_get_le64(p + 8);
     p += 32;
-    p = lsm_get_varint32(p, end, &n);
+    p = kvd_get_varint32(p, end, &n);
     if (p == NULL || n < LSM_TRAILER_BYTES || n > (size_t)(end - p)) {
         goto bad;
     }
     t->smallest.p = p;
     t->smallest.n = n;
     p += n;
-    p = lsm_get_varint32(p, end, &n);
+    p = kvd_get_varint32(p, end, &n);
     if (p == NULL || n < LSM_TRAILER_BYTES || n != (size_t)(end - p)) {
         goto bad;
     }
@@ -265,15 +265,15 @@ lsm_open_index(lsm_table *t, struct lsm_handle h, uint64_t data_end,
         const uint8_t *v;
         struct lsm_index_ent *e;
 
-        p = lsm_get_varint32(p, end, &shared);
-        p = p != NULL ? lsm_get_varint32(p, end, &ns) : NULL;
-        p = p != NULL ? lsm_get_varint32(p, end, &vlen) : NULL;
+        p = kvd_get_varint32(p, end, &shared);
+        p = p != NULL ? kvd_get_varint32(p, end, &ns) : NULL;
+        p = p != NULL ? kvd_get_varint32(p, end, &vlen) : NULL;
         if (p == NULL || shared != 0 || ns < LSM_TRAILER_BYTES ||
             (uint64_t)ns + vlen > (uint64_t)(end - p) || t->nindex == cap) {
             goto bad;
         }
-        v = lsm_get_varint64(p + ns, p + ns + vlen, &off);
-        v = v != NULL ? lsm_get_varint64(v, p + ns + vlen, &size) : NULL;
+        v = kvd_get_varint64(p + ns, p + ns + vlen, &off);
+        v = v != NULL ? kvd_get_varint64(v, p + ns + vlen, &size) : NULL;
         if (v != p + ns + vlen || size < 8 ||
             !lsm_handle_ok((struct lsm_handle){off, size}, data_end)) {
             goto bad;
@@ -364,14 +364,14 @@ lsm_table_open(const struct kvd_host *host, int fd, uint64_t file_size,
                          "sst: bad footer magic (not a table, or truncated)");
         goto fail;
     }
-    if (alog_crc_unmask(lsm_get32(ft + 68)) !=
-        alog_crc32c(alog_crc32c(0, hdr, sizeof(hdr)), ft, 68)) {
+    if (kvd_crc32c_unmask(kvd_get_le32(ft + 68)) !=
+        kvd_crc32c(kvd_crc32c(0, hdr, sizeof(hdr)), ft, 68)) {
         rc = kvd_err_set(
             err, KVD_ECORRUPT,
             "sst: footer checksum mismatch (footer or file header damaged)");
         goto fail;
     }
-    version = lsm_get32(ft + 64);
+    version = kvd_get_le32(ft + 64);
     if (version != LSM_SST_VERSION) {
         rc = kvd_err_set(err, KVD_ENOTSUP,
                          "sst: format version %u, this build reads %u",
@@ -379,15 +379,15 @@ lsm_table_open(const struct kvd_host *host, int fd, uint64_t file_size,
         goto fail;
     }
     if (memcmp(hdr, LSM_SST_MAGIC, 4) != 0 ||
-        lsm_get16(hdr + 4) != LSM_SST_VERSION ||
-        lsm_get16(hdr + 6) != LSM_SST_KIND_TABLE) {
+        kvd_get_le16(hdr + 4) != LSM_SST_VERSION ||
+        kvd_get_le16(hdr + 6) != LSM_SST_KIND_TABLE) {
         rc = kvd_err_set(err, KVD_ECORRUPT, "sst: bad file header");
         goto fail;
     }
-    ih = (struct lsm_handle){lsm_load64(ft), lsm_load64(ft + 8)};
-    fh = (struct lsm_handle){lsm_load64(ft + 16), lsm_load64(ft + 24)};
-    mh = (struct lsm_handle){lsm_load64(ft + 32), lsm_load64(ft + 40)};
-    fentries = lsm_load64(ft + 48);
+    ih = (struct lsm_handle){kvd_get_le64(ft), kvd_get_le64(ft + 8)};
+    fh = (struct lsm_handle){kvd_get_le64(ft + 16), kvd_get_le64(ft + 24)};
+    mh = (struct lsm_handle){kvd_get_le64(ft + 32), kvd_get_le64(ft + 40)};
+    fentries = kvd_get_le64(ft + 48);
     if (!lsm_handle_ok(ih, limit) || !lsm_handle_ok(mh, limit) ||
         (!(fh.off == 0 && fh.size == 0) && !lsm_handle_ok(fh, limit))) {
         rc =
@@ -591,7 +591,7 @@ lsm_table_get(lsm_table *t, const void *key, size_t klen, uint64_t hash,
     lsm_bit_seek(&it, key, klen, ttr);
     if (it.valid &&
         lsm_user_cmp(it.key, it.klen - LSM_TRAILER_BYTES, key, klen) == 0) {
-        uint64_t tr = lsm_load64(it.key + klen);
+        uint64_t tr = kvd_get_le64(it.key + klen);
         int type = (int)(tr & 0xff);
         if (type > LSM_T_PUTX) {
             lsm_table_log(t, "bad entry type %d in data block at offset %llu",

@@ -22,9 +22,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "crc32c.h"
+#include "kvd/kit_coding.h"
+#include "kvd/kit_crc32c.h"
 #include "lsm_block.h"
-#include "lsm_coding.h"
 
 #define LSM_TW_WRITE_BYTES      (256u * 1024)
 #define LSM_TW_DEFAULT_BLOCK    4096
@@ -36,15 +36,15 @@ struct lsm_tw {
     const struct kvd_host *host;
     int fd;
     struct lsm_table_opts opts;
-    struct lsm_bbuf out; /* bytes not yet written; file offset `flushed` */
+    struct kvd_buf out; /* bytes not yet written; file offset `flushed` */
     uint64_t flushed;
     struct lsm_bbuilder data;
     struct lsm_bbuilder index;
     bool pending; /* a finished block waits for its index entry */
     uint64_t pending_off;
     uint64_t pending_size;
-    struct lsm_bbuf last_key; /* last internal key added */
-    struct lsm_bbuf smallest;
+    struct kvd_buf last_key; /* last internal key added */
+    struct kvd_buf smallest;
     uint64_t *hashes; /* one per distinct user key, for the filter */
     size_t nhashes;
     size_t hashes_cap;
@@ -62,7 +62,7 @@ lsm_tw_fail(lsm_tw *w, struct kvd_err *err, int code, const char *what)
         w->failed = code;
     }
     return kvd_err_set(err, code, "sst writer: %s: %s", what,
-                       lsm_status_str(code));
+                       kvd_strerror(code));
 }
 
 /* ---- Output --------------------------------------------------------- */
@@ -115,11 +115,11 @@ lsm_tw_emit(lsm_tw *w, const void *contents, size_t n, int kind, uint64_t *off,
     }
     *off = w->flushed + w->out.len;
     lsm_block_trailer(contents, n, kind, trailer);
-    if (lsm_bbuf_reserve(&w->out, n + sizeof(trailer)) != 0) {
+    if (kvd_buf_reserve(&w->out, n + sizeof(trailer)) != 0) {
         return lsm_tw_fail(w, err, KVD_ENOMEM, "output buffer");
     }
-    lsm_bbuf_append(&w->out, contents, n);
-    lsm_bbuf_append(&w->out, trailer, sizeof(trailer));
+    kvd_buf_append(&w->out, contents, n);
+    kvd_buf_append(&w->out, trailer, sizeof(trailer));
     if (w->out.len >= LSM_TW_WRITE_BYTES) {
         return lsm_tw_write_out(w, err);
     }
@@ -137,7 +137,7 @@ lsm_tw_emit(lsm_tw *w, const void *contents, size_t n, int kind, uint64_t *off,
  * point get read only the one block the index names (docs/formats.md).
  */
 static int
-lsm_tw_separator(struct lsm_bbuf *out, struct lsm_slice a,
+lsm_tw_separator(struct kvd_buf *out, struct lsm_slice a,
                  const struct lsm_slice *b)
 {
     const uint8_t *au = a.p;
@@ -166,32 +166,32 @@ lsm_tw_separator(struct lsm_bbuf *out, struct lsm_slice a,
     }
     out->len = 0;
     if (cut == 0 || cut >= an) {
-        return lsm_bbuf_append(out, a.p, a.n);
+        return kvd_buf_append(out, a.p, a.n);
     }
-    if (lsm_bbuf_append(out, au, cut) != 0) {
+    if (kvd_buf_append(out, au, cut) != 0) {
         return KVD_ENOMEM;
     }
     out->p[cut - 1]++;
-    lsm_store64(tr, lsm_pack_trailer(LSM_SEQ_MAX, LSM_T_SEEK));
-    return lsm_bbuf_append(out, tr, sizeof(tr));
+    kvd_put_le64(tr, lsm_pack_trailer(LSM_SEQ_MAX, LSM_T_SEEK));
+    return kvd_buf_append(out, tr, sizeof(tr));
 }
 
 static int
 lsm_tw_add_index(lsm_tw *w, const struct lsm_slice *next, struct kvd_err *err)
 {
-    struct lsm_bbuf sep = {0};
+    struct kvd_buf sep = KVD_BUF_INIT;
     struct lsm_slice last = {w->last_key.p, w->last_key.len};
-    uint8_t h[2 * LSM_VARINT64_MAX_BYTES];
+    uint8_t h[2 * KVD_VARINT64_MAX_BYTES];
     uint8_t *e;
     int rc;
 
     rc = lsm_tw_separator(&sep, last, next);
     if (rc == 0) {
-        e = lsm_put_varint64(h, w->pending_off);
-        e = lsm_put_varint64(e, w->pending_size);
+        e = kvd_put_varint64(h, w->pending_off);
+        e = kvd_put_varint64(e, w->pending_size);
         rc = lsm_bbuilder_add(&w->index, sep.p, sep.len, h, (size_t)(e - h));
     }
-    lsm_bbuf_release(&sep);
+    kvd_buf_release(&sep);
     if (rc != 0) {
         return lsm_tw_fail(w, err, rc, "index entry");
     }
@@ -267,14 +267,14 @@ lsm_tw_open(const struct kvd_host *host, int fd,
     lsm_bbuilder_init(&w->index, 1);
     hdr = w->hdr;
     memcpy(hdr, LSM_SST_MAGIC, 4);
-    lsm_put16(hdr + 4, LSM_SST_VERSION);
-    lsm_put16(hdr + 6, LSM_SST_KIND_TABLE);
-    lsm_store64(hdr + 8, 0); /* creation seq: the keys carry theirs */
-    if (lsm_bbuf_reserve(&w->out, LSM_TW_WRITE_BYTES + o.block_size * 2) != 0) {
+    kvd_put_le16(hdr + 4, LSM_SST_VERSION);
+    kvd_put_le16(hdr + 6, LSM_SST_KIND_TABLE);
+    kvd_put_le64(hdr + 8, 0); /* creation seq: the keys carry theirs */
+    if (kvd_buf_reserve(&w->out, LSM_TW_WRITE_BYTES + o.block_size * 2) != 0) {
         lsm_tw_abandon(w);
         return kvd_err_set(err, KVD_ENOMEM, "sst writer: out of memory");
     }
-    lsm_bbuf_append(&w->out, hdr, LSM_SST_HEADER_BYTES);
+    kvd_buf_append(&w->out, hdr, LSM_SST_HEADER_BYTES);
     *out = w;
     return 0;
 }
@@ -306,7 +306,7 @@ lsm_tw_add(lsm_tw *w, struct lsm_slice ikey, struct lsm_slice val,
 
     if (w->failed != 0) {
         return kvd_err_set(err, w->failed, "sst writer: failed earlier: %s",
-                           lsm_status_str(w->failed));
+                           kvd_strerror(w->failed));
     }
     if (ikey.n < LSM_TRAILER_BYTES || ikey.n > UINT32_MAX ||
         val.n > UINT32_MAX) {
@@ -344,10 +344,10 @@ lsm_tw_add(lsm_tw *w, struct lsm_slice ikey, struct lsm_slice val,
     rc = lsm_bbuilder_add(&w->data, ikey.p, ikey.n, val.p, val.n);
     if (rc == 0) {
         w->last_key.len = 0;
-        rc = lsm_bbuf_append(&w->last_key, ikey.p, ikey.n);
+        rc = kvd_buf_append(&w->last_key, ikey.p, ikey.n);
     }
     if (rc == 0 && w->entries == 0) {
-        rc = lsm_bbuf_append(&w->smallest, ikey.p, ikey.n);
+        rc = kvd_buf_append(&w->smallest, ikey.p, ikey.n);
     }
     if (rc != 0) {
         return lsm_tw_fail(w, err, rc, "data block");
@@ -391,11 +391,11 @@ lsm_tw_abandon(lsm_tw *w)
     if (w == NULL) {
         return;
     }
-    lsm_bbuf_release(&w->out);
+    kvd_buf_release(&w->out);
     lsm_bbuilder_release(&w->data);
     lsm_bbuilder_release(&w->index);
-    lsm_bbuf_release(&w->last_key);
-    lsm_bbuf_release(&w->smallest);
+    kvd_buf_release(&w->last_key);
+    kvd_buf_release(&w->smallest);
     free(w->hashes);
     free(w);
 }
@@ -430,39 +430,39 @@ lsm_tw_write_filter(lsm_tw *w, uint64_t *off, uint64_t *size,
 static int
 lsm_tw_write_meta(lsm_tw *w, uint64_t *off, uint64_t *size, struct kvd_err *err)
 {
-    struct lsm_bbuf m = {0};
-    uint8_t v[LSM_VARINT32_MAX_BYTES];
+    struct kvd_buf m = KVD_BUF_INIT;
+    uint8_t v[KVD_VARINT32_MAX_BYTES];
     uint8_t fx[32];
     int rc;
 
-    lsm_store64(fx, w->entries);
-    lsm_store64(fx + 8, w->tombstones);
-    lsm_store64(fx + 16, w->data_blocks);
-    lsm_store64(fx + 24, w->nhashes);
-    rc = lsm_bbuf_append(&m, fx, sizeof(fx));
+    kvd_put_le64(fx, w->entries);
+    kvd_put_le64(fx + 8, w->tombstones);
+    kvd_put_le64(fx + 16, w->data_blocks);
+    kvd_put_le64(fx + 24, w->nhashes);
+    rc = kvd_buf_append(&m, fx, sizeof(fx));
     if (rc == 0) {
-        rc = lsm_bbuf_append(
+        rc = kvd_buf_append(
             &m, v,
-            (size_t)(lsm_put_varint32(v, (uint32_t)w->smallest.len) - v));
+            (size_t)(kvd_put_varint64(v, (uint32_t)w->smallest.len) - v));
     }
     if (rc == 0) {
-        rc = lsm_bbuf_append(&m, w->smallest.p, w->smallest.len);
+        rc = kvd_buf_append(&m, w->smallest.p, w->smallest.len);
     }
     if (rc == 0) {
-        rc = lsm_bbuf_append(
+        rc = kvd_buf_append(
             &m, v,
-            (size_t)(lsm_put_varint32(v, (uint32_t)w->last_key.len) - v));
+            (size_t)(kvd_put_varint64(v, (uint32_t)w->last_key.len) - v));
     }
     if (rc == 0) {
-        rc = lsm_bbuf_append(&m, w->last_key.p, w->last_key.len);
+        rc = kvd_buf_append(&m, w->last_key.p, w->last_key.len);
     }
     if (rc != 0) {
-        lsm_bbuf_release(&m);
+        kvd_buf_release(&m);
         return lsm_tw_fail(w, err, rc, "meta block");
     }
     *size = m.len;
     rc = lsm_tw_emit(w, m.p, m.len, LSM_BLOCK_META, off, err);
-    lsm_bbuf_release(&m);
+    kvd_buf_release(&m);
     return rc;
 }
 
@@ -486,7 +486,7 @@ lsm_tw_finish(lsm_tw *w, struct lsm_table_meta *meta, struct kvd_err *err)
     memset(meta, 0, sizeof(*meta));
     if (w->failed != 0) {
         rc = kvd_err_set(err, w->failed, "sst writer: failed earlier: %s",
-                         lsm_status_str(w->failed));
+                         kvd_strerror(w->failed));
         goto out;
     }
     if (w->entries == 0) {
@@ -517,20 +517,20 @@ lsm_tw_finish(lsm_tw *w, struct lsm_table_meta *meta, struct kvd_err *err)
     if (rc != 0) {
         goto out;
     }
-    lsm_store64(ft + 0, ioff);
-    lsm_store64(ft + 8, isize);
-    lsm_store64(ft + 16, foff);
-    lsm_store64(ft + 24, fsize);
-    lsm_store64(ft + 32, moff);
-    lsm_store64(ft + 40, msize);
-    lsm_store64(ft + 48, w->entries);
+    kvd_put_le64(ft + 0, ioff);
+    kvd_put_le64(ft + 8, isize);
+    kvd_put_le64(ft + 16, foff);
+    kvd_put_le64(ft + 24, fsize);
+    kvd_put_le64(ft + 32, moff);
+    kvd_put_le64(ft + 40, msize);
+    kvd_put_le64(ft + 48, w->entries);
     memcpy(ft + 56, LSM_SST_FOOTER_MAGIC, 8);
-    lsm_put32(ft + 64, LSM_SST_VERSION);
+    kvd_put_le32(ft + 64, LSM_SST_VERSION);
     /* The footer's crc also covers the file header, which has no
      * checksum of its own. */
-    lsm_put32(ft + 68, alog_crc_mask(alog_crc32c(
-                           alog_crc32c(0, w->hdr, sizeof(w->hdr)), ft, 68)));
-    if (lsm_bbuf_append(&w->out, ft, sizeof(ft)) != 0) {
+    kvd_put_le32(ft + 68, kvd_crc32c_mask(kvd_crc32c(
+                              kvd_crc32c(0, w->hdr, sizeof(w->hdr)), ft, 68)));
+    if (kvd_buf_append(&w->out, ft, sizeof(ft)) != 0) {
         rc = lsm_tw_fail(w, err, KVD_ENOMEM, "footer");
         goto out;
     }

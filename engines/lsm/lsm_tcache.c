@@ -78,10 +78,10 @@ add_stats(struct lsm_tcache *tc, lsm_table *t)
     struct lsm_table_stats st;
 
     lsm_table_get_stats(t, &st);
-    lsm_count(&tc->bloom_checks, st.bloom_checks);
-    lsm_count(&tc->bloom_negatives, st.bloom_negatives);
-    lsm_count(&tc->bloom_false_pos, st.bloom_false_pos);
-    lsm_count(&tc->block_reads, st.block_reads);
+    kvd_counter_add(&tc->bloom_checks, st.bloom_checks);
+    kvd_counter_add(&tc->bloom_negatives, st.bloom_negatives);
+    kvd_counter_add(&tc->bloom_false_pos, st.bloom_false_pos);
+    kvd_counter_add(&tc->block_reads, st.block_reads);
 }
 
 /* Unlink e from its shard (lock held); the caller drops the reader. */
@@ -137,7 +137,7 @@ open_table(lsm_db *db, const struct lsm_file *f, lsm_table **out)
     lsm_path(db, path, f->number, "sst");
     fd = db->io->open(path, O_RDONLY | O_CLOEXEC, 0);
     if (fd < 0) {
-        rc = efile_errno_status(errno);
+        rc = kvd_errno_status(errno);
         LSM_LOG(db, KVD_LOG_ERROR, "lsm: open %s: %s", path, strerror(errno));
         return rc;
     }
@@ -148,7 +148,7 @@ open_table(lsm_db *db, const struct lsm_file *f, lsm_table **out)
         LSM_LOG(db, KVD_LOG_ERROR, "lsm: table %s: %s", path, err.msg);
         return rc;
     }
-    lsm_count(&db->tc.opens, 1);
+    kvd_counter_add(&db->tc.opens, 1);
     return 0;
 }
 
@@ -299,11 +299,11 @@ lsm_tcache_stats(lsm_db *db, struct lsm_table_stats *st, uint64_t *open_tables,
 {
     struct lsm_tcache *tc = &db->tc;
 
-    st->bloom_checks = lsm_load(&tc->bloom_checks);
-    st->bloom_negatives = lsm_load(&tc->bloom_negatives);
-    st->bloom_false_pos = lsm_load(&tc->bloom_false_pos);
-    st->block_reads = lsm_load(&tc->block_reads);
-    *open_tables = lsm_load(&tc->pinned);
+    st->bloom_checks = kvd_counter_get(&tc->bloom_checks);
+    st->bloom_negatives = kvd_counter_get(&tc->bloom_negatives);
+    st->bloom_false_pos = kvd_counter_get(&tc->bloom_false_pos);
+    st->block_reads = kvd_counter_get(&tc->block_reads);
+    *open_tables = kvd_counter_get(&tc->pinned);
     *index_bytes = 0;
     for (int i = 0; i < LSM_TC_SHARDS; i++) {
         struct lsm_tc_shard *sh = &tc->shards[i];

@@ -22,10 +22,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "crc32c.h"
-#include "efile.h"
+#include "kvd/kit_coding.h"
+#include "kvd/kit_crc32c.h"
+#include "kvd/kit_file.h"
 #include "kvd/status.h"
-#include "lsm_coding.h"
 
 /* ---- file header ---- */
 
@@ -34,8 +34,8 @@ lsm_file_hdr_encode(unsigned char out[LSM_FILE_HDR_BYTES], int kind,
                     uint64_t created_seq)
 {
     memcpy(out, LSM_FILE_MAGIC, 4);
-    lsm_put16(out + 4, LSM_FILE_VERSION);
-    lsm_put16(out + 6, (uint16_t)kind);
+    kvd_put_le16(out + 4, LSM_FILE_VERSION);
+    kvd_put_le16(out + 6, (uint16_t)kind);
     memcpy(out + 8, &created_seq, 8);
 }
 
@@ -45,7 +45,8 @@ lsm_file_hdr_check(const void *p, size_t n, int kind, uint64_t *created_seq)
     const unsigned char *b = p;
 
     if (n != LSM_FILE_HDR_BYTES || memcmp(b, LSM_FILE_MAGIC, 4) != 0 ||
-        lsm_get16(b + 4) != LSM_FILE_VERSION || lsm_get16(b + 6) != kind) {
+        kvd_get_le16(b + 4) != LSM_FILE_VERSION ||
+        kvd_get_le16(b + 6) != kind) {
         return KVD_ECORRUPT;
     }
     if (created_seq != NULL) {
@@ -60,9 +61,9 @@ static uint32_t
 frag_crc(int type, const void *p, size_t n)
 {
     unsigned char t = (unsigned char)type;
-    uint32_t c = alog_crc32c(0, &t, 1);
+    uint32_t c = kvd_crc32c(0, &t, 1);
 
-    return alog_crc_mask(alog_crc32c(c, p, n));
+    return kvd_crc32c_mask(kvd_crc32c(c, p, n));
 }
 
 size_t
@@ -116,8 +117,8 @@ lsm_log_encode(size_t block_off, const void *rec, size_t n, unsigned char *out)
         } else {
             type = take == n ? LSM_LOG_LAST : LSM_LOG_MIDDLE;
         }
-        lsm_put32(out, frag_crc(type, p, take));
-        lsm_put16(out + 4, (uint16_t)take);
+        kvd_put_le32(out, frag_crc(type, p, take));
+        kvd_put_le16(out + 4, (uint16_t)take);
         out[6] = (unsigned char)type;
         if (take > 0) {
             memcpy(out + LSM_LOG_HEADER_BYTES, p, take);
@@ -172,7 +173,7 @@ zero_fill(struct lsm_logw *w)
         uint64_t left = target - w->alloc;
         size_t n =
             left < LSM_LOGW_ZERO_BYTES ? (size_t)left : LSM_LOGW_ZERO_BYTES;
-        int rc = efile_write_full(w->io, w->fd, lsm_zeros, n, w->alloc);
+        int rc = kvd_file_write_full(w->io, w->fd, lsm_zeros, n, w->alloc);
         if (rc != 0) {
             w->chunk = 0;
             return rc;
@@ -213,7 +214,7 @@ lsm_logw_add(struct lsm_logw *w, const void *rec, size_t n)
         w->cap = cap;
     }
     lsm_log_encode(block_off, rec, n, w->buf);
-    rc = efile_write_full(w->io, w->fd, w->buf, total, w->off);
+    rc = kvd_file_write_full(w->io, w->fd, w->buf, total, w->off);
     if (rc != 0) {
         return rc;
     }
@@ -282,14 +283,14 @@ frag_ok_at(const struct lsm_logr *r, size_t pos)
         return false;
     }
     h = r->data + pos;
-    len = lsm_get16(h + 4);
+    len = kvd_get_le16(h + 4);
     type = h[6];
     if (type < LSM_LOG_FULL || type > LSM_LOG_LAST ||
         LSM_LOG_HEADER_BYTES + len > left ||
         pos + LSM_LOG_HEADER_BYTES + len > r->size) {
         return false;
     }
-    return lsm_get32(h) == frag_crc(type, h + LSM_LOG_HEADER_BYTES, len);
+    return kvd_get_le32(h) == frag_crc(type, h + LSM_LOG_HEADER_BYTES, len);
 }
 
 /* The next physical fragment at or after r->pos. */
@@ -322,7 +323,7 @@ phys_next(struct lsm_logr *r, int *type, const unsigned char **frag,
             return PH_BAD;
         }
         h = r->data + r->pos;
-        n = lsm_get16(h + 4);
+        n = kvd_get_le16(h + 4);
         t = h[6];
         if (t < LSM_LOG_FULL || t > LSM_LOG_LAST ||
             LSM_LOG_HEADER_BYTES + n > left) {
@@ -336,7 +337,7 @@ phys_next(struct lsm_logr *r, int *type, const unsigned char **frag,
             r->pos = r->size; /* a fragment cut short */
             return PH_BAD;
         }
-        if (lsm_get32(h) != frag_crc(t, h + LSM_LOG_HEADER_BYTES, n)) {
+        if (kvd_get_le32(h) != frag_crc(t, h + LSM_LOG_HEADER_BYTES, n)) {
             /* the length may be the damaged part: trust it only when it
              * leads to a valid fragment */
             size_t cand = r->pos + LSM_LOG_HEADER_BYTES + n;

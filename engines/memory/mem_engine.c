@@ -32,8 +32,8 @@
  * changed), on sync(), and on close.
  *
  * Threads: the caller's threads, plus one background thread per open
- * engine (expiry rounds and periodic snapshots), stopped and joined by
- * close before the final snapshot.
+ * engine (a toolkit worker: expiry rounds and periodic snapshots), stopped
+ * and joined by close before the final snapshot.
  */
 #include "mem_internal.h"
 
@@ -44,6 +44,9 @@
 #include <time.h>
 
 #include "kvd/engine.h"
+#include "kvd/kit_check.h"
+#include "kvd/kit_clock.h"
+#include "kvd/kit_worker.h"
 
 #define MEM_ENGINE_VERSION     "1.0.0"
 #define MEM_MAX_SHARDS         65536
@@ -86,14 +89,6 @@ static const struct mem_opts mem_default_opts = {
 /* --------------------------------------------------------------- helpers */
 
 static int64_t
-mem_mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int64_t
 mem_now(const kvd_engine *db)
 {
     return db->host->now_ms(db->host);
@@ -127,7 +122,7 @@ mem_mutated(kvd_engine *db)
 static void
 mem_expire_cycle(kvd_engine *db)
 {
-    int64_t deadline = mem_mono_ms() + db->expire_interval_ms / 4 + 1;
+    int64_t deadline = kvd_mono_ms(db->host) + db->expire_interval_ms / 4 + 1;
 
     for (uint32_t i = 0; i < db->nshards; i++) {
         uint32_t examined;
@@ -138,86 +133,33 @@ mem_expire_cycle(kvd_engine *db)
             atomic_fetch_add_explicit(&db->expired_bg, expired,
                                       memory_order_relaxed);
         } while (expired * 100u > examined * MEM_EXPIRE_BUSY_PCT &&
-                 mem_mono_ms() < deadline);
+                 kvd_mono_ms(db->host) < deadline);
     }
 }
 
-static void *
-mem_bg_main(void *arg)
+/* One round of the background worker, which wakes at the shorter of the
+ * two intervals: an expiry cycle and a snapshot, each when due. */
+static int
+mem_bg_round(void *arg)
 {
     kvd_engine *db = arg;
     const struct kvd_host *host = db->host;
-    int64_t next_expire = mem_mono_ms() + db->expire_interval_ms;
-    int64_t next_snap = db->snapshot_interval_ms > 0
-                            ? mem_mono_ms() + db->snapshot_interval_ms
-                            : INT64_MAX;
+    int64_t now = kvd_mono_ms(host);
 
-    pthread_mutex_lock(&db->bg_lock);
-    while (!db->bg_stop) {
-        int64_t now = mem_mono_ms();
-        int64_t due = next_expire < next_snap ? next_expire : next_snap;
-        if (now < due) {
-            struct timespec ts = {.tv_sec = due / 1000,
-                                  .tv_nsec = (due % 1000) * 1000000};
-            pthread_cond_timedwait(&db->bg_cond, &db->bg_lock, &ts);
-            continue;
-        }
-        pthread_mutex_unlock(&db->bg_lock);
-        if (now >= next_expire) {
-            mem_expire_cycle(db);
-            next_expire = mem_mono_ms() + db->expire_interval_ms;
-        }
-        if (now >= next_snap) {
-            struct kvd_err err;
-            kvd_err_clear(&err);
-            if (mem_snapshot_write(db, false, &err) != 0) {
-                host->log(host, KVD_LOG_ERROR,
-                          "memory: periodic snapshot failed: %s", err.msg);
-            }
-            next_snap = mem_mono_ms() + db->snapshot_interval_ms;
-        }
-        pthread_mutex_lock(&db->bg_lock);
+    if (now >= db->next_expire_ms) {
+        mem_expire_cycle(db);
+        db->next_expire_ms = kvd_mono_ms(host) + db->expire_interval_ms;
     }
-    pthread_mutex_unlock(&db->bg_lock);
-    return NULL;
-}
-
-static int
-mem_bg_start(kvd_engine *db, struct kvd_err *err)
-{
-    pthread_condattr_t ca;
-    int rc;
-
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    rc = pthread_cond_init(&db->bg_cond, &ca);
-    pthread_condattr_destroy(&ca);
-    if (rc != 0) {
-        return kvd_err_set(err, KVD_ENOMEM, "pthread_cond_init: %s",
-                           strerror(rc));
+    if (db->snapshot_interval_ms > 0 && now >= db->next_snap_ms) {
+        struct kvd_err err;
+        kvd_err_clear(&err);
+        if (mem_snapshot_write(db, false, &err) != 0) {
+            host->log(host, KVD_LOG_ERROR,
+                      "memory: periodic snapshot failed: %s", err.msg);
+        }
+        db->next_snap_ms = kvd_mono_ms(host) + db->snapshot_interval_ms;
     }
-    rc = pthread_create(&db->bg_thread, NULL, mem_bg_main, db);
-    if (rc != 0) {
-        pthread_cond_destroy(&db->bg_cond);
-        return kvd_err_set(err, KVD_ENOMEM, "pthread_create: %s", strerror(rc));
-    }
-    db->bg_running = true;
     return 0;
-}
-
-static void
-mem_bg_stop(kvd_engine *db)
-{
-    if (!db->bg_running) {
-        return;
-    }
-    pthread_mutex_lock(&db->bg_lock);
-    db->bg_stop = true;
-    pthread_cond_signal(&db->bg_cond);
-    pthread_mutex_unlock(&db->bg_lock);
-    pthread_join(db->bg_thread, NULL);
-    pthread_cond_destroy(&db->bg_cond);
-    db->bg_running = false;
 }
 
 /* ------------------------------------------------------------ open/close */
@@ -229,10 +171,9 @@ mem_destroy(kvd_engine *db)
     if (db == NULL) {
         return;
     }
-    mem_bg_stop(db);
+    kvd_worker_stop(db->bg);
     mem_table_destroy(db);
     pthread_mutex_destroy(&db->snap_lock);
-    pthread_mutex_destroy(&db->bg_lock);
     free(db->snap_path);
     free(db);
 }
@@ -305,7 +246,6 @@ mem_open(const struct kvd_host *host, const void *opts, const char *dir,
     db->expire_interval_ms = o->expire_interval_ms;
     db->expire_sample = (uint32_t)o->expire_sample;
     pthread_mutex_init(&db->snap_lock, NULL);
-    pthread_mutex_init(&db->bg_lock, NULL);
 
     if (o->snapshot_path != NULL && o->snapshot_path[0] != '\0') {
         int n = o->snapshot_path[0] == '/' || dir == NULL
@@ -331,7 +271,15 @@ mem_open(const struct kvd_host *host, const void *opts, const char *dir,
         goto fail;
     }
     db->saved_gen = atomic_load(&db->mutations);
-    rc = mem_bg_start(db, err);
+    db->next_expire_ms = kvd_mono_ms(host) + db->expire_interval_ms;
+    db->next_snap_ms = kvd_mono_ms(host) + db->snapshot_interval_ms;
+    rc = kvd_worker_start("kvd-memory",
+                          db->snapshot_interval_ms > 0 &&
+                                  db->snapshot_interval_ms <
+                                      db->expire_interval_ms
+                              ? db->snapshot_interval_ms
+                              : db->expire_interval_ms,
+                          mem_bg_round, db, &db->bg, err);
     if (rc != 0) {
         goto fail;
     }
@@ -350,7 +298,8 @@ mem_close(kvd_engine *db, struct kvd_err *err)
     if (db == NULL) {
         return 0;
     }
-    mem_bg_stop(db);
+    kvd_worker_stop(db->bg);
+    db->bg = NULL;
     rc = mem_snapshot_write(db, false, err);
     mem_destroy(db);
     return rc;
@@ -403,18 +352,6 @@ mem_get(kvd_engine *db, const void *key, size_t klen, struct kvd_val *out)
 }
 
 static int
-mem_check_kv(size_t klen, const void *val, size_t vlen)
-{
-    if (klen == 0 || (val == NULL && vlen > 0)) {
-        return KVD_EINVAL;
-    }
-    if (klen > MEM_MAX_KEY_BYTES || vlen > MEM_MAX_VALUE_BYTES) {
-        return KVD_ETOOBIG;
-    }
-    return 0;
-}
-
-static int
 mem_del(kvd_engine *db, const void *key, size_t klen)
 {
     uint64_t h;
@@ -444,7 +381,8 @@ static int
 mem_put(kvd_engine *db, const void *key, size_t klen, const void *val,
         size_t vlen, int64_t expire_ms)
 {
-    int rc = mem_check_kv(klen, val, vlen);
+    int rc = kvd_check_put(key, klen, val, vlen, expire_ms, MEM_MAX_KEY_BYTES,
+                           MEM_MAX_VALUE_BYTES);
     uint64_t h;
     struct mem_shard *sh;
     struct mem_entry *e;
@@ -474,39 +412,6 @@ mem_put(kvd_engine *db, const void *key, size_t klen, const void *val,
 
 /* ----------------------------------------------------------------- batch */
 
-static int
-mem_batch_check(const struct kvd_op *ops, size_t n, struct kvd_err *err)
-{
-    for (size_t i = 0; i < n; i++) {
-        const struct kvd_op *op = &ops[i];
-        if (op->type != KVD_OP_PUT && op->type != KVD_OP_DEL) {
-            return kvd_err_set(err, KVD_EINVAL, "batch op %zu: unknown type %d",
-                               i, op->type);
-        }
-        if (op->klen == 0 || op->key == NULL) {
-            return kvd_err_set(err, KVD_EINVAL, "batch op %zu: empty key", i);
-        }
-        if (op->klen > MEM_MAX_KEY_BYTES) {
-            return kvd_err_set(err, KVD_ETOOBIG,
-                               "batch op %zu: key of %zu bytes exceeds the "
-                               "engine limit of %" PRIu32,
-                               i, op->klen, (uint32_t)MEM_MAX_KEY_BYTES);
-        }
-        if (op->type == KVD_OP_PUT && op->vlen > MEM_MAX_VALUE_BYTES) {
-            return kvd_err_set(err, KVD_ETOOBIG,
-                               "batch op %zu: value of %zu bytes exceeds the "
-                               "engine limit of %" PRIu32,
-                               i, op->vlen, (uint32_t)MEM_MAX_VALUE_BYTES);
-        }
-        if (op->type == KVD_OP_PUT && op->val == NULL && op->vlen > 0) {
-            return kvd_err_set(err, KVD_EINVAL,
-                               "batch op %zu: NULL value of %zu bytes", i,
-                               op->vlen);
-        }
-    }
-    return 0;
-}
-
 /*
  * All or nothing: validate every op, build every new entry (the only
  * allocations), and only then lock the affected shards in ascending order
@@ -523,7 +428,7 @@ mem_batch(kvd_engine *db, const struct kvd_op *ops, size_t n,
     unsigned char *locked = NULL;
     int rc;
 
-    rc = mem_batch_check(ops, n, err);
+    rc = kvd_check_batch(ops, n, MEM_MAX_KEY_BYTES, MEM_MAX_VALUE_BYTES, err);
     if (rc != 0 || n == 0) {
         return rc;
     }
@@ -680,15 +585,6 @@ mem_iter_next(kvd_iter *it, struct kvd_entry *out)
 
 /* ------------------------------------------------------ stats and admin */
 
-/* Write a field only when it lies inside the caller's struct. */
-#define MEM_STAT_SET(st, field, value)                                         \
-    do {                                                                       \
-        if (offsetof(struct kvd_engine_stats, field) + sizeof((st)->field) <=  \
-            (st)->struct_size) {                                               \
-            (st)->field = (value);                                             \
-        }                                                                      \
-    } while (0)
-
 static int
 mem_stats(kvd_engine *db, struct kvd_engine_stats *st, kvd_stat_fn fn,
           void *ctx)
@@ -711,17 +607,16 @@ mem_stats(kvd_engine *db, struct kvd_engine_stats *st, kvd_stat_fn fn,
         rehashing += rh;
     }
     if (st != NULL) {
-        MEM_STAT_SET(st, keys, keys);
-        MEM_STAT_SET(st, key_bytes, kbytes);
-        MEM_STAT_SET(st, value_bytes, vbytes);
-        MEM_STAT_SET(st, disk_bytes, atomic_load(&db->disk_bytes));
-        MEM_STAT_SET(st, mem_bytes, mem);
-        MEM_STAT_SET(st, readonly, 0);
-        MEM_STAT_SET(st, ready, 1);
-        if (offsetof(struct kvd_engine_stats, state) + sizeof(st->state) <=
-            st->struct_size) {
-            st->state[0] = '\0';
-        }
+        struct kvd_engine_stats full = {
+            .keys = keys,
+            .key_bytes = kbytes,
+            .value_bytes = vbytes,
+            .disk_bytes = atomic_load(&db->disk_bytes),
+            .mem_bytes = mem,
+            .readonly = 0,
+            .ready = 1,
+        };
+        kvd_engine_stats_copy(st, &full);
     }
     if (fn != NULL) {
         fn(ctx, "shards", db->nshards);

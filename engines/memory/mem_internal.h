@@ -7,8 +7,9 @@
  *
  * Files: mem_table.c (the sharded hash table: hashing, entries, incremental
  * rehash, range collection for iteration, expiry scans), mem_snapshot.c
- * (crc32c, snapshot write and load), mem_engine.c (options, open/close,
- * the vtable methods, the background thread).
+ * (snapshot write and load), mem_engine.c (options, open/close, the
+ * vtable methods, the background work). Checksums, byte order, durable
+ * replace and the background thread come from the engine toolkit.
  *
  * Model. The key space is ordered by a 64-bit keyed hash `h` (never
  * UINT64_MAX, so that it can serve as the iteration pos). The top
@@ -24,8 +25,7 @@
  * the `next` links of the entries in its table. Readers (get, iteration,
  * snapshot collection, stats) take it shared; writers take it exclusive.
  * Lock order: mem_db.snap_lock, then shard locks in ascending shard index
- * (batch and clear take several; everyone else takes one at a time), then
- * mem_db.bg_lock is never held together with a shard lock.
+ * (batch and clear take several; everyone else takes one at a time).
  *
  * Entries are immutable once published (except `next`) and refcounted:
  * the table holds one reference, each get()/iterator/snapshot holder one
@@ -43,6 +43,7 @@
 #include <stdint.h>
 
 #include "kvd/engine.h"
+#include "kvd/kit_worker.h"
 
 #define MEM_CACHELINE_BYTES 64
 #define MEM_MIN_BUCKET_BITS 4
@@ -103,8 +104,7 @@ struct mem_opts {
 
 /*
  * The engine handle. Fields above `snap_lock` are fixed after open. The
- * counters are atomics. saved_gen and disk_bytes are guarded by snap_lock;
- * bg_stop by bg_lock.
+ * counters are atomics. saved_gen and disk_bytes are guarded by snap_lock.
  */
 struct kvd_engine {
     const struct kvd_host *host;
@@ -121,11 +121,9 @@ struct kvd_engine {
     uint64_t saved_gen; /* value of `mutations` the last snapshot saw */
     bool snap_exists;   /* a snapshot file is in place */
 
-    pthread_mutex_t bg_lock;
-    pthread_cond_t bg_cond;
-    bool bg_stop;
-    bool bg_running;
-    pthread_t bg_thread;
+    kvd_worker *bg;         /* expiry rounds, periodic snapshots */
+    int64_t next_expire_ms; /* monotonic ms; used by the worker only */
+    int64_t next_snap_ms;   /* monotonic ms; used by the worker only */
 
     atomic_uint_fast64_t mutations; /* bumped by every change */
     atomic_uint_fast64_t expired_bg;
@@ -174,7 +172,7 @@ void mem_entry_unref_list(struct mem_entry *head);
 static inline bool
 mem_entry_expired(const struct mem_entry *e, int64_t now_ms)
 {
-    return e->expire_ms != KVD_NO_EXPIRY && e->expire_ms <= now_ms;
+    return kvd_expired(e->expire_ms, now_ms);
 }
 
 /* Shard lock held (any mode). The entry for key, expired or not, or NULL. */
@@ -232,8 +230,6 @@ void mem_shard_expire_round(kvd_engine *db, struct mem_shard *sh,
 int mem_table_clear(kvd_engine *db);
 
 /* --- mem_snapshot.c ---------------------------------------------------- */
-
-uint32_t mem_crc32c(uint32_t crc, const void *p, size_t n);
 
 /* Write a snapshot now unless nothing changed since the last one
  * (force: write anyway). 0, or KVD_EIO/KVD_ENOSPC/KVD_ENOMEM with err. */

@@ -1,6 +1,7 @@
 /*
  * engines/memory/mem_snapshot.c -- snapshot files of the memory engine:
- * crc32c, writing, loading.
+ * writing and loading (checksums, byte order and the durable replace come
+ * from the engine toolkit).
  *
  * Byte layout (format version 1; all integers little-endian):
  *
@@ -15,18 +16,18 @@
  * A record's crc is the masked crc32c of everything after its crc field
  * (the 16 B rest of its header, key, value). The end record's crc covers
  * the 16 B file header followed by the end record's 16 B after its crc, so
- * it also vouches for the header. Masking as usual for crc-in-data:
- * ((c >> 15) | (c << 17)) + 0xa282ead8. Nothing may follow the end record.
+ * it also vouches for the header. Masked as usual for crc-in-data
+ * (kvd_crc32c_mask). Nothing may follow the end record.
  * Records come in the engine's hash order, which is meaningless on disk;
  * expired keys are never written, and a record that has expired by load
  * time is skipped.
  *
- * Crash story: the snapshot is written to PATH.tmp, fsync'd, renamed over
- * PATH and the directory fsync'd, so PATH is always either the previous
- * complete snapshot or the new one. A torn or corrupt file is refused at
- * open (KVD_ECORRUPT naming the file and the byte offset), never loaded in
- * part: a snapshot is all the data there is, so a silent partial load would
- * lose keys without a trace.
+ * Crash story: the snapshot is written by the toolkit's durable replace
+ * (PATH.tmp, fsync, rename over PATH, directory fsync), so PATH is always
+ * either the previous complete snapshot or the new one. A torn or corrupt file
+ * is refused at open (KVD_ECORRUPT naming the file and the byte offset), never
+ * loaded in part: a snapshot is all the data there is, so a silent partial load
+ * would lose keys without a trace.
  *
  * Concurrency: mem_snapshot_write holds db->snap_lock (one snapshot at a
  * time) and reads the table through mem_table_collect, a few thousand
@@ -40,11 +41,17 @@
  */
 #include "mem_internal.h"
 
+#include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include "kvd/kit_buf.h"
+#include "kvd/kit_coding.h"
+#include "kvd/kit_crc32c.h"
+#include "kvd/kit_file.h"
 
 #define MEM_SNAP_MAGIC         "KVDM"
 #define MEM_SNAP_VERSION       1
@@ -54,196 +61,37 @@
 #define MEM_SNAP_BUF_BYTES     (1u << 20)
 #define MEM_SNAP_CHUNK_KEYS    1024
 #define MEM_SNAP_CHUNK_BUCKETS 4096
-#define MEM_CRC_MASK_DELTA     0xa282ead8u
-
-/* ----------------------------------------------------------------- crc32c */
-
-/* Tables built once per process; read-only afterwards. */
-static uint32_t mem_crc_table[8][256];
-static bool mem_crc_hw;
-static pthread_once_t mem_crc_once = PTHREAD_ONCE_INIT;
-
-static void
-mem_crc_init(void)
-{
-    for (uint32_t i = 0; i < 256; i++) {
-        uint32_t c = i;
-        for (int k = 0; k < 8; k++) {
-            c = (c >> 1) ^ (0x82f63b78u & (0u - (c & 1u)));
-        }
-        mem_crc_table[0][i] = c;
-    }
-    for (uint32_t i = 0; i < 256; i++) {
-        for (int t = 1; t < 8; t++) {
-            uint32_t p = mem_crc_table[t - 1][i];
-            mem_crc_table[t][i] = (p >> 8) ^ mem_crc_table[0][p & 0xff];
-        }
-    }
-#if defined(__x86_64__) && defined(__GNUC__)
-    mem_crc_hw = __builtin_cpu_supports("sse4.2");
-#endif
-}
-
-#if defined(__x86_64__) && defined(__GNUC__)
-__attribute__((target("sse4.2"))) static uint32_t
-mem_crc_hw_update(uint32_t c, const unsigned char *p, size_t n)
-{
-    uint64_t c64 = c;
-
-    while (n >= 8) {
-        uint64_t v;
-        memcpy(&v, p, sizeof(v));
-        c64 = __builtin_ia32_crc32di(c64, v);
-        p += 8;
-        n -= 8;
-    }
-    c = (uint32_t)c64;
-    while (n-- > 0) {
-        c = __builtin_ia32_crc32qi(c, *p++);
-    }
-    return c;
-}
-#endif
-
-/* Slicing-by-8; assumes nothing about alignment or byte order. */
-static uint32_t
-mem_crc_sw_update(uint32_t c, const unsigned char *p, size_t n)
-{
-    while (n >= 8) {
-        uint32_t lo = c ^ ((uint32_t)p[0] | (uint32_t)p[1] << 8 |
-                           (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24);
-        c = mem_crc_table[7][lo & 0xff] ^ mem_crc_table[6][(lo >> 8) & 0xff] ^
-            mem_crc_table[5][(lo >> 16) & 0xff] ^ mem_crc_table[4][lo >> 24] ^
-            mem_crc_table[3][p[4]] ^ mem_crc_table[2][p[5]] ^
-            mem_crc_table[1][p[6]] ^ mem_crc_table[0][p[7]];
-        p += 8;
-        n -= 8;
-    }
-    while (n-- > 0) {
-        c = (c >> 8) ^ mem_crc_table[0][(c ^ *p++) & 0xff];
-    }
-    return c;
-}
-
-/* crc32c (Castagnoli) of p[0..n) continuing from `crc` (0 to start):
- * mem_crc32c(mem_crc32c(0, a), b) == crc32c of a followed by b. */
-uint32_t
-mem_crc32c(uint32_t crc, const void *p, size_t n)
-{
-    uint32_t c = ~crc;
-
-    pthread_once(&mem_crc_once, mem_crc_init);
-#if defined(__x86_64__) && defined(__GNUC__)
-    if (mem_crc_hw) {
-        return ~mem_crc_hw_update(c, p, n);
-    }
-#endif
-    return ~mem_crc_sw_update(c, p, n);
-}
-
-static uint32_t
-mem_crc_mask(uint32_t c)
-{
-    return ((c >> 15) | (c << 17)) + MEM_CRC_MASK_DELTA;
-}
-
-/* ------------------------------------------------------- little endian */
-
-static void
-mem_put_u16(unsigned char *p, uint16_t v)
-{
-    p[0] = (unsigned char)v;
-    p[1] = (unsigned char)(v >> 8);
-}
-
-static void
-mem_put_u32(unsigned char *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++) {
-        p[i] = (unsigned char)(v >> (8 * i));
-    }
-}
-
-static void
-mem_put_u64(unsigned char *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++) {
-        p[i] = (unsigned char)(v >> (8 * i));
-    }
-}
-
-static uint16_t
-mem_get_u16(const unsigned char *p)
-{
-    return (uint16_t)(p[0] | (p[1] << 8));
-}
-
-static uint32_t
-mem_get_u32(const unsigned char *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
-           (uint32_t)p[3] << 24;
-}
-
-static uint64_t
-mem_get_u64(const unsigned char *p)
-{
-    uint64_t v = 0;
-    for (int i = 7; i >= 0; i--) {
-        v = (v << 8) | p[i];
-    }
-    return v;
-}
-
-static int
-mem_errno_status(int e)
-{
-    switch (e) {
-    case ENOSPC:
-    case EDQUOT:
-        return KVD_ENOSPC;
-    case ENOMEM:
-        return KVD_ENOMEM;
-    default:
-        return KVD_EIO;
-    }
-}
 
 /* --------------------------------------------------------------- writing */
 
+/* A buffered writer over the temporary file of a durable replace. */
 struct mem_writer {
     const struct kvd_io *io;
-    int fd;
-    const char *path;
-    unsigned char *buf;
-    size_t n;     /* bytes buffered */
-    uint64_t off; /* bytes handed to the writer so far */
+    struct kvd_file_tmp t;
+    struct kvd_buf buf; /* up to MEM_SNAP_BUF_BYTES waiting to be written */
+    uint64_t flushed;   /* file offset of buf.p[0] */
+    uint64_t off;       /* bytes handed to the writer so far */
 };
 
 static int
-mem_write_all(struct mem_writer *w, const unsigned char *p, size_t n,
-              struct kvd_err *err)
+mem_write_at(struct mem_writer *w, const void *p, size_t n, struct kvd_err *err)
 {
-    while (n > 0) {
-        ssize_t k = w->io->write(w->fd, p, n);
-        if (k < 0) {
-            if (errno == EINTR) {
-                continue;
-            }
-            return kvd_err_set(err, mem_errno_status(errno), "write %s: %s",
-                               w->path, strerror(errno));
-        }
-        p += k;
-        n -= (size_t)k;
+    int rc = kvd_file_write_full(w->io, w->t.fd, p, n, w->flushed);
+
+    if (rc != 0) {
+        return kvd_err_set(err, rc, "write %s at offset %" PRIu64 ": %s",
+                           w->t.tmp, w->flushed, kvd_strerror(rc));
     }
+    w->flushed += n;
     return 0;
 }
 
 static int
 mem_wflush(struct mem_writer *w, struct kvd_err *err)
 {
-    int rc = mem_write_all(w, w->buf, w->n, err);
-    w->n = 0;
+    int rc = mem_write_at(w, w->buf.p, w->buf.len, err);
+
+    kvd_buf_reset(&w->buf);
     return rc;
 }
 
@@ -253,17 +101,19 @@ mem_wput(struct mem_writer *w, const void *p, size_t n, struct kvd_err *err)
     int rc;
 
     w->off += n;
-    if (n > MEM_SNAP_BUF_BYTES - w->n) {
+    if (n > MEM_SNAP_BUF_BYTES - w->buf.len) {
         rc = mem_wflush(w, err);
         if (rc != 0) {
             return rc;
         }
         if (n >= MEM_SNAP_BUF_BYTES / 2) {
-            return mem_write_all(w, p, n, err); /* big values: no copy */
+            return mem_write_at(w, p, n, err); /* big values: no copy */
         }
     }
-    memcpy(w->buf + w->n, p, n);
-    w->n += n;
+    if (kvd_buf_append(&w->buf, p, n) != 0) {
+        return kvd_err_set(err, KVD_ENOMEM, "snapshot %s: out of memory",
+                           w->t.path);
+    }
     return 0;
 }
 
@@ -275,12 +125,12 @@ mem_write_record(struct mem_writer *w, const struct mem_entry *e,
     uint32_t crc;
     int rc;
 
-    mem_put_u32(h + 4, e->klen);
-    mem_put_u32(h + 8, e->vlen);
-    mem_put_u64(h + 12, (uint64_t)e->expire_ms);
-    crc = mem_crc32c(0, h + 4, MEM_SNAP_REC_BYTES - 4);
-    crc = mem_crc32c(crc, e->kv, (size_t)e->klen + e->vlen);
-    mem_put_u32(h, mem_crc_mask(crc));
+    kvd_put_le32(h + 4, e->klen);
+    kvd_put_le32(h + 8, e->vlen);
+    kvd_put_le64(h + 12, (uint64_t)e->expire_ms);
+    crc = kvd_crc32c(0, h + 4, MEM_SNAP_REC_BYTES - 4);
+    crc = kvd_crc32c(crc, e->kv, (size_t)e->klen + e->vlen);
+    kvd_put_le32(h, kvd_crc32c_mask(crc));
     rc = mem_wput(w, h, sizeof(h), err);
     if (rc == 0) {
         rc = mem_wput(w, e->kv, e->klen, err);
@@ -306,16 +156,16 @@ mem_write_body(kvd_engine *db, struct mem_writer *w, struct kvd_err *err)
     int rc;
 
     memcpy(hdr, MEM_SNAP_MAGIC, 4);
-    mem_put_u16(hdr + 4, MEM_SNAP_VERSION);
-    mem_put_u16(hdr + 6, MEM_SNAP_KIND);
-    mem_put_u64(hdr + 8, (uint64_t)host->now_ms(host));
+    kvd_put_le16(hdr + 4, MEM_SNAP_VERSION);
+    kvd_put_le16(hdr + 6, MEM_SNAP_KIND);
+    kvd_put_le64(hdr + 8, (uint64_t)host->now_ms(host));
     rc = mem_wput(w, hdr, sizeof(hdr), err);
     while (rc == 0 && !done) {
         c.now_ms = host->now_ms(host);
         rc = mem_table_collect(db, &cur, &done, &c, MEM_SNAP_CHUNK_KEYS,
                                MEM_SNAP_CHUNK_BUCKETS);
         if (rc != 0) {
-            kvd_err_set(err, rc, "snapshot %s: out of memory", w->path);
+            kvd_err_set(err, rc, "snapshot %s: out of memory", w->t.path);
         }
         for (size_t i = 0; rc == 0 && i < c.n; i++) {
             rc = mem_write_record(w, c.v[i].e, err);
@@ -328,43 +178,12 @@ mem_write_body(kvd_engine *db, struct mem_writer *w, struct kvd_err *err)
         return rc;
     }
     memset(end, 0, sizeof(end));
-    mem_put_u64(end + 12, count);
-    crc = mem_crc32c(0, hdr, sizeof(hdr));
-    crc = mem_crc32c(crc, end + 4, sizeof(end) - 4);
-    mem_put_u32(end, mem_crc_mask(crc));
+    kvd_put_le64(end + 12, count);
+    crc = kvd_crc32c(0, hdr, sizeof(hdr));
+    crc = kvd_crc32c(crc, end + 4, sizeof(end) - 4);
+    kvd_put_le32(end, kvd_crc32c_mask(crc));
     rc = mem_wput(w, end, sizeof(end), err);
     return rc != 0 ? rc : mem_wflush(w, err);
-}
-
-/* fsync the directory holding `path`, so that the rename is durable. */
-static int
-mem_fsync_dir(const struct kvd_io *io, const char *path, struct kvd_err *err)
-{
-    const char *slash = strrchr(path, '/');
-    char *dir;
-    int fd;
-    int rc = 0;
-
-    if (slash == NULL) {
-        dir = strdup(".");
-    } else if (slash == path) {
-        dir = strdup("/");
-    } else {
-        dir = strndup(path, (size_t)(slash - path));
-    }
-    if (dir == NULL) {
-        return kvd_err_set(err, KVD_ENOMEM, "snapshot %s: out of memory", path);
-    }
-    fd = io->open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
-    if (fd < 0 || io->fsync(fd) != 0) {
-        rc = kvd_err_set(err, mem_errno_status(errno), "%s %s: %s",
-                         fd < 0 ? "open" : "fsync", dir, strerror(errno));
-    }
-    if (fd >= 0) {
-        io->close(fd);
-    }
-    free(dir);
-    return rc;
 }
 
 int
@@ -375,11 +194,12 @@ mem_snapshot_check_dir(kvd_engine *db, struct kvd_err *err)
     if (db->snap_path == NULL) {
         return 0;
     }
-    rc = mem_fsync_dir(db->host->io, db->snap_path, err);
+    rc = kvd_file_fsync_parent(db->host->io, db->snap_path);
     if (rc != 0) {
-        char msg[KVD_ERR_MSG_BYTES];
-        snprintf(msg, sizeof(msg), "%s", err != NULL ? err->msg : "");
-        return kvd_err_set(err, rc, "snapshot_path %s: %s", db->snap_path, msg);
+        return kvd_err_set(err, rc,
+                           "snapshot_path %s: its directory cannot be "
+                           "opened and synced: %s",
+                           db->snap_path, strerror(errno));
     }
     return 0;
 }
@@ -388,8 +208,7 @@ int
 mem_snapshot_write(kvd_engine *db, bool force, struct kvd_err *err)
 {
     const struct kvd_io *io = db->host->io;
-    struct mem_writer w = {.io = io, .fd = -1, .path = NULL};
-    char *tmp = NULL;
+    struct mem_writer w = {.io = io, .t = {.fd = -1}};
     uint64_t gen;
     int rc = 0;
 
@@ -401,67 +220,36 @@ mem_snapshot_write(kvd_engine *db, bool force, struct kvd_err *err)
     if (!force && db->snap_exists && gen == db->saved_gen) {
         goto out; /* nothing changed since the file in place */
     }
-    if (asprintf(&tmp, "%s.tmp", db->snap_path) < 0) {
-        tmp = NULL;
+    if (kvd_buf_reserve(&w.buf, MEM_SNAP_BUF_BYTES) != 0) {
         rc = kvd_err_set(err, KVD_ENOMEM, "snapshot %s: out of memory",
                          db->snap_path);
         goto out;
     }
-    w.path = tmp;
-    w.buf = malloc(MEM_SNAP_BUF_BYTES);
-    if (w.buf == NULL) {
-        rc = kvd_err_set(err, KVD_ENOMEM, "snapshot %s: out of memory", tmp);
-        goto out;
-    }
-    w.fd = io->open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (w.fd < 0) {
-        rc = kvd_err_set(err, mem_errno_status(errno), "open %s: %s", tmp,
-                         strerror(errno));
-        goto out;
-    }
-    rc = mem_write_body(db, &w, err);
-    if (rc != 0) {
-        goto out;
-    }
-    if (io->fsync(w.fd) != 0) {
-        rc = kvd_err_set(err, mem_errno_status(errno), "fsync %s: %s", tmp,
-                         strerror(errno));
-        goto out;
-    }
-    if (io->close(w.fd) != 0) {
-        w.fd = -1;
-        rc = kvd_err_set(err, mem_errno_status(errno), "close %s: %s", tmp,
-                         strerror(errno));
-        goto out;
-    }
-    w.fd = -1;
-    if (io->rename(tmp, db->snap_path) != 0) {
-        rc = kvd_err_set(err, mem_errno_status(errno), "rename %s to %s: %s",
-                         tmp, db->snap_path, strerror(errno));
-        goto out;
-    }
-    /* From here the new file is in place: a failed directory fsync only
-     * means the rename might not survive a power loss. */
-    db->snap_exists = true;
-    atomic_store(&db->disk_bytes, w.off);
-    rc = mem_fsync_dir(io, db->snap_path, err);
+    rc = kvd_file_tmp_open(io, db->snap_path, &w.t, err);
     if (rc == 0) {
+        rc = mem_write_body(db, &w, err);
+        if (rc != 0) {
+            kvd_file_tmp_abort(io, &w.t);
+        }
+    }
+    if (rc == 0) {
+        /* a failure of its last step (the directory fsync) leaves the new
+         * file in place but not known durable: not counted as saved, so
+         * the next snapshot writes again */
+        rc = kvd_file_tmp_commit(io, &w.t, NULL, err);
+    }
+    if (rc == 0) {
+        db->snap_exists = true;
+        atomic_store(&db->disk_bytes, w.off);
         db->saved_gen = gen;
         atomic_fetch_add(&db->snapshots_written, 1);
     }
 out:
-    if (w.fd >= 0) {
-        io->close(w.fd);
-    }
     if (rc != 0) {
-        if (tmp != NULL) {
-            io->unlink(tmp); /* best effort; the old snapshot is intact */
-        }
         atomic_fetch_add(&db->snapshot_errors, 1);
     }
     pthread_mutex_unlock(&db->snap_lock);
-    free(w.buf);
-    free(tmp);
+    kvd_buf_release(&w.buf);
     return rc;
 }
 
@@ -487,22 +275,11 @@ static int
 mem_rpread(struct mem_reader *r, void *dst, size_t n, uint64_t off, size_t *got,
            struct kvd_err *err)
 {
-    *got = 0;
-    while (*got < n) {
-        ssize_t k = r->io->pread(r->fd, (unsigned char *)dst + *got, n - *got,
-                                 (off_t)(off + *got));
-        if (k < 0) {
-            if (errno == EINTR) {
-                continue;
-            }
-            return kvd_err_set(err, KVD_EIO,
-                               "read %s at offset %" PRIu64 ": %s", r->path,
-                               off + *got, strerror(errno));
-        }
-        if (k == 0) {
-            break; /* end of file */
-        }
-        *got += (size_t)k;
+    int rc = kvd_file_read_full(r->io, r->fd, dst, n, off, got);
+
+    if (rc != 0) {
+        return kvd_err_set(err, rc, "read %s at offset %" PRIu64 ": %s",
+                           r->path, off + *got, strerror(errno));
     }
     return 0;
 }
@@ -599,16 +376,16 @@ mem_load_record(kvd_engine *db, struct mem_reader *r,
                            " (no end record)",
                            r->path, off);
     }
-    klen = mem_get_u32(h + 4);
-    vlen = mem_get_u32(h + 8);
-    crc = mem_crc32c(0, h + 4, sizeof(h) - 4);
+    klen = kvd_get_le32(h + 4);
+    vlen = kvd_get_le32(h + 8);
+    crc = kvd_crc32c(0, h + 4, sizeof(h) - 4);
     if (klen == 0) {
-        uint64_t n = mem_get_u64(h + 12);
+        uint64_t n = kvd_get_le64(h + 12);
         unsigned char extra;
         uint32_t ecrc =
-            mem_crc32c(mem_crc32c(0, file_hdr, MEM_SNAP_HEADER_BYTES), h + 4,
+            kvd_crc32c(kvd_crc32c(0, file_hdr, MEM_SNAP_HEADER_BYTES), h + 4,
                        sizeof(h) - 4);
-        if (vlen != 0 || mem_crc_mask(ecrc) != mem_get_u32(h)) {
+        if (vlen != 0 || kvd_crc32c_mask(ecrc) != kvd_get_le32(h)) {
             return kvd_err_set(err, KVD_ECORRUPT,
                                "snapshot %s: bad end record at offset %" PRIu64,
                                r->path, off);
@@ -662,7 +439,7 @@ mem_load_record(kvd_engine *db, struct mem_reader *r,
                          r->path, off);
     }
     if (rc == 0 &&
-        mem_crc_mask(mem_crc32c(crc, e->kv, total)) != mem_get_u32(h)) {
+        kvd_crc32c_mask(kvd_crc32c(crc, e->kv, total)) != kvd_get_le32(h)) {
         rc = kvd_err_set(
             err, KVD_ECORRUPT,
             "snapshot %s: bad checksum in record at offset %" PRIu64, r->path,
@@ -674,7 +451,7 @@ mem_load_record(kvd_engine *db, struct mem_reader *r,
     }
     (*count)++;
     e->next = NULL;
-    e->expire_ms = (int64_t)mem_get_u64(h + 12);
+    e->expire_ms = (int64_t)kvd_get_le64(h + 12);
     e->klen = klen;
     e->vlen = vlen;
     atomic_init(&e->refs, 1);
@@ -709,7 +486,7 @@ mem_snapshot_load(kvd_engine *db, struct kvd_err *err)
                       db->snap_path);
             return 0;
         }
-        return kvd_err_set(err, mem_errno_status(errno), "open %s: %s",
+        return kvd_err_set(err, kvd_errno_status(errno), "open %s: %s",
                            db->snap_path, strerror(errno));
     }
     r.buf = malloc(MEM_SNAP_BUF_BYTES);
@@ -733,12 +510,12 @@ mem_snapshot_load(kvd_engine *db, struct kvd_err *err)
                          r.path);
         goto out;
     }
-    if (mem_get_u16(hdr + 4) != MEM_SNAP_VERSION ||
-        mem_get_u16(hdr + 6) != MEM_SNAP_KIND) {
+    if (kvd_get_le16(hdr + 4) != MEM_SNAP_VERSION ||
+        kvd_get_le16(hdr + 6) != MEM_SNAP_KIND) {
         rc = kvd_err_set(err, KVD_ECORRUPT,
                          "snapshot %s: format version %u kind %u at offset 4"
                          " not supported (expected version %u kind %u)",
-                         r.path, mem_get_u16(hdr + 4), mem_get_u16(hdr + 6),
+                         r.path, kvd_get_le16(hdr + 4), kvd_get_le16(hdr + 6),
                          MEM_SNAP_VERSION, MEM_SNAP_KIND);
         goto out;
     }

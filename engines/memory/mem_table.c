@@ -32,78 +32,18 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kvd/kit_hash.h"
+
 /* ---------------------------------------------------------------- hashing */
 
-__extension__ typedef unsigned __int128 mem_u128;
-
-#define MEM_K0 0xa0761d6478bd642fULL
-#define MEM_K1 0xe7037ed1a0b428dbULL
-#define MEM_K2 0x8ebc6af09c88c6e3ULL
-#define MEM_K3 0x589965cc75374cc3ULL
-
-/* 64x64->128 multiply folded to 64 bits: a cheap, strong mixing step. */
-static inline uint64_t
-mem_mum(uint64_t a, uint64_t b)
-{
-    mem_u128 r = (mem_u128)a * b;
-    return (uint64_t)r ^ (uint64_t)(r >> 64);
-}
-
-static inline uint64_t
-mem_load64(const unsigned char *p)
-{
-    uint64_t v;
-    memcpy(&v, p, sizeof(v));
-    return v;
-}
-
-/* 1..8 bytes, zero-extended (the length is mixed in separately). */
-static inline uint64_t
-mem_load_tail(const unsigned char *p, size_t n)
-{
-    uint64_t v = 0;
-    memcpy(&v, p, n);
-    return v;
-}
-
-/* Final avalanche so that the TOP bits, which pick shard and bucket,
- * depend on every input bit. */
-static inline uint64_t
-mem_fmix64(uint64_t h)
-{
-    h ^= h >> 33;
-    h *= 0xff51afd7ed558ccdULL;
-    h ^= h >> 33;
-    h *= 0xc4ceb9fe1a85ec53ULL;
-    h ^= h >> 33;
-    return h;
-}
-
-/* Keyed with a per-open random seed, so that clients cannot aim many keys
- * at one bucket. Native byte order is fine: hashes never leave the
- * process (snapshots store keys, not hashes). */
+/* The toolkit's hash, keyed with a per-open random seed so that clients
+ * cannot aim many keys at one bucket (hashes never leave the process:
+ * snapshots store keys). UINT64_MAX is kept free for the iteration pos. */
 uint64_t
 mem_hash(const kvd_engine *db, const void *key, size_t klen)
 {
-    const unsigned char *p = key;
-    size_t n = klen;
-    uint64_t s = db->seed ^ ((uint64_t)klen * MEM_K0);
-    uint64_t a = 0;
-    uint64_t b = 0;
-    uint64_t h;
+    uint64_t h = kvd_hash64(db->seed, key, klen);
 
-    while (n > 16) {
-        s = mem_mum(mem_load64(p) ^ MEM_K1, mem_load64(p + 8) ^ s);
-        p += 16;
-        n -= 16;
-    }
-    if (n > 8) {
-        a = mem_load64(p);
-        b = mem_load_tail(p + 8, n - 8);
-    } else if (n > 0) {
-        a = mem_load_tail(p, n);
-    }
-    h = mem_fmix64(mem_mum(a ^ MEM_K2, b ^ s ^ MEM_K3) ^ klen);
     return h == UINT64_MAX ? UINT64_MAX - 1 : h;
 }
 

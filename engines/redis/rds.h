@@ -56,6 +56,8 @@
 
 #include "kvd/engine.h"
 #include "kvd/host.h"
+#include "kvd/kit_buf.h"
+#include "kvd/kit_clock.h"
 #include "kvd/status.h"
 
 #define RDS_SLOTS         16384
@@ -94,14 +96,6 @@ struct rds_opts {
 
 /* ------------------------------------------------------- request buffer */
 
-/* A growable byte buffer with inline storage; never copied by value. */
-struct rds_buf {
-    char *p;
-    size_t len;
-    size_t cap;
-    char inl[RDS_BUF_INLINE];
-};
-
 /*
  * A pipeline of RESP commands for one node, formatted once so that a
  * retry or redirect resends the same bytes. off[i] is where command i
@@ -109,7 +103,8 @@ struct rds_buf {
  * rewrites the pipeline with ASKING before each of them).
  */
 struct rds_req {
-    struct rds_buf buf;
+    struct kvd_buf buf;                /* on inl until it outgrows it */
+    unsigned char inl[RDS_BUF_INLINE]; /* so never copied by value */
     int ncmds;
     size_t off[RDS_REQ_OFFS + 1];
     bool multi; /* MULTI ... EXEC: no ASK rewrite (retried instead) */
@@ -244,8 +239,15 @@ struct kvd_engine {
     struct rds_counters c;
 };
 
+/* Deadlines are CLOCK_MONOTONIC milliseconds: the toolkit's clock with no
+ * host, the one sem_clockwait and poll timeouts count in. */
+static inline int64_t
+rds_mono_ms(void)
+{
+    return kvd_mono_ms(NULL);
+}
+
 /* rds_pool.c */
-int64_t rds_mono_ms(void);
 void rds_sleep_ms(int64_t ms);
 struct rds_node *rds_node_get(kvd_engine *db, const char *host, int port);
 void rds_nodes_free(kvd_engine *db);

@@ -4,8 +4,9 @@
  * Commands are formatted here, once per request, as RESP arrays of bulk
  * strings ("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n"), so keys and values
  * are binary-safe (NUL included) and a retry or redirect resends the same
- * bytes. Small requests live in the buffer's inline storage and cost no
- * allocation; a big value is copied once here and once more by hiredis.
+ * bytes. Small requests live in the request's inline storage (a toolkit
+ * buffer on it) and cost no allocation; a big value is copied once here
+ * and once more by hiredis.
  *
  * A request is owned by the calling thread; nothing here locks.
  */
@@ -16,63 +17,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static void
-rds_buf_init(struct rds_buf *b)
-{
-    b->p = b->inl;
-    b->len = 0;
-    b->cap = sizeof(b->inl);
-}
-
-static void
-rds_buf_release(struct rds_buf *b)
-{
-    if (b->p != b->inl) {
-        free(b->p);
-    }
-    rds_buf_init(b);
-}
-
-static int
-rds_buf_reserve(struct rds_buf *b, size_t more)
-{
-    size_t cap = b->cap;
-    char *p;
-
-    if (b->len + more <= b->cap) {
-        return 0;
-    }
-    while (cap < b->len + more) {
-        cap *= 2;
-    }
-    if (b->p == b->inl) {
-        p = malloc(cap);
-        if (p != NULL) {
-            memcpy(p, b->inl, b->len);
-        }
-    } else {
-        p = realloc(b->p, cap);
-    }
-    if (p == NULL) {
-        return KVD_ENOMEM;
-    }
-    b->p = p;
-    b->cap = cap;
-    return 0;
-}
-
-static int
-rds_buf_add(struct rds_buf *b, const void *p, size_t n)
-{
-    int rc = rds_buf_reserve(b, n);
-
-    if (rc == 0 && n > 0) {
-        memcpy(b->p + b->len, p, n);
-        b->len += n;
-    }
-    return rc;
-}
 
 /* "<c><n>\r\n" (a RESP array or bulk header) into buf, which has room
  * for 24 bytes; its length. By hand rather than snprintf: every command
@@ -101,7 +45,7 @@ rds_fmt_hdr(char *buf, char c, uint64_t n)
 void
 rds_req_init(struct rds_req *r)
 {
-    rds_buf_init(&r->buf);
+    kvd_buf_init_on(&r->buf, r->inl, sizeof(r->inl));
     r->ncmds = 0;
     r->off[0] = 0;
     r->multi = false;
@@ -110,7 +54,8 @@ rds_req_init(struct rds_req *r)
 void
 rds_req_release(struct rds_req *r)
 {
-    rds_buf_release(&r->buf);
+    kvd_buf_release(&r->buf);
+    kvd_buf_init_on(&r->buf, r->inl, sizeof(r->inl));
     r->ncmds = 0;
 }
 
@@ -128,7 +73,7 @@ rds_cmd_begin(struct rds_req *r, int argc)
         /* off[ncmds] is the end of the last command kept */
         r->off[r->ncmds] = r->buf.len + n;
     }
-    return rds_buf_add(&r->buf, hdr, n);
+    return kvd_buf_append(&r->buf, hdr, n);
 }
 
 /* Keep off[ncmds] at the end of the buffer while arguments are added. */
@@ -146,15 +91,15 @@ rds_cmd_arg2(struct rds_req *r, const void *a, size_t an, const void *b,
 {
     char hdr[24];
     size_t n = rds_fmt_hdr(hdr, '$', (uint64_t)(an + bn));
-    int rc = rds_buf_reserve(&r->buf, n + an + bn + 2);
+    int rc = kvd_buf_reserve(&r->buf, n + an + bn + 2);
 
     if (rc != 0) {
         return rc;
     }
-    rds_buf_add(&r->buf, hdr, n);
-    rds_buf_add(&r->buf, a, an);
-    rds_buf_add(&r->buf, b, bn);
-    rds_buf_add(&r->buf, "\r\n", 2);
+    kvd_buf_append(&r->buf, hdr, n);
+    kvd_buf_append(&r->buf, a, an);
+    kvd_buf_append(&r->buf, b, bn);
+    kvd_buf_append(&r->buf, "\r\n", 2);
     rds_req_mark_end(r);
     return 0;
 }
@@ -212,8 +157,8 @@ rds_req_with_asking(const struct rds_req *r, struct rds_req *out)
     for (int i = 0; i < r->ncmds && rc == 0; i++) {
         rc = rds_cmd_words(out, "ASKING", NULL);
         if (rc == 0) {
-            rc = rds_buf_add(&out->buf, r->buf.p + r->off[i],
-                             r->off[i + 1] - r->off[i]);
+            rc = kvd_buf_append(&out->buf, r->buf.p + r->off[i],
+                                r->off[i + 1] - r->off[i]);
             /* the copied command counts as one more */
             out->ncmds++;
         }

@@ -39,15 +39,6 @@
 #define RDS_BACKOFF_MAX_MS 1000
 #define RDS_WARN_EVERY_MS  1000
 
-int64_t
-rds_mono_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 void
 rds_sleep_ms(int64_t ms)
 {
@@ -224,7 +215,8 @@ rds_conn_hello(kvd_engine *db, struct rds_node *n, redisContext *ctx, char *why,
     if (rc != 0 || r.ncmds == 0) {
         goto out;
     }
-    if (redisAppendFormattedCommand(ctx, r.buf.p, r.buf.len) != REDIS_OK) {
+    if (redisAppendFormattedCommand(ctx, (const char *)r.buf.p, r.buf.len) !=
+        REDIS_OK) {
         snprintf(why, whylen, "%s: out of memory", n->name);
         rc = KVD_ENOMEM;
         goto out;

@@ -328,9 +328,7 @@ cmd_has_stats(const struct kvd_server *srv)
     const struct kvd_cmd_api *api = srv->cmd_api;
 
     return srv->cmd != NULL && api != NULL &&
-           api->struct_size >=
-               offsetof(struct kvd_cmd_api, stats) + sizeof(api->stats) &&
-           api->stats != NULL;
+           KVD_HAS(api, struct kvd_cmd_api, stats) && api->stats != NULL;
 }
 
 static void

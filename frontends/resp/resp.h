@@ -183,9 +183,7 @@ struct resp_worker {
 /* Whether a kvd_cmd_api (appended to within ABI 1) has method m: the
  * host's table may be older than this frontend's header. */
 #define RESP_API_HAS(api, m)                                                   \
-    ((api)->struct_size >=                                                     \
-         offsetof(struct kvd_cmd_api, m) + sizeof((api)->m) &&                 \
-     (api)->m != NULL)
+    (KVD_HAS(api, struct kvd_cmd_api, m) && (api)->m != NULL)
 
 struct resp_fe {
     const struct kvd_host *host;

@@ -9,9 +9,11 @@
  * Data model: keys are 1..max_key_bytes arbitrary bytes (NUL included; the
  * empty key is refused by the core before it reaches an engine), values are
  * 0..max_value_bytes arbitrary bytes. Each key has an optional absolute
- * expiry in Unix milliseconds (0 = none). A record whose expiry is <=
- * host->now_ms() is expired: the engine must treat it as absent in get,
+ * expiry in Unix milliseconds (0 = none; a negative expiry is invalid,
+ * KVD_EINVAL). A record whose expiry is <= host->now_ms() is expired
+ * (kvd_expired below): the engine must treat it as absent in get,
  * iteration and stats, and persistent engines must persist the expiry.
+ * The engine toolkit's kvd/kit_check.h has these checks.
  *
  * Thread-safety contract: after open() returns, every method below except
  * close() may be called concurrently from any number of threads on the same
@@ -26,15 +28,17 @@
  * struct kvd_entry) say in their own comments how long they stay valid.
  *
  * Growth: fields are only appended to these structs; a host reads a field
- * only if it lies within the plugin's struct_size. Optional methods may be
- * NULL, meaning "unsupported" (the core then emulates or answers
- * KVD_ENOTSUP).
+ * only if it lies within the plugin's struct_size (KVD_HAS), and each
+ * appended member names the ABI minor it arrived in (host.h). Optional
+ * methods may be NULL, meaning "unsupported" (the core then emulates or
+ * answers KVD_ENOTSUP).
  */
 #ifndef KVD_ENGINE_H
 #define KVD_ENGINE_H
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "kvd/host.h"
 #include "kvd/status.h"
@@ -47,6 +51,14 @@ extern "C" {
 
 /* No expiry. */
 #define KVD_NO_EXPIRY 0
+
+/* Whether a record with this expiry is expired at now_ms (the contract's
+ * one rule, above). */
+static inline int
+kvd_expired(int64_t expire_ms, int64_t now_ms)
+{
+    return expire_ms != KVD_NO_EXPIRY && expire_ms <= now_ms;
+}
 
 /* Capability flags (struct kvd_engine_vtable.caps). */
 enum kvd_engine_cap {
@@ -123,8 +135,8 @@ struct kvd_mop {
     size_t vlen;
     int64_t expire_ms; /* PUT only: absolute Unix ms, or KVD_NO_EXPIRY */
     /* out, set by multi() for every operation: */
-    int status;          /* what get/put/del would have returned */
-    struct kvd_val out;  /* GET with status 0: release with kvd_val_release */
+    int status;         /* what get/put/del would have returned */
+    struct kvd_val out; /* GET with status 0: release with kvd_val_release */
 };
 
 /* Iteration. */
@@ -211,8 +223,8 @@ struct kvd_engine_vtable {
      * On success *out is set and 0 returned; on failure a status is
      * returned, err is filled and nothing is left behind to close.
      */
-    int (*open)(const struct kvd_host *host, const void *opts,
-                const char *dir, kvd_engine **out, struct kvd_err *err);
+    int (*open)(const struct kvd_host *host, const void *opts, const char *dir,
+                kvd_engine **out, struct kvd_err *err);
 
     /* Flush everything acknowledged, free the handle (NULL: no-op). The
      * handle is freed even when an error is returned. */
@@ -269,7 +281,8 @@ struct kvd_engine_vtable {
     uint32_t (*instance_caps)(kvd_engine *e);
 
     /*
-     * Optional. Run n independent operations (struct kvd_mop) in one call,
+     * ABI 1.3. Optional. Run n independent operations (struct kvd_mop) in
+     * one call,
      * so that an engine can overlap them: one WAL record for all the
      * writes, one network round trip per server. The core calls it with
      * requests of many clients gathered in one event-loop pass.
@@ -300,15 +313,36 @@ struct kvd_engine_vtable {
 /* The size of the first ABI 1 vtable (up to instance_caps): the smallest
  * struct_size a host accepts. Methods after it are read only when the
  * plugin's struct_size covers them. */
-#define KVD_ENGINE_VTABLE_MIN_SIZE                                            \
-    (offsetof(struct kvd_engine_vtable, instance_caps) +                      \
+#define KVD_ENGINE_VTABLE_MIN_SIZE                                             \
+    (offsetof(struct kvd_engine_vtable, instance_caps) +                       \
      sizeof(((struct kvd_engine_vtable *)0)->instance_caps))
 
-/* Whether vtable vt (of a loaded plugin) has method m. */
-#define KVD_ENGINE_HAS(vt, m)                                                 \
-    ((vt)->struct_size >= offsetof(struct kvd_engine_vtable, m) +             \
-                              sizeof((vt)->m) &&                              \
-     (vt)->m != NULL)
+/* Whether vtable vt (of a loaded plugin) has method m: its struct_size
+ * covers it and it is not NULL. */
+#define KVD_ENGINE_HAS(vt, m)                                                  \
+    (KVD_HAS(vt, struct kvd_engine_vtable, m) && (vt)->m != NULL)
+
+/*
+ * Hand a filled stats struct to the caller of stats(): copies the fields
+ * that both the engine's struct (`src`, of this header's size) and the
+ * caller's (`out`, of out->struct_size bytes, which may be smaller when the
+ * host is older, or larger when it is newer) have, and keeps
+ * out->struct_size. An engine fills a local struct in full and ends with
+ * this, instead of checking each field.
+ */
+static inline void
+kvd_engine_stats_copy(struct kvd_engine_stats *out,
+                      const struct kvd_engine_stats *src)
+{
+    uint32_t size = out->struct_size;
+    size_t n = size < sizeof(*src) ? size : sizeof(*src);
+
+    if (n > sizeof(uint32_t)) {
+        memcpy((unsigned char *)out + sizeof(uint32_t),
+               (const unsigned char *)src + sizeof(uint32_t),
+               n - sizeof(uint32_t));
+    }
+}
 
 #ifdef __cplusplus
 }

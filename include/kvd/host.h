@@ -8,8 +8,8 @@
  * kvd with the same ABI major.
  *
  * Growth rule for every struct here: fields are only ever appended. A reader
- * checks `struct_size` before touching a field added after the first
- * release of an ABI major.
+ * checks `struct_size` (KVD_HAS in status.h) before touching a field added
+ * after the first release of an ABI major.
  */
 #ifndef KVD_HOST_H
 #define KVD_HOST_H
@@ -27,9 +27,27 @@ extern "C" {
 /*
  * ABI version of the whole plugin interface (this header, engine.h and
  * frontend.h). The loader requires an exact match of the major and refuses
- * a vtable whose struct_size is smaller than the one it was built with.
+ * a vtable smaller than the first release of that major.
+ *
+ * ABI minors. Within a major, structs only grow at their end, and every
+ * appended member says "ABI 1.N" in its comment: the minor that brought
+ * it. A plugin built against minor N loads into a host of any minor of the
+ * same major; each side reads a member of the other's struct only when
+ * that struct's struct_size covers it (KVD_HAS), and otherwise falls back
+ * to what the older minor did. KVD_ABI_MINOR is the minor of these
+ * headers; nothing checks it at load time (struct_size is what counts),
+ * it names the level a plugin was written for.
+ *
+ *   1.0  the engine vtable up to instance_caps, the frontend vtable, the
+ *        store API, the command API up to split, struct kvd_host up to
+ *        request_shutdown
+ *   1.1  command API: session_set_password, session_proto
+ *   1.2  command API: stats
+ *   1.3  engine vtable: multi; command API: batch_create .. batch_clear
+ *   1.4  struct kvd_host: mono_ns
  */
 #define KVD_ABI_VERSION 1
+#define KVD_ABI_MINOR   4
 
 /* Log levels, most severe first. */
 enum kvd_log_level {
@@ -86,6 +104,15 @@ struct kvd_host {
     /* Ask the server to shut down gracefully (stdin EOF, fatal plugin
      * error). Safe from any thread; returns at once. */
     void (*request_shutdown)(const struct kvd_host *host, const char *why);
+
+    /* ABI 1.4. Monotonic clock in nanoseconds from an arbitrary origin,
+     * for intervals and timeouts (never for expiry, which is wall time).
+     * Tests may replace it. Read it through kvd_mono_ns() of the engine
+     * toolkit (kvd/kit_clock.h), which falls back to CLOCK_MONOTONIC when
+     * an older host lacks it. */
+    int64_t (*mono_ns)(const struct kvd_host *host);
+
+    /* ABI 1 appends here only. */
 };
 
 /*
@@ -98,13 +125,13 @@ struct kvd_host {
  * `kvd --check-config` validate a plugin's section without opening it.
  */
 enum kvd_opt_type {
-    KVD_OPT_BOOL = 1,   /* int: yes/no, true/false, on/off, 1/0 */
-    KVD_OPT_INT,        /* int64_t in [min, max] */
-    KVD_OPT_SIZE,       /* uint64_t bytes; suffixes k, m, g (powers of 2) */
-    KVD_OPT_DURATION,   /* int64_t milliseconds; suffixes ms, s, m, h */
-    KVD_OPT_ENUM,       /* int: index into `choices` */
-    KVD_OPT_STRING,     /* char *: host-owned, valid until close/destroy */
-    KVD_OPT_OCTAL,      /* int: file mode such as 0600 */
+    KVD_OPT_BOOL = 1, /* int: yes/no, true/false, on/off, 1/0 */
+    KVD_OPT_INT,      /* int64_t in [min, max] */
+    KVD_OPT_SIZE,     /* uint64_t bytes; suffixes k, m, g (powers of 2) */
+    KVD_OPT_DURATION, /* int64_t milliseconds; suffixes ms, s, m, h */
+    KVD_OPT_ENUM,     /* int: index into `choices` */
+    KVD_OPT_STRING,   /* char *: host-owned, valid until close/destroy */
+    KVD_OPT_OCTAL,    /* int: file mode such as 0600 */
 };
 
 /*
@@ -132,14 +159,14 @@ enum kvd_opt_type {
 #define KVD_OPT_SECRET    0x800
 
 struct kvd_option {
-    const char *name;          /* INI key; NULL ends the table */
-    int type;                  /* enum kvd_opt_type | KVD_OPT_ flags */
-    const char *def;           /* default, written as in the INI file */
-    int64_t min;               /* INT, SIZE, DURATION: inclusive bounds */
-    int64_t max;               /* (both 0 = unbounded) */
-    size_t offset;             /* offsetof(plugin's options struct, field) */
+    const char *name;           /* INI key; NULL ends the table */
+    int type;                   /* enum kvd_opt_type | KVD_OPT_ flags */
+    const char *def;            /* default, written as in the INI file */
+    int64_t min;                /* INT, SIZE, DURATION: inclusive bounds */
+    int64_t max;                /* (both 0 = unbounded) */
+    size_t offset;              /* offsetof(plugin's options struct, field) */
     const char *const *choices; /* ENUM: NULL-terminated list of names */
-    const char *help;          /* one line for docs and --list-options */
+    const char *help;           /* one line for docs and --list-options */
 };
 
 #ifdef __cplusplus

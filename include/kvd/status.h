@@ -18,6 +18,7 @@
 
 #include <errno.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 
 #ifdef __cplusplus
@@ -34,32 +35,32 @@ extern "C" {
 
 /*
  * XX(NAME, value, "message"). The one table generates the enum,
- * kvd_strerror() and kvd_status_name() (see core), so they cannot drift.
+ * kvd_strerror() and kvd_status_name() (below), so they cannot drift.
  */
-#define KVD_STATUS_MAP(XX)                                                    \
-    XX(OK, 0, "success")                                                      \
-    XX(EIO, -EIO, "I/O error")                                                \
-    XX(ENOMEM, -ENOMEM, "out of memory")                                      \
-    XX(EINVAL, -EINVAL, "invalid argument")                                   \
-    XX(ENOSPC, -ENOSPC, "no space left on device")                            \
-    XX(EAGAIN, -EAGAIN, "need more input")                                    \
-    XX(EBUSY, -EBUSY, "resource busy")                                        \
-    XX(ETIMEDOUT, -ETIMEDOUT, "timed out")                                    \
-    XX(ENOTFOUND, -30000, "not found")                                        \
-    XX(ETOOBIG, -30001, "too large")                                          \
-    XX(ECORRUPT, -30002, "data corruption detected")                          \
-    XX(ENOTSUP, -30003, "not supported")                                      \
-    XX(EABI, -30004, "plugin ABI mismatch")                                   \
-    XX(EREADONLY, -30005, "store is read-only after an earlier error")        \
-    XX(EUNAVAIL, -30006, "backend unavailable")                               \
-    XX(ECROSSSLOT, -30007, "batch spans partitions")                          \
-    XX(EEXIST, -30008, "already exists")                                      \
-    XX(ECONFIG, -30009, "invalid configuration")                              \
-    XX(ELOCKED, -30010, "data directory is locked by another process")        \
-    XX(ECLOSED, -30011, "store is closed")                                    \
-    XX(EPROTO, -30012, "protocol error")                                      \
-    XX(ENOPLUGIN, -30013, "plugin not found")                                \
-    XX(ENOAUTH, -30014, "authentication required or refused")                \
+#define KVD_STATUS_MAP(XX)                                                     \
+    XX(OK, 0, "success")                                                       \
+    XX(EIO, -EIO, "I/O error")                                                 \
+    XX(ENOMEM, -ENOMEM, "out of memory")                                       \
+    XX(EINVAL, -EINVAL, "invalid argument")                                    \
+    XX(ENOSPC, -ENOSPC, "no space left on device")                             \
+    XX(EAGAIN, -EAGAIN, "need more input")                                     \
+    XX(EBUSY, -EBUSY, "resource busy")                                         \
+    XX(ETIMEDOUT, -ETIMEDOUT, "timed out")                                     \
+    XX(ENOTFOUND, -30000, "not found")                                         \
+    XX(ETOOBIG, -30001, "too large")                                           \
+    XX(ECORRUPT, -30002, "data corruption detected")                           \
+    XX(ENOTSUP, -30003, "not supported")                                       \
+    XX(EABI, -30004, "plugin ABI mismatch")                                    \
+    XX(EREADONLY, -30005, "store is read-only after an earlier error")         \
+    XX(EUNAVAIL, -30006, "backend unavailable")                                \
+    XX(ECROSSSLOT, -30007, "batch spans partitions")                           \
+    XX(EEXIST, -30008, "already exists")                                       \
+    XX(ECONFIG, -30009, "invalid configuration")                               \
+    XX(ELOCKED, -30010, "data directory is locked by another process")         \
+    XX(ECLOSED, -30011, "store is closed")                                     \
+    XX(EPROTO, -30012, "protocol error")                                       \
+    XX(ENOPLUGIN, -30013, "plugin not found")                                  \
+    XX(ENOAUTH, -30014, "authentication required or refused")                  \
     XX(EABORT, -30015, "transaction discarded")
 
 enum kvd_status {
@@ -67,6 +68,58 @@ enum kvd_status {
     KVD_STATUS_MAP(KVD_XX_ENUM)
 #undef KVD_XX_ENUM
 };
+
+/*
+ * The message of a status ("not found"), or "unknown status -N" for a code
+ * not in the table (in a buffer of the calling thread, valid until its next
+ * call with an unknown code). Inline, so plugins need no host symbol for
+ * it; the core and every plugin print the same words.
+ */
+static inline const char *
+kvd_strerror(int code)
+{
+    static _Thread_local char unknown[32];
+
+    switch (code) {
+#define KVD_XX_MSG(name, value, msg)                                           \
+    case KVD_##name:                                                           \
+        return msg;
+        KVD_STATUS_MAP(KVD_XX_MSG)
+#undef KVD_XX_MSG
+    default:
+        snprintf(unknown, sizeof(unknown), "unknown status %d", code);
+        return unknown;
+    }
+}
+
+/* The name of a status ("KVD_ENOTFOUND"); "KVD_UNKNOWN" for an unknown
+ * code. Static storage. */
+static inline const char *
+kvd_status_name(int code)
+{
+    switch (code) {
+#define KVD_XX_NAME(name, value, msg)                                          \
+    case KVD_##name:                                                           \
+        return "KVD_" #name;
+        KVD_STATUS_MAP(KVD_XX_NAME)
+#undef KVD_XX_NAME
+    default:
+        return "KVD_UNKNOWN";
+    }
+}
+
+/*
+ * Whether the struct at `ptr`, of type `type` as this code was compiled
+ * against, really has `member`: every struct that crosses the plugin
+ * boundary starts with (or carries) a `struct_size` set by whoever built
+ * it, and only grows at its end (see host.h, "ABI minors"). So a member
+ * exists when struct_size reaches past its end. This says nothing about
+ * a function pointer being non-NULL; optional methods are checked with
+ * `KVD_HAS(p, type, m) && p->m != NULL`.
+ */
+#define KVD_HAS(ptr, type, member)                                             \
+    ((size_t)(ptr)->struct_size >=                                             \
+     offsetof(type, member) + sizeof(((type *)0)->member))
 
 /*
  * Caller-owned error buffer for cold paths. `code` repeats the returned

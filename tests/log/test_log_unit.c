@@ -27,7 +27,7 @@
 #include <unistd.h>
 
 #include "alog_test_host.h"
-#include "crc32c.h"
+#include "kvd/kit_crc32c.h"
 
 static const struct kvd_engine_vtable *vt;
 
@@ -130,13 +130,14 @@ test_crc32c_known_vectors(void **state)
 {
     unsigned char zeros[32] = {0};
     (void)state;
-    assert_int_equal(alog_crc32c(0, "123456789", 9), 0xe3069283u);
-    assert_int_equal(alog_crc32c_sw(0, "123456789", 9), 0xe3069283u);
-    assert_int_equal(alog_crc32c_sw(0, zeros, 32), 0x8a9136aau);
+    assert_int_equal(kvd_crc32c(0, "123456789", 9), 0xe3069283u);
+    assert_int_equal(kvd_crc32c_sw(0, "123456789", 9), 0xe3069283u);
+    assert_int_equal(kvd_crc32c_sw(0, zeros, 32), 0x8a9136aau);
     /* incremental == whole */
-    assert_int_equal(alog_crc32c_sw(alog_crc32c_sw(0, "1234", 4), "56789", 5),
+    assert_int_equal(kvd_crc32c_sw(kvd_crc32c_sw(0, "1234", 4), "56789", 5),
                      0xe3069283u);
-    assert_int_equal(alog_crc_unmask(alog_crc_mask(0x12345678u)), 0x12345678u);
+    assert_int_equal(kvd_crc32c_unmask(kvd_crc32c_mask(0x12345678u)),
+                     0x12345678u);
 }
 
 static void
@@ -144,7 +145,7 @@ test_crc32c_hw_matches_sw(void **state)
 {
     unsigned char buf[4096];
     (void)state;
-    if (!alog_crc32c_hw_available()) {
+    if (!kvd_crc32c_hw_available()) {
         skip();
     }
     srand(7);
@@ -153,10 +154,10 @@ test_crc32c_hw_matches_sw(void **state)
     }
     for (size_t off = 0; off < 16; off++) {
         for (size_t n = 0; n + off <= sizeof(buf); n += 1 + n / 3) {
-            assert_int_equal(alog_crc32c_hw(0, buf + off, n),
-                             alog_crc32c_sw(0, buf + off, n));
-            assert_int_equal(alog_crc32c_hw(0x1234u, buf + off, n),
-                             alog_crc32c_sw(0x1234u, buf + off, n));
+            assert_int_equal(kvd_crc32c_hw(0, buf + off, n),
+                             kvd_crc32c_sw(0, buf + off, n));
+            assert_int_equal(kvd_crc32c_hw(0x1234u, buf + off, n),
+                             kvd_crc32c_sw(0x1234u, buf + off, n));
         }
     }
 }

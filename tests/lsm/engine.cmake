@@ -12,9 +12,8 @@ set(_lsm_so $<TARGET_FILE:kvd_engine_lsm>)
 
 add_executable(test_lsm_unit ${CMAKE_CURRENT_LIST_DIR}/test_lsm_unit.c
   ${_lsm_src}/lsm_wal.c ${_lsm_src}/lsm_mem.c ${_lsm_src}/lsm_edit.c
-  ${_lsm_src}/lsm_version.c ${CMAKE_SOURCE_DIR}/engines/common/efile.c)
+  ${_lsm_src}/lsm_version.c)
 target_include_directories(test_lsm_unit PRIVATE ${_lsm_src}
-                           ${CMAKE_SOURCE_DIR}/engines/common
                            ${CMAKE_SOURCE_DIR}/tests/log)
 target_link_libraries(test_lsm_unit PRIVATE lsm_table alog_test_host
                       PkgConfig::CMOCKA kvd_warnings)

@@ -221,7 +221,7 @@ mk_ikey(const void *u, size_t un, uint64_t seq, int type, size_t *n)
     uint8_t *p = malloc(un + 8);
     assert_non_null(p);
     memcpy(p, u, un);
-    lsm_store64(p + un, lsm_pack_trailer(seq, type));
+    kvd_put_le64(p + un, lsm_pack_trailer(seq, type));
     *n = un + 8;
     return p;
 }
@@ -509,7 +509,7 @@ test_block_seek_finds_newest_visible_version(void **state)
             uint64_t want = snap > 300 ? 300 : snap / 10 * 10;
             assert_memory_equal(it.key, "b", 1);
             assert_int_equal(it.klen, 9);
-            assert_int_equal(lsm_load64(it.key + 1) >> 8, want);
+            assert_int_equal(kvd_get_le64(it.key + 1) >> 8, want);
         }
     }
     lsm_bit_release(&it);
@@ -531,7 +531,7 @@ test_block_rejects_malformed(void **state)
     memset(b, 0, sizeof(b));
     assert_int_equal(lsm_block_init(&blk, b, 3), KVD_ECORRUPT);
     /* restart count larger than the block */
-    lsm_store64(b, 0);
+    kvd_put_le64(b, 0);
     b[60] = 100;
     assert_int_equal(lsm_block_init(&blk, b, 64), KVD_ECORRUPT);
     /* restart count 0 */
@@ -937,7 +937,7 @@ check_get(lsm_table *t, const struct model *m, const void *u, size_t un,
         return;
     }
     assert_int_equal(rc, 0);
-    uint64_t etr = lsm_load64(m->e[i].k + un);
+    uint64_t etr = kvd_get_le64(m->e[i].k + un);
     assert_int_equal(hit.seq, etr >> 8);
     assert_int_equal(hit.type, (int)(etr & 0xff));
     assert_int_equal(hit.val.n, m->e[i].vn);
@@ -985,7 +985,7 @@ test_table_matches_sorted_model(void **state)
 
     /* every entry by its own seq, and every user key at the newest */
     for (i = 0; i < m.n; i++) {
-        uint64_t tr = lsm_load64(m.e[i].k + m.e[i].kn - 8);
+        uint64_t tr = kvd_get_le64(m.e[i].k + m.e[i].kn - 8);
         check_get(t, &m, m.e[i].k, m.e[i].kn - 8, tr >> 8);
         check_get(t, &m, m.e[i].k, m.e[i].kn - 8, LSM_SEQ_MAX);
         if (i % 7 == 0) {
@@ -1046,7 +1046,7 @@ test_table_matches_sorted_model(void **state)
         tr = lsm_pack_trailer(rng() % (m.n + 2), LSM_T_SEEK);
         uint8_t target[40];
         memcpy(target, u, un);
-        lsm_store64(target + un, tr);
+        kvd_put_le64(target + un, tr);
         want = model_lower_bound(&m, u, un, tr);
         it->ops->seek(it, sl(target, un + 8));
         for (int step = 0; step < 3; step++, want++) {
@@ -1102,7 +1102,7 @@ test_table_versions_span_blocks(void **state)
         e[i].vn = 16;
         e[i].v = malloc(16);
         memset(e[i].v, 'a' + (int)(i % 26), 16);
-        lsm_store64(e[i].v, i);
+        kvd_put_le64(e[i].v, i);
     }
     assert_int_equal(write_table("t.sst", e, n, &o, &meta, &err), 0);
     assert_int_equal(open_table("t.sst", NULL, &t, &err), 0);
@@ -1117,7 +1117,7 @@ test_table_versions_span_blocks(void **state)
         uint64_t want = snap > 2 * nv + 10 ? 2 * nv + 10 : snap & ~1ull;
         assert_int_equal(rc, 0);
         assert_int_equal(hit.seq, want);
-        assert_int_equal(lsm_load64(hit.val.p), 2 + (2 * nv + 10 - want) / 2);
+        assert_int_equal(kvd_get_le64(hit.val.p), 2 + (2 * nv + 10 - want) / 2);
         lsm_hit_release(&hit);
     }
     /* keys between neighbours (past shortened separators) are absent */

@@ -594,7 +594,7 @@ test_mem_get_respects_snapshot_and_order(void **state)
     assert_int_equal(lsm_mem_get(m, "b", 1, LSM_SEQ_MAX, &h), 0);
     assert_int_equal(h.type, LSM_T_PUTX);
     assert_int_equal(h.val.n, 9);
-    assert_int_equal((int64_t)lsm_load64(h.val.p), exp);
+    assert_int_equal((int64_t)kvd_get_le64(h.val.p), exp);
     assert_int_equal(lsm_mem_get(m, "c", 1, LSM_SEQ_MAX, &h), KVD_ENOTFOUND);
     assert_int_equal(lsm_mem_get(m, "b\0", 2, 14, &h), 0);
     assert_int_equal(h.val.n, 0);
@@ -628,7 +628,7 @@ test_mem_get_respects_snapshot_and_order(void **state)
     {
         unsigned char t[9];
         memcpy(t, "b", 1);
-        lsm_store64(t + 1, lsm_pack_trailer(11, LSM_T_SEEK));
+        kvd_put_le64(t + 1, lsm_pack_trailer(11, LSM_T_SEEK));
         it->ops->seek(it, (struct lsm_slice){t, 9});
         assert_true(it->ops->valid(it));
         assert_int_equal(lsm_ikey_trailer(it->ops->key(it)) >> 8, 10);
@@ -730,7 +730,7 @@ ik(const char *user, uint64_t seq, unsigned char *buf)
 {
     size_t n = strlen(user);
     memcpy(buf, user, n);
-    lsm_store64(buf + n, lsm_pack_trailer(seq, LSM_T_PUT));
+    kvd_put_le64(buf + n, lsm_pack_trailer(seq, LSM_T_PUT));
     return (struct lsm_slice){buf, n + 8};
 }
 

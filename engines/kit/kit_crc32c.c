@@ -1,20 +1,21 @@
 /*
- * crc32c.c -- CRC-32C, hardware (SSE4.2) with a slicing-by-8 fallback.
+ * kit_crc32c.c -- CRC-32C, hardware (SSE4.2) with a slicing-by-8 fallback;
+ * see kvd/kit_crc32c.h.
  *
  * The reflected polynomial 0x82f63b78. The hardware path is compiled with a
  * per-function target attribute, so the plugin runs on any x86-64 and
  * chooses at run time; other architectures always use the table.
  */
-#include "crc32c.h"
+#include "kvd/kit_crc32c.h"
 
 #include <pthread.h>
 #include <string.h>
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <nmmintrin.h>
-#define ALOG_HAVE_SSE42_PATH 1
+#define KIT_HAVE_SSE42_PATH 1
 #else
-#define ALOG_HAVE_SSE42_PATH 0
+#define KIT_HAVE_SSE42_PATH 0
 #endif
 
 #define CRC32C_POLY 0x82f63b78u
@@ -40,21 +41,21 @@ crc_init(void)
             crc_table[t][i] = c;
         }
     }
-#if ALOG_HAVE_SSE42_PATH
+#if KIT_HAVE_SSE42_PATH
     __builtin_cpu_init();
     crc_hw = __builtin_cpu_supports("sse4.2") ? 1 : 0;
 #endif
 }
 
 int
-alog_crc32c_hw_available(void)
+kvd_crc32c_hw_available(void)
 {
     pthread_once(&crc_once, crc_init);
     return crc_hw;
 }
 
 uint32_t
-alog_crc32c_sw(uint32_t crc, const void *buf, size_t n)
+kvd_crc32c_sw(uint32_t crc, const void *buf, size_t n)
 {
     const unsigned char *p = buf;
 
@@ -65,9 +66,11 @@ alog_crc32c_sw(uint32_t crc, const void *buf, size_t n)
         n--;
     }
     while (n >= 8) {
-        uint64_t w;
-        memcpy(&w, p, 8);
-        /* the table is byte-order independent only for little endian */
+        uint64_t w = (uint64_t)p[0] | (uint64_t)p[1] << 8 |
+                     (uint64_t)p[2] << 16 | (uint64_t)p[3] << 24 |
+                     (uint64_t)p[4] << 32 | (uint64_t)p[5] << 40 |
+                     (uint64_t)p[6] << 48 | (uint64_t)p[7] << 56;
+        /* little-endian assembly: the same on any byte order */
         w ^= crc;
         crc = crc_table[7][w & 0xff] ^ crc_table[6][(w >> 8) & 0xff] ^
               crc_table[5][(w >> 16) & 0xff] ^ crc_table[4][(w >> 24) & 0xff] ^
@@ -83,9 +86,9 @@ alog_crc32c_sw(uint32_t crc, const void *buf, size_t n)
     return ~crc;
 }
 
-#if ALOG_HAVE_SSE42_PATH
+#if KIT_HAVE_SSE42_PATH
 __attribute__((target("sse4.2"))) uint32_t
-alog_crc32c_hw(uint32_t crc, const void *buf, size_t n)
+kvd_crc32c_hw(uint32_t crc, const void *buf, size_t n)
 {
     const unsigned char *p = buf;
     uint64_t c = ~crc;
@@ -109,17 +112,17 @@ alog_crc32c_hw(uint32_t crc, const void *buf, size_t n)
 }
 #else
 uint32_t
-alog_crc32c_hw(uint32_t crc, const void *buf, size_t n)
+kvd_crc32c_hw(uint32_t crc, const void *buf, size_t n)
 {
-    return alog_crc32c_sw(crc, buf, n);
+    return kvd_crc32c_sw(crc, buf, n);
 }
 #endif
 
 uint32_t
-alog_crc32c(uint32_t crc, const void *buf, size_t n)
+kvd_crc32c(uint32_t crc, const void *buf, size_t n)
 {
-    if (alog_crc32c_hw_available()) {
-        return alog_crc32c_hw(crc, buf, n);
+    if (kvd_crc32c_hw_available()) {
+        return kvd_crc32c_hw(crc, buf, n);
     }
-    return alog_crc32c_sw(crc, buf, n);
+    return kvd_crc32c_sw(crc, buf, n);
 }
