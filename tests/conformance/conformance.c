@@ -39,6 +39,16 @@
 
 static struct cf_suite cf_the_suite;
 
+/*
+ * The test's clock starts this far ahead of the real one. Expiry is then
+ * decided by the test's clock alone: an engine whose server keeps its own
+ * clock (Redis expires a PXAT key on its real clock) never sees a key of
+ * "now + 500 ms" expire on its own while a slow, loaded run is still
+ * between the put and the check, because the real clock would need a day
+ * to get there. Local engines only ever see the test's clock.
+ */
+#define CF_CLOCK_AHEAD_MS (24 * 3600 * 1000LL)
+
 /* --- fixture -------------------------------------------------------------- */
 
 static int64_t
@@ -312,7 +322,8 @@ cf_setup(void **state, int mode)
     fx->clock.host = *kvd_hostsvc_default();
     fx->clock.host.now_ms = cf_clock_now_ms;
     atomic_store(&fx->clock.now_ms,
-                 kvd_hostsvc_default()->now_ms(kvd_hostsvc_default()));
+                 kvd_hostsvc_default()->now_ms(kvd_hostsvc_default()) +
+                     CF_CLOCK_AHEAD_MS);
 
     rc = cf_parse_options(fx, NULL, 0, &fx->opts, &err);
     if (rc != 0) {
