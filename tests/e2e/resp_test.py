@@ -23,7 +23,7 @@ import unittest
 import redis
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from resp_harness import (KvdServer, free_tcp_port, raw_conn,  # noqa: E402
+from resp_harness import (KvdServer, raw_conn, start_on_free_port,  # noqa: E402
                           read_until_closed, recv_exact, recv_until,
                           tcp_conn)
 
@@ -545,10 +545,9 @@ class Lifecycle(unittest.TestCase):
             srv.cleanup()
 
     def test_tcp_listener(self):
-        port = free_tcp_port()
-        srv = KvdServer(resp_opts={"tcp": str(port)})
+        srv, port = start_on_free_port(
+            lambda p: KvdServer(resp_opts={"tcp": str(p)}))
         try:
-            srv.start()
             r = redis.Redis(host="127.0.0.1", port=port, socket_timeout=5)
             self.assertTrue(r.set("tcp", "1"))
             self.assertEqual(client(srv).get("tcp"), b"1")
@@ -591,15 +590,9 @@ class RequirePass(RawReplies, unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
-        cls.port = free_tcp_port()
-        cls.srv = KvdServer(resp_opts={
-            "tcp": f"127.0.0.1:{cls.port}",
-            "requirepass": cls.PASS.decode()})
-        try:
-            cls.srv.start()
-        except Exception:
-            cls.srv.cleanup()
-            raise
+        cls.srv, cls.port = start_on_free_port(lambda p: KvdServer(
+            resp_opts={"tcp": f"127.0.0.1:{p}",
+                       "requirepass": cls.PASS.decode()}))
 
     @classmethod
     def tearDownClass(cls):
