@@ -60,6 +60,11 @@ if(TARGET kvd_frontend_resp AND TARGET kvd AND KVD_E2E_PYTHON)
   elseif(TEST e2e.resp.redis)
     set_tests_properties(e2e.resp.redis PROPERTIES DISABLED TRUE)
   endif()
+  # Announced bulk sizes must not reserve memory (issue 13, item 10).
+  add_test(NAME e2e.resp_bigbulk
+           COMMAND ${KVD_E2E_PYTHON} ${CMAKE_CURRENT_LIST_DIR}/resp_bigbulk_test.py)
+  set_tests_properties(e2e.resp_bigbulk PROPERTIES LABELS e2e TIMEOUT 120
+    ENVIRONMENT "${KVD_TEST_ENV};KVD_BIN=$<TARGET_FILE:kvd>;KVD_ENGINE=memory")
   if(TARGET kv)
     add_test(NAME e2e.kv
              COMMAND ${KVD_E2E_PYTHON} ${CMAKE_CURRENT_LIST_DIR}/kv_test.py)
