@@ -38,6 +38,7 @@ if(TARGET kvd_frontend_resp AND TARGET kvd AND KVD_E2E_PYTHON)
   if(NOT _resp_engines)
     set(_resp_engines memory)
   endif()
+  math(EXPR _resp_timeout "300 * ${KVD_TEST_TIMEOUT_SCALE}") # Tsan: x10
   foreach(engine ${_resp_engines})
     set(_resp_cmd ${KVD_E2E_PYTHON} ${CMAKE_CURRENT_LIST_DIR}/resp_test.py)
     if(engine STREQUAL "redis")
@@ -48,7 +49,7 @@ if(TARGET kvd_frontend_resp AND TARGET kvd AND KVD_E2E_PYTHON)
           ${_resp_cmd})
     endif()
     add_test(NAME e2e.resp.${engine} COMMAND ${_resp_cmd})
-    set_tests_properties(e2e.resp.${engine} PROPERTIES LABELS e2e TIMEOUT 300
+    set_tests_properties(e2e.resp.${engine} PROPERTIES LABELS e2e TIMEOUT ${_resp_timeout}
       ENVIRONMENT "${KVD_TEST_ENV};KVD_BIN=$<TARGET_FILE:kvd>;KVD_ENGINE=${engine}")
   endforeach()
   # The redis engine runs against the single redis-server of tests/redis
