@@ -563,10 +563,9 @@ class Lifecycle(unittest.TestCase):
     def test_client_list_shows_addresses_and_fd(self):
         """CLIENT INFO/LIST: addr=ip:port laddr=ip:port fd=N for TCP, the
         socket's path for the Unix socket (what issue 16's tooling reads)."""
-        port = free_tcp_port()
-        srv = KvdServer(resp_opts={"tcp": str(port)})
+        srv, port = start_on_free_port(
+            lambda p: KvdServer(resp_opts={"tcp": str(p)}))
         try:
-            srv.start()
             s = tcp_conn(port)
             s.sendall(b"CLIENT INFO\r\n")
             info = recv_until(s, b"\n\r\n").decode()
