@@ -379,8 +379,12 @@ print_commands(struct mbuf *b, struct http_fe *fe)
     free(rows.v);
 }
 
+/* `daemon` is the request's own (from its connection): fe->daemon is
+ * written by the main thread after MHD_start_daemon returns, when the
+ * workers may already serve a request, so reading it here is a data race
+ * (ThreadSanitizer, e2e.http under scripts/test --tsan). */
 static void
-print_frontend(struct mbuf *b, struct http_fe *fe)
+print_frontend(struct mbuf *b, struct http_fe *fe, struct MHD_Daemon *daemon)
 {
     uint64_t sum_ns = 0, count = 0, cum = 0;
     uint64_t hist[HTTP_HIST_BUCKETS] = {0};
@@ -441,7 +445,9 @@ print_frontend(struct mbuf *b, struct http_fe *fe)
               "kvd_http_request_duration_seconds_sum %.9f\n"
               "kvd_http_request_duration_seconds_count %" PRIu64 "\n",
               (double)sum_ns / 1e9, count);
-    di = MHD_get_daemon_info(fe->daemon, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
+    di = daemon != NULL
+             ? MHD_get_daemon_info(daemon, MHD_DAEMON_INFO_CURRENT_CONNECTIONS)
+             : NULL;
     if (di != NULL) {
         mb_printf(b,
                   "# HELP kvd_http_connections open HTTP connections\n"
@@ -464,6 +470,7 @@ http_metrics(struct http_req *r, struct MHD_Connection *c)
     struct stat_set *set = calloc(1, sizeof(*set));
     struct mbuf b = {malloc(8192), 0, 8192, 0};
     struct MHD_Response *resp = NULL;
+    const union MHD_ConnectionInfo *ci;
     int rc;
 
     r->cmd = HTTP_CMD_METRICS;
@@ -480,7 +487,8 @@ http_metrics(struct http_req *r, struct MHD_Connection *c)
     }
     print_store(&b, set);
     print_commands(&b, fe);
-    print_frontend(&b, fe);
+    ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_DAEMON);
+    print_frontend(&b, fe, ci != NULL ? ci->daemon : NULL);
     free(set);
     if (!b.bad) {
         resp =

@@ -174,6 +174,7 @@ resp_create(const struct kvd_host *host, const struct kvd_server *srv,
     fe->limits.max_bulk_len = o->max_bulk_len;
     fe->limits.max_args = (uint64_t)o->max_args;
     fe->limits.max_inline_len = o->max_inline_len;
+    fe->limits.max_request_len = o->query_buffer_limit;
     fe->nworkers = resp_thread_count(o, srv);
     atomic_init(&fe->stopping, 0);
     atomic_init(&fe->nclients, 0);

@@ -230,6 +230,20 @@ parse_bulk_header(struct resp_parser *p, const char *buf, size_t len)
     return 0;
 }
 
+/*
+ * p->need for a request of `total` bytes of which `len` have arrived: the
+ * total, capped at twice what arrived (see resp_parse.h). The cap is what
+ * keeps an announced size from reserving memory: a client must send
+ * half of any buffer it makes kvd hold.
+ */
+static size_t
+need_for(size_t total, size_t len)
+{
+    size_t step = len > RESP_NEED_STEP_BYTES ? len : RESP_NEED_STEP_BYTES;
+
+    return total - len > step ? len + step : total;
+}
+
 static int
 parse_multibulk(struct resp_parser *p, const char *buf, size_t len)
 {
@@ -265,8 +279,12 @@ parse_multibulk(struct resp_parser *p, const char *buf, size_t len)
         }
         /* bulklen <= max_bulk_len, so this sum cannot overflow. */
         size_t end = p->pos + (size_t)p->bulklen;
+        if (p->lim->max_request_len != 0 && end + 2 > p->lim->max_request_len) {
+            return proto_error(p, "request larger than the query buffer "
+                                  "limit");
+        }
         if (len < end + 2) {
-            p->need = end + 2;
+            p->need = need_for(end + 2, len);
             return KVD_EAGAIN;
         }
         if (buf[end] != '\r' || buf[end + 1] != '\n') {

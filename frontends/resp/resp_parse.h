@@ -30,10 +30,16 @@
 /* Longest "*<count>\r\n" or "$<len>\r\n" header line accepted. */
 #define RESP_HEADER_MAX_BYTES (64 * 1024)
 
+/* Smallest step by which p->need runs ahead of the bytes received. */
+#define RESP_NEED_STEP_BYTES (64 * 1024)
+
 struct resp_limits {
     uint64_t max_bulk_len;   /* bytes of one bulk string */
     uint64_t max_args;       /* elements of one multibulk request */
     uint64_t max_inline_len; /* bytes of one inline line */
+    /* bytes of one whole multibulk request, refused as soon as a header
+     * announces more (the query buffer limit); 0 = no such limit */
+    uint64_t max_request_len;
 };
 
 enum resp_req_kind {
@@ -60,9 +66,14 @@ struct resp_parser {
     size_t inline_off; /* INLINE: the line without its "\r\n" ... */
     size_t inline_len; /* ... which the caller splits into arguments */
 
-    /* On KVD_EAGAIN: the request is known to need at least this many
-     * bytes in all (0 = unknown), so a caller can size its buffer once
-     * for a large bulk instead of growing it read after read. */
+    /* On KVD_EAGAIN: how many bytes in all the caller's buffer should be
+     * able to hold before its next read (0 = no advice). It is the
+     * request's known size, but never more than twice the bytes received
+     * so far (at least RESP_NEED_STEP_BYTES more): a header announcing a
+     * 512 MiB bulk must not make every connection reserve 512 MiB before
+     * the bytes arrive. Growing to `need` read after read doubles the
+     * buffer with what is received (amortised linear copying), and the
+     * last step is the request's exact size. */
     size_t need;
 
     /* On KVD_EPROTO: "Protocol error: ...", the text of the -ERR reply. */
@@ -85,7 +96,9 @@ void resp_parser_reset(struct resp_parser *p);
  *                empty array, "*0" or "*-1", which has no reply); for
  *                INLINE, the line at p->inline_off/p->inline_len.
  *   KVD_EAGAIN   more bytes are needed (p->need may say how many).
- *   KVD_EPROTO   the bytes break the protocol or a limit; p->error holds
+ *   KVD_EPROTO   the bytes break the protocol or a limit (a header
+ *                announcing more than max_request_len in all is refused
+ *                before its bytes arrive); p->error holds
  *                the message. The connection should be answered and
  *                closed: the parser cannot resynchronise.
  *   KVD_ENOMEM   the argument arrays could not grow.

@@ -107,7 +107,9 @@ int cf_parse_options(struct cf_fx *fx, const char *const *extra, size_t nextra,
                      void **out, struct kvd_err *err);
 void cf_free_options(const struct kvd_engine_vtable *vt, void *opts);
 
-/* The fake clock. */
+/* The fake clock. It starts a day ahead of the real one (see
+ * CF_CLOCK_AHEAD_MS in conformance.c): only cf_advance and cf_set_clock
+ * make time pass for expiry, however slowly the test runs. */
 int64_t cf_now(const struct cf_fx *fx);
 void cf_advance(struct cf_fx *fx, int64_t ms);
 void cf_set_clock(struct cf_fx *fx, int64_t ms);

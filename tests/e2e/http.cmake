@@ -8,13 +8,14 @@ set(KVD_HTTP_E2E_ENGINES "memory;log" CACHE STRING
     "engines the http frontend's end-to-end test runs against")
 
 if(TARGET kvd_frontend_http)
+  math(EXPR _http_timeout "180 * ${KVD_TEST_TIMEOUT_SCALE}") # Tsan: x10
   foreach(engine ${KVD_HTTP_E2E_ENGINES})
     if(TARGET kvd_engine_${engine})
       add_test(NAME e2e.http.${engine}
                COMMAND ${CMAKE_CURRENT_LIST_DIR}/http_test.sh ${KVD_BIN}
                        ${KVD_PLUGIN_BUILD_DIR} ${engine})
       set_tests_properties(e2e.http.${engine} PROPERTIES LABELS e2e
-                           ENVIRONMENT "${KVD_TEST_ENV}" TIMEOUT 180)
+                           ENVIRONMENT "${KVD_TEST_ENV}" TIMEOUT ${_http_timeout})
     endif()
   endforeach()
 

@@ -156,6 +156,23 @@ def free_tcp_port():
     return port
 
 
+def start_on_free_port(make, tries=5):
+    """make(port) -> KvdServer listening on TCP `port`; started on a port
+    the kernel just picked. Should something else take the port before
+    kvd binds it (another checkout's tests), kvd exits naming the busy
+    address and another port is tried. Returns (server, port)."""
+    for _ in range(tries):
+        port = free_tcp_port()
+        srv = make(port)
+        try:
+            return srv.start(), port
+        except RuntimeError as e:
+            srv.cleanup()
+            if "Address already in use" not in str(e):
+                raise
+    raise RuntimeError(f"no free TCP port after {tries} tries")
+
+
 def recv_exact(s, n):
     """Exactly n bytes (fewer only if the server closes first)."""
     out = b""

@@ -268,14 +268,62 @@ test_parse_rejects_endless_header_lines(void **state)
     free(buf);
 }
 
+/* need runs ahead of what arrived by at most RESP_NEED_STEP_BYTES or the
+ * bytes received, whichever is more, and ends at the request's size. */
 static void
-test_parse_reports_size_of_large_bulk(void **state)
+test_parse_need_grows_with_bytes_received(void **state)
 {
     struct resp_parser *p = &((struct fixture *)*state)->p;
-    const char *head = "*1\r\n$100000\r\nab";
+    const char *head = "*1\r\n$200000\r\n";
+    size_t hl = strlen(head);
+    size_t total = hl + 200000 + 2;
+    char *buf = malloc(total);
+
+    assert_non_null(buf);
+    memcpy(buf, head, hl);
+    memset(buf + hl, 'x', 200000);
+    memcpy(buf + total - 2, "\r\n", 2);
+    assert_int_equal(resp_parse(p, buf, hl + 2), KVD_EAGAIN);
+    assert_int_equal(p->need, hl + 2 + RESP_NEED_STEP_BYTES);
+    assert_int_equal(resp_parse(p, buf, 100000), KVD_EAGAIN);
+    assert_int_equal(p->need, 200000);
+    assert_int_equal(resp_parse(p, buf, 150000), KVD_EAGAIN);
+    assert_int_equal(p->need, total);
+    assert_int_equal(resp_parse(p, buf, total), 0);
+    assert_int_equal(p->argc, 1);
+    assert_int_equal(p->argl[0], 200000);
+    free(buf);
+}
+
+/* A 17-byte header announcing 512 MiB asks for 64 KiB more, not 512 MiB:
+ * a connection holds no more than about twice what it sent. */
+static void
+test_parse_huge_announced_bulk_needs_little(void **state)
+{
+    struct resp_parser *p = &((struct fixture *)*state)->p;
+    const char *head = "*1\r\n$536870912\r\n";
 
     assert_int_equal(parse_str(p, head), KVD_EAGAIN);
-    assert_int_equal(p->need, strlen("*1\r\n$100000\r\n") + 100000 + 2);
+    assert_true(p->need > strlen(head));
+    assert_true(p->need <= strlen(head) + RESP_NEED_STEP_BYTES);
+}
+
+/* A header announcing more than max_request_len is refused at once. */
+static void
+test_parse_refuses_request_over_limit_early(void **state)
+{
+    struct resp_parser *p = &((struct fixture *)*state)->p;
+    static const struct resp_limits lim = {.max_bulk_len = 1 << 20,
+                                           .max_args = 8,
+                                           .max_inline_len = 1024,
+                                           .max_request_len = 1000};
+
+    p->lim = &lim;
+    assert_int_equal(parse_str(p, "*2\r\n$3\r\nSET\r\n$900\r\n"), KVD_EAGAIN);
+    resp_parser_reset(p);
+    assert_int_equal(parse_str(p, "*2\r\n$3\r\nSET\r\n$1000\r\n"), KVD_EPROTO);
+    assert_string_equal(p->error, "Protocol error: request larger than the "
+                                  "query buffer limit");
 }
 
 static void
@@ -346,8 +394,12 @@ main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_parse_rejects_endless_header_lines,
                                         setup, teardown),
-        cmocka_unit_test_setup_teardown(test_parse_reports_size_of_large_bulk,
-                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_parse_need_grows_with_bytes_received, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_parse_huge_announced_bulk_needs_little, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_parse_refuses_request_over_limit_early, setup, teardown),
         cmocka_unit_test_setup_teardown(test_parse_limits_are_configurable,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_parse_thousands_of_args, setup,

@@ -23,7 +23,7 @@ import unittest
 import redis
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from resp_harness import (KvdServer, free_tcp_port, raw_conn,  # noqa: E402
+from resp_harness import (KvdServer, raw_conn, start_on_free_port,  # noqa: E402
                           read_until_closed, recv_exact, recv_until,
                           tcp_conn)
 
@@ -280,7 +280,11 @@ class Commands(ServerCase):
         r.set("exp:ex", "v", ex=1)
         r.set("exp:px", "v", px=300)
         r.set("exp:keep", "v")
-        self.assertTrue(0 < r.pttl("exp:px") <= 300)
+        r.set("exp:long", "v", px=600000)
+        # exp:px may already be gone on a loaded machine (-2): only its
+        # bound is certain; the positive range is checked on a long one.
+        self.assertLessEqual(r.pttl("exp:px"), 300)
+        self.assertTrue(599000 < r.pttl("exp:long") <= 600000)
         time.sleep(1.3)
         self.assertIsNone(r.get("exp:ex"))
         self.assertIsNone(r.get("exp:px"))
@@ -545,10 +549,9 @@ class Lifecycle(unittest.TestCase):
             srv.cleanup()
 
     def test_tcp_listener(self):
-        port = free_tcp_port()
-        srv = KvdServer(resp_opts={"tcp": str(port)})
+        srv, port = start_on_free_port(
+            lambda p: KvdServer(resp_opts={"tcp": str(p)}))
         try:
-            srv.start()
             r = redis.Redis(host="127.0.0.1", port=port, socket_timeout=5)
             self.assertTrue(r.set("tcp", "1"))
             self.assertEqual(client(srv).get("tcp"), b"1")
@@ -560,10 +563,9 @@ class Lifecycle(unittest.TestCase):
     def test_client_list_shows_addresses_and_fd(self):
         """CLIENT INFO/LIST: addr=ip:port laddr=ip:port fd=N for TCP, the
         socket's path for the Unix socket (what issue 16's tooling reads)."""
-        port = free_tcp_port()
-        srv = KvdServer(resp_opts={"tcp": str(port)})
+        srv, port = start_on_free_port(
+            lambda p: KvdServer(resp_opts={"tcp": str(p)}))
         try:
-            srv.start()
             s = tcp_conn(port)
             s.sendall(b"CLIENT INFO\r\n")
             info = recv_until(s, b"\n\r\n").decode()
@@ -591,15 +593,9 @@ class RequirePass(RawReplies, unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
-        cls.port = free_tcp_port()
-        cls.srv = KvdServer(resp_opts={
-            "tcp": f"127.0.0.1:{cls.port}",
-            "requirepass": cls.PASS.decode()})
-        try:
-            cls.srv.start()
-        except Exception:
-            cls.srv.cleanup()
-            raise
+        cls.srv, cls.port = start_on_free_port(lambda p: KvdServer(
+            resp_opts={"tcp": f"127.0.0.1:{p}",
+                       "requirepass": cls.PASS.decode()}))
 
     @classmethod
     def tearDownClass(cls):

@@ -19,8 +19,9 @@ target_link_libraries(test_lsm_unit PRIVATE lsm_table alog_test_host
                       PkgConfig::CMOCKA kvd_warnings)
 add_dependencies(test_lsm_unit kvd_engine_lsm)
 add_test(NAME lsm.unit COMMAND test_lsm_unit ${_lsm_so})
+math(EXPR _lsm_timeout "120 * ${KVD_TEST_TIMEOUT_SCALE}") # Tsan: x10
 set_tests_properties(lsm.unit PROPERTIES LABELS "unit" ENVIRONMENT
-                     "${KVD_TEST_ENV}" TIMEOUT 120)
+                     "${KVD_TEST_ENV}" TIMEOUT ${_lsm_timeout})
 
 add_executable(test_lsm_multi ${CMAKE_CURRENT_LIST_DIR}/test_lsm_multi.c)
 target_include_directories(test_lsm_multi PRIVATE ${_lsm_src}

@@ -4,13 +4,17 @@
  */
 #include "rt_util.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "core/hostsvc.h"
 #include "core/options.h"
@@ -182,4 +186,27 @@ rt_master_of_slot(int port, int slot)
     }
     freeReplyObject(r);
     return found;
+}
+
+int
+rt_dead_port(int *fd)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t alen = sizeof(a);
+    int e;
+
+    *fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (*fd < 0) {
+        return -1;
+    }
+    if (bind(*fd, (struct sockaddr *)&a, sizeof(a)) != 0 ||
+        getsockname(*fd, (struct sockaddr *)&a, &alen) != 0) {
+        e = errno;
+        close(*fd);
+        *fd = -1;
+        errno = e;
+        return -1;
+    }
+    return ntohs(a.sin_port);
 }

@@ -53,4 +53,10 @@ int rt_script(const char *script, const char *fmt, ...);
 /* The port of the master serving `slot` according to node `port`. */
 int rt_master_of_slot(int port, int slot);
 
+/* A loopback port where nothing listens, for as long as the test runs: a
+ * TCP socket bound to a port the kernel picks and never listened on, so a
+ * connect is refused and nobody else can take the port meanwhile. The
+ * port, or -1 (errno set); *fd is the socket (the caller closes it). */
+int rt_dead_port(int *fd);
+
 #endif /* KVD_TESTS_REDIS_RT_UTIL_H */

@@ -2,7 +2,8 @@
  * tests/redis/test_redis_unavail.c -- the redis engine when Redis is not
  * there.
  *
- * Opening with seeds nobody listens on fails with KVD_EUNAVAIL and a
+ * Opening with seeds nobody listens on (sockets bound here and never
+ * listened on, see rt_dead_port) fails with KVD_EUNAVAIL and a
  * message naming every seed. An open engine whose cluster stops answering
  * (every node SIGSTOPped) fails each request with KVD_ETIMEDOUT or
  * KVD_EUNAVAIL within command_timeout_ms (plus scheduling slack), never
@@ -10,7 +11,7 @@
  * cluster comes back (SIGCONT, or the nodes restarted from their cluster
  * config) the same engine handle serves again by itself.
  *
- * Usage: test_redis_unavail ENGINE.so SCRIPT CLUSTER_DIR BASEPORT DEADPORT
+ * Usage: test_redis_unavail ENGINE.so SCRIPT CLUSTER_DIR BASEPORT
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -22,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core/log.h"
 #include "rt_util.h"
@@ -34,7 +36,6 @@ static const char *ua_engine;
 static const char *ua_script;
 static const char *ua_dir;
 static int ua_base;
-static int ua_dead;
 static struct rt_eng ua_e;
 
 static int
@@ -113,13 +114,23 @@ test_open_with_dead_seeds_names_them(void **state)
     char b[32];
     const char *opts[] = {nodes, "connect_timeout_ms=300",
                           "command_timeout_ms=500"};
-    int64_t t0 = rt_ms();
+    int fd[2] = {-1, -1};
+    int port[2];
+    int64_t t0;
+    int rc;
 
     (void)state;
-    snprintf(a, sizeof(a), "127.0.0.1:%d", ua_dead);
-    snprintf(b, sizeof(b), "127.0.0.1:%d", ua_dead + 1);
+    port[0] = rt_dead_port(&fd[0]);
+    port[1] = rt_dead_port(&fd[1]);
+    assert_true(port[0] > 0 && port[1] > 0);
+    snprintf(a, sizeof(a), "127.0.0.1:%d", port[0]);
+    snprintf(b, sizeof(b), "127.0.0.1:%d", port[1]);
     snprintf(nodes, sizeof(nodes), "nodes=%s, %s", a, b);
-    assert_int_equal(rt_open(&e, ua_engine, opts, 3, &err), KVD_EUNAVAIL);
+    t0 = rt_ms();
+    rc = rt_open(&e, ua_engine, opts, 3, &err);
+    close(fd[0]);
+    close(fd[1]);
+    assert_int_equal(rc, KVD_EUNAVAIL);
     print_message("      refused: %s\n", err.msg);
     assert_non_null(strstr(err.msg, a));
     assert_non_null(strstr(err.msg, b));
@@ -168,16 +179,14 @@ main(int argc, char **argv)
         cmocka_unit_test(test_killed_cluster_is_unavailable_then_recovers),
     };
 
-    if (argc != 6) {
-        fprintf(stderr, "usage: %s ENGINE.so SCRIPT DIR BASEPORT DEADPORT\n",
-                argv[0]);
+    if (argc != 5) {
+        fprintf(stderr, "usage: %s ENGINE.so SCRIPT DIR BASEPORT\n", argv[0]);
         return 2;
     }
     ua_engine = argv[1];
     ua_script = argv[2];
     ua_dir = argv[3];
     ua_base = atoi(argv[4]);
-    ua_dead = atoi(argv[5]);
     kvd_log_set_level(KVD_LOG_ERROR);
     return cmocka_run_group_tests_name("redis_unavailable", tests, ua_setup,
                                        ua_teardown);
