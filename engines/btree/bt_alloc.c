@@ -21,7 +21,6 @@
 #include <sys/mman.h>
 #include <time.h>
 
-#define BT_POOL_MAX 256
 
 int
 bt_vec_push(struct bt_vec64 *v, uint64_t x)
@@ -110,7 +109,8 @@ static void
 mp_release(bt_db *db, struct bt_mpage *mp)
 {
     db->mem_pages--;
-    if (db->pool_n < BT_POOL_MAX) {
+    /* keep as many as a flush frees: the next ones are made at once */
+    if (db->pool_n < 256 + db->opts.dirty_limit / db->psize) {
         mp->next = db->pool;
         db->pool = mp;
         db->pool_n++;
@@ -137,21 +137,27 @@ bt_mp_retire(bt_db *db, struct bt_mpage *mp)
 void
 bt_promote(bt_db *db, uint64_t minv)
 {
-    size_t keep = 0;
+    size_t k = 0;
 
-    for (size_t i = 0; i < db->freed.n; i++) {
-        struct bt_freed *f = &db->freed.v[i];
-        if (f->ver <= minv && (f->txn == 0 || f->txn <= db->durable)) {
-            if (bt_vec_push(&db->ready, f->pgno) != 0) {
-                db->freed.v[keep++] = *f; /* retried next time */
-                continue;
-            }
-            db->ready_sorted = false;
-        } else {
-            db->freed.v[keep++] = *f;
+    /* entries come in the order the pages were dropped (versions and
+     * commits never decrease), so the ready ones form a prefix; a page
+     * behind one that waits waits too, which is only conservative */
+    while (k < db->freed.n) {
+        struct bt_freed *f = &db->freed.v[k];
+        if (f->ver > minv || (f->txn != 0 && f->txn > db->durable)) {
+            break;
         }
+        if (bt_vec_push(&db->ready, f->pgno) != 0) {
+            break;
+        }
+        k++;
     }
-    db->freed.n = keep;
+    if (k > 0) {
+        db->ready_sorted = false;
+        memmove(db->freed.v, db->freed.v + k,
+                (db->freed.n - k) * sizeof(*db->freed.v));
+        db->freed.n -= k;
+    }
 }
 
 void
@@ -250,7 +256,7 @@ cmp_desc(const void *a, const void *b)
 static void
 ready_sort(bt_db *db)
 {
-    if (!db->ready_sorted) {
+    if (!db->ready_sorted && db->ready.n > 1) {
         qsort(db->ready.v, db->ready.n, sizeof(uint64_t), cmp_desc);
         db->ready_sorted = true;
     }

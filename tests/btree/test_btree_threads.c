@@ -130,7 +130,7 @@ reader_main(void *arg)
         bool last = atomic_load(&w->sh->writers_left) == 0;
         scan_once(w);
         for (int i = 0; i < 50 && w->fail[0] == '\0'; i++) {
-            char k[16];
+            char k[32];
             struct kvd_val v;
             size_t kl = gkey((int)bt_below(&r, GROUPS),
                              (int)bt_below(&r, GROUP), k);
@@ -222,7 +222,7 @@ putter_main(void *arg)
     struct putter *p = arg;
 
     for (int i = 0; i < PER_PUTTER; i++) {
-        char k[16];
+        char k[32];
         int n = sprintf(k, "p%d-%03d", p->id, i);
         if (vt->put(p->e, k, (size_t)n, k, (size_t)n, 0) != 0) {
             p->fail = 1;
@@ -275,7 +275,7 @@ test_group_commit_keeps_every_write(void **state)
     e = bt_test_open(vt, dir, &o);
     for (int t = 0; t < PUTTERS; t++) {
         for (int i = 0; i < PER_PUTTER; i++) {
-            char k[16];
+            char k[32];
             struct kvd_val v;
             int n = sprintf(k, "p%d-%03d", t, i);
             assert_int_equal(vt->get(e, k, (size_t)n, &v), 0);
