@@ -398,7 +398,27 @@ free_copy(struct kvd_val *v)
     free(v->cookie[0]);
 }
 
-/* Apply the operations of one request; returns whether it wrote. */
+/* Whether an operation after ops[i] writes its key. */
+static bool
+written_later(const struct kvd_mop *ops, size_t n, size_t i)
+{
+    for (size_t j = i + 1; j < n; j++) {
+        if (ops[j].type != KVD_MOP_GET && ops[j].klen == ops[i].klen &&
+            memcmp(ops[j].key, ops[i].key, ops[i].klen) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/*
+ * Apply the operations of one request; returns whether it wrote. A GET
+ * whose key no later operation of the request writes is left for after
+ * the publish (status KVD_EAGAIN): it then reads the published snapshot
+ * in place, like get, and sees every earlier write of the request. Only
+ * a GET followed by a write of its key reads the working tree here (a
+ * copy, since the tree changes next).
+ */
 static bool
 apply_mops(bt_db *db, struct kvd_mop *ops, size_t n, int64_t now)
 {
@@ -409,6 +429,10 @@ apply_mops(bt_db *db, struct kvd_mop *ops, size_t n, int64_t now)
         struct bt_mark mk;
         switch (m->type) {
         case KVD_MOP_GET:
+            if (!written_later(ops, n, i)) {
+                m->status = KVD_EAGAIN;
+                break;
+            }
             m->status = work_get(db, m, now);
             if (m->status == 1) {
                 m->status = 0;
@@ -554,20 +578,13 @@ bt_group_write(bt_db *db, struct kvd_mop *ops, size_t n,
     if (atomic_load(&db->readonly)) {
         req.status = KVD_EREADONLY;
         fail_req(&req, KVD_EREADONLY);
-        /* gets still run */
+        /* gets still run (the caller reads them: KVD_EAGAIN) */
         if (bops == NULL) {
-            pthread_mutex_lock(&db->wmu);
-            int64_t now = db->host->now_ms(db->host);
             for (size_t i = 0; i < n; i++) {
                 if (ops[i].type == KVD_MOP_GET) {
-                    ops[i].status = work_get(db, &ops[i], now);
-                    if (ops[i].status == 1) {
-                        ops[i].status = 0;
-                        ops[i].out.release = free_copy;
-                    }
+                    ops[i].status = KVD_EAGAIN;
                 }
             }
-            pthread_mutex_unlock(&db->wmu);
             return 0;
         }
         return kvd_err_set(err, KVD_EREADONLY, "btree: %s", db->state);

@@ -387,11 +387,26 @@ bt_batch_op(kvd_engine *db, const struct kvd_op *ops, size_t n,
 static int
 bt_multi_op(kvd_engine *db, struct kvd_mop *ops, size_t n)
 {
+    size_t writes = 0;
+    int rc = 0;
+
     for (size_t i = 0; i < n; i++) {
         memset(&ops[i].out, 0, sizeof(ops[i].out));
-        ops[i].status = 0;
+        ops[i].status = KVD_EAGAIN;
+        writes += ops[i].type != KVD_MOP_GET;
     }
-    return bt_group_write(db, ops, n, NULL, 0, NULL);
+    /* the writes (and the gets a later write of their key must not
+     * see) go through the writer; the other gets read the published
+     * snapshot afterwards, lock-free */
+    if (writes > 0) {
+        rc = bt_group_write(db, ops, n, NULL, 0, NULL);
+    }
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        if (ops[i].type == KVD_MOP_GET && ops[i].status == KVD_EAGAIN) {
+            ops[i].status = bt_get(db, ops[i].key, ops[i].klen, &ops[i].out);
+        }
+    }
+    return rc;
 }
 
 static int
