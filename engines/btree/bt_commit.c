@@ -17,6 +17,10 @@
  *   5. sync = always or everysec: fdatasync again.
  * A crash before 4 completes leaves the previous meta and its tree, which
  * 2 never touched; a torn 4 fails its crc and open takes the other meta.
+ * sync = always skips step 3 when the meta page has room to list every
+ * run of pages the commit wrote with its crc32c: open then checks the
+ * runs of the newest meta, and a commit whose pages did not all arrive is
+ * treated like a torn meta. One fdatasync per commit.
  *
  * When commits happen (the durability each policy promises is in
  * docs/formats.md):
@@ -121,9 +125,19 @@ image(bt_db *db, const struct bt_wpage *w, unsigned char *out, uint64_t txn)
     }
 }
 
-/* Write pages w[0..n) (sorted here) in runs of consecutive page numbers. */
+/* A verification item: first page, then pages | crc32c << 32. */
 static int
-write_images(bt_db *db, struct bt_wpage *w, size_t n, uint64_t txn)
+add_item(struct bt_vec64 *items, uint64_t pgno, uint64_t n, uint32_t crc)
+{
+    int rc = bt_vec_push(items, pgno);
+    return rc != 0 ? rc : bt_vec_push(items, n | (uint64_t)crc << 32);
+}
+
+/* Write pages w[0..n) (sorted here) in runs of consecutive page numbers;
+ * with items, add one verification item per run. */
+static int
+write_images(bt_db *db, struct bt_wpage *w, size_t n, uint64_t txn,
+             struct bt_vec64 *items)
 {
     size_t per = BT_WRITE_CHUNK / db->psize;
     size_t i = 0;
@@ -138,6 +152,10 @@ write_images(bt_db *db, struct bt_wpage *w, size_t n, uint64_t txn)
         }
         int rc = bt_io_write(db->io, db->fd, db->wbuf, k * db->psize,
                              first * db->psize);
+        if (rc == 0 && items != NULL) {
+            rc = add_item(items, first, k,
+                          bt_crc32c(0, db->wbuf, k * db->psize));
+        }
         if (rc != 0) {
             return rc;
         }
@@ -248,7 +266,12 @@ build_chain(bt_db *db, struct bt_vec64 *chain, unsigned char **buf,
 int
 bt_flush(bt_db *db, bool meta, bool sync)
 {
-    struct bt_vec64 list = {0}, chain = {0};
+    struct bt_vec64 list = {0}, chain = {0}, items = {0};
+    /* sync = always commits with one fdatasync when the meta page can
+     * list every run the commit wrote with its crc32c: open checks them
+     * and falls back to the previous commit if any did not arrive */
+    bool verify = meta && sync && db->opts.sync == BT_SYNC_ALWAYS;
+    size_t max_items = (db->psize - 128) / 16;
     struct bt_wpage *w = NULL;
     unsigned char *chainbuf = NULL;
     uint64_t txn = db->txn + 1;
@@ -295,7 +318,16 @@ bt_flush(bt_db *db, bool meta, bool sync)
     }
     rc = bt_map_ensure(db, db->work.npages);
     if (rc == 0) {
-        rc = write_images(db, w, nw, txn);
+        rc = write_images(db, w, nw, txn, verify ? &items : NULL);
+    }
+    for (size_t i = 0; rc == 0 && verify && i + 1 < db->runs.n; i += 2) {
+        uint64_t p = db->runs.v[i], k = db->runs.v[i + 1];
+        rc = add_item(&items, p, k,
+                      bt_crc32c(0, db->map->base + p * db->psize,
+                                k * db->psize));
+    }
+    if (verify && items.n / 2 > max_items) {
+        verify = false; /* too many runs: two syncs instead */
     }
     if (rc != 0) {
         bt_set_readonly(db, rc, "write of tree pages");
@@ -312,12 +344,14 @@ bt_flush(bt_db *db, bool meta, bool sync)
     }
     db->flushes++;
     if (meta) {
-        if (sync) {
+        if (sync && !verify) {
             rc = datasync(db);
         }
         if (rc == 0) {
             rc = bt_write_meta(db, db->fd, (unsigned)(txn % 2), &db->work, txn,
-                               chain.n > 0 ? chain.v[0] : 0, nfree, NULL, 0);
+                               chain.n > 0 ? chain.v[0] : 0, nfree,
+                               verify ? items.v : NULL,
+                               verify ? items.n / 2 : 0);
         }
         if (rc == 0 && sync) {
             rc = datasync(db);
@@ -345,6 +379,7 @@ out:
     free(chainbuf);
     bt_vec_free(&list);
     bt_vec_free(&chain);
+    bt_vec_free(&items);
     return rc;
 }
 

@@ -94,6 +94,8 @@ bt_map_ensure(bt_db *db, uint64_t npages)
 
 struct bt_meta {
     bool valid;
+    uint32_t nitems;
+    unsigned char *page; /* the whole meta page (items at 128) */
     uint64_t txn;
     uint64_t root;
     uint32_t depth;
@@ -137,6 +139,7 @@ meta_parse(const unsigned char *m, size_t avail, struct bt_meta *out)
     out->key_bytes = bt_get64(m + 72);
     out->value_bytes = bt_get64(m + 80);
     out->expiring = bt_get64(m + 88);
+    out->nitems = nitems;
     out->valid = true;
 }
 
@@ -186,14 +189,21 @@ read_metas(bt_db *db, uint64_t size, struct bt_meta m[2], char *why,
             }
         }
     }
-    if (rc == 0 && ps != 0) {
-        rc = bt_io_read(db->io, db->fd, buf, ps, ps, &got);
+    /* now both, whole (their verification items) */
+    for (unsigned i = 0; rc == 0 && ps != 0 && i < 2; i++) {
+        unsigned char *page = malloc(ps);
+        if (page == NULL) {
+            rc = KVD_ENOMEM;
+            break;
+        }
+        rc = bt_io_read(db->io, db->fd, page, ps, (uint64_t)i * ps, &got);
         if (rc == 0) {
-            meta_parse(buf, got, &m[1]);
-            if (m[1].valid && m[1].psize != ps) {
-                m[1].valid = false;
+            meta_parse(page, got, &m[i]);
+            if (m[i].valid && m[i].psize != ps) {
+                m[i].valid = false;
             }
         }
+        m[i].page = page;
     }
     free(buf);
     if (rc != 0) {
@@ -234,6 +244,21 @@ adopt_meta(bt_db *db, const struct bt_meta *m, uint64_t size, char *why,
         snprintf(why, whylen, "commit %llu has a bad root",
                  (unsigned long long)m->txn);
         return KVD_ECORRUPT;
+    }
+    for (uint32_t i = 0; i < m->nitems; i++) {
+        const unsigned char *it = m->page + 128 + (size_t)i * 16;
+        uint64_t p = bt_get64(it), x = bt_get64(it + 8);
+        uint64_t n = x & 0xffffffffu;
+        if (p < BT_META_PAGES || n == 0 || p + n > m->npages ||
+            bt_crc32c(0, db->map->base + p * db->psize, n * db->psize) !=
+                (uint32_t)(x >> 32)) {
+            snprintf(why, whylen,
+                     "commit %llu: pages %llu..%llu did not all reach the "
+                     "disk",
+                     (unsigned long long)m->txn, (unsigned long long)p,
+                     (unsigned long long)(p + n - 1));
+            return KVD_ECORRUPT;
+        }
     }
     if (m->root != 0) {
         const unsigned char *p = db->map->base + m->root * db->psize;
@@ -303,13 +328,16 @@ create_file(bt_db *db)
     return rc;
 }
 
+static int open_with(bt_db *db, struct bt_meta m[2], uint64_t size,
+                     const char *path, struct kvd_err *err);
+
 int
 bt_file_open(bt_db *db, struct kvd_err *err)
 {
-    char path[BT_PATH_BYTES], why[200] = "", why2[200] = "";
+    char path[BT_PATH_BYTES], why[200] = "";
     struct bt_meta m[2];
     struct stat st;
-    int first, rc;
+    int rc;
 
     snprintf(path, sizeof(path), "%s/%s", db->dir, BT_TMP_FILE);
     if (db->io->unlink(path) != 0 && errno != ENOENT) {
@@ -337,8 +365,26 @@ bt_file_open(bt_db *db, struct kvd_err *err)
     }
     rc = read_metas(db, (uint64_t)st.st_size, m, why, sizeof(why));
     if (rc != 0) {
+        free(m[0].page);
+        free(m[1].page);
         return kvd_err_set(err, rc, "btree: %s: %s", path, why);
     }
+    rc = open_with(db, m, (uint64_t)st.st_size, path, err);
+    free(m[0].page);
+    free(m[1].page);
+    return rc;
+}
+
+/* Map the file and adopt the best of the metas m. */
+static int
+open_with(bt_db *db, struct bt_meta m[2], uint64_t size, const char *path,
+          struct kvd_err *err)
+{
+    char why[200] = "", why2[200] = "";
+    struct stat st;
+    int first, rc;
+
+    st.st_size = (off_t)size;
     if (db->psize != db->opts.page_size) {
         db->host->log(db->host, KVD_LOG_INFO,
                       "btree: %s has %zu-byte pages; page_size = %llu "
