@@ -143,7 +143,13 @@ cow(bt_db *db, uint64_t *ref, int *rc)
         *rc = KVD_ENOMEM;
         return NULL;
     }
-    memcpy(BT_MP_DATA(mp), src, db->psize);
+    {
+        /* the used parts only: header and slots, then the records */
+        unsigned char *d = BT_MP_DATA(mp);
+        size_t lower = BT_PG_LOWER(src), upper = BT_PG_UPPER(src);
+        memcpy(d, src, lower);
+        memcpy(d + upper, src + upper, db->psize - upper);
+    }
     *rc = drop_ref(db, *ref);
     if (*rc != 0) {
         return NULL;
@@ -744,7 +750,7 @@ bt_publish(bt_db *db)
         }
         db->sretire_tail = old;
     }
-    if (db->pool == NULL || db->retire_n >= 64) {
+    if (db->pool == NULL || db->retire_n >= 256) {
         bt_reclaim(db);
     }
     return 0;
