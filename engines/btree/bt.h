@@ -14,6 +14,7 @@
  *   bt_read.c    reader slots, get, iterators, counting scans
  *   bt_file.c    open/recover, map management, compaction, close
  *   bt_engine.c  options, the vtable and its thin wrappers
+ *   (file I/O goes through the host's kvd_io: engines/common/efile.h)
  *
  * Versions and snapshots. The writer builds new trees out of in-memory
  * pages (struct bt_mpage) that copy the file pages or earlier in-memory
@@ -56,22 +57,22 @@ extern "C" {
 
 /* ---- limits and constants ---- */
 
-#define BT_MAX_KEY_BYTES    511u
-#define BT_MAX_VALUE_BYTES  (1u << 30) /* 1 GiB */
-#define BT_MIN_PAGE_BYTES   2048u
-#define BT_MAX_PAGE_BYTES   32768u
-#define BT_MAX_DEPTH        32
-#define BT_NSLOTS           128 /* reader slots */
-#define BT_SLOT_FREE        UINT64_MAX
-#define BT_PATH_BYTES       4096
-#define BT_DATA_FILE        "data.btree"
-#define BT_TMP_FILE         "data.btree.tmp"
-#define BT_LOCK_FILE        "LOCK"
-#define BT_FORMAT_VERSION   1u
-#define BT_MAGIC            "KVDBTREE"
-#define BT_META_PAGES       2u
-#define BT_MIN_MAP_BYTES    ((uint64_t)1 << 30)
-#define BT_WRITE_CHUNK      (1u << 20) /* bytes per pwrite of a flush */
+#define BT_MAX_KEY_BYTES   511u
+#define BT_MAX_VALUE_BYTES (1u << 30) /* 1 GiB */
+#define BT_MIN_PAGE_BYTES  2048u
+#define BT_MAX_PAGE_BYTES  32768u
+#define BT_MAX_DEPTH       32
+#define BT_NSLOTS          128 /* reader slots */
+#define BT_SLOT_FREE       UINT64_MAX
+#define BT_PATH_BYTES      4096
+#define BT_DATA_FILE       "data.btree"
+#define BT_TMP_FILE        "data.btree.tmp"
+#define BT_LOCK_FILE       "LOCK"
+#define BT_FORMAT_VERSION  1u
+#define BT_MAGIC           "KVDBTREE"
+#define BT_META_PAGES      2u
+#define BT_MIN_MAP_BYTES   ((uint64_t)1 << 30)
+#define BT_WRITE_CHUNK     (1u << 20) /* bytes per pwrite of a flush */
 
 /* ---- page layout (every tree and free-list page) ----
  *
@@ -154,14 +155,14 @@ bt_put64(unsigned char *p, uint64_t v)
     memcpy(p, &v, 8);
 }
 
-#define BT_PG_TYPE(p)  ((p)[0])
-#define BT_PG_PFX(p)   ((p)[1])
-#define BT_PG_N(p)     bt_get16((p) + 2)
-#define BT_PG_LOWER(p) bt_get16((p) + 4)
-#define BT_PG_UPPER(p) bt_get16((p) + 6)
-#define BT_PG_GARB(p)  bt_get16((p) + 8)
-#define BT_PG_TXN(p)   bt_get64((p) + 16)
-#define BT_SLOT(p, i)  ((p) + BT_HDR_BYTES + (size_t)(i)*BT_SLOT_BYTES)
+#define BT_PG_TYPE(p)     ((p)[0])
+#define BT_PG_PFX(p)      ((p)[1])
+#define BT_PG_N(p)        bt_get16((p) + 2)
+#define BT_PG_LOWER(p)    bt_get16((p) + 4)
+#define BT_PG_UPPER(p)    bt_get16((p) + 6)
+#define BT_PG_GARB(p)     bt_get16((p) + 8)
+#define BT_PG_TXN(p)      bt_get64((p) + 16)
+#define BT_SLOT(p, i)     ((p) + BT_HDR_BYTES + (size_t)(i)*BT_SLOT_BYTES)
 #define BT_SLOT_OFF(p, i) bt_get16(BT_SLOT(p, i) + 4)
 #define BT_SLOT_LEN(p, i) bt_get16(BT_SLOT(p, i) + 6)
 
@@ -229,7 +230,7 @@ struct bt_mpage {
     uint64_t retired;      /* unreachable from this version on */
     uint64_t pgno;         /* file page assigned by a flush, else 0 */
 };
-#define BT_MPAGE_HDR 64u
+#define BT_MPAGE_HDR   64u
 #define BT_MP_DATA(mp) ((unsigned char *)(mp) + BT_MPAGE_HDR)
 
 /* A mapping of the data file. */
@@ -341,20 +342,20 @@ struct kvd_engine {
 
     /* writer (wmu) */
     pthread_mutex_t wmu;
-    struct bt_snap work;  /* the working tree: root, depth, counts */
-    uint64_t pub_ver;     /* last published version */
-    uint64_t commit_ver;  /* the version the last commit wrote */
-    struct bt_map *map;   /* current map */
-    uint64_t txn;         /* last commit written (meta) */
-    uint64_t durable;     /* last commit known durable */
-    unsigned meta_slot;   /* meta page holding txn */
-    struct bt_vec64 ready;     /* reusable file pages */
-    bool ready_sorted;         /* descending, lowest last */
-    struct bt_freedvec freed;  /* waiting for readers / durability */
-    struct bt_vec64 chain;     /* pages of the persisted free list */
-    struct bt_vec64 runs;      /* overflow runs written since the commit:
-                                  pgno, npages pairs */
-    struct bt_vec64 created;   /* mpages made by the current unit */
+    struct bt_snap work;          /* the working tree: root, depth, counts */
+    uint64_t pub_ver;             /* last published version */
+    uint64_t commit_ver;          /* the version the last commit wrote */
+    struct bt_map *map;           /* current map */
+    uint64_t txn;                 /* last commit written (meta) */
+    uint64_t durable;             /* last commit known durable */
+    unsigned meta_slot;           /* meta page holding txn */
+    struct bt_vec64 ready;        /* reusable file pages */
+    bool ready_sorted;            /* descending, lowest last */
+    struct bt_freedvec freed;     /* waiting for readers / durability */
+    struct bt_vec64 chain;        /* pages of the persisted free list */
+    struct bt_vec64 runs;         /* overflow runs written since the commit:
+                                     pgno, npages pairs */
+    struct bt_vec64 created;      /* mpages made by the current unit */
     struct bt_mpage *retire_head; /* FIFO by version */
     struct bt_mpage *retire_tail;
     size_t retire_n;
@@ -459,8 +460,8 @@ struct bt_reader {
 
 void bt_reader_enter(bt_db *db, struct bt_reader *r);
 void bt_reader_leave(bt_db *db, struct bt_reader *r);
-int bt_lookup(bt_db *db, const struct bt_snap *s, const void *key,
-              size_t klen, struct bt_rec *rec);
+int bt_lookup(bt_db *db, const struct bt_snap *s, const void *key, size_t klen,
+              struct bt_rec *rec);
 const unsigned char *bt_rec_value(const struct bt_snap *s,
                                   const struct bt_rec *rec, size_t psize);
 int bt_get(bt_db *db, const void *key, size_t klen, struct kvd_val *out);

@@ -21,7 +21,6 @@
 #include <sys/mman.h>
 #include <time.h>
 
-
 int
 bt_vec_push(struct bt_vec64 *v, uint64_t x)
 {

@@ -42,7 +42,7 @@
 #include <stdlib.h>
 #include <time.h>
 
-#include "bt_io.h"
+#include "efile.h"
 
 struct bt_wreq {
     struct bt_wreq *next;
@@ -150,8 +150,8 @@ write_images(bt_db *db, struct bt_wpage *w, size_t n, uint64_t txn,
             image(db, &w[i + k], db->wbuf + k * db->psize, txn);
             k++;
         }
-        int rc = bt_io_write(db->io, db->fd, db->wbuf, k * db->psize,
-                             first * db->psize);
+        int rc = efile_write_full(db->io, db->fd, db->wbuf, k * db->psize,
+                                  first * db->psize);
         if (rc == 0 && items != NULL) {
             rc = add_item(items, first, k,
                           bt_crc32c(0, db->wbuf, k * db->psize));
@@ -195,7 +195,8 @@ bt_write_meta(bt_db *db, int fd, unsigned slot, const struct bt_snap *s,
     crc = bt_crc32c(0, m, 112);
     crc = bt_crc32c(crc, m + 128, nitems * 16);
     bt_put32(m + 112, crc);
-    return bt_io_write(db->io, fd, m, db->psize, (uint64_t)slot * db->psize);
+    return efile_write_full(db->io, fd, m, db->psize,
+                            (uint64_t)slot * db->psize);
 }
 
 static int
@@ -203,7 +204,7 @@ datasync(bt_db *db)
 {
     db->syncs++;
     if (db->io->fdatasync(db->fd) != 0) {
-        return bt_io_status(errno);
+        return efile_errno_status(errno);
     }
     return 0;
 }
@@ -313,8 +314,8 @@ bt_flush(bt_db *db, bool meta, bool sync)
         w[nw++] = (struct bt_wpage){mp->pgno, BT_MP_DATA(mp), true};
     }
     for (size_t i = 0; i < chain.n; i++) {
-        w[nw++] = (struct bt_wpage){chain.v[i], chainbuf + i * db->psize,
-                                    false};
+        w[nw++] =
+            (struct bt_wpage){chain.v[i], chainbuf + i * db->psize, false};
     }
     rc = bt_map_ensure(db, db->work.npages);
     if (rc == 0) {
@@ -322,9 +323,9 @@ bt_flush(bt_db *db, bool meta, bool sync)
     }
     for (size_t i = 0; rc == 0 && verify && i + 1 < db->runs.n; i += 2) {
         uint64_t p = db->runs.v[i], k = db->runs.v[i + 1];
-        rc = add_item(&items, p, k,
-                      bt_crc32c(0, db->map->base + p * db->psize,
-                                k * db->psize));
+        rc = add_item(
+            &items, p, k,
+            bt_crc32c(0, db->map->base + p * db->psize, k * db->psize));
     }
     if (verify && items.n / 2 > max_items) {
         verify = false; /* too many runs: two syncs instead */
@@ -336,8 +337,7 @@ bt_flush(bt_db *db, bool meta, bool sync)
     /* the working tree now lives in the file */
     if (db->work.root & BT_REF_MEM) {
         db->work.root =
-            ((struct bt_mpage *)(uintptr_t)(db->work.root & ~BT_REF_MEM))
-                ->pgno;
+            ((struct bt_mpage *)(uintptr_t)(db->work.root & ~BT_REF_MEM))->pgno;
     }
     for (size_t i = 0; i < list.n; i++) {
         bt_mp_retire(db, (struct bt_mpage *)(uintptr_t)list.v[i]);

@@ -28,7 +28,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "bt_io.h"
+#include "efile.h"
 
 #define BT_VERSION "0.1.0"
 
@@ -158,7 +158,7 @@ take_lock(bt_db *db, struct kvd_err *err)
     snprintf(path, sizeof(path), "%s/%s", db->dir, BT_LOCK_FILE);
     db->lock_fd = db->io->open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (db->lock_fd < 0) {
-        return kvd_err_set(err, bt_io_status(errno), "btree: open %s: %s",
+        return kvd_err_set(err, efile_errno_status(errno), "btree: open %s: %s",
                            path, strerror(errno));
     }
     if (flock(db->lock_fd, LOCK_EX | LOCK_NB) != 0) {
@@ -220,8 +220,8 @@ bt_open(const struct kvd_host *host, const void *opts, const char *dir,
         atomic_init(&db->slots[i].ver, BT_SLOT_FREE);
     }
     if (db->io->mkdir(dir, 0755) != 0 && errno != EEXIST) {
-        rc = kvd_err_set(err, bt_io_status(errno), "btree: mkdir %s: %s", dir,
-                         strerror(errno));
+        rc = kvd_err_set(err, efile_errno_status(errno), "btree: mkdir %s: %s",
+                         dir, strerror(errno));
         goto fail;
     }
     rc = take_lock(db, err);
@@ -356,13 +356,13 @@ bt_batch_op(kvd_engine *db, const struct kvd_op *ops, size_t n,
         const struct kvd_op *op = &ops[i];
         int rc;
         if (op->type != KVD_OP_PUT && op->type != KVD_OP_DEL) {
-            return kvd_err_set(err, KVD_EINVAL,
-                               "batch op %zu: unknown type %d", i, op->type);
+            return kvd_err_set(err, KVD_EINVAL, "batch op %zu: unknown type %d",
+                               i, op->type);
         }
         rc = check_key(op->klen);
         if (rc != 0) {
-            return kvd_err_set(err, rc, "batch op %zu: key of %zu bytes: %s",
-                               i, op->klen,
+            return kvd_err_set(err, rc, "batch op %zu: key of %zu bytes: %s", i,
+                               op->klen,
                                op->klen == 0 ? "empty key" : "too long");
         }
         if (op->type == KVD_OP_PUT) {
@@ -419,8 +419,7 @@ bt_iter_open_op(kvd_engine *db, const struct kvd_iter_opts *o, kvd_iter **out,
 /* ---- stats, sync, maintain, clear ---- */
 
 static int
-bt_stats(kvd_engine *db, struct kvd_engine_stats *st, kvd_stat_fn fn,
-         void *ctx)
+bt_stats(kvd_engine *db, struct kvd_engine_stats *st, kvd_stat_fn fn, void *ctx)
 {
     struct bt_reader rd;
     struct stat fs;

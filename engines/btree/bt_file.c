@@ -31,7 +31,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "bt_io.h"
+#include "efile.h"
 
 /* ---- map ---- */
 
@@ -52,7 +52,7 @@ map_new(bt_db *db, int fd, uint64_t need, struct bt_map **out)
     base = mmap(NULL, (size_t)bytes, PROT_READ, MAP_SHARED, fd, 0);
     if (base == MAP_FAILED) {
         free(m);
-        return bt_io_status(errno);
+        return efile_errno_status(errno);
     }
     m->base = base;
     m->bytes = bytes;
@@ -166,7 +166,7 @@ read_metas(bt_db *db, uint64_t size, struct bt_meta m[2], char *why,
     memset(m, 0, 2 * sizeof(*m));
     /* meta 0 names the page size; if it is damaged, look for meta 1 at
      * every possible page size */
-    rc = bt_io_read(db->io, db->fd, buf, BT_MIN_PAGE_BYTES, 0, &got);
+    rc = efile_read_full(db->io, db->fd, buf, BT_MIN_PAGE_BYTES, 0, &got);
     if (rc == 0) {
         meta_parse(buf, got, &m[0]);
         if (m[0].valid && psize_ok(m[0].psize)) {
@@ -175,13 +175,13 @@ read_metas(bt_db *db, uint64_t size, struct bt_meta m[2], char *why,
             m[0].valid = false;
         }
     }
-    for (uint32_t cand = BT_MIN_PAGE_BYTES; rc == 0 && ps == 0 &&
-                                            cand <= BT_MAX_PAGE_BYTES;
-         cand *= 2) {
+    for (uint32_t cand = BT_MIN_PAGE_BYTES;
+         rc == 0 && ps == 0 && cand <= BT_MAX_PAGE_BYTES; cand *= 2) {
         if (cand + 128 > size) {
             break;
         }
-        rc = bt_io_read(db->io, db->fd, buf, BT_MIN_PAGE_BYTES, cand, &got);
+        rc =
+            efile_read_full(db->io, db->fd, buf, BT_MIN_PAGE_BYTES, cand, &got);
         if (rc == 0) {
             meta_parse(buf, got, &m[1]);
             if (m[1].valid && m[1].psize == cand) {
@@ -196,7 +196,7 @@ read_metas(bt_db *db, uint64_t size, struct bt_meta m[2], char *why,
             rc = KVD_ENOMEM;
             break;
         }
-        rc = bt_io_read(db->io, db->fd, page, ps, (uint64_t)i * ps, &got);
+        rc = efile_read_full(db->io, db->fd, page, ps, (uint64_t)i * ps, &got);
         if (rc == 0) {
             meta_parse(page, got, &m[i]);
             if (m[i].valid && m[i].psize != ps) {
@@ -264,8 +264,9 @@ adopt_meta(bt_db *db, const struct bt_meta *m, uint64_t size, char *why,
         const unsigned char *p = db->map->base + m->root * db->psize;
         int want = m->depth == 1 ? BT_PAGE_LEAF : BT_PAGE_BRANCH;
         if (BT_PG_TYPE(p) != want || BT_PG_TXN(p) > m->txn) {
-            snprintf(why, whylen, "commit %llu: its root page %llu is not "
-                                  "the page it wrote",
+            snprintf(why, whylen,
+                     "commit %llu: its root page %llu is not "
+                     "the page it wrote",
                      (unsigned long long)m->txn, (unsigned long long)m->root);
             return KVD_ECORRUPT;
         }
@@ -320,10 +321,10 @@ create_file(bt_db *db)
         rc = bt_write_meta(db, db->fd, 1, &s, 1, 0, 0, NULL, 0);
     }
     if (rc == 0 && db->io->fdatasync(db->fd) != 0) {
-        rc = bt_io_status(errno);
+        rc = efile_errno_status(errno);
     }
     if (rc == 0) {
-        rc = bt_io_sync_dir(db->io, db->dir);
+        rc = efile_fsync_dir(db->io, db->dir);
     }
     return rc;
 }
@@ -341,13 +342,13 @@ bt_file_open(bt_db *db, struct kvd_err *err)
 
     snprintf(path, sizeof(path), "%s/%s", db->dir, BT_TMP_FILE);
     if (db->io->unlink(path) != 0 && errno != ENOENT) {
-        return kvd_err_set(err, bt_io_status(errno),
+        return kvd_err_set(err, efile_errno_status(errno),
                            "btree: unlink %s: %s", path, strerror(errno));
     }
     snprintf(path, sizeof(path), "%s/%s", db->dir, BT_DATA_FILE);
     db->fd = db->io->open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (db->fd < 0) {
-        return kvd_err_set(err, bt_io_status(errno), "btree: open %s: %s",
+        return kvd_err_set(err, efile_errno_status(errno), "btree: open %s: %s",
                            path, strerror(errno));
     }
     if (fstat(db->fd, &st) != 0) {
@@ -389,8 +390,7 @@ open_with(bt_db *db, struct bt_meta m[2], uint64_t size, const char *path,
         db->host->log(db->host, KVD_LOG_INFO,
                       "btree: %s has %zu-byte pages; page_size = %llu "
                       "applies to new files only",
-                      path, db->psize,
-                      (unsigned long long)db->opts.page_size);
+                      path, db->psize, (unsigned long long)db->opts.page_size);
     }
     rc = bt_map_ensure(db, (uint64_t)st.st_size / db->psize + 1);
     if (rc != 0) {
@@ -398,9 +398,9 @@ open_with(bt_db *db, struct bt_meta m[2], uint64_t size, const char *path,
                            strerror(errno));
     }
     first = m[1].valid && (!m[0].valid || m[1].txn > m[0].txn) ? 1 : 0;
-    rc = m[first].valid ? adopt_meta(db, &m[first], (uint64_t)st.st_size, why,
-                                     sizeof(why))
-                        : KVD_ECORRUPT;
+    rc = m[first].valid
+             ? adopt_meta(db, &m[first], (uint64_t)st.st_size, why, sizeof(why))
+             : KVD_ECORRUPT;
     if (rc == KVD_ECORRUPT && m[1 - first].valid) {
         rc = adopt_meta(db, &m[1 - first], (uint64_t)st.st_size, why2,
                         sizeof(why2));
@@ -413,8 +413,8 @@ open_with(bt_db *db, struct bt_meta m[2], uint64_t size, const char *path,
         }
     }
     if (rc != 0) {
-        return kvd_err_set(err, rc, "btree: %s: no usable commit: %s%s%s",
-                           path, why, why2[0] ? "; " : "", why2);
+        return kvd_err_set(err, rc, "btree: %s: no usable commit: %s%s%s", path,
+                           why, why2[0] ? "; " : "", why2);
     }
     db->txn = m[first].txn;
     db->durable = db->txn;
@@ -476,8 +476,8 @@ sw_flush(struct bt_build *b)
     int rc = 0;
 
     if (b->wn > 0) {
-        rc = bt_io_write(b->db->io, b->fd, b->wbuf, b->wn * b->db->psize,
-                         b->wfirst * b->db->psize);
+        rc = efile_write_full(b->db->io, b->fd, b->wbuf, b->wn * b->db->psize,
+                              b->wfirst * b->db->psize);
     }
     b->wn = 0;
     return rc;
@@ -511,7 +511,7 @@ sw_run(struct bt_build *b, const unsigned char *v, uint64_t vlen,
 
     *pgno = b->next;
     if (rc == 0 && whole > 0) {
-        rc = bt_io_write(b->db->io, b->fd, v, whole, b->next * psize);
+        rc = efile_write_full(b->db->io, b->fd, v, whole, b->next * psize);
     }
     if (rc == 0 && whole < vlen) {
         unsigned char *last = calloc(1, psize);
@@ -519,8 +519,8 @@ sw_run(struct bt_build *b, const unsigned char *v, uint64_t vlen,
             return KVD_ENOMEM;
         }
         memcpy(last, v + whole, vlen - whole);
-        rc = bt_io_write(b->db->io, b->fd, last, psize,
-                         (b->next + n - 1) * psize);
+        rc = efile_write_full(b->db->io, b->fd, last, psize,
+                              (b->next + n - 1) * psize);
         free(last);
     }
     b->next += n;
@@ -571,11 +571,11 @@ lvl_add(struct bt_build *b, unsigned l, const unsigned char *key, size_t klen,
         bt_page_init(v->page, b->db->psize, BT_PAGE_BRANCH);
     }
     len = bt_branch_encode(rec, child, key, klen);
-    if (v->n > 0 && (bt_page_used_bytes(v->page, b->db->psize) + len +
-                             BT_SLOT_BYTES >
-                         b->limit ||
-                     !bt_page_insert(v->page, b->db->psize, v->n, rec, len,
-                                     rec + BT_BRANCH_HDR, klen))) {
+    if (v->n > 0 &&
+        (bt_page_used_bytes(v->page, b->db->psize) + len + BT_SLOT_BYTES >
+             b->limit ||
+         !bt_page_insert(v->page, b->db->psize, v->n, rec, len,
+                         rec + BT_BRANCH_HDR, klen))) {
         rc = lvl_close(b, l);
         if (rc != 0) {
             return rc;
@@ -690,8 +690,7 @@ build_tree(bt_db *db, struct bt_build *b, int64_t now)
         len = bt_leaf_encode(db->recbuf, e.key, e.klen, e.val, e.vlen, ovf,
                              e.expire_ms);
         rc = leaf_add(b, db->recbuf, len,
-                      db->recbuf + BT_LEAF_HDR + (e.expire_ms ? 8 : 0),
-                      e.klen);
+                      db->recbuf + BT_LEAF_HDR + (e.expire_ms ? 8 : 0), e.klen);
         if (rc != 0) {
             break;
         }
@@ -741,7 +740,7 @@ bt_compact(bt_db *db, struct kvd_err *err)
     snprintf(path, sizeof(path), "%s/%s", db->dir, BT_DATA_FILE);
     fd = db->io->open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) {
-        return kvd_err_set(err, bt_io_status(errno), "btree: open %s: %s",
+        return kvd_err_set(err, efile_errno_status(errno), "btree: open %s: %s",
                            tmp, strerror(errno));
     }
     memset(&b, 0, sizeof(b));
@@ -768,22 +767,22 @@ bt_compact(bt_db *db, struct kvd_err *err)
     }
     if (rc == 0) {
         b.out.npages = b.next;
-        rc = bt_write_meta(db, fd, (unsigned)(txn % 2), &b.out, txn, 0, 0,
-                           NULL, 0);
+        rc = bt_write_meta(db, fd, (unsigned)(txn % 2), &b.out, txn, 0, 0, NULL,
+                           0);
     }
     if (rc == 0) {
         memset(db->scratch, 0, db->psize);
-        rc = bt_io_write(db->io, fd, db->scratch, db->psize,
-                         (uint64_t)(1 - txn % 2) * db->psize);
+        rc = efile_write_full(db->io, fd, db->scratch, db->psize,
+                              (uint64_t)(1 - txn % 2) * db->psize);
     }
     if (rc == 0 && db->io->fdatasync(fd) != 0) {
-        rc = bt_io_status(errno);
+        rc = efile_errno_status(errno);
     }
     if (rc == 0 && db->io->rename(tmp, path) != 0) {
-        rc = bt_io_status(errno);
+        rc = efile_errno_status(errno);
     }
     if (rc == 0) {
-        rc = bt_io_sync_dir(db->io, db->dir);
+        rc = efile_fsync_dir(db->io, db->dir);
     }
     free(b.wbuf);
     for (unsigned l = 0; l < BT_MAX_DEPTH; l++) {

@@ -139,8 +139,7 @@ cmp_slot(const unsigned char *p, unsigned i, const unsigned char *k,
 }
 
 unsigned
-bt_leaf_search(const unsigned char *p, const void *key, size_t klen,
-               bool *eq)
+bt_leaf_search(const unsigned char *p, const void *key, size_t klen, bool *eq)
 {
     const unsigned char *k = key;
     unsigned n = BT_PG_N(p);

@@ -133,8 +133,8 @@ bt_rec_value(const struct bt_snap *s, const struct bt_rec *rec, size_t psize)
 static void
 val_release(struct kvd_val *v)
 {
-    atomic_store_explicit(&((struct bt_slot *)v->cookie[0])->ver,
-                          BT_SLOT_FREE, memory_order_release);
+    atomic_store_explicit(&((struct bt_slot *)v->cookie[0])->ver, BT_SLOT_FREE,
+                          memory_order_release);
 }
 
 static void
@@ -232,9 +232,8 @@ iter_next_leaf(kvd_iter *it)
     }
     it->idx[l]++;
     for (unsigned d = (unsigned)l + 1; d < it->depth; d++) {
-        it->pg[d] = bt_ref_page(it->s, bt_branch_child(it->pg[d - 1],
-                                                       it->idx[d - 1]),
-                                psize);
+        it->pg[d] = bt_ref_page(
+            it->s, bt_branch_child(it->pg[d - 1], it->idx[d - 1]), psize);
         it->idx[d] = 0;
     }
     return true;
@@ -261,8 +260,8 @@ bt_iter_open(bt_db *db, const struct kvd_iter_opts *o, kvd_iter **out,
         }
         memcpy(it->prefix, o->prefix, o->prefix_len);
         it->plen = o->prefix_len;
-        if (start == NULL || bt_key_cmp(start, slen, it->prefix,
-                                        it->plen) < 0) {
+        if (start == NULL ||
+            bt_key_cmp(start, slen, it->prefix, it->plen) < 0) {
             start = it->prefix;
             slen = it->plen;
         }

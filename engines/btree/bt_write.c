@@ -26,7 +26,7 @@
 #include <errno.h>
 #include <stdlib.h>
 
-#include "bt_io.h"
+#include "efile.h"
 
 struct bt_res {
     uint64_t ref; /* the page that replaces the one descended into */
@@ -199,15 +199,15 @@ write_run(bt_db *db, const void *val, size_t vlen, uint64_t *pgno)
         return KVD_ENOMEM;
     }
     if (whole > 0) {
-        rc = bt_io_write(db->io, db->fd, val, whole, *pgno * db->psize);
+        rc = efile_write_full(db->io, db->fd, val, whole, *pgno * db->psize);
     }
     if (rc == 0 && whole < vlen) {
         /* the last page is written whole, so the file never ends
          * inside a page */
         memset(db->scratch, 0, db->psize);
         memcpy(db->scratch, (const unsigned char *)val + whole, vlen - whole);
-        rc = bt_io_write(db->io, db->fd, db->scratch, db->psize,
-                         (*pgno + n - 1) * db->psize);
+        rc = efile_write_full(db->io, db->fd, db->scratch, db->psize,
+                              (*pgno + n - 1) * db->psize);
     }
     if (rc != 0) {
         bt_set_readonly(db, rc, "write of an overflow run");
@@ -292,8 +292,7 @@ insert_or_split(bt_db *db, unsigned char *p, unsigned i,
     }
     if (type == BT_PAGE_LEAF) {
         const unsigned char *a = e[s - 1].key, *b = e[s].key;
-        size_t l = 0, m = e[s - 1].klen < e[s].klen ? e[s - 1].klen
-                                                    : e[s].klen;
+        size_t l = 0, m = e[s - 1].klen < e[s].klen ? e[s - 1].klen : e[s].klen;
         while (l < m && a[l] == b[l]) {
             l++;
         }
@@ -353,8 +352,7 @@ put_rec(bt_db *db, uint64_t ref, unsigned level, bool rightmost,
             bt_page_remove(p, i);
         }
         res->ref = ref;
-        return insert_or_split(db, p, i, rec, len, key, klen, rightmost,
-                               res);
+        return insert_or_split(db, p, i, rec, len, key, klen, rightmost, res);
     }
     {
         struct bt_res cres;
@@ -364,9 +362,8 @@ put_rec(bt_db *db, uint64_t ref, unsigned level, bool rightmost,
 
         i = bt_branch_search(view, key, klen);
         child = bt_branch_child(view, i);
-        rc = put_rec(db, child, level + 1,
-                     rightmost && i + 1 == BT_PG_N(view), key, klen, rec, len,
-                     old, &cres);
+        rc = put_rec(db, child, level + 1, rightmost && i + 1 == BT_PG_N(view),
+                     key, klen, rec, len, old, &cres);
         if (rc != 0) {
             return rc;
         }
@@ -384,9 +381,8 @@ put_rec(bt_db *db, uint64_t ref, unsigned level, bool rightmost,
             return 0;
         }
         blen = bt_branch_encode(brec, cres.rref, cres.sep, cres.seplen);
-        return insert_or_split(db, p, i + 1, brec, blen,
-                               brec + BT_BRANCH_HDR, cres.seplen, rightmost,
-                               res);
+        return insert_or_split(db, p, i + 1, brec, blen, brec + BT_BRANCH_HDR,
+                               cres.seplen, rightmost, res);
     }
 }
 
@@ -406,8 +402,7 @@ new_root(bt_db *db, uint64_t left, const struct bt_res *res)
     len = bt_branch_encode(rec, left, NULL, 0);
     bt_page_insert(p, db->psize, 0, rec, len, rec + BT_BRANCH_HDR, 0);
     len = bt_branch_encode(rec, res->rref, res->sep, res->seplen);
-    bt_page_insert(p, db->psize, 1, rec, len, rec + BT_BRANCH_HDR,
-                   res->seplen);
+    bt_page_insert(p, db->psize, 1, rec, len, rec + BT_BRANCH_HDR, res->seplen);
     db->work.root = bt_mp_ref(mp);
     db->work.depth++;
     return 0;
@@ -440,8 +435,7 @@ bt_apply_put(bt_db *db, const void *key, size_t klen, const void *val,
             return KVD_ENOMEM;
         }
         bt_page_init(BT_MP_DATA(mp), db->psize, BT_PAGE_LEAF);
-        bt_page_insert(BT_MP_DATA(mp), db->psize, 0, db->recbuf, len, rk,
-                       klen);
+        bt_page_insert(BT_MP_DATA(mp), db->psize, 0, db->recbuf, len, rk, klen);
         db->work.root = bt_mp_ref(mp);
         db->work.depth = 1;
     } else {
@@ -513,8 +507,8 @@ merge_children(bt_db *db, unsigned char *p, unsigned left, bool *merged)
     bt_page_entries(lp, e);
     bt_page_entries(rv, e + ln);
     if (type == BT_PAGE_BRANCH && rn > 0) {
-        size_t len = bt_branch_encode(first, bt_branch_child(rv, 0), sepcopy,
-                                      sepl);
+        size_t len =
+            bt_branch_encode(first, bt_branch_child(rv, 0), sepcopy, sepl);
         e[ln].rec = first;
         e[ln].len = len;
         e[ln].key = first + BT_BRANCH_HDR;
@@ -602,8 +596,8 @@ del_rec(bt_db *db, uint64_t ref, unsigned level, const unsigned char *key,
             if (i == 0 && BT_PG_N(p) > 0) {
                 /* the new first child covers everything below */
                 unsigned char first[BT_BRANCH_HDR];
-                size_t len = bt_branch_encode(first, bt_branch_child(p, 0),
-                                              NULL, 0);
+                size_t len =
+                    bt_branch_encode(first, bt_branch_child(p, 0), NULL, 0);
                 bt_page_remove(p, 0);
                 bt_page_insert(p, db->psize, 0, first, len, first, 0);
             }

@@ -157,8 +157,7 @@ bt_model_copy(struct bt_model *dst, const struct bt_model *src)
     bt_model_init(dst, src->n);
     for (size_t i = 0; i < src->n; i++) {
         if (src->k[i].present) {
-            bt_model_put(dst, i, src->k[i].val, src->k[i].vlen,
-                         src->k[i].exp);
+            bt_model_put(dst, i, src->k[i].val, src->k[i].vlen, src->k[i].exp);
         }
     }
 }

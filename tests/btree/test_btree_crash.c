@@ -57,8 +57,9 @@ hkey(int k, char *buf)
 static size_t
 hvalue(long op, int sub, unsigned char *buf)
 {
-    size_t len = (size_t)(rnd(op, sub, 9) % 10 == 0 ? 700 + rnd(op, sub, 8) % 800
-                                                    : rnd(op, sub, 8) % 120);
+    size_t len =
+        (size_t)(rnd(op, sub, 9) % 10 == 0 ? 700 + rnd(op, sub, 8) % 800
+                                           : rnd(op, sub, 8) % 120);
     int n = sprintf((char *)buf, "v%ld.%d.", op, sub);
 
     if ((size_t)n > len) {
@@ -468,9 +469,9 @@ test_commit_with_lost_pages_falls_back(void **state)
     assert_true(bt_get32(m + 104) >= 1); /* it lists what it wrote */
     /* the first run it wrote holds stale bytes, as after a power loss */
     memset(junk, 0, sizeof(junk));
-    assert_int_equal(pwrite(fd, junk, sizeof(junk),
-                            (off_t)bt_get64(m + 128) * 2048),
-                     (ssize_t)sizeof(junk));
+    assert_int_equal(
+        pwrite(fd, junk, sizeof(junk), (off_t)bt_get64(m + 128) * 2048),
+        (ssize_t)sizeof(junk));
     close(fd);
     th_log_clear();
     e = bt_test_open(vt, dir, &o);

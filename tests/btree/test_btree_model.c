@@ -58,12 +58,11 @@ make_keys(struct run *rn)
             /* keys with a NUL inside, next to their C-string twins */
             rn->keys[i][0] = 'k';
             rn->keys[i][1] = '\0';
-            rn->klens[i] = 2 + (size_t)snprintf(rn->keys[i] + 2, 20, "%zu",
-                                                i);
+            rn->klens[i] = 2 + (size_t)snprintf(rn->keys[i] + 2, 20, "%zu", i);
         } else {
-            rn->klens[i] = (size_t)snprintf(rn->keys[i], 24, "%c%c%05zu",
-                                            'a' + (int)(i % 4),
-                                            'a' + (int)(i % 3), i * 7919 % 99991);
+            rn->klens[i] = (size_t)snprintf(
+                rn->keys[i], 24, "%c%c%05zu", 'a' + (int)(i % 4),
+                'a' + (int)(i % 3), i * 7919 % 99991);
         }
         rn->order[i] = i;
     }
@@ -71,8 +70,8 @@ make_keys(struct run *rn)
     qsort(rn->order, NKEYS, sizeof(size_t), cmp_ids);
     for (size_t i = 1; i < NKEYS; i++) {
         size_t a = rn->order[i - 1], b = rn->order[i];
-        if (bt_key_cmp(rn->keys[a], rn->klens[a], rn->keys[b],
-                       rn->klens[b]) == 0) {
+        if (bt_key_cmp(rn->keys[a], rn->klens[a], rn->keys[b], rn->klens[b]) ==
+            0) {
             fail_msg("duplicate test keys %zu and %zu", a, b);
         }
     }
@@ -157,8 +156,7 @@ check_iter(struct run *rn, size_t from, const char *prefix, size_t plen)
         if (rc == KVD_ENOTFOUND) {
             if (j < NKEYS) {
                 fail_msg("seed %llu step %ld: iteration ended before key %zu",
-                         (unsigned long long)rn->seed, rn->step,
-                         rn->order[j]);
+                         (unsigned long long)rn->seed, rn->step, rn->order[j]);
             }
             break;
         }
@@ -339,9 +337,8 @@ run_model(uint64_t seed, long steps, bool small)
         if (k < 45) {
             size_t vl = pick_value(rn);
             int64_t exp = pick_expiry(rn);
-            assert_int_equal(vt->put(rn->e, rn->keys[i], rn->klens[i], rn->val,
-                                     vl, exp),
-                             0);
+            assert_int_equal(
+                vt->put(rn->e, rn->keys[i], rn->klens[i], rn->val, vl, exp), 0);
             bt_model_put(&rn->m, i, rn->val, vl, exp);
             check_one(rn, i);
         } else if (k < 65) {

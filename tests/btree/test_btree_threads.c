@@ -19,12 +19,12 @@
 
 #include <pthread.h>
 
-#define GROUPS   4
-#define GROUP    40
-#define WRITERS  2
-#define READERS  4
-#define BATCHES  400
-#define BIG_VAL  3000
+#define GROUPS  4
+#define GROUP   40
+#define WRITERS 2
+#define READERS 4
+#define BATCHES 400
+#define BIG_VAL 3000
 
 static const struct kvd_engine_vtable *vt;
 
@@ -105,8 +105,8 @@ scan_once(struct worker *w)
             memcpy(gen[g], e.val, 11);
         } else if (memcmp(gen[g], e.val, 11) != 0) {
             snprintf(w->fail, sizeof(w->fail),
-                     "scan saw generations %.11s and %.11s in group %d",
-                     gen[g], (const char *)e.val, g);
+                     "scan saw generations %.11s and %.11s in group %d", gen[g],
+                     (const char *)e.val, g);
             break;
         }
     }
@@ -132,13 +132,12 @@ reader_main(void *arg)
         for (int i = 0; i < 50 && w->fail[0] == '\0'; i++) {
             char k[32];
             struct kvd_val v;
-            size_t kl = gkey((int)bt_below(&r, GROUPS),
-                             (int)bt_below(&r, GROUP), k);
+            size_t kl =
+                gkey((int)bt_below(&r, GROUPS), (int)bt_below(&r, GROUP), k);
             int rc = vt->get(w->sh->e, k, kl, &v);
             if (rc == 0) {
                 if (v.len != 12 && v.len != BIG_VAL) {
-                    snprintf(w->fail, sizeof(w->fail), "get: %zu bytes",
-                             v.len);
+                    snprintf(w->fail, sizeof(w->fail), "get: %zu bytes", v.len);
                 }
                 kvd_val_release(&v);
             } else if (rc != KVD_ENOTFOUND) {
@@ -206,7 +205,7 @@ test_scans_see_one_snapshot_group_commit(void **state)
 
 /* ---- group commit ---- */
 
-#define PUTTERS  8
+#define PUTTERS    8
 #define PER_PUTTER 60
 
 struct putter {
