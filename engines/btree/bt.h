@@ -4,7 +4,6 @@
  * The engine is a copy-on-write B+tree in one file of fixed-size pages
  * (docs/formats.md, "btree engine"). Pieces, bottom up:
  *
- *   bt_crc.c     crc32c (meta pages, commit verification lists)
  *   bt_page.c    one page: slotted layout, search, insert, remove, split
  *   bt_alloc.c   file pages: free lists (ready / pending) and allocation;
  *                in-memory pages, retirement and reclamation
@@ -14,7 +13,7 @@
  *   bt_read.c    reader slots, get, iterators, counting scans
  *   bt_file.c    open/recover, map management, compaction, close
  *   bt_engine.c  options, the vtable and its thin wrappers
- *   (file I/O goes through the host's kvd_io: engines/common/efile.h)
+ *   (file I/O and crc32c: the engine toolkit, kvd/kit_file.h, kit_crc32c.h)
  *
  * Versions and snapshots. The writer builds new trees out of in-memory
  * pages (struct bt_mpage) that copy the file pages or earlier in-memory
@@ -50,6 +49,7 @@
 
 #include "kvd/engine.h"
 #include "kvd/host.h"
+#include "kvd/kit_crc32c.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -216,10 +216,6 @@ size_t bt_leaf_encode(unsigned char *out, const void *key, size_t klen,
 size_t bt_branch_encode(unsigned char *out, uint64_t child, const void *key,
                         size_t klen);
 int bt_key_cmp(const void *a, size_t al, const void *b, size_t bl);
-
-/* ---- bt_crc.c ---- */
-
-uint32_t bt_crc32c(uint32_t crc, const void *buf, size_t n);
 
 /* ---- in-memory structures ---- */
 

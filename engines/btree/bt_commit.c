@@ -42,7 +42,7 @@
 #include <stdlib.h>
 #include <time.h>
 
-#include "efile.h"
+#include "kvd/kit_file.h"
 
 struct bt_wreq {
     struct bt_wreq *next;
@@ -150,11 +150,11 @@ write_images(bt_db *db, struct bt_wpage *w, size_t n, uint64_t txn,
             image(db, &w[i + k], db->wbuf + k * db->psize, txn);
             k++;
         }
-        int rc = efile_write_full(db->io, db->fd, db->wbuf, k * db->psize,
-                                  first * db->psize);
+        int rc = kvd_file_write_full(db->io, db->fd, db->wbuf, k * db->psize,
+                                     first * db->psize);
         if (rc == 0 && items != NULL) {
             rc = add_item(items, first, k,
-                          bt_crc32c(0, db->wbuf, k * db->psize));
+                          kvd_crc32c(0, db->wbuf, k * db->psize));
         }
         if (rc != 0) {
             return rc;
@@ -192,11 +192,11 @@ bt_write_meta(bt_db *db, int fd, unsigned slot, const struct bt_snap *s,
         bt_put64(m + 128 + i * 16, items[2 * i]);
         bt_put64(m + 136 + i * 16, items[2 * i + 1]);
     }
-    crc = bt_crc32c(0, m, 112);
-    crc = bt_crc32c(crc, m + 128, nitems * 16);
+    crc = kvd_crc32c(0, m, 112);
+    crc = kvd_crc32c(crc, m + 128, nitems * 16);
     bt_put32(m + 112, crc);
-    return efile_write_full(db->io, fd, m, db->psize,
-                            (uint64_t)slot * db->psize);
+    return kvd_file_write_full(db->io, fd, m, db->psize,
+                               (uint64_t)slot * db->psize);
 }
 
 static int
@@ -204,7 +204,7 @@ datasync(bt_db *db)
 {
     db->syncs++;
     if (db->io->fdatasync(db->fd) != 0) {
-        return efile_errno_status(errno);
+        return kvd_errno_status(errno);
     }
     return 0;
 }
@@ -325,7 +325,7 @@ bt_flush(bt_db *db, bool meta, bool sync)
         uint64_t p = db->runs.v[i], k = db->runs.v[i + 1];
         rc = add_item(
             &items, p, k,
-            bt_crc32c(0, db->map->base + p * db->psize, k * db->psize));
+            kvd_crc32c(0, db->map->base + p * db->psize, k * db->psize));
     }
     if (verify && items.n / 2 > max_items) {
         verify = false; /* too many runs: two syncs instead */

@@ -28,7 +28,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "efile.h"
+#include "kvd/kit_file.h"
 
 #define BT_VERSION "0.1.0"
 
@@ -158,7 +158,7 @@ take_lock(bt_db *db, struct kvd_err *err)
     snprintf(path, sizeof(path), "%s/%s", db->dir, BT_LOCK_FILE);
     db->lock_fd = db->io->open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (db->lock_fd < 0) {
-        return kvd_err_set(err, efile_errno_status(errno), "btree: open %s: %s",
+        return kvd_err_set(err, kvd_errno_status(errno), "btree: open %s: %s",
                            path, strerror(errno));
     }
     if (flock(db->lock_fd, LOCK_EX | LOCK_NB) != 0) {
@@ -220,7 +220,7 @@ bt_open(const struct kvd_host *host, const void *opts, const char *dir,
         atomic_init(&db->slots[i].ver, BT_SLOT_FREE);
     }
     if (db->io->mkdir(dir, 0755) != 0 && errno != EEXIST) {
-        rc = kvd_err_set(err, efile_errno_status(errno), "btree: mkdir %s: %s",
+        rc = kvd_err_set(err, kvd_errno_status(errno), "btree: mkdir %s: %s",
                          dir, strerror(errno));
         goto fail;
     }

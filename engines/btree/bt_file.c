@@ -31,7 +31,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "efile.h"
+#include "kvd/kit_file.h"
 
 /* ---- map ---- */
 
@@ -52,7 +52,7 @@ map_new(bt_db *db, int fd, uint64_t need, struct bt_map **out)
     base = mmap(NULL, (size_t)bytes, PROT_READ, MAP_SHARED, fd, 0);
     if (base == MAP_FAILED) {
         free(m);
-        return efile_errno_status(errno);
+        return kvd_errno_status(errno);
     }
     m->base = base;
     m->bytes = bytes;
@@ -123,8 +123,8 @@ meta_parse(const unsigned char *m, size_t avail, struct bt_meta *out)
     if (128 + (size_t)nitems * 16 > avail) {
         return;
     }
-    crc = bt_crc32c(0, m, 112);
-    crc = bt_crc32c(crc, m + 128, (size_t)nitems * 16);
+    crc = kvd_crc32c(0, m, 112);
+    crc = kvd_crc32c(crc, m + 128, (size_t)nitems * 16);
     if (crc != bt_get32(m + 112)) {
         return;
     }
@@ -166,7 +166,7 @@ read_metas(bt_db *db, uint64_t size, struct bt_meta m[2], char *why,
     memset(m, 0, 2 * sizeof(*m));
     /* meta 0 names the page size; if it is damaged, look for meta 1 at
      * every possible page size */
-    rc = efile_read_full(db->io, db->fd, buf, BT_MIN_PAGE_BYTES, 0, &got);
+    rc = kvd_file_read_full(db->io, db->fd, buf, BT_MIN_PAGE_BYTES, 0, &got);
     if (rc == 0) {
         meta_parse(buf, got, &m[0]);
         if (m[0].valid && psize_ok(m[0].psize)) {
@@ -180,8 +180,8 @@ read_metas(bt_db *db, uint64_t size, struct bt_meta m[2], char *why,
         if (cand + 128 > size) {
             break;
         }
-        rc =
-            efile_read_full(db->io, db->fd, buf, BT_MIN_PAGE_BYTES, cand, &got);
+        rc = kvd_file_read_full(db->io, db->fd, buf, BT_MIN_PAGE_BYTES, cand,
+                                &got);
         if (rc == 0) {
             meta_parse(buf, got, &m[1]);
             if (m[1].valid && m[1].psize == cand) {
@@ -196,7 +196,8 @@ read_metas(bt_db *db, uint64_t size, struct bt_meta m[2], char *why,
             rc = KVD_ENOMEM;
             break;
         }
-        rc = efile_read_full(db->io, db->fd, page, ps, (uint64_t)i * ps, &got);
+        rc = kvd_file_read_full(db->io, db->fd, page, ps, (uint64_t)i * ps,
+                                &got);
         if (rc == 0) {
             meta_parse(page, got, &m[i]);
             if (m[i].valid && m[i].psize != ps) {
@@ -250,7 +251,7 @@ adopt_meta(bt_db *db, const struct bt_meta *m, uint64_t size, char *why,
         uint64_t p = bt_get64(it), x = bt_get64(it + 8);
         uint64_t n = x & 0xffffffffu;
         if (p < BT_META_PAGES || n == 0 || p + n > m->npages ||
-            bt_crc32c(0, db->map->base + p * db->psize, n * db->psize) !=
+            kvd_crc32c(0, db->map->base + p * db->psize, n * db->psize) !=
                 (uint32_t)(x >> 32)) {
             snprintf(why, whylen,
                      "commit %llu: pages %llu..%llu did not all reach the "
@@ -321,10 +322,10 @@ create_file(bt_db *db)
         rc = bt_write_meta(db, db->fd, 1, &s, 1, 0, 0, NULL, 0);
     }
     if (rc == 0 && db->io->fdatasync(db->fd) != 0) {
-        rc = efile_errno_status(errno);
+        rc = kvd_errno_status(errno);
     }
     if (rc == 0) {
-        rc = efile_fsync_dir(db->io, db->dir);
+        rc = kvd_file_fsync_dir(db->io, db->dir);
     }
     return rc;
 }
@@ -342,13 +343,13 @@ bt_file_open(bt_db *db, struct kvd_err *err)
 
     snprintf(path, sizeof(path), "%s/%s", db->dir, BT_TMP_FILE);
     if (db->io->unlink(path) != 0 && errno != ENOENT) {
-        return kvd_err_set(err, efile_errno_status(errno),
-                           "btree: unlink %s: %s", path, strerror(errno));
+        return kvd_err_set(err, kvd_errno_status(errno), "btree: unlink %s: %s",
+                           path, strerror(errno));
     }
     snprintf(path, sizeof(path), "%s/%s", db->dir, BT_DATA_FILE);
     db->fd = db->io->open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (db->fd < 0) {
-        return kvd_err_set(err, efile_errno_status(errno), "btree: open %s: %s",
+        return kvd_err_set(err, kvd_errno_status(errno), "btree: open %s: %s",
                            path, strerror(errno));
     }
     if (fstat(db->fd, &st) != 0) {
@@ -476,8 +477,9 @@ sw_flush(struct bt_build *b)
     int rc = 0;
 
     if (b->wn > 0) {
-        rc = efile_write_full(b->db->io, b->fd, b->wbuf, b->wn * b->db->psize,
-                              b->wfirst * b->db->psize);
+        rc =
+            kvd_file_write_full(b->db->io, b->fd, b->wbuf, b->wn * b->db->psize,
+                                b->wfirst * b->db->psize);
     }
     b->wn = 0;
     return rc;
@@ -511,7 +513,7 @@ sw_run(struct bt_build *b, const unsigned char *v, uint64_t vlen,
 
     *pgno = b->next;
     if (rc == 0 && whole > 0) {
-        rc = efile_write_full(b->db->io, b->fd, v, whole, b->next * psize);
+        rc = kvd_file_write_full(b->db->io, b->fd, v, whole, b->next * psize);
     }
     if (rc == 0 && whole < vlen) {
         unsigned char *last = calloc(1, psize);
@@ -519,8 +521,8 @@ sw_run(struct bt_build *b, const unsigned char *v, uint64_t vlen,
             return KVD_ENOMEM;
         }
         memcpy(last, v + whole, vlen - whole);
-        rc = efile_write_full(b->db->io, b->fd, last, psize,
-                              (b->next + n - 1) * psize);
+        rc = kvd_file_write_full(b->db->io, b->fd, last, psize,
+                                 (b->next + n - 1) * psize);
         free(last);
     }
     b->next += n;
@@ -740,7 +742,7 @@ bt_compact(bt_db *db, struct kvd_err *err)
     snprintf(path, sizeof(path), "%s/%s", db->dir, BT_DATA_FILE);
     fd = db->io->open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) {
-        return kvd_err_set(err, efile_errno_status(errno), "btree: open %s: %s",
+        return kvd_err_set(err, kvd_errno_status(errno), "btree: open %s: %s",
                            tmp, strerror(errno));
     }
     memset(&b, 0, sizeof(b));
@@ -772,17 +774,17 @@ bt_compact(bt_db *db, struct kvd_err *err)
     }
     if (rc == 0) {
         memset(db->scratch, 0, db->psize);
-        rc = efile_write_full(db->io, fd, db->scratch, db->psize,
-                              (uint64_t)(1 - txn % 2) * db->psize);
+        rc = kvd_file_write_full(db->io, fd, db->scratch, db->psize,
+                                 (uint64_t)(1 - txn % 2) * db->psize);
     }
     if (rc == 0 && db->io->fdatasync(fd) != 0) {
-        rc = efile_errno_status(errno);
+        rc = kvd_errno_status(errno);
     }
     if (rc == 0 && db->io->rename(tmp, path) != 0) {
-        rc = efile_errno_status(errno);
+        rc = kvd_errno_status(errno);
     }
     if (rc == 0) {
-        rc = efile_fsync_dir(db->io, db->dir);
+        rc = kvd_file_fsync_dir(db->io, db->dir);
     }
     free(b.wbuf);
     for (unsigned l = 0; l < BT_MAX_DEPTH; l++) {

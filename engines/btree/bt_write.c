@@ -26,7 +26,7 @@
 #include <errno.h>
 #include <stdlib.h>
 
-#include "efile.h"
+#include "kvd/kit_file.h"
 
 struct bt_res {
     uint64_t ref; /* the page that replaces the one descended into */
@@ -199,15 +199,15 @@ write_run(bt_db *db, const void *val, size_t vlen, uint64_t *pgno)
         return KVD_ENOMEM;
     }
     if (whole > 0) {
-        rc = efile_write_full(db->io, db->fd, val, whole, *pgno * db->psize);
+        rc = kvd_file_write_full(db->io, db->fd, val, whole, *pgno * db->psize);
     }
     if (rc == 0 && whole < vlen) {
         /* the last page is written whole, so the file never ends
          * inside a page */
         memset(db->scratch, 0, db->psize);
         memcpy(db->scratch, (const unsigned char *)val + whole, vlen - whole);
-        rc = efile_write_full(db->io, db->fd, db->scratch, db->psize,
-                              (*pgno + n - 1) * db->psize);
+        rc = kvd_file_write_full(db->io, db->fd, db->scratch, db->psize,
+                                 (*pgno + n - 1) * db->psize);
     }
     if (rc != 0) {
         bt_set_readonly(db, rc, "write of an overflow run");
