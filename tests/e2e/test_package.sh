@@ -152,7 +152,7 @@ else
     out=$(inroot kvd --list-plugins 2>&1)
     check "the installed kvd finds its plugins in /usr/lib/$multiarch/kvd" \
         grep -q "plugin directory: .*/lib/$multiarch/kvd" <<<"$out"
-    check "... all four engines" grep -q "engines: log, lsm, memory, redis" <<<"$out"
+    check "... all five engines" grep -q "engines: btree, log, lsm, memory, redis" <<<"$out"
     out=$(inroot kvd --check-config 2>&1)
     check "with no -c, the installed kvd checks /etc/kvd/kvd.ini" \
         grep -q "/etc/kvd/kvd.ini" <<<"$out"
