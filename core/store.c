@@ -12,6 +12,11 @@
  *     picks its slot once (round robin), so increments by different threads
  *     rarely touch the same line and never take a lock.
  *   - everything else is fixed after kvd_store_open().
+ *
+ * Every successful write tells the WATCH registry (store_watch.c) with its
+ * key's stripe still held. Inside a transaction the same calls reach a
+ * view (store_int.h): each call that acts differently there branches on
+ * st->tx at its top, to store_tx.c.
  */
 #include "core/store.h"
 
@@ -27,40 +32,17 @@
 
 #include "core/log.h"
 #include "core/status.h"
-
-#define STORE_STRIPES     1024u /* power of two */
-#define STORE_CTR_SLOTS   32u
-#define STORE_CACHE_BYTES 64
-
-struct store_stripe {
-    pthread_mutex_t mu;
-} __attribute__((aligned(STORE_CACHE_BYTES)));
-
-struct store_ctr_slot {
-    _Atomic uint64_t v[KVD_M_COUNT];
-} __attribute__((aligned(STORE_CACHE_BYTES)));
-
-struct kvd_store {
-    const struct kvd_engine_vtable *vt;
-    kvd_engine *eng;
-    const struct kvd_host *host;
-    uint64_t max_key_bytes;
-    uint64_t max_value_bytes;
-    int64_t start_ms;
-    struct store_stripe *stripes;         /* STORE_STRIPES */
-    struct store_ctr_slot *ctr;           /* STORE_CTR_SLOTS */
-    /* the engine's multi, when its vtable has one (else NULL) */
-    int (*multi)(kvd_engine *e, struct kvd_mop *ops, size_t n);
-};
+#include "core/store_int.h"
 
 static atomic_uint ctr_next_slot;
 static _Thread_local unsigned ctr_slot = UINT_MAX;
 
 /* ---- helpers ------------------------------------------------------------ */
 
-/* A fast 64-bit hash for stripe selection (not for anything on disk). */
-static uint64_t
-store_hash(const void *p, size_t n)
+/* A fast 64-bit hash for stripe selection and a transaction's overlay
+ * (not for anything on disk). */
+uint64_t
+kvd_store_key_hash(const void *p, size_t n)
 {
     const unsigned char *s = p;
     uint64_t h = 0x9e3779b97f4a7c15ULL ^ (n * 0xff51afd7ed558ccdULL);
@@ -81,10 +63,10 @@ store_hash(const void *p, size_t n)
     return h;
 }
 
-static uint32_t
-stripe_of(const void *key, size_t klen)
+uint32_t
+kvd_store_stripe_of(const void *key, size_t klen)
 {
-    return (uint32_t)(store_hash(key, klen) & (STORE_STRIPES - 1));
+    return (uint32_t)(kvd_store_key_hash(key, klen) & (STORE_STRIPES - 1));
 }
 
 void
@@ -116,8 +98,8 @@ kvd_store_now_ms(kvd_store *st)
     return st->host->now_ms(st->host);
 }
 
-static bool
-is_expired(kvd_store *st, int64_t expire_ms)
+bool
+kvd_store_expired(kvd_store *st, int64_t expire_ms)
 {
     return expire_ms != KVD_NO_EXPIRY && expire_ms <= kvd_store_now_ms(st);
 }
@@ -137,14 +119,14 @@ kvd_store_check_value(kvd_store *st, size_t vlen)
     return vlen > st->max_value_bytes ? KVD_ETOOBIG : 0;
 }
 
-static void
-stripe_lock(kvd_store *st, uint32_t s)
+void
+kvd_store_stripe_lock(kvd_store *st, uint32_t s)
 {
     pthread_mutex_lock(&st->stripes[s].mu);
 }
 
-static void
-stripe_unlock(kvd_store *st, uint32_t s)
+void
+kvd_store_stripe_unlock(kvd_store *st, uint32_t s)
 {
     pthread_mutex_unlock(&st->stripes[s].mu);
 }
@@ -239,7 +221,10 @@ kvd_store_open(const struct kvd_engine_vtable *vt, const void *opts,
     memset(st->ctr, 0, STORE_CTR_SLOTS * sizeof(*st->ctr));
     for (unsigned i = 0; i < STORE_STRIPES; i++) {
         pthread_mutex_init(&st->stripes[i].mu, NULL);
+        st->stripes[i].watch = NULL;
     }
+    st->base = st;
+    atomic_init(&st->nwatch, 0);
     st->vt = vt;
     st->multi = KVD_ENGINE_HAS(vt, multi) ? vt->multi : NULL;
     st->host = host;
@@ -320,13 +305,12 @@ kvd_store_host(kvd_store *st)
 
 /* ---- reads -------------------------------------------------------------- */
 
-/* Engine get with expiry applied; no counting. */
-static int
-store_get_raw(kvd_store *st, const void *key, size_t klen,
-              struct kvd_val *out)
+int
+kvd_store_get_raw(kvd_store *st, const void *key, size_t klen,
+                  struct kvd_val *out)
 {
     int rc = st->vt->get(st->eng, key, klen, out);
-    if (rc == 0 && is_expired(st, out->expire_ms)) {
+    if (rc == 0 && kvd_store_expired(st, out->expire_ms)) {
         kvd_val_release(out);
         return KVD_ENOTFOUND;
     }
@@ -337,12 +321,17 @@ int
 kvd_store_get(kvd_store *st, const void *key, size_t klen,
               struct kvd_val *out)
 {
-    int rc = kvd_store_check_key(st, klen);
+    int rc;
+
+    if (st->tx != NULL) {
+        return kvd_store_tx_get(st, key, klen, out);
+    }
+    rc = kvd_store_check_key(st, klen);
     kvd_store_metric_add(st, KVD_M_CMD_GET, 1);
     if (rc != 0) {
         return rc;
     }
-    rc = store_get_raw(st, key, klen, out);
+    rc = kvd_store_get_raw(st, key, klen, out);
     if (rc == 0) {
         kvd_store_metric_add(st, KVD_M_HITS, 1);
     } else if (rc == KVD_ENOTFOUND) {
@@ -355,8 +344,8 @@ kvd_store_get(kvd_store *st, const void *key, size_t klen,
 
 /* ---- writes ------------------------------------------------------------- */
 
-static int
-count_result(kvd_store *st, int rc)
+int
+kvd_store_counted(kvd_store *st, int rc)
 {
     if (rc != 0 && rc != KVD_ENOTFOUND && rc != KVD_EEXIST) {
         kvd_store_metric_add(st, KVD_M_ERRORS, 1);
@@ -368,29 +357,59 @@ int
 kvd_store_put_locked(kvd_store *st, const void *key, size_t klen,
                      const void *val, size_t vlen, int64_t expire_ms)
 {
-    int rc = kvd_store_check_key(st, klen);
+    int rc;
+
+    if (st->tx != NULL) {
+        return kvd_store_tx_put(st, key, klen, val, vlen, expire_ms);
+    }
+    rc = kvd_store_check_key(st, klen);
     if (rc == 0) {
         rc = kvd_store_check_value(st, vlen);
     }
     if (rc != 0) {
         return rc;
     }
-    if (is_expired(st, expire_ms)) {
+    if (kvd_store_expired(st, expire_ms)) {
         /* An expiry in the past deletes the key (as Redis does). */
         rc = st->vt->del(st->eng, key, klen);
+        if (rc == 0) {
+            kvd_store_watch_touch_locked(st, key, klen);
+        }
         return rc == KVD_ENOTFOUND ? 0 : rc;
     }
-    return st->vt->put(st->eng, key, klen, val, vlen, expire_ms);
+    rc = st->vt->put(st->eng, key, klen, val, vlen, expire_ms);
+    if (rc == 0) {
+        kvd_store_watch_touch_locked(st, key, klen);
+    }
+    return rc;
+}
+
+/* The engine's del of a key whose stripe the caller holds, told to the
+ * watchers when a key was deleted. */
+static int
+store_del_engine(kvd_store *st, const void *key, size_t klen)
+{
+    int rc = st->vt->del(st->eng, key, klen);
+
+    if (rc == 0) {
+        kvd_store_watch_touch_locked(st, key, klen);
+    }
+    return rc;
 }
 
 int
 kvd_store_del_locked(kvd_store *st, const void *key, size_t klen)
 {
-    int rc = kvd_store_check_key(st, klen);
+    int rc;
+
+    if (st->tx != NULL) {
+        return kvd_store_tx_del(st, key, klen);
+    }
+    rc = kvd_store_check_key(st, klen);
     if (rc != 0) {
         return rc;
     }
-    return st->vt->del(st->eng, key, klen);
+    return store_del_engine(st, key, klen);
 }
 
 int
@@ -402,18 +421,22 @@ kvd_store_set(kvd_store *st, const void *key, size_t klen, const void *val,
     bool exists = false;
     int rc;
 
+    if (st->tx != NULL) {
+        return kvd_store_tx_set(st, key, klen, val, vlen, expire_ms, flags,
+                                created);
+    }
     kvd_store_metric_add(st, KVD_M_CMD_SET, 1);
     rc = kvd_store_check_key(st, klen);
     if (rc == 0) {
         rc = kvd_store_check_value(st, vlen);
     }
     if (rc != 0) {
-        return count_result(st, rc);
+        return kvd_store_counted(st, rc);
     }
-    s = stripe_of(key, klen);
-    stripe_lock(st, s);
+    s = kvd_store_stripe_of(key, klen);
+    kvd_store_stripe_lock(st, s);
     if (flags != 0 || created != NULL) {
-        rc = store_get_raw(st, key, klen, &cur);
+        rc = kvd_store_get_raw(st, key, klen, &cur);
         if (rc == 0) {
             exists = true;
             if (flags & KVD_SET_KEEPTTL) {
@@ -437,8 +460,8 @@ kvd_store_set(kvd_store *st, const void *key, size_t klen, const void *val,
         *created = !exists;
     }
 out:
-    stripe_unlock(st, s);
-    return count_result(st, rc);
+    kvd_store_stripe_unlock(st, s);
+    return kvd_store_counted(st, rc);
 }
 
 int
@@ -447,16 +470,19 @@ kvd_store_del(kvd_store *st, const void *key, size_t klen)
     uint32_t s;
     int rc;
 
+    if (st->tx != NULL) {
+        return kvd_store_tx_del(st, key, klen);
+    }
     kvd_store_metric_add(st, KVD_M_CMD_DEL, 1);
     rc = kvd_store_check_key(st, klen);
     if (rc != 0) {
-        return count_result(st, rc);
+        return kvd_store_counted(st, rc);
     }
-    s = stripe_of(key, klen);
-    stripe_lock(st, s);
-    rc = st->vt->del(st->eng, key, klen);
-    stripe_unlock(st, s);
-    return count_result(st, rc);
+    s = kvd_store_stripe_of(key, klen);
+    kvd_store_stripe_lock(st, s);
+    rc = store_del_engine(st, key, klen);
+    kvd_store_stripe_unlock(st, s);
+    return kvd_store_counted(st, rc);
 }
 
 /* ---- multi-key sections ------------------------------------------------- */
@@ -468,11 +494,8 @@ u32_cmp(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-/* Sort the m stripe numbers in s, drop repeats, lock them in ascending
- * order (the deadlock-free order every multi-key section uses). Returns
- * how many were locked, listed at the start of s. */
-static size_t
-stripes_lock(kvd_store *st, uint32_t *s, size_t m)
+size_t
+kvd_store_stripes_lock(kvd_store *st, uint32_t *s, size_t m)
 {
     size_t u = 0;
 
@@ -485,7 +508,7 @@ stripes_lock(kvd_store *st, uint32_t *s, size_t m)
         }
     }
     for (size_t i = 0; i < u; i++) {
-        stripe_lock(st, s[i]);
+        kvd_store_stripe_lock(st, s[i]);
     }
     return u;
 }
@@ -494,30 +517,39 @@ void
 kvd_store_lock_keys(kvd_store *st, size_t n, const void *const *keys,
                     const size_t *klens, struct kvd_store_guard *g)
 {
+    if (st->tx != NULL) {
+        /* The transaction holds every stripe its commands use. */
+        g->all = false;
+        g->n = 0;
+        return;
+    }
     g->all = n > KVD_STORE_GUARD_MAX;
     if (!g->all) {
         for (size_t i = 0; i < n; i++) {
-            g->stripes[i] = stripe_of(keys[i], klens[i]);
+            g->stripes[i] = kvd_store_stripe_of(keys[i], klens[i]);
         }
-        g->n = stripes_lock(st, g->stripes, n);
+        g->n = kvd_store_stripes_lock(st, g->stripes, n);
         return;
     }
     g->n = STORE_STRIPES;
     for (uint32_t i = 0; i < STORE_STRIPES; i++) {
-        stripe_lock(st, i);
+        kvd_store_stripe_lock(st, i);
     }
 }
 
 void
 kvd_store_unlock_keys(kvd_store *st, struct kvd_store_guard *g)
 {
+    if (st->tx != NULL) {
+        return;
+    }
     if (g->all) {
         for (uint32_t i = STORE_STRIPES; i-- > 0;) {
-            stripe_unlock(st, i);
+            kvd_store_stripe_unlock(st, i);
         }
     } else {
         for (size_t i = g->n; i-- > 0;) {
-            stripe_unlock(st, g->stripes[i]);
+            kvd_store_stripe_unlock(st, g->stripes[i]);
         }
     }
     g->n = 0;
@@ -542,9 +574,9 @@ lock_ops(kvd_store *st, const struct kvd_op *ops, size_t n,
     kvd_store_lock_keys(st, n, keys, klens, g);
 }
 
-static int
-batch_validate(kvd_store *st, const struct kvd_op *ops, size_t n,
-               bool *has_past_expiry, struct kvd_err *err)
+int
+kvd_store_batch_check(kvd_store *st, const struct kvd_op *ops, size_t n,
+                      bool *has_past_expiry, struct kvd_err *err)
 {
     *has_past_expiry = false;
     for (size_t i = 0; i < n; i++) {
@@ -576,7 +608,7 @@ batch_validate(kvd_store *st, const struct kvd_op *ops, size_t n,
                                    "batch operation %zu: NULL value", i);
             }
             if (op->expire_ms != KVD_NO_EXPIRY &&
-                is_expired(st, op->expire_ms)) {
+                kvd_store_expired(st, op->expire_ms)) {
                 *has_past_expiry = true;
             }
         }
@@ -600,10 +632,9 @@ batch_emulate(kvd_store *st, const struct kvd_op *ops, size_t n)
     return 0;
 }
 
-/* Apply a validated batch; the caller holds the stripes of its keys. */
-static int
-batch_apply(kvd_store *st, const struct kvd_op *ops, size_t n, bool past,
-            struct kvd_err *err)
+int
+kvd_store_batch_apply(kvd_store *st, const struct kvd_op *ops, size_t n,
+                      bool past, struct kvd_err *err)
 {
     struct kvd_op *copy = NULL;
     int rc;
@@ -618,7 +649,7 @@ batch_apply(kvd_store *st, const struct kvd_op *ops, size_t n, bool past,
         for (size_t i = 0; i < n; i++) {
             if (copy[i].type == KVD_OP_PUT &&
                 copy[i].expire_ms != KVD_NO_EXPIRY &&
-                is_expired(st, copy[i].expire_ms)) {
+                kvd_store_expired(st, copy[i].expire_ms)) {
                 copy[i].type = KVD_OP_DEL;
             }
         }
@@ -634,6 +665,9 @@ batch_apply(kvd_store *st, const struct kvd_op *ops, size_t n, bool past,
         kvd_err_set(err, rc, "batch: %s", kvd_strerror(rc));
     }
     free(copy);
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        kvd_store_watch_touch_locked(st, ops[i].key, ops[i].klen);
+    }
     return rc;
 }
 
@@ -644,14 +678,17 @@ kvd_store_batch_locked(kvd_store *st, const struct kvd_op *ops, size_t n,
     bool past;
     int rc;
 
+    if (st->tx != NULL) {
+        return kvd_store_tx_batch(st, ops, n, err);
+    }
     if (n == 0) {
         return 0;
     }
-    rc = batch_validate(st, ops, n, &past, err);
+    rc = kvd_store_batch_check(st, ops, n, &past, err);
     if (rc != 0) {
         return rc;
     }
-    return batch_apply(st, ops, n, past, err);
+    return kvd_store_batch_apply(st, ops, n, past, err);
 }
 
 int
@@ -663,18 +700,21 @@ kvd_store_batch(kvd_store *st, const struct kvd_op *ops, size_t n,
     int rc;
 
     kvd_store_metric_add(st, KVD_M_CMD_BATCH, 1);
+    if (st->tx != NULL) {
+        return kvd_store_tx_batch(st, ops, n, err);
+    }
     if (n == 0) {
         return 0;
     }
     /* Validate before locking: a bad batch costs no lock. */
-    rc = batch_validate(st, ops, n, &past, err);
+    rc = kvd_store_batch_check(st, ops, n, &past, err);
     if (rc != 0) {
-        return count_result(st, rc);
+        return kvd_store_counted(st, rc);
     }
     lock_ops(st, ops, n, &g);
-    rc = batch_apply(st, ops, n, past, err);
+    rc = kvd_store_batch_apply(st, ops, n, past, err);
     kvd_store_unlock_keys(st, &g);
-    return count_result(st, rc);
+    return kvd_store_counted(st, rc);
 }
 
 /* ---- multi: independent operations in one engine call ------------------- */
@@ -742,10 +782,10 @@ multi_lock(kvd_store *st, const struct kvd_mop *ops, size_t n, uint32_t *buf)
 
     for (size_t i = 0; i < n; i++) {
         if (ops[i].status == 0 && ops[i].type != KVD_MOP_GET) {
-            buf[m++] = stripe_of(ops[i].key, ops[i].klen);
+            buf[m++] = kvd_store_stripe_of(ops[i].key, ops[i].klen);
         }
     }
-    return stripes_lock(st, buf, m);
+    return kvd_store_stripes_lock(st, buf, m);
 }
 
 /* Count the results and apply the core's TTL rules to them. */
@@ -767,7 +807,7 @@ multi_finish(kvd_store *st, struct kvd_mop *ops, size_t n,
         switch (op->type) {
         case KVD_MOP_GET:
             gets++;
-            if (op->status == 0 && is_expired(st, op->out.expire_ms)) {
+            if (op->status == 0 && kvd_store_expired(st, op->out.expire_ms)) {
                 kvd_val_release(&op->out);
                 op->status = KVD_ENOTFOUND;
             }
@@ -810,6 +850,9 @@ kvd_store_multi(kvd_store *st, struct kvd_mop *ops, size_t n)
     size_t nrun = n, nlocked, bad = 0;
     int rc = 0;
 
+    if (st->tx != NULL) {
+        return kvd_store_tx_multi(st, ops, n);
+    }
     if (n == 0) {
         return 0;
     }
@@ -828,7 +871,7 @@ kvd_store_multi(kvd_store *st, struct kvd_mop *ops, size_t n)
         bad += ops[i].status != 0;
         if (ops[i].status == 0 && ops[i].type == KVD_MOP_PUT &&
             ops[i].expire_ms != KVD_NO_EXPIRY &&
-            is_expired(st, ops[i].expire_ms)) {
+            kvd_store_expired(st, ops[i].expire_ms)) {
             /* An expiry in the past deletes the key (as SET does). */
             ops[i].type = KVD_MOP_DEL;
             past[i] = 1;
@@ -851,8 +894,15 @@ kvd_store_multi(kvd_store *st, struct kvd_mop *ops, size_t n)
     }
     nlocked = multi_lock(st, ops, n, stripes);
     rc = nrun > 0 ? multi_run(st, run, nrun) : 0;
+    for (size_t i = 0; rc == 0 && i < nrun; i++) {
+        /* (a put that ran as a delete and found nothing has status
+         * ENOTFOUND here: nothing changed, nobody is told) */
+        if (run[i].type != KVD_MOP_GET && run[i].status == 0) {
+            kvd_store_watch_touch_locked(st, run[i].key, run[i].klen);
+        }
+    }
     for (size_t i = 0; i < nlocked; i++) {
-        stripe_unlock(st, stripes[i]);
+        kvd_store_stripe_unlock(st, stripes[i]);
     }
     if (rc != 0) {
         goto fail;
@@ -920,14 +970,17 @@ kvd_store_update(kvd_store *st, const void *key, size_t klen,
     uint32_t s;
     int rc;
 
+    if (st->tx != NULL) {
+        return kvd_store_tx_update(st, key, klen, fn, ctx);
+    }
     kvd_store_metric_add(st, KVD_M_CMD_UPDATE, 1);
     rc = kvd_store_check_key(st, klen);
     if (rc != 0) {
-        return count_result(st, rc);
+        return kvd_store_counted(st, rc);
     }
-    s = stripe_of(key, klen);
-    stripe_lock(st, s);
-    rc = store_get_raw(st, key, klen, &cur);
+    s = kvd_store_stripe_of(key, klen);
+    kvd_store_stripe_lock(st, s);
+    rc = kvd_store_get_raw(st, key, klen, &cur);
     if (rc == 0) {
         have = true;
     } else if (rc != KVD_ENOTFOUND) {
@@ -942,7 +995,7 @@ kvd_store_update(kvd_store *st, const void *key, size_t klen,
         rc = kvd_store_put_locked(st, key, klen, upd.val, upd.vlen,
                                   upd.expire_ms);
     } else if (upd.action == KVD_UPDATE_DEL) {
-        rc = st->vt->del(st->eng, key, klen);
+        rc = store_del_engine(st, key, klen);
         if (rc == KVD_ENOTFOUND) {
             rc = 0;
         }
@@ -952,8 +1005,8 @@ out:
     if (have) {
         kvd_val_release(&cur);
     }
-    stripe_unlock(st, s);
-    return count_result(st, rc);
+    kvd_store_stripe_unlock(st, s);
+    return kvd_store_counted(st, rc);
 }
 
 /* ---- iteration ---------------------------------------------------------- */
@@ -964,6 +1017,12 @@ kvd_store_iter_open(kvd_store *st, const struct kvd_iter_opts *opts,
 {
     static const struct kvd_iter_opts all = {0};
     kvd_store_metric_add(st, KVD_M_CMD_ITER, 1);
+    if (st->tx != NULL) {
+        int rc = kvd_store_tx_segment(st);
+        if (rc != 0) {
+            return kvd_err_set(err, rc, "transaction: %s", kvd_strerror(rc));
+        }
+    }
     return st->vt->iter_open(st->eng, opts != NULL ? opts : &all, out, err);
 }
 
@@ -973,7 +1032,7 @@ kvd_store_iter_next(kvd_store *st, kvd_iter *it, struct kvd_entry *out)
     int rc;
     do {
         rc = st->vt->iter_next(it, out);
-    } while (rc == 0 && is_expired(st, out->expire_ms));
+    } while (rc == 0 && kvd_store_expired(st, out->expire_ms));
     return rc;
 }
 
@@ -993,12 +1052,24 @@ kvd_store_stats(kvd_store *st, struct kvd_engine_stats *s, kvd_stat_fn fn,
 {
     memset(s, 0, sizeof(*s));
     s->struct_size = sizeof(*s);
+    if (st->tx != NULL) {
+        int rc = kvd_store_tx_segment(st);
+        if (rc != 0) {
+            return rc;
+        }
+    }
     return st->vt->stats(st->eng, s, fn, ctx);
 }
 
 int
 kvd_store_sync(kvd_store *st, struct kvd_err *err)
 {
+    if (st->tx != NULL) {
+        int rc = kvd_store_tx_segment(st);
+        if (rc != 0) {
+            return kvd_err_set(err, rc, "transaction: %s", kvd_strerror(rc));
+        }
+    }
     if (st->vt->sync == NULL) {
         return 0; /* nothing is buffered by an engine without sync */
     }
@@ -1008,6 +1079,12 @@ kvd_store_sync(kvd_store *st, struct kvd_err *err)
 int
 kvd_store_maintain(kvd_store *st, int op, struct kvd_err *err)
 {
+    if (st->tx != NULL) {
+        int rc = kvd_store_tx_segment(st);
+        if (rc != 0) {
+            return kvd_err_set(err, rc, "transaction: %s", kvd_strerror(rc));
+        }
+    }
     if (st->vt->maintain == NULL) {
         return kvd_err_set(err, KVD_ENOTSUP,
                            "engine '%s' has no maintenance operations",
@@ -1047,17 +1124,26 @@ clear_by_iteration(kvd_store *st, struct kvd_err *err)
 }
 
 int
+kvd_store_clear_locked(kvd_store *st, struct kvd_err *err)
+{
+    kvd_store_watch_clear_locked(st);
+    if (st->vt->clear != NULL) {
+        return st->vt->clear(st->eng, err);
+    }
+    return clear_by_iteration(st, err);
+}
+
+int
 kvd_store_clear(kvd_store *st, struct kvd_err *err)
 {
     struct kvd_store_guard g;
     int rc;
 
-    kvd_store_lock_keys(st, KVD_STORE_GUARD_MAX + 1, NULL, NULL, &g);
-    if (st->vt->clear != NULL) {
-        rc = st->vt->clear(st->eng, err);
-    } else {
-        rc = clear_by_iteration(st, err);
+    if (st->tx != NULL) {
+        return kvd_store_tx_clear(st, err);
     }
+    kvd_store_lock_keys(st, KVD_STORE_GUARD_MAX + 1, NULL, NULL, &g);
+    rc = kvd_store_clear_locked(st, err);
     kvd_store_unlock_keys(st, &g);
     return rc;
 }

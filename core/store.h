@@ -166,6 +166,84 @@ int kvd_store_del_locked(kvd_store *st, const void *key, size_t klen);
 int kvd_store_batch_locked(kvd_store *st, const struct kvd_op *ops, size_t n,
                            struct kvd_err *err);
 
+/* --- transactions (MULTI/EXEC) ------------------------------------------ */
+
+/*
+ * A transaction: its commands run against a *view* of the store, and their
+ * writes reach the engine as one batch at the end.
+ *
+ *   kvd_store_txn_add_key / _add_all / _add_watch: the stripes it will
+ *       hold (every key its commands read or write, the keys its session
+ *       watches; _add_all when a command reads or writes the whole key
+ *       space);
+ *   kvd_store_txn_begin: lock them (ascending, the order of every
+ *       multi-key section) and return the view: a kvd_store* for the
+ *       usual kvd_store_* calls, whose reads see the transaction's own
+ *       writes over the store, and whose writes go to an overlay (the
+ *       kvd_store_lock_keys sections of handlers hold nothing more: the
+ *       transaction holds every stripe they need);
+ *   kvd_store_txn_commit: apply the overlay as one engine batch (atomic
+ *       and one log record on engines with KVD_CAP_ATOMIC_BATCH; on
+ *       KVD_CAP_BATCH_PARTITIONED engines refused whole with
+ *       KVD_ECROSSSLOT when the writes span partitions; emulated, not
+ *       crash-atomic, on engines without batch), tell the watchers of the
+ *       keys written, unlock. Returns 0 or the batch's error, with
+ *       nothing of the overlay applied;
+ *   kvd_store_txn_abort: unlock, drop the overlay (before begin: forget
+ *       the stripes added).
+ *
+ * Whole-key-space calls in a view (iteration, stats, clear, sync,
+ * maintenance) first apply the overlay so far as a batch of its own (a
+ * segment), so they see it; with every stripe held no other writer comes
+ * between, but a crash keeps whole segments, not the whole transaction.
+ * If a segment fails, every later call of the view and the commit return
+ * its error.
+ *
+ * Keys outside the stripes held must not be written through the view (a
+ * debug build asserts it). A txn belongs to one thread, is reused from
+ * transaction to transaction, and keeps its memory between them.
+ */
+typedef struct kvd_store_txn kvd_store_txn;
+typedef struct kvd_store_watch kvd_store_watch;
+
+/* NULL when out of memory. */
+kvd_store_txn *kvd_store_txn_create(kvd_store *st);
+/* Free (NULL: no-op); it must not be between begin and commit/abort. */
+void kvd_store_txn_destroy(kvd_store_txn *t);
+/* 0 or KVD_ENOMEM (the transaction must then not begin). */
+int kvd_store_txn_add_key(kvd_store_txn *t, const void *key, size_t klen);
+void kvd_store_txn_add_all(kvd_store_txn *t);
+int kvd_store_txn_add_watch(kvd_store_txn *t, const kvd_store_watch *w);
+kvd_store *kvd_store_txn_begin(kvd_store_txn *t);
+int kvd_store_txn_commit(kvd_store_txn *t, struct kvd_err *err);
+void kvd_store_txn_abort(kvd_store_txn *t);
+
+/*
+ * WATCH: a watch set belongs to one session (one thread at a time); the
+ * store keeps a registry key -> watchers, guarded by each key's stripe,
+ * and every write path of the store marks the watchers of the keys it
+ * wrote (deletes of absent keys and NX/XX sets that did not set write
+ * nothing; FLUSHDB marks only watched keys that existed). Nothing is
+ * measurable while nobody watches: one relaxed atomic load per write.
+ *
+ * kvd_store_watch_key: watch one more key (a key already watched by this
+ *     set is not added twice; an empty or oversized key, which can never
+ *     exist, is accepted and never changes). Takes the key's stripe.
+ *     Returns 0 or KVD_ENOMEM.
+ * kvd_store_watch_changed: whether a watched key was written since it was
+ *     watched, or was live with an expiry then and has expired by now.
+ *     Call it holding the stripes of every watched key (between
+ *     kvd_store_txn_begin and commit/abort, with _add_watch).
+ * kvd_store_watch_clear: forget every key (takes their stripes: never
+ *     between begin and commit/abort of a transaction).
+ */
+kvd_store_watch *kvd_store_watch_create(kvd_store *st);
+void kvd_store_watch_destroy(kvd_store_watch *w); /* clears; NULL: no-op */
+int kvd_store_watch_key(kvd_store_watch *w, const void *key, size_t klen);
+bool kvd_store_watch_changed(kvd_store_watch *w);
+void kvd_store_watch_clear(kvd_store_watch *w);
+size_t kvd_store_watch_count(const kvd_store_watch *w);
+
 /* --- metrics ----------------------------------------------------------- */
 
 /* Per-command counters, indexed by enum kvd_metric. */
