@@ -3,7 +3,9 @@
  *
  * kvd_cmd_call() finds the command (cmd.c's index), checks arity, then
  * AUTH, in that order (so a wrong command is reported as such even before
- * AUTH), and then does one of three things:
+ * AUTH). Inside MULTI it queues the command (multi.c) unless it is one of
+ * the transaction's controls; a refusal then fails the transaction.
+ * Otherwise it does one of three things:
  *   - queue it in the session's pass when its table entry can wait
  *     (prep/reply) and this invocation can (prep says yes): PENDING;
  *   - otherwise first run the pass if this session has commands waiting
@@ -235,6 +237,19 @@ kvd_cmd_call(kvd_session *s, size_t argc, const char *const *argv,
     }
     kvd_store_metric_add(c->st, KVD_M_COMMANDS, 1);
     why = call_resolve(&x);
+    if (s->in_multi &&
+        (why != CALL_OK || !(x.ent->def->flags & KVD_CMDF_TXCTL))) {
+        if (s->queued > 0) {
+            kvd_cmd_pass_end(s->cpass);
+        }
+        if (why != CALL_OK) {
+            call_refuse(&x, why);
+            kvd_cmd_multi_refused(s);
+        } else {
+            kvd_cmd_multi_queue(&x);
+        }
+        return 0;
+    }
     if (why == CALL_OK && s->cpass != NULL && x.ent->def->prep != NULL) {
         struct kvd_mop op;
         if (x.ent->def->prep(&x, &op) &&

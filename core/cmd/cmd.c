@@ -135,10 +135,8 @@ kvd_cmd_entry_at(const kvd_cmd *c, size_t i)
 }
 
 static const struct kvd_cmd_def *const cmd_groups[] = {
-    kvd_cmd_strings_defs,
-    kvd_cmd_keys_defs,
-    kvd_cmd_conn_defs,
-    kvd_cmd_server_defs,
+    kvd_cmd_strings_defs, kvd_cmd_keys_defs,  kvd_cmd_conn_defs,
+    kvd_cmd_server_defs,  kvd_cmd_multi_defs,
 };
 
 #define CMD_NGROUPS (sizeof(cmd_groups) / sizeof(cmd_groups[0]))

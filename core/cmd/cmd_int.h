@@ -137,6 +137,7 @@ extern const struct kvd_cmd_def kvd_cmd_strings_defs[];
 extern const struct kvd_cmd_def kvd_cmd_keys_defs[];
 extern const struct kvd_cmd_def kvd_cmd_conn_defs[];
 extern const struct kvd_cmd_def kvd_cmd_server_defs[];
+extern const struct kvd_cmd_def kvd_cmd_multi_defs[];
 
 /* --- the command layer object ------------------------------------------- */
 
@@ -262,7 +263,7 @@ void kvd_cmd_enc_init(struct kvd_cmd_enc *e, const struct kvd_reply_ops *ops,
  * a time), except:
  *   - name, lib_name, lib_ver and the list links are written under
  *     cmd->sess_lock, because CLIENT LIST reads them from other threads;
- *   - proto and last_ms are relaxed atomics for the same reason
+ *   - proto, mqueued and last_ms are relaxed atomics for the same reason
  *     (CLIENT LIST reads them without stopping the owner);
  *   - id, flags, frontend, ctr, addr, laddr, fd and created_ms are fixed
  *     after open.
@@ -280,12 +281,20 @@ struct kvd_session {
      * fixed for the layer's life) or pass_copy. */
     const char *pass;
     size_t pass_len;
-    char *pass_copy;         /* owned; set by kvd_cmd_session_set_password */
-    bool pass_locked;        /* a password copy failed: AUTH never passes */
-    _Atomic int proto;       /* 2, or 3 after HELLO 3 */
-    struct kvd_cmd_enc enc;  /* the frontend's encoder (session_open) */
-    kvd_cmd_pass *cpass;     /* the pass of its thread, or NULL */
-    size_t queued;           /* its commands waiting in cpass */
+    char *pass_copy;        /* owned; set by kvd_cmd_session_set_password */
+    bool pass_locked;       /* a password copy failed: AUTH never passes */
+    _Atomic int proto;      /* 2, or 3 after HELLO 3 */
+    struct kvd_cmd_enc enc; /* the frontend's encoder (session_open) */
+    kvd_cmd_pass *cpass;    /* the pass of its thread, or NULL */
+    size_t queued;          /* its commands waiting in cpass */
+    /* Transactions (multi.c): in_multi from MULTI to EXEC/DISCARD,
+     * in_exec while EXEC runs the queue; the queue and the watch set are
+     * made on first use and kept. */
+    bool in_multi;
+    bool in_exec;
+    struct kvd_cmd_multi *multi;
+    kvd_store_watch *watch;
+    _Atomic int mqueued;     /* commands queued in MULTI; -1 outside */
     int64_t created_ms;      /* monotonic (kvd_cmd_mono_ms) */
     _Atomic int64_t last_ms; /* monotonic, end of the last command */
     kvd_session *prev;       /* cmd->sess_head list, under sess_lock */
@@ -350,6 +359,25 @@ int kvd_cmd_pass_queue(kvd_cmd_pass *p, struct kvd_cmd_ctx *x,
 /* Session s is going away: its queued commands still run, their replies
  * are dropped. */
 void kvd_cmd_pass_forget(kvd_cmd_pass *p, kvd_session *s);
+
+/* --- transactions (multi.c) ------------------------------------------------
+ */
+
+struct kvd_cmd_multi; /* a session's MULTI queue and EXEC's tools */
+
+/* Inside MULTI: queue x's resolved command (or refuse it with Redis's
+ * error and mark the transaction failed); writes QUEUED or the error. */
+void kvd_cmd_multi_queue(struct kvd_cmd_ctx *x);
+
+/* A command was refused before it could be queued (unknown, arity,
+ * NOAUTH): inside MULTI that makes EXEC abort. */
+void kvd_cmd_multi_refused(kvd_session *s);
+
+/* Drop the queue and every watch (RESET). */
+void kvd_cmd_multi_reset(kvd_session *s);
+
+/* Free what the session's transactions hold (session end). */
+void kvd_cmd_multi_release(kvd_session *s);
 
 /* --- reply helpers (reply.c) ------------------------------------------ */
 

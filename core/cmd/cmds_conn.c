@@ -64,6 +64,7 @@ conn_reset(struct kvd_cmd_ctx *x)
     kvd_session *s = x->sess;
 
     conn_set_name(s, s->name, sizeof(s->name), "", 0);
+    kvd_cmd_multi_reset(s); /* out of MULTI, every watch dropped */
     /* Back to RESP2 (Redis answers RESET in the protocol the client was
      * speaking; +RESET is the same in both). The password requirement
      * stays: only the authentication is dropped. */
@@ -371,6 +372,7 @@ conn_client_help(struct kvd_cmd_ctx *x)
 #define LD KVD_CMDF_LOADING
 #define ST KVD_CMDF_STALE
 #define NS KVD_CMDF_NOSCRIPT
+#define TX KVD_CMDF_TXCTL
 
 static const struct kvd_cmd_def conn_client_subs[] = {
     KVD_CMD_DEF("id", 2, NS | LD | ST, conn_client_id, NULL, 0, 0, 0,
@@ -410,10 +412,10 @@ const struct kvd_cmd_def kvd_cmd_conn_defs[] = {
                 "Returns the server's liveliness response.", "[message]"),
     KVD_CMD_DEF("echo", 2, F, conn_echo, NULL, 0, 0, 0, "connection", "1.0.0",
                 "Returns the given string.", "message"),
-    KVD_CMD_DEF("quit", -1, NA | F | LD | ST | NS, conn_quit, NULL, 0, 0, 0,
-                "connection", "1.0.0", "Closes the connection.", ""),
-    KVD_CMD_DEF("reset", 1, NA | F | LD | ST | NS, conn_reset, NULL, 0, 0, 0,
-                "connection", "6.2.0", "Resets the connection.", ""),
+    KVD_CMD_DEF("quit", -1, NA | F | LD | ST | NS | TX, conn_quit, NULL, 0, 0,
+                0, "connection", "1.0.0", "Closes the connection.", ""),
+    KVD_CMD_DEF("reset", 1, NA | F | LD | ST | NS | TX, conn_reset, NULL, 0, 0,
+                0, "connection", "6.2.0", "Resets the connection.", ""),
     KVD_CMD_DEF("auth", -2, NA | F | LD | ST | NS, conn_auth, NULL, 0, 0, 0,
                 "connection", "1.0.0", "Authenticates the connection.",
                 "[username] password"),

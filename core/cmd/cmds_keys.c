@@ -860,6 +860,7 @@ keys_randomkey(struct kvd_cmd_ctx *x)
 #define R  KVD_CMDF_READONLY
 #define F  KVD_CMDF_FAST
 #define DO KVD_CMDF_DENYOOM
+#define KS KVD_CMDF_KEYSPACE
 
 const struct kvd_cmd_def kvd_cmd_keys_defs[] = {
     KVD_CMD_DEF_MOP("del", -2, W, keys_del, NULL, 1, -1, 1, "generic", "1.0.0",
@@ -887,12 +888,13 @@ const struct kvd_cmd_def kvd_cmd_keys_defs[] = {
     KVD_CMD_DEF("copy", -3, W | DO, keys_copy, NULL, 1, 2, 1, "generic",
                 "6.2.0", "Copies the value of a key to a new key.",
                 "source destination [DB destination-db] [REPLACE]"),
-    KVD_CMD_DEF("randomkey", 1, R, keys_randomkey, NULL, 0, 0, 0, "generic",
-                "1.0.0", "Returns a random key name from the database.", ""),
-    KVD_CMD_DEF("keys", 2, R, keys_keys, NULL, 0, 0, 0, "generic", "1.0.0",
+    KVD_CMD_DEF("randomkey", 1, R | KS, keys_randomkey, NULL, 0, 0, 0,
+                "generic", "1.0.0",
+                "Returns a random key name from the database.", ""),
+    KVD_CMD_DEF("keys", 2, R | KS, keys_keys, NULL, 0, 0, 0, "generic", "1.0.0",
                 "Returns all key names that match a pattern.", "pattern"),
-    KVD_CMD_DEF("scan", -2, R, keys_scan, NULL, 0, 0, 0, "generic", "2.8.0",
-                "Iterates over the key names in the database.",
+    KVD_CMD_DEF("scan", -2, R | KS, keys_scan, NULL, 0, 0, 0, "generic",
+                "2.8.0", "Iterates over the key names in the database.",
                 "cursor [MATCH pattern] [COUNT count] [TYPE type]"),
     KVD_CMD_DEF("expire", -3, W | F, keys_expire, NULL, 1, 1, 1, "generic",
                 "1.0.0", "Sets the expiration time of a key in seconds.",

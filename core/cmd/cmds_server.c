@@ -776,6 +776,8 @@ srv_compact(struct kvd_cmd_ctx *x)
 #define LD KVD_CMDF_LOADING
 #define ST KVD_CMDF_STALE
 #define NS KVD_CMDF_NOSCRIPT
+#define NM KVD_CMDF_NOMULTI
+#define KS KVD_CMDF_KEYSPACE
 
 static const struct kvd_cmd_def srv_config_subs[] = {
     KVD_CMD_DEF("get", -3, A | NS | LD | ST, srv_config_get, NULL, 0, 0, 0,
@@ -818,13 +820,14 @@ const struct kvd_cmd_def kvd_cmd_server_defs[] = {
     KVD_CMD_DEF("info", -1, LD | ST, srv_info, NULL, 0, 0, 0, "server", "1.0.0",
                 "Returns information and statistics about the server.",
                 "[section [section ...]]"),
-    KVD_CMD_DEF("dbsize", 1, R | F, srv_dbsize, NULL, 0, 0, 0, "server",
+    KVD_CMD_DEF("dbsize", 1, R | F | KS, srv_dbsize, NULL, 0, 0, 0, "server",
                 "1.0.0", "Returns the number of keys in the database.", ""),
-    KVD_CMD_DEF("flushdb", -1, W, srv_flush, NULL, 0, 0, 0, "server", "1.0.0",
-                "Removes all keys from the current database.",
+    KVD_CMD_DEF("flushdb", -1, W | KS, srv_flush, NULL, 0, 0, 0, "server",
+                "1.0.0", "Removes all keys from the current database.",
                 "[ASYNC | SYNC]"),
-    KVD_CMD_DEF("flushall", -1, W, srv_flush, NULL, 0, 0, 0, "server", "1.0.0",
-                "Removes all keys from all databases.", "[ASYNC | SYNC]"),
+    KVD_CMD_DEF("flushall", -1, W | KS, srv_flush, NULL, 0, 0, 0, "server",
+                "1.0.0", "Removes all keys from all databases.",
+                "[ASYNC | SYNC]"),
     KVD_CMD_DEF("function", -2, 0, NULL, srv_function_subs, 0, 0, 0,
                 "scripting", "7.0.0", "A container for function commands.", ""),
     KVD_CMD_DEF("debug", -2, A | NS | LD | ST, srv_debug, NULL, 0, 0, 0,
@@ -832,11 +835,11 @@ const struct kvd_cmd_def kvd_cmd_server_defs[] = {
                 "A container for debugging commands (not supported).", ""),
     KVD_CMD_DEF("time", 1, F | LD | ST, srv_time, NULL, 0, 0, 0, "server",
                 "2.6.0", "Returns the server time.", ""),
-    KVD_CMD_DEF("save", 1, A | NS, srv_save, NULL, 0, 0, 0, "server", "1.0.0",
-                "Makes every acknowledged write durable (the engine's sync).",
-                ""),
     KVD_CMD_DEF(
-        "compact", 1, A | NS, srv_compact, NULL, 0, 0, 0, "server", "kvd",
+        "save", 1, A | NS | NM, srv_save, NULL, 0, 0, 0, "server", "1.0.0",
+        "Makes every acknowledged write durable (the engine's sync).", ""),
+    KVD_CMD_DEF(
+        "compact", 1, A | NS | NM, srv_compact, NULL, 0, 0, 0, "server", "kvd",
         "Asks the storage engine to merge or compact its files now.", ""),
     KVD_CMD_END,
 };

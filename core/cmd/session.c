@@ -47,6 +47,7 @@ session_new(kvd_cmd *c, const char *frontend, unsigned flags)
     s->pass_len = c->requirepass_len;
     s->authed = kvd_cmd_session_auth_free(s);
     atomic_init(&s->proto, 2);
+    atomic_init(&s->mqueued, -1);
     s->fd = -1;
     s->created_ms = kvd_cmd_mono_ms();
     atomic_init(&s->last_ms, s->created_ms);
@@ -138,6 +139,7 @@ kvd_cmd_session_destroy(kvd_session *s)
     if (s->queued > 0) {
         kvd_cmd_pass_forget(s->cpass, s);
     }
+    kvd_cmd_multi_release(s);
     pthread_mutex_lock(&c->sess_lock);
     if (s->prev != NULL) {
         s->prev->next = s->next;
@@ -220,16 +222,17 @@ void
 kvd_cmd_session_line(struct kvd_cmd_buf *b, const kvd_session *s, int64_t now)
 {
     int64_t last = atomic_load_explicit(&s->last_ms, memory_order_relaxed);
+    int mq = atomic_load_explicit(&s->mqueued, memory_order_relaxed);
 
     kvd_cmd_buf_printf(
         b,
-        "id=%llu addr=%s laddr=%s fd=%d name=%s age=%lld idle=%lld flags=N "
-        "db=0 sub=0 psub=0 ssub=0 multi=-1 user=default lib-name=%s "
+        "id=%llu addr=%s laddr=%s fd=%d name=%s age=%lld idle=%lld flags=%s "
+        "db=0 sub=0 psub=0 ssub=0 multi=%d user=default lib-name=%s "
         "lib-ver=%s resp=%d\n",
         (unsigned long long)s->id, s->addr, s->laddr, s->fd, s->name,
         (long long)((now - s->created_ms) / 1000),
-        (long long)((now - last) / 1000), s->lib_name, s->lib_ver,
-        kvd_cmd_proto(s));
+        (long long)((now - last) / 1000), mq >= 0 ? "x" : "N", mq, s->lib_name,
+        s->lib_ver, kvd_cmd_proto(s));
 }
 
 uint64_t

@@ -129,6 +129,38 @@ printf 'PING\nECHO last' > "$tmp/in"
 printf 'PONG\n"last"\n' > "$tmp/want"
 run last_line_without_newline
 
+# 4b. Transactions through the shared layer: MULTI queues, EXEC answers
+# every reply, a WATCH conflict gives the null array.
+cat > "$tmp/in" <<'IN'
+MULTI
+SET t 1
+INCR t
+GET t
+EXEC
+WATCH t
+SET t 5
+MULTI
+GET t
+EXEC
+EXEC
+IN
+cat > "$tmp/want" <<'OUT'
+OK
+QUEUED
+QUEUED
+QUEUED
+1) OK
+2) (integer) 2
+3) "2"
+OK
+OK
+OK
+QUEUED
+(nil)
+ERR EXEC without MULTI
+OUT
+run multi_exec
+
 # 5. SIGTERM while stdin stays open: the reader wakes and kvd exits 0.
 mkfifo "$tmp/fifo"
 "$kvd" -c "$tmp/kvd.ini" < "$tmp/fifo" > "$tmp/out" 2> "$tmp/err" &
