@@ -39,33 +39,53 @@ if(TARGET kvd_frontend_resp AND TARGET kvd AND KVD_E2E_PYTHON)
     set(_resp_engines memory)
   endif()
   math(EXPR _resp_timeout "300 * ${KVD_TEST_TIMEOUT_SCALE}") # Tsan: x10
+  # resp: the frontend; resp_tx: transactions (python3-redis pipelines,
+  # WATCH loops, Lock, the bank invariant, MGET against transactions).
   foreach(engine ${_resp_engines})
-    set(_resp_cmd ${KVD_E2E_PYTHON} ${CMAKE_CURRENT_LIST_DIR}/resp_test.py)
-    if(engine STREQUAL "redis")
-      # The port of the fixture's server is known only once it runs:
-      # `redis-cluster run` puts it in place of {redis_single}.
-      set(_resp_cmd ${KVD_REDIS_RUN} env
-          "KVD_ENGINE_OPTS=nodes=127.0.0.1:{redis_single}\;key_prefix={dir}/\;stats=scan\;command_timeout_ms=60000"
-          ${_resp_cmd})
-    endif()
-    add_test(NAME e2e.resp.${engine} COMMAND ${_resp_cmd})
-    set_tests_properties(e2e.resp.${engine} PROPERTIES LABELS e2e TIMEOUT ${_resp_timeout}
-      ENVIRONMENT "${KVD_TEST_ENV};KVD_BIN=$<TARGET_FILE:kvd>;KVD_ENGINE=${engine}")
+    foreach(suite resp resp_tx)
+      set(_resp_cmd ${KVD_E2E_PYTHON} ${CMAKE_CURRENT_LIST_DIR}/${suite}_test.py)
+      if(engine STREQUAL "redis")
+        # The port of the fixture's server is known only once it runs:
+        # `redis-cluster run` puts it in place of {redis_single}.
+        set(_resp_cmd ${KVD_REDIS_RUN} env
+            "KVD_ENGINE_OPTS=nodes=127.0.0.1:{redis_single}\;key_prefix={dir}/\;stats=scan\;command_timeout_ms=60000"
+            ${_resp_cmd})
+      endif()
+      add_test(NAME e2e.${suite}.${engine} COMMAND ${_resp_cmd})
+      set_tests_properties(e2e.${suite}.${engine} PROPERTIES LABELS e2e
+        TIMEOUT ${_resp_timeout}
+        ENVIRONMENT "${KVD_TEST_ENV};KVD_BIN=$<TARGET_FILE:kvd>;KVD_ENGINE=${engine}")
+    endforeach()
   endforeach()
   # The redis engine runs against the single redis-server of tests/redis
   # (every batch atomic there, as the tests expect), under a key prefix of
   # its own so it can share that server with conformance.redis_single.
-  if(TEST e2e.resp.redis AND KVD_REDIS_SERVER)
-    set_tests_properties(e2e.resp.redis PROPERTIES
-      FIXTURES_REQUIRED redis_single LABELS "e2e;redis")
-  elseif(TEST e2e.resp.redis)
-    set_tests_properties(e2e.resp.redis PROPERTIES DISABLED TRUE)
-  endif()
+  foreach(suite resp resp_tx)
+    if(TEST e2e.${suite}.redis AND KVD_REDIS_SERVER)
+      set_tests_properties(e2e.${suite}.redis PROPERTIES
+        FIXTURES_REQUIRED redis_single LABELS "e2e;redis")
+    elseif(TEST e2e.${suite}.redis)
+      set_tests_properties(e2e.${suite}.redis PROPERTIES DISABLED TRUE)
+    endif()
+  endforeach()
   # Announced bulk sizes must not reserve memory (issue 13, item 10).
   add_test(NAME e2e.resp_bigbulk
            COMMAND ${KVD_E2E_PYTHON} ${CMAKE_CURRENT_LIST_DIR}/resp_bigbulk_test.py)
   set_tests_properties(e2e.resp_bigbulk PROPERTIES LABELS e2e TIMEOUT 120
     ENVIRONMENT "${KVD_TEST_ENV};KVD_BIN=$<TARGET_FILE:kvd>;KVD_ENGINE=memory")
+  # SIGKILL during transactions of several SETs, sync = always: every
+  # acknowledged EXEC whole after the restart, none in part.
+  math(EXPR _resp_crash_timeout "600 * ${KVD_TEST_TIMEOUT_SCALE}")
+  foreach(engine log lsm)
+    if(engine IN_LIST _resp_engines)
+      add_test(NAME e2e.resp_tx_crash.${engine}
+               COMMAND ${KVD_E2E_PYTHON}
+                       ${CMAKE_CURRENT_LIST_DIR}/resp_tx_crash.py)
+      set_tests_properties(e2e.resp_tx_crash.${engine} PROPERTIES LABELS e2e
+        TIMEOUT ${_resp_crash_timeout}
+        ENVIRONMENT "${KVD_TEST_ENV};KVD_BIN=$<TARGET_FILE:kvd>;KVD_ENGINE=${engine}")
+    endif()
+  endforeach()
   if(TARGET kv)
     add_test(NAME e2e.kv
              COMMAND ${KVD_E2E_PYTHON} ${CMAKE_CURRENT_LIST_DIR}/kv_test.py)

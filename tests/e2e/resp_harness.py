@@ -26,7 +26,8 @@ def env_path(name, default=None):
 
 
 class KvdServer:
-    def __init__(self, engine=None, resp_opts=None, server_opts=None):
+    def __init__(self, engine=None, resp_opts=None, server_opts=None,
+                 engine_opts=None):
         self.kvd = env_path("KVD_BIN")
         self.plugin_dir = env_path("KVD_PLUGIN_DIR")
         self.engine = engine or os.environ.get("KVD_ENGINE", "memory")
@@ -39,6 +40,7 @@ class KvdServer:
         # record format has a 16-bit key length).
         self.server_opts = {"max_key_bytes": "65535"}
         self.server_opts.update(server_opts or {})
+        self.engine_opts = engine_opts or {}
         self.proc = None
         self.ini = os.path.join(self.dir, "kvd.ini")
 
@@ -55,6 +57,7 @@ class KvdServer:
         # server's temporary directory, so runs do not share keys.
         for kv in filter(None, os.environ.get("KVD_ENGINE_OPTS", "").split(";")):
             lines.append(kv.replace("{dir}", self.dir).replace("=", " = ", 1))
+        lines += [f"{k} = {v}" for k, v in self.engine_opts.items()]
         lines += ["[frontend.resp]"]
         lines += [f"{k} = {v}" for k, v in self.resp_opts.items()]
         with open(self.ini, "w") as f:
@@ -96,6 +99,15 @@ class KvdServer:
                 return f.read()
         except OSError:
             return ""
+
+    def kill(self):
+        """SIGKILL: a crash. The data directory stays for the next start."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        if self.proc is not None:
+            self.proc.stderr.close()
+        self.proc = None
 
     def stop(self, check=True):
         """SIGTERM, wait, and (check) insist on a clean, complete exit."""
