@@ -642,6 +642,11 @@ conn_send(struct resp_conn *c)
             c->fd, c->o.len - c->o_off);
         return -1;
     }
+    if (!(c->flags & RESP_CONN_WRITING)) {
+        /* The stall is counted from when it starts to wait for the
+         * client, not from its last write, which may be long ago. */
+        c->last_out_ms = worker_now_ms(w);
+    }
     conn_set_reading(c, 0);
     conn_set_writing(c, 1);
     return 0;
@@ -1097,8 +1102,11 @@ worker_cron(evutil_socket_t fd, short what, void *arg)
         next = c->next;
         if (w->stop_seen && now >= w->drain_deadline_ms) {
             conn_free(c);
-        } else if (c->o.len > 0 && o->output_stall_ms > 0 &&
+        } else if ((c->flags & RESP_CONN_WRITING) && o->output_stall_ms > 0 &&
                    now - c->last_out_ms >= o->output_stall_ms) {
+            /* Only a connection waiting for the socket can stall: one
+             * with replies still on the pending list of this iteration
+             * has not had its write yet. */
             LOG(w->fe, KVD_LOG_INFO,
                 "resp: closing client fd %d: it has not read its replies "
                 "for %lld ms",
