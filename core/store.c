@@ -499,8 +499,18 @@ kvd_store_stripes_lock(kvd_store *st, uint32_t *s, size_t m)
 {
     size_t u = 0;
 
-    if (m > 1) {
+    if (m > 16) {
         qsort(s, m, sizeof(s[0]), u32_cmp);
+    } else {
+        /* The usual few keys: an insertion sort beats qsort's calls. */
+        for (size_t i = 1; i < m; i++) {
+            uint32_t v = s[i];
+            size_t j = i;
+            for (; j > 0 && s[j - 1] > v; j--) {
+                s[j] = s[j - 1];
+            }
+            s[j] = v;
+        }
     }
     for (size_t i = 0; i < m; i++) {
         if (u == 0 || s[u - 1] != s[i]) {

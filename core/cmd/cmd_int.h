@@ -476,6 +476,8 @@ struct kvd_cmd_buf {
     size_t cap;
 };
 
+/* Room for n more bytes after len: 0 or KVD_ENOMEM. */
+int kvd_cmd_buf_reserve(struct kvd_cmd_buf *b, size_t n);
 int kvd_cmd_buf_append(struct kvd_cmd_buf *b, const void *p, size_t n);
 int kvd_cmd_buf_printf(struct kvd_cmd_buf *b, const char *fmt, ...)
     KVD_PRINTF(2, 3);

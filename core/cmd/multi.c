@@ -155,15 +155,23 @@ multi_push(struct kvd_cmd_multi *m, const struct kvd_cmd_ctx *x)
         m->cmds = c;
         m->cap = cap;
     }
-    if (kvd_cmd_buf_append(&m->args, x->argl, x->argc * sizeof(size_t)) != 0) {
+    size_t bytes = x->argc * sizeof(size_t);
+    for (size_t i = 0; i < x->argc; i++) {
+        bytes += x->argl[i];
+    }
+    if (kvd_cmd_buf_reserve(&m->args, bytes) != 0) {
         return KVD_ENOMEM;
     }
+    char *p = m->args.p + off;
+    memcpy(p, x->argl, x->argc * sizeof(size_t));
+    p += x->argc * sizeof(size_t);
     for (size_t i = 0; i < x->argc; i++) {
-        if (kvd_cmd_buf_append(&m->args, x->argv[i], x->argl[i]) != 0) {
-            m->args.len = off;
-            return KVD_ENOMEM;
+        if (x->argl[i] > 0) {
+            memcpy(p, x->argv[i], x->argl[i]);
         }
+        p += x->argl[i];
     }
+    m->args.len += bytes;
     m->cmds[m->n++] = (struct multi_cmd){
         .ent = x->ent,
         .argc = x->argc,
@@ -251,14 +259,23 @@ static void
 rec_put(void *w, char tag, const void *a, size_t an, const void *b, size_t bn)
 {
     struct kvd_cmd_buf *r = w;
+    char *p;
 
-    /* Out of memory drops the reply: the replay then stops where the log
-     * ends, and EXEC answers an error instead (multi_replay). */
-    if (kvd_cmd_buf_append(r, &tag, 1) != 0 ||
-        (an > 0 && kvd_cmd_buf_append(r, a, an) != 0) ||
-        (bn > 0 && kvd_cmd_buf_append(r, b, bn) != 0)) {
-        r->len = SIZE_MAX; /* poisoned */
+    /* Out of memory poisons the log: EXEC then answers an error rather
+     * than replay part of its replies (multi_exec). */
+    if (kvd_cmd_buf_reserve(r, 1 + an + bn) != 0) {
+        r->len = SIZE_MAX;
+        return;
     }
+    p = r->p + r->len;
+    *p++ = tag;
+    if (an > 0) {
+        memcpy(p, a, an);
+    }
+    if (bn > 0) {
+        memcpy(p + an, b, bn);
+    }
+    r->len += 1 + an + bn;
 }
 
 static bool

@@ -372,6 +372,12 @@ buf_reserve(struct kvd_cmd_buf *b, size_t n)
 }
 
 int
+kvd_cmd_buf_reserve(struct kvd_cmd_buf *b, size_t n)
+{
+    return buf_reserve(b, n);
+}
+
+int
 kvd_cmd_buf_append(struct kvd_cmd_buf *b, const void *p, size_t n)
 {
     int rc = buf_reserve(b, n);

@@ -412,37 +412,80 @@ mem_put(kvd_engine *db, const void *key, size_t klen, const void *val,
 
 /* ----------------------------------------------------------------- batch */
 
+/* Batches up to this many ops keep their bookkeeping on the stack (a
+ * transaction of a few SETs must not pay three mallocs for it). */
+#define MEM_BATCH_STACK_OPS 16
+
+/* Sort the m shard indexes in s and drop repeats; returns how many stay. */
+static size_t
+mem_shards_sorted(uint32_t *s, size_t m)
+{
+    size_t u = 0;
+
+    for (size_t i = 1; i < m; i++) { /* insertion sort: m is small */
+        uint32_t v = s[i];
+        size_t j = i;
+        for (; j > 0 && s[j - 1] > v; j--) {
+            s[j] = s[j - 1];
+        }
+        s[j] = v;
+    }
+    for (size_t i = 0; i < m; i++) {
+        if (u == 0 || s[u - 1] != s[i]) {
+            s[u++] = s[i];
+        }
+    }
+    return u;
+}
+
 /*
  * All or nothing: validate every op, build every new entry (the only
  * allocations), and only then lock the affected shards in ascending order
  * and apply the ops in order, so later ops on a key win and no reader sees
- * half of the batch.
+ * half of the batch. A small batch locks its distinct shards from a sorted
+ * list; a large one marks them in a table of every shard.
  */
 static int
 mem_batch(kvd_engine *db, const struct kvd_op *ops, size_t n,
           struct kvd_err *err)
 {
     int64_t now = mem_now(db);
-    uint64_t *hashes = NULL;
-    struct mem_entry **ents = NULL;
+    uint64_t hashes_stack[MEM_BATCH_STACK_OPS];
+    struct mem_entry *ents_stack[MEM_BATCH_STACK_OPS];
+    uint32_t shards_stack[MEM_BATCH_STACK_OPS];
+    bool small = n <= MEM_BATCH_STACK_OPS;
+    uint64_t *hashes = hashes_stack;
+    struct mem_entry **ents = ents_stack;
     unsigned char *locked = NULL;
+    size_t nshards = 0;
     int rc;
 
     rc = kvd_check_batch(ops, n, MEM_MAX_KEY_BYTES, MEM_MAX_VALUE_BYTES, err);
     if (rc != 0 || n == 0) {
         return rc;
     }
-    hashes = malloc(n * sizeof(*hashes));
-    ents = calloc(n, sizeof(*ents));
-    locked = calloc(db->nshards, 1);
-    if (hashes == NULL || ents == NULL || locked == NULL) {
-        rc = kvd_err_set(err, KVD_ENOMEM, "batch of %zu ops: out of memory", n);
-        goto out;
+    if (small) {
+        memset(ents_stack, 0, n * sizeof(ents_stack[0]));
+    } else {
+        hashes = malloc(n * sizeof(*hashes));
+        ents = calloc(n, sizeof(*ents));
+        locked = calloc(db->nshards, 1);
+        if (hashes == NULL || ents == NULL || locked == NULL) {
+            rc = kvd_err_set(err, KVD_ENOMEM, "batch of %zu ops: out of memory",
+                             n);
+            goto out;
+        }
     }
     for (size_t i = 0; i < n; i++) {
         const struct kvd_op *op = &ops[i];
+        uint32_t s;
         hashes[i] = mem_hash(db, op->key, op->klen);
-        locked[mem_shard_of(db, hashes[i]) - db->shards] = 1;
+        s = (uint32_t)(mem_shard_of(db, hashes[i]) - db->shards);
+        if (small) {
+            shards_stack[i] = s;
+        } else {
+            locked[s] = 1;
+        }
         if (op->type == KVD_OP_PUT &&
             (op->expire_ms == KVD_NO_EXPIRY || op->expire_ms > now)) {
             ents[i] = mem_entry_create(op->key, op->klen, op->val, op->vlen,
@@ -454,9 +497,16 @@ mem_batch(kvd_engine *db, const struct kvd_op *ops, size_t n,
             }
         }
     }
-    for (uint32_t s = 0; s < db->nshards; s++) {
-        if (locked[s]) {
-            pthread_rwlock_wrlock(&db->shards[s].lock);
+    if (small) {
+        nshards = mem_shards_sorted(shards_stack, n);
+        for (size_t k = 0; k < nshards; k++) {
+            pthread_rwlock_wrlock(&db->shards[shards_stack[k]].lock);
+        }
+    } else {
+        for (uint32_t s = 0; s < db->nshards; s++) {
+            if (locked[s]) {
+                pthread_rwlock_wrlock(&db->shards[s].lock);
+            }
         }
     }
     for (size_t i = 0; i < n; i++) {
@@ -472,9 +522,15 @@ mem_batch(kvd_engine *db, const struct kvd_op *ops, size_t n,
         }
         ents[i] = old; /* released after unlocking */
     }
-    for (uint32_t s = db->nshards; s-- > 0;) {
-        if (locked[s]) {
-            pthread_rwlock_unlock(&db->shards[s].lock);
+    if (small) {
+        for (size_t k = nshards; k-- > 0;) {
+            pthread_rwlock_unlock(&db->shards[shards_stack[k]].lock);
+        }
+    } else {
+        for (uint32_t s = db->nshards; s-- > 0;) {
+            if (locked[s]) {
+                pthread_rwlock_unlock(&db->shards[s].lock);
+            }
         }
     }
     mem_mutated(db);
@@ -484,9 +540,11 @@ out:
             mem_entry_unref(ents[i]);
         }
     }
-    free(ents);
-    free(hashes);
-    free(locked);
+    if (!small) {
+        free(ents);
+        free(hashes);
+        free(locked);
+    }
     return rc;
 }
 
