@@ -442,6 +442,52 @@ test_every_write_path_touches_watchers(void **state)
     other_close(&o);
 }
 
+/* Writes straight through the store API (what the HTTP frontend calls)
+ * touch watchers too: the registry is the store's, not the layer's. */
+static void
+test_store_api_writes_touch_watchers(void **state)
+{
+    struct cmdt_fx *fx = *state;
+    const struct kvd_store_api *api = kvd_store_api_table();
+    struct kvd_op op = {
+        .type = KVD_OP_PUT, .key = "h", .klen = 1, .val = "2", .vlen = 1};
+    struct kvd_mop mop = {.type = KVD_MOP_DEL, .key = "h", .klen = 1};
+
+    for (int i = 0; i < 4; i++) {
+        EXPECT(fx, "SET h 1", "OK");
+        EXPECT(fx, "WATCH h", "OK");
+        switch (i) {
+        case 0:
+            assert_int_equal(
+                api->set(fx->st, "h", 1, "x", 1, KVD_NO_EXPIRY, 0, NULL), 0);
+            break;
+        case 1:
+            assert_int_equal(api->del(fx->st, "h", 1), 0);
+            break;
+        case 2:
+            assert_int_equal(api->batch(fx->st, &op, 1, NULL), 0);
+            break;
+        default:
+            assert_int_equal(kvd_store_multi(fx->st, &mop, 1), 0);
+            assert_int_equal(mop.status, 0);
+            break;
+        }
+        EXPECT(fx, "MULTI", "OK");
+        EXPECT(fx, "PING", "QUEUED");
+        EXPECT(fx, "EXEC", "nil*");
+    }
+    /* A refused NX set and a delete of nothing write nothing. */
+    EXPECT(fx, "SET h 1", "OK");
+    EXPECT(fx, "WATCH h", "OK");
+    assert_int_equal(
+        api->set(fx->st, "h", 1, "x", 1, KVD_NO_EXPIRY, KVD_SET_NX, NULL),
+        KVD_EEXIST);
+    assert_int_equal(api->del(fx->st, "other", 5), KVD_ENOTFOUND);
+    EXPECT(fx, "MULTI", "OK");
+    EXPECT(fx, "PING", "QUEUED");
+    EXPECT(fx, "EXEC", "*1 PONG");
+}
+
 /* A transaction's own writes never abort it (EXEC checks first). */
 static void
 test_own_writes_do_not_abort(void **state)
@@ -1112,6 +1158,7 @@ main(void)
         T(test_keyspace_commands_see_the_transaction),
         TF(test_failed_commit_applies_nothing_and_says_why),
         T(test_every_write_path_touches_watchers),
+        T(test_store_api_writes_touch_watchers),
         T(test_own_writes_do_not_abort),
         cmocka_unit_test_setup_teardown(test_transactions_and_passes,
                                         setup_pass, cmdt_teardown),
