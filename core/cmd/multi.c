@@ -613,11 +613,14 @@ multi_exec(struct kvd_cmd_ctx *x)
     n = m->n;
     multi_discard(s);
     multi_unwatch(s);
-    if (rc == 0 && rec_poisoned(&m->rec)) {
-        rc = KVD_ENOMEM; /* applied, but the replies are lost */
-    }
     if (rc != 0) {
         multi_exec_abort(x, rc);
+    } else if (rec_poisoned(&m->rec)) {
+        /* Applied, but its replies could not be kept: say so rather than
+         * claim a discard or send part of them. */
+        kvd_cmd_reply_error_as(x, KVD_ENOMEM,
+                               "OOM the transaction was applied, but out of "
+                               "memory for its replies");
     } else {
         kvd_cmd_reply_array(x, n);
         multi_replay(&m->rec, x->enc);
