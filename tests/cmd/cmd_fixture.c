@@ -338,6 +338,28 @@ cmdt_memory_vt(void)
     return cmdt_vt;
 }
 
+int cmdt_multi_calls;
+size_t cmdt_multi_ops;
+
+int
+cmdt_loop_multi(kvd_engine *e, struct kvd_mop *ops, size_t n)
+{
+    cmdt_multi_calls++;
+    cmdt_multi_ops += n;
+    for (size_t i = 0; i < n; i++) {
+        struct kvd_mop *op = &ops[i];
+        if (op->type == KVD_MOP_GET) {
+            op->status = cmdt_vt->get(e, op->key, op->klen, &op->out);
+        } else if (op->type == KVD_MOP_PUT) {
+            op->status = cmdt_vt->put(e, op->key, op->klen, op->val, op->vlen,
+                                      op->expire_ms);
+        } else {
+            op->status = cmdt_vt->del(e, op->key, op->klen);
+        }
+    }
+    return 0;
+}
+
 int
 cmdt_setup(void **state)
 {

@@ -79,6 +79,13 @@ struct cmdt_params {
  * teardown), for tests that wrap it. */
 const struct kvd_engine_vtable *cmdt_memory_vt(void);
 
+/* A multi for the memory engine (get/put/del in a loop), so a test can
+ * give it one and get passes: copy cmdt_memory_vt(), set .multi to this
+ * and struct_size to the full size. It counts its calls and operations. */
+int cmdt_loop_multi(kvd_engine *e, struct kvd_mop *ops, size_t n);
+extern int cmdt_multi_calls;
+extern size_t cmdt_multi_ops;
+
 /* Group setup/teardown: load the memory engine once. */
 int cmdt_group_setup(void **state);
 int cmdt_group_teardown(void **state);

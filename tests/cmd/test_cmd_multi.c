@@ -507,25 +507,6 @@ test_own_writes_do_not_abort(void **state)
 static struct kvd_engine_vtable multi_vt;
 
 static int
-loop_multi(kvd_engine *e, struct kvd_mop *ops, size_t n)
-{
-    const struct kvd_engine_vtable *m = cmdt_memory_vt();
-
-    for (size_t i = 0; i < n; i++) {
-        struct kvd_mop *op = &ops[i];
-        if (op->type == KVD_MOP_GET) {
-            op->status = m->get(e, op->key, op->klen, &op->out);
-        } else if (op->type == KVD_MOP_PUT) {
-            op->status =
-                m->put(e, op->key, op->klen, op->val, op->vlen, op->expire_ms);
-        } else {
-            op->status = m->del(e, op->key, op->klen);
-        }
-    }
-    return 0;
-}
-
-static int
 setup_pass(void **state)
 {
     struct cmdt_params p = {.session_flags = KVD_SESSION_TRUSTED,
@@ -533,7 +514,7 @@ setup_pass(void **state)
 
     multi_vt = *cmdt_memory_vt();
     multi_vt.struct_size = sizeof(multi_vt);
-    multi_vt.multi = loop_multi;
+    multi_vt.multi = cmdt_loop_multi;
     return cmdt_setup_params(state, &p);
 }
 

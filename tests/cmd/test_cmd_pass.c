@@ -3,7 +3,7 @@
  * (kvd_cmd_pass_create, kvd_cmd_call answering PENDING, kvd_cmd_pass_end).
  *
  * The engine is the memory engine with a multi method added by the test
- * (it loops over the memory engine's get/put/del and counts its calls), so
+ * (cmdt_loop_multi: the memory engine's get/put/del, counted), so
  * the command layer makes passes; the plain memory engine (no multi) must
  * not. Sessions record their replies in stream mode ("OK|\"1\"|nil"), so
  * the order of one session's replies is visible whenever they arrive. The
@@ -25,29 +25,6 @@
 #include "kvd/frontend.h"
 
 static struct kvd_engine_vtable multi_vt;
-static int multi_calls;
-static size_t multi_ops;
-
-static int
-test_multi(kvd_engine *e, struct kvd_mop *ops, size_t n)
-{
-    const struct kvd_engine_vtable *m = cmdt_memory_vt();
-
-    multi_calls++;
-    multi_ops += n;
-    for (size_t i = 0; i < n; i++) {
-        struct kvd_mop *op = &ops[i];
-        if (op->type == KVD_MOP_GET) {
-            op->status = m->get(e, op->key, op->klen, &op->out);
-        } else if (op->type == KVD_MOP_PUT) {
-            op->status =
-                m->put(e, op->key, op->klen, op->val, op->vlen, op->expire_ms);
-        } else {
-            op->status = m->del(e, op->key, op->klen);
-        }
-    }
-    return 0;
-}
 
 static int
 setup_multi(void **state)
@@ -58,9 +35,9 @@ setup_multi(void **state)
 
     multi_vt = *cmdt_memory_vt();
     multi_vt.struct_size = sizeof(multi_vt);
-    multi_vt.multi = test_multi;
-    multi_calls = 0;
-    multi_ops = 0;
+    multi_vt.multi = cmdt_loop_multi;
+    cmdt_multi_calls = 0;
+    cmdt_multi_ops = 0;
     return cmdt_setup_params(state, &p);
 }
 
@@ -104,11 +81,11 @@ test_pass_runs_once_and_replies_in_order(void **state)
     assert_int_equal(cmdt_call(s1, "GET nothing"), PENDING);
     assert_int_equal(cmdt_call(s1, "SET empty \"\""), PENDING);
     assert_int_equal(kvd_cmd_pass_pending(p), 7);
-    assert_int_equal(multi_calls, 0); /* nothing ran yet */
+    assert_int_equal(cmdt_multi_calls, 0); /* nothing ran yet */
     assert_string_equal(cmdt_rec_text(&r1), "");
     assert_int_equal(kvd_cmd_pass_end(p), 7);
-    assert_int_equal(multi_calls, 1);
-    assert_int_equal(multi_ops, 7);
+    assert_int_equal(cmdt_multi_calls, 1);
+    assert_int_equal(cmdt_multi_ops, 7);
     assert_string_equal(cmdt_rec_text(&r1), "OK|\"1\"|nil|OK");
     assert_string_equal(cmdt_rec_text(&r2), "\"v0\"|:1|:0");
     assert_int_equal(kvd_cmd_pass_pending(p), 0);
@@ -122,7 +99,7 @@ test_pass_runs_once_and_replies_in_order(void **state)
     assert_int_equal(cmdt_call(s2, "GET a"), PENDING);
     assert_int_equal(kvd_cmd_pass_end(p), 1);
     assert_string_equal(cmdt_rec_text(&r2), "\"1\"");
-    assert_int_equal(multi_calls, 2);
+    assert_int_equal(cmdt_multi_calls, 2);
     kvd_cmd_session_destroy(s1);
     kvd_cmd_session_destroy(s2);
     kvd_cmd_pass_destroy(p);
@@ -217,7 +194,7 @@ test_full_pass_runs_itself(void **state)
     kvd_session *s = cmdt_session(fx, &r, p, KVD_SESSION_TRUSTED);
     size_t n = 0;
 
-    while (multi_calls == 0) {
+    while (cmdt_multi_calls == 0) {
         assert_int_equal(cmdt_call(s, "SET k v"), PENDING);
         n++;
         assert_true(n <= 100000);
@@ -225,7 +202,7 @@ test_full_pass_runs_itself(void **state)
     /* It ran before taking the command that did not fit. */
     assert_true(n >= 64);
     assert_int_equal(kvd_cmd_pass_pending(p), 1);
-    assert_int_equal(multi_ops, n - 1);
+    assert_int_equal(cmdt_multi_ops, n - 1);
     assert_int_equal(kvd_cmd_pass_end(p), 1);
     assert_int_equal(r.replies, n); /* every reply is there */
     kvd_cmd_session_destroy(s);
@@ -383,7 +360,7 @@ test_deferred_replies_equal_direct_ones(void **state)
             }
         }
     }
-    assert_true(multi_calls > 4); /* the INCRs ran passes early */
+    assert_true(cmdt_multi_calls > 4); /* the INCRs ran passes early */
     for (int i = 0; i < MIX_SESSIONS; i++) {
         kvd_cmd_session_destroy(s[i]);
         cmdt_rec_release(&rec[i]);
