@@ -99,8 +99,8 @@ int kvd_store_multi(kvd_store *st, struct kvd_mop *ops, size_t n);
 /*
  * One operation of the kind kvd_store_multi takes, run alone: GET is
  * kvd_store_get, PUT kvd_store_set (no flags), DEL kvd_store_del. Sets and
- * returns op->status; a GET with status 0 fills op->out (release it). The
- * direct form of the commands a pass defers, so both forms share one reply.
+ * returns op->status; a GET with status 0 fills op->out (release it).
+ * (kvd_store_multi in a transaction view runs its operations so.)
  */
 int kvd_store_mop(kvd_store *st, struct kvd_mop *op);
 

@@ -117,9 +117,19 @@ int kvd_store_clear_locked(kvd_store *st, struct kvd_err *err);
 
 /* --- store_watch.c -------------------------------------------------------- */
 
-/* A write to key succeeded: mark its watchers dirty. The caller holds the
- * key's stripe. One relaxed load when nobody watches anything. */
-void kvd_store_watch_touch_locked(kvd_store *st, const void *key, size_t klen);
+/* Mark the watchers of key dirty (the caller holds its stripe). */
+void kvd_store_watch_mark_locked(kvd_store *st, const void *key, size_t klen);
+
+/* A write to key succeeded: tell its watchers. The caller holds the key's
+ * stripe. Inline, so a write while nobody watches anything costs one
+ * relaxed load and a branch. */
+static inline void
+kvd_store_watch_touch_locked(kvd_store *st, const void *key, size_t klen)
+{
+    if (atomic_load_explicit(&st->base->nwatch, memory_order_relaxed) != 0) {
+        kvd_store_watch_mark_locked(st, key, klen);
+    }
+}
 
 /* The store is about to be cleared (FLUSHDB), every stripe held: mark the
  * watchers of every watched key that exists. */

@@ -195,13 +195,9 @@ watch_mark(kvd_store *st, uint32_t s, const void *key, size_t klen)
 }
 
 void
-kvd_store_watch_touch_locked(kvd_store *st, const void *key, size_t klen)
+kvd_store_watch_mark_locked(kvd_store *st, const void *key, size_t klen)
 {
-    st = st->base;
-    if (atomic_load_explicit(&st->nwatch, memory_order_relaxed) == 0) {
-        return;
-    }
-    watch_mark(st, kvd_store_stripe_of(key, klen), key, klen);
+    watch_mark(st->base, kvd_store_stripe_of(key, klen), key, klen);
 }
 
 void

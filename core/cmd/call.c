@@ -190,20 +190,6 @@ kvd_cmd_run(struct kvd_cmd_ctx *x)
     }
 }
 
-bool
-kvd_cmd_run_mop(struct kvd_cmd_ctx *x)
-{
-    const struct kvd_cmd_def *d = x->ent->def;
-    struct kvd_mop op;
-
-    if (!d->prep(x, &op)) {
-        return false;
-    }
-    kvd_store_mop(x->st, &op);
-    d->reply(x, &op);
-    return true;
-}
-
 void
 kvd_cmd_set_proto(struct kvd_cmd_ctx *x, int proto)
 {

@@ -337,11 +337,6 @@ struct kvd_cmd_ctx {
  * operation and reply) and count it. */
 void kvd_cmd_run(struct kvd_cmd_ctx *x);
 
-/* The direct form of a command that can wait: prep, one store operation
- * (kvd_store_mop), reply. False, with nothing replied, when prep says
- * this invocation is not one operation (the handler then does the rest). */
-bool kvd_cmd_run_mop(struct kvd_cmd_ctx *x);
-
 /* Change the session's protocol version and tell the encoder, before the
  * first reply element in the new version (HELLO, RESET). */
 void kvd_cmd_set_proto(struct kvd_cmd_ctx *x, int proto);

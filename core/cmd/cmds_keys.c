@@ -89,8 +89,12 @@ keys_del(struct kvd_cmd_ctx *x)
     long long deleted = 0;
     int err = 0;
 
-    if (kvd_cmd_run_mop(x)) {
-        return; /* one key */
+    struct kvd_mop op;
+
+    if (keys_del_prep(x, &op)) { /* one key: one engine delete */
+        op.status = kvd_store_del(x->st, op.key, op.klen);
+        keys_del_reply(x, &op);
+        return;
     }
     if (keys_collect(x, 1, n, &keys, &klens) != 0) {
         kvd_cmd_reply_status_error(x, KVD_ENOMEM);

@@ -225,7 +225,11 @@ str_get_reply(struct kvd_cmd_ctx *x, struct kvd_mop *op)
 static void
 str_get(struct kvd_cmd_ctx *x)
 {
-    kvd_cmd_run_mop(x);
+    struct kvd_mop op;
+
+    str_get_prep(x, &op);
+    op.status = kvd_store_get(x->st, op.key, op.klen, &op.out);
+    str_get_reply(x, &op);
 }
 
 /* SET key value without options: one engine write (plain SET drops any
@@ -343,8 +347,13 @@ str_set(struct kvd_cmd_ctx *x)
     size_t exp_arg;
     int64_t when = KVD_NO_EXPIRY;
 
-    if (kvd_cmd_run_mop(x)) {
-        return; /* no options */
+    struct kvd_mop op;
+
+    if (str_set_prep(x, &op)) { /* no options: one engine write */
+        op.status = kvd_store_set(x->st, op.key, op.klen, op.val, op.vlen,
+                                  op.expire_ms, 0, NULL);
+        str_set_reply(x, &op);
+        return;
     }
     if (!str_parse_opts(x, 3, true, &flags, &exp_arg)) {
         return;

@@ -151,16 +151,14 @@ resp_out_flush(struct resp_worker *w)
     }
 }
 
-/* The write buffer, holding c's replies, or NULL when c is broken. */
+/* out_reserve's rare cases: another connection's replies in the buffer,
+ * or a buffer to grow. Kept apart so the usual case inlines. */
 static struct resp_buf *
-out_reserve(struct resp_conn *c, size_t extra)
+out_reserve_slow(struct resp_conn *c, size_t extra)
 {
     struct resp_worker *w = c->w;
     struct resp_buf *b = &w->wbuf;
 
-    if (c->flags & RESP_CONN_BROKEN) {
-        return NULL;
-    }
     if (w->out != c) {
         resp_out_flush(w);
         w->out = c;
@@ -171,6 +169,22 @@ out_reserve(struct resp_conn *c, size_t extra)
         return NULL;
     }
     return b;
+}
+
+/* The write buffer, holding c's replies, or NULL when c is broken. */
+static inline struct resp_buf *
+out_reserve(struct resp_conn *c, size_t extra)
+{
+    struct resp_worker *w = c->w;
+    struct resp_buf *b = &w->wbuf;
+
+    if (c->flags & RESP_CONN_BROKEN) {
+        return NULL;
+    }
+    if (w->out == c && extra <= b->cap - b->len) {
+        return b;
+    }
+    return out_reserve_slow(c, extra);
 }
 
 /* Decimal digits of v, written backwards ending at `end`; returns start. */
