@@ -32,6 +32,9 @@
 #define LSM_RESTART_INTERVAL  16
 #define LSM_STATS_SAMPLE_KEYS 10000
 #define LSM_BG_IDLE_MS        1000 /* the worker's round when nothing wakes it */
+#define LSM_CAPS                                                               \
+    (KVD_CAP_PERSISTENT | KVD_CAP_ORDERED | KVD_CAP_ATOMIC_BATCH |             \
+     KVD_CAP_SNAPSHOT_ITER)
 
 /* ---- options ---- */
 
@@ -559,6 +562,14 @@ lsm_maintain(kvd_engine *db, int op, struct kvd_err *err)
     }
 }
 
+/* Durable only when every write waits for its fdatasync. */
+static uint32_t
+lsm_instance_caps(kvd_engine *db)
+{
+    return db->opts.sync == LSM_SYNC_ALWAYS ? LSM_CAPS | KVD_CAP_DURABLE
+                                            : LSM_CAPS;
+}
+
 /* ---- the exported vtable ---- */
 
 KVD_EXPORT const struct kvd_engine_vtable kvd_engine_entry = {
@@ -569,8 +580,7 @@ KVD_EXPORT const struct kvd_engine_vtable kvd_engine_entry = {
     .description = "log-structured merge tree: WAL + skip-list memtable + "
                    "leveled SSTables with bloom filters and a block cache; "
                    "ordered, for data sets larger than memory",
-    .caps = KVD_CAP_PERSISTENT | KVD_CAP_ORDERED | KVD_CAP_ATOMIC_BATCH |
-            KVD_CAP_SNAPSHOT_ITER,
+    .caps = LSM_CAPS,
     .max_key_bytes = LSM_MAX_KEY_BYTES,
     .max_value_bytes = LSM_MAX_VALUE_BYTES,
     .options = lsm_options,
@@ -588,6 +598,6 @@ KVD_EXPORT const struct kvd_engine_vtable kvd_engine_entry = {
     .sync = lsm_sync_op,
     .maintain = lsm_maintain,
     .clear = NULL,
-    .instance_caps = NULL,
+    .instance_caps = lsm_instance_caps,
     .multi = lsm_multi,
 };

@@ -70,6 +70,11 @@ enum kvd_engine_cap {
     KVD_CAP_BATCH_PARTITIONED = 1u << 3,
     KVD_CAP_REMOTE = 1u << 4,        /* data lives in another process */
     KVD_CAP_SNAPSHOT_ITER = 1u << 5, /* iterators see a point-in-time view */
+    /* ABI 1.4: every write acknowledged by this store survives a crash of
+     * the process or the machine (the log engines with sync = always);
+     * usually reported through instance_caps, since it depends on the
+     * options. kvd-conformance runs its crash and fault tests on it. */
+    KVD_CAP_DURABLE = 1u << 6,
 };
 
 /* Opaque engine handle and iterator, defined by each engine. */
