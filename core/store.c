@@ -364,6 +364,19 @@ count_result(kvd_store *st, int rc)
     return rc;
 }
 
+/* A delete whose answer nobody needs: a batch of one KVD_OP_DEL, which an
+ * engine applies without looking the key up (engine.h, del), or del when
+ * the engine has no batch. 0 or an error. */
+static int
+del_blind(kvd_store *st, const void *key, size_t klen)
+{
+    struct kvd_op op = {.type = KVD_OP_DEL, .key = key, .klen = klen};
+    int rc = st->vt->batch != NULL ? st->vt->batch(st->eng, &op, 1, NULL)
+                                   : st->vt->del(st->eng, key, klen);
+
+    return rc == KVD_ENOTFOUND ? 0 : rc;
+}
+
 int
 kvd_store_put_locked(kvd_store *st, const void *key, size_t klen,
                      const void *val, size_t vlen, int64_t expire_ms)
@@ -377,8 +390,7 @@ kvd_store_put_locked(kvd_store *st, const void *key, size_t klen,
     }
     if (is_expired(st, expire_ms)) {
         /* An expiry in the past deletes the key (as Redis does). */
-        rc = st->vt->del(st->eng, key, klen);
-        return rc == KVD_ENOTFOUND ? 0 : rc;
+        return del_blind(st, key, klen);
     }
     return st->vt->put(st->eng, key, klen, val, vlen, expire_ms);
 }
@@ -942,10 +954,7 @@ kvd_store_update(kvd_store *st, const void *key, size_t klen,
         rc = kvd_store_put_locked(st, key, klen, upd.val, upd.vlen,
                                   upd.expire_ms);
     } else if (upd.action == KVD_UPDATE_DEL) {
-        rc = st->vt->del(st->eng, key, klen);
-        if (rc == KVD_ENOTFOUND) {
-            rc = 0;
-        }
+        rc = del_blind(st, key, klen);
     }
 out:
     /* Released only now: upd.val may point into the old value. */
@@ -1036,9 +1045,9 @@ clear_by_iteration(kvd_store *st, struct kvd_err *err)
             break;
         }
         memcpy(k, e.key, e.klen);
-        rc = st->vt->del(st->eng, k, e.klen);
+        rc = del_blind(st, k, e.klen);
         free(k);
-        if (rc != 0 && rc != KVD_ENOTFOUND) {
+        if (rc != 0) {
             break;
         }
     }

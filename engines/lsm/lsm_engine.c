@@ -453,6 +453,7 @@ lsm_stats(kvd_engine *db, struct kvd_engine_stats *out, kvd_stat_fn fn,
     st.mem_bytes = mem_bytes + imm_bytes + cs.bytes + index_bytes + sizeof(*db);
     st.readonly = lsm_readonly(db);
     st.ready = atomic_load(&db->ready);
+    st.approximate = !exact;
     kvd_ro_state(db->ro, st.state, sizeof(st.state));
     kvd_engine_stats_copy(out, &st);
     if (fn == NULL) {
