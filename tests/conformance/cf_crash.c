@@ -80,8 +80,8 @@ cf_crash_group_setup(struct cf_suite *suite)
                  ? getenv("TMPDIR")
                  : "/tmp");
     if (mkdtemp(fx.root) == NULL) {
-        snprintf(suite->durable_why, sizeof(suite->durable_why),
-                 "mkdtemp: %s", strerror(errno));
+        snprintf(suite->durable_why, sizeof(suite->durable_why), "mkdtemp: %s",
+                 strerror(errno));
         return 0;
     }
     if (snprintf(fx.dir, sizeof(fx.dir), "%s/data", fx.root) >=
