@@ -419,6 +419,39 @@ check_tables_exist(lsm_db *db, const lsm_version *v, struct kvd_err *err)
     return 0;
 }
 
+/*
+ * The WAL the MANIFEST's log number names holds every write not yet in a
+ * table: the newest WAL except between a memtable switch and the end of
+ * its flush (then the one before it), never removed while the MANIFEST
+ * names it. Missing, it is lost data, never an empty store: refused,
+ * unless corruption = skip, which opens without those writes (logged).
+ */
+static int
+check_live_wal(lsm_db *db, uint64_t log_number, struct kvd_err *err)
+{
+    char path[LSM_PATH_BYTES];
+    struct stat st;
+
+    lsm_path(db, path, log_number, "log");
+    if (stat(path, &st) == 0) {
+        return 0;
+    }
+    if (db->opts.corruption == LSM_CORRUPT_SKIP) {
+        LSM_LOG(db, KVD_LOG_ERROR,
+                "lsm: %s, the write-ahead log the MANIFEST names, is "
+                "missing: the writes it held since the last flush are lost "
+                "(corruption = skip opens without them)",
+                path);
+        return 0;
+    }
+    return kvd_err_set(err, KVD_ECORRUPT,
+                       "lsm: %s, the write-ahead log the MANIFEST names "
+                       "(writes not yet in a table), is missing: %s; restore "
+                       "it, or set corruption = skip to open without those "
+                       "writes",
+                       path, strerror(errno));
+}
+
 int
 lsm_recover(lsm_db *db, struct kvd_err *err)
 {
@@ -470,6 +503,9 @@ lsm_recover(lsm_db *db, struct kvd_err *err)
         goto out;
     } else {
         rc = check_tables_exist(db, v, err);
+        if (rc == 0) {
+            rc = check_live_wal(db, log_number, err);
+        }
         if (rc != 0) {
             goto out;
         }

@@ -31,7 +31,7 @@ add_test(NAME lsm.multi COMMAND test_lsm_multi ${_lsm_so})
 set_tests_properties(lsm.multi PROPERTIES LABELS "unit" ENVIRONMENT
                      "${KVD_TEST_ENV}" TIMEOUT 120)
 
-foreach(_t model crash)
+foreach(_t model crash files)
   if(EXISTS ${CMAKE_CURRENT_LIST_DIR}/test_lsm_${_t}.c)
     add_executable(test_lsm_${_t} ${CMAKE_CURRENT_LIST_DIR}/test_lsm_${_t}.c)
     target_include_directories(test_lsm_${_t} PRIVATE ${_lsm_src})
