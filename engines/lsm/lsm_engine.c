@@ -207,7 +207,11 @@ on_readonly(void *ctx)
     pthread_cond_broadcast(&db->done_cv);
     pthread_mutex_unlock(&db->mu);
     if (db->commit != NULL) {
-        kvd_commit_fail(db->commit, KVD_EIO);
+        /* writers waiting for a sync get the cause: KVD_ENOSPC is not an
+         * I/O error */
+        kvd_commit_fail(db->commit, kvd_ro_cause(db->ro) == KVD_ENOSPC
+                                        ? KVD_ENOSPC
+                                        : KVD_EIO);
     }
 }
 
@@ -285,6 +289,7 @@ lsm_open(const struct kvd_host *host, const void *opts, const char *dir,
         rc = kvd_err_set(err, KVD_ENOMEM, "lsm: out of memory");
         goto fail;
     }
+    kvd_ro_retry_nospace(db->ro);
     rc = kvd_dirlock_acquire(db->io, dir, "lsm", &db->lock_fd, err);
     if (rc == 0) {
         rc = lsm_recover(db, err);

@@ -57,9 +57,34 @@ th_mutation(void)
     th_mutation_torn(-1, NULL, 0, 0, 0);
 }
 
+/* The file system is read-only: fail with EROFS. */
+/* The disk is full: writes fail with ENOSPC. */
+static int
+th_full(void)
+{
+    if (atomic_load(&th_io.full_disk)) {
+        errno = ENOSPC;
+        return 1;
+    }
+    return 0;
+}
+
+static int
+th_rofs(void)
+{
+    if (atomic_load(&th_io.readonly_fs)) {
+        errno = EROFS;
+        return 1;
+    }
+    return 0;
+}
+
 static int
 th_open(const char *path, int flags, mode_t mode)
 {
+    if ((flags & (O_WRONLY | O_RDWR | O_CREAT | O_TRUNC)) != 0 && th_rofs()) {
+        return -1;
+    }
     return open(path, flags, mode);
 }
 
@@ -80,6 +105,9 @@ static ssize_t
 th_pwrite(int fd, const void *buf, size_t n, off_t off)
 {
     th_mutation_torn(fd, buf, n, off, 1);
+    if (th_rofs() || th_full()) {
+        return -1;
+    }
     if (th_should_fail(&th_io.writes, &th_io.fail_write_at)) {
         errno = atomic_load(&th_io.fail_errno);
         return -1;
@@ -91,6 +119,9 @@ static ssize_t
 th_write(int fd, const void *buf, size_t n)
 {
     th_mutation_torn(fd, buf, n, 0, 0);
+    if (th_rofs() || th_full()) {
+        return -1;
+    }
     if (th_should_fail(&th_io.writes, &th_io.fail_write_at)) {
         errno = atomic_load(&th_io.fail_errno);
         return -1;
@@ -131,6 +162,9 @@ static int
 th_ftruncate(int fd, off_t len)
 {
     th_mutation();
+    if (th_rofs()) {
+        return -1;
+    }
     return ftruncate(fd, len);
 }
 
@@ -138,6 +172,9 @@ static int
 th_rename(const char *from, const char *to)
 {
     th_mutation();
+    if (th_rofs()) {
+        return -1;
+    }
     return rename(from, to);
 }
 
@@ -145,12 +182,21 @@ static int
 th_unlink(const char *path)
 {
     th_mutation();
+    if (th_rofs()) {
+        return -1;
+    }
     return unlink(path);
 }
 
 static int
 th_mkdir(const char *path, mode_t mode)
 {
+    struct stat st;
+
+    /* as the kernel: an existing name is EEXIST even on a read-only fs */
+    if (stat(path, &st) != 0 && th_rofs()) {
+        return -1;
+    }
     return mkdir(path, mode);
 }
 
@@ -180,6 +226,8 @@ th_io_reset(void)
     atomic_store(&th_io.fail_sync_at, 0);
     atomic_store(&th_io.kill_at_mutation, 0);
     atomic_store(&th_io.torn_kill, 0);
+    atomic_store(&th_io.full_disk, 0);
+    atomic_store(&th_io.readonly_fs, 0);
     atomic_store(&th_io.fail_errno, EIO);
     atomic_store(&th_io.sync_delay_us, 0);
 }

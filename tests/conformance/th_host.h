@@ -15,7 +15,10 @@
  * SIGKILL the process at its Nth file mutation (a write, sync, rename,
  * unlink or truncate). With torn_kill set, a write that is the killing
  * mutation first writes the first half of its bytes: a torn write, as a
- * crash in the middle of an append leaves.
+ * crash in the middle of an append leaves. full_disk makes every write
+ * fail with ENOSPC until it is cleared; readonly_fs makes the file system
+ * read-only (EROFS for writes, syncs of written files, renames, unlinks,
+ * truncates, mkdir and opens that could write).
  */
 #ifndef KVD_TH_HOST_H
 #define KVD_TH_HOST_H
@@ -38,6 +41,8 @@ struct th_io_state {
     _Atomic int torn_kill;         /* ... a write first writing half */
     _Atomic int fail_errno;
     _Atomic int sync_delay_us; /* sleep inside every fdatasync */
+    _Atomic int full_disk;     /* every write fails with ENOSPC */
+    _Atomic int readonly_fs;   /* every mutation and writable open: EROFS */
 };
 
 extern struct th_io_state th_io;
