@@ -20,7 +20,7 @@ target_link_libraries(test_lsm_unit PRIVATE lsm_table kvd_testkit
 add_dependencies(test_lsm_unit kvd_engine_lsm)
 add_test(NAME lsm.unit COMMAND test_lsm_unit ${_lsm_so})
 set_tests_properties(lsm.unit PROPERTIES LABELS "unit" ENVIRONMENT
-                     "${KVD_TEST_ENV}" TIMEOUT 120)
+                     "${KVD_TEST_ENV}" TIMEOUT 600)
 
 add_executable(test_lsm_multi ${CMAKE_CURRENT_LIST_DIR}/test_lsm_multi.c)
 target_include_directories(test_lsm_multi PRIVATE ${_lsm_src})
@@ -29,7 +29,7 @@ target_link_libraries(test_lsm_multi PRIVATE kvd_testkit PkgConfig::CMOCKA
 add_dependencies(test_lsm_multi kvd_engine_lsm)
 add_test(NAME lsm.multi COMMAND test_lsm_multi ${_lsm_so})
 set_tests_properties(lsm.multi PROPERTIES LABELS "unit" ENVIRONMENT
-                     "${KVD_TEST_ENV}" TIMEOUT 120)
+                     "${KVD_TEST_ENV}" TIMEOUT 600)
 
 foreach(_t model crash files)
   if(EXISTS ${CMAKE_CURRENT_LIST_DIR}/test_lsm_${_t}.c)
@@ -40,6 +40,6 @@ foreach(_t model crash files)
     add_dependencies(test_lsm_${_t} kvd_engine_lsm)
     add_test(NAME lsm.${_t} COMMAND test_lsm_${_t} ${_lsm_so})
     set_tests_properties(lsm.${_t} PROPERTIES LABELS "e2e" ENVIRONMENT
-                         "${KVD_TEST_ENV}" TIMEOUT 180)
+                         "${KVD_TEST_ENV}" TIMEOUT 600)
   endif()
 endforeach()
