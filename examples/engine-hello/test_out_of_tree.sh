@@ -22,6 +22,7 @@ check() { local n=$1; shift; if "$@"; then ok "$n"; else fail "$n"; fi; }
 cmake --install "$B" --prefix "$T/prefix" >"$T/install.log" 2>&1
 check "cmake --install succeeds" test $? -eq 0
 pcdir=$(dirname "$(find "$T/prefix" -name kvd.pc | head -1)")
+KVD=$(ls "$T/prefix/sbin/kvd" "$T/prefix/bin/kvd" 2>/dev/null | head -1)
 check "kvd-conformance is installed" test -x "$T/prefix/bin/kvd-conformance"
 
 # Out of tree: a copy of the example's own files, nothing else.
@@ -49,7 +50,7 @@ make -C "$T/hello" PKG_CONFIG_PATH="$pcdir" install >>"$T/make.log" 2>&1
 check "make install puts it in the installed kvd's plugin directory" \
     test -f "$(PKG_CONFIG_PATH=$pcdir pkg-config --variable=plugindir kvd)/kvd_engine_hello.so"
 check "the installed kvd lists it" \
-    bash -c "'$T/prefix/bin/kvd' --list-plugins | grep -q 'engines:.*hello'"
+    bash -c "'$KVD' --list-plugins | grep -q 'engines:.*hello'"
 
 cat >"$T/kvd.ini" <<INI
 [server]
@@ -60,7 +61,7 @@ sync = always
 [frontend.resp]
 unix_socket = $T/kvd.sock
 INI
-"$T/prefix/bin/kvd" -c "$T/kvd.ini" --daemon --pidfile "$T/kvd.pid" \
+"$KVD" -c "$T/kvd.ini" --daemon --pidfile "$T/kvd.pid" \
     2>"$T/kvd.err"
 check "the installed kvd starts with the hello engine" test $? -eq 0 ||
     cat "$T/kvd.err"
