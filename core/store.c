@@ -353,6 +353,25 @@ kvd_store_counted(kvd_store *st, int rc)
     return rc;
 }
 
+/* A delete whose answer nobody needs: a batch of one KVD_OP_DEL, which an
+ * engine applies without looking the key up (engine.h, del), or del when
+ * the engine has no batch. 0 or an error. */
+static int
+del_blind(kvd_store *st, const void *key, size_t klen)
+{
+    struct kvd_op op = {.type = KVD_OP_DEL, .key = key, .klen = klen};
+    int rc = st->vt->batch != NULL ? st->vt->batch(st->eng, &op, 1, NULL)
+                                   : st->vt->del(st->eng, key, klen);
+
+    /* A batch delete cannot tell whether a key was there; watchers are
+     * told whenever it succeeds (an EXEC aborted for nothing is retried;
+     * a missed change would break WATCH's promise). */
+    if (rc == 0) {
+        kvd_store_watch_touch_locked(st, key, klen);
+    }
+    return rc == KVD_ENOTFOUND ? 0 : rc;
+}
+
 int
 kvd_store_put_locked(kvd_store *st, const void *key, size_t klen,
                      const void *val, size_t vlen, int64_t expire_ms)
@@ -371,11 +390,7 @@ kvd_store_put_locked(kvd_store *st, const void *key, size_t klen,
     }
     if (kvd_store_expired(st, expire_ms)) {
         /* An expiry in the past deletes the key (as Redis does). */
-        rc = st->vt->del(st->eng, key, klen);
-        if (rc == 0) {
-            kvd_store_watch_touch_locked(st, key, klen);
-        }
-        return rc == KVD_ENOTFOUND ? 0 : rc;
+        return del_blind(st, key, klen);
     }
     rc = st->vt->put(st->eng, key, klen, val, vlen, expire_ms);
     if (rc == 0) {
@@ -1005,10 +1020,7 @@ kvd_store_update(kvd_store *st, const void *key, size_t klen,
         rc = kvd_store_put_locked(st, key, klen, upd.val, upd.vlen,
                                   upd.expire_ms);
     } else if (upd.action == KVD_UPDATE_DEL) {
-        rc = store_del_engine(st, key, klen);
-        if (rc == KVD_ENOTFOUND) {
-            rc = 0;
-        }
+        rc = del_blind(st, key, klen);
     }
 out:
     /* Released only now: upd.val may point into the old value. */
@@ -1123,9 +1135,9 @@ clear_by_iteration(kvd_store *st, struct kvd_err *err)
             break;
         }
         memcpy(k, e.key, e.klen);
-        rc = st->vt->del(st->eng, k, e.klen);
+        rc = del_blind(st, k, e.klen);
         free(k);
-        if (rc != 0 && rc != KVD_ENOTFOUND) {
+        if (rc != 0) {
             break;
         }
     }

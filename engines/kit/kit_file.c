@@ -19,6 +19,8 @@ kvd_errno_status(int e)
         return KVD_ENOSPC;
     case ENOMEM:
         return KVD_ENOMEM;
+    case EROFS:
+        return KVD_EROFS;
     default:
         return KVD_EIO;
     }

@@ -35,6 +35,11 @@ kvd_dirlock_acquire(const struct kvd_io *io, const char *dir, const char *who,
                            who);
     }
     *fd = io->open(path, O_RDWR | O_CREAT | O_CLOEXEC, KVD_FILE_MODE);
+    if (*fd < 0 && errno == EROFS) {
+        /* a read-only file system: flock works on a read descriptor, and
+         * the engine can still serve reads */
+        *fd = io->open(path, O_RDONLY | O_CLOEXEC, 0);
+    }
     if (*fd < 0) {
         e = errno;
         return kvd_err_set(err, kvd_errno_status(e), "%s: open %s: %s", who,

@@ -21,7 +21,8 @@ struct kvd_ro {
     char who[32];
     kvd_ro_notify_fn notify;
     void *ctx;
-    _Atomic int cause; /* 0 while writable */
+    bool retry_nospace; /* fixed after open */
+    _Atomic int cause;  /* 0 while writable */
     pthread_mutex_t mu;
     char state[KIT_RO_STATE_BYTES]; /* guarded by mu */
 };
@@ -77,16 +78,29 @@ kvd_ro_fail(kvd_ro *ro, int rc, const char *fmt, ...)
         atomic_store(&ro->cause, rc != 0 ? rc : KVD_EIO);
     }
     pthread_mutex_unlock(&ro->mu);
-    if (first) {
+    if (first && rc == KVD_ENOSPC && ro->retry_nospace) {
+        ro->host->log(ro->host, KVD_LOG_ERROR,
+                      "%s: %s: %s; the store is read-only until there is "
+                      "space again (the next write then retries)",
+                      ro->who, what, kvd_strerror(rc));
+    } else if (first) {
         ro->host->log(ro->host, KVD_LOG_ERROR,
                       "%s: %s: %s; the store is read-only from now on (a "
                       "failed write or fsync is never retried)",
                       ro->who, what, kvd_strerror(rc));
+    }
+    if (first) {
         if (ro->notify != NULL) {
             ro->notify(ro->ctx);
         }
     }
     return rc;
+}
+
+void
+kvd_ro_retry_nospace(kvd_ro *ro)
+{
+    ro->retry_nospace = true;
 }
 
 int

@@ -341,7 +341,7 @@ lsm_write_mem_table(lsm_db *db, lsm_mem *m, struct lsm_edit *edit, bool *empty)
         if (rc == 0) {
             rc = lsm_fsync_dir(db);
             if (rc != 0) {
-                lsm_fail(db, rc, "fsync directory %s", db->dir);
+                lsm_fail_sync(db, rc, "fsync directory %s", db->dir);
             }
         }
     }
@@ -376,7 +376,7 @@ lsm_flush_imm(lsm_db *db)
     lsm_mem_ref(imm);
     mem_wal = lsm_mem_wal(db->view->mem);
     pthread_mutex_unlock(&db->mu);
-    if (lsm_readonly(db)) {
+    if (lsm_refuses(db)) {
         lsm_mem_unref(imm);
         return KVD_EREADONLY;
     }
@@ -778,7 +778,7 @@ run_compaction(lsm_db *db, struct compaction *c)
     }
     rc = lsm_fsync_dir(db);
     if (rc != 0) {
-        lsm_fail(db, rc, "fsync directory %s", db->dir);
+        lsm_fail_sync(db, rc, "fsync directory %s", db->dir);
         goto out;
     }
     for (int w = 0; w < 2 && rc == 0; w++) {
@@ -909,6 +909,36 @@ lsm_compact_all(lsm_db *db, struct kvd_err *err)
 
 /* ---- the background worker ---- */
 
+/* Read-only for lack of space: a pending flush is retried every round,
+ * quietly (the first failure was logged); when it gets through there is
+ * space again. */
+static int
+bg_retry(lsm_db *db)
+{
+    bool imm;
+    int rc;
+
+    if (!lsm_retryable(db)) {
+        return 0;
+    }
+    pthread_mutex_lock(&db->mu);
+    imm = db->view->imm != NULL;
+    pthread_mutex_unlock(&db->mu);
+    if (!imm) {
+        return 0; /* the next write retries instead */
+    }
+    pthread_mutex_lock(&db->cmu);
+    rc = lsm_flush_imm(db);
+    pthread_mutex_unlock(&db->cmu);
+    if (rc != 0) {
+        return 0;
+    }
+    pthread_mutex_lock(&db->wlock);
+    rc = lsm_resume_locked(db);
+    pthread_mutex_unlock(&db->wlock);
+    return rc == 0;
+}
+
 int
 lsm_bg_round(void *arg)
 {
@@ -919,7 +949,7 @@ lsm_bg_round(void *arg)
 
     lsm_delete_dead(db);
     if (lsm_readonly(db)) {
-        return 0;
+        return bg_retry(db);
     }
     pthread_mutex_lock(&db->mu);
     flush = db->view->imm != NULL;

@@ -225,6 +225,15 @@ struct kvd_engine {
     size_t ndead;
     size_t dead_cap;
 
+    /* the read-only switch's retry (lsm_room.c): a write that failed for
+     * lack of space is retried once space is back, unless a sync failed
+     * (then what is on disk is unknown) or the store was opened read-only
+     * (no WAL: a full disk or a read-only file system at open) */
+    _Atomic bool sync_failed;
+    _Atomic bool opened_readonly;
+    uint64_t wal_hole; /* wlock: bytes after walw.off a failed append may
+                          have written, zeroed before the next append */
+
     _Atomic int ready;
     int64_t recovery_ms;
     uint64_t recovered_records;
@@ -258,10 +267,34 @@ lsm_val_expiry(struct lsm_slice v)
  * (kvd/kit_ro.h); returns rc. */
 #define lsm_fail(db, rc, ...) kvd_ro_fail((db)->ro, rc, __VA_ARGS__)
 
+/* The same for a failed fsync of a file the store goes on using: what the
+ * kernel kept of it is unknown, so the store never becomes writable again
+ * before a restart. */
+#define lsm_fail_sync(db, rc, ...)                                             \
+    (atomic_store(&(db)->sync_failed, true),                                   \
+     kvd_ro_fail((db)->ro, rc, __VA_ARGS__))
+
 static inline bool
 lsm_readonly(const lsm_db *db)
 {
     return kvd_ro_check(db->ro) != 0;
+}
+
+/* Read-only for lack of space, with nothing worse behind it: the next
+ * write tries again (lsm_room.c). */
+static inline bool
+lsm_retryable(const lsm_db *db)
+{
+    return kvd_ro_cause(db->ro) == KVD_ENOSPC &&
+           !atomic_load(&((lsm_db *)db)->sync_failed) &&
+           !atomic_load(&((lsm_db *)db)->opened_readonly);
+}
+
+/* Whether a write must be refused before it tries anything. */
+static inline bool
+lsm_refuses(const lsm_db *db)
+{
+    return lsm_readonly(db) && !lsm_retryable(db);
 }
 
 /* What went wrong, for a message: the read-only state when the store is
@@ -388,6 +421,10 @@ int lsm_wal_create(lsm_db *db, uint64_t number, struct lsm_walf **out);
  * open); the previous WAL is unreferenced. */
 void lsm_wal_attach(lsm_db *db, struct lsm_walf *wf);
 void lsm_walf_unref(lsm_db *db, struct lsm_walf *w);
+/* Append one record to the current WAL (wlock held) and count it in
+ * db->written. A failure turns the store read-only and remembers how far
+ * the failed write may have reached, to wipe before the next append. */
+int lsm_wal_append_locked(lsm_db *db, const void *rec, size_t n);
 /* The group commit's operations on the WAL (kvd/kit_commit.h). */
 extern const struct kvd_commit_ops lsm_wal_commit_ops;
 
@@ -419,6 +456,10 @@ void lsm_delete_dead(lsm_db *db);
 int lsm_make_room_locked(lsm_db *db, bool force);
 /* Freeze a non-empty memtable now (maintain): 0 or a status. */
 int lsm_force_switch(lsm_db *db);
+/* Read-only for lack of space and retryable: wipe what the failed append
+ * left and become writable again (wlock held). 0, KVD_EREADONLY when the
+ * failure was not one to retry, or the status of the wipe. */
+int lsm_resume_locked(lsm_db *db);
 
 /* lsm_dbiter.c */
 int lsm_iter_open(lsm_db *db, const struct kvd_iter_opts *opts, kvd_iter **out,

@@ -32,6 +32,9 @@
 #define LSM_RESTART_INTERVAL  16
 #define LSM_STATS_SAMPLE_KEYS 10000
 #define LSM_BG_IDLE_MS        1000 /* the worker's round when nothing wakes it */
+#define LSM_CAPS                                                               \
+    (KVD_CAP_PERSISTENT | KVD_CAP_ORDERED | KVD_CAP_ATOMIC_BATCH |             \
+     KVD_CAP_SNAPSHOT_ITER)
 
 /* ---- options ---- */
 
@@ -204,7 +207,11 @@ on_readonly(void *ctx)
     pthread_cond_broadcast(&db->done_cv);
     pthread_mutex_unlock(&db->mu);
     if (db->commit != NULL) {
-        kvd_commit_fail(db->commit, KVD_EIO);
+        /* writers waiting for a sync get the cause: KVD_ENOSPC is not an
+         * I/O error */
+        kvd_commit_fail(db->commit, kvd_ro_cause(db->ro) == KVD_ENOSPC
+                                        ? KVD_ENOSPC
+                                        : KVD_EIO);
     }
 }
 
@@ -282,6 +289,7 @@ lsm_open(const struct kvd_host *host, const void *opts, const char *dir,
         rc = kvd_err_set(err, KVD_ENOMEM, "lsm: out of memory");
         goto fail;
     }
+    kvd_ro_retry_nospace(db->ro);
     rc = kvd_dirlock_acquire(db->io, dir, "lsm", &db->lock_fd, err);
     if (rc == 0) {
         rc = lsm_recover(db, err);
@@ -450,6 +458,7 @@ lsm_stats(kvd_engine *db, struct kvd_engine_stats *out, kvd_stat_fn fn,
     st.mem_bytes = mem_bytes + imm_bytes + cs.bytes + index_bytes + sizeof(*db);
     st.readonly = lsm_readonly(db);
     st.ready = atomic_load(&db->ready);
+    st.approximate = !exact;
     kvd_ro_state(db->ro, st.state, sizeof(st.state));
     kvd_engine_stats_copy(out, &st);
     if (fn == NULL) {
@@ -559,6 +568,14 @@ lsm_maintain(kvd_engine *db, int op, struct kvd_err *err)
     }
 }
 
+/* Durable only when every write waits for its fdatasync. */
+static uint32_t
+lsm_instance_caps(kvd_engine *db)
+{
+    return db->opts.sync == LSM_SYNC_ALWAYS ? LSM_CAPS | KVD_CAP_DURABLE
+                                            : LSM_CAPS;
+}
+
 /* ---- the exported vtable ---- */
 
 KVD_EXPORT const struct kvd_engine_vtable kvd_engine_entry = {
@@ -569,8 +586,7 @@ KVD_EXPORT const struct kvd_engine_vtable kvd_engine_entry = {
     .description = "log-structured merge tree: WAL + skip-list memtable + "
                    "leveled SSTables with bloom filters and a block cache; "
                    "ordered, for data sets larger than memory",
-    .caps = KVD_CAP_PERSISTENT | KVD_CAP_ORDERED | KVD_CAP_ATOMIC_BATCH |
-            KVD_CAP_SNAPSHOT_ITER,
+    .caps = LSM_CAPS,
     .max_key_bytes = LSM_MAX_KEY_BYTES,
     .max_value_bytes = LSM_MAX_VALUE_BYTES,
     .options = lsm_options,
@@ -588,6 +604,6 @@ KVD_EXPORT const struct kvd_engine_vtable kvd_engine_entry = {
     .sync = lsm_sync_op,
     .maintain = lsm_maintain,
     .clear = NULL,
-    .instance_caps = NULL,
+    .instance_caps = lsm_instance_caps,
     .multi = lsm_multi,
 };

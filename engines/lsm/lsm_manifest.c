@@ -160,7 +160,9 @@ lsm_manifest_append(lsm_db *db, const struct lsm_edit *e)
     if (rc == 0) {
         kvd_counter_add(&db->c.fsyncs, 1);
         if (db->io->fdatasync(db->manifest_fd) != 0) {
+            /* the edit may or may not be on disk: no retry on this file */
             rc = kvd_errno_status(errno);
+            atomic_store(&db->sync_failed, true);
         }
     }
     return rc;

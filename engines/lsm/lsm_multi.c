@@ -164,7 +164,6 @@ mgroup_commit(struct mstate *ms)
     size_t mem = 0;
     uint32_t count;
     uint64_t seq = 0;
-    uint64_t before;
     bool changed = false;
     int rc = 0;
 
@@ -200,13 +199,7 @@ mgroup_commit(struct mstate *ms)
     if (rc == 0 && count > 0) {
         seq = db->seq + 1;
         lsm_batch_hdr_encode(ms->payload, seq, count);
-        before = db->walw.off;
-        rc = lsm_logw_add(&db->walw, ms->payload, len);
-        if (rc != 0) {
-            lsm_fail(db, rc, "write %s/%06llu.log at offset %llu", db->dir,
-                     (unsigned long long)db->wal->number,
-                     (unsigned long long)before);
-        }
+        rc = lsm_wal_append_locked(db, ms->payload, len);
     }
     if (rc == 0 && count > 0) {
         for (size_t i = 0; i < ms->nslots; i++) {
@@ -219,8 +212,6 @@ mgroup_commit(struct mstate *ms)
             }
         }
         db->seq = seq - 1;
-        db->written += db->walw.off - before;
-        kvd_counter_add(&db->c.wal_bytes, db->walw.off - before);
         atomic_store_explicit(&db->visible_seq, db->seq, memory_order_release);
         ms->target = db->written;
     }
@@ -252,7 +243,7 @@ mop_check(lsm_db *db, const struct kvd_mop *op)
                                                      op->vlen, op->expire_ms)
                                      : lsm_check_key(op->key, op->klen);
 
-    if (rc == 0 && lsm_readonly(db)) {
+    if (rc == 0 && lsm_refuses(db)) {
         rc = KVD_EREADONLY;
     }
     return rc;

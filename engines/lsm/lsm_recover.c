@@ -148,6 +148,7 @@ list_dir(lsm_db *db, struct dirlist *dl, struct kvd_err *err)
 
 struct replay {
     lsm_db *db;
+    bool readonly; /* write nothing: keep everything in the memtable */
     lsm_mem *mem;
     struct lsm_edit *edit;
     uint64_t max_seq;
@@ -183,7 +184,7 @@ replay_flush(struct replay *rp, struct kvd_err *err)
     bool empty;
     int rc;
 
-    if (lsm_mem_entries(rp->mem) == 0) {
+    if (lsm_mem_entries(rp->mem) == 0 || rp->readonly) {
         return 0;
     }
     rc = lsm_write_mem_table(db, rp->mem, rp->edit, &empty);
@@ -419,8 +420,66 @@ check_tables_exist(lsm_db *db, const lsm_version *v, struct kvd_err *err)
     return 0;
 }
 
-int
-lsm_recover(lsm_db *db, struct kvd_err *err)
+/*
+ * The WAL the MANIFEST's log number names holds every write not yet in a
+ * table: the newest WAL except between a memtable switch and the end of
+ * its flush (then the one before it), never removed while the MANIFEST
+ * names it. Missing, it is lost data, never an empty store: refused,
+ * unless corruption = skip, which opens without those writes (logged).
+ */
+static int
+check_live_wal(lsm_db *db, uint64_t log_number, struct kvd_err *err)
+{
+    char path[LSM_PATH_BYTES];
+    struct stat st;
+
+    lsm_path(db, path, log_number, "log");
+    if (stat(path, &st) == 0) {
+        return 0;
+    }
+    if (db->opts.corruption == LSM_CORRUPT_SKIP) {
+        LSM_LOG(db, KVD_LOG_ERROR,
+                "lsm: %s, the write-ahead log the MANIFEST names, is "
+                "missing: the writes it held since the last flush are lost "
+                "(corruption = skip opens without them)",
+                path);
+        return 0;
+    }
+    return kvd_err_set(err, KVD_ECORRUPT,
+                       "lsm: %s, the write-ahead log the MANIFEST names "
+                       "(writes not yet in a table), is missing: %s; restore "
+                       "it, or set corruption = skip to open without those "
+                       "writes",
+                       path, strerror(errno));
+}
+
+/* Serve what is there without writing: the tables the MANIFEST names and
+ * every replayed WAL in the memtable, no WAL to append to. */
+static int
+install_readonly(lsm_db *db, struct replay *rp, lsm_version *v,
+                 uint64_t log_number, uint64_t last_seq, struct kvd_err *err)
+{
+    struct lsm_view *old = NULL;
+    int rc;
+
+    db->log_number = log_number;
+    db->seq = last_seq;
+    atomic_store(&db->visible_seq, last_seq);
+    pthread_mutex_lock(&db->mu);
+    rc = lsm_view_install_locked(db, rp->mem, NULL, v, &old);
+    pthread_mutex_unlock(&db->mu);
+    if (rc != 0) {
+        return kvd_err_set(err, rc, "lsm: out of memory");
+    }
+    lsm_view_put(old);
+    db->wmem = rp->mem; /* never written: the store is read-only */
+    return 0;
+}
+
+/* Recovery proper; with readonly, it writes nothing and leaves the
+ * replayed WALs in the memtable (a full or read-only disk). */
+static int
+recover(lsm_db *db, bool readonly, struct kvd_err *err)
 {
     int64_t t0 = kvd_mono_ms(db->host);
     struct dirlist dl;
@@ -470,6 +529,9 @@ lsm_recover(lsm_db *db, struct kvd_err *err)
         goto out;
     } else {
         rc = check_tables_exist(db, v, err);
+        if (rc == 0) {
+            rc = check_live_wal(db, log_number, err);
+        }
         if (rc != 0) {
             goto out;
         }
@@ -477,6 +539,7 @@ lsm_recover(lsm_db *db, struct kvd_err *err)
     db->next_file = next_file > dl.max_number ? next_file : dl.max_number + 1;
 
     rp.db = db;
+    rp.readonly = readonly;
     rp.edit = &edit;
     rp.max_seq = last_seq;
     rc = lsm_mem_create(0, &rp.mem);
@@ -504,6 +567,10 @@ lsm_recover(lsm_db *db, struct kvd_err *err)
     }
     last_seq = rp.max_seq;
     db->recovered_records = rp.records;
+    if (readonly) {
+        rc = install_readonly(db, &rp, v, log_number, last_seq, err);
+        goto out;
+    }
 
     /* the new WAL, then the MANIFEST that makes everything above live */
     wal_number = lsm_new_file_number(db);
@@ -564,4 +631,36 @@ out:
     lsm_edit_release(&edit);
     free(dl.logs);
     return rc;
+}
+
+int
+lsm_recover(lsm_db *db, struct kvd_err *err)
+{
+    struct kvd_err first = {0};
+    int rc = recover(db, false, &first);
+
+    if (rc != KVD_ENOSPC && rc != KVD_EROFS) {
+        if (rc != 0) {
+            kvd_err_set(err, rc, "%s", first.msg);
+        }
+        return rc;
+    }
+    /* A full or read-only disk: the data is all there, only recovery's
+     * own writes failed. Serve it read-only rather than not at all. */
+    db->recovered_wals = 0;
+    db->recovered_records = 0;
+    atomic_store(&db->c.corrupt_records, 0);
+    atomic_store(&db->c.torn_tail_bytes, 0);
+    rc = recover(db, true, err);
+    if (rc != 0) {
+        return rc;
+    }
+    atomic_store(&db->opened_readonly, true);
+    LSM_LOG(db, KVD_LOG_ERROR,
+            "lsm: %s: %s; opened read-only: reads are served, writes are "
+            "refused until the store is opened again with room to write",
+            db->dir, first.msg);
+    lsm_fail(db, first.code, "open %s on a %s", db->dir,
+             first.code == KVD_EROFS ? "read-only file system" : "full disk");
+    return 0;
 }

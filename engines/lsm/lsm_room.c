@@ -8,6 +8,12 @@
  * with a new WAL. The old WAL is synced first (unless sync = never), so
  * the durable position only ever covers a prefix of the history.
  *
+ * Disk full: a write that failed for lack of space turned the store
+ * read-only; the next write tries again (lsm_resume_locked): it wipes what
+ * the failed append may have left in the WAL and, when that works, the
+ * store is writable again. A failed fsync, or a store opened read-only,
+ * is not retried.
+ *
  * Stalls: at l0_slowdown L0 tables each write sleeps 1 ms once; at
  * l0_stop, or while the previous memtable is still being flushed, writers
  * wait on done_cv. Each kind of stall is logged once when it starts (and
@@ -40,8 +46,8 @@ switch_locked(lsm_db *db)
         kvd_counter_add(&db->c.fsyncs, 1);
         if (db->io->fdatasync(db->wal->fd) != 0) {
             rc = kvd_errno_status(errno);
-            return lsm_fail(db, rc, "fdatasync %s/%06llu.log", db->dir,
-                            (unsigned long long)db->wal->number);
+            return lsm_fail_sync(db, rc, "fdatasync %s/%06llu.log", db->dir,
+                                 (unsigned long long)db->wal->number);
         }
         kvd_commit_synced(db->commit, db->written);
     }
@@ -144,7 +150,10 @@ lsm_make_room_locked(lsm_db *db, bool force)
         int l0 = atomic_load(&db->l0_files);
 
         if (lsm_readonly(db)) {
-            return KVD_EREADONLY;
+            int rc = lsm_resume_locked(db);
+            if (rc != 0) {
+                return rc;
+            }
         }
         if (!force && !delayed && db->opts.auto_compact &&
             l0 >= db->opts.l0_slowdown) {
@@ -178,6 +187,27 @@ lsm_make_room_locked(lsm_db *db, bool force)
         }
         return switch_locked(db);
     }
+}
+
+int
+lsm_resume_locked(lsm_db *db)
+{
+    int rc;
+
+    if (!lsm_retryable(db)) {
+        return KVD_EREADONLY;
+    }
+    if (db->wal_hole > 0) {
+        rc = lsm_logw_zero(&db->walw, db->wal_hole);
+        if (rc != 0) {
+            return rc; /* still no space: stays read-only */
+        }
+        db->wal_hole = 0;
+    }
+    kvd_ro_clear(db->ro, "there is space again: writes resume");
+    kvd_commit_resume(db->commit);
+    kvd_worker_wake(db->bg);
+    return 0;
 }
 
 int

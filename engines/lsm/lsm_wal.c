@@ -234,6 +234,32 @@ lsm_logw_add(struct lsm_logw *w, const void *rec, size_t n)
     return 0;
 }
 
+size_t
+lsm_logw_record_bytes(const struct lsm_logw *w, size_t n)
+{
+    return lsm_log_encoded_size((size_t)(w->off % LSM_LOG_BLOCK_BYTES), n);
+}
+
+int
+lsm_logw_zero(struct lsm_logw *w, uint64_t n)
+{
+    uint64_t at = w->off;
+
+    while (n > 0) {
+        size_t k = n < LSM_LOGW_ZERO_BYTES ? (size_t)n : LSM_LOGW_ZERO_BYTES;
+        int rc = kvd_file_write_full(w->io, w->fd, lsm_zeros, k, at);
+        if (rc != 0) {
+            return rc;
+        }
+        at += k;
+        n -= k;
+    }
+    if (at > w->alloc) {
+        w->alloc = at;
+    }
+    return 0;
+}
+
 /* ---- reader ---- */
 
 enum phys_result {

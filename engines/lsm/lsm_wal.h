@@ -109,6 +109,14 @@ int lsm_logw_prealloc(struct lsm_logw *w, uint64_t chunk);
  * failure: preallocation stops and the record stands. */
 int lsm_logw_add(struct lsm_logw *w, const void *rec, size_t n);
 
+/* Bytes lsm_logw_add of an n-byte record writes (fragments and padding):
+ * what a failed add may have left after w->off. */
+size_t lsm_logw_record_bytes(const struct lsm_logw *w, size_t n);
+
+/* Write n zeros at w->off (w->off stays): wipes what a failed add left,
+ * so the log ends there again (zeros are never a record). 0 or a status. */
+int lsm_logw_zero(struct lsm_logw *w, uint64_t n);
+
 /* ---- reader ---- */
 
 struct lsm_logr {

@@ -122,6 +122,36 @@ lsm_walf_unref(lsm_db *db, struct lsm_walf *w)
     }
 }
 
+/* ---- appends ---- */
+
+int
+lsm_wal_append_locked(lsm_db *db, const void *rec, size_t n)
+{
+    uint64_t before = db->walw.off;
+    int rc;
+
+    if (db->wal_hole > 0) {
+        /* what a failed append left is wiped before the log goes on, so
+         * nothing but zeros can follow the last record if this WAL ends
+         * here */
+        rc = lsm_logw_zero(&db->walw, db->wal_hole);
+        if (rc != 0) {
+            return rc;
+        }
+        db->wal_hole = 0;
+    }
+    rc = lsm_logw_add(&db->walw, rec, n);
+    if (rc != 0) {
+        db->wal_hole = lsm_logw_record_bytes(&db->walw, n);
+        return lsm_fail(db, rc, "write %s/%06llu.log at offset %llu", db->dir,
+                        (unsigned long long)db->wal->number,
+                        (unsigned long long)before);
+    }
+    db->written += db->walw.off - before;
+    kvd_counter_add(&db->c.wal_bytes, db->walw.off - before);
+    return 0;
+}
+
 /* ---- group commit (kvd/kit_commit.h) ---- */
 
 static uint64_t
@@ -153,8 +183,9 @@ wal_sync(void *ctx, uint64_t *pos)
 
     kvd_counter_add(&db->c.fsyncs, 1);
     if (db->io->fdatasync(w->fd) != 0) {
-        rc = lsm_fail(db, kvd_errno_status(errno), "fdatasync %s/%06llu.log",
-                      db->dir, (unsigned long long)w->number);
+        rc = lsm_fail_sync(db, kvd_errno_status(errno),
+                           "fdatasync %s/%06llu.log", db->dir,
+                           (unsigned long long)w->number);
     }
     lsm_walf_unref(db, w);
     return rc;

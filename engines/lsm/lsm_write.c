@@ -59,7 +59,6 @@ append(lsm_db *db, struct wreq *r)
 {
     uint64_t target = 0;
     uint64_t seq;
-    uint64_t before;
     int rc;
 
     pthread_mutex_lock(&db->wlock);
@@ -79,13 +78,7 @@ append(lsm_db *db, struct wreq *r)
     if (rc == 0) {
         seq = db->seq + 1;
         lsm_batch_hdr_encode(r->payload, seq, r->count);
-        before = db->walw.off;
-        rc = lsm_logw_add(&db->walw, r->payload, r->len);
-        if (rc != 0) {
-            lsm_fail(db, rc, "write %s/%06llu.log at offset %llu", db->dir,
-                     (unsigned long long)db->wal->number,
-                     (unsigned long long)before);
-        }
+        rc = lsm_wal_append_locked(db, r->payload, r->len);
     }
     if (rc == 0) {
         if (r->ops == NULL) {
@@ -99,8 +92,6 @@ append(lsm_db *db, struct wreq *r)
             }
         }
         db->seq = seq + r->count - 1;
-        db->written += db->walw.off - before;
-        kvd_counter_add(&db->c.wal_bytes, db->walw.off - before);
         atomic_store_explicit(&db->visible_seq, db->seq, memory_order_release);
         target = db->written;
     }
@@ -134,7 +125,7 @@ lsm_put(lsm_db *db, const void *key, size_t klen, const void *val, size_t vlen,
     if (rc != 0) {
         return rc;
     }
-    if (lsm_readonly(db)) {
+    if (lsm_refuses(db)) {
         return KVD_EREADONLY;
     }
     memset(&r, 0, sizeof(r));
@@ -174,7 +165,7 @@ lsm_del(lsm_db *db, const void *key, size_t klen)
     if (rc != 0) {
         return rc;
     }
-    if (lsm_readonly(db)) {
+    if (lsm_refuses(db)) {
         return KVD_EREADONLY;
     }
     memset(&r, 0, sizeof(r));
@@ -262,7 +253,7 @@ lsm_batch(lsm_db *db, const struct kvd_op *ops, size_t n, struct kvd_err *err)
     if (rc != 0 || n == 0) {
         return rc;
     }
-    if (lsm_readonly(db)) {
+    if (lsm_refuses(db)) {
         char why[LSM_STATE_BYTES];
         return kvd_err_set(err, KVD_EREADONLY, "lsm: %s",
                            lsm_why(db, KVD_EREADONLY, why));

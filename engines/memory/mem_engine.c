@@ -175,6 +175,7 @@ mem_destroy(kvd_engine *db)
     mem_table_destroy(db);
     pthread_mutex_destroy(&db->snap_lock);
     free(db->snap_path);
+    free(db->mark_path);
     free(db);
 }
 
@@ -253,6 +254,12 @@ mem_open(const struct kvd_host *host, const void *opts, const char *dir,
                     : asprintf(&db->snap_path, "%s/%s", dir, o->snapshot_path);
         if (n < 0) {
             db->snap_path = NULL;
+            rc = kvd_err_set(err, KVD_ENOMEM, "memory: out of memory");
+            goto fail;
+        }
+        if (dir != NULL &&
+            asprintf(&db->mark_path, "%s/%s", dir, MEM_SNAP_MARK_FILE) < 0) {
+            db->mark_path = NULL;
             rc = kvd_err_set(err, KVD_ENOMEM, "memory: out of memory");
             goto fail;
         }

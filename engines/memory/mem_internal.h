@@ -54,6 +54,7 @@
 #define MEM_REHASH_STEP_BUCKETS 2
 #define MEM_MAX_KEY_BYTES       UINT32_MAX
 #define MEM_MAX_VALUE_BYTES     UINT32_MAX
+#define MEM_SNAP_MARK_FILE      "snapshot.written"
 
 /*
  * One key and its value. Allocated as one block of
@@ -113,6 +114,9 @@ struct kvd_engine {
     unsigned shard_bits;
     uint64_t seed;
     char *snap_path; /* absolute or dir-relative full path; NULL: none */
+    /* DIR/snapshot.written: names snap_path once a snapshot was written
+     * there, so that a missing one is known to be lost; NULL: no dir */
+    char *mark_path;
     int64_t snapshot_interval_ms;
     int64_t expire_interval_ms;
     uint32_t expire_sample;

@@ -204,6 +204,44 @@ mem_snapshot_check_dir(kvd_engine *db, struct kvd_err *err)
     return 0;
 }
 
+/* Whether the data directory records a snapshot written at snap_path. */
+static bool
+mem_mark_says_written(kvd_engine *db)
+{
+    unsigned char *buf = NULL;
+    size_t n = 0;
+    size_t plen = strlen(db->snap_path);
+    bool same;
+
+    if (db->mark_path == NULL || kvd_file_read_all(db->host->io, db->mark_path,
+                                                   1 << 16, &buf, &n) != 0) {
+        return false;
+    }
+    same = n == plen + 1 && memcmp(buf, db->snap_path, plen) == 0;
+    free(buf);
+    return same;
+}
+
+/* After the first snapshot at snap_path: record it (durably) in the data
+ * directory. */
+static int
+mem_mark_written(kvd_engine *db, struct kvd_err *err)
+{
+    char *line;
+    int rc;
+
+    if (db->mark_path == NULL || mem_mark_says_written(db)) {
+        return 0;
+    }
+    if (asprintf(&line, "%s\n", db->snap_path) < 0) {
+        return kvd_err_set(err, KVD_ENOMEM, "snapshot %s: out of memory",
+                           db->snap_path);
+    }
+    rc = kvd_file_replace(db->host->io, db->mark_path, line, strlen(line), err);
+    free(line);
+    return rc;
+}
+
 int
 mem_snapshot_write(kvd_engine *db, bool force, struct kvd_err *err)
 {
@@ -237,6 +275,9 @@ mem_snapshot_write(kvd_engine *db, bool force, struct kvd_err *err)
          * file in place but not known durable: not counted as saved, so
          * the next snapshot writes again */
         rc = kvd_file_tmp_commit(io, &w.t, NULL, err);
+    }
+    if (rc == 0) {
+        rc = mem_mark_written(db, err);
     }
     if (rc == 0) {
         db->snap_exists = true;
@@ -480,9 +521,17 @@ mem_snapshot_load(kvd_engine *db, struct kvd_err *err)
     }
     r.fd = r.io->open(db->snap_path, O_RDONLY | O_CLOEXEC, 0);
     if (r.fd < 0) {
+        if (errno == ENOENT && mem_mark_says_written(db)) {
+            return kvd_err_set(err, KVD_ECORRUPT,
+                               "snapshot %s is missing, but one was written "
+                               "there (%s says so): restore it, or remove "
+                               "%s to start empty",
+                               db->snap_path, db->mark_path, db->mark_path);
+        }
         if (errno == ENOENT) {
-            host->log(host, KVD_LOG_INFO,
-                      "memory: no snapshot at %s, starting empty",
+            host->log(host, KVD_LOG_WARN,
+                      "memory: no snapshot at %s yet: starting empty (the "
+                      "first snapshot creates it)",
                       db->snap_path);
             return 0;
         }

@@ -738,8 +738,7 @@ stdin_create(const struct kvd_host *host, const struct kvd_server *srv,
     kvd_frontend *fe;
 
     *out = NULL;
-    if (srv->cmd_api->struct_size < offsetof(struct kvd_cmd_api, pass_destroy) +
-                                        sizeof(srv->cmd_api->pass_destroy)) {
+    if (!KVD_HAS(srv->cmd_api, struct kvd_cmd_api, pass_destroy)) {
         return kvd_err_set(err, KVD_EABI,
                            "stdin: the host's command layer has no sessions "
                            "(session_open, call): kvd is older than this "

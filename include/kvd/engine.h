@@ -70,6 +70,11 @@ enum kvd_engine_cap {
     KVD_CAP_BATCH_PARTITIONED = 1u << 3,
     KVD_CAP_REMOTE = 1u << 4,        /* data lives in another process */
     KVD_CAP_SNAPSHOT_ITER = 1u << 5, /* iterators see a point-in-time view */
+    /* ABI 1.4: every write acknowledged by this store survives a crash of
+     * the process or the machine (the log engines with sync = always);
+     * usually reported through instance_caps, since it depends on the
+     * options. kvd-conformance runs its crash and fault tests on it. */
+    KVD_CAP_DURABLE = 1u << 6,
 };
 
 /* Opaque engine handle and iterator, defined by each engine. */
@@ -179,7 +184,10 @@ struct kvd_entry {
 
 /*
  * Engine statistics. Counts cover live (unexpired, undeleted) keys at the
- * time of the call. Engine-specific counters go through the callback.
+ * time of the call, exactly unless `approximate` says otherwise.
+ * Engine-specific counters go through the callback. Fill a whole struct
+ * and hand it over with kvd_engine_stats_copy (below): the caller's
+ * struct may be older or newer than the engine's.
  */
 struct kvd_engine_stats {
     uint32_t struct_size; /* set by the caller: sizeof(struct ...) */
@@ -191,6 +199,11 @@ struct kvd_engine_stats {
     int readonly;         /* nonzero after a failed write or fsync */
     int ready;            /* nonzero once open and recovery are done */
     char state[160];      /* why read-only, or "" */
+    /* ABI 1.4: nonzero when keys, key_bytes and value_bytes are estimates.
+     * Exact counts are the default; an engine for which they would take a
+     * scan of its whole data set may estimate above some size, and says
+     * so here. */
+    int approximate;
 };
 
 typedef void (*kvd_stat_fn)(void *ctx, const char *name, uint64_t value);
@@ -236,18 +249,36 @@ struct kvd_engine_vtable {
     int (*get)(kvd_engine *e, const void *key, size_t klen,
                struct kvd_val *out);
 
-    /* Insert or replace. KVD_EREADONLY once a write has failed. */
+    /*
+     * Insert or replace. KVD_EREADONLY once a write has failed.
+     *
+     * Validation (put, del, batch, multi): the host has checked every key
+     * (non-empty, at most max_key_bytes), value (at most
+     * max_value_bytes), expiry (not negative) and batch operation type
+     * before the call, so an engine may rely on them (ABI 1.4; multi
+     * always said so). kvd/kit_check.h has the checks for an engine that
+     * guards its own formats as well.
+     */
     int (*put)(kvd_engine *e, const void *key, size_t klen, const void *val,
                size_t vlen, int64_t expire_ms);
 
-    /* 0 when a live key was deleted, KVD_ENOTFOUND when there was none. */
+    /*
+     * 0 when a live key was deleted, KVD_ENOTFOUND when there was none
+     * (absent or expired; nothing needs to be written then). The host
+     * calls del only when it needs that answer (DEL, UNLINK, HTTP DELETE);
+     * a delete whose answer nobody needs (a SET with a past expiry, a
+     * FLUSHDB key by key) comes as a batch of one KVD_OP_DEL, which
+     * reports nothing (ABI 1.4): an engine for which the answer costs a
+     * read pays for it only when it is used.
+     */
     int (*del)(kvd_engine *e, const void *key, size_t klen);
 
     /* Apply n operations; see KVD_CAP_ATOMIC_BATCH. An invalid op
      * (unknown type, empty or oversized key or value) makes the whole
-     * batch fail with KVD_EINVAL or KVD_ETOOBIG and changes nothing. Later
-     * operations on the same key win. Optional only for engines without
-     * either batch capability. */
+     * batch fail with KVD_EINVAL or KVD_ETOOBIG and changes nothing (the
+     * host refuses those before the call, see put). Later operations on
+     * the same key win; a KVD_OP_DEL of an absent key is no error.
+     * Optional only for engines without either batch capability. */
     int (*batch)(kvd_engine *e, const struct kvd_op *ops, size_t n,
                  struct kvd_err *err);
 

@@ -44,7 +44,10 @@ extern "C" {
  *   1.1  command API: session_set_password, session_proto
  *   1.2  command API: stats
  *   1.3  engine vtable: multi; command API: batch_create .. batch_clear
- *   1.4  struct kvd_host: mono_ns
+ *   1.4  struct kvd_host: mono_ns; engines: KVD_CAP_DURABLE, struct
+ *        kvd_engine_stats.approximate; the contract is simpler: the host
+ *        validates keys, values and batch ops before any engine call, and
+ *        deletes whose answer it does not need come as one-op batches
  */
 #define KVD_ABI_VERSION 1
 #define KVD_ABI_MINOR   4

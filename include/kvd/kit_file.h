@@ -25,8 +25,8 @@ extern "C" {
 #define KVD_FILE_MODE 0644
 #define KVD_DIR_MODE  0755
 
-/* An errno as a kvd status: ENOSPC and EDQUOT are KVD_ENOSPC, ENOMEM is
- * KVD_ENOMEM, everything else KVD_EIO. */
+/* An errno as a kvd status: ENOSPC and EDQUOT are KVD_ENOSPC, EROFS is
+ * KVD_EROFS, ENOMEM is KVD_ENOMEM, everything else KVD_EIO. */
 int kvd_errno_status(int e);
 
 /* Read up to n bytes at off; *got is how many were read (less than n only

@@ -7,7 +7,8 @@
  * open of the same directory, in this process or another, is refused with
  * KVD_ELOCKED at once instead of two stores writing the same files. The
  * kernel drops the lock when the process dies, so a crash never leaves a
- * stale lock behind.
+ * stale lock behind. On a read-only file system an existing lock file is
+ * opened for reading (flock works on it), so a store can open read-only.
  */
 #ifndef KVD_KIT_LOCK_H
 #define KVD_KIT_LOCK_H

@@ -38,6 +38,11 @@ int kvd_ro_create(const struct kvd_host *host, const char *who,
                   kvd_ro_notify_fn notify, void *ctx, kvd_ro **out);
 void kvd_ro_destroy(kvd_ro *ro); /* NULL: no-op */
 
+/* Tell the switch that the engine retries writes once space is back after
+ * KVD_ENOSPC (and clears the switch when one gets through), so that the
+ * log line says so instead of "never retried". Call it at open. */
+void kvd_ro_retry_nospace(kvd_ro *ro);
+
 /* Turn read-only because `rc` (a failed I/O's status) happened while
  * doing what fmt says ("write %s at offset %llu"). Returns rc, so a
  * failure path reads `return kvd_ro_fail(ro, rc, ...);`. */

@@ -61,7 +61,8 @@ extern "C" {
     XX(EPROTO, -30012, "protocol error")                                       \
     XX(ENOPLUGIN, -30013, "plugin not found")                                  \
     XX(ENOAUTH, -30014, "authentication required or refused")                  \
-    XX(EABORT, -30015, "transaction discarded")
+    XX(EABORT, -30015, "transaction discarded")                                \
+    XX(EROFS, -EROFS, "read-only file system")
 
 enum kvd_status {
 #define KVD_XX_ENUM(name, value, msg) KVD_##name = (value),

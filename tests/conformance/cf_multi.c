@@ -210,8 +210,7 @@ test_multi_random_against_model(void **state)
         for (int k = 0; k < CF_MULTI_KEYS; k++) {
             if (model[k] >= 0) {
                 const char *v = vals[model[k]];
-                assert_int_equal(cf_check(fx, keys[k], 4, v, strlen(v), -1),
-                                 0);
+                assert_int_equal(cf_check(fx, keys[k], 4, v, strlen(v), -1), 0);
             } else {
                 assert_int_equal(cf_check(fx, keys[k], 4, "", 0, -1),
                                  KVD_ENOTFOUND);

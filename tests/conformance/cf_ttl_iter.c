@@ -610,7 +610,10 @@ test_stats_match_written(void **state)
         int kl = snprintf(k, sizeof(k), "s%04d%.*s", i, i % 31,
                           "kkkkkkkkkkkkkkkkkkkkkkkkkkkkkkk");
         size_t vl = (size_t)(i * 37 % 100);
-        int64_t exp = i % 13 == 0 ? t + 500 : KVD_NO_EXPIRY;
+        /* no expiry on keys the test deletes: a remote engine expires on
+         * its own clock, which under load can pass the 500 ms before the
+         * delete comes (then del is KVD_ENOTFOUND, rightly) */
+        int64_t exp = i % 13 == 0 && i % 4 != 0 ? t + 500 : KVD_NO_EXPIRY;
 
         memset(v, 'v', vl);
         assert_int_equal(cf_put(fx, k, (size_t)kl, v, vl, exp), 0);
@@ -632,6 +635,7 @@ test_stats_match_written(void **state)
     cf_advance(fx, 500);
     assert_int_equal(cf_stats(fx, &st), 0);
     assert_int_equal(st.struct_size, sizeof(st));
+    CF_REQUIRE(!st.approximate, "the engine's counts are estimates here");
     assert_int_equal(st.keys, keys);
     assert_int_equal(st.key_bytes, key_bytes);
     assert_int_equal(st.value_bytes, value_bytes);

@@ -1,27 +1,44 @@
 /*
- * tests/conformance/conformance.c -- the conformance suite's driver.
+ * tests/conformance/conformance.c -- kvd-conformance: the conformance
+ * suite and the crash kit's driver.
  *
- * Usage: conformance ENGINE.so [--persistent] [--open-fails=KEY=VALUE]
- *                             [--partition-tags=A,B] [--only=A,B]
- *                             [KEY=VALUE ...]
- * --only=A,B runs only the tests whose names contain A or B (the
- * ThreadSanitizer build runs the thread tests so).
+ * Usage: kvd-conformance ENGINE [--opt KEY=VALUE ...] [options]
  *
- * ENGINE.so falls back to $KVD_TEST_ENGINE. KEY=VALUE pairs become the
- * engine's [engine] section, parsed by the real option parser for every
- * test; "{dir}" in a value is replaced by the test's temporary directory,
- * so e.g. `snapshot_path={dir}/snap` gives each test its own snapshot.
- * --persistent runs the close-and-reopen tests even when the engine's caps
- * do not claim KVD_CAP_PERSISTENT (an engine persistent by configuration).
- * --open-fails names an option setting that the option parser accepts but
- * the engine's open must refuse (a rule the table cannot express), to check
- * that the engine's own message reaches the caller through the store.
- * --partition-tags gives a partitioned engine two key prefixes of
- * different partitions, for its batch tests (see conformance.h).
+ * ENGINE is a plugin file (kvd_engine_NAME.so, any path) or a name found
+ * in kvd's plugin directory; it falls back to $KVD_TEST_ENGINE. Each
+ * --opt KEY=VALUE (or a bare KEY=VALUE) is a line of the engine's
+ * [engine] section, parsed by kvd's own option parser for every test;
+ * "{dir}" in a value is replaced by the test's temporary directory, so
+ * e.g. `snapshot_path={dir}/snap` gives each test its own snapshot.
+ *
+ * Options:
+ *   --persistent      run the close-and-reopen tests even when the caps do
+ *                     not claim KVD_CAP_PERSISTENT (an engine persistent by
+ *                     configuration that has no instance_caps)
+ *   --durable         run the crash and fault tests even when the caps do
+ *                     not claim KVD_CAP_DURABLE with the crash options
+ *   --crash-opt K=V   an option for the crash and fault tests only; when
+ *                     none is given and the engine has a `sync` option
+ *                     with an "always" choice, sync=always
+ *   --only=conformance|crash   one of the two groups (default: both)
+ *   --filter=A,B      only the tests whose names contain A or B (the
+ *                     ThreadSanitizer build runs the thread tests so)
+ *   --rounds N        SIGKILL rounds of the crash loop (default 20)
+ *   --seed N          seed of the crash histories (default: the time)
+ *   --open-fails=K=V  a setting the parser accepts but open must refuse,
+ *                     to check the engine's message reaches the caller
+ *   --partition-tags=A,B  key prefixes of two different partitions, for
+ *                     the batch tests of a partitioned engine
+ *
+ * The report: every test by name with OK, SKIPPED (and why: a capability
+ * the engine does not declare) or FAILED (with the assertion and the
+ * values); at the end a summary with the skip reasons. Exit status: 0
+ * when nothing failed, 1 when a test failed, 2 for a usage error or an
+ * engine that does not load.
  *
  * Sections: fixture (setup, teardown, options, clock), the cf_* operations
- * that dispatch to the raw vtable or to the store, shared checks, main with
- * the test table.
+ * that dispatch to the raw vtable or to the store, shared checks, the
+ * report, main with the test tables.
  */
 #include "conformance.h"
 
@@ -31,6 +48,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/hostsvc.h"
@@ -735,41 +753,111 @@ cf_count_keys(struct cf_fx *fx, uint64_t *nkeys)
     return rc == KVD_ENOTFOUND ? 0 : rc;
 }
 
+/* --- the report ----------------------------------------------------------- */
+
+#define CF_MAX_SKIP_REASONS 32
+
+/* Skip reasons and how many tests each skipped (main thread only). */
+static struct {
+    char why[160];
+    int count;
+} cf_skips[CF_MAX_SKIP_REASONS];
+static int cf_nskips;
+
+void
+cf_note_skip(const char *why)
+{
+    print_message("      skipped: %s\n", why);
+    for (int i = 0; i < cf_nskips; i++) {
+        if (strcmp(cf_skips[i].why, why) == 0) {
+            cf_skips[i].count++;
+            return;
+        }
+    }
+    if (cf_nskips < CF_MAX_SKIP_REASONS) {
+        snprintf(cf_skips[cf_nskips].why, sizeof(cf_skips[0].why), "%s", why);
+        cf_skips[cf_nskips++].count = 1;
+    }
+}
+
+static void
+cf_report(const struct cf_suite *suite, const char *name, int failed_conf,
+          int failed_crash, bool ran_conf, bool ran_crash)
+{
+    printf("\nkvd-conformance: engine %s (%s), caps:", name, suite->path);
+    static const struct {
+        uint32_t cap;
+        const char *name;
+    } caps[] = {
+        {KVD_CAP_PERSISTENT, "persistent"},
+        {KVD_CAP_ORDERED, "ordered"},
+        {KVD_CAP_ATOMIC_BATCH, "atomic-batch"},
+        {KVD_CAP_BATCH_PARTITIONED, "batch-partitioned"},
+        {KVD_CAP_REMOTE, "remote"},
+        {KVD_CAP_SNAPSHOT_ITER, "snapshot-iter"},
+        {KVD_CAP_DURABLE, "durable"},
+    };
+    for (size_t i = 0; i < sizeof(caps) / sizeof(caps[0]); i++) {
+        if ((suite->vt->caps & caps[i].cap) != 0) {
+            printf(" %s", caps[i].name);
+        }
+    }
+    printf("%s%s\n", suite->persistent ? " (persistent here)" : "",
+           suite->durable ? " (durable here)" : "");
+    if (ran_conf) {
+        printf("  conformance: %s\n",
+               failed_conf == 0 ? "passed" : "FAILED (see above)");
+    }
+    if (ran_crash) {
+        printf("  crash and fault: %s\n",
+               failed_crash == 0 ? "passed" : "FAILED (see above)");
+    }
+    for (int i = 0; i < cf_nskips; i++) {
+        printf("  skipped %d test%s: %s\n", cf_skips[i].count,
+               cf_skips[i].count == 1 ? "" : "s", cf_skips[i].why);
+    }
+}
+
 /* --- main ----------------------------------------------------------------- */
 
 static int
 cf_group_setup(void **state)
 {
     struct cf_suite *suite = &cf_the_suite;
+
+    *state = suite;
+    return 0;
+}
+
+/* Load the engine: a path, or a name in kvd's plugin directory. */
+static int
+cf_load(struct cf_suite *suite)
+{
     struct kvd_err err = {0};
     const void *vt = NULL;
     int rc;
 
-    rc = kvd_loader_open_path(suite->path, "engine", &suite->plugin, &vt, &err);
+    if (strchr(suite->path, '/') == NULL &&
+        strstr(suite->path, ".so") == NULL) {
+        const struct kvd_engine_vtable *evt = NULL;
+        rc = kvd_loader_open_engine(kvd_loader_default_dir(), suite->path,
+                                    &suite->plugin, &evt, &err);
+        vt = evt;
+    } else {
+        rc = kvd_loader_open_path(suite->path, "engine", &suite->plugin, &vt,
+                                  &err);
+    }
     if (rc != 0) {
-        print_error("load %s: %s (%d)\n", suite->path, err.msg, rc);
+        fprintf(stderr, "kvd-conformance: load %s: %s\n", suite->path, err.msg);
         return -1;
     }
     suite->vt = vt;
     if ((suite->vt->caps & KVD_CAP_PERSISTENT) != 0) {
         suite->persistent = true;
     }
-    print_message("[ ENGINE   ] %s %s caps=0x%x%s\n", suite->vt->name,
-                  suite->vt->version != NULL ? suite->vt->version : "",
-                  (unsigned)suite->vt->caps,
-                  suite->persistent ? " (persistent)" : "");
-    *state = suite;
-    return 0;
-}
-
-static int
-cf_group_teardown(void **state)
-{
-    struct cf_suite *suite = *state;
-
-    kvd_loader_close(suite->plugin);
-    suite->plugin = NULL;
-    suite->vt = NULL;
+    if ((suite->vt->caps & KVD_CAP_DURABLE) != 0) {
+        suite->durable = true;
+    }
     return 0;
 }
 
@@ -789,6 +877,48 @@ cf_engine_name(const char *path, char *buf, size_t len)
              (int)(dot != NULL ? (size_t)(dot - base) : strlen(base)), base);
 }
 
+/* No --crash-opt: sync=always when the engine has that setting. */
+static void
+cf_default_crash_args(struct cf_suite *suite)
+{
+    const struct kvd_option *o = suite->vt->options;
+
+    if (suite->ncrash_args > 0 || o == NULL) {
+        return;
+    }
+    for (; o->name != NULL; o++) {
+        if (strcmp(o->name, "sync") != 0 || o->type != KVD_OPT_ENUM ||
+            o->choices == NULL) {
+            continue;
+        }
+        for (const char *const *c = o->choices; *c != NULL; c++) {
+            if (strcmp(*c, "always") == 0) {
+                suite->crash_args[suite->ncrash_args++] = "sync=always";
+                return;
+            }
+        }
+    }
+}
+
+static void
+cf_usage(FILE *f, const char *argv0)
+{
+    fprintf(f,
+            "usage: %s ENGINE [--opt KEY=VALUE ...] [--persistent] "
+            "[--durable]\n"
+            "         [--crash-opt KEY=VALUE ...] "
+            "[--only=conformance|crash] [--rounds N]\n"
+            "         [--seed N] [--open-fails=KEY=VALUE] "
+            "[--partition-tags=A,B]\n"
+            "         [--filter=A,B]  (only the tests whose names contain A "
+            "or B)\n"
+            "ENGINE is an engine plugin (.so) or its name in kvd's plugin "
+            "directory\n(or $KVD_TEST_ENGINE). Runs the conformance suite "
+            "and, for engines durable\nwith the crash options, the crash "
+            "and fault tests.\n",
+            argv0);
+}
+
 #define CF_T(prefix, f, setup)                                                 \
     {                                                                          \
         prefix #f, f, setup, cf_teardown, NULL                                 \
@@ -801,96 +931,100 @@ cf_engine_name(const char *path, char *buf, size_t len)
 #define CF_STORE_BATCH_T(f) CF_T("store/", f, cf_setup_store_grouped)
 #define CF_BATCH_BOTH(f)                                                       \
     CF_T("raw/", f, cf_setup_raw_grouped), CF_STORE_BATCH_T(f)
+#define CF_CRASH_T(f) CF_T("", f, cf_setup_crash)
 
-/* --only=A,B: a test runs when its name contains A or B. */
+/* --filter=A,B: a test runs when its name contains A or B. */
 static bool
-cf_name_matches(const char *name, const char *only)
+cf_name_matches(const char *name, const char *filter)
 {
     size_t len = strlen(name);
 
-    while (*only != '\0') {
-        size_t n = strcspn(only, ",");
+    while (*filter != '\0') {
+        size_t n = strcspn(filter, ",");
 
         for (size_t at = 0; n > 0 && at + n <= len; at++) {
-            if (strncmp(name + at, only, n) == 0) {
+            if (strncmp(name + at, filter, n) == 0) {
                 return true;
             }
         }
-        only += n;
-        if (*only == ',') {
-            only++;
+        filter += n;
+        if (*filter == ',') {
+            filter++;
         }
     }
     return false;
 }
 
-int
-main(int argc, char **argv)
-{
-    static const struct CMUnitTest tests[] = {
-        /* cf_basic.c */
-        CF_BOTH(test_crud_put_get_del),
-        CF_BOTH(test_get_value_outlives_overwrite),
-        CF_BOTH(test_put_overwrite_replaces_value),
-        CF_BOTH(test_get_missing_key_is_notfound),
-        CF_BOTH(test_del_missing_key_is_notfound),
-        CF_BOTH(test_binary_keys_and_values_with_nul),
-        CF_BOTH(test_empty_value_is_stored),
-        CF_BOTH(test_value_16mib_roundtrip),
-        CF_BOTH(test_100k_keys_roundtrip),
-        CF_BATCH_BOTH(test_batch_invalid_op_changes_nothing),
-        CF_BATCH_BOTH(test_batch_empty_key_changes_nothing),
-        CF_BATCH_BOTH(test_batch_valid_applies_all),
-        CF_BATCH_BOTH(test_batch_later_op_wins),
-        CF_BOTH(test_batch_cross_partition_changes_nothing),
-        /* cf_multi.c */
-        CF_BOTH(test_multi_results_match_single_calls),
-        CF_BOTH(test_multi_same_key_in_array_order),
-        CF_BOTH(test_multi_random_against_model),
-        CF_BOTH(test_multi_expiry_rules),
-        CF_STORE_T(test_store_multi_validates_and_counts),
-        /* cf_ttl_iter.c */
-        CF_BOTH(test_ttl_get_returns_expiry),
-        CF_BOTH(test_ttl_expired_key_is_absent),
-        CF_BOTH(test_ttl_past_expiry_put_is_absent),
-        CF_BOTH(test_ttl_overwrite_clears_expiry),
-        CF_BOTH(test_ttl_maint_expire_reclaims),
-        CF_BOTH(test_iter_empty_store_ends_at_once),
-        CF_BOTH(test_iter_returns_exactly_live_keys),
-        CF_BOTH(test_iter_resumes_where_it_stopped),
-        CF_BOTH(test_iter_prefix_filter),
-        CF_BOTH(test_iter_keys_only_reports_lengths),
-        CF_BOTH(test_stats_match_written),
-        /* cf_threads.c */
-        CF_BOTH(test_threads_mixed_ops_match_model),
-        CF_STORE_T(test_update_concurrent_increments_lose_nothing),
-        CF_STORE_T(test_update_fn_decides_action),
-        CF_BOTH(test_iter_concurrent_with_writes_sees_stable_keys),
-        /* cf_persist.c */
-        CF_BATCH_BOTH(test_reopen_keeps_everything),
-        CF_BOTH(test_reopen_keeps_expiry),
-        CF_BOTH(test_compact_keeps_data),
-        CF_BARE_T(test_options_unknown_key_is_refused),
-        CF_BARE_T(test_options_bad_value_is_refused),
-        CF_BARE_T(test_options_defaults_parse),
-        CF_BARE_T(test_open_bad_dir_reports_engine_message),
-        CF_BARE_T(test_open_bad_option_reports_engine_message),
-        CF_STORE_T(test_store_refuses_empty_key),
-        CF_STORE_T(test_store_refuses_oversized_key_and_value),
-        CF_STORE_BATCH_T(test_store_batch_over_limit_changes_nothing),
-        CF_STORE_T(test_store_set_nx_xx),
-        CF_STORE_T(test_store_metrics_count_commands),
-        CF_STORE_T(test_store_clear_removes_everything),
-    };
-    struct cf_suite *suite = &cf_the_suite;
-    char name[128];
-    int i = 1;
-    const char *only = NULL; /* --only=A,B */
-    struct CMUnitTest *sel;
-    size_t nsel = 0;
+static const struct CMUnitTest cf_tests[] = {
+    /* cf_basic.c */
+    CF_BOTH(test_crud_put_get_del),
+    CF_BOTH(test_get_value_outlives_overwrite),
+    CF_BOTH(test_put_overwrite_replaces_value),
+    CF_BOTH(test_get_missing_key_is_notfound),
+    CF_BOTH(test_del_missing_key_is_notfound),
+    CF_BOTH(test_binary_keys_and_values_with_nul),
+    CF_BOTH(test_empty_value_is_stored),
+    CF_BOTH(test_value_16mib_roundtrip),
+    CF_BOTH(test_100k_keys_roundtrip),
+    /* the host refuses invalid input before the engine sees it (engine.h,
+     * put): through the store only */
+    CF_STORE_BATCH_T(test_batch_invalid_op_changes_nothing),
+    CF_STORE_BATCH_T(test_batch_empty_key_changes_nothing),
+    CF_BATCH_BOTH(test_batch_valid_applies_all),
+    CF_BATCH_BOTH(test_batch_later_op_wins),
+    CF_BOTH(test_batch_cross_partition_changes_nothing),
+    /* cf_multi.c */
+    CF_BOTH(test_multi_results_match_single_calls),
+    CF_BOTH(test_multi_same_key_in_array_order),
+    CF_BOTH(test_multi_random_against_model),
+    CF_BOTH(test_multi_expiry_rules),
+    CF_STORE_T(test_store_multi_validates_and_counts),
+    /* cf_ttl_iter.c */
+    CF_BOTH(test_ttl_get_returns_expiry),
+    CF_BOTH(test_ttl_expired_key_is_absent),
+    CF_BOTH(test_ttl_past_expiry_put_is_absent),
+    CF_BOTH(test_ttl_overwrite_clears_expiry),
+    CF_BOTH(test_ttl_maint_expire_reclaims),
+    CF_BOTH(test_iter_empty_store_ends_at_once),
+    CF_BOTH(test_iter_returns_exactly_live_keys),
+    CF_BOTH(test_iter_resumes_where_it_stopped),
+    CF_BOTH(test_iter_prefix_filter),
+    CF_BOTH(test_iter_keys_only_reports_lengths),
+    CF_BOTH(test_stats_match_written),
+    /* cf_threads.c */
+    CF_BOTH(test_threads_mixed_ops_match_model),
+    CF_STORE_T(test_update_concurrent_increments_lose_nothing),
+    CF_STORE_T(test_update_fn_decides_action),
+    CF_BOTH(test_iter_concurrent_with_writes_sees_stable_keys),
+    /* cf_persist.c */
+    CF_BATCH_BOTH(test_reopen_keeps_everything),
+    CF_BOTH(test_reopen_keeps_expiry),
+    CF_BOTH(test_compact_keeps_data),
+    CF_BARE_T(test_options_unknown_key_is_refused),
+    CF_BARE_T(test_options_bad_value_is_refused),
+    CF_BARE_T(test_options_defaults_parse),
+    CF_BARE_T(test_open_bad_dir_reports_engine_message),
+    CF_BARE_T(test_open_bad_option_reports_engine_message),
+    CF_STORE_T(test_store_refuses_empty_key),
+    CF_STORE_T(test_store_refuses_oversized_key_and_value),
+    CF_STORE_BATCH_T(test_store_batch_over_limit_changes_nothing),
+    CF_STORE_T(test_store_set_nx_xx),
+    CF_STORE_T(test_store_metrics_count_commands),
+    CF_STORE_T(test_store_clear_removes_everything),
+};
 
-    /* the store logs every open at info level: noise in test output */
-    kvd_log_set_level(KVD_LOG_WARN);
+static const struct CMUnitTest cf_crash_tests[] = {
+    CF_CRASH_T(test_crash_sigkill_keeps_an_acknowledged_prefix),
+    CF_CRASH_T(test_crash_torn_write_at_every_step_keeps_acknowledged),
+    CF_CRASH_T(test_fault_failed_write_then_nothing_acknowledged),
+    CF_CRASH_T(test_fault_failed_fsync_then_nothing_acknowledged),
+};
+
+/* Parse argv into the suite; 0, or 2 for a usage error (printed). */
+static int
+cf_parse_args(struct cf_suite *suite, int argc, char **argv, const char **only)
+{
+    int i = 1;
 
     if (argc > 1 && argv[1][0] != '-' && strchr(argv[1], '=') == NULL) {
         suite->path = argv[1];
@@ -898,57 +1032,151 @@ main(int argc, char **argv)
     } else {
         suite->path = getenv("KVD_TEST_ENGINE");
     }
-    if (suite->path == NULL || suite->path[0] == '\0') {
-        fprintf(stderr,
-                "usage: %s ENGINE.so [--persistent] [--open-fails=KEY=VALUE] "
-                "[--partition-tags=A,B] [--only=A,B] [KEY=VALUE ...]\n"
-                "       (or set KVD_TEST_ENGINE=ENGINE.so)\n",
-                argv[0]);
-        return 2;
-    }
     suite->args = calloc((size_t)argc + 1, sizeof(char *));
-    if (suite->args == NULL) {
+    suite->crash_args = calloc((size_t)argc + 2, sizeof(char *));
+    if (suite->args == NULL || suite->crash_args == NULL) {
         return 2;
     }
     for (; i < argc; i++) {
-        if (strcmp(argv[i], "--persistent") == 0) {
-            suite->persistent = true;
-        } else if (strncmp(argv[i], "--open-fails=", 13) == 0) {
-            suite->open_fails = argv[i] + 13;
-        } else if (strncmp(argv[i], "--partition-tags=", 17) == 0 &&
-                   strchr(argv[i] + 17, ',') != NULL) {
-            const char *a = argv[i] + 17;
-            const char *comma = strchr(a, ',');
+        const char *a = argv[i];
+        const char *val = i + 1 < argc ? argv[i + 1] : NULL;
 
-            suite->partition_tags[0] = strndup(a, (size_t)(comma - a));
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            cf_usage(stdout, argv[0]);
+            exit(0);
+        } else if (strcmp(a, "--persistent") == 0) {
+            suite->persistent = true;
+        } else if (strcmp(a, "--durable") == 0) {
+            suite->durable = true;
+        } else if (strcmp(a, "--opt") == 0 && val != NULL &&
+                   strchr(val, '=') != NULL) {
+            suite->args[suite->nargs++] = argv[++i];
+        } else if (strcmp(a, "--crash-opt") == 0 && val != NULL &&
+                   strchr(val, '=') != NULL) {
+            suite->crash_args[suite->ncrash_args++] = argv[++i];
+        } else if (strncmp(a, "--only=", 7) == 0 &&
+                   (strcmp(a + 7, "conformance") == 0 ||
+                    strcmp(a + 7, "crash") == 0)) {
+            *only = a + 7;
+        } else if (strcmp(a, "--rounds") == 0 && val != NULL && atoi(val) > 0) {
+            suite->crash_rounds = atoi(argv[++i]);
+        } else if (strcmp(a, "--seed") == 0 && val != NULL) {
+            suite->seed = strtoull(argv[++i], NULL, 10);
+        } else if (strncmp(a, "--open-fails=", 13) == 0) {
+            suite->open_fails = a + 13;
+        } else if (strncmp(a, "--partition-tags=", 17) == 0 &&
+                   strchr(a + 17, ',') != NULL) {
+            const char *comma = strchr(a + 17, ',');
+
+            suite->partition_tags[0] =
+                strndup(a + 17, (size_t)(comma - a - 17));
             suite->partition_tags[1] = strdup(comma + 1);
-        } else if (strncmp(argv[i], "--only=", 7) == 0) {
-            only = argv[i] + 7;
-        } else if (strchr(argv[i], '=') != NULL) {
+        } else if (strncmp(a, "--filter=", 9) == 0 && a[9] != '\0') {
+            suite->filter = a + 9;
+        } else if (a[0] != '-' && strchr(a, '=') != NULL) {
             suite->args[suite->nargs++] = argv[i];
         } else {
             fprintf(stderr, "%s: '%s' is not an option nor KEY=VALUE\n",
-                    argv[0], argv[i]);
-            free(suite->args);
+                    argv[0], a);
+            cf_usage(stderr, argv[0]);
             return 2;
         }
     }
-    cf_engine_name(suite->path, name, sizeof(name));
-    sel = malloc(sizeof(tests));
-    if (sel == NULL) {
-        free(suite->args);
+    if (suite->path == NULL || suite->path[0] == '\0') {
+        cf_usage(stderr, argv[0]);
         return 2;
     }
-    for (size_t k = 0; k < sizeof(tests) / sizeof(tests[0]); k++) {
-        if (only == NULL || cf_name_matches(tests[k].name, only)) {
+    return 0;
+}
+
+/* Runs the tests of a group whose names match suite->filter (all without
+ * one); the number that failed, or 1 when out of memory. */
+static int
+cf_run_group(const struct cf_suite *suite, const char *group,
+             const struct CMUnitTest *tests, size_t n)
+{
+    struct CMUnitTest *sel;
+    size_t nsel = 0;
+    int failed;
+
+    if (suite->filter == NULL) {
+        return _cmocka_run_group_tests(group, tests, n, cf_group_setup, NULL);
+    }
+    sel = malloc(n * sizeof(*sel));
+    if (sel == NULL) {
+        return 1;
+    }
+    for (size_t k = 0; k < n; k++) {
+        if (cf_name_matches(tests[k].name, suite->filter)) {
             sel[nsel++] = tests[k];
         }
     }
-    i = _cmocka_run_group_tests(name, sel, nsel, cf_group_setup,
-                                cf_group_teardown);
+    failed = nsel == 0 ? 0
+                       : _cmocka_run_group_tests(group, sel, nsel,
+                                                 cf_group_setup, NULL);
     free(sel);
+    return failed;
+}
+
+int
+main(int argc, char **argv)
+{
+    struct cf_suite *suite = &cf_the_suite;
+    const char *only = NULL;
+    char name[128];
+    char group[160];
+    bool run_conf;
+    bool run_crash;
+    int failed_conf = 0;
+    int failed_crash = 0;
+    int rc;
+
+    /* the store logs every open at info level: noise in test output */
+    kvd_log_set_level(KVD_LOG_WARN);
+    suite->crash_rounds = 20;
+    suite->seed = (uint64_t)time(NULL);
+    rc = cf_parse_args(suite, argc, argv, &only);
+    if (rc == 0 && cf_load(suite) != 0) {
+        rc = 2;
+    }
+    if (rc != 0) {
+        return rc;
+    }
+    cf_engine_name(suite->path, name, sizeof(name));
+    run_conf = only == NULL || strcmp(only, "conformance") == 0;
+    run_crash = only == NULL || strcmp(only, "crash") == 0;
+    print_message("[ ENGINE   ] %s %s caps=0x%x%s\n", suite->vt->name,
+                  suite->vt->version != NULL ? suite->vt->version : "",
+                  (unsigned)suite->vt->caps,
+                  suite->persistent ? " (persistent)" : "");
+    if (run_conf) {
+        failed_conf = cf_run_group(suite, name, cf_tests,
+                                   sizeof(cf_tests) / sizeof(cf_tests[0]));
+    }
+    if (run_crash) {
+        cf_default_crash_args(suite);
+        cf_crash_group_setup(suite);
+        if (suite->durable) {
+            print_message("[ CRASH    ] options:");
+            for (int i = 0; i < suite->nargs; i++) {
+                print_message(" %s", suite->args[i]);
+            }
+            for (int i = 0; i < suite->ncrash_args; i++) {
+                print_message(" %s", suite->crash_args[i]);
+            }
+            print_message("; seed %llu, %d rounds\n",
+                          (unsigned long long)suite->seed, suite->crash_rounds);
+        }
+        snprintf(group, sizeof(group), "%s crash and fault", name);
+        failed_crash = cf_run_group(
+            suite, group, cf_crash_tests,
+            sizeof(cf_crash_tests) / sizeof(cf_crash_tests[0]));
+    }
+    cf_report(suite, name, failed_conf, failed_crash, run_conf, run_crash);
+    kvd_loader_close(suite->plugin);
     free(suite->args);
+    free(suite->crash_args);
     free(suite->partition_tags[0]);
     free(suite->partition_tags[1]);
-    return i;
+    return failed_conf != 0 || failed_crash != 0 ? 1 : 0;
 }

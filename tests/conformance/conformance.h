@@ -56,6 +56,14 @@ struct cf_suite {
     const char *open_fails; /* --open-fails=KEY=VALUE: parses, open refuses */
     /* --partition-tags=A,B: key prefixes of two different partitions */
     char *partition_tags[2];
+    /* crash and fault tests (cf_crash.c) */
+    int ncrash_args; /* --crash-opt KEY=VALUE: added for those tests */
+    char **crash_args;
+    bool durable; /* --durable, or the caps with the crash options */
+    char durable_why[CF_PATH_BYTES]; /* why the crash tests do not run */
+    int crash_rounds;                /* --rounds: SIGKILL loop rounds */
+    const char *filter;              /* --filter=A,B: test name parts */
+    uint64_t seed;                   /* --seed: of histories and kill points */
 };
 
 enum cf_mode {
@@ -151,14 +159,18 @@ int cf_checks(struct cf_fx *fx, const char *key, const char *val);
  * status / -1 when a key repeats (printed). Keys-only iteration. */
 int cf_count_keys(struct cf_fx *fx, uint64_t *nkeys);
 
-/* Skip the calling test unless the condition holds (prints why). */
+/* Skip the calling test unless the condition holds (prints why, and
+ * keeps it for the report at the end). */
 #define CF_REQUIRE(cond, why)                                                  \
     do {                                                                       \
         if (!(cond)) {                                                         \
-            print_message("      skipped: %s\n", why);                         \
+            cf_note_skip(why);                                                 \
             skip();                                                            \
         }                                                                      \
     } while (0)
+
+/* Record (and print) why the running test is skipped. */
+void cf_note_skip(const char *why);
 
 /* --- tests, by file ------------------------------------------------------- */
 
@@ -203,6 +215,14 @@ void test_threads_mixed_ops_match_model(void **state);
 void test_update_concurrent_increments_lose_nothing(void **state);
 void test_update_fn_decides_action(void **state);
 void test_iter_concurrent_with_writes_sees_stable_keys(void **state);
+
+/* cf_crash.c: crash and fault tests, and their group setup */
+int cf_crash_group_setup(struct cf_suite *suite);
+int cf_setup_crash(void **state);
+void test_crash_sigkill_keeps_an_acknowledged_prefix(void **state);
+void test_crash_torn_write_at_every_step_keeps_acknowledged(void **state);
+void test_fault_failed_write_then_nothing_acknowledged(void **state);
+void test_fault_failed_fsync_then_nothing_acknowledged(void **state);
 
 /* cf_persist.c */
 void test_reopen_keeps_everything(void **state);

@@ -6,4 +6,4 @@ target_link_libraries(test_lsm_table PRIVATE lsm_table PkgConfig::CMOCKA
                       kvd_warnings)
 add_test(NAME lsm.table COMMAND test_lsm_table)
 set_tests_properties(lsm.table PROPERTIES LABELS "unit" ENVIRONMENT
-                     "${KVD_TEST_ENV}" TIMEOUT 120)
+                     "${KVD_TEST_ENV}" TIMEOUT 600)

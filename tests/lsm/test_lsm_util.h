@@ -3,9 +3,10 @@
  * options, open/close shorthands, a sorted in-memory model of the store,
  * and a seeded random generator whose seed tests print on failure.
  *
- * The tests load the plugin with the log engine's test host
- * (tests/log/alog_test_host.h: fault-injecting file I/O, log capture, fake
- * clock, scratch directories), passing the lsm plugin's path as argv[1].
+ * The tests load the plugin with the conformance kit's test host
+ * (tests/conformance/th_host.h: fault-injecting file I/O, log capture,
+ * fake clock, scratch directories), passing the lsm plugin's path as
+ * argv[1].
  */
 #ifndef KVD_TEST_LSM_UTIL_H
 #define KVD_TEST_LSM_UTIL_H
@@ -22,9 +23,9 @@
 
 #include <cmocka.h>
 
-#include "alog_test_host.h"
 #include "kvd/engine.h"
 #include "lsm_opts.h"
+#include "th_host.h"
 
 /* The option table's defaults, but sync = never (tests decide). */
 static inline void

@@ -524,6 +524,36 @@ test_memory_failed_rename_keeps_old_snapshot(void **state)
     t_expect_missing(f, "beta");
 }
 
+/* A snapshot named in the config that was written once and is gone now
+ * is lost data: never an empty store without a word (issue 13). */
+static void
+test_memory_missing_snapshot_refused_once_written(void **state)
+{
+    struct t_fix *f = *state;
+    struct kvd_err err = {0};
+    char mark[300];
+
+    /* the first open has none yet: a new store */
+    t_opt_set(f->opts, "snapshot_path", "snap.kvd");
+    t_open_db(f);
+    t_put(f, "alpha", "one", KVD_NO_EXPIRY);
+    t_close_db(f);
+    assert_int_equal(access(f->snap, F_OK), 0);
+
+    assert_int_equal(unlink(f->snap), 0);
+    assert_int_equal(vt->open(&t_host, f->opts, f->dir, &f->db, &err),
+                     KVD_ECORRUPT);
+    assert_null(f->db);
+    assert_non_null(strstr(err.msg, "snap.kvd is missing"));
+    assert_non_null(strstr(err.msg, "snapshot.written"));
+
+    /* removing the record is how an operator says: start empty */
+    snprintf(mark, sizeof(mark), "%s/snapshot.written", f->dir);
+    assert_int_equal(unlink(mark), 0);
+    t_open_db(f);
+    t_expect_missing(f, "alpha");
+}
+
 static void
 test_memory_snapshot_interval_writes_in_background(void **state)
 {
@@ -1142,6 +1172,7 @@ main(int argc, char **argv)
         T(test_memory_snapshot_bad_magic_refused),
         T(test_memory_snapshot_trailing_garbage_refused),
         T(test_memory_failed_rename_keeps_old_snapshot),
+        T(test_memory_missing_snapshot_refused_once_written),
         T(test_memory_snapshot_interval_writes_in_background),
         T(test_memory_invalid_options_refused),
         T(test_memory_iter_resize_returns_each_key_once),
