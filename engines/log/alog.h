@@ -46,9 +46,22 @@
 #define ALOG_STATE_BYTES 160
 #define ALOG_PATH_BYTES  4096
 
+/*
+ * A segment file. Every segment is mapped read-only (MAP_SHARED) over
+ * map_len bytes when it is created or opened, so that a read is a copy from
+ * memory: records below `size` are complete and never change (appends only
+ * add bytes after them, and only recovery, before the map exists, truncates
+ * a file), so a reader never touches a page past the end of the file. The
+ * active segment's map covers segment_size, enough for every record but a
+ * single one larger than that; such a record (and any segment whose map
+ * failed) is read with pread. The map lives as long as the segment object.
+ */
 struct alog_seg {
     uint32_t id;                 /* fixed */
     int fd;                      /* fixed until the last reference goes */
+    const struct kvd_io *io;     /* fixed: closes fd at the last unref */
+    const unsigned char *map;    /* fixed; NULL: read with pread */
+    uint64_t map_len;            /* fixed; bytes mapped */
     int kind;                    /* ALOG_FILE_DATA or ALOG_FILE_MERGED; fixed */
     uint64_t created_seq;        /* fixed */
     _Atomic uint64_t size;       /* file bytes, header included */
@@ -65,8 +78,10 @@ struct alog_seg {
 
 /* Counters reported by stats; relaxed atomics, exact but not ordered. */
 struct alog_counters {
-    _Atomic uint64_t get_preads;  /* preads done by get: one per hit */
-    _Atomic uint64_t iter_preads; /* preads done by iterators */
+    _Atomic uint64_t get_preads;     /* preads done by get (no map) */
+    _Atomic uint64_t get_map_reads;  /* gets served from a segment map */
+    _Atomic uint64_t iter_preads;    /* preads done by iterators */
+    _Atomic uint64_t iter_map_reads; /* iterator records read from a map */
     _Atomic uint64_t puts;
     _Atomic uint64_t dels;
     _Atomic uint64_t batches;
@@ -162,7 +177,22 @@ int alog_seg_create(alog_db *db, uint32_t id, int kind, uint64_t created_seq,
                     int tmp, struct alog_seg **out);
 struct alog_seg *alog_seg_new(uint32_t id, int fd, int kind,
                               uint64_t created_seq);
+/* Map seg read-only over len bytes (rounded up to pages); on failure the
+ * segment is read with pread (logged at debug level, not an error). Only
+ * before the segment is shared with other threads. */
+void alog_seg_map(alog_db *db, struct alog_seg *s, uint64_t len);
+/* The record of `total` bytes at off, from the map, or NULL when it lies
+ * outside it (read it with pread). */
+static inline const unsigned char *
+alog_seg_at(const struct alog_seg *s, uint64_t off, uint64_t total)
+{
+    if (s->map == NULL || off + total > s->map_len) {
+        return NULL;
+    }
+    return s->map + off;
+}
 void alog_seg_ref(struct alog_seg *s);
+/* The last unref closes the file and unmaps it; db may be NULL. */
 void alog_seg_unref(alog_db *db, struct alog_seg *s);
 int alog_segs_add_locked(alog_db *db, struct alog_seg *s);
 void alog_segs_remove_locked(alog_db *db, struct alog_seg *s);

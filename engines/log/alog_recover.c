@@ -258,6 +258,9 @@ open_seg(alog_db *db, uint32_t id, struct kvd_err *err)
         db->io->close(fd);
         return kvd_err_set(err, KVD_ENOMEM, "log: out of memory");
     }
+    s->io = db->io;
+    /* sealed for good: a torn tail cut later only shortens it */
+    alog_seg_map(db, s, size);
     atomic_store(&s->size, size);
     if (fh.kind == ALOG_FILE_DATA && fh.created_seq > 0 &&
         fh.created_seq - 1 > db->seq) {

@@ -236,13 +236,14 @@ test_log_large_value_survives_reopen(void **state)
 }
 
 static void
-test_log_get_is_one_pread(void **state)
+test_log_get_reads_no_file(void **state)
 {
     struct alog_opts o;
     kvd_engine *e;
     char k[32];
     long before;
     uint64_t stat_before;
+    uint64_t map_before;
 
     th_opts_default(&o);
     o.segment_size = 8192; /* several segments */
@@ -251,18 +252,23 @@ test_log_get_is_one_pread(void **state)
         snprintf(k, sizeof(k), "k%d", i);
         put_ok(e, k, "some value bytes");
     }
+    /* the active segment is read from its map too */
+    expect_val(e, "k499", "some value bytes");
+    assert_int_equal(th_stat(vt, e, "get_preads"), 0);
     close_ok(e);
     e = open_ok(*state, &o);
     before = atomic_load(&th_io.preads);
     stat_before = th_stat(vt, e, "get_preads");
+    map_before = th_stat(vt, e, "get_map_reads");
     for (int i = 0; i < 500; i++) {
         snprintf(k, sizeof(k), "k%d", i);
         expect_val(e, k, "some value bytes");
     }
-    /* exactly one pread per hit, counted by the I/O table and by the
-     * engine's own counter */
-    assert_int_equal(atomic_load(&th_io.preads) - before, 500);
-    assert_int_equal(th_stat(vt, e, "get_preads") - stat_before, 500);
+    /* no pread at all: every hit is a copy from a segment map, counted by
+     * the engine's own counters */
+    assert_int_equal(atomic_load(&th_io.preads) - before, 0);
+    assert_int_equal(th_stat(vt, e, "get_preads") - stat_before, 0);
+    assert_int_equal(th_stat(vt, e, "get_map_reads") - map_before, 500);
     /* a miss costs no read at all */
     before = atomic_load(&th_io.preads);
     for (int i = 0; i < 100; i++) {
@@ -1370,7 +1376,7 @@ main(int argc, char **argv)
 #define T(f) cmocka_unit_test_setup_teardown(f, setup_dir, teardown_dir)
         T(test_log_put_get_del_reopen),
         T(test_log_large_value_survives_reopen),
-        T(test_log_get_is_one_pread),
+        T(test_log_get_reads_no_file),
         T(test_log_second_open_is_locked),
         T(test_log_batch_is_atomic_and_invalid_batch_changes_nothing),
         T(test_log_truncate_last_record_at_every_offset),
