@@ -45,6 +45,9 @@
 
 #define ALOG_STATE_BYTES 160
 #define ALOG_PATH_BYTES  4096
+/* multi() appends consecutive puts in chunks of at most this many bytes
+ * (or segment_size, when smaller) */
+#define ALOG_MULTI_CHUNK_BYTES (4u << 20)
 
 /*
  * A segment file. Every segment is mapped read-only (MAP_SHARED) over
@@ -85,8 +88,10 @@ struct alog_counters {
     _Atomic uint64_t puts;
     _Atomic uint64_t dels;
     _Atomic uint64_t batches;
-    _Atomic uint64_t fsyncs;     /* fdatasync/fsync calls on segments */
-    _Atomic uint64_t sync_waits; /* writes that waited for a group commit */
+    _Atomic uint64_t multi_calls;   /* multi() calls */
+    _Atomic uint64_t multi_appends; /* appends made by multi() for puts */
+    _Atomic uint64_t fsyncs;        /* fdatasync/fsync calls on segments */
+    _Atomic uint64_t sync_waits;    /* writes that waited for a group commit */
     _Atomic uint64_t merges;
     _Atomic uint64_t merge_bytes_written;
     _Atomic uint64_t merge_bytes_reclaimed;
@@ -207,6 +212,9 @@ int alog_put(alog_db *db, const void *key, size_t klen, const void *val,
 int alog_del(alog_db *db, const void *key, size_t klen);
 int alog_batch(alog_db *db, const struct kvd_op *ops, size_t n,
                struct kvd_err *err);
+/* Puts ops[0..n) (all KVD_MOP_PUT) with one append; sets every status.
+ * The caller keeps the records within one chunk (alog_multi). Returns 0. */
+int alog_put_many(alog_db *db, struct kvd_mop *ops, size_t n);
 int alog_sync_to(alog_db *db, uint64_t target);
 int alog_sync_all(alog_db *db);
 int alog_roll(alog_db *db);

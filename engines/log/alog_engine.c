@@ -569,6 +569,53 @@ alog_batch_op(kvd_engine *db, const struct kvd_op *ops, size_t n,
     return alog_batch(db, ops, n, err);
 }
 
+/*
+ * multi(): consecutive puts (up to ALOG_MULTI_CHUNK_BYTES) become one
+ * append and one write(2); gets and deletes run one by one, in array
+ * order, so a get sees every earlier write of its key.
+ */
+static int
+alog_multi(kvd_engine *db, struct kvd_mop *ops, size_t n)
+{
+    uint64_t chunk = db->opts.segment_size < ALOG_MULTI_CHUNK_BYTES
+                         ? db->opts.segment_size
+                         : ALOG_MULTI_CHUNK_BYTES;
+    size_t i = 0;
+
+    alog_count(&db->c.multi_calls, 1);
+    while (i < n) {
+        struct kvd_mop *op = &ops[i];
+        size_t j = i;
+        uint64_t bytes = 0;
+
+        switch (op->type) {
+        case KVD_MOP_GET:
+            op->status = alog_get(db, op->key, op->klen, &op->out);
+            i++;
+            continue;
+        case KVD_MOP_DEL:
+            op->status = alog_del(db, op->key, op->klen);
+            i++;
+            continue;
+        case KVD_MOP_PUT:
+            break;
+        default:
+            op->status = KVD_EINVAL;
+            i++;
+            continue;
+        }
+        while (j < n && ops[j].type == KVD_MOP_PUT &&
+               (j == i ||
+                bytes + alog_rec_bytes(ops[j].klen, ops[j].vlen) <= chunk)) {
+            bytes += alog_rec_bytes(ops[j].klen, ops[j].vlen);
+            j++;
+        }
+        alog_put_many(db, ops + i, j - i);
+        i = j;
+    }
+    return 0;
+}
+
 /* ---- iteration ---- */
 
 /*
@@ -961,6 +1008,8 @@ alog_stats(kvd_engine *db, struct kvd_engine_stats *out, kvd_stat_fn fn,
     fn(ctx, "puts", alog_load(&db->c.puts));
     fn(ctx, "dels", alog_load(&db->c.dels));
     fn(ctx, "batches", alog_load(&db->c.batches));
+    fn(ctx, "multi_calls", alog_load(&db->c.multi_calls));
+    fn(ctx, "multi_appends", alog_load(&db->c.multi_appends));
     fn(ctx, "fsyncs", alog_load(&db->c.fsyncs));
     fn(ctx, "sync_waits", alog_load(&db->c.sync_waits));
     fn(ctx, "rolls", alog_load(&db->c.rolls));
@@ -1045,7 +1094,7 @@ KVD_EXPORT const struct kvd_engine_vtable kvd_engine_entry = {
     .name = "log",
     .version = ALOG_VERSION,
     .description = "append-only log segments with an in-memory hash index: "
-                   "one pread per get, crash-safe, background merge",
+                   "gets from read-only maps, crash-safe, background merge",
     .caps = KVD_CAP_PERSISTENT | KVD_CAP_ATOMIC_BATCH,
     .max_key_bytes = ALOG_MAX_KEY_BYTES,
     .max_value_bytes = ALOG_MAX_VALUE_BYTES,
@@ -1064,4 +1113,6 @@ KVD_EXPORT const struct kvd_engine_vtable kvd_engine_entry = {
     .sync = alog_sync_op,
     .maintain = alog_maintain,
     .clear = NULL,
+    .instance_caps = NULL,
+    .multi = alog_multi,
 };

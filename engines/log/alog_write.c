@@ -526,6 +526,105 @@ alog_del(alog_db *db, const void *key, size_t klen)
     return finish_write(db, rc, target);
 }
 
+/*
+ * Independent puts appended with one write: ops[0..n) are all KVD_MOP_PUT.
+ * Each op's status is set. The records are ordinary top-level records (not
+ * a batch frame), so after a crash any prefix of them may survive, as with
+ * n separate puts; with sync = always one group commit covers them all.
+ */
+int
+alog_put_many(alog_db *db, struct kvd_mop *ops, size_t n)
+{
+    struct alog_ent **spares;
+    unsigned char *buf;
+    uint64_t total = 0;
+    uint64_t target = 0;
+    size_t good = 0;
+    int64_t now;
+    uint32_t off;
+    int rc;
+
+    for (size_t i = 0; i < n; i++) {
+        struct kvd_mop *op = &ops[i];
+        op->status = check_key(op->klen);
+        if (op->status == 0 && op->vlen > ALOG_MAX_VALUE_BYTES) {
+            op->status = KVD_ETOOBIG;
+        }
+        if (op->status == 0 && op->expire_ms < 0) {
+            op->status = KVD_EINVAL;
+        }
+        if (op->status == 0) {
+            total += alog_rec_bytes(op->klen, op->vlen);
+            good++;
+        }
+    }
+    if (good == 0) {
+        return 0;
+    }
+    spares = calloc(n, sizeof(*spares));
+    buf = malloc(total);
+    rc = spares == NULL || buf == NULL ? KVD_ENOMEM : 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        if (ops[i].status == 0) {
+            spares[i] = alog_ent_create(alog_hash(ops[i].key, ops[i].klen),
+                                        ops[i].key, ops[i].klen);
+            rc = spares[i] == NULL ? KVD_ENOMEM : 0;
+        }
+    }
+    now = db->host->now_ms(db->host);
+    if (rc == 0) {
+        pthread_mutex_lock(&db->wlock);
+        rc = reserve_locked(db, total);
+        if (rc == 0) {
+            uint64_t seq = db->seq;
+            uint64_t pos = 0;
+            for (size_t i = 0; i < n; i++) {
+                const struct kvd_mop *op = &ops[i];
+                if (op->status != 0) {
+                    continue;
+                }
+                fill_rec(buf + pos, ALOG_REC_PUT, 0, op->key, op->klen, op->val,
+                         op->vlen, op->expire_ms, ++seq, now);
+                pos += alog_rec_bytes(op->klen, op->vlen);
+            }
+            rc = append_locked(db, buf, total, db->seq + 1, seq, &off);
+            if (rc == 0) {
+                uint64_t at = off;
+                seq = db->seq;
+                for (size_t i = 0; i < n; i++) {
+                    const struct kvd_mop *op = &ops[i];
+                    if (op->status != 0) {
+                        continue;
+                    }
+                    index_put(db, spares[i], db->active, (uint32_t)at,
+                              (uint32_t)op->vlen, ++seq, op->expire_ms);
+                    spares[i] = NULL;
+                    at += alog_rec_bytes(op->klen, op->vlen);
+                }
+                db->seq = seq;
+                target = db->written;
+            }
+        }
+        pthread_mutex_unlock(&db->wlock);
+    }
+    if (rc == 0) {
+        alog_count(&db->c.puts, good);
+        alog_count(&db->c.multi_appends, 1);
+        rc = finish_write(db, rc, target);
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (spares != NULL) {
+            free(spares[i]);
+        }
+        if (ops[i].status == 0) {
+            ops[i].status = rc;
+        }
+    }
+    free(spares);
+    free(buf);
+    return 0;
+}
+
 static int
 batch_check(const struct kvd_op *ops, size_t n, uint64_t *body,
             struct kvd_err *err)

@@ -280,6 +280,56 @@ test_log_get_reads_no_file(void **state)
 }
 
 static void
+test_log_multi_puts_are_one_write(void **state)
+{
+    struct alog_opts o;
+    struct kvd_mop ops[203];
+    char keys[100][16];
+    char vals[100][16];
+    long writes;
+    kvd_engine *e;
+
+    th_opts_default(&o);
+    e = open_ok(*state, &o);
+    memset(ops, 0, sizeof(ops));
+    for (int i = 0; i < 100; i++) {
+        snprintf(keys[i], sizeof(keys[i]), "m%03d", i);
+        snprintf(vals[i], sizeof(vals[i]), "v%03d", i);
+        ops[i] = (struct kvd_mop){.type = KVD_MOP_PUT,
+                                  .key = keys[i],
+                                  .klen = strlen(keys[i]),
+                                  .val = vals[i],
+                                  .vlen = strlen(vals[i])};
+    }
+    /* a get and a delete see the earlier put of their key in the array */
+    ops[100] = (struct kvd_mop){.type = KVD_MOP_GET, .key = "m007", .klen = 4};
+    ops[101] = (struct kvd_mop){.type = KVD_MOP_DEL, .key = "m008", .klen = 4};
+    ops[102] = (struct kvd_mop){.type = KVD_MOP_GET, .key = "m008", .klen = 4};
+    for (int i = 103; i < 203; i++) {
+        ops[i] = ops[i - 103];
+        ops[i].val = "again";
+        ops[i].vlen = 5;
+    }
+    writes = atomic_load(&th_io.writes);
+    assert_int_equal(vt->multi(e, ops, 203), 0);
+    /* 100 puts: one write; the delete: one; 100 puts again: one */
+    assert_int_equal(atomic_load(&th_io.writes) - writes, 3);
+    for (int i = 0; i < 203; i++) {
+        assert_int_equal(ops[i].status, i == 102 ? KVD_ENOTFOUND : 0);
+    }
+    assert_int_equal(ops[100].out.len, 4);
+    assert_memory_equal(ops[100].out.data, "v007", 4);
+    kvd_val_release(&ops[100].out);
+    assert_int_equal(th_stat(vt, e, "multi_appends"), 2);
+    close_ok(e);
+    e = open_ok(*state, &o);
+    expect_val(e, "m000", "again");
+    expect_val(e, "m099", "again");
+    expect_val(e, "m008", "again");
+    close_ok(e);
+}
+
+static void
 test_log_second_open_is_locked(void **state)
 {
     struct alog_opts o;
@@ -1377,6 +1427,7 @@ main(int argc, char **argv)
         T(test_log_put_get_del_reopen),
         T(test_log_large_value_survives_reopen),
         T(test_log_get_reads_no_file),
+        T(test_log_multi_puts_are_one_write),
         T(test_log_second_open_is_locked),
         T(test_log_batch_is_atomic_and_invalid_batch_changes_nothing),
         T(test_log_truncate_last_record_at_every_offset),
