@@ -280,9 +280,12 @@ int alog_hint_write(alog_db *db, struct alog_seg *seg);
  * other thread may use the index). scratch (p, cap) holds the file and is
  * kept for the next call; the caller releases it. Returns 0, or
  * KVD_ENOTFOUND (no file) / KVD_ECORRUPT (unusable or not this segment's:
- * scan instead) / KVD_ENOMEM. */
+ * scan instead) / KVD_ENOMEM. *hinted_bytes gets the data file length an
+ * intact hint (whole-file crc good) describes, 0 when there is none: a
+ * data file shorter than that was complete once and lost bytes. */
 int alog_hint_load(alog_db *db, struct alog_seg *seg, uint64_t data_size,
-                   struct alog_hint_buf *scratch, alog_scan_fn fn, void *ctx);
+                   struct alog_hint_buf *scratch, alog_scan_fn fn, void *ctx,
+                   uint64_t *hinted_bytes);
 /* Record count in the trailer of seg's hint file (0 if none/unreadable). */
 uint64_t alog_hint_count(alog_db *db, struct alog_seg *seg);
 

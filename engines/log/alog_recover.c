@@ -290,6 +290,32 @@ cut_torn_tail(alog_db *db, struct alog_seg *s, uint64_t size,
     return 0;
 }
 
+/* A data file shorter than its intact hint says: report it; refuse to open
+ * under corruption = fail. */
+static int
+truncated_segment(alog_db *db, struct alog_seg *s, uint64_t size,
+                  uint64_t hinted, struct kvd_err *err)
+{
+    alog_count(&db->c.corrupt_records, 1);
+    ALOG_LOG(db, KVD_LOG_ERROR,
+             "log: %s/%08u.data is %llu bytes but its hint file shows it "
+             "complete at %llu bytes: the file lost its end (damage: only "
+             "the segment a crash interrupted can end short)%s",
+             db->dir, (unsigned)s->id, (unsigned long long)size,
+             (unsigned long long)hinted,
+             db->opts.corruption == ALOG_CORRUPT_FAIL
+                 ? ""
+                 : "; loading the records that remain");
+    if (db->opts.corruption == ALOG_CORRUPT_FAIL) {
+        return kvd_err_set(err, KVD_ECORRUPT,
+                           "log: %s/%08u.data is truncated (%llu of %llu "
+                           "bytes; corruption = fail)",
+                           db->dir, (unsigned)s->id, (unsigned long long)size,
+                           (unsigned long long)hinted);
+    }
+    return 0;
+}
+
 static void
 progress(alog_db *db, int64_t t0, int64_t *last, size_t i, size_t n,
          uint64_t done, uint64_t total, uint64_t records)
@@ -338,8 +364,20 @@ load_segments(alog_db *db, struct rec_ctx *c, struct kvd_err *err)
         struct alog_seg *s = db->segs[i];
         uint64_t size = atomic_load(&s->size);
         struct alog_scan_result res;
+        uint64_t hint_says = 0;
+        int is_tail = s == tail;
 
-        rc = alog_hint_load(db, s, size, &scratch, rec_apply, c);
+        rc = alog_hint_load(db, s, size, &scratch, rec_apply, c, &hint_says);
+        if (rc == KVD_ECORRUPT && hint_says > size) {
+            /* its intact hint proves the file was complete: lost bytes are
+             * damage, never a torn write to cut, even in the tail */
+            rc = truncated_segment(db, s, size, hint_says, err);
+            if (rc != 0) {
+                goto out;
+            }
+            rc = KVD_ECORRUPT;
+            is_tail = 0;
+        }
         if (rc == 0) {
             db->recovered_hint_files++;
         } else if (c->enomem || rc == KVD_ENOMEM) {
@@ -354,7 +392,7 @@ load_segments(alog_db *db, struct rec_ctx *c, struct kvd_err *err)
                          db->dir, (unsigned)s->id);
             }
             atomic_store(&s->hint_bytes, 0);
-            rc = alog_scan_segment(db, s, size, s == tail,
+            rc = alog_scan_segment(db, s, size, is_tail,
                                    db->opts.corruption == ALOG_CORRUPT_FAIL,
                                    rec_apply, c, &res);
             if (rc != 0) {

@@ -440,6 +440,8 @@ check_cut(const char *dir, int n, int last_is_batch, uint64_t start,
     kvd_engine *e;
 
     assert_int_equal(th_copy_dir(dir, copy), 0);
+    /* a crash leaves no hint file for the segment it was appending to */
+    th_remove_hints(copy);
     th_last_segment(copy, seg, sizeof(seg));
     assert_int_equal(truncate(seg, (off_t)cut), 0);
     th_log_clear();
@@ -505,6 +507,42 @@ static void
 test_log_truncate_last_batch_at_every_offset(void **state)
 {
     run_truncate_every_offset(*state, 1);
+}
+
+/* A cleanly closed segment (its hint proves it complete) that lost its end
+ * is damage: corruption = fail refuses to open, skip opens without cutting
+ * the file and without calling it a torn write. */
+static void
+test_log_truncated_closed_segment_is_corruption(void **state)
+{
+    struct alog_opts o;
+    struct kvd_err err;
+    char seg[4096];
+    uint64_t start = write_then_last(*state, 20, 0);
+    uint64_t cut;
+    kvd_engine *e = NULL;
+
+    th_last_segment(*state, seg, sizeof(seg));
+    cut = start + (file_size(seg) - start) / 2;
+    assert_int_equal(truncate(seg, (off_t)cut), 0);
+    th_opts_default(&o);
+    o.corruption = ALOG_CORRUPT_FAIL;
+    th_log_clear();
+    assert_int_equal(vt->open(&th_host, &o, *state, &e, &err), KVD_ECORRUPT);
+    assert_non_null(strstr(err.msg, "is truncated"));
+    assert_true(th_log_contains("lost its end"));
+    assert_int_equal(file_size(seg), cut);
+
+    o.corruption = ALOG_CORRUPT_SKIP;
+    th_log_clear();
+    e = open_ok(*state, &o);
+    assert_false(th_log_contains("torn write"));
+    assert_true(th_log_contains("lost its end"));
+    assert_int_equal(th_stat(vt, e, "torn_tail_bytes"), 0);
+    assert_true(th_stat(vt, e, "corrupt_records") >= 1);
+    expect_val(e, "k19", "value-of-some-length");
+    expect_missing(e, "last");
+    close_ok(e);
 }
 
 static void
@@ -1251,8 +1289,9 @@ test_log_crash_after_close_hint_is_consistent(void **state)
     free(copy);
 
     /* the data file lost its last bytes but the hint survived (the order
-     * sync data, then write the hint rules this out; the length check
-     * catches it anyway): the hint is ignored, the torn tail cut */
+     * sync data, then write the hint rules this out for a crash): the
+     * intact hint proves the file was complete, so this is damage, not a
+     * torn write: reported, nothing cut, what remains loaded (skip) */
     copy = th_mkdtemp();
     assert_int_equal(th_copy_dir(*state, copy), 0);
     th_last_segment(copy, seg, sizeof(seg));
@@ -1260,9 +1299,10 @@ test_log_crash_after_close_hint_is_consistent(void **state)
     th_log_clear();
     e = open_ok(copy, &o);
     assert_int_equal(th_stat(vt, e, "recovery_scanned_files"), 1);
-    assert_true(th_log_contains("does not match its data file"));
-    assert_true(th_log_contains("torn write at the end of"));
-    /* the torn record was the delete, the last write */
+    assert_true(th_log_contains("lost its end"));
+    assert_false(th_log_contains("torn write at the end of"));
+    assert_int_equal(th_stat(vt, e, "torn_tail_bytes"), 0);
+    /* the damaged record was the delete, the last write */
     expect_val(e, "key001", "round1-value001-padding-padding");
     expect_val(e, "after", "the-crash");
     assert_int_equal(keys_of(e), 201);
@@ -1432,6 +1472,7 @@ main(int argc, char **argv)
         T(test_log_batch_is_atomic_and_invalid_batch_changes_nothing),
         T(test_log_truncate_last_record_at_every_offset),
         T(test_log_truncate_last_batch_at_every_offset),
+        T(test_log_truncated_closed_segment_is_corruption),
         T(test_log_flipped_value_byte_skips_one_record),
         T(test_log_flipped_header_byte_skips_one_record),
         T(test_log_flipped_byte_with_hint_fails_that_get),
