@@ -448,6 +448,17 @@ report_corrupt(alog_db *db, uint32_t seg_id, uint32_t off)
     return KVD_ECORRUPT;
 }
 
+/* Does e's record (in its segment's map) hold key? Reads the record's key
+ * bytes, which the get reads next anyway. */
+static int
+rec_key_is(const struct alog_ent *e, const void *key, size_t klen)
+{
+    const unsigned char *rec =
+        alog_seg_at(e->seg, e->off, alog_rec_bytes(klen, e->vlen));
+
+    return rec != NULL && memcmp(rec + ALOG_REC_HDR_BYTES, key, klen) == 0;
+}
+
 /* The get of a record outside every map: one pread into a buffer the value
  * owns. Called with the shard lock held (it keeps the segment open);
  * releases it. */
@@ -516,7 +527,13 @@ alog_get(kvd_engine *db, const void *key, size_t klen, struct kvd_val *out)
     hash = alog_hash(key, klen);
     sh = alog_index_shard(&db->ix, hash);
     pthread_rwlock_rdlock(&sh->lock);
-    e = alog_shard_find_locked(sh, hash, key, klen);
+    /* the record's own key is compared below: only on the (rare) record
+     * of another key with the same 64-bit hash is the index's key read */
+    e = alog_shard_find_hash_locked(sh, hash);
+    if (e != NULL && (e->klen != klen ||
+                      (e->seg->map != NULL && !rec_key_is(e, key, klen)))) {
+        e = alog_shard_find_locked(sh, hash, key, klen);
+    }
     if (e == NULL ||
         alog_is_expired(e->expire_ms, db->host->now_ms(db->host))) {
         pthread_rwlock_unlock(&sh->lock);
