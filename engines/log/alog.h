@@ -116,6 +116,12 @@ struct kvd_engine {
     struct alog_seg *active;
     uint64_t seq;     /* last sequence number handed out */
     uint64_t written; /* log position: bytes appended since open */
+    /* sync = always: index changes of appended records not yet synced, in
+     * log order; published once the fdatasync covering them succeeds,
+     * dropped when it fails (alog_write.c) */
+    struct alog_pending *pend;
+    size_t npend;
+    size_t pend_cap;
 
     /* guarded by seg_mu */
     pthread_mutex_t seg_mu;
@@ -216,6 +222,11 @@ int alog_batch(alog_db *db, const struct kvd_op *ops, size_t n,
  * The caller keeps the records within one chunk (alog_multi). Returns 0. */
 int alog_put_many(alog_db *db, struct kvd_mop *ops, size_t n);
 int alog_sync_to(alog_db *db, uint64_t target);
+/* Publish the pending index changes of records up to log position upto
+ * (the fdatasync covering them succeeded), or drop them all (it failed).
+ * wlock held. */
+void alog_pending_publish_locked(alog_db *db, uint64_t upto);
+void alog_pending_drop_locked(alog_db *db);
 int alog_sync_all(alog_db *db);
 int alog_roll(alog_db *db);
 int alog_roll_locked(alog_db *db);

@@ -226,6 +226,8 @@ db_destroy(alog_db *db)
     for (size_t i = 0; i < db->nsegs; i++) {
         alog_seg_unref(db, db->segs[i]);
     }
+    alog_pending_drop_locked(db); /* a failed close: never published */
+    free(db->pend);
     free(db->segs);
     alog_index_release(&db->ix);
     if (db->lock_fd >= 0) {

@@ -758,6 +758,9 @@ test_log_failed_fsync_turns_read_only(void **state)
     atomic_store(&th_io.fail_errno, ENOSPC);
     atomic_store(&th_io.fail_sync_at, atomic_load(&th_io.syncs) + 1);
     assert_int_equal(vt->put(e, "c", 1, "3", 1, 0), KVD_ENOSPC);
+    /* a write whose fsync failed never becomes visible */
+    expect_missing(e, "c");
+    assert_int_equal(keys_of(e), 2);
     assert_int_equal(vt->put(e, "d", 1, "4", 1, 0), KVD_EREADONLY);
     assert_int_equal(vt->sync(e, &err), KVD_EREADONLY);
     th_stats(vt, e, &st);
