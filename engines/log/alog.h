@@ -93,6 +93,10 @@ struct alog_counters {
     _Atomic uint64_t fsyncs;        /* fdatasync/fsync calls on segments */
     _Atomic uint64_t sync_waits;    /* writes that waited for a group commit */
     _Atomic uint64_t merges;
+    _Atomic uint64_t merge_running;     /* 1 while a merge runs */
+    _Atomic uint64_t merge_input_bytes; /* of the running (or last) merge */
+    _Atomic uint64_t merge_done_bytes;  /* of those, scanned so far */
+    _Atomic uint64_t merge_throttle_ms; /* slept by merge_rate, in total */
     _Atomic uint64_t merge_bytes_written;
     _Atomic uint64_t merge_bytes_reclaimed;
     _Atomic uint64_t hint_files_written;

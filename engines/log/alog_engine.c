@@ -75,6 +75,10 @@ static const struct kvd_option alog_options[] = {
     {"sync_interval", KVD_OPT_DURATION, "1s", 10, 60000,
      offsetof(struct alog_opts, sync_interval), NULL,
      "interval of the background fdatasync for sync = everysec"},
+    {"merge_rate", KVD_OPT_SIZE, "64m", 0, 0,
+     offsetof(struct alog_opts, merge_rate), NULL,
+     "bytes per second a merge may write (it sleeps to keep below), so a "
+     "merge does not starve requests of disk bandwidth; 0 = no limit"},
     {NULL, 0, NULL, 0, 0, 0, NULL, NULL},
 };
 
@@ -1033,6 +1037,10 @@ alog_stats(kvd_engine *db, struct kvd_engine_stats *out, kvd_stat_fn fn,
     fn(ctx, "sync_waits", alog_load(&db->c.sync_waits));
     fn(ctx, "rolls", alog_load(&db->c.rolls));
     fn(ctx, "merges", alog_load(&db->c.merges));
+    fn(ctx, "merge_running", alog_load(&db->c.merge_running));
+    fn(ctx, "merge_input_bytes", alog_load(&db->c.merge_input_bytes));
+    fn(ctx, "merge_done_bytes", alog_load(&db->c.merge_done_bytes));
+    fn(ctx, "merge_throttle_ms", alog_load(&db->c.merge_throttle_ms));
     fn(ctx, "merge_bytes_written", alog_load(&db->c.merge_bytes_written));
     fn(ctx, "merge_bytes_reclaimed", alog_load(&db->c.merge_bytes_reclaimed));
     fn(ctx, "hint_files_written", alog_load(&db->c.hint_files_written));

@@ -26,6 +26,9 @@
  *      still on an input (expired, or unreadable) are dropped;
  *   6. inputs are removed from the segment list and unlinked, then MERGE.
  *
+ * Merge writes are paced to merge_rate bytes/s (merge_pace), and its
+ * progress (input bytes scanned of the total) is in stats.
+ *
  * Readers and writers run throughout: writers append to the active segment
  * (never an input), readers pread inputs until step 5 moves their entries
  * under the shard write locks.
@@ -42,6 +45,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define ALOG_MERGE_WBUF_BYTES (1u << 20)
 #define ALOG_MERGE_FILE       "MERGE"
@@ -67,6 +71,9 @@ struct merge_out {
 
 struct merge_ctx {
     alog_db *db;
+    int64_t t0_ms;        /* when the merge started writing */
+    uint64_t paced_bytes; /* written so far, for merge_rate */
+    uint64_t inputs_done; /* input bytes of the inputs fully scanned */
     struct alog_seg **in;
     size_t nin;
     uint64_t floor;
@@ -189,19 +196,53 @@ out:
 
 /* ---- outputs ---- */
 
-static int
-out_flush(alog_db *db, struct merge_out *o)
+static int64_t
+mono_ms(void)
 {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Sleep as needed so the merge's writes stay within merge_rate. */
+static void
+merge_pace(struct merge_ctx *m, uint64_t bytes)
+{
+    alog_db *db = m->db;
+    int64_t due;
+    int64_t now;
+
+    if (db->opts.merge_rate == 0) {
+        return;
+    }
+    m->paced_bytes += bytes;
+    due = m->t0_ms + (int64_t)(m->paced_bytes * 1000 / db->opts.merge_rate);
+    now = mono_ms();
+    if (due > now) {
+        struct timespec ts = {(due - now) / 1000,
+                              ((due - now) % 1000) * 1000000};
+        alog_count(&db->c.merge_throttle_ms, (uint64_t)(due - now));
+        while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+        }
+    }
+}
+
+static int
+out_flush(struct merge_ctx *m, struct merge_out *o)
+{
+    alog_db *db = m->db;
+    size_t n = o->wlen;
     int rc;
 
-    if (o->wlen == 0) {
+    if (n == 0) {
         return 0;
     }
-    rc = kvd_file_write_full(db->io, o->seg->fd, o->wbuf, o->wlen, o->flushed);
+    rc = kvd_file_write_full(db->io, o->seg->fd, o->wbuf, n, o->flushed);
     if (rc == 0) {
-        o->flushed += o->wlen;
-        alog_count(&db->c.merge_bytes_written, o->wlen);
+        o->flushed += n;
+        alog_count(&db->c.merge_bytes_written, n);
         o->wlen = 0;
+        merge_pace(m, n);
     }
     return rc;
 }
@@ -264,7 +305,7 @@ out_append(struct merge_ctx *m, const struct alog_scan_rec *r, int kind,
         o = &m->outs[m->nouts - 1];
     }
     if (o->wlen + total > ALOG_MERGE_WBUF_BYTES) {
-        rc = out_flush(db, o);
+        rc = out_flush(m, o);
         if (rc != 0) {
             return alog_fail(db, rc, "merge: write %s/%08u.data.tmp", db->dir,
                              (unsigned)o->seg->id);
@@ -298,7 +339,7 @@ out_append(struct merge_ctx *m, const struct alog_scan_rec *r, int kind,
     }
     size = atomic_load(&o->seg->size);
     if (p != o->wbuf + o->wlen) {
-        rc = out_flush(db, o);
+        rc = out_flush(m, o);
         if (rc == 0) {
             rc = kvd_file_write_full(db->io, o->seg->fd, p, total, o->flushed);
         }
@@ -309,6 +350,7 @@ out_append(struct merge_ctx *m, const struct alog_scan_rec *r, int kind,
         }
         o->flushed += total;
         alog_count(&db->c.merge_bytes_written, total);
+        merge_pace(m, total);
     } else {
         o->wlen += total;
     }
@@ -357,6 +399,9 @@ merge_rec(void *arg, struct alog_seg *seg, const struct alog_scan_rec *r)
 {
     struct merge_ctx *m = arg;
     uint64_t hash = alog_hash(r->key, r->h.klen);
+
+    atomic_store_explicit(&m->db->c.merge_done_bytes, m->inputs_done + r->off,
+                          memory_order_relaxed);
     struct alog_shard *sh = alog_index_shard(&m->db->ix, hash);
     struct alog_ent *e;
     int live = 0;
@@ -502,7 +547,7 @@ outs_finish(struct merge_ctx *m)
 
     for (size_t i = 0; i < m->nouts && rc == 0; i++) {
         struct merge_out *o = &m->outs[i];
-        rc = out_flush(db, o);
+        rc = out_flush(m, o);
         if (rc == 0) {
             alog_count(&db->c.fsyncs, 1);
             if (db->io->fdatasync(o->seg->fd) != 0) {
@@ -656,11 +701,19 @@ merge_run(alog_db *db, int all, struct kvd_err *err)
         free(m.in);
         return rc == 0 ? 0 : kvd_err_set(err, rc, "log: merge: no memory");
     }
+    for (size_t i = 0; i < m.nin; i++) {
+        in_bytes += atomic_load(&m.in[i]->size);
+    }
+    atomic_store(&db->c.merge_input_bytes, in_bytes);
+    atomic_store(&db->c.merge_done_bytes, 0);
+    atomic_store(&db->c.merge_running, 1);
+    m.t0_ms = mono_ms();
     for (size_t i = 0; i < m.nin && rc == 0; i++) {
         struct alog_scan_result res;
-        in_bytes += atomic_load(&m.in[i]->size);
         rc = alog_scan_segment(db, m.in[i], atomic_load(&m.in[i]->size), 0, 0,
                                merge_rec, &m, &res);
+        m.inputs_done += atomic_load(&m.in[i]->size);
+        atomic_store(&db->c.merge_done_bytes, m.inputs_done);
         if (rc != 0 && !atomic_load(&db->readonly)) {
             alog_fail(db, rc, "merge: reading %s/%08u.data", db->dir,
                       (unsigned)m.in[i]->id);
@@ -677,6 +730,7 @@ merge_run(alog_db *db, int all, struct kvd_err *err)
         }
         pthread_mutex_unlock(&db->seg_mu);
         free(m.in);
+        atomic_store(&db->c.merge_running, 0);
         return kvd_err_set(err, rc, "log: merge failed: %s", db->state);
     }
     switch_index(&m);
@@ -691,6 +745,7 @@ merge_run(alog_db *db, int all, struct kvd_err *err)
              (unsigned long long)out_bytes,
              (unsigned long long)m.tombstones_kept);
     alog_count(&db->c.merges, 1);
+    atomic_store(&db->c.merge_running, 0);
     if (in_bytes > out_bytes) {
         alog_count(&db->c.merge_bytes_reclaimed, in_bytes - out_bytes);
     }

@@ -868,6 +868,38 @@ wait_merges(kvd_engine *e, uint64_t n)
  * segment holding the key's put: the tombstone must survive, or the key
  * would come back after a restart.
  */
+/* merge_rate paces a merge's writes; its progress is in stats. */
+static void
+test_log_merge_is_rate_limited(void **state)
+{
+    struct alog_opts o;
+    struct kvd_err err;
+    char k[32];
+    char v[1000];
+    kvd_engine *e;
+
+    th_opts_default(&o);
+    o.segment_size = 1u << 20;
+    o.merge_rate = 4u << 20; /* 3 MB of live records: >= 0.5 s of pacing */
+    e = open_ok(*state, &o);
+    memset(v, 'v', sizeof(v) - 1);
+    v[sizeof(v) - 1] = '\0';
+    for (int i = 0; i < 3000; i++) {
+        snprintf(k, sizeof(k), "rate%04d", i);
+        put_ok(e, k, v);
+    }
+    assert_int_equal(th_stat(vt, e, "merge_throttle_ms"), 0);
+    assert_int_equal(vt->maintain(e, KVD_MAINT_COMPACT, &err), 0);
+    assert_true(th_stat(vt, e, "merge_throttle_ms") >= 250);
+    assert_int_equal(th_stat(vt, e, "merge_running"), 0);
+    assert_true(th_stat(vt, e, "merge_input_bytes") > 3000u * 1000u);
+    assert_int_equal(th_stat(vt, e, "merge_done_bytes"),
+                     th_stat(vt, e, "merge_input_bytes"));
+    expect_val(e, "rate0000", v);
+    expect_val(e, "rate2999", v);
+    close_ok(e);
+}
+
 static void
 test_log_partial_merge_keeps_needed_tombstone(void **state)
 {
@@ -1482,6 +1514,7 @@ main(int argc, char **argv)
         T(test_log_failed_write_turns_read_only),
         T(test_log_failed_fsync_turns_read_only),
         T(test_log_compact_keeps_values_and_drops_dead_bytes),
+        T(test_log_merge_is_rate_limited),
         T(test_log_partial_merge_keeps_needed_tombstone),
         T(test_log_merge_drops_expired_keys),
         T(test_log_merge_runs_alongside_writers),
