@@ -9,12 +9,14 @@
  *   alog_recover.c  rebuilding the index at open (hint files or scans)
  *   alog_scan.c     sequential segment reader with corruption handling
  *   alog_hint.c     writing and loading hint files
+ *   alog_manifest.c the MANIFEST of segments, id lists in files
  *   alog_merge.c    background merge of immutable segments
  *   alog_file.c     file helpers (paths, full reads/writes, tmp+rename)
  *   alog_index.c    the sharded hash index
  *   alog_format.c   byte layout (checksums: the toolkit's kvd_crc32c)
  *
- * Lock order (outer first): merge_mu -> wlock -> seg_mu -> shard lock.
+ * Lock order (outer first): merge_mu -> wlock -> manifest_mu -> seg_mu ->
+ * shard lock.
  * sync_mu is taken either alone or inside wlock (segment roll); the group
  * commit leader releases sync_mu before it takes wlock. state_mu and bg_mu
  * are leaves.
@@ -43,8 +45,9 @@
 #include "kvd/kit_file.h"
 #include "kvd/status.h"
 
-#define ALOG_STATE_BYTES 160
-#define ALOG_PATH_BYTES  4096
+#define ALOG_STATE_BYTES   160
+#define ALOG_PATH_BYTES    4096
+#define ALOG_MANIFEST_FILE "MANIFEST"
 /* multi() appends consecutive puts in chunks of at most this many bytes
  * (or segment_size, when smaller) */
 #define ALOG_MULTI_CHUNK_BYTES (4u << 20)
@@ -152,7 +155,8 @@ struct kvd_engine {
     int bg_started;
     int bg_stop; /* guarded by bg_mu */
 
-    pthread_mutex_t merge_mu; /* one merge at a time */
+    pthread_mutex_t merge_mu;    /* one merge at a time */
+    pthread_mutex_t manifest_mu; /* one MANIFEST writer at a time */
 
     _Atomic int ready;
     int64_t recovery_ms;
@@ -307,9 +311,30 @@ uint64_t alog_hint_count(alog_db *db, struct alog_seg *seg);
 /* alog_recover.c */
 int alog_recover(alog_db *db, struct kvd_err *err);
 
+/* alog_manifest.c */
+/* Write dir/name (kind, ids) whole: tmp, fsync, rename, directory fsync. */
+int alog_idlist_write(alog_db *db, const char *name, int kind,
+                      const uint32_t *ids, size_t n);
+/* Read dir/name; *ids (caller frees) and *n. KVD_ENOTFOUND when there is
+ * no such file, KVD_ECORRUPT when it is damaged or of another kind. */
+int alog_idlist_read(alog_db *db, const char *name, int kind, uint32_t **ids,
+                     size_t *n);
+/* Rewrite MANIFEST from the segment list. */
+int alog_manifest_write(alog_db *db);
+/* Compare MANIFEST with the data files present (and those an interrupted
+ * merge just retired). Each missing one is logged at error level and
+ * counted in *missing; under corruption = fail that is KVD_ECORRUPT. A
+ * damaged MANIFEST counts as corruption too. */
+int alog_manifest_check(alog_db *db, const uint32_t *present, size_t npresent,
+                        const uint32_t *retired, size_t nretired, int *missing,
+                        struct kvd_err *err);
+
 /* alog_merge.c */
 int alog_merge_maybe(alog_db *db);
 int alog_merge_all(alog_db *db, struct kvd_err *err);
-int alog_merge_commit_replay(alog_db *db, struct kvd_err *err);
+/* Finish a merge interrupted after its commit: delete its inputs. *retired
+ * (caller frees) lists them. */
+int alog_merge_commit_replay(alog_db *db, uint32_t **retired, size_t *nretired,
+                             struct kvd_err *err);
 
 #endif /* KVD_ALOG_H */

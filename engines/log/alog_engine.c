@@ -245,6 +245,7 @@ db_destroy(alog_db *db)
     pthread_mutex_destroy(&db->bg_mu);
     pthread_cond_destroy(&db->bg_cv);
     pthread_mutex_destroy(&db->merge_mu);
+    pthread_mutex_destroy(&db->manifest_mu);
     free(db->dir);
     free(db);
 }
@@ -330,6 +331,7 @@ alog_open(const struct kvd_host *host, const void *opts, const char *dir,
     pthread_cond_init(&db->bg_cv, &ca);
     pthread_condattr_destroy(&ca);
     pthread_mutex_init(&db->merge_mu, NULL);
+    pthread_mutex_init(&db->manifest_mu, NULL);
     if (db->dir == NULL || alog_index_init(&db->ix) != 0) {
         db_destroy(db);
         return kvd_err_set(err, KVD_ENOMEM, "log: out of memory");
@@ -343,8 +345,13 @@ alog_open(const struct kvd_host *host, const void *opts, const char *dir,
     if (rc == 0) {
         rc = alog_recover(db, err);
     }
-    if (rc == 0) {
+    /* read-only from the start (a segment is missing): no new files */
+    if (rc == 0 && !atomic_load(&db->readonly)) {
         rc = start_active(db, err);
+        if (rc == 0 && alog_manifest_write(db) != 0) {
+            rc = kvd_err_set(err, KVD_EIO, "log: write %s/%s: %s", db->dir,
+                             ALOG_MANIFEST_FILE, strerror(errno));
+        }
     }
     if (rc != 0) {
         goto fail;
@@ -383,10 +390,19 @@ alog_close(kvd_engine *db, struct kvd_err *err)
     if (!atomic_load(&db->readonly) && db->active != NULL) {
         struct alog_seg *a = db->active;
         if (atomic_load(&a->size) <= ALOG_FILE_HDR_BYTES) {
-            /* nothing was written: leave no empty file behind */
-            alog_seg_path(db, path, a->id, "data");
-            db->io->unlink(path);
-            alog_fsync_dir(db);
+            /* nothing was written: leave no empty file behind (out of the
+             * MANIFEST first, so it is never listed but missing) */
+            pthread_mutex_lock(&db->seg_mu);
+            alog_segs_remove_locked(db, a);
+            pthread_mutex_unlock(&db->seg_mu);
+            db->active = NULL;
+            rc = alog_manifest_write(db);
+            if (rc == 0) {
+                alog_seg_path(db, path, a->id, "data");
+                db->io->unlink(path);
+                alog_fsync_dir(db);
+            }
+            alog_seg_unref(db, a);
         } else {
             rc = alog_sync_all(db);
             /* sealed segments the background thread did not get to */

@@ -55,6 +55,7 @@ enum alog_file_kind {
     ALOG_FILE_MERGED = 2, /* a segment written by a merge */
     ALOG_FILE_HINT = 3,
     ALOG_FILE_MERGE_COMMIT = 4,
+    ALOG_FILE_MANIFEST = 5,
 };
 
 /* Record flags. A record inside a batch frame carries ALOG_REC_IN_BATCH so

@@ -94,23 +94,18 @@ merge_path(const alog_db *db, char *buf)
 static int
 commit_write(alog_db *db, struct alog_seg **in, size_t nin)
 {
-    char path[ALOG_PATH_BYTES];
-    size_t len = ALOG_FILE_HDR_BYTES + 4 + 4 * nin + 4;
-    unsigned char *buf = malloc(len);
+    uint32_t *ids = malloc((nin ? nin : 1) * sizeof(*ids));
     int rc;
 
-    if (buf == NULL) {
+    if (ids == NULL) {
         return KVD_ENOMEM;
     }
-    alog_file_hdr_encode(buf, ALOG_FILE_MERGE_COMMIT, 0);
-    alog_put_u32(buf + ALOG_FILE_HDR_BYTES, (uint32_t)nin);
     for (size_t i = 0; i < nin; i++) {
-        alog_put_u32(buf + ALOG_FILE_HDR_BYTES + 4 + 4 * i, in[i]->id);
+        ids[i] = in[i]->id;
     }
-    alog_put_u32(buf + len - 4, kvd_crc32c_mask(kvd_crc32c(0, buf, len - 4)));
-    merge_path(db, path);
-    rc = alog_write_tmp_file(db, path, buf, len);
-    free(buf);
+    rc = alog_idlist_write(db, ALOG_MERGE_FILE, ALOG_FILE_MERGE_COMMIT, ids,
+                           nin);
+    free(ids);
     return rc;
 }
 
@@ -132,46 +127,38 @@ unlink_seg_files(alog_db *db, uint32_t id)
 }
 
 int
-alog_merge_commit_replay(alog_db *db, struct kvd_err *err)
+alog_merge_commit_replay(alog_db *db, uint32_t **retired, size_t *nretired,
+                         struct kvd_err *err)
 {
     char path[ALOG_PATH_BYTES];
-    unsigned char *buf = NULL;
-    struct alog_file_hdr fh;
-    uint64_t size = 0;
-    size_t got = 0;
-    uint32_t n;
-    int fd;
-    int rc = 0;
+    uint32_t *ids = NULL;
+    size_t n = 0;
+    int rc;
 
+    *retired = NULL;
+    *nretired = 0;
     merge_path(db, path);
-    fd = db->io->open(path, O_RDONLY | O_CLOEXEC, 0);
-    if (fd < 0) {
+    rc =
+        alog_idlist_read(db, ALOG_MERGE_FILE, ALOG_FILE_MERGE_COMMIT, &ids, &n);
+    if (rc == KVD_ENOTFOUND) {
         return 0; /* no merge was interrupted after its commit */
     }
-    if (kvd_file_size(fd, &size) != 0 || size > (1u << 24) ||
-        size < ALOG_FILE_HDR_BYTES + 8 || (buf = malloc(size)) == NULL ||
-        kvd_file_read_full(db->io, fd, buf, size, 0, &got) != 0 ||
-        got != size || alog_file_hdr_decode(buf, &fh) != 0 ||
-        fh.kind != ALOG_FILE_MERGE_COMMIT ||
-        (n = alog_get_u32(buf + ALOG_FILE_HDR_BYTES),
-         size != ALOG_FILE_HDR_BYTES + 4 + 4 * (uint64_t)n + 4) ||
-        kvd_crc32c_mask(kvd_crc32c(0, buf, size - 4)) !=
-            alog_get_u32(buf + size - 4)) {
+    if (rc != 0) {
         /* keeping every file is always safe: outputs only duplicate */
         ALOG_LOG(db, KVD_LOG_ERROR,
                  "log: merge commit file %s is damaged: ignored, all "
                  "segments kept",
                  path);
         alog_count(&db->c.corrupt_records, 1);
+        rc = 0;
         goto out_remove;
     }
     ALOG_LOG(db, KVD_LOG_INFO,
-             "log: finishing an interrupted merge: removing %u input "
+             "log: finishing an interrupted merge: removing %zu input "
              "segments",
-             (unsigned)n);
-    for (uint32_t i = 0; i < n && rc == 0; i++) {
-        rc = unlink_seg_files(
-            db, alog_get_u32(buf + ALOG_FILE_HDR_BYTES + 4 + 4 * i));
+             n);
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        rc = unlink_seg_files(db, ids[i]);
     }
     if (rc == 0) {
         rc = alog_fsync_dir(db);
@@ -181,16 +168,18 @@ alog_merge_commit_replay(alog_db *db, struct kvd_err *err)
                          "log: removing the inputs of an interrupted merge "
                          "in %s failed: %s",
                          db->dir, strerror(errno));
-        goto out;
+        free(ids);
+        return rc;
     }
+    *retired = ids;
+    *nretired = n;
+    ids = NULL;
 out_remove:
+    free(ids);
     if (db->io->unlink(path) != 0 || alog_fsync_dir(db) != 0) {
         rc = kvd_err_set(err, KVD_EIO, "log: unlink %s: %s", path,
                          strerror(errno));
     }
-out:
-    free(buf);
-    db->io->close(fd);
     return rc;
 }
 
@@ -611,6 +600,12 @@ inputs_remove(struct merge_ctx *m)
     pthread_mutex_unlock(&db->seg_mu);
     if (rc != 0) {
         return alog_fail(db, rc, "merge: segment list");
+    }
+    /* the inputs leave the MANIFEST before their files go */
+    rc = alog_manifest_write(db);
+    if (rc != 0) {
+        return alog_fail(db, rc, "merge: write %s/%s", db->dir,
+                         ALOG_MANIFEST_FILE);
     }
     for (size_t i = 0; i < m->nin && rc == 0; i++) {
         rc = unlink_seg_files(db, m->in[i]->id);

@@ -424,25 +424,57 @@ out:
 }
 
 /* Delete segments that hold no record at all (an empty active segment of
- * a crashed run, or one whose only record was torn). */
-static void
+ * a crashed run, or one whose only record was torn). They leave the
+ * MANIFEST first, so a crash between cannot look like a lost file. */
+static int
 drop_empty(alog_db *db)
 {
     char path[ALOG_PATH_BYTES];
+    struct alog_seg **gone = calloc(db->nsegs ? db->nsegs : 1, sizeof(*gone));
+    size_t ngone = 0;
+    int rc = 0;
 
+    if (gone == NULL) {
+        return KVD_ENOMEM;
+    }
     for (size_t i = 0; i < db->nsegs;) {
         struct alog_seg *s = db->segs[i];
         if (atomic_load(&s->size) > ALOG_FILE_HDR_BYTES) {
             i++;
             continue;
         }
-        alog_seg_path(db, path, s->id, "hint");
-        db->io->unlink(path);
-        alog_seg_path(db, path, s->id, "data");
-        db->io->unlink(path);
         alog_segs_remove_locked(db, s);
-        alog_seg_unref(db, s);
+        gone[ngone++] = s;
     }
+    if (ngone > 0 && !atomic_load(&db->readonly)) {
+        rc = alog_manifest_write(db);
+    }
+    for (size_t i = 0; i < ngone; i++) {
+        if (rc == 0 && !atomic_load(&db->readonly)) {
+            alog_seg_path(db, path, gone[i]->id, "hint");
+            db->io->unlink(path);
+            alog_seg_path(db, path, gone[i]->id, "data");
+            db->io->unlink(path);
+        }
+        alog_seg_unref(db, gone[i]);
+    }
+    free(gone);
+    return rc;
+}
+
+/* Segments listed in the MANIFEST are missing and corruption = skip: open
+ * read-only, so that nothing written now can make the loss permanent. */
+static void
+open_read_only(alog_db *db, int missing)
+{
+    pthread_mutex_lock(&db->state_mu);
+    snprintf(db->state, sizeof(db->state),
+             "read-only: %d segment file(s) listed in %s are missing (see "
+             "the log); restore them, or move %s away to accept the loss",
+             missing, ALOG_MANIFEST_FILE, ALOG_MANIFEST_FILE);
+    atomic_store(&db->readonly, 1);
+    pthread_mutex_unlock(&db->state_mu);
+    ALOG_LOG(db, KVD_LOG_ERROR, "log: %s: %s", db->dir, db->state);
 }
 
 int
@@ -450,18 +482,25 @@ alog_recover(alog_db *db, struct kvd_err *err)
 {
     struct rec_ctx c = {.db = db};
     uint32_t *ids = NULL;
+    uint32_t *retired = NULL;
+    size_t nretired = 0;
     size_t n = 0;
+    int missing = 0;
     int64_t t0 = mono_ms();
     int rc;
 
     c.now = db->host->now_ms(db->host);
-    rc = alog_merge_commit_replay(db, err);
+    rc = alog_merge_commit_replay(db, &retired, &nretired, err);
     if (rc != 0) {
         return rc;
     }
     rc = list_dir(db, &ids, &n, err);
-    if (rc != 0) {
-        return rc;
+    if (rc == 0) {
+        rc = alog_manifest_check(db, ids, n, retired, nretired, &missing, err);
+    }
+    free(retired);
+    if (rc == 0 && missing > 0) {
+        open_read_only(db, missing);
     }
     for (size_t i = 0; i < n && rc == 0; i++) {
         rc = open_seg(db, ids[i], err);
@@ -474,7 +513,11 @@ alog_recover(alog_db *db, struct kvd_err *err)
         return rc;
     }
     drop_tombstones(db);
-    drop_empty(db);
+    rc = drop_empty(db);
+    if (rc != 0) {
+        return kvd_err_set(err, rc, "log: write %s/%s: %s", db->dir,
+                           ALOG_MANIFEST_FILE, strerror(errno));
+    }
     if (alog_fsync_dir(db) != 0) {
         return kvd_err_set(err, KVD_EIO, "log: fsync directory %s: %s", db->dir,
                            strerror(errno));

@@ -330,6 +330,10 @@ alog_roll_locked(alog_db *db)
         return alog_fail(db, rc, "add segment %08u", (unsigned)id);
     }
     db->active = ns;
+    rc = alog_manifest_write(db);
+    if (rc != 0) {
+        return alog_fail(db, rc, "write %s/%s", db->dir, ALOG_MANIFEST_FILE);
+    }
     alog_count(&db->c.rolls, 1);
     /* wake the background thread: a sealed segment wants a hint file */
     pthread_mutex_lock(&db->bg_mu);

@@ -545,6 +545,49 @@ test_log_truncated_closed_segment_is_corruption(void **state)
     close_ok(e);
 }
 
+/* A sealed segment deleted while the store was closed (its hint left
+ * behind) is missing from the MANIFEST's list: corruption = fail refuses
+ * to open; skip opens read-only with an error, never silently. */
+static void
+test_log_missing_segment_is_never_silent(void **state)
+{
+    struct alog_opts o;
+    struct kvd_engine_stats st;
+    struct kvd_err err;
+    char path[4096];
+    char k[16];
+    kvd_engine *e = NULL;
+
+    th_opts_default(&o);
+    o.segment_size = 4096;
+    e = open_ok(*state, &o);
+    for (int i = 0; i < 200; i++) {
+        snprintf(k, sizeof(k), "k%03d", i);
+        put_ok(e, k, "value-value-value-value");
+    }
+    assert_int_equal(vt->del(e, "k199", 4), 0);
+    close_ok(e);
+    snprintf(path, sizeof(path), "%s/00000002.data", (const char *)*state);
+    assert_int_equal(unlink(path), 0);
+
+    o.corruption = ALOG_CORRUPT_FAIL;
+    th_log_clear();
+    assert_int_equal(vt->open(&th_host, &o, *state, &e, &err), KVD_ECORRUPT);
+    assert_non_null(strstr(err.msg, "missing"));
+    assert_true(th_log_contains("00000002.data is listed in MANIFEST"));
+
+    o.corruption = ALOG_CORRUPT_SKIP;
+    th_log_clear();
+    e = open_ok(*state, &o);
+    th_stats(vt, e, &st);
+    assert_int_equal(st.readonly, 1);
+    assert_non_null(strstr(st.state, "missing"));
+    assert_true(th_log_contains("00000002.data is listed in MANIFEST"));
+    assert_int_equal(vt->put(e, "new", 3, "x", 1, 0), KVD_EREADONLY);
+    expect_val(e, "k198", "value-value-value-value");
+    close_ok(e);
+}
+
 static void
 flip_byte(const char *path, uint64_t off)
 {
@@ -1508,6 +1551,7 @@ main(int argc, char **argv)
         T(test_log_truncate_last_record_at_every_offset),
         T(test_log_truncate_last_batch_at_every_offset),
         T(test_log_truncated_closed_segment_is_corruption),
+        T(test_log_missing_segment_is_never_silent),
         T(test_log_flipped_value_byte_skips_one_record),
         T(test_log_flipped_header_byte_skips_one_record),
         T(test_log_flipped_byte_with_hint_fails_that_get),
