@@ -239,6 +239,9 @@ alog_pending_publish_locked(alog_db *db, uint64_t upto)
         }
         alog_seg_unref(db, p->seg);
     }
+    if (i == 0) {
+        return; /* also when nothing is pending and pend is NULL */
+    }
     memmove(db->pend, db->pend + i, (db->npend - i) * sizeof(*db->pend));
     db->npend -= i;
 }
