@@ -46,7 +46,7 @@ alog_idlist_write(alog_db *db, const char *name, int kind, const uint32_t *ids,
     for (size_t i = 0; i < n; i++) {
         alog_put_u32(buf + ALOG_FILE_HDR_BYTES + 4 + 4 * i, ids[i]);
     }
-    alog_put_u32(buf + len - 4, alog_crc_mask(alog_crc32c(0, buf, len - 4)));
+    alog_put_u32(buf + len - 4, kvd_crc32c_mask(kvd_crc32c(0, buf, len - 4)));
     snprintf(path, sizeof(path), "%s/%s", db->dir, name);
     rc = alog_write_tmp_file(db, path, buf, len);
     free(buf);
@@ -71,17 +71,17 @@ alog_idlist_read(alog_db *db, const char *name, int kind, uint32_t **ids,
     snprintf(path, sizeof(path), "%s/%s", db->dir, name);
     fd = db->io->open(path, O_RDONLY | O_CLOEXEC, 0);
     if (fd < 0) {
-        return errno == ENOENT ? KVD_ENOTFOUND : efile_errno_status(errno);
+        return errno == ENOENT ? KVD_ENOTFOUND : kvd_errno_status(errno);
     }
-    if (efile_file_size(fd, &size) != 0 || size > ALOG_IDLIST_MAX_BYTES ||
+    if (kvd_file_size(fd, &size) != 0 || size > ALOG_IDLIST_MAX_BYTES ||
         size < ALOG_FILE_HDR_BYTES + 8 || (buf = malloc(size)) == NULL ||
-        efile_read_full(db->io, fd, buf, size, 0, &got) != 0 || got != size ||
+        kvd_file_read_full(db->io, fd, buf, size, 0, &got) != 0 || got != size ||
         alog_file_hdr_decode(buf, &fh) != 0 || fh.kind != kind) {
         goto out;
     }
     count = alog_get_u32(buf + ALOG_FILE_HDR_BYTES);
     if (size != ALOG_FILE_HDR_BYTES + 4 + 4 * (uint64_t)count + 4 ||
-        alog_crc_mask(alog_crc32c(0, buf, size - 4)) !=
+        kvd_crc32c_mask(kvd_crc32c(0, buf, size - 4)) !=
             alog_get_u32(buf + size - 4)) {
         goto out;
     }
