@@ -9,12 +9,14 @@
  *   alog_recover.c  rebuilding the index at open (hint files or scans)
  *   alog_scan.c     sequential segment reader with corruption handling
  *   alog_hint.c     writing and loading hint files
+ *   alog_manifest.c the MANIFEST of segments, id lists in files
  *   alog_merge.c    background merge of immutable segments
  *   alog_file.c     file helpers (paths, full reads/writes, tmp+rename)
  *   alog_index.c    the sharded hash index
  *   alog_format.c   byte layout (checksums: the toolkit's kvd_crc32c)
  *
- * Lock order (outer first): merge_mu -> wlock -> seg_mu -> shard lock.
+ * Lock order (outer first): merge_mu -> wlock -> manifest_mu -> seg_mu ->
+ * shard lock.
  * sync_mu is taken either alone or inside wlock (segment roll); the group
  * commit leader releases sync_mu before it takes wlock. state_mu and bg_mu
  * are leaves.
@@ -43,12 +45,29 @@
 #include "kvd/kit_file.h"
 #include "kvd/status.h"
 
-#define ALOG_STATE_BYTES 160
-#define ALOG_PATH_BYTES  4096
+#define ALOG_STATE_BYTES   160
+#define ALOG_PATH_BYTES    4096
+#define ALOG_MANIFEST_FILE "MANIFEST"
+/* multi() appends consecutive puts in chunks of at most this many bytes
+ * (or segment_size, when smaller) */
+#define ALOG_MULTI_CHUNK_BYTES (4u << 20)
 
+/*
+ * A segment file. Every segment is mapped read-only (MAP_SHARED) over
+ * map_len bytes when it is created or opened, so that a read is a copy from
+ * memory: records below `size` are complete and never change (appends only
+ * add bytes after them, and only recovery, before the map exists, truncates
+ * a file), so a reader never touches a page past the end of the file. The
+ * active segment's map covers segment_size, enough for every record but a
+ * single one larger than that; such a record (and any segment whose map
+ * failed) is read with pread. The map lives as long as the segment object.
+ */
 struct alog_seg {
     uint32_t id;                 /* fixed */
     int fd;                      /* fixed until the last reference goes */
+    const struct kvd_io *io;     /* fixed: closes fd at the last unref */
+    const unsigned char *map;    /* fixed; NULL: read with pread */
+    uint64_t map_len;            /* fixed; bytes mapped */
     int kind;                    /* ALOG_FILE_DATA or ALOG_FILE_MERGED; fixed */
     uint64_t created_seq;        /* fixed */
     _Atomic uint64_t size;       /* file bytes, header included */
@@ -65,14 +84,22 @@ struct alog_seg {
 
 /* Counters reported by stats; relaxed atomics, exact but not ordered. */
 struct alog_counters {
-    _Atomic uint64_t get_preads;  /* preads done by get: one per hit */
-    _Atomic uint64_t iter_preads; /* preads done by iterators */
+    _Atomic uint64_t get_preads;     /* preads done by get (no map) */
+    _Atomic uint64_t get_map_reads;  /* gets served from a segment map */
+    _Atomic uint64_t iter_preads;    /* preads done by iterators */
+    _Atomic uint64_t iter_map_reads; /* iterator records read from a map */
     _Atomic uint64_t puts;
     _Atomic uint64_t dels;
     _Atomic uint64_t batches;
-    _Atomic uint64_t fsyncs;     /* fdatasync/fsync calls on segments */
-    _Atomic uint64_t sync_waits; /* writes that waited for a group commit */
+    _Atomic uint64_t multi_calls;   /* multi() calls */
+    _Atomic uint64_t multi_appends; /* appends made by multi() for puts */
+    _Atomic uint64_t fsyncs;        /* fdatasync/fsync calls on segments */
+    _Atomic uint64_t sync_waits;    /* writes that waited for a group commit */
     _Atomic uint64_t merges;
+    _Atomic uint64_t merge_running;     /* 1 while a merge runs */
+    _Atomic uint64_t merge_input_bytes; /* of the running (or last) merge */
+    _Atomic uint64_t merge_done_bytes;  /* of those, scanned so far */
+    _Atomic uint64_t merge_throttle_ms; /* slept by merge_rate, in total */
     _Atomic uint64_t merge_bytes_written;
     _Atomic uint64_t merge_bytes_reclaimed;
     _Atomic uint64_t hint_files_written;
@@ -96,6 +123,12 @@ struct kvd_engine {
     struct alog_seg *active;
     uint64_t seq;     /* last sequence number handed out */
     uint64_t written; /* log position: bytes appended since open */
+    /* sync = always: index changes of appended records not yet synced, in
+     * log order; published once the fdatasync covering them succeeds,
+     * dropped when it fails (alog_write.c) */
+    struct alog_pending *pend;
+    size_t npend;
+    size_t pend_cap;
 
     /* guarded by seg_mu */
     pthread_mutex_t seg_mu;
@@ -122,7 +155,8 @@ struct kvd_engine {
     int bg_started;
     int bg_stop; /* guarded by bg_mu */
 
-    pthread_mutex_t merge_mu; /* one merge at a time */
+    pthread_mutex_t merge_mu;    /* one merge at a time */
+    pthread_mutex_t manifest_mu; /* one MANIFEST writer at a time */
 
     _Atomic int ready;
     int64_t recovery_ms;
@@ -162,7 +196,22 @@ int alog_seg_create(alog_db *db, uint32_t id, int kind, uint64_t created_seq,
                     int tmp, struct alog_seg **out);
 struct alog_seg *alog_seg_new(uint32_t id, int fd, int kind,
                               uint64_t created_seq);
+/* Map seg read-only over len bytes (rounded up to pages); on failure the
+ * segment is read with pread (logged at debug level, not an error). Only
+ * before the segment is shared with other threads. */
+void alog_seg_map(alog_db *db, struct alog_seg *s, uint64_t len);
+/* The record of `total` bytes at off, from the map, or NULL when it lies
+ * outside it (read it with pread). */
+static inline const unsigned char *
+alog_seg_at(const struct alog_seg *s, uint64_t off, uint64_t total)
+{
+    if (s->map == NULL || off + total > s->map_len) {
+        return NULL;
+    }
+    return s->map + off;
+}
 void alog_seg_ref(struct alog_seg *s);
+/* The last unref closes the file and unmaps it; db may be NULL. */
 void alog_seg_unref(alog_db *db, struct alog_seg *s);
 int alog_segs_add_locked(alog_db *db, struct alog_seg *s);
 void alog_segs_remove_locked(alog_db *db, struct alog_seg *s);
@@ -177,7 +226,15 @@ int alog_put(alog_db *db, const void *key, size_t klen, const void *val,
 int alog_del(alog_db *db, const void *key, size_t klen);
 int alog_batch(alog_db *db, const struct kvd_op *ops, size_t n,
                struct kvd_err *err);
+/* Puts ops[0..n) (all KVD_MOP_PUT) with one append; sets every status.
+ * The caller keeps the records within one chunk (alog_multi). Returns 0. */
+int alog_put_many(alog_db *db, struct kvd_mop *ops, size_t n);
 int alog_sync_to(alog_db *db, uint64_t target);
+/* Publish the pending index changes of records up to log position upto
+ * (the fdatasync covering them succeeded), or drop them all (it failed).
+ * wlock held. */
+void alog_pending_publish_locked(alog_db *db, uint64_t upto);
+void alog_pending_drop_locked(alog_db *db);
 int alog_sync_all(alog_db *db);
 int alog_roll(alog_db *db);
 int alog_roll_locked(alog_db *db);
@@ -242,18 +299,42 @@ int alog_hint_write(alog_db *db, struct alog_seg *seg);
  * other thread may use the index). scratch (p, cap) holds the file and is
  * kept for the next call; the caller releases it. Returns 0, or
  * KVD_ENOTFOUND (no file) / KVD_ECORRUPT (unusable or not this segment's:
- * scan instead) / KVD_ENOMEM. */
+ * scan instead) / KVD_ENOMEM. *hinted_bytes gets the data file length an
+ * intact hint (whole-file crc good) describes, 0 when there is none: a
+ * data file shorter than that was complete once and lost bytes. */
 int alog_hint_load(alog_db *db, struct alog_seg *seg, uint64_t data_size,
-                   struct alog_hint_buf *scratch, alog_scan_fn fn, void *ctx);
+                   struct alog_hint_buf *scratch, alog_scan_fn fn, void *ctx,
+                   uint64_t *hinted_bytes);
 /* Record count in the trailer of seg's hint file (0 if none/unreadable). */
 uint64_t alog_hint_count(alog_db *db, struct alog_seg *seg);
 
 /* alog_recover.c */
 int alog_recover(alog_db *db, struct kvd_err *err);
 
+/* alog_manifest.c */
+/* Write dir/name (kind, ids) whole: tmp, fsync, rename, directory fsync. */
+int alog_idlist_write(alog_db *db, const char *name, int kind,
+                      const uint32_t *ids, size_t n);
+/* Read dir/name; *ids (caller frees) and *n. KVD_ENOTFOUND when there is
+ * no such file, KVD_ECORRUPT when it is damaged or of another kind. */
+int alog_idlist_read(alog_db *db, const char *name, int kind, uint32_t **ids,
+                     size_t *n);
+/* Rewrite MANIFEST from the segment list. */
+int alog_manifest_write(alog_db *db);
+/* Compare MANIFEST with the data files present (and those an interrupted
+ * merge just retired). Each missing one is logged at error level and
+ * counted in *missing; under corruption = fail that is KVD_ECORRUPT. A
+ * damaged MANIFEST counts as corruption too. */
+int alog_manifest_check(alog_db *db, const uint32_t *present, size_t npresent,
+                        const uint32_t *retired, size_t nretired, int *missing,
+                        struct kvd_err *err);
+
 /* alog_merge.c */
 int alog_merge_maybe(alog_db *db);
 int alog_merge_all(alog_db *db, struct kvd_err *err);
-int alog_merge_commit_replay(alog_db *db, struct kvd_err *err);
+/* Finish a merge interrupted after its commit: delete its inputs. *retired
+ * (caller frees) lists them. */
+int alog_merge_commit_replay(alog_db *db, uint32_t **retired, size_t *nretired,
+                             struct kvd_err *err);
 
 #endif /* KVD_ALOG_H */

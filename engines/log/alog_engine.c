@@ -75,6 +75,10 @@ static const struct kvd_option alog_options[] = {
     {"sync_interval", KVD_OPT_DURATION, "1s", 10, 60000,
      offsetof(struct alog_opts, sync_interval), NULL,
      "interval of the background fdatasync for sync = everysec"},
+    {"merge_rate", KVD_OPT_SIZE, "64m", 0, 0,
+     offsetof(struct alog_opts, merge_rate), NULL,
+     "bytes per second a merge may write (it sleeps to keep below), so a "
+     "merge does not starve requests of disk bandwidth; 0 = no limit"},
     {NULL, 0, NULL, 0, 0, 0, NULL, NULL},
 };
 
@@ -226,6 +230,8 @@ db_destroy(alog_db *db)
     for (size_t i = 0; i < db->nsegs; i++) {
         alog_seg_unref(db, db->segs[i]);
     }
+    alog_pending_drop_locked(db); /* a failed close: never published */
+    free(db->pend);
     free(db->segs);
     alog_index_release(&db->ix);
     if (db->lock_fd >= 0) {
@@ -239,6 +245,7 @@ db_destroy(alog_db *db)
     pthread_mutex_destroy(&db->bg_mu);
     pthread_cond_destroy(&db->bg_cv);
     pthread_mutex_destroy(&db->merge_mu);
+    pthread_mutex_destroy(&db->manifest_mu);
     free(db->dir);
     free(db);
 }
@@ -324,6 +331,7 @@ alog_open(const struct kvd_host *host, const void *opts, const char *dir,
     pthread_cond_init(&db->bg_cv, &ca);
     pthread_condattr_destroy(&ca);
     pthread_mutex_init(&db->merge_mu, NULL);
+    pthread_mutex_init(&db->manifest_mu, NULL);
     if (db->dir == NULL || alog_index_init(&db->ix) != 0) {
         db_destroy(db);
         return kvd_err_set(err, KVD_ENOMEM, "log: out of memory");
@@ -337,8 +345,13 @@ alog_open(const struct kvd_host *host, const void *opts, const char *dir,
     if (rc == 0) {
         rc = alog_recover(db, err);
     }
-    if (rc == 0) {
+    /* read-only from the start (a segment is missing): no new files */
+    if (rc == 0 && !atomic_load(&db->readonly)) {
         rc = start_active(db, err);
+        if (rc == 0 && alog_manifest_write(db) != 0) {
+            rc = kvd_err_set(err, KVD_EIO, "log: write %s/%s: %s", db->dir,
+                             ALOG_MANIFEST_FILE, strerror(errno));
+        }
     }
     if (rc != 0) {
         goto fail;
@@ -377,10 +390,19 @@ alog_close(kvd_engine *db, struct kvd_err *err)
     if (!atomic_load(&db->readonly) && db->active != NULL) {
         struct alog_seg *a = db->active;
         if (atomic_load(&a->size) <= ALOG_FILE_HDR_BYTES) {
-            /* nothing was written: leave no empty file behind */
-            alog_seg_path(db, path, a->id, "data");
-            db->io->unlink(path);
-            alog_fsync_dir(db);
+            /* nothing was written: leave no empty file behind (out of the
+             * MANIFEST first, so it is never listed but missing) */
+            pthread_mutex_lock(&db->seg_mu);
+            alog_segs_remove_locked(db, a);
+            pthread_mutex_unlock(&db->seg_mu);
+            db->active = NULL;
+            rc = alog_manifest_write(db);
+            if (rc == 0) {
+                alog_seg_path(db, path, a->id, "data");
+                db->io->unlink(path);
+                alog_fsync_dir(db);
+            }
+            alog_seg_unref(db, a);
         } else {
             rc = alog_sync_all(db);
             /* sealed segments the background thread did not get to */
@@ -407,6 +429,15 @@ static void
 val_free(struct kvd_val *v)
 {
     free(v->cookie[0]);
+    v->cookie[0] = NULL;
+}
+
+/* A value that points into a segment map: the reference taken by the get
+ * keeps the map alive (a merge may retire the segment meanwhile). */
+static void
+val_unref(struct kvd_val *v)
+{
+    alog_seg_unref(NULL, v->cookie[0]);
     v->cookie[0] = NULL;
 }
 
@@ -439,45 +470,37 @@ report_corrupt(alog_db *db, uint32_t seg_id, uint32_t off)
     return KVD_ECORRUPT;
 }
 
+/* Does e's record (in its segment's map) hold key? Reads the record's key
+ * bytes, which the get reads next anyway. */
 static int
-alog_get(kvd_engine *db, const void *key, size_t klen, struct kvd_val *out)
+rec_key_is(const struct alog_ent *e, const void *key, size_t klen)
 {
-    uint64_t hash;
-    struct alog_shard *sh;
-    struct alog_ent *e;
-    unsigned char *buf;
-    uint64_t total;
-    uint64_t seq;
-    uint32_t vlen;
-    uint32_t seg_id;
-    uint32_t off;
-    int64_t expire;
+    const unsigned char *rec =
+        alog_seg_at(e->seg, e->off, alog_rec_bytes(klen, e->vlen));
+
+    return rec != NULL && memcmp(rec + ALOG_REC_HDR_BYTES, key, klen) == 0;
+}
+
+/* The get of a record outside every map: one pread into a buffer the value
+ * owns. Called with the shard lock held (it keeps the segment open);
+ * releases it. */
+static int
+get_by_pread(alog_db *db, struct alog_shard *sh, const struct alog_ent *e,
+             const void *key, size_t klen, struct kvd_val *out)
+{
+    uint64_t total = alog_rec_bytes(klen, e->vlen);
+    uint64_t seq = e->seq;
+    uint32_t vlen = e->vlen;
+    uint32_t seg_id = e->seg->id;
+    uint32_t off = e->off;
+    int64_t expire = e->expire_ms;
+    unsigned char *buf = malloc(total);
     ssize_t got;
 
-    if (klen == 0 || klen > ALOG_MAX_KEY_BYTES) {
-        return klen == 0 ? KVD_EINVAL : KVD_ENOTFOUND;
-    }
-    hash = alog_hash(key, klen);
-    sh = alog_index_shard(&db->ix, hash);
-    pthread_rwlock_rdlock(&sh->lock);
-    e = alog_shard_find_locked(sh, hash, key, klen);
-    if (e == NULL ||
-        alog_is_expired(e->expire_ms, db->host->now_ms(db->host))) {
-        pthread_rwlock_unlock(&sh->lock);
-        return KVD_ENOTFOUND;
-    }
-    vlen = e->vlen;
-    seq = e->seq;
-    expire = e->expire_ms;
-    seg_id = e->seg->id;
-    off = e->off;
-    total = alog_rec_bytes(klen, vlen);
-    buf = malloc(total);
     if (buf == NULL) {
         pthread_rwlock_unlock(&sh->lock);
         return KVD_ENOMEM;
     }
-    /* the one read of a get; the shard lock keeps the segment open */
     alog_count(&db->c.get_preads, 1);
     got = db->io->pread(e->seg->fd, buf, total, (off_t)off);
     pthread_rwlock_unlock(&sh->lock);
@@ -497,6 +520,70 @@ alog_get(kvd_engine *db, const void *key, size_t klen, struct kvd_val *out)
     out->expire_ms = expire;
     out->release = val_free;
     out->cookie[0] = buf;
+    out->cookie[1] = NULL;
+    return 0;
+}
+
+/*
+ * A get is a lookup and, on a hit, a check (crc, key, seq) of the record
+ * in the segment map; the value handed out points into the map and holds a
+ * reference to the segment. No system call; a miss touches no file.
+ */
+static int
+alog_get(kvd_engine *db, const void *key, size_t klen, struct kvd_val *out)
+{
+    uint64_t hash;
+    struct alog_shard *sh;
+    struct alog_ent *e;
+    struct alog_seg *seg;
+    const unsigned char *rec;
+    uint64_t total;
+    uint64_t seq;
+    uint32_t vlen;
+    uint32_t off;
+    int64_t expire;
+
+    if (klen == 0 || klen > ALOG_MAX_KEY_BYTES) {
+        return klen == 0 ? KVD_EINVAL : KVD_ENOTFOUND;
+    }
+    hash = alog_hash(key, klen);
+    sh = alog_index_shard(&db->ix, hash);
+    pthread_rwlock_rdlock(&sh->lock);
+    /* the record's own key is compared below: only on the (rare) record
+     * of another key with the same 64-bit hash is the index's key read */
+    e = alog_shard_find_hash_locked(sh, hash);
+    if (e != NULL && (e->klen != klen ||
+                      (e->seg->map != NULL && !rec_key_is(e, key, klen)))) {
+        e = alog_shard_find_locked(sh, hash, key, klen);
+    }
+    if (e == NULL ||
+        alog_is_expired(e->expire_ms, db->host->now_ms(db->host))) {
+        pthread_rwlock_unlock(&sh->lock);
+        return KVD_ENOTFOUND;
+    }
+    seg = e->seg;
+    vlen = e->vlen;
+    total = alog_rec_bytes(klen, vlen);
+    rec = alog_seg_at(seg, e->off, total);
+    if (rec == NULL) {
+        return get_by_pread(db, sh, e, key, klen, out);
+    }
+    seq = e->seq;
+    off = e->off;
+    expire = e->expire_ms;
+    alog_seg_ref(seg);
+    pthread_rwlock_unlock(&sh->lock);
+    alog_count(&db->c.get_map_reads, 1);
+    if (!rec_matches(rec, total, key, klen, vlen, seq)) {
+        uint32_t id = seg->id;
+        alog_seg_unref(db, seg);
+        return report_corrupt(db, id, off);
+    }
+    out->data = rec + ALOG_REC_HDR_BYTES + klen;
+    out->len = vlen;
+    out->expire_ms = expire;
+    out->release = val_unref;
+    out->cookie[0] = seg;
     out->cookie[1] = NULL;
     return 0;
 }
@@ -521,16 +608,76 @@ alog_batch_op(kvd_engine *db, const struct kvd_op *ops, size_t n,
     return alog_batch(db, ops, n, err);
 }
 
+/*
+ * multi(): consecutive puts (up to ALOG_MULTI_CHUNK_BYTES) become one
+ * append and one write(2); gets and deletes run one by one, in array
+ * order, so a get sees every earlier write of its key.
+ */
+static int
+alog_multi(kvd_engine *db, struct kvd_mop *ops, size_t n)
+{
+    uint64_t chunk = db->opts.segment_size < ALOG_MULTI_CHUNK_BYTES
+                         ? db->opts.segment_size
+                         : ALOG_MULTI_CHUNK_BYTES;
+    size_t i = 0;
+
+    alog_count(&db->c.multi_calls, 1);
+    while (i < n) {
+        struct kvd_mop *op = &ops[i];
+        size_t j = i;
+        uint64_t bytes = 0;
+
+        switch (op->type) {
+        case KVD_MOP_GET:
+            op->status = alog_get(db, op->key, op->klen, &op->out);
+            i++;
+            continue;
+        case KVD_MOP_DEL:
+            op->status = alog_del(db, op->key, op->klen);
+            i++;
+            continue;
+        case KVD_MOP_PUT:
+            break;
+        default:
+            op->status = KVD_EINVAL;
+            i++;
+            continue;
+        }
+        while (j < n && ops[j].type == KVD_MOP_PUT &&
+               (j == i ||
+                bytes + alog_rec_bytes(ops[j].klen, ops[j].vlen) <= chunk)) {
+            bytes += alog_rec_bytes(ops[j].klen, ops[j].vlen);
+            j++;
+        }
+        alog_put_many(db, ops + i, j - i);
+        i = j;
+    }
+    return 0;
+}
+
 /* ---- iteration ---- */
 
-/* One entry buffered by an iterator: all entries sharing one hash. */
+/*
+ * Iterators walk the index in hash order (pos = hash), a batch at a time:
+ * under one shard read lock they gather whole buckets until ALOG_ITER_BATCH
+ * entries or ALOG_ITER_BATCH_BYTES are taken, sort each bucket's entries by
+ * hash, and copy keys and values from the segment maps into the iterator's
+ * buffer, prefetching a few records ahead so the cache misses overlap.
+ * Hash order is what keeps a cursor stateless and exactly-once across
+ * merges: a merge moves records to other files but never changes a key's
+ * hash.
+ */
+#define ALOG_ITER_BATCH       256
+#define ALOG_ITER_BATCH_BYTES (256u << 10)
+#define ALOG_ITER_AHEAD       6
+
 struct iter_item {
-    unsigned char *mem; /* record (or key) bytes */
-    const unsigned char *key;
-    const unsigned char *val;
+    size_t koff; /* key bytes at buf + koff */
     size_t klen;
+    size_t voff; /* value bytes at buf + voff */
     size_t vlen;
     int64_t expire_ms;
+    uint64_t hash;
 };
 
 struct kvd_iter {
@@ -540,22 +687,15 @@ struct kvd_iter {
     unsigned flags;
     uint64_t pos; /* next hash to look at */
     int done;
-    uint64_t item_pos; /* hash of the buffered items */
-    struct iter_item *items;
+    struct iter_item *items; /* the current batch */
     size_t nitems;
-    size_t cap;
     size_t next;
+    const struct alog_ent **ents; /* scratch: the batch's entries */
+    size_t ecap;
+    unsigned char *buf; /* the batch's key and value bytes */
+    size_t blen;
+    size_t bcap;
 };
-
-static void
-iter_clear(struct kvd_iter *it)
-{
-    for (size_t i = 0; i < it->nitems; i++) {
-        free(it->items[i].mem);
-    }
-    it->nitems = 0;
-    it->next = 0;
-}
 
 static int
 alog_iter_open(kvd_engine *db, const struct kvd_iter_opts *opts, kvd_iter **out,
@@ -596,91 +736,186 @@ iter_wants(const struct kvd_iter *it, const struct alog_ent *e, int64_t now)
             memcmp(e->key, it->prefix, it->prefix_len) == 0);
 }
 
-/* Buffer entry e (shard lock held). */
+/* Room for n more bytes in the batch buffer. */
+static int
+iter_reserve(struct kvd_iter *it, size_t n)
+{
+    if (it->blen + n > it->bcap) {
+        size_t cap = it->bcap ? it->bcap : 64 * 1024;
+        unsigned char *nb;
+        while (cap < it->blen + n) {
+            cap *= 2;
+        }
+        nb = realloc(it->buf, cap);
+        if (nb == NULL) {
+            return KVD_ENOMEM;
+        }
+        it->buf = nb;
+        it->bcap = cap;
+    }
+    return 0;
+}
+
+/* Copy entry e (shard lock held) into the batch. */
 static int
 iter_take(struct kvd_iter *it, const struct alog_ent *e)
 {
     alog_db *db = it->db;
-    struct iter_item *item;
+    struct iter_item *item = &it->items[it->nitems];
     int keys_only = (it->flags & KVD_ITER_KEYS_ONLY) != 0;
-    size_t n = keys_only ? e->klen : (size_t)alog_rec_bytes(e->klen, e->vlen);
+    uint64_t total = alog_rec_bytes(e->klen, e->vlen);
+    const unsigned char *rec;
+    int rc;
 
-    if (it->nitems == it->cap) {
-        size_t cap = it->cap ? it->cap * 2 : 4;
-        struct iter_item *ni = realloc(it->items, cap * sizeof(*ni));
-        if (ni == NULL) {
-            return KVD_ENOMEM;
-        }
-        it->items = ni;
-        it->cap = cap;
+    rc = iter_reserve(it, keys_only ? e->klen : (size_t)total);
+    if (rc != 0) {
+        return rc;
     }
-    item = &it->items[it->nitems];
-    item->mem = malloc(n ? n : 1);
-    if (item->mem == NULL) {
-        return KVD_ENOMEM;
-    }
-    it->nitems++;
     item->klen = e->klen;
     item->vlen = e->vlen;
     item->expire_ms = e->expire_ms;
+    item->hash = e->hash;
+    item->koff = it->blen;
+    item->voff = it->blen + e->klen;
     if (keys_only) {
-        memcpy(item->mem, e->key, e->klen);
-        item->key = item->mem;
-        item->val = NULL;
+        memcpy(it->buf + it->blen, e->key, e->klen);
+        it->blen += e->klen;
+        it->nitems++;
         return 0;
     }
-    alog_count(&db->c.iter_preads, 1);
-    if (db->io->pread(e->seg->fd, item->mem, n, (off_t)e->off) != (ssize_t)n ||
-        !rec_matches(item->mem, n, e->key, e->klen, e->vlen, e->seq)) {
+    rec = alog_seg_at(e->seg, e->off, total);
+    if (rec != NULL) {
+        alog_count(&db->c.iter_map_reads, 1);
+    } else {
+        unsigned char *p = it->buf + it->blen;
+        alog_count(&db->c.iter_preads, 1);
+        if (db->io->pread(e->seg->fd, p, total, (off_t)e->off) !=
+            (ssize_t)total) {
+            return report_corrupt(db, e->seg->id, e->off);
+        }
+        rec = p;
+    }
+    if (!rec_matches(rec, total, e->key, e->klen, e->vlen, e->seq)) {
         return report_corrupt(db, e->seg->id, e->off);
     }
-    item->key = item->mem + ALOG_REC_HDR_BYTES;
-    item->val = item->key + e->klen;
+    /* key and value, header dropped (memmove: a pread put rec here) */
+    memmove(it->buf + it->blen, rec + ALOG_REC_HDR_BYTES, e->klen + e->vlen);
+    it->blen += e->klen + e->vlen;
+    it->nitems++;
     return 0;
 }
 
-/* Buffer every wanted entry with the lowest hash >= it->pos. Returns 1
- * when something was buffered, 0 at the end, or an error. */
+static int
+iter_grow_ents(struct kvd_iter *it, size_t need)
+{
+    const struct alog_ent **ne;
+    struct iter_item *ni;
+    size_t cap = it->ecap ? it->ecap : ALOG_ITER_BATCH * 2;
+
+    if (need <= it->ecap) {
+        return 0;
+    }
+    while (cap < need) {
+        cap *= 2;
+    }
+    ne = realloc(it->ents, cap * sizeof(*ne));
+    if (ne == NULL) {
+        return KVD_ENOMEM;
+    }
+    it->ents = ne;
+    ni = realloc(it->items, cap * sizeof(*ni));
+    if (ni == NULL) {
+        return KVD_ENOMEM;
+    }
+    it->items = ni;
+    it->ecap = cap;
+    return 0;
+}
+
+/* Gather wanted entries of sh (lock held) from it->pos on, whole buckets
+ * at a time, each bucket's entries sorted by hash. Returns the count (or
+ * a negative status); *end is set when the shard has no more buckets. */
+static long
+iter_gather(struct kvd_iter *it, struct alog_shard *sh, int64_t now, int *end)
+{
+    size_t nb = (size_t)1 << sh->bits;
+    size_t n = 0;
+    size_t bytes = 0;
+    size_t b;
+
+    for (b = alog_shard_bucket(sh, it->pos);
+         b < nb && n < ALOG_ITER_BATCH && bytes < ALOG_ITER_BATCH_BYTES; b++) {
+        size_t first = n;
+        if (b + 8 < nb) {
+            __builtin_prefetch(sh->buckets[b + 8], 0, 1);
+        }
+        for (const struct alog_ent *e = sh->buckets[b]; e != NULL;
+             e = e->next) {
+            if (e->hash < it->pos || !iter_wants(it, e, now)) {
+                continue;
+            }
+            if (iter_grow_ents(it, n + 1) != 0) {
+                return KVD_ENOMEM;
+            }
+            /* insertion sort among this bucket's entries */
+            size_t j = n++;
+            while (j > first && it->ents[j - 1]->hash > e->hash) {
+                it->ents[j] = it->ents[j - 1];
+                j--;
+            }
+            it->ents[j] = e;
+            bytes += e->klen + e->vlen;
+        }
+    }
+    *end = b >= nb;
+    return (long)n;
+}
+
+/* Fill the next batch. Returns 1 when something was buffered, 0 at the
+ * end, or an error. */
 static int
 iter_fill(struct kvd_iter *it)
 {
     alog_db *db = it->db;
     int64_t now = db->host->now_ms(db->host);
 
+    it->nitems = 0;
+    it->next = 0;
+    it->blen = 0;
     while (!it->done) {
         unsigned si = (unsigned)(it->pos >> (64 - ALOG_SHARD_BITS));
         struct alog_shard *sh = &db->ix.shards[si];
+        int end = 0;
+        long n;
         int rc = 0;
 
         pthread_rwlock_rdlock(&sh->lock);
-        for (size_t b = alog_shard_bucket(sh, it->pos);
-             b < ((size_t)1 << sh->bits); b++) {
-            uint64_t best = UINT64_MAX;
-            const struct alog_ent *e;
-            for (e = sh->buckets[b]; e != NULL; e = e->next) {
-                if (e->hash >= it->pos && e->hash < best &&
-                    iter_wants(it, e, now)) {
-                    best = e->hash;
+        n = iter_gather(it, sh, now, &end);
+        for (long i = 0; i < n && rc == 0; i++) {
+            if (i + ALOG_ITER_AHEAD < n) {
+                const struct alog_ent *a = it->ents[i + ALOG_ITER_AHEAD];
+                const unsigned char *p = alog_seg_at(a->seg, a->off, 1);
+                if (p != NULL) {
+                    __builtin_prefetch(p, 0, 0);
+                    __builtin_prefetch(p + 64, 0, 0);
                 }
             }
-            if (best == UINT64_MAX) {
-                continue;
-            }
-            for (e = sh->buckets[b]; e != NULL && rc == 0; e = e->next) {
-                if (e->hash == best && iter_wants(it, e, now)) {
-                    rc = iter_take(it, e);
-                }
-            }
-            pthread_rwlock_unlock(&sh->lock);
-            if (rc != 0) {
-                iter_clear(it);
-                return rc;
-            }
-            it->item_pos = best;
-            it->pos = best + 1; /* best < UINT64_MAX by alog_hash */
-            return 1;
+            rc = iter_take(it, it->ents[i]);
         }
         pthread_rwlock_unlock(&sh->lock);
+        if (n < 0 || rc != 0) {
+            it->nitems = 0;
+            return n < 0 ? (int)n : rc;
+        }
+        if (n > 0) {
+            /* whole buckets were taken: nothing at or below the last
+             * hash is left (best < UINT64_MAX by alog_hash) */
+            it->pos = it->items[n - 1].hash + 1;
+            return 1;
+        }
+        if (!end) {
+            continue; /* cannot happen: an empty gather reaches the end */
+        }
         if (si + 1 >= ALOG_SHARDS) {
             it->done = 1;
         } else {
@@ -696,20 +931,18 @@ alog_iter_next(kvd_iter *it, struct kvd_entry *out)
     const struct iter_item *item;
 
     if (it->next >= it->nitems) {
-        int rc;
-        iter_clear(it);
-        rc = iter_fill(it);
+        int rc = iter_fill(it);
         if (rc <= 0) {
             return rc == 0 ? KVD_ENOTFOUND : rc;
         }
     }
     item = &it->items[it->next++];
-    out->key = item->key;
+    out->key = it->buf + item->koff;
     out->klen = item->klen;
-    out->val = item->val;
+    out->val = (it->flags & KVD_ITER_KEYS_ONLY) ? NULL : it->buf + item->voff;
     out->vlen = item->vlen;
     out->expire_ms = item->expire_ms;
-    out->pos = it->item_pos;
+    out->pos = item->hash;
     return 0;
 }
 
@@ -719,8 +952,9 @@ alog_iter_close(kvd_iter *it)
     if (it == NULL) {
         return;
     }
-    iter_clear(it);
     free(it->items);
+    free(it->ents);
+    free(it->buf);
     free(it->prefix);
     free(it);
 }
@@ -807,14 +1041,22 @@ alog_stats(kvd_engine *db, struct kvd_engine_stats *out, kvd_stat_fn fn,
     fn(ctx, "index_bytes", st.mem_bytes);
     fn(ctx, "index_bytes_per_key", st.keys ? st.mem_bytes / st.keys : 0);
     fn(ctx, "get_preads", alog_load(&db->c.get_preads));
+    fn(ctx, "get_map_reads", alog_load(&db->c.get_map_reads));
     fn(ctx, "iter_preads", alog_load(&db->c.iter_preads));
+    fn(ctx, "iter_map_reads", alog_load(&db->c.iter_map_reads));
     fn(ctx, "puts", alog_load(&db->c.puts));
     fn(ctx, "dels", alog_load(&db->c.dels));
     fn(ctx, "batches", alog_load(&db->c.batches));
+    fn(ctx, "multi_calls", alog_load(&db->c.multi_calls));
+    fn(ctx, "multi_appends", alog_load(&db->c.multi_appends));
     fn(ctx, "fsyncs", alog_load(&db->c.fsyncs));
     fn(ctx, "sync_waits", alog_load(&db->c.sync_waits));
     fn(ctx, "rolls", alog_load(&db->c.rolls));
     fn(ctx, "merges", alog_load(&db->c.merges));
+    fn(ctx, "merge_running", alog_load(&db->c.merge_running));
+    fn(ctx, "merge_input_bytes", alog_load(&db->c.merge_input_bytes));
+    fn(ctx, "merge_done_bytes", alog_load(&db->c.merge_done_bytes));
+    fn(ctx, "merge_throttle_ms", alog_load(&db->c.merge_throttle_ms));
     fn(ctx, "merge_bytes_written", alog_load(&db->c.merge_bytes_written));
     fn(ctx, "merge_bytes_reclaimed", alog_load(&db->c.merge_bytes_reclaimed));
     fn(ctx, "hint_files_written", alog_load(&db->c.hint_files_written));
@@ -895,7 +1137,7 @@ KVD_EXPORT const struct kvd_engine_vtable kvd_engine_entry = {
     .name = "log",
     .version = ALOG_VERSION,
     .description = "append-only log segments with an in-memory hash index: "
-                   "one pread per get, crash-safe, background merge",
+                   "gets from read-only maps, crash-safe, background merge",
     .caps = KVD_CAP_PERSISTENT | KVD_CAP_ATOMIC_BATCH,
     .max_key_bytes = ALOG_MAX_KEY_BYTES,
     .max_value_bytes = ALOG_MAX_VALUE_BYTES,
@@ -914,4 +1156,6 @@ KVD_EXPORT const struct kvd_engine_vtable kvd_engine_entry = {
     .sync = alog_sync_op,
     .maintain = alog_maintain,
     .clear = NULL,
+    .instance_caps = NULL,
+    .multi = alog_multi,
 };

@@ -14,6 +14,8 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -48,6 +50,31 @@ alog_seg_new(uint32_t id, int fd, int kind, uint64_t created_seq)
     atomic_init(&s->max_seq, 0);
     atomic_init(&s->refs, 1);
     return s;
+}
+
+void
+alog_seg_map(alog_db *db, struct alog_seg *s, uint64_t len)
+{
+    uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
+    void *p;
+
+    len = (len + page - 1) / page * page;
+    if (len == 0 || len > SIZE_MAX) {
+        return;
+    }
+    p = mmap(NULL, (size_t)len, PROT_READ, MAP_SHARED, s->fd, 0);
+    if (p == MAP_FAILED) {
+        ALOG_LOG(db, KVD_LOG_DEBUG,
+                 "log: mmap %s/%08u.data (%llu bytes): %s; reading it with "
+                 "pread",
+                 db->dir, (unsigned)s->id, (unsigned long long)len,
+                 strerror(errno));
+        return;
+    }
+    /* point reads: read-ahead would fill the page cache with neighbours */
+    madvise(p, (size_t)len, MADV_RANDOM);
+    s->map = p;
+    s->map_len = len;
 }
 
 /*
@@ -94,6 +121,8 @@ alog_seg_create(alog_db *db, uint32_t id, int kind, uint64_t created_seq,
         db->io->close(fd);
         return KVD_ENOMEM;
     }
+    s->io = db->io;
+    alog_seg_map(db, s, db->opts.segment_size);
     *out = s;
     return 0;
 }
@@ -107,9 +136,13 @@ alog_seg_ref(struct alog_seg *s)
 void
 alog_seg_unref(alog_db *db, struct alog_seg *s)
 {
+    (void)db;
     if (s != NULL && atomic_fetch_sub(&s->refs, 1) == 1) {
+        if (s->map != NULL) {
+            munmap((void *)s->map, (size_t)s->map_len);
+        }
         if (s->fd >= 0) {
-            db->io->close(s->fd);
+            s->io->close(s->fd);
         }
         free(s);
     }

@@ -55,6 +55,7 @@ enum alog_file_kind {
     ALOG_FILE_MERGED = 2, /* a segment written by a merge */
     ALOG_FILE_HINT = 3,
     ALOG_FILE_MERGE_COMMIT = 4,
+    ALOG_FILE_MANIFEST = 5,
 };
 
 /* Record flags. A record inside a batch frame carries ALOG_REC_IN_BATCH so
@@ -94,6 +95,15 @@ struct alog_hint_ent {
     uint8_t kind;
 };
 
+/* Little-endian fixed-width integers. On a little-endian host these are
+ * plain unaligned loads and stores (memcpy compiles to one move); the byte
+ * loops are the portable definition. */
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#define ALOG_LE_HOST 1
+#else
+#define ALOG_LE_HOST 0
+#endif
+
 static inline void
 alog_put_u16(unsigned char *p, uint16_t v)
 {
@@ -104,6 +114,10 @@ alog_put_u16(unsigned char *p, uint16_t v)
 static inline void
 alog_put_u32(unsigned char *p, uint32_t v)
 {
+    if (ALOG_LE_HOST) {
+        memcpy(p, &v, 4);
+        return;
+    }
     for (int i = 0; i < 4; i++) {
         p[i] = (unsigned char)(v >> (8 * i));
     }
@@ -112,6 +126,10 @@ alog_put_u32(unsigned char *p, uint32_t v)
 static inline void
 alog_put_u64(unsigned char *p, uint64_t v)
 {
+    if (ALOG_LE_HOST) {
+        memcpy(p, &v, 8);
+        return;
+    }
     for (int i = 0; i < 8; i++) {
         p[i] = (unsigned char)(v >> (8 * i));
     }
@@ -127,6 +145,10 @@ static inline uint32_t
 alog_get_u32(const unsigned char *p)
 {
     uint32_t v = 0;
+    if (ALOG_LE_HOST) {
+        memcpy(&v, p, 4);
+        return v;
+    }
     for (int i = 3; i >= 0; i--) {
         v = (v << 8) | p[i];
     }
@@ -137,6 +159,10 @@ static inline uint64_t
 alog_get_u64(const unsigned char *p)
 {
     uint64_t v = 0;
+    if (ALOG_LE_HOST) {
+        memcpy(&v, p, 8);
+        return v;
+    }
     for (int i = 7; i >= 0; i--) {
         v = (v << 8) | p[i];
     }

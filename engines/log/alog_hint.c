@@ -291,7 +291,8 @@ hint_decode_rec(const unsigned char *p, struct alog_scan_rec *r)
 
 int
 alog_hint_load(alog_db *db, struct alog_seg *seg, uint64_t data_size,
-               struct alog_hint_buf *scratch, alog_scan_fn fn, void *ctx)
+               struct alog_hint_buf *scratch, alog_scan_fn fn, void *ctx,
+               uint64_t *hinted_bytes)
 {
     char path[ALOG_PATH_BYTES];
     struct alog_scan_rec ring[ALOG_HINT_AHEAD];
@@ -306,6 +307,7 @@ alog_hint_load(alog_db *db, struct alog_seg *seg, uint64_t data_size,
     int fd;
     int rc;
 
+    *hinted_bytes = 0;
     alog_seg_path(db, path, seg->id, "hint");
     fd = db->io->open(path, O_RDONLY | O_CLOEXEC, 0);
     if (fd < 0) {
@@ -338,9 +340,13 @@ alog_hint_load(alog_db *db, struct alog_seg *seg, uint64_t data_size,
     count = alog_get_u64(buf + end + 8);
     if (alog_file_hdr_decode(buf, &fh) != 0 || fh.kind != ALOG_FILE_HINT ||
         alog_get_u32(buf + end + 16) != ALOG_HINT_TRAILER_MAGIC ||
-        alog_get_u64(buf + end) != data_size ||
         kvd_crc32c_mask(kvd_crc32c(0, buf, size - 4)) !=
             alog_get_u32(buf + size - 4)) {
+        rc = KVD_ECORRUPT;
+        goto out;
+    }
+    *hinted_bytes = alog_get_u64(buf + end);
+    if (*hinted_bytes != data_size) {
         rc = KVD_ECORRUPT;
         goto out;
     }

@@ -118,6 +118,21 @@ alog_shard_bucket(const struct alog_shard *sh, uint64_t hash)
     return (size_t)((hash << ALOG_SHARD_BITS) >> (64 - sh->bits));
 }
 
+/* The first entry of shard (lock held) whose 64-bit hash is `hash`, NULL
+ * when none: for a caller that checks the key elsewhere (a get compares it
+ * in the record it reads anyway), saving the entry's key cache line. Use
+ * alog_shard_find_locked when that check fails. */
+static inline struct alog_ent *
+alog_shard_find_hash_locked(struct alog_shard *sh, uint64_t hash)
+{
+    struct alog_ent *e = sh->buckets[alog_shard_bucket(sh, hash)];
+
+    while (e != NULL && e->hash != hash) {
+        e = e->next;
+    }
+    return e;
+}
+
 /*
  * The bucket slot of hash: for a bulk load (recovery) that prefetches
  * (no lock: the caller is the only thread using the index). A lookup costs

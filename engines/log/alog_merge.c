@@ -26,6 +26,9 @@
  *      still on an input (expired, or unreadable) are dropped;
  *   6. inputs are removed from the segment list and unlinked, then MERGE.
  *
+ * Merge writes are paced to merge_rate bytes/s (merge_pace), and its
+ * progress (input bytes scanned of the total) is in stats.
+ *
  * Readers and writers run throughout: writers append to the active segment
  * (never an input), readers pread inputs until step 5 moves their entries
  * under the shard write locks.
@@ -42,6 +45,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define ALOG_MERGE_WBUF_BYTES (1u << 20)
 #define ALOG_MERGE_FILE       "MERGE"
@@ -67,6 +71,9 @@ struct merge_out {
 
 struct merge_ctx {
     alog_db *db;
+    int64_t t0_ms;        /* when the merge started writing */
+    uint64_t paced_bytes; /* written so far, for merge_rate */
+    uint64_t inputs_done; /* input bytes of the inputs fully scanned */
     struct alog_seg **in;
     size_t nin;
     uint64_t floor;
@@ -87,23 +94,18 @@ merge_path(const alog_db *db, char *buf)
 static int
 commit_write(alog_db *db, struct alog_seg **in, size_t nin)
 {
-    char path[ALOG_PATH_BYTES];
-    size_t len = ALOG_FILE_HDR_BYTES + 4 + 4 * nin + 4;
-    unsigned char *buf = malloc(len);
+    uint32_t *ids = malloc((nin ? nin : 1) * sizeof(*ids));
     int rc;
 
-    if (buf == NULL) {
+    if (ids == NULL) {
         return KVD_ENOMEM;
     }
-    alog_file_hdr_encode(buf, ALOG_FILE_MERGE_COMMIT, 0);
-    alog_put_u32(buf + ALOG_FILE_HDR_BYTES, (uint32_t)nin);
     for (size_t i = 0; i < nin; i++) {
-        alog_put_u32(buf + ALOG_FILE_HDR_BYTES + 4 + 4 * i, in[i]->id);
+        ids[i] = in[i]->id;
     }
-    alog_put_u32(buf + len - 4, kvd_crc32c_mask(kvd_crc32c(0, buf, len - 4)));
-    merge_path(db, path);
-    rc = alog_write_tmp_file(db, path, buf, len);
-    free(buf);
+    rc = alog_idlist_write(db, ALOG_MERGE_FILE, ALOG_FILE_MERGE_COMMIT, ids,
+                           nin);
+    free(ids);
     return rc;
 }
 
@@ -125,46 +127,38 @@ unlink_seg_files(alog_db *db, uint32_t id)
 }
 
 int
-alog_merge_commit_replay(alog_db *db, struct kvd_err *err)
+alog_merge_commit_replay(alog_db *db, uint32_t **retired, size_t *nretired,
+                         struct kvd_err *err)
 {
     char path[ALOG_PATH_BYTES];
-    unsigned char *buf = NULL;
-    struct alog_file_hdr fh;
-    uint64_t size = 0;
-    size_t got = 0;
-    uint32_t n;
-    int fd;
-    int rc = 0;
+    uint32_t *ids = NULL;
+    size_t n = 0;
+    int rc;
 
+    *retired = NULL;
+    *nretired = 0;
     merge_path(db, path);
-    fd = db->io->open(path, O_RDONLY | O_CLOEXEC, 0);
-    if (fd < 0) {
+    rc =
+        alog_idlist_read(db, ALOG_MERGE_FILE, ALOG_FILE_MERGE_COMMIT, &ids, &n);
+    if (rc == KVD_ENOTFOUND) {
         return 0; /* no merge was interrupted after its commit */
     }
-    if (kvd_file_size(fd, &size) != 0 || size > (1u << 24) ||
-        size < ALOG_FILE_HDR_BYTES + 8 || (buf = malloc(size)) == NULL ||
-        kvd_file_read_full(db->io, fd, buf, size, 0, &got) != 0 ||
-        got != size || alog_file_hdr_decode(buf, &fh) != 0 ||
-        fh.kind != ALOG_FILE_MERGE_COMMIT ||
-        (n = alog_get_u32(buf + ALOG_FILE_HDR_BYTES),
-         size != ALOG_FILE_HDR_BYTES + 4 + 4 * (uint64_t)n + 4) ||
-        kvd_crc32c_mask(kvd_crc32c(0, buf, size - 4)) !=
-            alog_get_u32(buf + size - 4)) {
+    if (rc != 0) {
         /* keeping every file is always safe: outputs only duplicate */
         ALOG_LOG(db, KVD_LOG_ERROR,
                  "log: merge commit file %s is damaged: ignored, all "
                  "segments kept",
                  path);
         alog_count(&db->c.corrupt_records, 1);
+        rc = 0;
         goto out_remove;
     }
     ALOG_LOG(db, KVD_LOG_INFO,
-             "log: finishing an interrupted merge: removing %u input "
+             "log: finishing an interrupted merge: removing %zu input "
              "segments",
-             (unsigned)n);
-    for (uint32_t i = 0; i < n && rc == 0; i++) {
-        rc = unlink_seg_files(
-            db, alog_get_u32(buf + ALOG_FILE_HDR_BYTES + 4 + 4 * i));
+             n);
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        rc = unlink_seg_files(db, ids[i]);
     }
     if (rc == 0) {
         rc = alog_fsync_dir(db);
@@ -174,34 +168,70 @@ alog_merge_commit_replay(alog_db *db, struct kvd_err *err)
                          "log: removing the inputs of an interrupted merge "
                          "in %s failed: %s",
                          db->dir, strerror(errno));
-        goto out;
+        free(ids);
+        return rc;
     }
+    *retired = ids;
+    *nretired = n;
+    ids = NULL;
 out_remove:
+    free(ids);
     if (db->io->unlink(path) != 0 || alog_fsync_dir(db) != 0) {
         rc = kvd_err_set(err, KVD_EIO, "log: unlink %s: %s", path,
                          strerror(errno));
     }
-out:
-    free(buf);
-    db->io->close(fd);
     return rc;
 }
 
 /* ---- outputs ---- */
 
-static int
-out_flush(alog_db *db, struct merge_out *o)
+static int64_t
+mono_ms(void)
 {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Sleep as needed so the merge's writes stay within merge_rate. */
+static void
+merge_pace(struct merge_ctx *m, uint64_t bytes)
+{
+    alog_db *db = m->db;
+    int64_t due;
+    int64_t now;
+
+    if (db->opts.merge_rate == 0) {
+        return;
+    }
+    m->paced_bytes += bytes;
+    due = m->t0_ms + (int64_t)(m->paced_bytes * 1000 / db->opts.merge_rate);
+    now = mono_ms();
+    if (due > now) {
+        struct timespec ts = {(due - now) / 1000,
+                              ((due - now) % 1000) * 1000000};
+        alog_count(&db->c.merge_throttle_ms, (uint64_t)(due - now));
+        while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+        }
+    }
+}
+
+static int
+out_flush(struct merge_ctx *m, struct merge_out *o)
+{
+    alog_db *db = m->db;
+    size_t n = o->wlen;
     int rc;
 
-    if (o->wlen == 0) {
+    if (n == 0) {
         return 0;
     }
-    rc = kvd_file_write_full(db->io, o->seg->fd, o->wbuf, o->wlen, o->flushed);
+    rc = kvd_file_write_full(db->io, o->seg->fd, o->wbuf, n, o->flushed);
     if (rc == 0) {
-        o->flushed += o->wlen;
-        alog_count(&db->c.merge_bytes_written, o->wlen);
+        o->flushed += n;
+        alog_count(&db->c.merge_bytes_written, n);
         o->wlen = 0;
+        merge_pace(m, n);
     }
     return rc;
 }
@@ -264,7 +294,7 @@ out_append(struct merge_ctx *m, const struct alog_scan_rec *r, int kind,
         o = &m->outs[m->nouts - 1];
     }
     if (o->wlen + total > ALOG_MERGE_WBUF_BYTES) {
-        rc = out_flush(db, o);
+        rc = out_flush(m, o);
         if (rc != 0) {
             return alog_fail(db, rc, "merge: write %s/%08u.data.tmp", db->dir,
                              (unsigned)o->seg->id);
@@ -298,7 +328,7 @@ out_append(struct merge_ctx *m, const struct alog_scan_rec *r, int kind,
     }
     size = atomic_load(&o->seg->size);
     if (p != o->wbuf + o->wlen) {
-        rc = out_flush(db, o);
+        rc = out_flush(m, o);
         if (rc == 0) {
             rc = kvd_file_write_full(db->io, o->seg->fd, p, total, o->flushed);
         }
@@ -309,6 +339,7 @@ out_append(struct merge_ctx *m, const struct alog_scan_rec *r, int kind,
         }
         o->flushed += total;
         alog_count(&db->c.merge_bytes_written, total);
+        merge_pace(m, total);
     } else {
         o->wlen += total;
     }
@@ -357,6 +388,9 @@ merge_rec(void *arg, struct alog_seg *seg, const struct alog_scan_rec *r)
 {
     struct merge_ctx *m = arg;
     uint64_t hash = alog_hash(r->key, r->h.klen);
+
+    atomic_store_explicit(&m->db->c.merge_done_bytes, m->inputs_done + r->off,
+                          memory_order_relaxed);
     struct alog_shard *sh = alog_index_shard(&m->db->ix, hash);
     struct alog_ent *e;
     int live = 0;
@@ -502,7 +536,7 @@ outs_finish(struct merge_ctx *m)
 
     for (size_t i = 0; i < m->nouts && rc == 0; i++) {
         struct merge_out *o = &m->outs[i];
-        rc = out_flush(db, o);
+        rc = out_flush(m, o);
         if (rc == 0) {
             alog_count(&db->c.fsyncs, 1);
             if (db->io->fdatasync(o->seg->fd) != 0) {
@@ -566,6 +600,12 @@ inputs_remove(struct merge_ctx *m)
     pthread_mutex_unlock(&db->seg_mu);
     if (rc != 0) {
         return alog_fail(db, rc, "merge: segment list");
+    }
+    /* the inputs leave the MANIFEST before their files go */
+    rc = alog_manifest_write(db);
+    if (rc != 0) {
+        return alog_fail(db, rc, "merge: write %s/%s", db->dir,
+                         ALOG_MANIFEST_FILE);
     }
     for (size_t i = 0; i < m->nin && rc == 0; i++) {
         rc = unlink_seg_files(db, m->in[i]->id);
@@ -656,11 +696,19 @@ merge_run(alog_db *db, int all, struct kvd_err *err)
         free(m.in);
         return rc == 0 ? 0 : kvd_err_set(err, rc, "log: merge: no memory");
     }
+    for (size_t i = 0; i < m.nin; i++) {
+        in_bytes += atomic_load(&m.in[i]->size);
+    }
+    atomic_store(&db->c.merge_input_bytes, in_bytes);
+    atomic_store(&db->c.merge_done_bytes, 0);
+    atomic_store(&db->c.merge_running, 1);
+    m.t0_ms = mono_ms();
     for (size_t i = 0; i < m.nin && rc == 0; i++) {
         struct alog_scan_result res;
-        in_bytes += atomic_load(&m.in[i]->size);
         rc = alog_scan_segment(db, m.in[i], atomic_load(&m.in[i]->size), 0, 0,
                                merge_rec, &m, &res);
+        m.inputs_done += atomic_load(&m.in[i]->size);
+        atomic_store(&db->c.merge_done_bytes, m.inputs_done);
         if (rc != 0 && !atomic_load(&db->readonly)) {
             alog_fail(db, rc, "merge: reading %s/%08u.data", db->dir,
                       (unsigned)m.in[i]->id);
@@ -677,6 +725,7 @@ merge_run(alog_db *db, int all, struct kvd_err *err)
         }
         pthread_mutex_unlock(&db->seg_mu);
         free(m.in);
+        atomic_store(&db->c.merge_running, 0);
         return kvd_err_set(err, rc, "log: merge failed: %s", db->state);
     }
     switch_index(&m);
@@ -691,6 +740,7 @@ merge_run(alog_db *db, int all, struct kvd_err *err)
              (unsigned long long)out_bytes,
              (unsigned long long)m.tombstones_kept);
     alog_count(&db->c.merges, 1);
+    atomic_store(&db->c.merge_running, 0);
     if (in_bytes > out_bytes) {
         alog_count(&db->c.merge_bytes_reclaimed, in_bytes - out_bytes);
     }

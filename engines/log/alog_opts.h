@@ -39,6 +39,7 @@ struct alog_opts {
     int corruption;          /* enum alog_corrupt_policy */
     int hint_files;          /* write hint files for immutable segments */
     int64_t sync_interval;   /* ms between syncs for sync = everysec */
+    uint64_t merge_rate;     /* bytes/s a merge may write; 0 = no limit */
 };
 
 #ifdef __cplusplus

@@ -258,6 +258,9 @@ open_seg(alog_db *db, uint32_t id, struct kvd_err *err)
         db->io->close(fd);
         return kvd_err_set(err, KVD_ENOMEM, "log: out of memory");
     }
+    s->io = db->io;
+    /* sealed for good: a torn tail cut later only shortens it */
+    alog_seg_map(db, s, size);
     atomic_store(&s->size, size);
     if (fh.kind == ALOG_FILE_DATA && fh.created_seq > 0 &&
         fh.created_seq - 1 > db->seq) {
@@ -284,6 +287,32 @@ cut_torn_tail(alog_db *db, struct alog_seg *s, uint64_t size,
                            (unsigned long long)valid_end, strerror(errno));
     }
     atomic_store(&s->size, valid_end);
+    return 0;
+}
+
+/* A data file shorter than its intact hint says: report it; refuse to open
+ * under corruption = fail. */
+static int
+truncated_segment(alog_db *db, struct alog_seg *s, uint64_t size,
+                  uint64_t hinted, struct kvd_err *err)
+{
+    alog_count(&db->c.corrupt_records, 1);
+    ALOG_LOG(db, KVD_LOG_ERROR,
+             "log: %s/%08u.data is %llu bytes but its hint file shows it "
+             "complete at %llu bytes: the file lost its end (damage: only "
+             "the segment a crash interrupted can end short)%s",
+             db->dir, (unsigned)s->id, (unsigned long long)size,
+             (unsigned long long)hinted,
+             db->opts.corruption == ALOG_CORRUPT_FAIL
+                 ? ""
+                 : "; loading the records that remain");
+    if (db->opts.corruption == ALOG_CORRUPT_FAIL) {
+        return kvd_err_set(err, KVD_ECORRUPT,
+                           "log: %s/%08u.data is truncated (%llu of %llu "
+                           "bytes; corruption = fail)",
+                           db->dir, (unsigned)s->id, (unsigned long long)size,
+                           (unsigned long long)hinted);
+    }
     return 0;
 }
 
@@ -335,8 +364,20 @@ load_segments(alog_db *db, struct rec_ctx *c, struct kvd_err *err)
         struct alog_seg *s = db->segs[i];
         uint64_t size = atomic_load(&s->size);
         struct alog_scan_result res;
+        uint64_t hint_says = 0;
+        int is_tail = s == tail;
 
-        rc = alog_hint_load(db, s, size, &scratch, rec_apply, c);
+        rc = alog_hint_load(db, s, size, &scratch, rec_apply, c, &hint_says);
+        if (rc == KVD_ECORRUPT && hint_says > size) {
+            /* its intact hint proves the file was complete: lost bytes are
+             * damage, never a torn write to cut, even in the tail */
+            rc = truncated_segment(db, s, size, hint_says, err);
+            if (rc != 0) {
+                goto out;
+            }
+            rc = KVD_ECORRUPT;
+            is_tail = 0;
+        }
         if (rc == 0) {
             db->recovered_hint_files++;
         } else if (c->enomem || rc == KVD_ENOMEM) {
@@ -351,7 +392,7 @@ load_segments(alog_db *db, struct rec_ctx *c, struct kvd_err *err)
                          db->dir, (unsigned)s->id);
             }
             atomic_store(&s->hint_bytes, 0);
-            rc = alog_scan_segment(db, s, size, s == tail,
+            rc = alog_scan_segment(db, s, size, is_tail,
                                    db->opts.corruption == ALOG_CORRUPT_FAIL,
                                    rec_apply, c, &res);
             if (rc != 0) {
@@ -383,25 +424,57 @@ out:
 }
 
 /* Delete segments that hold no record at all (an empty active segment of
- * a crashed run, or one whose only record was torn). */
-static void
+ * a crashed run, or one whose only record was torn). They leave the
+ * MANIFEST first, so a crash between cannot look like a lost file. */
+static int
 drop_empty(alog_db *db)
 {
     char path[ALOG_PATH_BYTES];
+    struct alog_seg **gone = calloc(db->nsegs ? db->nsegs : 1, sizeof(*gone));
+    size_t ngone = 0;
+    int rc = 0;
 
+    if (gone == NULL) {
+        return KVD_ENOMEM;
+    }
     for (size_t i = 0; i < db->nsegs;) {
         struct alog_seg *s = db->segs[i];
         if (atomic_load(&s->size) > ALOG_FILE_HDR_BYTES) {
             i++;
             continue;
         }
-        alog_seg_path(db, path, s->id, "hint");
-        db->io->unlink(path);
-        alog_seg_path(db, path, s->id, "data");
-        db->io->unlink(path);
         alog_segs_remove_locked(db, s);
-        alog_seg_unref(db, s);
+        gone[ngone++] = s;
     }
+    if (ngone > 0 && !atomic_load(&db->readonly)) {
+        rc = alog_manifest_write(db);
+    }
+    for (size_t i = 0; i < ngone; i++) {
+        if (rc == 0 && !atomic_load(&db->readonly)) {
+            alog_seg_path(db, path, gone[i]->id, "hint");
+            db->io->unlink(path);
+            alog_seg_path(db, path, gone[i]->id, "data");
+            db->io->unlink(path);
+        }
+        alog_seg_unref(db, gone[i]);
+    }
+    free(gone);
+    return rc;
+}
+
+/* Segments listed in the MANIFEST are missing and corruption = skip: open
+ * read-only, so that nothing written now can make the loss permanent. */
+static void
+open_read_only(alog_db *db, int missing)
+{
+    pthread_mutex_lock(&db->state_mu);
+    snprintf(db->state, sizeof(db->state),
+             "read-only: %d segment file(s) listed in %s are missing (see "
+             "the log); restore them, or move %s away to accept the loss",
+             missing, ALOG_MANIFEST_FILE, ALOG_MANIFEST_FILE);
+    atomic_store(&db->readonly, 1);
+    pthread_mutex_unlock(&db->state_mu);
+    ALOG_LOG(db, KVD_LOG_ERROR, "log: %s: %s", db->dir, db->state);
 }
 
 int
@@ -409,18 +482,25 @@ alog_recover(alog_db *db, struct kvd_err *err)
 {
     struct rec_ctx c = {.db = db};
     uint32_t *ids = NULL;
+    uint32_t *retired = NULL;
+    size_t nretired = 0;
     size_t n = 0;
+    int missing = 0;
     int64_t t0 = mono_ms();
     int rc;
 
     c.now = db->host->now_ms(db->host);
-    rc = alog_merge_commit_replay(db, err);
+    rc = alog_merge_commit_replay(db, &retired, &nretired, err);
     if (rc != 0) {
         return rc;
     }
     rc = list_dir(db, &ids, &n, err);
-    if (rc != 0) {
-        return rc;
+    if (rc == 0) {
+        rc = alog_manifest_check(db, ids, n, retired, nretired, &missing, err);
+    }
+    free(retired);
+    if (rc == 0 && missing > 0) {
+        open_read_only(db, missing);
     }
     for (size_t i = 0; i < n && rc == 0; i++) {
         rc = open_seg(db, ids[i], err);
@@ -433,7 +513,11 @@ alog_recover(alog_db *db, struct kvd_err *err)
         return rc;
     }
     drop_tombstones(db);
-    drop_empty(db);
+    rc = drop_empty(db);
+    if (rc != 0) {
+        return kvd_err_set(err, rc, "log: write %s/%s: %s", db->dir,
+                           ALOG_MANIFEST_FILE, strerror(errno));
+    }
     if (alog_fsync_dir(db) != 0) {
         return kvd_err_set(err, KVD_EIO, "log: fsync directory %s: %s", db->dir,
                            strerror(errno));

@@ -2,7 +2,8 @@
  * alog_scan.c -- sequential reader of one segment, shared by recovery, the
  * hint writer and the merge.
  *
- * Reads through a window buffer (ALOG_SCAN_WINDOW_BYTES, grown for larger
+ * Reads from the segment's map (alog.h) where it covers the bytes, else
+ * through a window buffer (ALOG_SCAN_WINDOW_BYTES, grown for larger
  * records) with positioned reads. Each record is checked: a sane header, a
  * length inside the file, a matching crc; a batch frame must also hold
  * exactly its operations, each valid, before any of them is reported.
@@ -46,6 +47,11 @@ win_get(alog_db *db, struct alog_seg *seg, struct scan_win *w,
 
     if (off + n > file_size) {
         return KVD_ENOTFOUND;
+    }
+    /* inside the file and the map: no copy, no system call */
+    if (seg->map != NULL && off + n <= seg->map_len) {
+        *p = seg->map + off;
+        return 0;
     }
     if (off >= w->start && off + n <= w->start + w->len) {
         *p = w->buf + (off - w->start);

@@ -11,7 +11,12 @@
  * Durability (sync = always): after the append a writer waits until the
  * log position it reached is durable. The first waiter becomes the leader
  * and calls fdatasync for everyone who appended up to that point; the
- * others sleep on sync_cv (group commit). A failed write or fsync is never
+ * others sleep on sync_cv (group commit). Under sync = always a write is
+ * published to readers only after that fdatasync succeeded: its index
+ * change waits in db->pend (log order) and the leader publishes the group
+ * before it reports the new durable position; a failed fdatasync drops
+ * them, so a write whose fsync failed never becomes visible, not even
+ * until a restart. A failed write or fsync is never
  * retried (the kernel may have dropped the dirty pages): the engine turns
  * read-only, the failing request gets the error and every later write
  * KVD_EREADONLY. Readers keep working.
@@ -22,6 +27,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #define ALOG_STACK_REC_BYTES 4096
 /* Keeps offsets inside a segment below 4 GiB (they are u32). */
@@ -122,11 +128,23 @@ alog_index_drop_locked(alog_db *db, struct alog_shard *sh, struct alog_ent *e)
     alog_shard_remove_locked(sh, e);
 }
 
-/* Apply a put to the index; `spare` is a preallocated entry for the key,
- * consumed (linked) or freed here. */
+/* An index change of an appended record (see db->pend). */
+struct alog_pending {
+    struct alog_ent *ent; /* the key; for a put, the entry to link */
+    struct alog_seg *seg;
+    uint64_t end; /* log position after the record */
+    uint64_t seq;
+    int64_t expire_ms;
+    uint32_t off;
+    uint32_t vlen;
+    int del;
+};
+
+/* Link or update key `spare` to point at a new record; spare is consumed
+ * (linked) or freed here. */
 static void
-index_put(alog_db *db, struct alog_ent *spare, struct alog_seg *seg,
-          uint32_t off, uint32_t vlen, uint64_t seq, int64_t expire_ms)
+index_apply_put(alog_db *db, struct alog_ent *spare, struct alog_seg *seg,
+                uint32_t off, uint32_t vlen, uint64_t seq, int64_t expire_ms)
 {
     struct alog_shard *sh = alog_index_shard(&db->ix, spare->hash);
     struct alog_ent *e;
@@ -146,7 +164,7 @@ index_put(alog_db *db, struct alog_ent *spare, struct alog_seg *seg,
 }
 
 static void
-index_del(alog_db *db, uint64_t hash, const void *key, size_t klen)
+index_apply_del(alog_db *db, uint64_t hash, const void *key, size_t klen)
 {
     struct alog_shard *sh = alog_index_shard(&db->ix, hash);
     struct alog_ent *e;
@@ -157,6 +175,112 @@ index_del(alog_db *db, uint64_t hash, const void *key, size_t klen)
         alog_index_drop_locked(db, sh, e);
     }
     pthread_rwlock_unlock(&sh->lock);
+}
+
+static int
+deferring(const alog_db *db)
+{
+    return db->opts.sync == ALOG_SYNC_ALWAYS;
+}
+
+/* Room for n more pending changes (wlock held), so that nothing can fail
+ * between an append and its index change. */
+static int
+pending_reserve_locked(alog_db *db, size_t n)
+{
+    struct alog_pending *np;
+    size_t cap = db->pend_cap ? db->pend_cap : 64;
+
+    if (!deferring(db) || db->npend + n <= db->pend_cap) {
+        return 0;
+    }
+    while (cap < db->npend + n) {
+        cap *= 2;
+    }
+    np = realloc(db->pend, cap * sizeof(*np));
+    if (np == NULL) {
+        return KVD_ENOMEM;
+    }
+    db->pend = np;
+    db->pend_cap = cap;
+    return 0;
+}
+
+static void
+pending_push_locked(alog_db *db, struct alog_ent *ent, int del, uint32_t off,
+                    uint32_t vlen, uint64_t seq, int64_t expire_ms)
+{
+    struct alog_pending *p = &db->pend[db->npend++];
+
+    p->ent = ent;
+    p->seg = db->active;
+    alog_seg_ref(p->seg);
+    p->end = db->written;
+    p->seq = seq;
+    p->expire_ms = expire_ms;
+    p->off = off;
+    p->vlen = vlen;
+    p->del = del;
+}
+
+void
+alog_pending_publish_locked(alog_db *db, uint64_t upto)
+{
+    size_t i = 0;
+
+    for (; i < db->npend && db->pend[i].end <= upto; i++) {
+        struct alog_pending *p = &db->pend[i];
+        if (p->del) {
+            index_apply_del(db, p->ent->hash, p->ent->key, p->ent->klen);
+            free(p->ent);
+        } else {
+            index_apply_put(db, p->ent, p->seg, p->off, p->vlen, p->seq,
+                            p->expire_ms);
+        }
+        alog_seg_unref(db, p->seg);
+    }
+    if (i == 0) {
+        return; /* also when nothing is pending and pend is NULL */
+    }
+    memmove(db->pend, db->pend + i, (db->npend - i) * sizeof(*db->pend));
+    db->npend -= i;
+}
+
+void
+alog_pending_drop_locked(alog_db *db)
+{
+    for (size_t i = 0; i < db->npend; i++) {
+        free(db->pend[i].ent);
+        alog_seg_unref(db, db->pend[i].seg);
+    }
+    db->npend = 0;
+}
+
+/* A put appended at off in the active segment (wlock held): applied now,
+ * or, under sync = always, once synced. spare is consumed. */
+static void
+index_put(alog_db *db, struct alog_ent *spare, uint32_t off, uint32_t vlen,
+          uint64_t seq, int64_t expire_ms)
+{
+    if (deferring(db)) {
+        pending_push_locked(db, spare, 0, off, vlen, seq, expire_ms);
+        return;
+    }
+    index_apply_put(db, spare, db->active, off, vlen, seq, expire_ms);
+}
+
+/* A delete appended (wlock held); dk is a preallocated entry holding the
+ * key (required under sync = always, else may be NULL), consumed. */
+static void
+index_del(alog_db *db, struct alog_ent *dk, uint64_t hash, const void *key,
+          size_t klen)
+{
+    if (deferring(db)) {
+        pending_push_locked(db, dk, 1, 0, 0, 0, 0);
+        return;
+    }
+    index_apply_del(db, hash, key, klen);
+    free(dk);
 }
 
 /* ---- appending ---- */
@@ -177,9 +301,11 @@ alog_roll_locked(alog_db *db)
     alog_count(&db->c.fsyncs, 1);
     if (db->io->fdatasync(old->fd) != 0) {
         rc = kvd_errno_status(errno);
+        alog_pending_drop_locked(db);
         return alog_fail(db, rc, "fdatasync %s/%08u.data", db->dir,
                          (unsigned)old->id);
     }
+    alog_pending_publish_locked(db, db->written);
     pthread_mutex_lock(&db->sync_mu);
     if (db->synced < db->written) {
         db->synced = db->written;
@@ -207,6 +333,10 @@ alog_roll_locked(alog_db *db)
         return alog_fail(db, rc, "add segment %08u", (unsigned)id);
     }
     db->active = ns;
+    rc = alog_manifest_write(db);
+    if (rc != 0) {
+        return alog_fail(db, rc, "write %s/%s", db->dir, ALOG_MANIFEST_FILE);
+    }
     alog_count(&db->c.rolls, 1);
     /* wake the background thread: a sealed segment wants a hint file */
     pthread_mutex_lock(&db->bg_mu);
@@ -310,6 +440,14 @@ alog_sync_to(alog_db *db, uint64_t target)
                       (unsigned)s->id);
         }
         alog_seg_unref(db, s);
+        /* publish (or drop) before anyone learns the position is durable */
+        pthread_mutex_lock(&db->wlock);
+        if (frc == 0) {
+            alog_pending_publish_locked(db, pos);
+        } else {
+            alog_pending_drop_locked(db);
+        }
+        pthread_mutex_unlock(&db->wlock);
 
         pthread_mutex_lock(&db->sync_mu);
         db->syncing = 0;
@@ -425,14 +563,16 @@ alog_put(alog_db *db, const void *key, size_t klen, const void *val,
     pthread_mutex_lock(&db->wlock);
     rc = reserve_locked(db, total);
     if (rc == 0) {
+        rc = pending_reserve_locked(db, 1);
+    }
+    if (rc == 0) {
         uint64_t seq = db->seq + 1;
         fill_rec(buf, ALOG_REC_PUT, 0, key, klen, val, vlen, expire_ms, seq,
                  now);
         rc = append_locked(db, buf, total, seq, seq, &off);
         if (rc == 0) {
             db->seq = seq;
-            index_put(db, spare, db->active, off, (uint32_t)vlen, seq,
-                      expire_ms);
+            index_put(db, spare, off, (uint32_t)vlen, seq, expire_ms);
             spare = NULL;
             target = db->written;
         }
@@ -478,6 +618,7 @@ alog_del(alog_db *db, const void *key, size_t klen)
     uint64_t total = alog_rec_bytes(klen, 0);
     uint64_t hash;
     uint64_t target = 0;
+    struct alog_ent *dk = NULL;
     uint32_t off;
     int64_t now;
     int rc;
@@ -497,6 +638,15 @@ alog_del(alog_db *db, const void *key, size_t klen)
     }
     hash = alog_hash(key, klen);
     now = db->host->now_ms(db->host);
+    if (deferring(db)) {
+        dk = alog_ent_create(hash, key, klen);
+        if (dk == NULL) {
+            if (buf != stackbuf) {
+                free(buf);
+            }
+            return KVD_ENOMEM;
+        }
+    }
 
     pthread_mutex_lock(&db->wlock);
     /* under wlock no other writer can create or delete the key */
@@ -506,16 +656,21 @@ alog_del(alog_db *db, const void *key, size_t klen)
         rc = reserve_locked(db, total);
     }
     if (rc == 0) {
+        rc = pending_reserve_locked(db, 1);
+    }
+    if (rc == 0) {
         uint64_t seq = db->seq + 1;
         fill_rec(buf, ALOG_REC_DEL, 0, key, klen, NULL, 0, 0, seq, now);
         rc = append_locked(db, buf, total, seq, seq, &off);
         if (rc == 0) {
             db->seq = seq;
-            index_del(db, hash, key, klen);
+            index_del(db, dk, hash, key, klen);
+            dk = NULL;
             target = db->written;
         }
     }
     pthread_mutex_unlock(&db->wlock);
+    free(dk);
 
     if (buf != stackbuf) {
         free(buf);
@@ -524,6 +679,108 @@ alog_del(alog_db *db, const void *key, size_t klen)
         alog_count(&db->c.dels, 1);
     }
     return finish_write(db, rc, target);
+}
+
+/*
+ * Independent puts appended with one write: ops[0..n) are all KVD_MOP_PUT.
+ * Each op's status is set. The records are ordinary top-level records (not
+ * a batch frame), so after a crash any prefix of them may survive, as with
+ * n separate puts; with sync = always one group commit covers them all.
+ */
+int
+alog_put_many(alog_db *db, struct kvd_mop *ops, size_t n)
+{
+    struct alog_ent **spares;
+    unsigned char *buf;
+    uint64_t total = 0;
+    uint64_t target = 0;
+    size_t good = 0;
+    int64_t now;
+    uint32_t off;
+    int rc;
+
+    for (size_t i = 0; i < n; i++) {
+        struct kvd_mop *op = &ops[i];
+        op->status = check_key(op->klen);
+        if (op->status == 0 && op->vlen > ALOG_MAX_VALUE_BYTES) {
+            op->status = KVD_ETOOBIG;
+        }
+        if (op->status == 0 && op->expire_ms < 0) {
+            op->status = KVD_EINVAL;
+        }
+        if (op->status == 0) {
+            total += alog_rec_bytes(op->klen, op->vlen);
+            good++;
+        }
+    }
+    if (good == 0) {
+        return 0;
+    }
+    spares = calloc(n, sizeof(*spares));
+    buf = malloc(total);
+    rc = spares == NULL || buf == NULL ? KVD_ENOMEM : 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        if (ops[i].status == 0) {
+            spares[i] = alog_ent_create(alog_hash(ops[i].key, ops[i].klen),
+                                        ops[i].key, ops[i].klen);
+            rc = spares[i] == NULL ? KVD_ENOMEM : 0;
+        }
+    }
+    now = db->host->now_ms(db->host);
+    if (rc == 0) {
+        pthread_mutex_lock(&db->wlock);
+        rc = reserve_locked(db, total);
+        if (rc == 0) {
+            rc = pending_reserve_locked(db, good);
+        }
+        if (rc == 0) {
+            uint64_t seq = db->seq;
+            uint64_t pos = 0;
+            for (size_t i = 0; i < n; i++) {
+                const struct kvd_mop *op = &ops[i];
+                if (op->status != 0) {
+                    continue;
+                }
+                fill_rec(buf + pos, ALOG_REC_PUT, 0, op->key, op->klen, op->val,
+                         op->vlen, op->expire_ms, ++seq, now);
+                pos += alog_rec_bytes(op->klen, op->vlen);
+            }
+            rc = append_locked(db, buf, total, db->seq + 1, seq, &off);
+            if (rc == 0) {
+                uint64_t at = off;
+                seq = db->seq;
+                for (size_t i = 0; i < n; i++) {
+                    const struct kvd_mop *op = &ops[i];
+                    if (op->status != 0) {
+                        continue;
+                    }
+                    index_put(db, spares[i], (uint32_t)at, (uint32_t)op->vlen,
+                              ++seq, op->expire_ms);
+                    spares[i] = NULL;
+                    at += alog_rec_bytes(op->klen, op->vlen);
+                }
+                db->seq = seq;
+                target = db->written;
+            }
+        }
+        pthread_mutex_unlock(&db->wlock);
+    }
+    if (rc == 0) {
+        alog_count(&db->c.puts, good);
+        alog_count(&db->c.multi_appends, 1);
+        rc = finish_write(db, rc, target);
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (spares != NULL) {
+            free(spares[i]);
+        }
+        if (ops[i].status == 0) {
+            ops[i].status = rc;
+        }
+    }
+    free(spares);
+    free(buf);
+    return 0;
 }
 
 static int
@@ -593,7 +850,7 @@ alog_batch(alog_db *db, const struct kvd_op *ops, size_t n, struct kvd_err *err)
         goto out;
     }
     for (size_t i = 0; i < n; i++) {
-        if (ops[i].type == KVD_OP_PUT) {
+        if (ops[i].type == KVD_OP_PUT || deferring(db)) {
             spares[i] = alog_ent_create(alog_hash(ops[i].key, ops[i].klen),
                                         ops[i].key, ops[i].klen);
             if (spares[i] == NULL) {
@@ -606,6 +863,9 @@ alog_batch(alog_db *db, const struct kvd_op *ops, size_t n, struct kvd_err *err)
 
     pthread_mutex_lock(&db->wlock);
     rc = reserve_locked(db, total);
+    if (rc == 0) {
+        rc = pending_reserve_locked(db, n);
+    }
     if (rc == 0) {
         uint64_t first = db->seq + 1;
         uint64_t pos = ALOG_REC_HDR_BYTES;
@@ -633,13 +893,13 @@ alog_batch(alog_db *db, const struct kvd_op *ops, size_t n, struct kvd_err *err)
             for (size_t i = 0; i < n; i++) {
                 const struct kvd_op *op = &ops[i];
                 if (op->type == KVD_OP_PUT) {
-                    index_put(db, spares[i], db->active, (uint32_t)pos,
-                              (uint32_t)op->vlen, first + i, op->expire_ms);
-                    spares[i] = NULL;
+                    index_put(db, spares[i], (uint32_t)pos, (uint32_t)op->vlen,
+                              first + i, op->expire_ms);
                 } else {
-                    index_del(db, alog_hash(op->key, op->klen), op->key,
-                              op->klen);
+                    index_del(db, spares[i], alog_hash(op->key, op->klen),
+                              op->key, op->klen);
                 }
+                spares[i] = NULL;
                 pos += alog_rec_bytes(op->klen,
                                       op->type == KVD_OP_PUT ? op->vlen : 0);
             }

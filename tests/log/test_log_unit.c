@@ -236,13 +236,14 @@ test_log_large_value_survives_reopen(void **state)
 }
 
 static void
-test_log_get_is_one_pread(void **state)
+test_log_get_reads_no_file(void **state)
 {
     struct alog_opts o;
     kvd_engine *e;
     char k[32];
     long before;
     uint64_t stat_before;
+    uint64_t map_before;
 
     th_opts_default(&o);
     o.segment_size = 8192; /* several segments */
@@ -251,18 +252,23 @@ test_log_get_is_one_pread(void **state)
         snprintf(k, sizeof(k), "k%d", i);
         put_ok(e, k, "some value bytes");
     }
+    /* the active segment is read from its map too */
+    expect_val(e, "k499", "some value bytes");
+    assert_int_equal(th_stat(vt, e, "get_preads"), 0);
     close_ok(e);
     e = open_ok(*state, &o);
     before = atomic_load(&th_io.preads);
     stat_before = th_stat(vt, e, "get_preads");
+    map_before = th_stat(vt, e, "get_map_reads");
     for (int i = 0; i < 500; i++) {
         snprintf(k, sizeof(k), "k%d", i);
         expect_val(e, k, "some value bytes");
     }
-    /* exactly one pread per hit, counted by the I/O table and by the
-     * engine's own counter */
-    assert_int_equal(atomic_load(&th_io.preads) - before, 500);
-    assert_int_equal(th_stat(vt, e, "get_preads") - stat_before, 500);
+    /* no pread at all: every hit is a copy from a segment map, counted by
+     * the engine's own counters */
+    assert_int_equal(atomic_load(&th_io.preads) - before, 0);
+    assert_int_equal(th_stat(vt, e, "get_preads") - stat_before, 0);
+    assert_int_equal(th_stat(vt, e, "get_map_reads") - map_before, 500);
     /* a miss costs no read at all */
     before = atomic_load(&th_io.preads);
     for (int i = 0; i < 100; i++) {
@@ -270,6 +276,56 @@ test_log_get_is_one_pread(void **state)
         expect_missing(e, k);
     }
     assert_int_equal(atomic_load(&th_io.preads) - before, 0);
+    close_ok(e);
+}
+
+static void
+test_log_multi_puts_are_one_write(void **state)
+{
+    struct alog_opts o;
+    struct kvd_mop ops[203];
+    char keys[100][16];
+    char vals[100][16];
+    long writes;
+    kvd_engine *e;
+
+    th_opts_default(&o);
+    e = open_ok(*state, &o);
+    memset(ops, 0, sizeof(ops));
+    for (int i = 0; i < 100; i++) {
+        snprintf(keys[i], sizeof(keys[i]), "m%03d", i);
+        snprintf(vals[i], sizeof(vals[i]), "v%03d", i);
+        ops[i] = (struct kvd_mop){.type = KVD_MOP_PUT,
+                                  .key = keys[i],
+                                  .klen = strlen(keys[i]),
+                                  .val = vals[i],
+                                  .vlen = strlen(vals[i])};
+    }
+    /* a get and a delete see the earlier put of their key in the array */
+    ops[100] = (struct kvd_mop){.type = KVD_MOP_GET, .key = "m007", .klen = 4};
+    ops[101] = (struct kvd_mop){.type = KVD_MOP_DEL, .key = "m008", .klen = 4};
+    ops[102] = (struct kvd_mop){.type = KVD_MOP_GET, .key = "m008", .klen = 4};
+    for (int i = 103; i < 203; i++) {
+        ops[i] = ops[i - 103];
+        ops[i].val = "again";
+        ops[i].vlen = 5;
+    }
+    writes = atomic_load(&th_io.writes);
+    assert_int_equal(vt->multi(e, ops, 203), 0);
+    /* 100 puts: one write; the delete: one; 100 puts again: one */
+    assert_int_equal(atomic_load(&th_io.writes) - writes, 3);
+    for (int i = 0; i < 203; i++) {
+        assert_int_equal(ops[i].status, i == 102 ? KVD_ENOTFOUND : 0);
+    }
+    assert_int_equal(ops[100].out.len, 4);
+    assert_memory_equal(ops[100].out.data, "v007", 4);
+    kvd_val_release(&ops[100].out);
+    assert_int_equal(th_stat(vt, e, "multi_appends"), 2);
+    close_ok(e);
+    e = open_ok(*state, &o);
+    expect_val(e, "m000", "again");
+    expect_val(e, "m099", "again");
+    expect_val(e, "m008", "again");
     close_ok(e);
 }
 
@@ -384,6 +440,8 @@ check_cut(const char *dir, int n, int last_is_batch, uint64_t start,
     kvd_engine *e;
 
     assert_int_equal(th_copy_dir(dir, copy), 0);
+    /* a crash leaves no hint file for the segment it was appending to */
+    th_remove_hints(copy);
     th_last_segment(copy, seg, sizeof(seg));
     assert_int_equal(truncate(seg, (off_t)cut), 0);
     th_log_clear();
@@ -449,6 +507,85 @@ static void
 test_log_truncate_last_batch_at_every_offset(void **state)
 {
     run_truncate_every_offset(*state, 1);
+}
+
+/* A cleanly closed segment (its hint proves it complete) that lost its end
+ * is damage: corruption = fail refuses to open, skip opens without cutting
+ * the file and without calling it a torn write. */
+static void
+test_log_truncated_closed_segment_is_corruption(void **state)
+{
+    struct alog_opts o;
+    struct kvd_err err;
+    char seg[4096];
+    uint64_t start = write_then_last(*state, 20, 0);
+    uint64_t cut;
+    kvd_engine *e = NULL;
+
+    th_last_segment(*state, seg, sizeof(seg));
+    cut = start + (file_size(seg) - start) / 2;
+    assert_int_equal(truncate(seg, (off_t)cut), 0);
+    th_opts_default(&o);
+    o.corruption = ALOG_CORRUPT_FAIL;
+    th_log_clear();
+    assert_int_equal(vt->open(&th_host, &o, *state, &e, &err), KVD_ECORRUPT);
+    assert_non_null(strstr(err.msg, "is truncated"));
+    assert_true(th_log_contains("lost its end"));
+    assert_int_equal(file_size(seg), cut);
+
+    o.corruption = ALOG_CORRUPT_SKIP;
+    th_log_clear();
+    e = open_ok(*state, &o);
+    assert_false(th_log_contains("torn write"));
+    assert_true(th_log_contains("lost its end"));
+    assert_int_equal(th_stat(vt, e, "torn_tail_bytes"), 0);
+    assert_true(th_stat(vt, e, "corrupt_records") >= 1);
+    expect_val(e, "k19", "value-of-some-length");
+    expect_missing(e, "last");
+    close_ok(e);
+}
+
+/* A sealed segment deleted while the store was closed (its hint left
+ * behind) is missing from the MANIFEST's list: corruption = fail refuses
+ * to open; skip opens read-only with an error, never silently. */
+static void
+test_log_missing_segment_is_never_silent(void **state)
+{
+    struct alog_opts o;
+    struct kvd_engine_stats st;
+    struct kvd_err err;
+    char path[4096];
+    char k[16];
+    kvd_engine *e = NULL;
+
+    th_opts_default(&o);
+    o.segment_size = 4096;
+    e = open_ok(*state, &o);
+    for (int i = 0; i < 200; i++) {
+        snprintf(k, sizeof(k), "k%03d", i);
+        put_ok(e, k, "value-value-value-value");
+    }
+    assert_int_equal(vt->del(e, "k199", 4), 0);
+    close_ok(e);
+    snprintf(path, sizeof(path), "%s/00000002.data", (const char *)*state);
+    assert_int_equal(unlink(path), 0);
+
+    o.corruption = ALOG_CORRUPT_FAIL;
+    th_log_clear();
+    assert_int_equal(vt->open(&th_host, &o, *state, &e, &err), KVD_ECORRUPT);
+    assert_non_null(strstr(err.msg, "missing"));
+    assert_true(th_log_contains("00000002.data is listed in MANIFEST"));
+
+    o.corruption = ALOG_CORRUPT_SKIP;
+    th_log_clear();
+    e = open_ok(*state, &o);
+    th_stats(vt, e, &st);
+    assert_int_equal(st.readonly, 1);
+    assert_non_null(strstr(st.state, "missing"));
+    assert_true(th_log_contains("00000002.data is listed in MANIFEST"));
+    assert_int_equal(vt->put(e, "new", 3, "x", 1, 0), KVD_EREADONLY);
+    expect_val(e, "k198", "value-value-value-value");
+    close_ok(e);
 }
 
 static void
@@ -664,6 +801,9 @@ test_log_failed_fsync_turns_read_only(void **state)
     atomic_store(&th_io.fail_errno, ENOSPC);
     atomic_store(&th_io.fail_sync_at, atomic_load(&th_io.syncs) + 1);
     assert_int_equal(vt->put(e, "c", 1, "3", 1, 0), KVD_ENOSPC);
+    /* a write whose fsync failed never becomes visible */
+    expect_missing(e, "c");
+    assert_int_equal(keys_of(e), 2);
     assert_int_equal(vt->put(e, "d", 1, "4", 1, 0), KVD_EREADONLY);
     assert_int_equal(vt->sync(e, &err), KVD_EREADONLY);
     th_stats(vt, e, &st);
@@ -771,6 +911,38 @@ wait_merges(kvd_engine *e, uint64_t n)
  * segment holding the key's put: the tombstone must survive, or the key
  * would come back after a restart.
  */
+/* merge_rate paces a merge's writes; its progress is in stats. */
+static void
+test_log_merge_is_rate_limited(void **state)
+{
+    struct alog_opts o;
+    struct kvd_err err;
+    char k[32];
+    char v[1000];
+    kvd_engine *e;
+
+    th_opts_default(&o);
+    o.segment_size = 1u << 20;
+    o.merge_rate = 4u << 20; /* 3 MB of live records: >= 0.5 s of pacing */
+    e = open_ok(*state, &o);
+    memset(v, 'v', sizeof(v) - 1);
+    v[sizeof(v) - 1] = '\0';
+    for (int i = 0; i < 3000; i++) {
+        snprintf(k, sizeof(k), "rate%04d", i);
+        put_ok(e, k, v);
+    }
+    assert_int_equal(th_stat(vt, e, "merge_throttle_ms"), 0);
+    assert_int_equal(vt->maintain(e, KVD_MAINT_COMPACT, &err), 0);
+    assert_true(th_stat(vt, e, "merge_throttle_ms") >= 250);
+    assert_int_equal(th_stat(vt, e, "merge_running"), 0);
+    assert_true(th_stat(vt, e, "merge_input_bytes") > 3000u * 1000u);
+    assert_int_equal(th_stat(vt, e, "merge_done_bytes"),
+                     th_stat(vt, e, "merge_input_bytes"));
+    expect_val(e, "rate0000", v);
+    expect_val(e, "rate2999", v);
+    close_ok(e);
+}
+
 static void
 test_log_partial_merge_keeps_needed_tombstone(void **state)
 {
@@ -1195,8 +1367,9 @@ test_log_crash_after_close_hint_is_consistent(void **state)
     free(copy);
 
     /* the data file lost its last bytes but the hint survived (the order
-     * sync data, then write the hint rules this out; the length check
-     * catches it anyway): the hint is ignored, the torn tail cut */
+     * sync data, then write the hint rules this out for a crash): the
+     * intact hint proves the file was complete, so this is damage, not a
+     * torn write: reported, nothing cut, what remains loaded (skip) */
     copy = th_mkdtemp();
     assert_int_equal(th_copy_dir(*state, copy), 0);
     th_last_segment(copy, seg, sizeof(seg));
@@ -1204,9 +1377,10 @@ test_log_crash_after_close_hint_is_consistent(void **state)
     th_log_clear();
     e = open_ok(copy, &o);
     assert_int_equal(th_stat(vt, e, "recovery_scanned_files"), 1);
-    assert_true(th_log_contains("does not match its data file"));
-    assert_true(th_log_contains("torn write at the end of"));
-    /* the torn record was the delete, the last write */
+    assert_true(th_log_contains("lost its end"));
+    assert_false(th_log_contains("torn write at the end of"));
+    assert_int_equal(th_stat(vt, e, "torn_tail_bytes"), 0);
+    /* the damaged record was the delete, the last write */
     expect_val(e, "key001", "round1-value001-padding-padding");
     expect_val(e, "after", "the-crash");
     assert_int_equal(keys_of(e), 201);
@@ -1370,17 +1544,21 @@ main(int argc, char **argv)
 #define T(f) cmocka_unit_test_setup_teardown(f, setup_dir, teardown_dir)
         T(test_log_put_get_del_reopen),
         T(test_log_large_value_survives_reopen),
-        T(test_log_get_is_one_pread),
+        T(test_log_get_reads_no_file),
+        T(test_log_multi_puts_are_one_write),
         T(test_log_second_open_is_locked),
         T(test_log_batch_is_atomic_and_invalid_batch_changes_nothing),
         T(test_log_truncate_last_record_at_every_offset),
         T(test_log_truncate_last_batch_at_every_offset),
+        T(test_log_truncated_closed_segment_is_corruption),
+        T(test_log_missing_segment_is_never_silent),
         T(test_log_flipped_value_byte_skips_one_record),
         T(test_log_flipped_header_byte_skips_one_record),
         T(test_log_flipped_byte_with_hint_fails_that_get),
         T(test_log_failed_write_turns_read_only),
         T(test_log_failed_fsync_turns_read_only),
         T(test_log_compact_keeps_values_and_drops_dead_bytes),
+        T(test_log_merge_is_rate_limited),
         T(test_log_partial_merge_keeps_needed_tombstone),
         T(test_log_merge_drops_expired_keys),
         T(test_log_merge_runs_alongside_writers),
