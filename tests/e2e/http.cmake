@@ -3,7 +3,8 @@
 # e2e.http.<engine> (label e2e): http_test.sh against a real kvd, once per
 # engine in KVD_HTTP_E2E_ENGINES that this build has (a name whose plugin
 # target does not exist is skipped, so engines can be listed before they
-# land). unit.http_util (label unit): decoding helpers, no server.
+# land). unit.http_util and unit.http_parse (label unit): decoding helpers
+# and the request parser, no server.
 set(KVD_HTTP_E2E_ENGINES "memory;log" CACHE STRING
     "engines the http frontend's end-to-end test runs against")
 
@@ -31,5 +32,15 @@ if(TARGET kvd_frontend_http)
                         PkgConfig::CMOCKA)
   add_test(NAME unit.http_util COMMAND http_util_test)
   set_tests_properties(unit.http_util PROPERTIES LABELS unit
+                       ENVIRONMENT "${KVD_TEST_ENV}")
+
+  add_executable(http_parse_test ${CMAKE_CURRENT_LIST_DIR}/http_parse_test.c
+                 ${PROJECT_SOURCE_DIR}/frontends/http/http_parse.c)
+  target_include_directories(http_parse_test PRIVATE
+                             ${PROJECT_SOURCE_DIR}/frontends/http)
+  target_link_libraries(http_parse_test PRIVATE kvd_headers kvd_warnings
+                        PkgConfig::CMOCKA)
+  add_test(NAME unit.http_parse COMMAND http_parse_test)
+  set_tests_properties(unit.http_parse PROPERTIES LABELS unit
                        ENVIRONMENT "${KVD_TEST_ENV}")
 endif()
