@@ -1,73 +1,78 @@
 /*
  * frontends/http/http.c -- the http frontend: a REST API for keys
  * (/kv/{key}, /kv), health (/healthz), readiness (/readyz) and Prometheus
- * metrics (/metrics), served by libmicrohttpd in its epoll thread-pool
- * mode.
+ * metrics (/metrics), served by kvd's own HTTP/1.1 server (http_net.c).
  *
- * This file holds the [frontend.http] option table, the lifecycle, the
- * three MHD callbacks that frame a request (URI seen, access handler,
- * request completed), routing, authentication and the exported vtable.
- * See http.h for the threading model; the routes themselves are in
- * http_kv.c and http_ops.c.
+ * This file holds the [frontend.http] option table, the listening
+ * socket, the lifecycle and the exported vtable; see http.h for the
+ * layers below it.
  *
  * Lifecycle: create() binds the listening socket (a bad or busy address
- * fails before anything is served); start() runs the MHD daemon on it;
- * stop() stops accepting (MHD_quiesce_daemon) and marks every later
- * response "Connection: close"; destroy() waits until the requests in
- * flight have completed (at most drain_timeout), then stops the daemon,
- * which closes the remaining idle connections.
+ * fails before anything is served); start() runs the workers on it;
+ * stop() stops accepting and marks every later response "Connection:
+ * close"; destroy() waits until the connections with requests in
+ * progress are done (at most drain_timeout), closes the rest and joins
+ * the workers.
  */
 #include "http.h"
 
-#include <fcntl.h>
+#include <arpa/inet.h>
 #include <netdb.h>
-#include <stdarg.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 /* Upper bound of the automatic thread count (threads = 0). */
 #define HTTP_AUTO_THREADS_MAX 8
 /* listen(2) backlog. */
 #define HTTP_BACKLOG 511
-/* How often destroy() looks whether the last request completed. */
-#define HTTP_DRAIN_POLL_MS 5
 
 static const struct kvd_option http_options[] = {
     {"listen", KVD_OPT_STRING | KVD_OPT_LISTEN, "127.0.0.1:8080", 0, 0,
      offsetof(struct http_opts, listen), NULL,
-     "address to listen on as host:port ([v6addr]:port for IPv6), or a "
-     "port alone for 127.0.0.1:port; loopback by default"},
+     "address to listen on as host:port ([v6addr]:port for IPv6); a "
+     "port without a host (8080 or :8080) means 127.0.0.1; port 0 picks "
+     "a free port (logged)"},
     {"threads", KVD_OPT_INT, "0", 0, 64, offsetof(struct http_opts, threads),
      NULL,
-     "worker threads, each with its own epoll loop (0: one per CPU, "
-     "at most 8)"},
+     "worker threads, each with its own epoll loop serving its own "
+     "connections (0: one per CPU, at most 8)"},
     {"max_body_bytes", KVD_OPT_SIZE, "64m", 1, INT64_C(1) << 40,
      offsetof(struct http_opts, max_body_bytes), NULL,
      "largest request body (PUT value, POST /kv document); larger ones "
      "get 413"},
-    {"token", KVD_OPT_STRING | KVD_OPT_SECRET, "", 0, 0, offsetof(struct http_opts, token), NULL,
+    {"token", KVD_OPT_STRING | KVD_OPT_SECRET, "", 0, 0,
+     offsetof(struct http_opts, token), NULL,
      "bearer token every request except /healthz and /readyz must "
      "carry (Authorization: Bearer TOKEN); empty: no authentication"},
     {"max_connections", KVD_OPT_INT, "1024", 1, 1000000,
      offsetof(struct http_opts, max_connections), NULL,
-     "connections served at once; more are refused"},
+     "connections served at once; more are answered 503 and closed"},
+    {"max_connections_per_ip", KVD_OPT_INT, "256", 0, 1000000,
+     offsetof(struct http_opts, max_connections_per_ip), NULL,
+     "connections one client address (an IPv6 /64) may hold; more are "
+     "answered 429 and closed (0: no limit)"},
     {"timeout", KVD_OPT_DURATION, "60s", 0, INT64_C(86400000),
      offsetof(struct http_opts, timeout_ms), NULL,
-     "close a connection idle for this long, rounded up to seconds (0: "
+     "how long a kept-alive connection may sit idle, and a request body "
+     "or a response may stall, before the connection is closed (0: "
      "never)"},
+    {"header_timeout", KVD_OPT_DURATION, "10s", 0, INT64_C(3600000),
+     offsetof(struct http_opts, header_timeout_ms), NULL,
+     "a request's head (request line and header fields) must arrive "
+     "within this time of its first byte, however it trickles in; "
+     "else 408 and close (0: no limit)"},
     {"strict_content_type", KVD_OPT_BOOL, "no", 0, 0,
      offsetof(struct http_opts, strict_content_type), NULL,
      "require Content-Type application/octet-stream on PUT /kv/{key} and "
      "application/json on POST /kv (415 otherwise)"},
     {"max_header_bytes", KVD_OPT_SIZE, "64k", 4096, 16 << 20,
      offsetof(struct http_opts, max_header_bytes), NULL,
-     "memory per connection for the request line and headers; a request "
-     "whose headers do not fit gets 431"},
+     "largest request head (request line and header fields); a longer "
+     "request line gets 414, longer header fields 431"},
     {"drain_timeout", KVD_OPT_DURATION, "10s", 0, INT64_C(3600000),
      offsetof(struct http_opts, drain_timeout_ms), NULL,
      "on shutdown, how long requests in flight may take to finish"},
@@ -76,17 +81,13 @@ static const struct kvd_option http_options[] = {
 
 static void http_destroy(kvd_frontend *fe);
 
-static int64_t
-mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 /* ---- listening socket ---------------------------------------------------- */
 
-/* Split "host:port", "[v6]:port" or "port" into host and port strings. */
+/*
+ * Split "host:port", "[v6]:port", ":port" or "port" into host and port.
+ * Without a host: 127.0.0.1, as every kvd listener does (a server is
+ * opened to other machines only on purpose, by naming the address).
+ */
 static int
 split_listen(const char *s, char *host, size_t hlen, char *port, size_t plen)
 {
@@ -102,13 +103,8 @@ split_listen(const char *s, char *host, size_t hlen, char *port, size_t plen)
         colon = end + 1;
         s++;
     } else if ((colon = strrchr(s, ':')) == NULL) {
-        /* A port alone: loopback. */
-        snprintf(host, hlen, "127.0.0.1");
-        if (strlen(s) + 1 > plen) {
-            return -1;
-        }
-        snprintf(port, plen, "%s", s);
-        return s[0] != '\0' ? 0 : -1;
+        colon = s - 1; /* a port alone */
+        n = 0;
     } else {
         n = (size_t)(colon - s);
     }
@@ -126,18 +122,40 @@ split_listen(const char *s, char *host, size_t hlen, char *port, size_t plen)
     return 0;
 }
 
+/* The address actually bound (port 0 resolved), for messages. */
+static void
+describe_bound(struct http_fe *fe, const struct sockaddr_storage *ss)
+{
+    char ip[INET6_ADDRSTRLEN] = "?";
+    unsigned port = 0;
+
+    if (ss->ss_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)ss;
+        inet_ntop(AF_INET, &in->sin_addr, ip, sizeof(ip));
+        port = ntohs(in->sin_port);
+        snprintf(fe->addr, sizeof(fe->addr), "%s:%u", ip, port);
+    } else if (ss->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)ss;
+        inet_ntop(AF_INET6, &in6->sin6_addr, ip, sizeof(ip));
+        port = ntohs(in6->sin6_port);
+        snprintf(fe->addr, sizeof(fe->addr), "[%s]:%u", ip, port);
+    }
+}
+
 static int
 http_bind(struct http_fe *fe, struct kvd_err *err)
 {
     const char *spec = fe->opts->listen != NULL ? fe->opts->listen : "";
     struct addrinfo hints, *res = NULL, *ai;
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof(ss);
     char host[256], port[32];
     int fd = -1, one = 1, rc, saved = 0;
 
     if (split_listen(spec, host, sizeof(host), port, sizeof(port)) != 0) {
         return kvd_err_set(err, KVD_ECONFIG,
-                           "listen = %s: expected host:port, [v6addr]:port "
-                           "or port",
+                           "listen = %s: expected host:port, [v6addr]:port, "
+                           ":port or port",
                            spec);
     }
     if (strspn(port, "0123456789") != strlen(port) || strlen(port) > 5 ||
@@ -151,7 +169,7 @@ http_bind(struct http_fe *fe, struct kvd_err *err)
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;
     hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-    rc = getaddrinfo(host[0] != '\0' ? host : NULL, port, &hints, &res);
+    rc = getaddrinfo(host, port, &hints, &res);
     if (rc != 0) {
         return kvd_err_set(err, KVD_ECONFIG, "listen = %s: %s", spec,
                            gai_strerror(rc));
@@ -180,293 +198,14 @@ http_bind(struct http_fe *fe, struct kvd_err *err)
     }
     fe->listen_fd = fd;
     snprintf(fe->addr, sizeof(fe->addr), "%s", spec);
-    return 0;
-}
-
-/* ---- MHD callbacks ------------------------------------------------------- */
-
-static void __attribute__((format(printf, 2, 0)))
-http_mhd_log(void *cls, const char *fmt, va_list ap)
-{
-    struct http_fe *fe = cls;
-    char buf[512];
-    size_t n;
-
-    /* MHD reports mostly what clients did wrong (malformed requests,
-     * closed connections): debug, not noise at the default level. */
-    if (!fe->host->log_enabled(fe->host, KVD_LOG_DEBUG)) {
-        return;
-    }
-    vsnprintf(buf, sizeof(buf), fmt, ap);
-    n = strlen(buf);
-    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r')) {
-        buf[--n] = '\0';
-    }
-    fe->host->log(fe->host, KVD_LOG_DEBUG, "http: %s", buf);
-}
-
-/* The request line was read: allocate the request (MHD passes the
- * return value to the access handler as *req_cls). The URI here is raw,
- * before MHD's own decoding, which is why the request starts here. */
-static void *
-http_uri_begin(void *cls, const char *uri, struct MHD_Connection *c)
-{
-    struct http_fe *fe = cls;
-    struct http_req *r = calloc(1, sizeof(*r));
-
-    (void)c;
-    if (r == NULL) {
-        return NULL;
-    }
-    r->uri = strdup(uri);
-    if (r->uri == NULL) {
-        free(r);
-        return NULL;
-    }
-    r->fe = fe;
-    r->t0_ns = mono_ns();
-    r->cmd = HTTP_CMD_OTHER;
-    atomic_fetch_add(&fe->inflight, 1);
-    return r;
-}
-
-static void
-http_access_log(struct http_req *r, struct MHD_Connection *c,
-                int64_t elapsed_ns, enum MHD_RequestTerminationCode toe)
-{
-    const union MHD_ConnectionInfo *ci =
-        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-    char peer[NI_MAXHOST] = "?";
-
-    if (ci != NULL && ci->client_addr != NULL) {
-        socklen_t len = ci->client_addr->sa_family == AF_INET6
-                            ? sizeof(struct sockaddr_in6)
-                            : sizeof(struct sockaddr_in);
-        getnameinfo(ci->client_addr, len, peer, sizeof(peer), NULL, 0,
-                    NI_NUMERICHOST);
-    }
-    r->fe->host->log(
-        r->fe->host, KVD_LOG_DEBUG, "http: %s \"%s %s\" %d %llu %.3f ms%s",
-        peer, r->method, r->uri, r->status, (unsigned long long)r->resp_bytes,
-        (double)elapsed_ns / 1e6,
-        toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (aborted)");
-}
-
-static void
-http_req_free(struct http_req *r)
-{
-    free(r->uri);
-    free(r->args);
-    free(r->argbuf);
-    free(r->body);
-    free(r);
-}
-
-static void
-http_completed(void *cls, struct MHD_Connection *c, void **req_cls,
-               enum MHD_RequestTerminationCode toe)
-{
-    struct http_fe *fe = cls;
-    struct http_req *r = *req_cls;
-    int64_t elapsed;
-
-    if (r == NULL) {
-        return;
-    }
-    *req_cls = NULL;
-    elapsed = mono_ns() - r->t0_ns;
-    /* A request that got no answer (client gone, malformed) has nothing
-     * to count; it still shows in the access log. */
-    if (r->status != 0) {
-        http_count(fe, r->cmd, (unsigned)r->status, elapsed);
-    }
-    if (fe->host->log_enabled(fe->host, KVD_LOG_DEBUG)) {
-        http_access_log(r, c, elapsed, toe);
-    }
-    http_req_free(r);
-    atomic_fetch_sub(&fe->inflight, 1);
-}
-
-/* Constant-time comparison, so response timing says nothing about how
- * much of a guessed token was right. */
-static int
-token_equal(const char *a, size_t alen, const char *b, size_t blen)
-{
-    unsigned char d = alen != blen;
-    for (size_t i = 0; i < blen; i++) {
-        d |= (unsigned char)(i < alen ? a[i] : 0) ^ (unsigned char)b[i];
-    }
-    return d == 0;
-}
-
-static int
-http_authorized(struct http_fe *fe, struct MHD_Connection *c)
-{
-    const char *h;
-
-    if (fe->token_len == 0) {
-        return 1;
-    }
-    h = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
-                                    MHD_HTTP_HEADER_AUTHORIZATION);
-    if (h == NULL || strncasecmp(h, "Bearer ", 7) != 0) {
-        return 0;
-    }
-    h += 7;
-    while (*h == ' ') {
-        h++;
-    }
-    return token_equal(h, strlen(h), fe->opts->token, fe->token_len);
-}
-
-static enum MHD_Result
-http_send_401(struct http_req *r, struct MHD_Connection *c)
-{
-    static const char body[] =
-        "{\"error\":\"missing or invalid bearer token\"}\n";
-    struct MHD_Response *resp = MHD_create_response_from_buffer(
-        sizeof(body) - 1, (void *)body, MHD_RESPMEM_PERSISTENT);
-
-    if (resp != NULL) {
-        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
-                                "application/json");
-        MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
-                                "Bearer realm=\"kvd\"");
-        r->resp_bytes = sizeof(body) - 1;
-    }
-    return http_send(r, c, MHD_HTTP_UNAUTHORIZED, resp);
-}
-
-/* Decide the route from the raw URI; fill *path_end and *key_at (offsets
- * into r->uri). */
-static int
-http_route_of(const char *uri, size_t *path_end, size_t *key_at)
-{
-    size_t off = 0, plen;
-    const char *p;
-
-    /* absolute-form (RFC 9112 3.2.2): skip scheme and authority */
-    if (strncasecmp(uri, "http://", 7) == 0 ||
-        strncasecmp(uri, "https://", 8) == 0) {
-        const char *slash = strchr(strstr(uri, "//") + 2, '/');
-        off = slash != NULL ? (size_t)(slash - uri) : strlen(uri);
-    }
-    p = uri + off;
-    plen = strcspn(p, "?");
-    *path_end = off + plen;
-    *key_at = 0;
-    if (plen >= 4 && memcmp(p, "/kv/", 4) == 0) {
-        *key_at = off + 4;
-        return HTTP_ROUTE_KEY;
-    }
-    if (plen == 3 && memcmp(p, "/kv", 3) == 0) {
-        return HTTP_ROUTE_COLLECTION;
-    }
-    if (plen == 8 && memcmp(p, "/healthz", 8) == 0) {
-        return HTTP_ROUTE_HEALTHZ;
-    }
-    if (plen == 7 && memcmp(p, "/readyz", 7) == 0) {
-        return HTTP_ROUTE_READYZ;
-    }
-    if (plen == 8 && memcmp(p, "/metrics", 8) == 0) {
-        return HTTP_ROUTE_METRICS;
-    }
-    return HTTP_ROUTE_NONE;
-}
-
-/* First call of a request: route, authenticate, decode. Returns 1 when a
- * response was queued (or the connection must close: *ret says which),
- * 0 to go on to the route. */
-static int
-http_begin(struct http_req *r, struct MHD_Connection *c, const char *method,
-           enum MHD_Result *ret)
-{
-    struct http_fe *fe = r->fe;
-    size_t path_end, key_at;
-    int rc;
-
-    r->started = 1;
-    snprintf(r->method, sizeof(r->method), "%s", method);
-    r->route = http_route_of(r->uri, &path_end, &key_at);
-    if (r->route == HTTP_ROUTE_NONE) {
-        *ret = http_send_error(r, c, MHD_HTTP_NOT_FOUND, "no such endpoint");
-        return 1;
-    }
-    if (r->route != HTTP_ROUTE_HEALTHZ && r->route != HTTP_ROUTE_READYZ &&
-        !http_authorized(fe, c)) {
-        *ret = http_send_401(r, c);
-        return 1;
-    }
-    if (r->route == HTTP_ROUTE_KEY || r->route == HTTP_ROUTE_COLLECTION) {
-        rc = http_parse_target(r, path_end, key_at);
-        if (rc == KVD_EINVAL) {
-            *ret = http_send_error(r, c, MHD_HTTP_BAD_REQUEST,
-                                   "bad percent-encoding in the URL");
-            return 1;
-        }
-        if (rc != 0) {
-            *ret = http_send(r, c, 0, NULL);
-            return 1;
-        }
+    memset(&ss, 0, sizeof(ss));
+    /* The start-up checks warn about an address beyond loopback without
+     * a token (KVD_OPT_LISTEN, KVD_OPT_SECRET); here the bound address
+     * is only named, port 0 resolved. */
+    if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0) {
+        describe_bound(fe, &ss);
     }
     return 0;
-}
-
-/* GET and HEAD only: health, readiness and metrics. */
-static enum MHD_Result
-http_ops_route(struct http_req *r, struct MHD_Connection *c)
-{
-    if (strcmp(r->method, MHD_HTTP_METHOD_GET) != 0 &&
-        strcmp(r->method, MHD_HTTP_METHOD_HEAD) != 0) {
-        return http_send_405(r, c, "GET, HEAD");
-    }
-    switch (r->route) {
-    case HTTP_ROUTE_HEALTHZ:
-        return http_healthz(r, c);
-    case HTTP_ROUTE_READYZ:
-        return http_readyz(r, c);
-    default:
-        return http_metrics(r, c);
-    }
-}
-
-static enum MHD_Result
-http_access(void *cls, struct MHD_Connection *c, const char *url,
-            const char *method, const char *version, const char *upload,
-            size_t *upload_size, void **req_cls)
-{
-    struct http_req *r = *req_cls;
-    enum MHD_Result ret;
-
-    (void)cls;
-    (void)url;
-    (void)version;
-    if (r == NULL) {
-        return MHD_NO; /* no memory for the request: drop the connection */
-    }
-    if (!r->started) {
-        /* A response queued on the first call, before MHD knows the
-         * request is complete, makes MHD close the connection after it.
-         * So only requests with a body (PUT, POST: refused before the
-         * body when the headers already say why) start here; the others
-         * are answered on the next call and keep their connection. */
-        if (!r->deferred && strcmp(method, MHD_HTTP_METHOD_PUT) != 0 &&
-            strcmp(method, MHD_HTTP_METHOD_POST) != 0) {
-            r->deferred = 1;
-            return MHD_YES;
-        }
-        if (*upload_size > 0) {
-            *upload_size = 0; /* a body nobody asked for (GET) */
-            return MHD_YES;
-        }
-        if (http_begin(r, c, method, &ret)) {
-            return ret;
-        }
-    }
-    if (r->route == HTTP_ROUTE_KEY || r->route == HTTP_ROUTE_COLLECTION) {
-        return http_kv_handle(r, c, upload, upload_size);
-    }
-    return http_ops_route(r, c);
 }
 
 /* ---- lifecycle ----------------------------------------------------------- */
@@ -508,8 +247,11 @@ http_create(const struct kvd_host *host, const struct kvd_server *srv,
     fe->nthreads = http_thread_count(o);
     fe->token_len = o->token != NULL ? strlen(o->token) : 0;
     atomic_init(&fe->stopping, 0);
-    atomic_init(&fe->quiesced, 0);
+    atomic_init(&fe->force_close, 0);
+    atomic_init(&fe->running, 0);
     atomic_init(&fe->inflight, 0);
+    atomic_init(&fe->nconns, 0);
+    atomic_init(&fe->nlinger, 0);
     atomic_init(&fe->ready_until, 0);
     fe->ctr = aligned_alloc(64, sizeof(*fe->ctr) * HTTP_CTR_SLOTS);
     if (fe->ctr == NULL) {
@@ -517,6 +259,14 @@ http_create(const struct kvd_host *host, const struct kvd_server *srv,
         goto fail;
     }
     memset(fe->ctr, 0, sizeof(*fe->ctr) * HTTP_CTR_SLOTS);
+    if (o->max_connections_per_ip > 0) {
+        fe->peers = http_peers_create((unsigned)o->max_connections_per_ip,
+                                      (size_t)o->max_connections);
+        if (fe->peers == NULL) {
+            rc = kvd_err_set(err, KVD_ENOMEM, "out of memory");
+            goto fail;
+        }
+    }
     rc = http_bind(fe, err);
     if (rc != 0) {
         goto fail;
@@ -533,22 +283,10 @@ http_start(kvd_frontend *f, struct kvd_err *err)
 {
     struct http_fe *fe = (struct http_fe *)f;
     const struct http_opts *o = fe->opts;
-    unsigned timeout_s = (unsigned)((o->timeout_ms + 999) / 1000);
-    unsigned flags =
-        MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG;
+    int rc = http_net_start(fe, err);
 
-    fe->daemon = MHD_start_daemon(
-        flags, 0, NULL, NULL, http_access, fe, MHD_OPTION_LISTEN_SOCKET,
-        fe->listen_fd, MHD_OPTION_THREAD_POOL_SIZE, fe->nthreads,
-        MHD_OPTION_CONNECTION_LIMIT, (unsigned)o->max_connections,
-        MHD_OPTION_CONNECTION_TIMEOUT, timeout_s,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)o->max_header_bytes,
-        MHD_OPTION_URI_LOG_CALLBACK, http_uri_begin, fe,
-        MHD_OPTION_NOTIFY_COMPLETED, http_completed, fe,
-        MHD_OPTION_EXTERNAL_LOGGER, http_mhd_log, fe, MHD_OPTION_END);
-    if (fe->daemon == NULL) {
-        return kvd_err_set(err, KVD_EIO, "cannot start the HTTP daemon on %s",
-                           fe->addr);
+    if (rc != 0) {
+        return rc;
     }
     fe->host->log(fe->host, KVD_LOG_INFO,
                   "http: listening on %s (%u threads, max body %llu bytes%s)",
@@ -565,48 +303,23 @@ http_stop(kvd_frontend *f)
     if (fe == NULL || atomic_exchange(&fe->stopping, 1) != 0) {
         return;
     }
-    if (fe->daemon != NULL &&
-        MHD_quiesce_daemon(fe->daemon) != MHD_INVALID_SOCKET) {
-        /* The listening socket is ours again; it is closed once the
-         * daemon has stopped (a worker may still look at it). */
-        atomic_store(&fe->quiesced, 1);
-    }
+    http_net_stop(fe);
 }
 
 static void
 http_destroy(kvd_frontend *f)
 {
     struct http_fe *fe = (struct http_fe *)f;
-    int fd_ours = 1;
 
     if (fe == NULL) {
         return;
     }
     http_stop(f);
-    if (fe->daemon != NULL) {
-        int64_t deadline =
-            mono_ns() + fe->opts->drain_timeout_ms * INT64_C(1000000);
-        long left;
-        while ((left = atomic_load(&fe->inflight)) > 0 &&
-               mono_ns() < deadline) {
-            struct timespec ts = {0, HTTP_DRAIN_POLL_MS * 1000000L};
-            nanosleep(&ts, NULL);
-        }
-        if (left > 0) {
-            fe->host->log(fe->host, KVD_LOG_WARN,
-                          "http: %ld request(s) still running after the "
-                          "drain timeout; closing them",
-                          left);
-        }
-        /* Without a successful quiesce the daemon still owns (and
-         * closes) the listening socket. */
-        fd_ours = atomic_load(&fe->quiesced);
-        MHD_stop_daemon(fe->daemon);
-        fe->daemon = NULL;
-    }
-    if (fe->listen_fd >= 0 && fd_ours) {
+    http_net_join(fe);
+    if (fe->listen_fd >= 0) {
         close(fe->listen_fd);
     }
+    http_peers_destroy(fe->peers);
     free(fe->ctr);
     free(fe);
 }
@@ -615,9 +328,9 @@ KVD_EXPORT const struct kvd_frontend_vtable kvd_frontend_entry = {
     .abi_version = KVD_ABI_VERSION,
     .struct_size = sizeof(struct kvd_frontend_vtable),
     .name = "http",
-    .version = "1.0.0",
+    .version = "1.1.0",
     .description = "REST API for keys, health, readiness and Prometheus "
-                   "metrics (libmicrohttpd)",
+                   "metrics (HTTP/1.1)",
     .options = http_options,
     .options_size = sizeof(struct http_opts),
     .create = http_create,

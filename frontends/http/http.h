@@ -2,28 +2,30 @@
  * frontends/http/http.h -- internals shared by the files of the http
  * frontend (not installed, not part of any ABI).
  *
- * Shape: libmicrohttpd (MHD) in its epoll thread-pool mode. create() binds
- * the listening socket itself, so a bad address fails before anything is
- * served; start() hands that socket to an MHD daemon whose `threads`
- * workers each run an epoll loop over their own connections. Every
- * callback below runs on one of those workers.
+ * Shape: kvd's own HTTP/1.1 server. create() binds the listening socket,
+ * so a bad address fails before anything is served; start() runs
+ * `threads` workers, each an epoll loop that accepts connections from the
+ * shared listening socket and serves them start to finish. A request is
+ * parsed, routed and executed on the worker that owns its connection.
  *
- * A request is a struct http_req, allocated when MHD has read the request
- * line (the URI callback, which also sees the raw, still percent-encoded
- * request-target: kvd decodes keys itself, binary-safe, NUL included) and
- * freed in the completion callback. It belongs to one worker thread at a
- * time, so it needs no lock.
+ * Layers, each calling only the ones below it:
+ *   http.c        options, lifecycle, the exported vtable
+ *   http_net.c    workers, connections, admission (connection caps),
+ *                 deadlines, reading, writing, keep-alive, pipelining
+ *   http_parse.c  request heads and chunked bodies (no I/O)
+ *   http_peer.c   connections per client address
+ *   http_route.c  routing, authentication, request bodies
+ *   http_kv.c     the /kv routes; http_ops.c health, readiness, metrics
+ *   http_resp.c   responses: what routes answer and how it is encoded
+ *   http_util.c   URL and query decoding, base64, JSON bytes, labels
  *
- * Shared state (struct http_fe): options, host and store pointers are fixed
- * after create(). `stopping`, `inflight` and the readiness cache are
- * atomics. Counters and the latency histogram live in cache-line-aligned
- * slots; a thread picks its slot once, so workers rarely share a line and
- * never take a lock to count.
- *
- * Files: http.c (options, lifecycle, MHD callbacks, dispatch, the vtable),
- * http_kv.c (the /kv routes), http_ops.c (health, readiness, metrics and
- * the counters behind them), http_util.c (URL and query decoding, base64,
- * JSON and response helpers).
+ * A request is a struct http_req embedded in its connection and reused
+ * for the next request on it; it belongs to one worker thread, so it
+ * needs no lock. Shared state (struct http_fe): options, host and store
+ * pointers are fixed after create(); the rest are atomics, and the
+ * per-address table has its own lock. Counters and the latency histogram
+ * live in cache-line-aligned slots; a thread picks its slot once, so
+ * workers rarely share a line and never take a lock to count.
  */
 #ifndef KVD_HTTP_H
 #define KVD_HTTP_H
@@ -33,8 +35,8 @@
 #include <stdint.h>
 
 #include <jansson.h>
-#include <microhttpd.h>
 
+#include "http_parse.h"
 #include "kvd/frontend.h"
 #include "kvd/host.h"
 
@@ -54,6 +56,8 @@
 #define HTTP_READY_CACHE_MS 250
 /* Counter slots (see the file comment). */
 #define HTTP_CTR_SLOTS 16
+/* Room for a response's extra header lines (Allow, ETag, X-KV-TTL, ...). */
+#define HTTP_RESP_HDRS_BYTES 512
 
 /* The parsed [frontend.http] section (see the table in http.c). */
 struct http_opts {
@@ -62,7 +66,9 @@ struct http_opts {
     uint64_t max_body_bytes;
     char *token;
     int64_t max_connections;
+    int64_t max_connections_per_ip;
     int64_t timeout_ms;
+    int64_t header_timeout_ms;
     int strict_content_type;
     uint64_t max_header_bytes;
     int64_t drain_timeout_ms;
@@ -92,8 +98,9 @@ enum http_cmd {
 
 /* Status codes counted one by one; anything else counts as "other". */
 #define HTTP_CODES                                                             \
-    200, 201, 204, 400, 401, 404, 405, 411, 412, 413, 414, 415, 500, 501, 503
-#define HTTP_CODE_COUNT 16 /* the list above plus "other" */
+    200, 201, 204, 400, 401, 404, 405, 408, 411, 412, 413, 414, 415, 417, 429, \
+        431, 500, 501, 503, 505
+#define HTTP_CODE_COUNT 21 /* the list above plus "other" */
 
 /* Latency histogram upper bounds, nanoseconds (then +Inf). */
 #define HTTP_HIST_BOUNDS_NS                                                    \
@@ -108,6 +115,25 @@ struct http_ctr_slot {
     _Atomic uint64_t sum_ns;
 } __attribute__((aligned(64)));
 
+/* Why a connection was refused or closed early, for /metrics. */
+enum http_refusal {
+    HTTP_REFUSED_TOTAL = 0, /* max_connections reached */
+    HTTP_REFUSED_PER_IP,    /* max_connections_per_ip reached */
+    HTTP_REFUSAL_COUNT
+};
+
+enum http_timeout_kind {
+    HTTP_TIMEOUT_HEADER = 0, /* header_timeout: the head did not arrive */
+    HTTP_TIMEOUT_BODY,       /* timeout: the body stopped arriving */
+    HTTP_TIMEOUT_IDLE,       /* timeout: no request on a kept-alive one */
+    HTTP_TIMEOUT_WRITE,      /* timeout: the client stopped reading */
+    HTTP_TIMEOUT_COUNT
+};
+
+struct http_worker; /* http_net.c */
+struct http_conn;   /* http_net.c */
+struct http_peers;  /* http_peer.c */
+
 struct http_fe {
     /* fixed after create() */
     const struct kvd_host *host;
@@ -115,15 +141,25 @@ struct http_fe {
     const struct http_opts *opts;
     unsigned nthreads;
     size_t token_len;
-    int listen_fd;  /* ours until MHD_stop_daemon returned; then closed */
+    int listen_fd;  /* closed by destroy(), after the workers are gone */
     char addr[128]; /* the bound address, for messages */
-    struct MHD_Daemon *daemon;
     struct http_ctr_slot *ctr; /* HTTP_CTR_SLOTS */
+    struct http_peers *peers;  /* NULL: no per-address limit */
+    struct http_worker *workers;
+    unsigned nworkers; /* started */
 
     atomic_int stopping;      /* stop() was called */
-    atomic_int quiesced;      /* MHD no longer accepts */
-    atomic_long inflight;     /* requests begun and not completed */
+    atomic_int force_close;   /* the drain timeout passed: close all */
+    atomic_uint running;      /* workers whose loop has not exited */
+    atomic_long inflight;     /* requests begun and not answered */
+    atomic_long nconns;       /* connections holding a slot */
+    atomic_long nlinger;      /* connections closing gracefully */
     atomic_llong ready_until; /* ready cache: valid until this ms */
+    _Atomic uint64_t refused[HTTP_REFUSAL_COUNT];
+    _Atomic uint64_t timeouts[HTTP_TIMEOUT_COUNT];
+    /* when each limit was last logged (monotonic ms): one message per
+     * interval, not one per refused connection */
+    _Atomic int64_t limit_logged[HTTP_REFUSAL_COUNT];
 };
 
 /* Where a request goes, from its path. */
@@ -145,33 +181,53 @@ struct http_arg {
     int has_val; /* "x=..." rather than a bare "x" */
 };
 
-/* One request; see the file comment. */
+/* What a route answers (http_resp.c fills it; http_net.c sends it). */
+struct http_resp {
+    const char *ctype;               /* static string; NULL: none */
+    char hdrs[HTTP_RESP_HDRS_BYTES]; /* extra "Name: value\r\n" lines */
+    size_t hdrs_len;
+    const void *body;
+    size_t body_len;
+    void (*body_free)(void *arg); /* NULL: the body is static */
+    void *body_arg;
+    int close; /* close the connection after this response */
+};
+
+/* One request; see the file comment. Buffers (uri, args, argbuf) are kept
+ * for the next request on the connection unless they grew large. */
 struct http_req {
     struct http_fe *fe;
-    char *uri; /* raw request-target as received, NUL-terminated */
+    const struct http_head *head; /* during http_route_head only */
     int64_t t0_ns;
     int cmd;    /* enum http_cmd */
-    int status; /* status queued, 0 until then */
-    uint64_t resp_bytes;
-    int deferred;  /* the first access-handler call was let pass */
-    int started;   /* routed and checked (http_begin ran) */
-    int route;     /* enum http_route */
-    int receiving; /* a body is being received (PUT, POST) */
+    int status; /* status answered, 0 until then */
+    int route;  /* enum http_route */
+    int is_head;
+    unsigned minor; /* HTTP/1.<minor> */
     char method[16];
 
-    /* decoded from uri on the first call */
+    char *uri; /* raw request-target, NUL-terminated */
+    size_t uri_len;
+    size_t uri_cap;
+
+    /* decoded from uri by http_parse_target */
     char *key; /* /kv/{key}; NULL on other routes */
     size_t klen;
     struct http_arg *args;
     size_t nargs;
+    size_t args_cap;
     char *argbuf; /* backing store of args[] and key */
+    size_t argbuf_cap;
 
     /* request body (PUT, POST) */
+    int want_body; /* the route reads the body: http_route_body follows */
     char *body;
     size_t body_len;
     size_t body_cap;
     uint64_t body_seen; /* bytes received, kept or not */
     int body_over;      /* exceeded max_body_bytes: answer 413 */
+
+    struct http_resp resp;
 };
 
 /* --- http_util.c --------------------------------------------------------- */
@@ -181,10 +237,10 @@ struct http_req {
  * -1 on a malformed escape. */
 long http_pct_decode(const char *src, size_t len, char *dst, int plus);
 
-/* Split the raw URI into the decoded key of /kv/{key} (when `key_at` is
- * not 0: the path offset where the key starts) and the decoded query
- * arguments. Fills r->key, r->klen, r->args, r->nargs, r->argbuf.
- * Returns 0, KVD_EINVAL (bad percent-encoding) or KVD_ENOMEM. */
+/* Split r->uri into the decoded key of /kv/{key} (when `key_at` is not
+ * 0: the path offset where the key starts) and the decoded query
+ * arguments. Fills r->key, r->klen, r->args, r->nargs, reusing r's
+ * buffers. Returns 0, KVD_EINVAL (bad percent-encoding) or KVD_ENOMEM. */
 int http_parse_target(struct http_req *r, size_t path_len, size_t key_at);
 
 /* The argument named `name` (the last one when repeated), or NULL. */
@@ -210,49 +266,125 @@ json_t *http_json_bytes(const void *p, size_t n);
  * characters, never inside an escape). Returns out. */
 const char *http_prom_label(char *out, size_t cap, const char *s);
 
-/* Queue a response and record its status for counters and the access
- * log. Adds the headers every response carries. Takes ownership of resp
- * (NULL: answer 500). */
-enum MHD_Result http_send(struct http_req *r, struct MHD_Connection *c,
-                          unsigned status, struct MHD_Response *resp);
-/* Queue a JSON body (takes ownership of j; NULL: 500). */
-enum MHD_Result http_send_json(struct http_req *r, struct MHD_Connection *c,
-                               unsigned status, json_t *j);
-/* Queue {"error": msg}. */
-enum MHD_Result http_send_error(struct http_req *r, struct MHD_Connection *c,
-                                unsigned status, const char *msg);
+/* --- http_resp.c --------------------------------------------------------- */
+
+/* Answer with `status` and a body, which the response owns from now on:
+ * body_free(arg) is called once it is sent or dropped (body_free NULL: a
+ * static body). Every http_send* records the status in r->status; a
+ * request is answered once. */
+void http_send_body(struct http_req *r, unsigned status, const char *ctype,
+                    const void *body, size_t len, void (*body_free)(void *),
+                    void *arg);
+/* A JSON body (takes ownership of j; NULL: 500 out of memory). */
+void http_send_json(struct http_req *r, unsigned status, json_t *j);
+/* {"error": msg}. */
+void http_send_error(struct http_req *r, unsigned status, const char *msg);
 /* 405 with the Allow header. */
-enum MHD_Result http_send_405(struct http_req *r, struct MHD_Connection *c,
-                              const char *allow);
-/* Queue the error that a store status stands for. `what` tells apart the
- * routes where KVD_ETOOBIG can only mean the key. */
-enum MHD_Result http_send_status(struct http_req *r, struct MHD_Connection *c,
-                                 int rc, int key_only);
-/* Queue an empty body with `status`. */
-enum MHD_Result http_send_empty(struct http_req *r, struct MHD_Connection *c,
-                                unsigned status);
+void http_send_405(struct http_req *r, const char *allow);
+/* The error that a store status stands for. `key_only`: the routes where
+ * KVD_ETOOBIG can only mean the key (414 rather than 413). */
+void http_send_status(struct http_req *r, int rc, int key_only);
+/* An empty body with `status`. */
+void http_send_empty(struct http_req *r, unsigned status);
+/* 500 out of memory. */
+void http_send_oom(struct http_req *r);
+/* Add "name: value" to the response (before or after http_send*);
+ * left out when HTTP_RESP_HDRS_BYTES has no room for the line. */
+void http_resp_header(struct http_req *r, const char *name, const char *value);
+/* Release the response's body and clear it. */
+void http_resp_release(struct http_resp *resp);
+
+/* The reason phrase of a status ("Not Found"). */
+const char *http_reason(unsigned status);
+/* The IMF-fixdate of Unix second `t` ("Sun, 06 Nov 1994 08:49:37 GMT")
+ * into out (at least 30 bytes). */
+void http_date(int64_t t, char *out, size_t cap);
+/* Write the status line and header section of r's response to dst (cap
+ * bytes): Date, Content-Type, Content-Length, the extra lines, and
+ * Connection when `close` or an HTTP/1.0 keep-alive needs saying so.
+ * Returns the length it needs, like snprintf (write again with more room
+ * when that is >= cap). */
+size_t http_resp_head(const struct http_req *r, int close, const char *date,
+                      char *dst, size_t cap);
+
+/* --- http_route.c -------------------------------------------------------- */
+
+/* A request head arrived (r->head, r->method, r->uri set): route,
+ * authenticate, decode, then answer or set r->want_body. */
+void http_route_head(struct http_req *r);
+/* Take n body bytes of a request that wants its body. Returns 0, or -1
+ * when the connection must be dropped (no memory, or a client streaming
+ * far past the limit). */
+int http_body_take(struct http_req *r, const char *p, size_t n);
+/* The whole body arrived: execute and answer. */
+void http_route_body(struct http_req *r);
+/* Ready r for the next request on its connection; free big buffers. */
+void http_req_reset(struct http_req *r);
+/* Free everything r holds (the connection is closing). */
+void http_req_release(struct http_req *r);
+
+/*
+ * Called by a route when its request has a body: check what the headers
+ * already tell (Content-Length, Content-Type in strict mode) and get
+ * ready to receive it. Answers (411, 413, 415, 400 with empty_msg) and
+ * returns 1 when the request is refused, 0 when the body is to come.
+ */
+int http_body_expect(struct http_req *r, const char *ctype,
+                     const char *empty_msg);
 
 /* --- http_kv.c ----------------------------------------------------------- */
 
-/* Routes under /kv (r->route is HTTP_ROUTE_KEY or _COLLECTION), on
- * every access-handler call of such a request: the first one validates
- * and either answers or starts receiving a body; later ones take body
- * bytes, and the one with *upload_size == 0 executes. r->key and
+/* The /kv routes (r->route is HTTP_ROUTE_KEY or _COLLECTION), from the
+ * head: answers, or asks for the body (http_body_expect). r->key and
  * r->args are decoded already. */
-enum MHD_Result http_kv_handle(struct http_req *r, struct MHD_Connection *c,
-                               const char *upload, size_t *upload_size);
+void http_kv_head(struct http_req *r);
+/* The body of a PUT or POST under /kv arrived: execute and answer. */
+void http_kv_body(struct http_req *r);
 
 /* The ready check writes go through; 1 ready, 0 not (why filled). */
 int http_ready(struct http_fe *fe, char *why, size_t why_len, int fresh);
 
 /* --- http_ops.c ---------------------------------------------------------- */
 
-enum MHD_Result http_healthz(struct http_req *r, struct MHD_Connection *c);
-enum MHD_Result http_readyz(struct http_req *r, struct MHD_Connection *c);
-enum MHD_Result http_metrics(struct http_req *r, struct MHD_Connection *c);
+void http_healthz(struct http_req *r);
+void http_readyz(struct http_req *r);
+void http_metrics(struct http_req *r);
 
 /* Count a finished request: command, status and latency. */
 void http_count(struct http_fe *fe, int cmd, unsigned status,
                 int64_t elapsed_ns);
+
+/* --- http_peer.c --------------------------------------------------------- */
+
+/* A client address as counted: IPv4, or the /64 of an IPv6 address
+ * (one host usually owns a whole /64); v4-mapped IPv6 counts as IPv4. */
+struct http_peer_key {
+    uint8_t family; /* AF_INET or AF_INET6; 0 for other sockets */
+    uint8_t addr[8];
+};
+
+void http_peer_key_of(const void *sockaddr, struct http_peer_key *k);
+/* A table for `limit` connections per address; NULL on no memory. */
+struct http_peers *http_peers_create(unsigned limit, size_t expected);
+void http_peers_destroy(struct http_peers *p);
+/* Take a slot for k: 1 taken, 0 the address is at its limit, -1 no
+ * memory. Thread-safe (one mutex, held for a lookup). */
+int http_peers_acquire(struct http_peers *p, const struct http_peer_key *k);
+/* Give back a slot taken by http_peers_acquire. */
+void http_peers_release(struct http_peers *p, const struct http_peer_key *k);
+
+/* --- http_net.c ---------------------------------------------------------- */
+
+/* Start the workers on fe->listen_fd. Fills err on failure (no worker
+ * left running). */
+int http_net_start(struct http_fe *fe, struct kvd_err *err);
+/* Stop accepting; close idle connections; answer the rest with
+ * Connection: close. Any thread, idempotent. */
+void http_net_stop(struct http_fe *fe);
+/* Wait up to drain_timeout for the connections to finish, then close
+ * the rest and join the workers. */
+void http_net_join(struct http_fe *fe);
+/* Open connections (slot holders), for /metrics. */
+long http_net_connections(const struct http_fe *fe);
 
 #endif /* KVD_HTTP_H */

@@ -11,13 +11,13 @@
  * HTTP PUT and a RESP SET of the same key are indistinguishable: same size
  * limits, same TTL semantics, same per-key write serialisation.
  *
- * A request with a body (PUT, POST) is answered in two steps: the first
- * access-handler call checks everything the headers already tell
- * (method, key, query, Content-Length, Content-Type, readiness) so a
- * request that would fail is refused before its body is read; the body is
- * then collected into r->body (bounded by max_body_bytes) and the last
- * call executes. Everything here runs on the MHD worker that owns the
- * connection and touches only its own request.
+ * A request with a body (PUT, POST) is answered in two steps:
+ * http_kv_head checks everything the head already tells (method, key,
+ * query, Content-Length, Content-Type, readiness), so a request that
+ * would fail is refused before its body is read; http_route.c then
+ * collects the body into r->body (bounded by max_body_bytes) and
+ * http_kv_body executes. Everything here runs on the worker that owns
+ * the connection and touches only its own request.
  */
 #include "http.h"
 
@@ -73,8 +73,7 @@ printable(char *buf, size_t len, const char *p, size_t n)
 /* Refuse query parameters the route does not know (a typo such as ?tll=
  * must not be silently ignored). Returns 1 when a response was queued. */
 static int
-check_args(struct http_req *r, struct MHD_Connection *c,
-           const char *const *allowed, enum MHD_Result *ret)
+check_args(struct http_req *r, const char *const *allowed)
 {
     for (size_t i = 0; i < r->nargs; i++) {
         const struct http_arg *a = &r->args[i];
@@ -89,7 +88,7 @@ check_args(struct http_req *r, struct MHD_Connection *c,
         }
         printable(name, sizeof(name), a->name, a->name_len);
         snprintf(msg, sizeof(msg), "unknown query parameter '%s'", name);
-        *ret = http_send_error(r, c, MHD_HTTP_BAD_REQUEST, msg);
+        http_send_error(r, 400, msg);
         return 1;
     }
     return 0;
@@ -139,8 +138,7 @@ arg_flag(const struct http_arg *a)
 /* ?ttl=SECONDS into an absolute expiry (KVD_NO_EXPIRY without one).
  * Returns 1 when a response was queued. */
 static int
-parse_ttl(struct http_req *r, struct MHD_Connection *c, int64_t *expire_ms,
-          enum MHD_Result *ret)
+parse_ttl(struct http_req *r, int64_t *expire_ms)
 {
     const struct http_arg *a = http_arg_find(r, "ttl");
     uint64_t s;
@@ -150,9 +148,9 @@ parse_ttl(struct http_req *r, struct MHD_Connection *c, int64_t *expire_ms,
         return 0;
     }
     if (arg_u64(a, 1, (uint64_t)HTTP_TTL_MAX_S, &s) != 0) {
-        *ret = http_send_error(r, c, MHD_HTTP_BAD_REQUEST,
-                               "ttl must be a whole number of seconds "
-                               "between 1 and 3153600000");
+        http_send_error(r, 400,
+                        "ttl must be a whole number of seconds "
+                        "between 1 and 3153600000");
         return 1;
     }
     *expire_ms = r->fe->host->now_ms(r->fe->host) + (int64_t)s * 1000;
@@ -161,7 +159,7 @@ parse_ttl(struct http_req *r, struct MHD_Connection *c, int64_t *expire_ms,
 
 /* Writes are refused with 503 while the store does not serve them. */
 static int
-check_ready(struct http_req *r, struct MHD_Connection *c, enum MHD_Result *ret)
+check_ready(struct http_req *r)
 {
     char why[160], msg[200];
 
@@ -169,7 +167,7 @@ check_ready(struct http_req *r, struct MHD_Connection *c, enum MHD_Result *ret)
         return 0;
     }
     snprintf(msg, sizeof(msg), "not ready: %s", why);
-    *ret = http_send_error(r, c, MHD_HTTP_SERVICE_UNAVAILABLE, msg);
+    http_send_error(r, 503, msg);
     return 1;
 }
 
@@ -192,139 +190,6 @@ http_ready(struct http_fe *fe, char *why, size_t why_len, int fresh)
     return ok;
 }
 
-/* The media type of a Content-Type value equals `want` (parameters such
- * as "; charset=" ignored, case-insensitive). */
-static int
-media_type_is(const char *ct, const char *want)
-{
-    size_t n = strlen(want);
-
-    if (ct == NULL) {
-        return 0;
-    }
-    while (*ct == ' ' || *ct == '\t') {
-        ct++;
-    }
-    if (strncasecmp(ct, want, n) != 0) {
-        return 0;
-    }
-    ct += n;
-    while (*ct == ' ' || *ct == '\t') {
-        ct++;
-    }
-    return *ct == '\0' || *ct == ';';
-}
-
-/* ---- request bodies ------------------------------------------------------ */
-
-/*
- * First call of a request with a body: check its headers and get ready to
- * receive. Returns 1 when a response was queued, 0 when the body is to be
- * received. `ctype` is the media type strict mode requires; `empty_msg`
- * the 400 message for an announced empty body.
- */
-static int
-body_begin(struct http_req *r, struct MHD_Connection *c, const char *ctype,
-           const char *empty_msg, enum MHD_Result *ret)
-{
-    const struct http_opts *o = r->fe->opts;
-    const char *cl = MHD_lookup_connection_value(
-        c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-    const char *te = MHD_lookup_connection_value(
-        c, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING);
-    char msg[96];
-    uint64_t len = 0;
-
-    if (o->strict_content_type &&
-        !media_type_is(MHD_lookup_connection_value(
-                           c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE),
-                       ctype)) {
-        snprintf(msg, sizeof(msg), "Content-Type must be %s", ctype);
-        *ret = http_send_error(r, c, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE, msg);
-        return 1;
-    }
-    if (cl == NULL) {
-        if (te == NULL || strcasestr(te, "chunked") == NULL) {
-            *ret = http_send_error(r, c, MHD_HTTP_LENGTH_REQUIRED,
-                                   "Content-Length required");
-            return 1;
-        }
-    } else {
-        /* MHD has checked the syntax; an overflow means "too large". */
-        char *end;
-        unsigned long long v = strtoull(cl, &end, 10);
-        len = v;
-        if (v > o->max_body_bytes || *end != '\0') {
-            snprintf(msg, sizeof(msg),
-                     "body larger than max_body_bytes "
-                     "(%llu)",
-                     (unsigned long long)o->max_body_bytes);
-            *ret = http_send_error(r, c, MHD_HTTP_CONTENT_TOO_LARGE, msg);
-            return 1;
-        }
-        if (len == 0) {
-            *ret = http_send_error(r, c, MHD_HTTP_BAD_REQUEST, empty_msg);
-            return 1;
-        }
-    }
-    /* Allocate what is announced, up to a bound: a client announcing a
-     * large body and sending nothing must not pin that much memory. */
-    r->body_cap = len > 0 ? (size_t)len : HTTP_BODY_CHUNK_BYTES;
-    if (r->body_cap > HTTP_BODY_PREALLOC_BYTES) {
-        r->body_cap = HTTP_BODY_PREALLOC_BYTES;
-    }
-    if (r->body_cap > o->max_body_bytes) {
-        r->body_cap = (size_t)o->max_body_bytes;
-    }
-    r->body = malloc(r->body_cap);
-    if (r->body == NULL) {
-        *ret = http_send_error(r, c, MHD_HTTP_INTERNAL_SERVER_ERROR,
-                               "out of memory");
-        return 1;
-    }
-    r->receiving = 1;
-    return 0;
-}
-
-/* Take n body bytes. MHD_NO drops the connection (a client that keeps
- * streaming far past the limit). */
-static enum MHD_Result
-body_take(struct http_req *r, const char *p, size_t n)
-{
-    uint64_t max = r->fe->opts->max_body_bytes;
-
-    r->body_seen += n;
-    if (r->body_over || r->body_len + n > max) {
-        /* Over the limit (a chunked body, which announced no length):
-         * read and drop the rest so the 413 can be sent, up to twice
-         * the limit. */
-        r->body_over = 1;
-        free(r->body);
-        r->body = NULL;
-        r->body_len = 0;
-        return r->body_seen > 2 * max ? MHD_NO : MHD_YES;
-    }
-    if (r->body_len + n > r->body_cap) {
-        size_t cap = r->body_cap * 2;
-        char *nb;
-        while (cap < r->body_len + n) {
-            cap *= 2;
-        }
-        if (cap > max) {
-            cap = (size_t)max;
-        }
-        nb = realloc(r->body, cap);
-        if (nb == NULL) {
-            return MHD_NO;
-        }
-        r->body = nb;
-        r->body_cap = cap;
-    }
-    memcpy(r->body + r->body_len, p, n);
-    r->body_len += n;
-    return MHD_YES;
-}
-
 /* ---- /kv/{key} ----------------------------------------------------------- */
 
 static void
@@ -343,26 +208,26 @@ ttl_left_s(struct http_req *r, int64_t expire_ms)
     return left <= 0 ? 1 : (left + 999) / 1000;
 }
 
-static enum MHD_Result
-kv_get(struct http_req *r, struct MHD_Connection *c)
+static void
+kv_get(struct http_req *r)
 {
     const struct http_arg *fmt = http_arg_find(r, "format");
     int json = 0;
     struct kvd_val v, *hold;
-    struct MHD_Response *resp;
     int rc;
 
     if (fmt != NULL) {
         if (fmt->val_len == 4 && memcmp(fmt->val, "json", 4) == 0) {
             json = 1;
         } else if (!(fmt->val_len == 3 && memcmp(fmt->val, "raw", 3) == 0)) {
-            return http_send_error(r, c, MHD_HTTP_BAD_REQUEST,
-                                   "format must be json or raw");
+            http_send_error(r, 400, "format must be json or raw");
+            return;
         }
     }
     rc = api(r)->get(store(r), r->key, r->klen, &v);
     if (rc != 0) {
-        return http_send_status(r, c, rc, 1);
+        http_send_status(r, rc, 1);
+        return;
     }
     if (json) {
         json_t *j = json_object();
@@ -375,139 +240,134 @@ kv_get(struct http_req *r, struct MHD_Connection *c)
             }
         }
         kvd_val_release(&v);
-        return http_send_json(r, c, MHD_HTTP_OK, j);
+        http_send_json(r, 200, j);
+        return;
     }
-    /* Zero copy: MHD sends the engine's bytes and releases them when the
-     * response is gone. */
+    /* Zero copy: the engine's bytes are sent as they are and released
+     * once the socket took them. */
     hold = malloc(sizeof(*hold));
     if (hold == NULL) {
         kvd_val_release(&v);
-        return http_send(r, c, 0, NULL);
+        http_send_oom(r);
+        return;
     }
     *hold = v;
-    resp = MHD_create_response_from_buffer_with_free_callback_cls(
-        v.len, (void *)v.data, val_free, hold);
-    if (resp == NULL) {
-        val_free(hold);
-        return http_send(r, c, 0, NULL);
-    }
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
-                            "application/octet-stream");
-    MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+    http_send_body(r, 200, "application/octet-stream", v.data, v.len, val_free,
+                   hold);
+    http_resp_header(r, "X-Content-Type-Options", "nosniff");
     if (v.expire_ms != KVD_NO_EXPIRY) {
         char ttl[24];
         snprintf(ttl, sizeof(ttl), "%" PRId64, ttl_left_s(r, v.expire_ms));
-        MHD_add_response_header(resp, "X-KV-TTL", ttl);
+        http_resp_header(r, "X-KV-TTL", ttl);
     }
-    r->resp_bytes = is_method(r, MHD_HTTP_METHOD_HEAD) ? 0 : v.len;
-    return http_send(r, c, MHD_HTTP_OK, resp);
 }
 
-static enum MHD_Result
-kv_del(struct http_req *r, struct MHD_Connection *c)
+static void
+kv_del(struct http_req *r)
 {
     int rc = api(r)->del(store(r), r->key, r->klen);
 
     if (rc != 0) {
-        return http_send_status(r, c, rc, 1);
+        http_send_status(r, rc, 1);
+        return;
     }
-    return http_send_empty(r, c, MHD_HTTP_NO_CONTENT);
+    http_send_empty(r, 204);
 }
 
 /* PUT, once the body is in. */
-static enum MHD_Result
-kv_put(struct http_req *r, struct MHD_Connection *c)
+static void
+kv_put(struct http_req *r)
 {
     unsigned flags = 0;
     int64_t expire;
     int created = 0, rc;
-    enum MHD_Result ret;
 
     if (r->body_len == 0) {
-        return http_send_error(r, c, MHD_HTTP_BAD_REQUEST,
-                               "value cannot be empty");
+        http_send_error(r, 400, "value cannot be empty");
+        return;
     }
-    if (parse_ttl(r, c, &expire, &ret)) {
-        return ret;
+    if (parse_ttl(r, &expire)) {
+        return;
     }
     flags |= arg_flag(http_arg_find(r, "nx")) == 1 ? KVD_SET_NX : 0;
     flags |= arg_flag(http_arg_find(r, "xx")) == 1 ? KVD_SET_XX : 0;
     rc = api(r)->set(store(r), r->key, r->klen, r->body, r->body_len, expire,
                      flags, &created);
     if (rc == KVD_EEXIST) {
-        return http_send_error(r, c, MHD_HTTP_PRECONDITION_FAILED,
-                               "key already exists");
+        http_send_error(r, 412, "key already exists");
+        return;
     }
     if (rc == KVD_ENOTFOUND && (flags & KVD_SET_XX)) {
-        return http_send_error(r, c, MHD_HTTP_PRECONDITION_FAILED,
-                               "key does not exist");
+        http_send_error(r, 412, "key does not exist");
+        return;
     }
     if (rc != 0) {
-        return http_send_status(r, c, rc, 0);
+        http_send_status(r, rc, 0);
+        return;
     }
-    return http_send_empty(r, c,
-                           created ? MHD_HTTP_CREATED : MHD_HTTP_NO_CONTENT);
+    http_send_empty(r, created ? 201 : 204);
 }
 
-static enum MHD_Result
-kv_key_begin(struct http_req *r, struct MHD_Connection *c)
+static void
+kv_key_begin(struct http_req *r)
 {
     static const char *const get_args[] = {"format", NULL};
     static const char *const put_args[] = {"ttl", "nx", "xx", NULL};
     static const char *const no_args[] = {NULL};
-    enum MHD_Result ret;
     int64_t expire;
     int nx, xx;
 
-    if (is_method(r, MHD_HTTP_METHOD_GET)) {
+    if (is_method(r, "GET")) {
         r->cmd = HTTP_CMD_GET;
-    } else if (is_method(r, MHD_HTTP_METHOD_HEAD)) {
+    } else if (is_method(r, "HEAD")) {
         r->cmd = HTTP_CMD_HEAD;
-    } else if (is_method(r, MHD_HTTP_METHOD_PUT)) {
+    } else if (is_method(r, "PUT")) {
         r->cmd = HTTP_CMD_PUT;
-    } else if (is_method(r, MHD_HTTP_METHOD_DELETE)) {
+    } else if (is_method(r, "DELETE")) {
         r->cmd = HTTP_CMD_DELETE;
     } else {
-        return http_send_405(r, c, "GET, HEAD, PUT, DELETE");
+        http_send_405(r, "GET, HEAD, PUT, DELETE");
+        return;
     }
     if (r->klen == 0) {
-        return http_send_error(r, c, MHD_HTTP_BAD_REQUEST,
-                               "key cannot be empty");
+        http_send_error(r, 400, "key cannot be empty");
+        return;
     }
     switch (r->cmd) {
     case HTTP_CMD_GET:
     case HTTP_CMD_HEAD:
-        if (check_args(r, c, get_args, &ret)) {
-            return ret;
+        if (check_args(r, get_args)) {
+            return;
         }
-        return kv_get(r, c);
+        kv_get(r);
+        return;
     case HTTP_CMD_DELETE:
-        if (check_args(r, c, no_args, &ret) || check_ready(r, c, &ret)) {
-            return ret;
+        if (check_args(r, no_args) || check_ready(r)) {
+            return;
         }
-        return kv_del(r, c);
+        kv_del(r);
+        return;
     default:
         break;
     }
     /* PUT: everything the headers tell is checked before the body. */
-    if (check_args(r, c, put_args, &ret) || parse_ttl(r, c, &expire, &ret)) {
-        return ret;
+    if (check_args(r, put_args) || parse_ttl(r, &expire)) {
+        return;
     }
     nx = arg_flag(http_arg_find(r, "nx"));
     xx = arg_flag(http_arg_find(r, "xx"));
     if (nx < 0 || xx < 0) {
-        return http_send_error(r, c, MHD_HTTP_BAD_REQUEST,
-                               "nx and xx take no value, 1/true or 0/false");
+        http_send_error(r, 400, "nx and xx take no value, 1/true or 0/false");
+        return;
     }
     if (nx && xx) {
-        return http_send_error(r, c, MHD_HTTP_BAD_REQUEST,
-                               "nx and xx cannot be combined");
+        http_send_error(r, 400, "nx and xx cannot be combined");
+        return;
     }
-    if (check_ready(r, c, &ret) || body_begin(r, c, "application/octet-stream",
-                                              "value cannot be empty", &ret)) {
-        return ret;
+    if (check_ready(r)) {
+        return;
     }
-    return MHD_YES;
+    http_body_expect(r, "application/octet-stream", "value cannot be empty");
 }
 
 /* ---- /kv ----------------------------------------------------------------- */
@@ -515,8 +375,7 @@ kv_key_begin(struct http_req *r, struct MHD_Connection *c)
 /* The keys named by ?key=, checked. Returns 1 when a response was
  * queued. */
 static int
-check_multi_keys(struct http_req *r, struct MHD_Connection *c, size_t *nkeys,
-                 enum MHD_Result *ret)
+check_multi_keys(struct http_req *r, size_t *nkeys)
 {
     size_t n = 0;
 
@@ -525,15 +384,13 @@ check_multi_keys(struct http_req *r, struct MHD_Connection *c, size_t *nkeys,
             continue;
         }
         if (r->args[i].val_len == 0) {
-            *ret = http_send_error(r, c, MHD_HTTP_BAD_REQUEST,
-                                   "key cannot be empty");
+            http_send_error(r, 400, "key cannot be empty");
             return 1;
         }
         n++;
     }
     if (n > HTTP_MULTI_KEYS_MAX) {
-        *ret = http_send_error(r, c, MHD_HTTP_BAD_REQUEST,
-                               "too many keys (at most 1000)");
+        http_send_error(r, 400, "too many keys (at most 1000)");
         return 1;
     }
     *nkeys = n;
@@ -572,13 +429,14 @@ set_member(json_t *obj, const char *k, size_t klen, json_t *val)
     return rc;
 }
 
-static enum MHD_Result
-kv_mget(struct http_req *r, struct MHD_Connection *c)
+static void
+kv_mget(struct http_req *r)
 {
     json_t *obj = json_object();
 
     if (obj == NULL) {
-        return http_send(r, c, 0, NULL);
+        http_send_oom(r);
+        return;
     }
     for (size_t i = 0; i < r->nargs; i++) {
         const struct http_arg *a = &r->args[i];
@@ -594,21 +452,23 @@ kv_mget(struct http_req *r, struct MHD_Connection *c)
         }
         if (rc != 0) {
             json_decref(obj);
-            return http_send_status(r, c, rc, 1);
+            http_send_status(r, rc, 1);
+            return;
         }
         rc =
             set_member(obj, a->val, a->val_len, http_json_bytes(v.data, v.len));
         kvd_val_release(&v);
         if (rc != 0) {
             json_decref(obj);
-            return http_send(r, c, 0, NULL);
+            http_send_oom(r);
+            return;
         }
     }
-    return http_send_json(r, c, MHD_HTTP_OK, obj);
+    http_send_json(r, 200, obj);
 }
 
-static enum MHD_Result
-kv_mdel(struct http_req *r, struct MHD_Connection *c)
+static void
+kv_mdel(struct http_req *r)
 {
     long long deleted = 0;
 
@@ -625,11 +485,11 @@ kv_mdel(struct http_req *r, struct MHD_Connection *c)
         if (rc == 0) {
             deleted++;
         } else if (rc != KVD_ENOTFOUND) {
-            return http_send_status(r, c, rc, 1);
+            http_send_status(r, rc, 1);
+            return;
         }
     }
-    return http_send_json(r, c, MHD_HTTP_OK,
-                          json_pack("{s:I}", "deleted", deleted));
+    http_send_json(r, 200, json_pack("{s:I}", "deleted", deleted));
 }
 
 /*
@@ -639,8 +499,8 @@ kv_mdel(struct http_req *r, struct MHD_Connection *c)
  * can hold a few more than `limit` keys when several share a position;
  * the cursor is the next entry's pos in decimal.
  */
-static enum MHD_Result
-kv_list(struct http_req *r, struct MHD_Connection *c)
+static void
+kv_list(struct http_req *r)
 {
     const struct http_arg *pa = http_arg_find(r, "prefix");
     const struct http_arg *la = http_arg_find(r, "limit");
@@ -652,14 +512,13 @@ kv_list(struct http_req *r, struct MHD_Connection *c)
     char *start = NULL, *next = NULL;
     json_t *keys = NULL, *j;
     kvd_iter *it = NULL;
-    enum MHD_Result ret;
     int rc;
 
     memset(&io, 0, sizeof(io));
     io.flags = KVD_ITER_KEYS_ONLY;
     if (la != NULL && arg_u64(la, 1, HTTP_LIST_MAX, &limit) != 0) {
-        return http_send_error(r, c, MHD_HTTP_BAD_REQUEST,
-                               "limit must be between 1 and 1000");
+        http_send_error(r, 400, "limit must be between 1 and 1000");
+        return;
     }
     if (pa != NULL && pa->val_len > 0) {
         io.prefix = pa->val;
@@ -673,24 +532,24 @@ kv_list(struct http_req *r, struct MHD_Connection *c)
                                : -1;
             if (sl <= 0) {
                 free(start);
-                return http_send_error(r, c, MHD_HTTP_BAD_REQUEST,
-                                       "invalid cursor");
+                http_send_error(r, 400, "invalid cursor");
+                return;
             }
             io.start = start;
             io.start_len = (size_t)sl;
         } else if (arg_u64(ca, 0, UINT64_MAX - 1, &io.start_pos) != 0) {
-            return http_send_error(r, c, MHD_HTTP_BAD_REQUEST,
-                                   "invalid cursor");
+            http_send_error(r, 400, "invalid cursor");
+            return;
         }
     }
     rc = api(r)->iter_open(store(r), &io, &it, &err);
     if (rc != 0) {
-        ret = http_send_status(r, c, rc, 0);
+        http_send_status(r, rc, 0);
         goto out;
     }
     keys = json_array();
     if (keys == NULL) {
-        ret = http_send(r, c, 0, NULL);
+        http_send_oom(r);
         goto out;
     }
     for (;;) {
@@ -700,7 +559,7 @@ kv_list(struct http_req *r, struct MHD_Connection *c)
             break;
         }
         if (rc != 0) {
-            ret = http_send_status(r, c, rc, 0);
+            http_send_status(r, rc, 0);
             goto out;
         }
         if (n >= limit && (ordered || e.pos != last_pos)) {
@@ -710,13 +569,13 @@ kv_list(struct http_req *r, struct MHD_Connection *c)
                 snprintf(next, 24, "%" PRIu64, e.pos);
             }
             if (next == NULL) {
-                ret = http_send(r, c, 0, NULL);
+                http_send_oom(r);
                 goto out;
             }
             break;
         }
         if (json_array_append_new(keys, http_json_bytes(e.key, e.klen)) != 0) {
-            ret = http_send(r, c, 0, NULL);
+            http_send_oom(r);
             goto out;
         }
         n++;
@@ -725,7 +584,7 @@ kv_list(struct http_req *r, struct MHD_Connection *c)
     j = json_pack("{s:o,s:o}", "keys", keys, "next",
                   next != NULL ? json_string(next) : json_null());
     keys = NULL; /* json_pack took it, even on failure */
-    ret = http_send_json(r, c, MHD_HTTP_OK, j);
+    http_send_json(r, 200, j);
 out:
     if (it != NULL) {
         api(r)->iter_close(store(r), it);
@@ -733,7 +592,6 @@ out:
     json_decref(keys);
     free(next);
     free(start);
-    return ret;
 }
 
 /* A POST /kv member's value: a string, or {"base64": "..."}. Returns the
@@ -767,8 +625,8 @@ mset_value(json_t *v, const char **p, char **owned)
 }
 
 /* POST /kv, once the body is in: all keys or none (one store batch). */
-static enum MHD_Result
-kv_mset(struct http_req *r, struct MHD_Connection *c)
+static void
+kv_mset(struct http_req *r)
 {
     json_error_t jerr;
     json_t *doc;
@@ -778,31 +636,32 @@ kv_mset(struct http_req *r, struct MHD_Connection *c)
     int64_t expire;
     struct kvd_err err;
     char msg[KVD_ERR_MSG_BYTES + 64];
-    enum MHD_Result ret;
     void *iter;
     int rc;
 
-    if (parse_ttl(r, c, &expire, &ret)) {
-        return ret;
+    if (parse_ttl(r, &expire)) {
+        return;
     }
     doc = json_loadb(r->body, r->body_len,
                      JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
     if (doc == NULL) {
         snprintf(msg, sizeof(msg), "invalid JSON: %s (line %d, column %d)",
                  jerr.text, jerr.line, jerr.column);
-        return http_send_error(r, c, MHD_HTTP_BAD_REQUEST, msg);
+        http_send_error(r, 400, msg);
+        return;
     }
     if (!json_is_object(doc) || json_object_size(doc) == 0) {
         json_decref(doc);
-        return http_send_error(r, c, MHD_HTTP_BAD_REQUEST,
-                               "body must be a non-empty JSON object of "
-                               "key: value");
+        http_send_error(r, 400,
+                        "body must be a non-empty JSON object of "
+                        "key: value");
+        return;
     }
     cap = json_object_size(doc);
     ops = calloc(cap, sizeof(*ops));
     owned = calloc(cap, sizeof(*owned));
     if (ops == NULL || owned == NULL) {
-        ret = http_send(r, c, 0, NULL);
+        http_send_oom(r);
         goto out;
     }
     for (iter = json_object_iter(doc); iter != NULL;
@@ -813,8 +672,7 @@ kv_mset(struct http_req *r, struct MHD_Connection *c)
         long vl = mset_value(json_object_iter_value(iter), &vp, &owned[n]);
 
         if (kl == 0) {
-            ret = http_send_error(r, c, MHD_HTTP_BAD_REQUEST,
-                                  "key cannot be empty");
+            http_send_error(r, 400, "key cannot be empty");
             goto out;
         }
         if (vl < 0) {
@@ -824,12 +682,11 @@ kv_mset(struct http_req *r, struct MHD_Connection *c)
                      "value of \"%s\" must be a string or "
                      "{\"base64\": \"...\"}",
                      name);
-            ret = http_send_error(r, c, MHD_HTTP_BAD_REQUEST, msg);
+            http_send_error(r, 400, msg);
             goto out;
         }
         if (vl == 0) {
-            ret = http_send_error(r, c, MHD_HTTP_BAD_REQUEST,
-                                  "value cannot be empty");
+            http_send_error(r, 400, "value cannot be empty");
             goto out;
         }
         ops[n].type = KVD_OP_PUT;
@@ -843,16 +700,12 @@ kv_mset(struct http_req *r, struct MHD_Connection *c)
     kvd_err_clear(&err);
     rc = api(r)->batch(store(r), ops, n, &err);
     if (rc == 0) {
-        ret = http_send_json(r, c, MHD_HTTP_OK,
-                             json_pack("{s:I}", "stored", (json_int_t)n));
+        http_send_json(r, 200, json_pack("{s:I}", "stored", (json_int_t)n));
     } else if ((rc == KVD_EINVAL || rc == KVD_ETOOBIG) && err.msg[0]) {
         snprintf(msg, sizeof(msg), "batch refused: %s", err.msg);
-        ret = http_send_error(r, c,
-                              rc == KVD_EINVAL ? MHD_HTTP_BAD_REQUEST
-                                               : MHD_HTTP_CONTENT_TOO_LARGE,
-                              msg);
+        http_send_error(r, rc == KVD_EINVAL ? 400 : 413, msg);
     } else {
-        ret = http_send_status(r, c, rc, 0);
+        http_send_status(r, rc, 0);
     }
 out:
     for (size_t i = 0; owned != NULL && i < cap; i++) {
@@ -861,93 +714,79 @@ out:
     free(owned);
     free(ops);
     json_decref(doc);
-    return ret;
 }
 
-static enum MHD_Result
-kv_collection_begin(struct http_req *r, struct MHD_Connection *c)
+static void
+kv_collection_begin(struct http_req *r)
 {
     static const char *const mget_args[] = {"key", NULL};
     static const char *const list_args[] = {"prefix", "limit", "cursor", NULL};
     static const char *const post_args[] = {"ttl", NULL};
-    enum MHD_Result ret;
     int64_t expire;
     size_t nkeys = 0;
 
-    if (is_method(r, MHD_HTTP_METHOD_GET) ||
-        is_method(r, MHD_HTTP_METHOD_HEAD)) {
+    if (is_method(r, "GET") || is_method(r, "HEAD")) {
         if (http_arg_find(r, "key") != NULL) {
             r->cmd = HTTP_CMD_MGET;
-            if (check_args(r, c, mget_args, &ret) ||
-                check_multi_keys(r, c, &nkeys, &ret)) {
-                return ret;
+            if (check_args(r, mget_args) || check_multi_keys(r, &nkeys)) {
+                return;
             }
-            return kv_mget(r, c);
+            kv_mget(r);
+            return;
         }
         r->cmd = HTTP_CMD_LIST;
-        if (check_args(r, c, list_args, &ret)) {
-            return ret;
+        if (check_args(r, list_args)) {
+            return;
         }
-        return kv_list(r, c);
+        kv_list(r);
+        return;
     }
-    if (is_method(r, MHD_HTTP_METHOD_DELETE)) {
+    if (is_method(r, "DELETE")) {
         r->cmd = HTTP_CMD_MDEL;
-        if (check_args(r, c, mget_args, &ret) ||
-            check_multi_keys(r, c, &nkeys, &ret)) {
-            return ret;
+        if (check_args(r, mget_args) || check_multi_keys(r, &nkeys)) {
+            return;
         }
         if (nkeys == 0) {
-            return http_send_error(r, c, MHD_HTTP_BAD_REQUEST,
-                                   "no key given (DELETE /kv?key=...)");
+            http_send_error(r, 400, "no key given (DELETE /kv?key=...)");
+            return;
         }
-        if (check_ready(r, c, &ret)) {
-            return ret;
+        if (check_ready(r)) {
+            return;
         }
-        return kv_mdel(r, c);
+        kv_mdel(r);
+        return;
     }
-    if (is_method(r, MHD_HTTP_METHOD_POST)) {
+    if (is_method(r, "POST")) {
         r->cmd = HTTP_CMD_MSET;
-        if (check_args(r, c, post_args, &ret) ||
-            parse_ttl(r, c, &expire, &ret) || check_ready(r, c, &ret) ||
-            body_begin(r, c, "application/json",
-                       "body must be a non-empty JSON object of key: value",
-                       &ret)) {
-            return ret;
+        if (check_args(r, post_args) || parse_ttl(r, &expire) ||
+            check_ready(r)) {
+            return;
         }
-        return MHD_YES;
+        http_body_expect(r, "application/json",
+                         "body must be a non-empty JSON object of key: value");
+        return;
     }
-    return http_send_405(r, c, "GET, HEAD, POST, DELETE");
+    http_send_405(r, "GET, HEAD, POST, DELETE");
 }
 
 /* ---- entry --------------------------------------------------------------- */
 
-enum MHD_Result
-http_kv_handle(struct http_req *r, struct MHD_Connection *c, const char *upload,
-               size_t *upload_size)
+void
+http_kv_head(struct http_req *r)
 {
-    char msg[96];
-
-    if (r->receiving) {
-        if (*upload_size > 0) {
-            enum MHD_Result ok = body_take(r, upload, *upload_size);
-            *upload_size = 0;
-            return ok;
-        }
-        r->receiving = 0;
-        if (r->body_over) {
-            snprintf(msg, sizeof(msg),
-                     "body larger than max_body_bytes "
-                     "(%llu)",
-                     (unsigned long long)r->fe->opts->max_body_bytes);
-            return http_send_error(r, c, MHD_HTTP_CONTENT_TOO_LARGE, msg);
-        }
-        return r->route == HTTP_ROUTE_KEY ? kv_put(r, c) : kv_mset(r, c);
-    }
-    if (r->status != 0) {
-        return MHD_YES; /* answered already */
-    }
     if (r->route == HTTP_ROUTE_KEY) {
-        return kv_key_begin(r, c);
+        kv_key_begin(r);
+    } else {
+        kv_collection_begin(r);
     }
-    return kv_collection_begin(r, c);
+}
+
+void
+http_kv_body(struct http_req *r)
+{
+    if (r->route == HTTP_ROUTE_KEY) {
+        kv_put(r);
+    } else {
+        kv_mset(r);
+    }
 }

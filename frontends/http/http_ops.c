@@ -90,16 +90,17 @@ http_count(struct http_fe *fe, int cmd, unsigned status, int64_t elapsed_ns)
 
 /* ---- /healthz, /readyz --------------------------------------------------- */
 
-enum MHD_Result
-http_healthz(struct http_req *r, struct MHD_Connection *c)
+void
+http_healthz(struct http_req *r)
 {
+    static const char ok[] = "{\"status\":\"ok\"}\n";
+
     r->cmd = HTTP_CMD_HEALTHZ;
-    return http_send_json(r, c, MHD_HTTP_OK,
-                          json_pack("{s:s}", "status", "ok"));
+    http_send_body(r, 200, "application/json", ok, sizeof(ok) - 1, NULL, NULL);
 }
 
-enum MHD_Result
-http_readyz(struct http_req *r, struct MHD_Connection *c)
+void
+http_readyz(struct http_req *r)
 {
     char why[160], msg[200];
 
@@ -107,15 +108,15 @@ http_readyz(struct http_req *r, struct MHD_Connection *c)
     /* A server shutting down is alive but takes no new work: load
      * balancers should stop sending. */
     if (atomic_load(&r->fe->stopping)) {
-        return http_send_error(r, c, MHD_HTTP_SERVICE_UNAVAILABLE,
-                               "not ready: shutting down");
+        http_send_error(r, 503, "not ready: shutting down");
+        return;
     }
     if (!http_ready(r->fe, why, sizeof(why), 1)) {
         snprintf(msg, sizeof(msg), "not ready: %s", why);
-        return http_send_error(r, c, MHD_HTTP_SERVICE_UNAVAILABLE, msg);
+        http_send_error(r, 503, msg);
+        return;
     }
-    return http_send_json(r, c, MHD_HTTP_OK,
-                          json_pack("{s:s}", "status", "ready"));
+    http_send_json(r, 200, json_pack("{s:s}", "status", "ready"));
 }
 
 /* ---- /metrics ------------------------------------------------------------ */
@@ -379,16 +380,38 @@ print_commands(struct mbuf *b, struct http_fe *fe)
     free(rows.v);
 }
 
-/* `daemon` is the request's own (from its connection): fe->daemon is
- * written by the main thread after MHD_start_daemon returns, when the
- * workers may already serve a request, so reading it here is a data race
- * (ThreadSanitizer, e2e.http under scripts/test --tsan). */
+/* Connections refused at the door and closed on a deadline. */
 static void
-print_frontend(struct mbuf *b, struct http_fe *fe, struct MHD_Daemon *daemon)
+print_limits(struct mbuf *b, struct http_fe *fe)
+{
+    static const char *const refusal[HTTP_REFUSAL_COUNT] = {
+        "max_connections", "max_connections_per_ip"};
+    static const char *const phase[HTTP_TIMEOUT_COUNT] = {"header", "body",
+                                                          "idle", "write"};
+
+    mb_printf(b, "# HELP kvd_http_connections_refused_total connections "
+                 "refused with 503 or 429 because a limit was reached\n"
+                 "# TYPE kvd_http_connections_refused_total counter\n");
+    for (int i = 0; i < HTTP_REFUSAL_COUNT; i++) {
+        mb_printf(b,
+                  "kvd_http_connections_refused_total{limit=\"%s\"} "
+                  "%" PRIu64 "\n",
+                  refusal[i], atomic_load(&fe->refused[i]));
+    }
+    mb_printf(b, "# HELP kvd_http_timeouts_total connections closed "
+                 "because a deadline passed, by what was awaited\n"
+                 "# TYPE kvd_http_timeouts_total counter\n");
+    for (int i = 0; i < HTTP_TIMEOUT_COUNT; i++) {
+        mb_printf(b, "kvd_http_timeouts_total{phase=\"%s\"} %" PRIu64 "\n",
+                  phase[i], atomic_load(&fe->timeouts[i]));
+    }
+}
+
+static void
+print_frontend(struct mbuf *b, struct http_fe *fe)
 {
     uint64_t sum_ns = 0, count = 0, cum = 0;
     uint64_t hist[HTTP_HIST_BUCKETS] = {0};
-    const union MHD_DaemonInfo *di;
 
     mb_printf(b, "# HELP kvd_frontend_requests_total requests by frontend, "
                  "command and status\n"
@@ -423,8 +446,8 @@ print_frontend(struct mbuf *b, struct http_fe *fe, struct MHD_Daemon *daemon)
         sum_ns +=
             atomic_load_explicit(&fe->ctr[s].sum_ns, memory_order_relaxed);
     }
-    mb_printf(b, "# HELP kvd_http_request_duration_seconds time from the "
-                 "request line to the last byte of the response\n"
+    mb_printf(b, "# HELP kvd_http_request_duration_seconds time from a "
+                 "complete request head to its answer\n"
                  "# TYPE kvd_http_request_duration_seconds histogram\n");
     for (unsigned i = 0; i < HTTP_HIST_BUCKETS; i++) {
         cum += hist[i];
@@ -445,61 +468,51 @@ print_frontend(struct mbuf *b, struct http_fe *fe, struct MHD_Daemon *daemon)
               "kvd_http_request_duration_seconds_sum %.9f\n"
               "kvd_http_request_duration_seconds_count %" PRIu64 "\n",
               (double)sum_ns / 1e9, count);
-    di = daemon != NULL
-             ? MHD_get_daemon_info(daemon, MHD_DAEMON_INFO_CURRENT_CONNECTIONS)
-             : NULL;
-    if (di != NULL) {
-        mb_printf(b,
-                  "# HELP kvd_http_connections open HTTP connections\n"
-                  "# TYPE kvd_http_connections gauge\n"
-                  "kvd_http_connections %u\n",
-                  di->num_connections);
-    }
     mb_printf(b,
-              "# HELP kvd_http_requests_in_flight HTTP requests begun "
-              "and not finished\n"
+              "# HELP kvd_http_connections open HTTP connections\n"
+              "# TYPE kvd_http_connections gauge\n"
+              "kvd_http_connections %ld\n",
+              http_net_connections(fe));
+    mb_printf(b,
+              "# HELP kvd_http_requests_in_flight HTTP requests received "
+              "and not yet answered (this scrape included)\n"
               "# TYPE kvd_http_requests_in_flight gauge\n"
               "kvd_http_requests_in_flight %ld\n",
               atomic_load(&fe->inflight));
+    print_limits(b, fe);
 }
 
-enum MHD_Result
-http_metrics(struct http_req *r, struct MHD_Connection *c)
+void
+http_metrics(struct http_req *r)
 {
     struct http_fe *fe = r->fe;
     struct stat_set *set = calloc(1, sizeof(*set));
     struct mbuf b = {malloc(8192), 0, 8192, 0};
-    struct MHD_Response *resp = NULL;
-    const union MHD_ConnectionInfo *ci;
     int rc;
 
     r->cmd = HTTP_CMD_METRICS;
     if (set == NULL || b.p == NULL) {
         free(set);
         free(b.p);
-        return http_send(r, c, 0, NULL);
+        http_send_oom(r);
+        return;
     }
     rc = fe->srv->store_api->metrics(fe->srv->store, stat_collect, set);
     if (rc != 0) {
         free(set);
         free(b.p);
-        return http_send_status(r, c, rc, 0);
+        http_send_status(r, rc, 0);
+        return;
     }
     print_store(&b, set);
     print_commands(&b, fe);
-    ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_DAEMON);
-    print_frontend(&b, fe, ci != NULL ? ci->daemon : NULL);
+    print_frontend(&b, fe);
     free(set);
-    if (!b.bad) {
-        resp =
-            MHD_create_response_from_buffer(b.len, b.p, MHD_RESPMEM_MUST_FREE);
-    }
-    if (resp == NULL) {
+    if (b.bad) {
         free(b.p);
-        return http_send(r, c, 0, NULL);
+        http_send_oom(r);
+        return;
     }
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
-                            "text/plain; version=0.0.4; charset=utf-8");
-    r->resp_bytes = b.len;
-    return http_send(r, c, MHD_HTTP_OK, resp);
+    http_send_body(r, 200, "text/plain; version=0.0.4; charset=utf-8", b.p,
+                   b.len, free, b.p);
 }

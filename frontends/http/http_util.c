@@ -1,12 +1,11 @@
 /*
  * frontends/http/http_util.c -- helpers of the http frontend: URL and
- * query decoding, base64, binary-safe JSON strings, Prometheus label
- * escaping and the response helpers every route uses.
+ * query decoding, base64, binary-safe JSON strings and Prometheus label
+ * escaping.
  *
- * Decoding is kvd's own rather than MHD's: keys are any bytes, NUL
- * included, and a C-string URL (what MHD hands the access handler) cannot
- * carry "%00". Every function here works on (pointer, length) pairs and
- * touches only the request it is given, so none needs a lock.
+ * Keys are any bytes, NUL included: the request-target is decoded here,
+ * from its raw form, into (pointer, length) pairs. Every function touches
+ * only the request it is given, so none needs a lock.
  */
 #include "http.h"
 
@@ -15,21 +14,6 @@
 #include <string.h>
 
 /* ---- percent-decoding ---------------------------------------------------- */
-
-static int
-hex_val(int c)
-{
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-    if (c >= 'a' && c <= 'f') {
-        return c - 'a' + 10;
-    }
-    if (c >= 'A' && c <= 'F') {
-        return c - 'A' + 10;
-    }
-    return -1;
-}
 
 long
 http_pct_decode(const char *src, size_t len, char *dst, int plus)
@@ -43,8 +27,8 @@ http_pct_decode(const char *src, size_t len, char *dst, int plus)
             if (i + 2 >= len) {
                 return -1;
             }
-            hi = hex_val((unsigned char)src[i + 1]);
-            lo = hex_val((unsigned char)src[i + 2]);
+            hi = http_hex_digit((unsigned char)src[i + 1]);
+            lo = http_hex_digit((unsigned char)src[i + 2]);
             if (hi < 0 || lo < 0) {
                 return -1;
             }
@@ -59,17 +43,40 @@ http_pct_decode(const char *src, size_t len, char *dst, int plus)
     return (long)o;
 }
 
+/* p, or p grown to hold `need` elements of `size` bytes, contents kept;
+ * the capacity only grows (http_req_reset frees big buffers). On no
+ * memory returns p unchanged and sets *failed. */
+static void *
+reserve(void *p, size_t *cap, size_t need, size_t size, int *failed)
+{
+    void *np;
+
+    if (*cap >= need) {
+        return p;
+    }
+    np = realloc(p, need * size);
+    if (np == NULL) {
+        *failed = 1;
+        return p;
+    }
+    *cap = need;
+    return np;
+}
+
 int
 http_parse_target(struct http_req *r, size_t path_len, size_t key_at)
 {
     const char *q = r->uri + path_len;
-    size_t total = strlen(r->uri);
     size_t nmax = 0;
+    int failed = 0;
     char *out;
     long n;
 
-    r->argbuf = malloc(total + 1);
-    if (r->argbuf == NULL) {
+    r->key = NULL;
+    r->klen = 0;
+    r->nargs = 0;
+    r->argbuf = reserve(r->argbuf, &r->argbuf_cap, r->uri_len + 1, 1, &failed);
+    if (failed) {
         return KVD_ENOMEM;
     }
     out = r->argbuf;
@@ -89,8 +96,9 @@ http_parse_target(struct http_req *r, size_t path_len, size_t key_at)
     for (const char *p = q; *p != '\0'; p++) {
         nmax += *p == '&';
     }
-    r->args = calloc(nmax + 1, sizeof(*r->args));
-    if (r->args == NULL) {
+    r->args =
+        reserve(r->args, &r->args_cap, nmax + 1, sizeof(*r->args), &failed);
+    if (failed) {
         return KVD_ENOMEM;
     }
     while (*q != '\0') {
@@ -121,6 +129,8 @@ http_parse_target(struct http_req *r, size_t path_len, size_t key_at)
                 out += n;
             } else {
                 a->val = "";
+                a->val_len = 0;
+                a->has_val = 0;
             }
         }
         q += seg;
@@ -302,160 +312,4 @@ http_prom_label(char *out, size_t cap, const char *s)
     }
     out[o] = '\0';
     return out;
-}
-
-/* ---- responses ----------------------------------------------------------- */
-
-enum MHD_Result
-http_send(struct http_req *r, struct MHD_Connection *c, unsigned status,
-          struct MHD_Response *resp)
-{
-    enum MHD_Result ret;
-
-    if (resp == NULL) {
-        static const char oom[] = "{\"error\":\"out of memory\"}";
-        status = MHD_HTTP_INTERNAL_SERVER_ERROR;
-        resp = MHD_create_response_from_buffer(sizeof(oom) - 1, (void *)oom,
-                                               MHD_RESPMEM_PERSISTENT);
-        if (resp == NULL) {
-            return MHD_NO;
-        }
-        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
-                                "application/json");
-    }
-    /* While stopping, keep-alive connections are closed after their
-     * current response, so a graceful stop does not wait on idle
-     * clients that would otherwise keep sending. */
-    if (atomic_load_explicit(&r->fe->stopping, memory_order_relaxed)) {
-        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
-    }
-    r->status = (int)status;
-    ret = MHD_queue_response(c, status, resp);
-    MHD_destroy_response(resp);
-    return ret;
-}
-
-enum MHD_Result
-http_send_json(struct http_req *r, struct MHD_Connection *c, unsigned status,
-               json_t *j)
-{
-    struct MHD_Response *resp = NULL;
-    char *s;
-
-    if (j == NULL) {
-        return http_send(r, c, status, NULL);
-    }
-    s = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY);
-    json_decref(j);
-    if (s != NULL) {
-        size_t n = strlen(s);
-        /* One newline so `curl` output ends cleanly in a terminal. */
-        char *t = realloc(s, n + 2);
-        if (t != NULL) {
-            s = t;
-            s[n++] = '\n';
-            s[n] = '\0';
-        }
-        resp = MHD_create_response_from_buffer(n, s, MHD_RESPMEM_MUST_FREE);
-        if (resp == NULL) {
-            free(s);
-        } else {
-            MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
-                                    "application/json");
-            r->resp_bytes = n;
-        }
-    }
-    return http_send(r, c, status, resp);
-}
-
-enum MHD_Result
-http_send_error(struct http_req *r, struct MHD_Connection *c, unsigned status,
-                const char *msg)
-{
-    json_t *j = json_object();
-
-    if (j != NULL) {
-        json_t *s = json_string(msg);
-        /* A message quoting client bytes may not be UTF-8: say less. */
-        if (s == NULL) {
-            s = json_string("invalid request");
-        }
-        json_object_set_new(j, "error", s);
-    }
-    return http_send_json(r, c, status, j);
-}
-
-enum MHD_Result
-http_send_405(struct http_req *r, struct MHD_Connection *c, const char *allow)
-{
-    json_t *j = json_pack("{s:s}", "error", "method not allowed");
-    struct MHD_Response *resp = NULL;
-    char *s = j != NULL ? json_dumps(j, JSON_COMPACT) : NULL;
-
-    json_decref(j);
-    if (s != NULL) {
-        resp = MHD_create_response_from_buffer(strlen(s), s,
-                                               MHD_RESPMEM_MUST_FREE);
-        if (resp == NULL) {
-            free(s);
-        } else {
-            MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
-                                    "application/json");
-            MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allow);
-            r->resp_bytes = strlen(s);
-        }
-    }
-    return http_send(r, c, MHD_HTTP_METHOD_NOT_ALLOWED, resp);
-}
-
-enum MHD_Result
-http_send_empty(struct http_req *r, struct MHD_Connection *c, unsigned status)
-{
-    struct MHD_Response *resp =
-        MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
-    return http_send(r, c, status, resp);
-}
-
-enum MHD_Result
-http_send_status(struct http_req *r, struct MHD_Connection *c, int rc,
-                 int key_only)
-{
-    char msg[96];
-
-    switch (rc) {
-    case KVD_ENOTFOUND:
-        return http_send_error(r, c, MHD_HTTP_NOT_FOUND, "key not found");
-    case KVD_EINVAL:
-        return http_send_error(r, c, MHD_HTTP_BAD_REQUEST, "invalid argument");
-    case KVD_ETOOBIG:
-        if (key_only) {
-            return http_send_error(r, c, MHD_HTTP_URI_TOO_LONG, "key too long");
-        }
-        return http_send_error(r, c, MHD_HTTP_CONTENT_TOO_LARGE,
-                               "key or value too large");
-    case KVD_ECROSSSLOT:
-        return http_send_error(r, c, MHD_HTTP_BAD_REQUEST,
-                               "keys span partitions: give them a "
-                               "common {hash tag}, e.g. {user42}:a and "
-                               "{user42}:b");
-    case KVD_ENOTSUP:
-        return http_send_error(r, c, MHD_HTTP_NOT_IMPLEMENTED,
-                               "not supported by this engine");
-    case KVD_EREADONLY:
-        return http_send_error(r, c, MHD_HTTP_SERVICE_UNAVAILABLE,
-                               "store is read-only after an earlier error");
-    case KVD_EUNAVAIL:
-    case KVD_ECLOSED:
-    case KVD_EBUSY:
-        return http_send_error(r, c, MHD_HTTP_SERVICE_UNAVAILABLE,
-                               "store unavailable");
-    case KVD_ENOMEM:
-        return http_send_error(r, c, MHD_HTTP_INTERNAL_SERVER_ERROR,
-                               "out of memory");
-    default:
-        r->fe->host->log(r->fe->host, KVD_LOG_WARN,
-                         "http: %s %s: store error %d", r->method, r->uri, rc);
-        snprintf(msg, sizeof(msg), "internal error (status %d)", rc);
-        return http_send_error(r, c, MHD_HTTP_INTERNAL_SERVER_ERROR, msg);
-    }
 }

@@ -4,7 +4,8 @@
 # engine in KVD_HTTP_E2E_ENGINES that this build has (a name whose plugin
 # target does not exist is skipped, so engines can be listed before they
 # land). unit.http_util and unit.http_parse (label unit): decoding helpers
-# and the request parser, no server.
+# and the request parser, no server. e2e.http_abuse: the frontend under
+# abuse (http_abuse.py).
 set(KVD_HTTP_E2E_ENGINES "memory;log" CACHE STRING
     "engines the http frontend's end-to-end test runs against")
 
@@ -20,16 +21,25 @@ if(TARGET kvd_frontend_http)
     endif()
   endforeach()
 
+  # The frontend under abuse (issue 13): huge queries, smuggling, slow
+  # heads, connection floods. Bounded: about 20 s, 300 s at most.
+  if(TARGET kvd_engine_memory)
+    add_test(NAME e2e.http_abuse
+             COMMAND python3 ${CMAKE_CURRENT_LIST_DIR}/http_abuse.py ${KVD_BIN}
+                     ${KVD_PLUGIN_BUILD_DIR})
+    set_tests_properties(e2e.http_abuse PROPERTIES LABELS e2e
+                         ENVIRONMENT "${KVD_TEST_ENV}" TIMEOUT 300)
+  endif()
+
   # The imported targets of frontends/http are local to that directory.
-  pkg_check_modules(HTTPT_MHD REQUIRED IMPORTED_TARGET libmicrohttpd)
   pkg_check_modules(HTTPT_JANSSON REQUIRED IMPORTED_TARGET jansson)
   add_executable(http_util_test ${CMAKE_CURRENT_LIST_DIR}/http_util_test.c
-                 ${PROJECT_SOURCE_DIR}/frontends/http/http_util.c)
+                 ${PROJECT_SOURCE_DIR}/frontends/http/http_util.c
+                 ${PROJECT_SOURCE_DIR}/frontends/http/http_parse.c)
   target_include_directories(http_util_test PRIVATE
                              ${PROJECT_SOURCE_DIR}/frontends/http)
   target_link_libraries(http_util_test PRIVATE kvd_headers kvd_warnings
-                        PkgConfig::HTTPT_MHD PkgConfig::HTTPT_JANSSON
-                        PkgConfig::CMOCKA)
+                        PkgConfig::HTTPT_JANSSON PkgConfig::CMOCKA)
   add_test(NAME unit.http_util COMMAND http_util_test)
   set_tests_properties(unit.http_util PROPERTIES LABELS unit
                        ENVIRONMENT "${KVD_TEST_ENV}")

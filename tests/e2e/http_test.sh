@@ -9,7 +9,7 @@
 # in flight.
 #
 # usage: http_test.sh KVD_BIN PLUGIN_DIR ENGINE
-# needs: curl, nc (netcat-openbsd), python3 (free port only), redis-cli
+# needs: curl, nc (netcat-openbsd), python3 (one raw client), redis-cli
 # (the resp check only; skipped without it)
 set -u
 KVD=$1
@@ -33,34 +33,12 @@ check() { # check NAME COMMAND...: passes when the command succeeds
     if "$@"; then ok "$name"; else fail "$name"; fi
 }
 
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
-# start_kvd NAME EXTRA_HTTP_LINES...: a server with its own data dir;
-# sets PORT, URL, and KPID. The port is one the kernel just picked; should
-# something else take it before kvd binds it (another checkout's tests),
-# kvd exits naming the busy address and another port is tried. The server
-# counts as up only once its own log says it listens on PORT, so a server
-# of someone else's on that port is never mistaken for ours.
+# start_kvd NAME EXTRA_HTTP_LINES...: a server with its own data dir, on a
+# port the kernel picks (read back from the log, so no other server can
+# take it first or be mistaken for ours); sets PORT, URL, and KPID. Exits
+# the test, showing kvd's log, if kvd stops or is not up within 10 s.
 start_kvd() {
     local name=$1; shift
-    for _ in 1 2 3 4 5; do
-        start_kvd_on "$name" "$(free_port)" "$@" && return 0
-        grep -q 'Address already in use' "$T/$name.log" || break
-        echo "# port $PORT was taken before kvd bound it; another one"
-    done
-    echo "kvd did not come up:"; cat "$T/$name.log"
-    exit 1
-}
-
-# start_kvd_on NAME PORT EXTRA_HTTP_LINES...: 0 once up, 1 if kvd exited
-# (or did not come up within 10 s).
-start_kvd_on() {
-    local name=$1
-    PORT=$2
-    shift 2
-    URL="http://127.0.0.1:$PORT"
     {
         echo "[server]"
         echo "data_dir = $T/data-$name"
@@ -70,7 +48,7 @@ start_kvd_on() {
         echo "[engine]"
         echo "name = $ENGINE"
         echo "[frontend.http]"
-        echo "listen = 127.0.0.1:$PORT"
+        echo "listen = 127.0.0.1:0"
         echo "threads = 2"
         printf '%s\n' "$@"
     } > "$T/$name.ini"
@@ -80,15 +58,18 @@ start_kvd_on() {
     for _ in $(seq 1 200); do
         if ! kill -0 "$KPID" 2>/dev/null; then
             wait "$KPID" 2>/dev/null
-            return 1
+            break
         fi
-        if grep -q "http: listening on 127.0.0.1:$PORT" "$T/$name.log" &&
-            curl -s -o /dev/null "$URL/healthz"; then
+        PORT=$(sed -n 's/.*http: listening on 127\.0\.0\.1:\([0-9]*\) .*/\1/p' \
+            "$T/$name.log")
+        URL="http://127.0.0.1:$PORT"
+        if [ -n "$PORT" ] && curl -s -o /dev/null "$URL/healthz"; then
             return 0
         fi
         sleep 0.05
     done
-    return 1
+    echo "kvd did not come up:"; cat "$T/$name.log"
+    exit 1
 }
 
 # req METHOD PATH [curl args...]: sets CODE, BODY (file $T/body) and
@@ -456,6 +437,34 @@ check "a truncated body gets no success ($RAW)" \
     bash -c "[[ '$RAW' != 'HTTP/1.1 2'* ]]"
 req GET /kv/trunc
 expect "a truncated body stores nothing" 404
+# --- HTTP/1.1 framing details -------------------------------------------------
+printf 'GET /kv/c7 HTTP/1.1\r\nHost: x\r\n\r\nGET /kv/c8 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n' |
+    nc -w 3 127.0.0.1 "$PORT" > "$T/pipe" 2>/dev/null
+check "two pipelined requests get two answers, in order" \
+    bash -c "[ \$(grep -o 'HTTP/1.1 200' '$T/pipe' | wc -l) = 2 ] && grep -q 'value-7.*value-8' <<<\"\$(tr -d '\r\n' < '$T/pipe')\""
+printf 'GET /healthz HTTP/1.0\r\n\r\n' | nc -w 3 127.0.0.1 "$PORT" > "$T/h10" 2>/dev/null
+check "HTTP/1.0 without keep-alive is answered and closed" \
+    bash -c "head -1 '$T/h10' | grep -q '^HTTP/1.1 200' && grep -qi '^Connection: close' '$T/h10'"
+printf 'GET /healthz HTTP/1.0\r\nConnection: keep-alive\r\n\r\n' |
+    nc -w 1 127.0.0.1 "$PORT" > "$T/h10k" 2>/dev/null
+check "HTTP/1.0 keep-alive is kept alive and says so" \
+    grep -qi '^Connection: keep-alive' "$T/h10k"
+raw 'PUT /kv/chunk2 HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n3;ext=1\r\nabc\r\n2\r\nde\r\n0\r\nX-Trailer: 1\r\n\r\n'
+check "a chunked body with extensions and a trailer is stored ($RAW)" \
+    test "$RAW" = "HTTP/1.1 201 Created"
+req GET /kv/chunk2
+expect "... byte for byte" 200 abcde
+req PUT /kv/cont -H 'Expect: 100-continue' --data-binary 'continued'
+expect "Expect: 100-continue gets 100, then the answer" 201
+raw 'GET http://example/kv/c9 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'
+check "an absolute-form request-target is served ($RAW)" \
+    test "$RAW" = "HTTP/1.1 200 OK"
+raw 'GET /healthz HTTP/1.1\r\nConnection: close\r\n\r\n'
+check "HTTP/1.1 without Host is 400 ($RAW)" \
+    bash -c "[[ '$RAW' == 'HTTP/1.1 400'* ]]"
+raw 'GET /healthz HTTP/2.0\r\nHost: x\r\n\r\n'
+check "an HTTP version other than 1.x is 505 ($RAW)" \
+    bash -c "[[ '$RAW' == 'HTTP/1.1 505'* ]]"
 req GET /healthz
 expect "the server still serves after the malformed requests" 200
 req GET /kv/c7
@@ -546,6 +555,20 @@ sed "s/^listen = .*/listen = 127.0.0.1:80x/" "$T/busy.ini" > "$T/badport.ini"
 out=$("$KVD" -c "$T/badport.ini" 2>&1 </dev/null); rc=$?
 check "a bad listen value fails at start, naming it" \
     bash -c "[ $rc -eq 1 ] && grep -q 'listen = 127.0.0.1:80x: expected .*a port from 0 to 65535' <<<'$out'"
+
+printf '[server]\ndata_dir = %s\nplugin_dir = %s\n[engine]\nname = %s\n[frontend.http]\nlisten = :0\n' \
+    "$T/data-hostless" "$PLUGINS" "$ENGINE" > "$T/hostless.ini"
+"$KVD" -c "$T/hostless.ini" 2> "$T/hostless.log" &
+HPID=$!
+PIDS+=("$HPID")
+for _ in $(seq 1 100); do
+    grep -q 'http: listening on' "$T/hostless.log" && break
+    sleep 0.05
+done
+check "listen = :PORT (no host) means loopback" \
+    grep -q 'http: listening on 127\.0\.0\.1:[1-9]' "$T/hostless.log"
+kill -TERM "$HPID"
+wait "$HPID"
 
 # --- graceful stop: a request in flight finishes --------------------------------------
 URL=$MAIN_URL

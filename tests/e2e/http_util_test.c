@@ -2,8 +2,7 @@
  * tests/e2e/http_util_test.c -- unit tests of the http frontend's decoding
  * helpers (frontends/http/http_util.c): percent-decoding, request-target
  * splitting into key and query arguments, base64 both ways, the
- * binary-safe JSON string and Prometheus label escaping. No server, no
- * MHD daemon.
+ * binary-safe JSON string and Prometheus label escaping. No server.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -45,6 +44,8 @@ req_new(const char *uri)
     assert_non_null(r);
     r->uri = strdup(uri);
     assert_non_null(r->uri);
+    r->uri_len = strlen(uri);
+    r->uri_cap = r->uri_len + 1;
     return r;
 }
 
