@@ -92,7 +92,6 @@ run_wrk "nginx GET static file" "http://127.0.0.1:$NPORT/static"
 
 # --- kvd, per engine ------------------------------------------------------------
 for engine in "${ENGINES[@]}"; do
-    PORT=$(free_port)
     cat > "$T/kvd-$engine.ini" <<EOF
 [server]
 data_dir = $T/data-$engine
@@ -101,12 +100,20 @@ max_key_bytes = 1k
 [engine]
 name = $engine
 [frontend.http]
-listen = 127.0.0.1:$PORT
+listen = 127.0.0.1:0
 threads = $HTTP_THREADS
 EOF
     "$KVD" -c "$T/kvd-$engine.ini" 2> "$T/kvd-$engine.log" &
     KPID=$!
     PIDS+=($KPID)
+    # the port the kernel picked, from the log
+    PORT=
+    for _ in $(seq 1 100); do
+        PORT=$(sed -n 's/.*http: listening on 127\.0\.0\.1:\([0-9]*\) .*/\1/p' \
+            "$T/kvd-$engine.log")
+        [ -n "$PORT" ] && break
+        sleep 0.05
+    done
     wait_up "http://127.0.0.1:$PORT/healthz"
     echo "# kvd http, engine $engine, $HTTP_THREADS threads, ${VALUE_BYTES}-byte values, $KEYS keys"
     run_wrk "kvd PUT /kv/k<random> ($engine)" -s "$T/put.lua" \
