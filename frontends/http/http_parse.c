@@ -188,11 +188,15 @@ parse_field(char *p, char *le, struct http_head *h)
 
 /* ---- framing ------------------------------------------------------------- */
 
+/* Field names compare case-insensitively; the length first, so most
+ * fields are told apart without reading them. */
 static int
-name_is(const struct http_field *f, const char *name)
+name_is(const struct http_field *f, const char *name, size_t len)
 {
-    return strcasecmp(f->name, name) == 0;
+    return f->name_len == len && strncasecmp(f->name, name, len) == 0;
 }
+
+#define NAME_IS(f, lit) name_is((f), (lit), sizeof(lit) - 1)
 
 /* Call fn on each element of a comma-separated list value, trimmed;
  * empty elements are skipped (RFC 9110 5.6.1). */
@@ -287,21 +291,21 @@ parse_framing(struct http_head *h)
     for (size_t i = 0; i < h->nfields; i++) {
         const struct http_field *f = &h->fields[i];
 
-        if (name_is(f, "content-length")) {
+        if (NAME_IS(f, "content-length")) {
             if (++cl > 1) {
                 return refuse(h, 400, "more than one Content-Length");
             }
             if ((rc = parse_content_length(f, h)) != 0) {
                 return rc;
             }
-        } else if (name_is(f, "transfer-encoding")) {
+        } else if (NAME_IS(f, "transfer-encoding")) {
             te_fields++;
             each_element(f->value, te_element, &te);
-        } else if (name_is(f, "host")) {
+        } else if (NAME_IS(f, "host")) {
             host++;
-        } else if (name_is(f, "connection")) {
+        } else if (NAME_IS(f, "connection")) {
             each_element(f->value, conn_element, &h->flags);
-        } else if (name_is(f, "expect") && h->minor == 1) {
+        } else if (NAME_IS(f, "expect") && h->minor == 1) {
             /* HTTP/1.0 requests' Expect is ignored (RFC 9110 10.1.1). */
             if (strcasecmp(f->value, "100-continue") != 0) {
                 return refuse(h, 417, "unsupported expectation");
@@ -368,8 +372,10 @@ http_parse_head(char *buf, size_t len, struct http_head *h)
 const char *
 http_head_field(const struct http_head *h, const char *name)
 {
+    size_t len = strlen(name);
+
     for (size_t i = 0; i < h->nfields; i++) {
-        if (name_is(&h->fields[i], name)) {
+        if (name_is(&h->fields[i], name, len)) {
             return h->fields[i].value;
         }
     }
