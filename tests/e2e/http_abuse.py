@@ -36,66 +36,18 @@ import os
 import re
 import resource
 import selectors
-import shutil
-import signal
 import socket
-import subprocess
 import sys
-import tempfile
 import threading
 import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from http_harness import Kvd, check, finish  # noqa: E402
 
 HEADER_TIMEOUT = 3.0
 MAX_CONNS = 300
 MAX_PER_IP = 200
 SLACK = 4.0  # how late a deadline may act on a loaded machine
-
-failures = []
-passes = 0
-
-
-def check(name, cond, detail=""):
-    global passes
-    if cond:
-        passes += 1
-        print("ok - " + name, flush=True)
-    else:
-        failures.append(name)
-        print("FAIL - %s %s" % (name, detail), flush=True)
-
-
-def start(kvd, plugins, tmp):
-    ini = os.path.join(tmp, "kvd.ini")
-    with open(ini, "w") as f:
-        f.write("""[server]
-data_dir = %s/data
-plugin_dir = %s
-max_key_bytes = 65535
-[engine]
-name = memory
-[frontend.http]
-listen = 127.0.0.1:0
-threads = 2
-header_timeout = %ds
-timeout = 60s
-max_connections = %d
-max_connections_per_ip = %d
-drain_timeout = 30s
-""" % (tmp, plugins, HEADER_TIMEOUT, MAX_CONNS, MAX_PER_IP))
-    log = open(os.path.join(tmp, "kvd.log"), "w+")
-    proc = subprocess.Popen([kvd, "-c", ini], stderr=log, stdin=subprocess.DEVNULL)
-    deadline = time.time() + 20
-    while time.time() < deadline:
-        log.seek(0)
-        m = re.search(r"http: listening on 127\.0\.0\.1:(\d+)", log.read())
-        if m:
-            return proc, int(m.group(1)), log
-        if proc.poll() is not None:
-            break
-        time.sleep(0.05)
-    log.seek(0)
-    sys.exit("kvd did not start:\n" + log.read())
-
 
 def exchange(port, data, timeout=10.0, src=None):
     """Send raw bytes on a new connection; read until the server closes or
@@ -474,10 +426,15 @@ def main():
         return 0
     with open(kvd, "rb") as f:
         asan = b"__asan_init" in f.read()
-    tmp = tempfile.mkdtemp(prefix="kvd_http_abuse.")
-    proc, port, log = start(kvd, plugins, tmp)
+    k = Kvd(kvd, plugins, server={"max_key_bytes": 65535},
+            http={"threads": 2, "header_timeout": "%ds" % HEADER_TIMEOUT,
+                  "timeout": "60s", "max_connections": MAX_CONNS,
+                  "max_connections_per_ip": MAX_PER_IP,
+                  "drain_timeout": "30s"},
+            prefix="kvd_http_abuse.")
+    port = k.port
     try:
-        for section in (lambda: huge_queries(port, proc.pid, asan),
+        for section in (lambda: huge_queries(port, k.pid, asan),
                         lambda: at_the_limits(port), lambda: smuggling(port),
                         lambda: slow_headers(port), lambda: flood(port)):
             try:
@@ -485,25 +442,13 @@ def main():
             except (OSError, EOFError, ValueError, IndexError) as e:
                 check("a section ran to its end", False, repr(e))
         t0 = time.time()
-        proc.send_signal(signal.SIGTERM)
-        try:
-            rc = proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            rc = None
+        rc = k.stop(timeout=20)
         took = time.time() - t0
         check("SIGTERM: kvd exits 0 in %.1f s (drain_timeout is 30 s)" % took,
               rc == 0 and took < 5, "exit %r" % rc)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        log.seek(0)
-        text = log.read()
-        if failures:
-            print("# kvd log (last lines):\n" + "\n".join(text.splitlines()[-20:]))
-        shutil.rmtree(tmp, ignore_errors=True)
-    print("# %d passed, %d failed" % (passes, len(failures)))
-    return 1 if failures else 0
+        k.close()
+    return finish()
 
 
 if __name__ == "__main__":
