@@ -27,7 +27,9 @@
  *      never sees replies of writes that are not there.
  * EXEC, DISCARD and RESET end the transaction and drop every watch. A
  * runtime error of one queued command is that command's reply; the others
- * still run (as Redis: nothing is rolled back).
+ * still run (as Redis: nothing is rolled back), except on a session opened
+ * with KVD_SESSION_ATOMIC_EXEC, where the view is then dropped instead of
+ * committed: the replies are sent, and nothing was applied.
  *
  * Thread-safety: a session's own thread only.
  */
@@ -530,11 +532,13 @@ multi_plan(kvd_session *s, struct kvd_cmd_multi *m)
     return rc;
 }
 
-/* Run the queue against view; the replies go to m->rec. */
-static void
+/* Run the queue against view; the replies go to m->rec. Returns how
+ * many commands replied an error. */
+static size_t
 multi_run(struct kvd_cmd_ctx *x, struct kvd_cmd_multi *m, kvd_store *view)
 {
     struct kvd_cmd_enc rec;
+    size_t failed = 0;
 
     kvd_cmd_enc_init(&rec, &multi_rec_ops, sizeof(multi_rec_ops), &m->rec);
     m->rec.len = 0;
@@ -543,6 +547,7 @@ multi_run(struct kvd_cmd_ctx *x, struct kvd_cmd_multi *m, kvd_store *view)
         const struct multi_cmd *c = &m->cmds[i];
         if (multi_args(m, c) != 0) {
             rec_error_status(&m->rec, KVD_ENOMEM, "OOM", 3);
+            failed++;
             continue;
         }
         struct kvd_cmd_ctx y = {
@@ -556,8 +561,10 @@ multi_run(struct kvd_cmd_ctx *x, struct kvd_cmd_multi *m, kvd_store *view)
             .ent = c->ent,
         };
         kvd_cmd_run(&y);
+        failed += y.failed;
     }
     x->sess->in_exec = false;
+    return failed;
 }
 
 static void
@@ -578,6 +585,7 @@ multi_exec(struct kvd_cmd_ctx *x)
     struct kvd_err err = {0};
     kvd_store *view;
     size_t n;
+    bool applied;
     int rc;
 
     if (!s->in_multi) {
@@ -608,19 +616,28 @@ multi_exec(struct kvd_cmd_ctx *x)
         kvd_cmd_reply_null_array(x);
         return;
     }
-    multi_run(x, m, view);
-    rc = kvd_store_txn_commit(m->txn, &err);
+    applied =
+        !(multi_run(x, m, view) > 0 && (s->flags & KVD_SESSION_ATOMIC_EXEC));
+    if (applied) {
+        rc = kvd_store_txn_commit(m->txn, &err);
+    } else {
+        kvd_store_txn_abort(m->txn);
+        rc = 0;
+    }
     n = m->n;
     multi_discard(s);
     multi_unwatch(s);
     if (rc != 0) {
         multi_exec_abort(x, rc);
     } else if (rec_poisoned(&m->rec)) {
-        /* Applied, but its replies could not be kept: say so rather than
-         * claim a discard or send part of them. */
+        /* Its replies could not be kept: say whether it was applied rather
+         * than claim a discard or send part of them. */
         kvd_cmd_reply_error_as(x, KVD_ENOMEM,
-                               "OOM the transaction was applied, but out of "
-                               "memory for its replies");
+                               applied ? "OOM the transaction was applied, "
+                                         "but out of memory for its replies"
+                                       : "OOM out of memory for the "
+                                         "transaction's replies; nothing "
+                                         "was applied");
     } else {
         kvd_cmd_reply_array(x, n);
         multi_replay(&m->rec, x->enc);

@@ -151,6 +151,11 @@ enum kvd_exec_flag {
 
 enum kvd_session_flag {
     KVD_SESSION_TRUSTED = 1u << 0, /* no AUTH needed */
+    /* EXEC applies nothing when a queued command replies an error; the
+     * replies are still EXEC's array, so the error says which. For
+     * frontends whose transactions are all or nothing (HTTP); Redis
+     * clients expect the other commands applied. */
+    KVD_SESSION_ATOMIC_EXEC = 1u << 1,
 };
 
 /*

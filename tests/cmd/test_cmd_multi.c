@@ -122,6 +122,39 @@ test_runtime_errors_do_not_stop_the_others(void **state)
     EXPECT(fx, "EXISTS u", ":0");
 }
 
+/* A session opened with KVD_SESSION_ATOMIC_EXEC (HTTP's POST /txn): a
+ * runtime error of one queued command means nothing is applied, and the
+ * replies still say which command failed. Without errors it commits. */
+static void
+test_atomic_exec_applies_nothing_on_error(void **state)
+{
+    struct cmdt_fx *fx = *state;
+    struct other o;
+
+    EXPECT(fx, "SET s text", "OK");
+    memset(&o, 0, sizeof(o));
+    o.s = cmdt_session(fx, &o.rec, NULL,
+                       KVD_SESSION_TRUSTED | KVD_SESSION_ATOMIC_EXEC);
+    assert_string_equal(other_run(&o, "MULTI"), "OK");
+    assert_string_equal(other_run(&o, "SET t 1"), "QUEUED");
+    assert_string_equal(other_run(&o, "INCR s"), "QUEUED");
+    assert_string_equal(other_run(&o, "DEL s"), "QUEUED");
+    assert_string_equal(other_run(&o, "EXEC"),
+                        "*3 OK !ERR value is not an integer or out of range "
+                        ":1");
+    EXPECT(fx, "EXISTS t", ":0");
+    EXPECT(fx, "GET s", "\"text\"");
+
+    /* The session is usable again, and a clean queue commits. */
+    assert_string_equal(other_run(&o, "MULTI"), "OK");
+    assert_string_equal(other_run(&o, "SET t 2"), "QUEUED");
+    assert_string_equal(other_run(&o, "DEL s"), "QUEUED");
+    assert_string_equal(other_run(&o, "EXEC"), "*2 OK :1");
+    EXPECT(fx, "GET t", "\"2\"");
+    EXPECT(fx, "EXISTS s", ":0");
+    other_close(&o);
+}
+
 static void
 test_queue_time_errors_abort_exec(void **state)
 {
@@ -1130,6 +1163,7 @@ main(void)
         T(test_exec_runs_the_queue_in_order),
         T(test_controls_outside_multi),
         T(test_runtime_errors_do_not_stop_the_others),
+        T(test_atomic_exec_applies_nothing_on_error),
         T(test_queue_time_errors_abort_exec),
         T(test_reset_and_auth_around_multi),
         T(test_quit_and_reset_run_at_once),
