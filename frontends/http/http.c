@@ -236,6 +236,11 @@ http_create(const struct kvd_host *host, const struct kvd_server *srv,
     if (srv->store_api == NULL || srv->store == NULL) {
         return kvd_err_set(err, KVD_EINVAL, "the host provides no store");
     }
+    if (!http_cmd_available(srv)) {
+        return kvd_err_set(err, KVD_EINVAL,
+                           "the host's command layer has no sessions "
+                           "(kvd_cmd_api.session_open)");
+    }
     fe = calloc(1, sizeof(*fe));
     if (fe == NULL) {
         return kvd_err_set(err, KVD_ENOMEM, "out of memory");

@@ -15,7 +15,13 @@
  *   http_parse.c  request heads and chunked bodies (no I/O)
  *   http_peer.c   connections per client address
  *   http_route.c  routing, authentication, request bodies
- *   http_kv.c     the /kv routes; http_ops.c health, readiness, metrics
+ *   http_kv.c     the /kv routes: each maps to commands of the command
+ *                 layer; http_cond.c conditional PUT/DELETE (If-Match);
+ *                 http_txn.c POST /txn; http_ops.c health, readiness,
+ *                 metrics
+ *   http_cmd.c    a command-layer session per connection, running a
+ *                 command, and the kvd status -> HTTP status table
+ *   http_reply.c  the reply encoder: a command's reply as a tree
  *   http_resp.c   responses: what routes answer and how it is encoded
  *   http_util.c   URL and query decoding, base64, JSON bytes, labels
  *
@@ -84,6 +90,7 @@ struct http_opts {
     XX(MSET, "mset")                                                           \
     XX(MDEL, "mdel")                                                           \
     XX(LIST, "list")                                                           \
+    XX(TXN, "txn")                                                             \
     XX(HEALTHZ, "healthz")                                                     \
     XX(READYZ, "readyz")                                                       \
     XX(METRICS, "metrics")                                                     \
@@ -98,9 +105,9 @@ enum http_cmd {
 
 /* Status codes counted one by one; anything else counts as "other". */
 #define HTTP_CODES                                                             \
-    200, 201, 204, 400, 401, 404, 405, 408, 411, 412, 413, 414, 415, 417, 429, \
-        431, 500, 501, 503, 505
-#define HTTP_CODE_COUNT 21 /* the list above plus "other" */
+    200, 201, 204, 304, 400, 401, 404, 405, 408, 409, 411, 412, 413, 414, 415, \
+        417, 429, 431, 500, 501, 503, 505
+#define HTTP_CODE_COUNT 23 /* the list above plus "other" */
 
 /* Latency histogram upper bounds, nanoseconds (then +Inf). */
 #define HTTP_HIST_BOUNDS_NS                                                    \
@@ -167,6 +174,7 @@ enum http_route {
     HTTP_ROUTE_NONE = 0,
     HTTP_ROUTE_KEY,        /* /kv/{key} */
     HTTP_ROUTE_COLLECTION, /* /kv */
+    HTTP_ROUTE_TXN,        /* /txn */
     HTTP_ROUTE_HEALTHZ,
     HTTP_ROUTE_READYZ,
     HTTP_ROUTE_METRICS,
@@ -179,6 +187,56 @@ struct http_arg {
     const char *val;
     size_t val_len;
     int has_val; /* "x=..." rather than a bare "x" */
+};
+
+/* A command's reply, as recorded by the encoder (http_reply.c). */
+enum http_rtype {
+    HTTP_R_STATUS = 1, /* +OK */
+    HTTP_R_ERROR,      /* p/n: the text; status: the kvd status behind it */
+    HTTP_R_INT,
+    HTTP_R_BULK,
+    HTTP_R_NULL,
+    HTTP_R_ARRAY, /* elem[nelem]; a map comes as key, value, key, ... */
+    HTTP_R_DOUBLE,
+    HTTP_R_NULL_ARRAY, /* EXEC after a watched key changed */
+};
+
+struct http_rnode {
+    int type;      /* enum http_rtype */
+    int status;    /* HTTP_R_ERROR: a kvd status, 0 when none was given */
+    const char *p; /* STATUS, ERROR, BULK: the bytes (NUL-terminated
+                      when shorter than HTTP_REPLY_OWN_BYTES) */
+    size_t n;
+    long long i;
+    double d;
+    size_t nelem;
+    struct http_rnode *elem;
+};
+
+/* Bulk strings this long get an allocation of their own, which a route
+ * can take as a response body (http_reply_take). */
+#define HTTP_REPLY_OWN_BYTES 4096
+#define HTTP_REPLY_DEPTH     8
+
+struct http_arena_chunk;
+
+struct http_rframe {
+    struct http_rnode *node;
+    size_t filled;
+};
+
+/* The encoder's state: the `w` of http_reply_ops, one per connection.
+ * Valid from one command's call until the next command's. */
+struct http_reply {
+    struct http_rnode *root; /* NULL until the reply came */
+    int failed;              /* no memory, or a reply of a broken shape */
+    struct http_arena_chunk *chunks;
+    size_t arena_bytes;
+    char **owned; /* bulk strings with their own allocation */
+    size_t nowned;
+    size_t owned_cap;
+    struct http_rframe stack[HTTP_REPLY_DEPTH]; /* open arrays */
+    size_t depth;
 };
 
 /* What a route answers (http_resp.c fills it; http_net.c sends it). */
@@ -206,6 +264,10 @@ struct http_req {
     unsigned minor; /* HTTP/1.<minor> */
     char method[16];
 
+    int fd; /* the connection's socket (for the session's addresses) */
+    kvd_session *sess;     /* opened at the connection's first command */
+    struct http_reply rep; /* the last command's reply */
+
     char *uri; /* raw request-target, NUL-terminated */
     size_t uri_len;
     size_t uri_cap;
@@ -218,6 +280,10 @@ struct http_req {
     size_t args_cap;
     char *argbuf; /* backing store of args[] and key */
     size_t argbuf_cap;
+
+    /* conditions (copied from the head; NULL when absent) */
+    char *if_match;
+    char *if_none_match;
 
     /* request body (PUT, POST) */
     int want_body; /* the route reads the body: http_route_body follows */
@@ -266,6 +332,19 @@ json_t *http_json_bytes(const void *p, size_t n);
  * characters, never inside an escape). Returns out. */
 const char *http_prom_label(char *out, size_t cap, const char *s);
 
+/* A 64-bit hash of bytes, for entity tags (not keyed, so a tag is the
+ * same after a restart). */
+uint64_t http_hash64(const void *data, size_t len);
+
+/* A value's strong entity tag: "\"<16 hex digits>\"", NUL-terminated. */
+#define HTTP_ETAG_BYTES 19
+void http_etag(const void *value, size_t len, char out[HTTP_ETAG_BYTES]);
+
+/* Whether an If-Match (weak = 0: strong comparison) or If-None-Match
+ * (weak = 1) field value matches the current value's tag `etag` (NULL:
+ * the key is absent, which nothing matches, not even "*"). */
+int http_etag_match(const char *list, const char *etag, int weak);
+
 /* --- http_resp.c --------------------------------------------------------- */
 
 /* Answer with `status` and a body, which the response owns from now on:
@@ -281,9 +360,17 @@ void http_send_json(struct http_req *r, unsigned status, json_t *j);
 void http_send_error(struct http_req *r, unsigned status, const char *msg);
 /* 405 with the Allow header. */
 void http_send_405(struct http_req *r, const char *allow);
-/* The error that a store status stands for. `key_only`: the routes where
- * KVD_ETOOBIG can only mean the key (414 rather than 413). */
-void http_send_status(struct http_req *r, int rc, int key_only);
+/* The error that a kvd status stands for (the table in docs/http.md,
+ * "Errors"). `key_only`: the routes where KVD_ETOOBIG can only mean the
+ * key (414 rather than 413). `detail`: the command layer's text, used
+ * where the status alone does not say what was wrong (KVD_EINVAL, an
+ * unexpected status); NULL for none. */
+void http_send_status(struct http_req *r, int rc, int key_only,
+                      const char *detail);
+/* The same table without answering: the HTTP status, and the message
+ * into msg (cap bytes). */
+unsigned http_status_for(int rc, int key_only, const char *detail, char *msg,
+                         size_t cap);
 /* An empty body with `status`. */
 void http_send_empty(struct http_req *r, unsigned status);
 /* 500 out of memory. */
@@ -332,7 +419,72 @@ void http_req_release(struct http_req *r);
 int http_body_expect(struct http_req *r, const char *ctype,
                      const char *empty_msg);
 
+/* --- http_reply.c -------------------------------------------------------- */
+
+extern const struct kvd_reply_ops http_reply_ops;
+
+/* Forget the last reply (keeping a small arena for the next). */
+void http_reply_reset(struct http_reply *rep);
+/* Free everything. */
+void http_reply_release(struct http_reply *rep);
+/* Take the bytes of bulk node n when they have their own allocation
+ * (caller frees them); NULL when they live in the arena (copy them). */
+void *http_reply_take(struct http_reply *rep, const struct http_rnode *n);
+
+/* --- http_cmd.c ---------------------------------------------------------- */
+
+/* Whether the host's command layer has sessions (second edition). */
+int http_cmd_available(const struct kvd_server *srv);
+/*
+ * Run one command (argv[0] is its name) on the connection's session,
+ * opening the session first if needed. Returns the reply, valid until
+ * the next call on r; NULL when out of memory or the reply could not be
+ * recorded (answer 500: http_send_oom).
+ */
+const struct http_rnode *http_call(struct http_req *r, size_t argc,
+                                   const char *const *argv, const size_t *argl);
+/* Answer with what an error reply stands for (see http_send_status). */
+void http_send_cmd_error(struct http_req *r, const struct http_rnode *e,
+                         int key_only);
+/* An error reply's kvd status (KVD_EINVAL when it gave none) and its
+ * text without the "ERR " prefix. */
+int http_cmd_error_of(const struct http_rnode *e, const char **text);
+/* Whether reply n is of type t1 or t2; if not, it was answered (an
+ * error by its status, NULL as 500 out of memory, anything else 500) and
+ * 0 is returned. `key_only` as for http_send_status. */
+int http_expect(struct http_req *r, const struct http_rnode *n, int key_only,
+                int t1, int t2);
+/* Run a command without arguments whose reply does not matter (UNWATCH,
+ * DISCARD). */
+void http_call0(struct http_req *r, const char *cmd);
+/* Answer 500 for a reply a route did not expect. */
+void http_send_unexpected(struct http_req *r, const struct http_rnode *n);
+/* Close the session and free the reply (the connection is closing). */
+void http_cmd_release(struct http_req *r);
+
 /* --- http_kv.c ----------------------------------------------------------- */
+
+/* --- http_cond.c --------------------------------------------------------- */
+
+/* 412 with `why`, and the current value's tag when there is one. */
+void http_send_412(struct http_req *r, const char *why, const char *etag);
+/* A PUT's success: 201 or 204 with the tag of the value stored. */
+void http_put_answer(struct http_req *r, unsigned status);
+/* PUT /kv/{key} with If-Match or If-None-Match (and ?nx/?xx, ?ttl=). */
+void http_put_conditional(struct http_req *r, const struct http_arg *ttl,
+                          int nx, int xx);
+/* DELETE /kv/{key} with If-Match or If-None-Match. */
+void http_del_conditional(struct http_req *r);
+
+/* --- http_txn.c ---------------------------------------------------------- */
+
+/* POST /txn, once the body is in: run the operations, all or nothing. */
+void http_txn_body(struct http_req *r);
+
+/* Bytes from JSON: a string, or {"base64": "..."}. Returns the length
+ * and sets *p (into v, or into *owned, which the caller frees), or -1
+ * when v has neither form. */
+long http_json_to_bytes(json_t *v, const char **p, char **owned);
 
 /* The /kv routes (r->route is HTTP_ROUTE_KEY or _COLLECTION), from the
  * head: answers, or asks for the body (http_body_expect). r->key and

@@ -1,15 +1,24 @@
 /*
- * frontends/http/http_kv.c -- the key routes of the http frontend.
+ * frontends/http/http_kv.c -- the key routes of the http frontend, each
+ * mapped to commands of the shared command layer:
  *
- *   GET|HEAD|PUT|DELETE /kv/{key}     one key (value bytes as the body)
- *   GET|HEAD /kv?key=a&key=b          the values of those present (JSON)
- *   GET|HEAD /kv?prefix=&limit=&cursor=  list keys, a page at a time
- *   POST /kv                          set a JSON object of keys atomically
- *   DELETE /kv?key=a&key=b            delete keys, answer the count
+ *   GET|HEAD /kv/{key}           GET key, then PTTL key (X-KV-TTL)
+ *   PUT /kv/{key}                SET key value [EX s]: NX then XX to tell
+ *                                201 from 204; ?nx: NX; ?xx: XX
+ *   DELETE /kv/{key}             DEL key
+ *   GET|HEAD /kv?key=a&key=b     MGET a b
+ *   DELETE /kv?key=a&key=b       DEL a b
+ *   GET|HEAD /kv?prefix=&limit=&cursor=
+ *                                SCAN cursor MATCH <prefix>* COUNT limit
+ *   POST /kv                     MSET k v ...; with ?ttl=: MULTI,
+ *                                SET k v EX s ..., EXEC
  *
- * Every operation goes through the host's store (srv->store_api), so an
- * HTTP PUT and a RESP SET of the same key are indistinguishable: same size
- * limits, same TTL semantics, same per-key write serialisation.
+ * So an HTTP request and the same commands sent over RESP have one set of
+ * semantics (sizes, expiry, NX/XX, errors, WATCH: an HTTP write aborts a
+ * RESP client's EXEC). What stays HTTP's own is the contract of its API,
+ * documented in docs/http.md: an empty PUT body or POST value is 400
+ * (RESP stores empty strings), ttl is whole seconds, at most 1,000 keys
+ * per request, unknown query parameters are refused.
  *
  * A request with a body (PUT, POST) is answered in two steps:
  * http_kv_head checks everything the head already tells (method, key,
@@ -21,26 +30,16 @@
  */
 #include "http.h"
 
-#include <ctype.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
+
+/* PUT without ?nx/?xx: how many NX/XX rounds before a plain SET (each
+ * round loses only to a concurrent create or delete of the key). */
+#define HTTP_PUT_ROUNDS 4
 
 /* ---- small helpers ------------------------------------------------------- */
-
-static const struct kvd_store_api *
-api(const struct http_req *r)
-{
-    return r->fe->srv->store_api;
-}
-
-static kvd_store *
-store(const struct http_req *r)
-{
-    return r->fe->srv->store;
-}
 
 static int
 is_method(const struct http_req *r, const char *m)
@@ -135,25 +134,24 @@ arg_flag(const struct http_arg *a)
     return -1;
 }
 
-/* ?ttl=SECONDS into an absolute expiry (KVD_NO_EXPIRY without one).
- * Returns 1 when a response was queued. */
+/* ?ttl=SECONDS: the whole seconds, as given, for the command's EX (the
+ * command layer decides which values it accepts, for every frontend).
+ * *ttl is NULL without one. Returns 1 when a response was queued. */
 static int
-parse_ttl(struct http_req *r, int64_t *expire_ms)
+parse_ttl(struct http_req *r, const struct http_arg **ttl)
 {
     const struct http_arg *a = http_arg_find(r, "ttl");
     uint64_t s;
 
-    *expire_ms = KVD_NO_EXPIRY;
+    *ttl = NULL;
     if (a == NULL) {
         return 0;
     }
-    if (arg_u64(a, 1, (uint64_t)HTTP_TTL_MAX_S, &s) != 0) {
-        http_send_error(r, 400,
-                        "ttl must be a whole number of seconds "
-                        "between 1 and 3153600000");
+    if (arg_u64(a, 0, UINT64_MAX, &s) != 0) {
+        http_send_error(r, 400, "ttl must be a whole number of seconds");
         return 1;
     }
-    *expire_ms = r->fe->host->now_ms(r->fe->host) + (int64_t)s * 1000;
+    *ttl = a;
     return 0;
 }
 
@@ -190,31 +188,122 @@ http_ready(struct http_fe *fe, char *why, size_t why_len, int fresh)
     return ok;
 }
 
-/* ---- /kv/{key} ----------------------------------------------------------- */
+/* The arguments of one command, built on the stack for the usual few
+ * and on the heap for many (MGET, DEL, MSET). */
+struct args {
+    const char **v;
+    size_t *l;
+    size_t n;
+    size_t cap;
+    const char *sv[8];
+    size_t sl[8];
+};
 
 static void
-val_free(void *cls)
+args_init(struct args *a)
 {
-    struct kvd_val *v = cls;
-    kvd_val_release(v);
-    free(v);
+    a->v = a->sv;
+    a->l = a->sl;
+    a->n = 0;
+    a->cap = 8;
 }
 
-/* Remaining TTL in whole seconds, rounded up (a live key never says 0). */
-static int64_t
-ttl_left_s(struct http_req *r, int64_t expire_ms)
+/* Room for `more` arguments; -1 on no memory. */
+static int
+args_reserve(struct args *a, size_t more)
 {
-    int64_t left = expire_ms - r->fe->host->now_ms(r->fe->host);
-    return left <= 0 ? 1 : (left + 999) / 1000;
+    const char **v;
+    size_t *l, cap = a->n + more;
+
+    if (cap <= a->cap) {
+        return 0;
+    }
+    v = malloc(cap * sizeof(*v));
+    l = malloc(cap * sizeof(*l));
+    if (v == NULL || l == NULL) {
+        free(v);
+        free(l);
+        return -1;
+    }
+    memcpy(v, a->v, a->n * sizeof(*v));
+    memcpy(l, a->l, a->n * sizeof(*l));
+    if (a->v != a->sv) {
+        free(a->v);
+        free(a->l);
+    }
+    a->v = v;
+    a->l = l;
+    a->cap = cap;
+    return 0;
+}
+
+/* Append one argument (room reserved, or within the first 8). */
+static void
+args_add(struct args *a, const void *p, size_t n)
+{
+    a->v[a->n] = p;
+    a->l[a->n++] = n;
+}
+
+static void
+args_str(struct args *a, const char *s)
+{
+    args_add(a, s, strlen(s));
+}
+
+static void
+args_release(struct args *a)
+{
+    if (a->v != a->sv) {
+        free(a->v);
+        free(a->l);
+    }
+}
+
+static const struct http_rnode *
+call_args(struct http_req *r, const struct args *a)
+{
+    return http_call(r, a->n, a->v, a->l);
+}
+
+/* A copy of a bulk reply's bytes the response can own (taken from the
+ * reply when it has its own allocation). NULL on no memory; an empty
+ * value is a valid, non-NULL empty copy. */
+static char *
+bulk_copy(struct http_req *r, const struct http_rnode *n)
+{
+    char *p = http_reply_take(&r->rep, n);
+
+    if (p == NULL) {
+        p = malloc(n->n > 0 ? n->n : 1);
+        if (p != NULL) {
+            memcpy(p, n->p, n->n);
+        }
+    }
+    return p;
+}
+
+/* ---- /kv/{key} ----------------------------------------------------------- */
+
+/* Milliseconds left (PTTL) as whole seconds, rounded up: a live key
+ * never says 0. */
+static long long
+ttl_seconds(long long ms)
+{
+    return ms <= 0 ? 1 : (ms + 999) / 1000;
 }
 
 static void
 kv_get(struct http_req *r)
 {
     const struct http_arg *fmt = http_arg_find(r, "format");
+    const struct http_rnode *n;
+    struct args a;
+    long long ttl_ms = -1;
+    char etag[HTTP_ETAG_BYTES];
+    size_t len;
+    char *value;
     int json = 0;
-    struct kvd_val v, *hold;
-    int rc;
 
     if (fmt != NULL) {
         if (fmt->val_len == 4 && memcmp(fmt->val, "json", 4) == 0) {
@@ -224,40 +313,65 @@ kv_get(struct http_req *r)
             return;
         }
     }
-    rc = api(r)->get(store(r), r->key, r->klen, &v);
-    if (rc != 0) {
-        http_send_status(r, rc, 1);
+    args_init(&a);
+    args_str(&a, "GET");
+    args_add(&a, r->key, r->klen);
+    n = call_args(r, &a);
+    if (!http_expect(r, n, 1, HTTP_R_BULK, HTTP_R_NULL)) {
         return;
+    }
+    if (n->type == HTTP_R_NULL) {
+        /* Conditions are for present keys: a 404 stays a 404. */
+        http_send_error(r, 404, "key not found");
+        return;
+    }
+    len = n->n;
+    http_etag(n->p, n->n, etag);
+    /* RFC 9110 13.2.2: If-Match, then If-None-Match (304 for a GET). */
+    if (r->if_match != NULL && !http_etag_match(r->if_match, etag, 0)) {
+        http_send_412(r, "precondition failed: If-Match", etag);
+        return;
+    }
+    if (r->if_none_match != NULL &&
+        http_etag_match(r->if_none_match, etag, 1)) {
+        http_send_empty(r, 304);
+        http_resp_header(r, "ETag", etag);
+        return;
+    }
+    value = bulk_copy(r, n);
+    if (value == NULL) {
+        http_send_oom(r);
+        return;
+    }
+    /* The expiry, read just after: -1 none, -2 gone meanwhile (the value
+     * read is still what the key held). */
+    a.v[0] = "PTTL";
+    a.l[0] = 4;
+    n = call_args(r, &a);
+    if (n != NULL && n->type == HTTP_R_INT) {
+        ttl_ms = n->i;
     }
     if (json) {
         json_t *j = json_object();
         if (j != NULL) {
             json_object_set_new(j, "key", http_json_bytes(r->key, r->klen));
-            json_object_set_new(j, "value", http_json_bytes(v.data, v.len));
-            if (v.expire_ms != KVD_NO_EXPIRY) {
+            json_object_set_new(j, "value", http_json_bytes(value, len));
+            if (ttl_ms >= 0) {
                 json_object_set_new(j, "ttl",
-                                    json_integer(ttl_left_s(r, v.expire_ms)));
+                                    json_integer(ttl_seconds(ttl_ms)));
             }
         }
-        kvd_val_release(&v);
+        free(value);
         http_send_json(r, 200, j);
+        http_resp_header(r, "ETag", etag);
         return;
     }
-    /* Zero copy: the engine's bytes are sent as they are and released
-     * once the socket took them. */
-    hold = malloc(sizeof(*hold));
-    if (hold == NULL) {
-        kvd_val_release(&v);
-        http_send_oom(r);
-        return;
-    }
-    *hold = v;
-    http_send_body(r, 200, "application/octet-stream", v.data, v.len, val_free,
-                   hold);
+    http_send_body(r, 200, "application/octet-stream", value, len, free, value);
+    http_resp_header(r, "ETag", etag);
     http_resp_header(r, "X-Content-Type-Options", "nosniff");
-    if (v.expire_ms != KVD_NO_EXPIRY) {
+    if (ttl_ms >= 0) {
         char ttl[24];
-        snprintf(ttl, sizeof(ttl), "%" PRId64, ttl_left_s(r, v.expire_ms));
+        snprintf(ttl, sizeof(ttl), "%lld", ttl_seconds(ttl_ms));
         http_resp_header(r, "X-KV-TTL", ttl);
     }
 }
@@ -265,47 +379,106 @@ kv_get(struct http_req *r)
 static void
 kv_del(struct http_req *r)
 {
-    int rc = api(r)->del(store(r), r->key, r->klen);
+    const char *argv[2] = {"DEL", r->key};
+    size_t argl[2] = {3, r->klen};
+    const struct http_rnode *n;
 
-    if (rc != 0) {
-        http_send_status(r, rc, 1);
+    if (r->if_match != NULL || r->if_none_match != NULL) {
+        http_del_conditional(r);
+        return;
+    }
+    n = http_call(r, 2, argv, argl);
+
+    if (!http_expect(r, n, 1, HTTP_R_INT, HTTP_R_INT)) {
+        return;
+    }
+    if (n->i == 0) {
+        http_send_error(r, 404, "key not found");
         return;
     }
     http_send_empty(r, 204);
+}
+
+/* SET key value [EX ttl] with `cond` (NX, XX or NULL). Returns the reply:
+ * +OK when written, null when the condition failed. */
+static const struct http_rnode *
+put_set(struct http_req *r, const struct http_arg *ttl, const char *cond)
+{
+    struct args a;
+
+    args_init(&a);
+    args_str(&a, "SET");
+    args_add(&a, r->key, r->klen);
+    args_add(&a, r->body, r->body_len);
+    if (ttl != NULL) {
+        args_str(&a, "EX");
+        args_add(&a, ttl->val, ttl->val_len);
+    }
+    if (cond != NULL) {
+        args_str(&a, cond);
+    }
+    return call_args(r, &a);
 }
 
 /* PUT, once the body is in. */
 static void
 kv_put(struct http_req *r)
 {
-    unsigned flags = 0;
-    int64_t expire;
-    int created = 0, rc;
+    const struct http_arg *ttl;
+    const struct http_rnode *n;
+    int nx, xx;
 
     if (r->body_len == 0) {
         http_send_error(r, 400, "value cannot be empty");
         return;
     }
-    if (parse_ttl(r, &expire)) {
+    if (parse_ttl(r, &ttl)) {
         return;
     }
-    flags |= arg_flag(http_arg_find(r, "nx")) == 1 ? KVD_SET_NX : 0;
-    flags |= arg_flag(http_arg_find(r, "xx")) == 1 ? KVD_SET_XX : 0;
-    rc = api(r)->set(store(r), r->key, r->klen, r->body, r->body_len, expire,
-                     flags, &created);
-    if (rc == KVD_EEXIST) {
-        http_send_error(r, 412, "key already exists");
+    nx = arg_flag(http_arg_find(r, "nx")) == 1;
+    xx = arg_flag(http_arg_find(r, "xx")) == 1;
+    if (r->if_match != NULL || r->if_none_match != NULL) {
+        http_put_conditional(r, ttl, nx, xx);
         return;
     }
-    if (rc == KVD_ENOTFOUND && (flags & KVD_SET_XX)) {
-        http_send_error(r, 412, "key does not exist");
+    if (nx || xx) {
+        n = put_set(r, ttl, nx ? "NX" : "XX");
+        if (!http_expect(r, n, 0, HTTP_R_STATUS, HTTP_R_NULL)) {
+            return;
+        }
+        if (n->type == HTTP_R_NULL) {
+            http_send_error(r, 412,
+                            nx ? "key already exists" : "key does not exist");
+            return;
+        }
+        http_put_answer(r, nx ? 201 : 204);
         return;
     }
-    if (rc != 0) {
-        http_send_status(r, rc, 0);
-        return;
+    /* Created (201) or replaced (204): SET NX creates; when the key is
+     * there, SET XX replaces. Each is atomic, and a round fails only when
+     * another client creates or deletes the key in between. */
+    for (int round = 0; round < HTTP_PUT_ROUNDS; round++) {
+        n = put_set(r, ttl, "NX");
+        if (!http_expect(r, n, 0, HTTP_R_STATUS, HTTP_R_NULL)) {
+            return;
+        }
+        if (n->type == HTTP_R_STATUS) {
+            http_put_answer(r, 201);
+            return;
+        }
+        n = put_set(r, ttl, "XX");
+        if (!http_expect(r, n, 0, HTTP_R_STATUS, HTTP_R_NULL)) {
+            return;
+        }
+        if (n->type == HTTP_R_STATUS) {
+            http_put_answer(r, 204);
+            return;
+        }
     }
-    http_send_empty(r, created ? 201 : 204);
+    n = put_set(r, ttl, NULL);
+    if (http_expect(r, n, 0, HTTP_R_STATUS, HTTP_R_STATUS)) {
+        http_put_answer(r, 204);
+    }
 }
 
 static void
@@ -314,7 +487,7 @@ kv_key_begin(struct http_req *r)
     static const char *const get_args[] = {"format", NULL};
     static const char *const put_args[] = {"ttl", "nx", "xx", NULL};
     static const char *const no_args[] = {NULL};
-    int64_t expire;
+    const struct http_arg *ttl;
     int nx, xx;
 
     if (is_method(r, "GET")) {
@@ -336,22 +509,20 @@ kv_key_begin(struct http_req *r)
     switch (r->cmd) {
     case HTTP_CMD_GET:
     case HTTP_CMD_HEAD:
-        if (check_args(r, get_args)) {
-            return;
+        if (!check_args(r, get_args)) {
+            kv_get(r);
         }
-        kv_get(r);
         return;
     case HTTP_CMD_DELETE:
-        if (check_args(r, no_args) || check_ready(r)) {
-            return;
+        if (!check_args(r, no_args) && !check_ready(r)) {
+            kv_del(r);
         }
-        kv_del(r);
         return;
     default:
         break;
     }
-    /* PUT: everything the headers tell is checked before the body. */
-    if (check_args(r, put_args) || parse_ttl(r, &expire)) {
+    /* PUT: everything the head tells is checked before the body. */
+    if (check_args(r, put_args) || parse_ttl(r, &ttl)) {
         return;
     }
     nx = arg_flag(http_arg_find(r, "nx"));
@@ -432,72 +603,106 @@ set_member(json_t *obj, const char *k, size_t klen, json_t *val)
 static void
 kv_mget(struct http_req *r)
 {
-    json_t *obj = json_object();
+    const struct http_rnode *n;
+    struct args a;
+    json_t *obj;
+    size_t k = 0;
 
-    if (obj == NULL) {
+    args_init(&a);
+    if (args_reserve(&a, r->nargs + 1) != 0) {
         http_send_oom(r);
         return;
     }
+    args_str(&a, "MGET");
     for (size_t i = 0; i < r->nargs; i++) {
-        const struct http_arg *a = &r->args[i];
-        struct kvd_val v;
-        int rc;
-
-        if (!http_arg_is(a, "key")) {
+        if (http_arg_is(&r->args[i], "key")) {
+            args_add(&a, r->args[i].val, r->args[i].val_len);
+        }
+    }
+    n = call_args(r, &a);
+    if (!http_expect(r, n, 1, HTTP_R_ARRAY, HTTP_R_ARRAY)) {
+        args_release(&a);
+        return;
+    }
+    if (n->nelem != a.n - 1) {
+        args_release(&a);
+        http_send_unexpected(r, n);
+        return;
+    }
+    obj = json_object();
+    if (obj == NULL) {
+        args_release(&a);
+        http_send_oom(r);
+        return;
+    }
+    /* Missing keys are left out; a key named twice appears once. */
+    for (size_t i = 0; i < n->nelem; i++) {
+        const struct http_rnode *e = &n->elem[i];
+        if (e->type != HTTP_R_BULK) {
             continue;
         }
-        rc = api(r)->get(store(r), a->val, a->val_len, &v);
-        if (rc == KVD_ENOTFOUND) {
-            continue;
-        }
-        if (rc != 0) {
+        k = i + 1;
+        if (set_member(obj, a.v[k], a.l[k], http_json_bytes(e->p, e->n)) != 0) {
             json_decref(obj);
-            http_send_status(r, rc, 1);
-            return;
-        }
-        rc =
-            set_member(obj, a->val, a->val_len, http_json_bytes(v.data, v.len));
-        kvd_val_release(&v);
-        if (rc != 0) {
-            json_decref(obj);
+            args_release(&a);
             http_send_oom(r);
             return;
         }
     }
+    args_release(&a);
     http_send_json(r, 200, obj);
 }
 
 static void
 kv_mdel(struct http_req *r)
 {
-    long long deleted = 0;
+    const struct http_rnode *n;
+    struct args a;
 
-    /* Key by key: each delete is atomic, the set is not (the count is
-     * exact either way). */
+    args_init(&a);
+    if (args_reserve(&a, r->nargs + 1) != 0) {
+        http_send_oom(r);
+        return;
+    }
+    args_str(&a, "DEL");
     for (size_t i = 0; i < r->nargs; i++) {
-        const struct http_arg *a = &r->args[i];
-        int rc;
-
-        if (!http_arg_is(a, "key")) {
-            continue;
-        }
-        rc = api(r)->del(store(r), a->val, a->val_len);
-        if (rc == 0) {
-            deleted++;
-        } else if (rc != KVD_ENOTFOUND) {
-            http_send_status(r, rc, 1);
-            return;
+        if (http_arg_is(&r->args[i], "key")) {
+            args_add(&a, r->args[i].val, r->args[i].val_len);
         }
     }
-    http_send_json(r, 200, json_pack("{s:I}", "deleted", deleted));
+    n = call_args(r, &a);
+    args_release(&a);
+    if (http_expect(r, n, 1, HTTP_R_INT, HTTP_R_INT)) {
+        http_send_json(r, 200, json_pack("{s:I}", "deleted", (json_int_t)n->i));
+    }
+}
+
+/* The prefix as a glob pattern matching every key that starts with it:
+ * the bytes with * ? [ ] \ escaped, then "*". Caller frees. */
+static char *
+prefix_pattern(const char *p, size_t n, size_t *len)
+{
+    char *out = malloc(2 * n + 2), *o = out;
+
+    if (out == NULL) {
+        return NULL;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (strchr("*?[]\\", p[i]) != NULL && p[i] != '\0') {
+            *o++ = '\\';
+        }
+        *o++ = p[i];
+    }
+    *o++ = '*';
+    *len = (size_t)(o - out);
+    return out;
 }
 
 /*
- * One page of keys. Ordered engines resume by key: the cursor is the next
- * key, base64url. Unordered engines resume by position: entries come in
- * non-decreasing pos, and a page may only end where pos changes, so it
- * can hold a few more than `limit` keys when several share a position;
- * the cursor is the next entry's pos in decimal.
+ * One page of keys: SCAN with the prefix as a pattern. The cursor is
+ * SCAN's, in decimal; "next" is null at the end. A page holds at most
+ * `limit` keys examined (a few more on engines whose entries share a
+ * position), and may hold fewer, even none, before the end.
  */
 static void
 kv_list(struct http_req *r)
@@ -505,141 +710,127 @@ kv_list(struct http_req *r)
     const struct http_arg *pa = http_arg_find(r, "prefix");
     const struct http_arg *la = http_arg_find(r, "limit");
     const struct http_arg *ca = http_arg_find(r, "cursor");
-    int ordered = (api(r)->caps(store(r)) & KVD_CAP_ORDERED) != 0;
-    struct kvd_iter_opts io;
-    struct kvd_err err;
-    uint64_t limit = HTTP_LIST_DEFAULT, n = 0, last_pos = 0;
-    char *start = NULL, *next = NULL;
-    json_t *keys = NULL, *j;
-    kvd_iter *it = NULL;
-    int rc;
+    const struct http_rnode *n, *cur, *keys;
+    uint64_t limit = HTTP_LIST_DEFAULT, cursor = 0;
+    char count[24], *pat = NULL;
+    size_t plen = 0;
+    struct args a;
+    json_t *arr;
 
-    memset(&io, 0, sizeof(io));
-    io.flags = KVD_ITER_KEYS_ONLY;
     if (la != NULL && arg_u64(la, 1, HTTP_LIST_MAX, &limit) != 0) {
         http_send_error(r, 400, "limit must be between 1 and 1000");
         return;
     }
-    if (pa != NULL && pa->val_len > 0) {
-        io.prefix = pa->val;
-        io.prefix_len = pa->val_len;
+    if (ca != NULL && ca->val_len > 0 &&
+        arg_u64(ca, 0, UINT64_MAX, &cursor) != 0) {
+        http_send_error(r, 400, "invalid cursor");
+        return;
     }
+    args_init(&a);
+    args_str(&a, "SCAN");
     if (ca != NULL && ca->val_len > 0) {
-        if (ordered) {
-            long sl;
-            start = malloc(ca->val_len + 3);
-            sl = start != NULL ? http_b64_decode(ca->val, ca->val_len, start, 1)
-                               : -1;
-            if (sl <= 0) {
-                free(start);
-                http_send_error(r, 400, "invalid cursor");
-                return;
-            }
-            io.start = start;
-            io.start_len = (size_t)sl;
-        } else if (arg_u64(ca, 0, UINT64_MAX - 1, &io.start_pos) != 0) {
-            http_send_error(r, 400, "invalid cursor");
+        args_add(&a, ca->val, ca->val_len);
+    } else {
+        args_str(&a, "0");
+    }
+    if (pa != NULL && pa->val_len > 0) {
+        pat = prefix_pattern(pa->val, pa->val_len, &plen);
+        if (pat == NULL) {
+            http_send_oom(r);
+            return;
+        }
+        args_str(&a, "MATCH");
+        args_add(&a, pat, plen);
+    }
+    snprintf(count, sizeof(count), "%" PRIu64, limit);
+    args_str(&a, "COUNT");
+    args_str(&a, count);
+    n = call_args(r, &a);
+    free(pat);
+    if (!http_expect(r, n, 0, HTTP_R_ARRAY, HTTP_R_ARRAY)) {
+        return;
+    }
+    if (n->nelem != 2 || (cur = &n->elem[0])->type != HTTP_R_BULK ||
+        (keys = &n->elem[1])->type != HTTP_R_ARRAY) {
+        http_send_unexpected(r, n);
+        return;
+    }
+    arr = json_array();
+    for (size_t i = 0; arr != NULL && i < keys->nelem; i++) {
+        const struct http_rnode *k = &keys->elem[i];
+        if (k->type == HTTP_R_BULK &&
+            json_array_append_new(arr, http_json_bytes(k->p, k->n)) != 0) {
+            json_decref(arr);
+            arr = NULL;
+        }
+    }
+    if (arr == NULL) {
+        http_send_oom(r);
+        return;
+    }
+    http_send_json(r, 200,
+                   json_pack("{s:o,s:o}", "keys", arr, "next",
+                             cur->n == 1 && cur->p[0] == '0'
+                                 ? json_null()
+                                 : json_stringn(cur->p, cur->n)));
+}
+
+/* The keys and values of a (MSET-shaped) POST with ?ttl=, as one
+ * transaction of SET key value EX s. */
+static void
+mset_ttl(struct http_req *r, const struct args *kv, const struct http_arg *ttl,
+         size_t cnt)
+{
+    const char *multi[1] = {"MULTI"}, *exec[1] = {"EXEC"};
+    size_t ml[1] = {5}, el[1] = {4};
+    const struct http_rnode *n;
+
+    n = http_call(r, 1, multi, ml);
+    if (!http_expect(r, n, 0, HTTP_R_STATUS, HTTP_R_STATUS)) {
+        return;
+    }
+    for (size_t i = 0; i < cnt; i++) {
+        const char *argv[5] = {"SET", kv->v[1 + 2 * i], kv->v[2 + 2 * i], "EX",
+                               ttl->val};
+        size_t argl[5] = {3, kv->l[1 + 2 * i], kv->l[2 + 2 * i], 2,
+                          ttl->val_len};
+        n = http_call(r, 5, argv, argl);
+        if (n == NULL || n->type != HTTP_R_STATUS) {
+            /* Not queued: EXEC will discard the transaction. */
+            break;
+        }
+    }
+    n = http_call(r, 1, exec, el);
+    if (!http_expect(r, n, 0, HTTP_R_ARRAY, HTTP_R_ARRAY)) {
+        return;
+    }
+    for (size_t i = 0; i < n->nelem; i++) {
+        if (n->elem[i].type == HTTP_R_ERROR) {
+            http_send_cmd_error(r, &n->elem[i], 0);
             return;
         }
     }
-    rc = api(r)->iter_open(store(r), &io, &it, &err);
-    if (rc != 0) {
-        http_send_status(r, rc, 0);
-        goto out;
-    }
-    keys = json_array();
-    if (keys == NULL) {
-        http_send_oom(r);
-        goto out;
-    }
-    for (;;) {
-        struct kvd_entry e;
-        rc = api(r)->iter_next(store(r), it, &e);
-        if (rc == KVD_ENOTFOUND) {
-            break;
-        }
-        if (rc != 0) {
-            http_send_status(r, rc, 0);
-            goto out;
-        }
-        if (n >= limit && (ordered || e.pos != last_pos)) {
-            if (ordered) {
-                next = http_b64_encode(e.key, e.klen, 1);
-            } else if ((next = malloc(24)) != NULL) {
-                snprintf(next, 24, "%" PRIu64, e.pos);
-            }
-            if (next == NULL) {
-                http_send_oom(r);
-                goto out;
-            }
-            break;
-        }
-        if (json_array_append_new(keys, http_json_bytes(e.key, e.klen)) != 0) {
-            http_send_oom(r);
-            goto out;
-        }
-        n++;
-        last_pos = e.pos;
-    }
-    j = json_pack("{s:o,s:o}", "keys", keys, "next",
-                  next != NULL ? json_string(next) : json_null());
-    keys = NULL; /* json_pack took it, even on failure */
-    http_send_json(r, 200, j);
-out:
-    if (it != NULL) {
-        api(r)->iter_close(store(r), it);
-    }
-    json_decref(keys);
-    free(next);
-    free(start);
+    http_send_json(r, 200, json_pack("{s:I}", "stored", (json_int_t)cnt));
 }
 
-/* A POST /kv member's value: a string, or {"base64": "..."}. Returns the
- * bytes (pointing into v, or into *owned, which the caller frees) or -1
- * if the value has neither form. */
-static long
-mset_value(json_t *v, const char **p, char **owned)
-{
-    json_t *b;
-    const char *s;
-    size_t n;
-    long dl;
-
-    if (json_is_string(v)) {
-        *p = json_string_value(v);
-        return (long)json_string_length(v);
-    }
-    if (!json_is_object(v) || json_object_size(v) != 1 ||
-        (b = json_object_get(v, "base64")) == NULL || !json_is_string(b)) {
-        return -1;
-    }
-    s = json_string_value(b);
-    n = json_string_length(b);
-    *owned = malloc(n * 3 / 4 + 3);
-    if (*owned == NULL) {
-        return -1;
-    }
-    dl = http_b64_decode(s, n, *owned, 0);
-    *p = *owned;
-    return dl;
-}
-
-/* POST /kv, once the body is in: all keys or none (one store batch). */
+/* POST /kv, once the body is in: all keys or none. Without ?ttl one
+ * MSET; with it, SET key value EX s for each key in one transaction
+ * (MULTI ... EXEC), which the command layer applies as one batch. */
 static void
 kv_mset(struct http_req *r)
 {
     json_error_t jerr;
     json_t *doc;
-    struct kvd_op *ops = NULL;
+    const struct http_arg *ttl;
+    const struct http_rnode *n;
+    struct args a;
     char **owned = NULL;
-    size_t n = 0, cap;
-    int64_t expire;
-    struct kvd_err err;
+    size_t cnt = 0, cap;
     char msg[KVD_ERR_MSG_BYTES + 64];
     void *iter;
-    int rc;
 
-    if (parse_ttl(r, &expire)) {
+    args_init(&a);
+    if (parse_ttl(r, &ttl)) {
         return;
     }
     doc = json_loadb(r->body, r->body_len,
@@ -653,24 +844,25 @@ kv_mset(struct http_req *r)
     if (!json_is_object(doc) || json_object_size(doc) == 0) {
         json_decref(doc);
         http_send_error(r, 400,
-                        "body must be a non-empty JSON object of "
-                        "key: value");
+                        "body must be a non-empty JSON object of key: value");
         return;
     }
     cap = json_object_size(doc);
-    ops = calloc(cap, sizeof(*ops));
     owned = calloc(cap, sizeof(*owned));
-    if (ops == NULL || owned == NULL) {
+    if (owned == NULL || args_reserve(&a, 2 * cap + 1) != 0) {
         http_send_oom(r);
         goto out;
     }
+    args_str(&a, "MSET");
     for (iter = json_object_iter(doc); iter != NULL;
          iter = json_object_iter_next(doc, iter)) {
         const char *k = json_object_iter_key(iter);
         size_t kl = json_object_iter_key_len(iter);
         const char *vp = NULL;
-        long vl = mset_value(json_object_iter_value(iter), &vp, &owned[n]);
+        long vl =
+            http_json_to_bytes(json_object_iter_value(iter), &vp, &owned[cnt]);
 
+        cnt++;
         if (kl == 0) {
             http_send_error(r, 400, "key cannot be empty");
             goto out;
@@ -689,30 +881,24 @@ kv_mset(struct http_req *r)
             http_send_error(r, 400, "value cannot be empty");
             goto out;
         }
-        ops[n].type = KVD_OP_PUT;
-        ops[n].key = k;
-        ops[n].klen = kl;
-        ops[n].val = vp;
-        ops[n].vlen = (size_t)vl;
-        ops[n].expire_ms = expire;
-        n++;
+        args_add(&a, k, kl);
+        args_add(&a, vp, (size_t)vl);
     }
-    kvd_err_clear(&err);
-    rc = api(r)->batch(store(r), ops, n, &err);
-    if (rc == 0) {
-        http_send_json(r, 200, json_pack("{s:I}", "stored", (json_int_t)n));
-    } else if ((rc == KVD_EINVAL || rc == KVD_ETOOBIG) && err.msg[0]) {
-        snprintf(msg, sizeof(msg), "batch refused: %s", err.msg);
-        http_send_error(r, rc == KVD_EINVAL ? 400 : 413, msg);
-    } else {
-        http_send_status(r, rc, 0);
+    if (ttl == NULL) {
+        n = call_args(r, &a);
+        if (http_expect(r, n, 0, HTTP_R_STATUS, HTTP_R_STATUS)) {
+            http_send_json(r, 200,
+                           json_pack("{s:I}", "stored", (json_int_t)cnt));
+        }
+        goto out;
     }
+    mset_ttl(r, &a, ttl, cnt);
 out:
     for (size_t i = 0; owned != NULL && i < cap; i++) {
         free(owned[i]);
     }
     free(owned);
-    free(ops);
+    args_release(&a);
     json_decref(doc);
 }
 
@@ -722,23 +908,21 @@ kv_collection_begin(struct http_req *r)
     static const char *const mget_args[] = {"key", NULL};
     static const char *const list_args[] = {"prefix", "limit", "cursor", NULL};
     static const char *const post_args[] = {"ttl", NULL};
-    int64_t expire;
+    const struct http_arg *ttl;
     size_t nkeys = 0;
 
     if (is_method(r, "GET") || is_method(r, "HEAD")) {
         if (http_arg_find(r, "key") != NULL) {
             r->cmd = HTTP_CMD_MGET;
-            if (check_args(r, mget_args) || check_multi_keys(r, &nkeys)) {
-                return;
+            if (!check_args(r, mget_args) && !check_multi_keys(r, &nkeys)) {
+                kv_mget(r);
             }
-            kv_mget(r);
             return;
         }
         r->cmd = HTTP_CMD_LIST;
-        if (check_args(r, list_args)) {
-            return;
+        if (!check_args(r, list_args)) {
+            kv_list(r);
         }
-        kv_list(r);
         return;
     }
     if (is_method(r, "DELETE")) {
@@ -750,16 +934,14 @@ kv_collection_begin(struct http_req *r)
             http_send_error(r, 400, "no key given (DELETE /kv?key=...)");
             return;
         }
-        if (check_ready(r)) {
-            return;
+        if (!check_ready(r)) {
+            kv_mdel(r);
         }
-        kv_mdel(r);
         return;
     }
     if (is_method(r, "POST")) {
         r->cmd = HTTP_CMD_MSET;
-        if (check_args(r, post_args) || parse_ttl(r, &expire) ||
-            check_ready(r)) {
+        if (check_args(r, post_args) || parse_ttl(r, &ttl) || check_ready(r)) {
             return;
         }
         http_body_expect(r, "application/json",

@@ -1069,6 +1069,7 @@ admit(struct http_worker *w, int fd, const struct sockaddr_storage *ss)
         return;
     }
     c->peer = key;
+    c->req.fd = fd;
     peer_string(ss, c->peer_str, sizeof(c->peer_str));
     c->state = CONN_IDLE;
     c->deadline_ms = after_ms(w, fe->opts->header_timeout_ms);

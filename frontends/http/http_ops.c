@@ -82,10 +82,6 @@ http_count(struct http_fe *fe, int cmd, unsigned status, int64_t elapsed_ns)
     atomic_fetch_add_explicit(&s->hist[b], 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&s->sum_ns, (uint64_t)elapsed_ns,
                               memory_order_relaxed);
-    /* The core counts commands across frontends. */
-    if (cmd <= HTTP_CMD_LIST) {
-        fe->srv->store_api->count(fe->srv->store, "http", cmd_names[cmd]);
-    }
 }
 
 /* ---- /healthz, /readyz --------------------------------------------------- */
@@ -501,7 +497,7 @@ http_metrics(struct http_req *r)
     if (rc != 0) {
         free(set);
         free(b.p);
-        http_send_status(r, rc, 0);
+        http_send_status(r, rc, 0, NULL);
         return;
     }
     print_store(&b, set);

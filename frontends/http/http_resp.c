@@ -173,51 +173,68 @@ http_resp_header(struct http_req *r, const char *name, const char *value)
     resp->hdrs_len += nl + vl + 4;
 }
 
-void
-http_send_status(struct http_req *r, int rc, int key_only)
+unsigned
+http_status_for(int rc, int key_only, const char *detail, char *msg, size_t cap)
 {
-    char msg[96];
+    const char *m;
+    unsigned st;
 
     switch (rc) {
     case KVD_ENOTFOUND:
-        http_send_error(r, 404, "key not found");
-        return;
+        st = 404, m = "key not found";
+        break;
+    case KVD_EEXIST:
+        st = 412, m = "key already exists";
+        break;
     case KVD_EINVAL:
-        http_send_error(r, 400, "invalid argument");
-        return;
+        st = 400, m = detail != NULL ? detail : "invalid argument";
+        break;
     case KVD_ETOOBIG:
-        if (key_only) {
-            http_send_error(r, 414, "key too long");
-        } else {
-            http_send_error(r, 413, "key or value too large");
-        }
-        return;
+        st = key_only ? 414 : 413;
+        m = key_only ? "key too long" : "key or value too large";
+        break;
     case KVD_ECROSSSLOT:
-        http_send_error(r, 400,
-                        "keys span partitions: give them a common {hash "
-                        "tag}, e.g. {user42}:a and {user42}:b");
-        return;
+        st = 400, m = "keys span partitions: give them a common {hash tag}, "
+                      "e.g. {user42}:a and {user42}:b";
+        break;
+    case KVD_EABORT:
+        st = 409, m = "transaction aborted: nothing was applied";
+        break;
     case KVD_ENOTSUP:
-        http_send_error(r, 501, "not supported by this engine");
-        return;
+        st = 501, m = detail != NULL ? detail : "not supported by this engine";
+        break;
     case KVD_EREADONLY:
-        http_send_error(r, 503, "store is read-only after an earlier error");
-        return;
+        st = 503, m = "store is read-only after an earlier error";
+        break;
     case KVD_EUNAVAIL:
     case KVD_ECLOSED:
     case KVD_EBUSY:
-        http_send_error(r, 503, "store unavailable");
-        return;
+    case KVD_ETIMEDOUT:
+        st = 503, m = "store unavailable";
+        break;
     case KVD_ENOMEM:
-        http_send_oom(r);
-        return;
+        st = 500, m = "out of memory";
+        break;
     default:
-        r->fe->host->log(r->fe->host, KVD_LOG_WARN,
-                         "http: %s %s: store error %d", r->method, r->uri, rc);
-        snprintf(msg, sizeof(msg), "internal error (status %d)", rc);
-        http_send_error(r, 500, msg);
-        return;
+        snprintf(msg, cap, "internal error (status %d)%s%s", rc,
+                 detail != NULL ? ": " : "", detail != NULL ? detail : "");
+        return 500;
     }
+    snprintf(msg, cap, "%s", m);
+    return st;
+}
+
+void
+http_send_status(struct http_req *r, int rc, int key_only, const char *detail)
+{
+    char msg[256];
+    unsigned st = http_status_for(rc, key_only, detail, msg, sizeof(msg));
+
+    if (st == 500 && rc != KVD_ENOMEM) {
+        r->fe->host->log(r->fe->host, KVD_LOG_WARN, "http: %s %s: %s",
+                         r->method, r->uri, msg);
+    }
+    http_send_error(r, st, msg);
 }
 
 /* ---- the wire form ------------------------------------------------------- */

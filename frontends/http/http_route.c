@@ -95,6 +95,9 @@ route_of(const char *uri, size_t *path_end, size_t *key_at)
     if (plen == 3 && memcmp(p, "/kv", 3) == 0) {
         return HTTP_ROUTE_COLLECTION;
     }
+    if (plen == 4 && memcmp(p, "/txn", 4) == 0) {
+        return HTTP_ROUTE_TXN;
+    }
     if (plen == 8 && memcmp(p, "/healthz", 8) == 0) {
         return HTTP_ROUTE_HEALTHZ;
     }
@@ -128,6 +131,40 @@ ops_route(struct http_req *r)
     }
 }
 
+/* POST only; no query parameters; the operations come as the body. */
+static void
+txn_route(struct http_req *r)
+{
+    r->cmd = HTTP_CMD_TXN;
+    if (strcmp(r->method, "POST") != 0) {
+        http_send_405(r, "POST");
+        return;
+    }
+    if (strchr(r->uri, '?') != NULL) {
+        http_send_error(r, 400, "/txn takes no query parameters");
+        return;
+    }
+    http_body_expect(r, "application/json",
+                     "body must be {\"ops\": [operation, ...]}");
+}
+
+/* If-Match and If-None-Match outlive the head (a PUT evaluates them once
+ * its body is in). */
+static int
+copy_conditions(struct http_req *r)
+{
+    const char *m = http_head_field(r->head, "if-match");
+    const char *nm = http_head_field(r->head, "if-none-match");
+
+    if (m != NULL && (r->if_match = strdup(m)) == NULL) {
+        return -1;
+    }
+    if (nm != NULL && (r->if_none_match = strdup(nm)) == NULL) {
+        return -1;
+    }
+    return 0;
+}
+
 void
 http_route_head(struct http_req *r)
 {
@@ -144,8 +181,16 @@ http_route_head(struct http_req *r)
         send_401(r);
         return;
     }
+    if (r->route == HTTP_ROUTE_TXN) {
+        txn_route(r);
+        return;
+    }
     if (r->route != HTTP_ROUTE_KEY && r->route != HTTP_ROUTE_COLLECTION) {
         ops_route(r);
+        return;
+    }
+    if (copy_conditions(r) != 0) {
+        http_send_oom(r);
         return;
     }
     rc = http_parse_target(r, path_end, key_at);
@@ -170,6 +215,10 @@ http_route_body(struct http_req *r)
         snprintf(msg, sizeof(msg), "body larger than max_body_bytes (%llu)",
                  (unsigned long long)r->fe->opts->max_body_bytes);
         http_send_error(r, 413, msg);
+        return;
+    }
+    if (r->route == HTTP_ROUTE_TXN) {
+        http_txn_body(r);
         return;
     }
     http_kv_body(r);
@@ -301,6 +350,10 @@ http_req_reset(struct http_req *r)
     r->body = NULL;
     r->body_len = 0;
     r->body_cap = 0;
+    free(r->if_match);
+    free(r->if_none_match);
+    r->if_match = NULL;
+    r->if_none_match = NULL;
     r->body_seen = 0;
     r->body_over = 0;
     r->want_body = 0;
@@ -332,6 +385,7 @@ void
 http_req_release(struct http_req *r)
 {
     http_req_reset(r);
+    http_cmd_release(r);
     free(r->uri);
     free(r->argbuf);
     free(r->args);

@@ -287,6 +287,36 @@ http_json_bytes(const void *p, size_t n)
     return s;
 }
 
+/* ---- JSON bytes in ------------------------------------------------------- */
+
+long
+http_json_to_bytes(json_t *v, const char **p, char **owned)
+{
+    json_t *b;
+    const char *s;
+    size_t n;
+    long dl;
+
+    *owned = NULL;
+    if (v != NULL && json_is_string(v)) {
+        *p = json_string_value(v);
+        return (long)json_string_length(v);
+    }
+    if (v == NULL || !json_is_object(v) || json_object_size(v) != 1 ||
+        (b = json_object_get(v, "base64")) == NULL || !json_is_string(b)) {
+        return -1;
+    }
+    s = json_string_value(b);
+    n = json_string_length(b);
+    *owned = malloc(n * 3 / 4 + 3);
+    if (*owned == NULL) {
+        return -1;
+    }
+    dl = http_b64_decode(s, n, *owned, 0);
+    *p = *owned;
+    return dl;
+}
+
 /* ---- Prometheus label values --------------------------------------------- */
 
 const char *
@@ -312,4 +342,95 @@ http_prom_label(char *out, size_t cap, const char *s)
     }
     out[o] = '\0';
     return out;
+}
+
+/* ---- entity tags ----------------------------------------------------------
+ */
+
+uint64_t
+http_hash64(const void *data, size_t len)
+{
+    /* MurmurHash64A's structure: 8 bytes at a time, multiply and
+     * shift-xor, then a final avalanche; the length is in the seed, so
+     * values that differ only in trailing zero bytes differ. */
+    const uint64_t m = UINT64_C(0xc6a4a7935bd1e995);
+    const unsigned char *p = data;
+    uint64_t h = UINT64_C(0x9e3779b97f4a7c15) ^ (len * m);
+    size_t i = 0;
+
+    for (; i + 8 <= len; i += 8) {
+        uint64_t k;
+        memcpy(&k, p + i, 8);
+        k *= m;
+        k ^= k >> 47;
+        k *= m;
+        h ^= k;
+        h *= m;
+    }
+    if (i < len) {
+        uint64_t k = 0;
+        for (size_t j = len; j > i; j--) {
+            k = k << 8 | p[j - 1];
+        }
+        h ^= k;
+        h *= m;
+    }
+    h ^= h >> 47;
+    h *= m;
+    h ^= h >> 47;
+    return h;
+}
+
+void
+http_etag(const void *value, size_t len, char out[HTTP_ETAG_BYTES])
+{
+    static const char hex[] = "0123456789abcdef";
+    uint64_t h = http_hash64(value, len);
+
+    out[0] = '"';
+    for (int i = 0; i < 16; i++) {
+        out[1 + i] = hex[(h >> (60 - 4 * i)) & 15];
+    }
+    out[17] = '"';
+    out[18] = '\0';
+}
+
+int
+http_etag_match(const char *list, const char *etag, int weak)
+{
+    const char *p = list;
+
+    if (etag == NULL) {
+        return 0; /* nothing is there: no tag and no "*" can match */
+    }
+    while (*p == ' ' || *p == '\t') {
+        p++;
+    }
+    if (p[0] == '*') {
+        return 1;
+    }
+    /* entity-tag = [ W/ ] DQUOTE *etagc DQUOTE, in a comma list */
+    while (*p != '\0') {
+        int is_weak = 0;
+        const char *q;
+
+        while (*p == ' ' || *p == '\t' || *p == ',') {
+            p++;
+        }
+        if (p[0] == 'W' && p[1] == '/') {
+            is_weak = 1;
+            p += 2;
+        }
+        if (*p != '"' || (q = strchr(p + 1, '"')) == NULL) {
+            return 0; /* malformed: nothing after it counts */
+        }
+        /* kvd's own tags are strong, so a weak one only ever matches a
+         * weak comparison (RFC 9110 8.8.3.2). */
+        if ((weak || !is_weak) && (size_t)(q + 1 - p) == strlen(etag) &&
+            memcmp(p, etag, (size_t)(q + 1 - p)) == 0) {
+            return 1;
+        }
+        p = q + 1;
+    }
+    return 0;
 }

@@ -187,10 +187,16 @@ jttl=$(sed -n 's/^{"key":"t","value":"tv","ttl":\([0-9]*\)}$/\1/p' <<<"$BODY")
 check "format=json carries ttl ($BODY)" \
     test "$CODE" = 200 -a -n "$jttl" -a "${jttl:-0}" -ge 99000 \
     -a "${jttl:-0}" -le 100000
-for bad in 0 -1 abc 1.5 99999999999; do
+for bad in -1 abc 1.5 ''; do
     req PUT "/kv/t?ttl=$bad" --data-binary x
-    expect "ttl=$bad is 400" 400
+    expect "ttl=$bad is 400" 400 '{"error":"ttl must be a whole number of seconds"}'
 done
+# The range is the command layer's, as for RESP's SET ... EX.
+req PUT '/kv/t?ttl=0' --data-binary x
+expect "ttl=0 is 400, as SET EX 0 is" 400 \
+    '{"error":"invalid expire time in '"'"'set'"'"' command"}'
+req PUT '/kv/t?ttl=99999999999' --data-binary x
+expect "ttl=99999999999 (3,170 years) is taken, as SET EX takes it" 204
 req PUT '/kv/short?ttl=1' --data-binary s
 expect "PUT ?ttl=1 is 201" 201
 sleep 1.2
@@ -366,7 +372,11 @@ for pat in \
     '^kvd_http_request_duration_seconds_count [1-9]' \
     '^kvd_store_operations_total{op="get"} [1-9]' \
     '^kvd_keyspace_hits_total [1-9]' '^kvd_keyspace_misses_total [1-9]' \
-    '^kvd_keys [1-9]' '^kvd_value_bytes [1-9]' '^kvd_uptime_seconds '; do
+    '^kvd_keys [1-9]' '^kvd_value_bytes [1-9]' '^kvd_uptime_seconds ' \
+    '^kvd_commands_total{frontend="http",cmd="set"} [1-9]' \
+    '^kvd_commands_total{frontend="http",cmd="get"} [1-9]' \
+    '^kvd_commands_total{frontend="http",cmd="mget"} [1-9]' \
+    '^kvd_commands_total{frontend="http",cmd="scan"} [1-9]'; do
     check "/metrics has $pat" grep -q "$pat" "$T/body"
 done
 
