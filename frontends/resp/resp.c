@@ -38,9 +38,10 @@ static const struct kvd_option resp_options[] = {
     {"unix_socket_mode", KVD_OPT_OCTAL, "0600", 0, 0,
      offsetof(struct resp_opts, unix_socket_mode), NULL,
      "permissions of the Unix socket (who may connect)"},
-    {"tcp", KVD_OPT_STRING | KVD_OPT_LISTEN, "", 0, 0, offsetof(struct resp_opts, tcp), NULL,
-     "TCP listener as host:port, or a port alone for 127.0.0.1:port "
-     "(empty: no TCP)"},
+    {"tcp", KVD_OPT_STRING | KVD_OPT_LISTEN, "", 0, 0,
+     offsetof(struct resp_opts, tcp), NULL,
+     "TCP listener as host:port ([v6addr]:port for IPv6); a port without "
+     "a host (6380 or :6380) means 127.0.0.1 (empty: no TCP)"},
     {"threads", KVD_OPT_INT, "0", 0, 64, offsetof(struct resp_opts, threads),
      NULL,
      "I/O threads, each with its own event loop (0: three per four CPUs, "
