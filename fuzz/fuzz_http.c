@@ -9,9 +9,8 @@
  * '?'). Every decoded key and argument must lie inside the decode buffer
  * the parser sized from the target.
  *
- * The http frontend is being rewritten with a parser of its own
- * (http_parse.h: request head, header fields, chunked bodies); when it
- * lands, its functions are fuzzed here too (see docs/fuzzing.md).
+ * The request head, header fields and chunked bodies before this point
+ * (http_parse.c) are fuzz_http_parse.c's.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +33,7 @@ target(const char *uri, size_t len)
 
     memset(&r, 0, sizeof(r));
     r.uri = (char *)uri;
+    r.uri_len = len; /* the server sets both when it copies the target */
     if (http_parse_target(&r, path_end, key_at) == 0) {
         if (r.key != NULL) {
             check_inside(&r, r.key, r.klen, len + 1);
@@ -65,7 +65,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         memcpy(uri, data, size);
     }
     uri[size] = '\0';
-    /* MHD hands kvd a NUL-terminated target: it ends at the first NUL */
+    /* the parser hands the route a NUL-terminated target: it ends at the
+     * first NUL */
     target(uri, strlen(uri));
     n = http_b64_decode((const char *)data, size, dst, (int)(size & 1));
     FZ_CHECK(n <= (long)(size * 3 / 4 + 3));
