@@ -80,6 +80,9 @@ struct alog_seg {
     int sealed;    /* no more appends: immutable */
     int merging;   /* input of the running merge */
     int need_hint; /* sealed, no hint file yet */
+    /* the hint entries of every record, collected as they were appended
+     * (set when the segment is sealed; NULL: scan it for its hint) */
+    struct alog_hint_buf *hint_ready;
 };
 
 /* Counters reported by stats; relaxed atomics, exact but not ordered. */
@@ -103,6 +106,7 @@ struct alog_counters {
     _Atomic uint64_t merge_bytes_written;
     _Atomic uint64_t merge_bytes_reclaimed;
     _Atomic uint64_t hint_files_written;
+    _Atomic uint64_t hint_scans; /* hint files that needed a segment scan */
     _Atomic uint64_t corrupt_records; /* damaged regions seen */
     _Atomic uint64_t torn_tail_bytes; /* cut off at open */
     _Atomic uint64_t rolls;
@@ -123,6 +127,11 @@ struct kvd_engine {
     struct alog_seg *active;
     uint64_t seq;     /* last sequence number handed out */
     uint64_t written; /* log position: bytes appended since open */
+    /* hint entries of the active segment's records, added after each
+     * successful append, so that sealing it or a clean close writes its
+     * hint file without scanning it; NULL when collecting failed (no
+     * memory) or hint_files = no: the segment is scanned then */
+    struct alog_hint_buf *ahint;
     /* sync = always: index changes of appended records not yet synced, in
      * log order; published once the fdatasync covering them succeeds,
      * dropped when it fails (alog_write.c) */
@@ -160,6 +169,15 @@ struct kvd_engine {
 
     _Atomic int ready;
     int64_t recovery_ms;
+    /* where the open's recovery time went, in microseconds: opening the
+     * segment files, reading and checking hint files, applying their
+     * entries to the index, scanning segments without a usable hint, and
+     * the final pass (tombstones, empty segments, directory fsync) */
+    int64_t recovery_files_us;
+    int64_t recovery_hint_read_us;
+    int64_t recovery_index_us;
+    int64_t recovery_scan_us;
+    int64_t recovery_tidy_us;
     uint64_t recovered_hint_files;
     uint64_t recovered_scanned_files;
     uint64_t recovered_records;
@@ -182,6 +200,9 @@ alog_load(_Atomic uint64_t *c)
 {
     return atomic_load_explicit(c, memory_order_relaxed);
 }
+
+/* CLOCK_MONOTONIC in microseconds (recovery timing). */
+int64_t alog_mono_us(void);
 
 static inline int
 alog_is_expired(int64_t expire_ms, int64_t now)
@@ -261,6 +282,12 @@ struct alog_scan_rec {
 typedef int (*alog_scan_fn)(void *ctx, struct alog_seg *seg,
                             const struct alog_scan_rec *r);
 
+/* Call fn for the record at p (offset off in seg): once for a put or
+ * tombstone, once per operation for a batch frame. The record must be
+ * valid (checked by the scan, or just written). */
+int alog_scan_emit(struct alog_seg *seg, const unsigned char *p, uint64_t off,
+                   alog_scan_fn fn, void *ctx, uint64_t *records);
+
 struct alog_scan_result {
     uint64_t valid_end; /* end of the last valid record */
     uint64_t records;
@@ -292,8 +319,19 @@ void alog_hint_buf_release(struct alog_hint_buf *hb);
  * leave_tmp the file stays NNNNNNNN.hint.tmp, synced, for a merge commit. */
 int alog_hint_save(alog_db *db, struct alog_seg *seg, struct alog_hint_buf *hb,
                    uint64_t data_bytes, int leave_tmp);
-/* Scan seg and write its hint file. */
+/* Write seg's hint file from the entries collected as it was appended to
+ * (seg->hint_ready), or else by scanning it. */
 int alog_hint_write(alog_db *db, struct alog_seg *seg);
+/* A fresh collection buffer for the active segment's hint entries, or
+ * NULL (hint_files = no, or no memory: the segment is scanned later). */
+struct alog_hint_buf *alog_hint_collector(alog_db *db);
+/* Add the hint entries of the records in buf[0..total), just appended to
+ * the active segment at offset at (wlock held). On failure (no memory)
+ * the collection is dropped: the segment will be scanned instead. */
+void alog_hint_note_locked(alog_db *db, const unsigned char *buf,
+                           uint64_t total, uint64_t at);
+/* Free a collection buffer (NULL: nothing). */
+void alog_hint_buf_free(struct alog_hint_buf *hb);
 /* Load a hint file: calls fn for each entry (raw/val are NULL, hash set)
  * after the whole file checked out, prefetching db->ix (recovery only: no
  * other thread may use the index). scratch (p, cap) holds the file and is

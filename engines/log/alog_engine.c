@@ -232,6 +232,7 @@ db_destroy(alog_db *db)
     }
     alog_pending_drop_locked(db); /* a failed close: never published */
     free(db->pend);
+    alog_hint_buf_free(db->ahint);
     free(db->segs);
     alog_index_release(&db->ix);
     if (db->lock_fd >= 0) {
@@ -291,6 +292,7 @@ start_active(alog_db *db, struct kvd_err *err)
         return kvd_err_set(err, KVD_ENOMEM, "log: out of memory");
     }
     db->active = s;
+    db->ahint = alog_hint_collector(db);
     return 0;
 }
 
@@ -408,6 +410,11 @@ alog_close(kvd_engine *db, struct kvd_err *err)
             /* sealed segments the background thread did not get to */
             write_pending_hints(db);
             if (rc == 0 && db->opts.hint_files) {
+                /* from the entries noted at each append: no scan */
+                pthread_mutex_lock(&db->seg_mu);
+                a->hint_ready = db->ahint;
+                db->ahint = NULL;
+                pthread_mutex_unlock(&db->seg_mu);
                 rc = alog_hint_write(db, a);
                 if (rc != 0) {
                     alog_fail(db, rc, "write hint file %s/%08u.hint", db->dir,
@@ -1060,6 +1067,7 @@ alog_stats(kvd_engine *db, struct kvd_engine_stats *out, kvd_stat_fn fn,
     fn(ctx, "merge_bytes_written", alog_load(&db->c.merge_bytes_written));
     fn(ctx, "merge_bytes_reclaimed", alog_load(&db->c.merge_bytes_reclaimed));
     fn(ctx, "hint_files_written", alog_load(&db->c.hint_files_written));
+    fn(ctx, "hint_scans", alog_load(&db->c.hint_scans));
     fn(ctx, "corrupt_records", alog_load(&db->c.corrupt_records));
     fn(ctx, "torn_tail_bytes", alog_load(&db->c.torn_tail_bytes));
     fn(ctx, "recovery_ms", (uint64_t)db->recovery_ms);

@@ -17,6 +17,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 void
@@ -29,6 +30,14 @@ int
 alog_fsync_dir(alog_db *db)
 {
     return kvd_file_fsync_dir(db->io, db->dir);
+}
+
+int64_t
+alog_mono_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
 struct alog_seg *
@@ -144,6 +153,7 @@ alog_seg_unref(alog_db *db, struct alog_seg *s)
         if (s->fd >= 0) {
             s->io->close(s->fd);
         }
+        alog_hint_buf_free(s->hint_ready);
         free(s);
     }
 }

@@ -9,7 +9,11 @@
  * places last must be found, valid and identical in the data file; any
  * mismatch makes recovery scan the data file instead. A hint never stops
  * an open. Hints are written for sealed segments (in the background) and,
- * at a clean close, for the active one after it is synced; a segment is
+ * at a clean close, for the active one after it is synced. Their entries
+ * are collected as records are appended (after the write succeeded, so a
+ * hint never names a record its file lacks); only segments found at open
+ * without a hint, or whose collection ran out of memory, are scanned. A
+ * segment is
  * never appended to again once its run ends (recovery always starts a new
  * one), so a hint that matched when written keeps matching.
  */
@@ -136,14 +140,68 @@ hint_collect(void *ctx, struct alog_seg *seg, const struct alog_scan_rec *r)
     return alog_hint_add(ctx, &e, r->key);
 }
 
+struct alog_hint_buf *
+alog_hint_collector(alog_db *db)
+{
+    if (!db->opts.hint_files) {
+        return NULL;
+    }
+    return calloc(1, sizeof(struct alog_hint_buf));
+}
+
+void
+alog_hint_buf_free(struct alog_hint_buf *hb)
+{
+    if (hb != NULL) {
+        alog_hint_buf_release(hb);
+        free(hb);
+    }
+}
+
+void
+alog_hint_note_locked(alog_db *db, const unsigned char *buf, uint64_t total,
+                      uint64_t at)
+{
+    uint64_t pos = 0;
+    uint64_t records = 0;
+
+    if (db->ahint == NULL) {
+        return;
+    }
+    while (pos < total) {
+        struct alog_rec_hdr h;
+        alog_rec_hdr_decode(buf + pos, &h);
+        if (alog_scan_emit(db->active, buf + pos, at + pos, hint_collect,
+                           db->ahint, &records) != 0) {
+            /* no memory: the segment gets a scan instead */
+            alog_hint_buf_free(db->ahint);
+            db->ahint = NULL;
+            return;
+        }
+        pos += alog_rec_total(&h);
+    }
+}
+
 int
 alog_hint_write(alog_db *db, struct alog_seg *seg)
 {
     struct alog_hint_buf hb = {0};
+    struct alog_hint_buf *ready;
     struct alog_scan_result res;
     uint64_t size = atomic_load(&seg->size);
     int rc;
 
+    pthread_mutex_lock(&db->seg_mu);
+    ready = seg->hint_ready;
+    seg->hint_ready = NULL;
+    pthread_mutex_unlock(&db->seg_mu);
+    if (ready != NULL) {
+        /* every record of the segment was noted when it was appended */
+        rc = alog_hint_save(db, seg, ready, size, 0);
+        alog_hint_buf_free(ready);
+        return rc;
+    }
+    alog_count(&db->c.hint_scans, 1);
     rc = alog_scan_segment(db, seg, size, 0, 0, hint_collect, &hb, &res);
     if (rc == 0) {
         rc = alog_hint_save(db, seg, &hb, size, 0);
@@ -304,6 +362,8 @@ alog_hint_load(alog_db *db, struct alog_seg *seg, uint64_t data_size,
     uint64_t count;
     uint64_t tail;
     size_t got;
+    int64_t t0 = alog_mono_us();
+    int64_t t_apply = 0;
     int fd;
     int rc;
 
@@ -363,6 +423,7 @@ alog_hint_load(alog_db *db, struct alog_seg *seg, uint64_t data_size,
     /* Apply in a pipeline: entry i is decoded and hashed and its bucket
      * prefetched AHEAD steps before it is applied, its chain head half
      * way, so the cache misses of the index overlap. */
+    t_apply = alog_mono_us();
     pos = ALOG_FILE_HDR_BYTES;
     for (uint64_t i = 0; i < count + ALOG_HINT_AHEAD; i++) {
         if (i >= ALOG_HINT_AHEAD) {
@@ -391,5 +452,11 @@ alog_hint_load(alog_db *db, struct alog_seg *seg, uint64_t data_size,
     atomic_store(&seg->hint_bytes, size);
 out:
     db->io->close(fd);
+    if (t_apply != 0) {
+        db->recovery_index_us += alog_mono_us() - t_apply;
+    } else {
+        t_apply = alog_mono_us();
+    }
+    db->recovery_hint_read_us += t_apply - t0;
     return rc;
 }

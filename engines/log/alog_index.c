@@ -12,11 +12,17 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #define ALOG_INIT_BUCKET_BITS 4
 #define ALOG_MAX_BUCKET_BITS  (64 - ALOG_SHARD_BITS)
 /* malloc's per-chunk overhead, for the memory estimate */
 #define ALOG_MALLOC_OVERHEAD_BYTES 8
+
+struct alog_arena_blk {
+    struct alog_arena_blk *next;
+    size_t len; /* mapped bytes, this header included */
+};
 
 __extension__ typedef unsigned __int128 alog_u128;
 
@@ -113,7 +119,9 @@ alog_index_release(struct alog_index *ix)
             struct alog_ent *e = sh->buckets[b];
             while (e != NULL) {
                 struct alog_ent *next = e->next;
-                free(e);
+                if (!(e->flags & ALOG_ENT_ARENA)) {
+                    free(e);
+                }
                 e = next;
             }
         }
@@ -121,6 +129,56 @@ alog_index_release(struct alog_index *ix)
         sh->buckets = NULL;
         pthread_rwlock_destroy(&sh->lock);
     }
+    while (ix->arena != NULL) {
+        struct alog_arena_blk *next = ix->arena->next;
+        munmap(ix->arena, ix->arena->len);
+        ix->arena = next;
+    }
+    ix->arena_pos = NULL;
+    ix->arena_end = NULL;
+}
+
+/* Start a new arena block; 0, or -1 when the system has no memory. */
+static int
+arena_grow(struct alog_index *ix)
+{
+    size_t len = ALOG_ARENA_BLOCK_BYTES;
+    struct alog_arena_blk *b;
+
+    /* MAP_POPULATE: the pages are needed at once; one call faults them
+     * all in, where touching them would fault once per page */
+    b = mmap(NULL, len, PROT_READ | PROT_WRITE,
+             MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+    if (b == MAP_FAILED) {
+        return -1;
+    }
+    b->next = ix->arena;
+    b->len = len;
+    ix->arena = b;
+    ix->arena_pos = (unsigned char *)(b + 1);
+    ix->arena_end = (unsigned char *)b + len;
+    return 0;
+}
+
+struct alog_ent *
+alog_ent_create_bulk(struct alog_index *ix, uint64_t hash, const void *key,
+                     size_t klen)
+{
+    size_t need = alog_ent_bytes(klen);
+    struct alog_ent *e;
+
+    if ((size_t)(ix->arena_end - ix->arena_pos) < need &&
+        (need > ALOG_ARENA_BLOCK_BYTES / 16 || arena_grow(ix) != 0)) {
+        return alog_ent_create(hash, key, klen);
+    }
+    e = (struct alog_ent *)(void *)ix->arena_pos;
+    ix->arena_pos += need;
+    memset(e, 0, sizeof(*e));
+    e->hash = hash;
+    e->klen = (uint16_t)klen;
+    e->flags = ALOG_ENT_ARENA;
+    memcpy(e->key, key, klen);
+    return e;
 }
 
 struct alog_ent *
@@ -206,7 +264,9 @@ alog_shard_remove_locked(struct alog_shard *sh, struct alog_ent *e)
     sh->count--;
     sh->mem_bytes -= ent_mem(e);
     alog_shard_unaccount_locked(sh, e);
-    free(e);
+    if (!(e->flags & ALOG_ENT_ARENA)) {
+        free(e);
+    }
 }
 
 /* Rehash sh into 2^new_bits buckets (write lock held); 0 or -1. */

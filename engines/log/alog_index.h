@@ -25,13 +25,16 @@
 extern "C" {
 #endif
 
-#define ALOG_SHARD_BITS 8
-#define ALOG_SHARDS     (1u << ALOG_SHARD_BITS)
+#define ALOG_SHARD_BITS        8
+#define ALOG_SHARDS            (1u << ALOG_SHARD_BITS)
+#define ALOG_ARENA_BLOCK_BYTES (4u << 20)
 
 struct alog_seg;
 
 enum alog_ent_flag {
     ALOG_ENT_TOMBSTONE = 1u << 0, /* only during recovery: a delete */
+    ALOG_ENT_ARENA = 1u << 1,     /* carved from the index arena: not freed
+                                   * alone (alog_ent_create_bulk) */
 };
 
 /* One key. Allocated with the key inline; owned by its shard. */
@@ -60,8 +63,16 @@ struct alog_shard {
     uint64_t mem_bytes;   /* entries + buckets */
 };
 
+/* A block of the index arena (see alog_ent_create_bulk). */
+struct alog_arena_blk;
+
 struct alog_index {
     struct alog_shard shards[ALOG_SHARDS];
+    /* recovery's entry arena: written only before other threads exist,
+     * freed by alog_index_release */
+    struct alog_arena_blk *arena;
+    unsigned char *arena_pos;
+    unsigned char *arena_end;
 };
 
 /* 64-bit hash of a key; never UINT64_MAX (a pos must stay below it). */
@@ -82,6 +93,26 @@ struct alog_ent *alog_shard_find_locked(struct alog_shard *sh, uint64_t hash,
 
 /* Allocate an entry with the key copied in; NULL on ENOMEM. */
 struct alog_ent *alog_ent_create(uint64_t hash, const void *key, size_t klen);
+
+/* Bytes an entry with a klen-byte key takes in the arena. */
+static inline size_t
+alog_ent_bytes(size_t klen)
+{
+    return (sizeof(struct alog_ent) + klen + 7) & ~(size_t)7;
+}
+
+/*
+ * An entry for a bulk load (recovery), carved from the index arena: blocks
+ * of ALOG_ARENA_BLOCK_BYTES instead of one malloc per key, each block's
+ * pages faulted in by one system call, entries of neighbouring records
+ * next to each other. Arena entries are never freed one by one: a removed
+ * one leaves its bytes unused until the index is released (recovery
+ * removes only the tombstones it loaded; a later put of a key reuses its
+ * entry). Falls back to alog_ent_create (a long key, or no memory for a
+ * block). NULL on ENOMEM. No other thread may use the index.
+ */
+struct alog_ent *alog_ent_create_bulk(struct alog_index *ix, uint64_t hash,
+                                      const void *key, size_t klen);
 
 /* Link a new entry (write lock held; key not present). */
 void alog_shard_insert_locked(struct alog_shard *sh, struct alog_ent *e);

@@ -72,12 +72,12 @@ rec_apply(void *arg, struct alog_seg *seg, const struct alog_scan_rec *r)
         return 0; /* an older version, or this very record again */
     }
     if (e == NULL) {
-        e = alog_ent_create(hash, r->key, r->h.klen);
+        e = alog_ent_create_bulk(&c->db->ix, hash, r->key, r->h.klen);
         if (e == NULL) {
             c->enomem = 1;
             return KVD_ENOMEM;
         }
-        e->flags = ALOG_ENT_TOMBSTONE;
+        e->flags |= ALOG_ENT_TOMBSTONE;
         alog_shard_insert_locked(sh, e);
     }
     dead = r->h.kind == ALOG_REC_DEL || alog_is_expired(r->h.expire_ms, c->now);
@@ -105,6 +105,11 @@ drop_tombstones(alog_db *db)
 {
     for (unsigned i = 0; i < ALOG_SHARDS; i++) {
         struct alog_shard *sh = &db->ix.shards[i];
+        /* every entry is a tombstone or a live key: walking a shard
+         * without tombstones would touch each of its entries for nothing */
+        if (sh->count == sh->live_keys) {
+            continue;
+        }
         for (size_t b = 0; b < ((size_t)1 << sh->bits); b++) {
             struct alog_ent *e = sh->buckets[b];
             while (e != NULL) {
@@ -350,6 +355,8 @@ load_segments(alog_db *db, struct rec_ctx *c, struct kvd_err *err)
     size_t nsegs = db->nsegs;
     int rc = 0;
 
+    int64_t t = alog_mono_us();
+
     for (size_t i = 0; i < nsegs; i++) {
         struct alog_seg *s = db->segs[i];
         total += atomic_load(&s->size);
@@ -358,14 +365,18 @@ load_segments(alog_db *db, struct rec_ctx *c, struct kvd_err *err)
             tail = s;
         }
     }
+    db->recovery_hint_read_us += alog_mono_us() - t;
+    t = alog_mono_us();
     /* size the index once instead of doubling it shard by shard */
     alog_index_reserve(&db->ix, hinted);
+    db->recovery_index_us += alog_mono_us() - t;
     for (size_t i = 0; i < nsegs; i++) {
         struct alog_seg *s = db->segs[i];
         uint64_t size = atomic_load(&s->size);
         struct alog_scan_result res;
         uint64_t hint_says = 0;
         int is_tail = s == tail;
+        int64_t t_scan;
 
         rc = alog_hint_load(db, s, size, &scratch, rec_apply, c, &hint_says);
         if (rc == KVD_ECORRUPT && hint_says > size) {
@@ -392,9 +403,11 @@ load_segments(alog_db *db, struct rec_ctx *c, struct kvd_err *err)
                          db->dir, (unsigned)s->id);
             }
             atomic_store(&s->hint_bytes, 0);
+            t_scan = alog_mono_us();
             rc = alog_scan_segment(db, s, size, is_tail,
                                    db->opts.corruption == ALOG_CORRUPT_FAIL,
                                    rec_apply, c, &res);
+            db->recovery_scan_us += alog_mono_us() - t_scan;
             if (rc != 0) {
                 rc = kvd_err_set(err, rc,
                                  rc == KVD_ECORRUPT
@@ -486,7 +499,9 @@ alog_recover(alog_db *db, struct kvd_err *err)
     size_t nretired = 0;
     size_t n = 0;
     int missing = 0;
-    int64_t t0 = mono_ms();
+    int64_t t0 = alog_mono_us();
+    int64_t t_load;
+    int64_t t_tidy;
     int rc;
 
     c.now = db->host->now_ms(db->host);
@@ -506,12 +521,15 @@ alog_recover(alog_db *db, struct kvd_err *err)
         rc = open_seg(db, ids[i], err);
     }
     free(ids);
+    t_load = alog_mono_us();
+    db->recovery_files_us = t_load - t0;
     if (rc == 0) {
         rc = load_segments(db, &c, err);
     }
     if (rc != 0) {
         return rc;
     }
+    t_tidy = alog_mono_us();
     drop_tombstones(db);
     rc = drop_empty(db);
     if (rc != 0) {
@@ -526,7 +544,8 @@ alog_recover(alog_db *db, struct kvd_err *err)
         db->seq = c.max_seq;
     }
     db->recovered_records = c.records;
-    db->recovery_ms = mono_ms() - t0;
+    db->recovery_tidy_us = alog_mono_us() - t_tidy;
+    db->recovery_ms = (alog_mono_us() - t0) / 1000;
     if (db->nsegs > 0) {
         uint64_t keys = 0;
         for (unsigned i = 0; i < ALOG_SHARDS; i++) {
@@ -534,11 +553,17 @@ alog_recover(alog_db *db, struct kvd_err *err)
         }
         ALOG_LOG(db, KVD_LOG_INFO,
                  "log: recovered %llu keys from %zu segments (%llu from hint "
-                 "files, %llu scanned, %llu records) in %lld ms",
+                 "files, %llu scanned, %llu records) in %lld ms (files "
+                 "%.1f, hint read %.1f, index %.1f, scan %.1f, tidy %.1f)",
                  (unsigned long long)keys, db->nsegs,
                  (unsigned long long)db->recovered_hint_files,
                  (unsigned long long)db->recovered_scanned_files,
-                 (unsigned long long)c.records, (long long)db->recovery_ms);
+                 (unsigned long long)c.records, (long long)db->recovery_ms,
+                 (double)db->recovery_files_us / 1000.0,
+                 (double)db->recovery_hint_read_us / 1000.0,
+                 (double)db->recovery_index_us / 1000.0,
+                 (double)db->recovery_scan_us / 1000.0,
+                 (double)db->recovery_tidy_us / 1000.0);
     }
     return 0;
 }

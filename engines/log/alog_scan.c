@@ -146,9 +146,9 @@ valid_at(alog_db *db, struct alog_seg *seg, struct scan_win *w,
 }
 
 /* Report the records of a valid record at off (a batch: each op). */
-static int
-emit(struct alog_seg *seg, const unsigned char *p, uint64_t off,
-     alog_scan_fn fn, void *ctx, uint64_t *records)
+int
+alog_scan_emit(struct alog_seg *seg, const unsigned char *p, uint64_t off,
+               alog_scan_fn fn, void *ctx, uint64_t *records)
 {
     struct alog_scan_rec r;
     uint64_t pos;
@@ -208,7 +208,7 @@ alog_scan_segment(alog_db *db, struct alog_seg *seg, uint64_t file_size,
         if (rc == 1) {
             rc = win_get(db, seg, &w, file_size, off, total, &p);
             if (rc == 0) {
-                rc = emit(seg, p, off, fn, ctx, &res->records);
+                rc = alog_scan_emit(seg, p, off, fn, ctx, &res->records);
             }
             if (rc != 0) {
                 goto out;

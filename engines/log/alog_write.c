@@ -326,6 +326,8 @@ alog_roll_locked(alog_db *db)
     if (rc == 0) {
         old->sealed = 1;
         old->need_hint = db->opts.hint_files;
+        old->hint_ready = db->ahint;
+        db->ahint = alog_hint_collector(db);
     }
     pthread_mutex_unlock(&db->seg_mu);
     if (rc != 0) {
@@ -390,6 +392,7 @@ append_locked(alog_db *db, const unsigned char *buf, uint64_t total,
                          (unsigned)s->id, (unsigned long long)at);
     }
     atomic_store(&s->size, at + total);
+    alog_hint_note_locked(db, buf, total, at);
     if (first_seq < atomic_load(&s->min_seq)) {
         atomic_store(&s->min_seq, first_seq);
     }

@@ -1315,6 +1315,119 @@ test_log_clean_close_reopens_from_hints_only(void **state)
     close_ok(e);
 }
 
+/* Puts, deletes, a batch and a multi(), with a roll in between. */
+static void
+fill_every_kind(kvd_engine *e)
+{
+    struct kvd_err err = {0};
+    struct kvd_op bops[] = {
+        {KVD_OP_PUT, "b1", 2, "batch-one", 9, 0},
+        {KVD_OP_DEL, "key004", 6, NULL, 0, 0},
+        {KVD_OP_PUT, "b2", 2, "batch-two", 9, 0},
+    };
+    struct kvd_mop mops[] = {
+        {.type = KVD_MOP_PUT,
+         .key = "m1",
+         .klen = 2,
+         .val = "multi",
+         .vlen = 5},
+        {.type = KVD_MOP_PUT,
+         .key = "m2",
+         .klen = 2,
+         .val = "multi",
+         .vlen = 5},
+        {.type = KVD_MOP_DEL, .key = "key005", .klen = 6},
+    };
+
+    fill_model(e, 2);
+    assert_int_equal(vt->batch(e, bops, 3, &err), 0);
+    assert_int_equal(vt->multi(e, mops, 3), 0);
+}
+
+static void
+check_every_kind(kvd_engine *e)
+{
+    expect_val(e, "b1", "batch-one");
+    expect_val(e, "b2", "batch-two");
+    expect_val(e, "m1", "multi");
+    expect_val(e, "m2", "multi");
+    expect_missing(e, "key004");
+    expect_missing(e, "key005");
+    expect_val(e, "key007", "round1-value007-padding-padding");
+    assert_int_equal(keys_of(e), 202);
+}
+
+static void
+test_log_hints_come_from_appends_without_a_scan(void **state)
+{
+    struct alog_opts o;
+    kvd_engine *e;
+
+    /* many rolls: every sealed segment's hint, and the active one's at
+     * close, is written from the entries noted at each append */
+    th_opts_default(&o);
+    o.segment_size = 4096;
+    e = open_ok(*state, &o);
+    fill_every_kind(e);
+    assert_int_equal(th_stat(vt, e, "hint_scans"), 0);
+    close_ok(e);
+    e = open_ok(*state, &o);
+    assert_true(th_stat(vt, e, "recovery_hint_files") > 5);
+    assert_int_equal(th_stat(vt, e, "recovery_scanned_files"), 0);
+    check_every_kind(e);
+    close_ok(e);
+
+    /* the hints say exactly what a scan finds */
+    th_remove_hints(*state);
+    e = open_ok(*state, &o);
+    assert_int_equal(th_stat(vt, e, "recovery_hint_files"), 0);
+    check_every_kind(e);
+    close_ok(e);
+}
+
+/* Flip the byte from_end bytes before the end of every hint file in dir. */
+static void
+flip_hint_bytes(const char *dir, long from_end)
+{
+    char cmd[4200];
+    char name[256];
+    char path[4600];
+    FILE *f;
+
+    snprintf(cmd, sizeof(cmd), "ls -1 '%s' | grep '\\.hint$'", dir);
+    f = popen(cmd, "r");
+    assert_non_null(f);
+    while (fgets(name, sizeof(name), f) != NULL) {
+        name[strcspn(name, "\n")] = '\0';
+        snprintf(path, sizeof(path), "%s/%s", dir, name);
+        flip_byte(path, file_size(path) - (uint64_t)from_end);
+    }
+    pclose(f);
+}
+
+static void
+test_log_hint_failing_its_checksum_is_scanned_instead(void **state)
+{
+    struct alog_opts o;
+    kvd_engine *e;
+
+    th_opts_default(&o);
+    o.segment_size = 4096;
+    e = open_ok(*state, &o);
+    fill_every_kind(e);
+    close_ok(e);
+    /* a byte inside the last entry's key: the whole-file crc fails, so
+     * not one entry of the file is applied */
+    flip_hint_bytes(*state, 30);
+    th_log_clear();
+    e = open_ok(*state, &o);
+    assert_true(th_log_contains("hint file"));
+    assert_int_equal(th_stat(vt, e, "recovery_hint_files"), 0);
+    assert_true(th_stat(vt, e, "recovery_scanned_files") > 5);
+    check_every_kind(e);
+    close_ok(e);
+}
+
 static void
 test_log_crash_after_close_hint_is_consistent(void **state)
 {
@@ -1567,6 +1680,8 @@ main(int argc, char **argv)
         T(test_log_hint_and_scan_recover_the_same_state),
         T(test_log_clean_close_reopens_from_hints_only),
         T(test_log_crash_after_close_hint_is_consistent),
+        T(test_log_hints_come_from_appends_without_a_scan),
+        T(test_log_hint_failing_its_checksum_is_scanned_instead),
         T(test_log_hint_of_another_segment_is_ignored),
         T(test_log_leftover_tmp_files_are_removed),
         T(test_log_stats_count_live_keys_only),
