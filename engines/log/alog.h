@@ -178,6 +178,9 @@ struct kvd_engine {
     int64_t recovery_index_us;
     int64_t recovery_scan_us;
     int64_t recovery_tidy_us;
+    /* CPU time of the recovering thread: on a shared machine the wall
+     * times above include waiting for a CPU */
+    int64_t recovery_cpu_us;
     uint64_t recovered_hint_files;
     uint64_t recovered_scanned_files;
     uint64_t recovered_records;
@@ -203,6 +206,8 @@ alog_load(_Atomic uint64_t *c)
 
 /* CLOCK_MONOTONIC in microseconds (recovery timing). */
 int64_t alog_mono_us(void);
+/* CPU time of the calling thread in microseconds. */
+int64_t alog_thread_cpu_us(void);
 
 static inline int
 alog_is_expired(int64_t expire_ms, int64_t now)
@@ -334,8 +339,9 @@ void alog_hint_note_locked(alog_db *db, const unsigned char *buf,
 void alog_hint_buf_free(struct alog_hint_buf *hb);
 /* Load a hint file: calls fn for each entry (raw/val are NULL, hash set)
  * after the whole file checked out, prefetching db->ix (recovery only: no
- * other thread may use the index). scratch (p, cap) holds the file and is
- * kept for the next call; the caller releases it. Returns 0, or
+ * other thread may use the index). The file is mapped; only when that
+ * fails is it read into scratch (p, cap), kept for the next call; the
+ * caller releases it. Returns 0, or
  * KVD_ENOTFOUND (no file) / KVD_ECORRUPT (unusable or not this segment's:
  * scan instead) / KVD_ENOMEM. *hinted_bytes gets the data file length an
  * intact hint (whole-file crc good) describes, 0 when there is none: a

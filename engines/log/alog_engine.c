@@ -1071,6 +1071,12 @@ alog_stats(kvd_engine *db, struct kvd_engine_stats *out, kvd_stat_fn fn,
     fn(ctx, "corrupt_records", alog_load(&db->c.corrupt_records));
     fn(ctx, "torn_tail_bytes", alog_load(&db->c.torn_tail_bytes));
     fn(ctx, "recovery_ms", (uint64_t)db->recovery_ms);
+    fn(ctx, "recovery_cpu_us", (uint64_t)db->recovery_cpu_us);
+    fn(ctx, "recovery_files_us", (uint64_t)db->recovery_files_us);
+    fn(ctx, "recovery_hint_read_us", (uint64_t)db->recovery_hint_read_us);
+    fn(ctx, "recovery_index_us", (uint64_t)db->recovery_index_us);
+    fn(ctx, "recovery_scan_us", (uint64_t)db->recovery_scan_us);
+    fn(ctx, "recovery_tidy_us", (uint64_t)db->recovery_tidy_us);
     fn(ctx, "recovery_records", db->recovered_records);
     fn(ctx, "recovery_hint_files", db->recovered_hint_files);
     fn(ctx, "recovery_scanned_files", db->recovered_scanned_files);

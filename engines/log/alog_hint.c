@@ -23,6 +23,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 
 int
 alog_hint_add(struct alog_hint_buf *hb, const struct alog_hint_ent *e,
@@ -336,8 +337,12 @@ hint_decode_rec(const unsigned char *p, struct alog_scan_rec *r)
     struct alog_hint_ent e;
 
     alog_hint_ent_decode(p, &e);
-    memset(r, 0, sizeof(*r));
     r->off = e.off;
+    r->raw = NULL;
+    r->val = NULL;
+    r->h.crc = 0;
+    r->h.flags = 0;
+    r->h.ts_ms = 0;
     r->h.kind = e.kind;
     r->h.klen = e.klen;
     r->h.vlen = e.vlen;
@@ -354,7 +359,8 @@ alog_hint_load(alog_db *db, struct alog_seg *seg, uint64_t data_size,
 {
     char path[ALOG_PATH_BYTES];
     struct alog_scan_rec ring[ALOG_HINT_AHEAD];
-    unsigned char *buf;
+    const unsigned char *buf;
+    void *map = NULL;
     struct alog_file_hdr fh;
     uint64_t size;
     uint64_t pos;
@@ -374,27 +380,36 @@ alog_hint_load(alog_db *db, struct alog_seg *seg, uint64_t data_size,
         return errno == ENOENT ? KVD_ENOTFOUND : KVD_ECORRUPT;
     }
     rc = kvd_file_size(fd, &size);
-    if (rc != 0 || size < ALOG_FILE_HDR_BYTES + ALOG_HINT_TRAILER_BYTES) {
+    if (rc != 0 || size < ALOG_FILE_HDR_BYTES + ALOG_HINT_TRAILER_BYTES ||
+        size > SIZE_MAX) {
         rc = KVD_ECORRUPT;
         goto out;
     }
-    /* one buffer for all the hint files of an open: fresh pages for each
-     * file would cost a page fault and a zeroed page per 4 KiB */
-    if (scratch->cap < size) {
-        free(scratch->p);
-        scratch->cap = 0;
-        scratch->p = malloc(size);
-        if (scratch->p == NULL) {
-            rc = KVD_ENOMEM;
+    /* one mapping, its pages read in by one call: no copy into a buffer
+     * (the buffer, kept for every hint file of the open, is the fallback
+     * when the mapping fails) */
+    map =
+        mmap(NULL, (size_t)size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
+    if (map != MAP_FAILED) {
+        buf = map;
+    } else {
+        map = NULL;
+        if (scratch->cap < size) {
+            free(scratch->p);
+            scratch->cap = 0;
+            scratch->p = malloc(size);
+            if (scratch->p == NULL) {
+                rc = KVD_ENOMEM;
+                goto out;
+            }
+            scratch->cap = size;
+        }
+        rc = kvd_file_read_full(db->io, fd, scratch->p, size, 0, &got);
+        if (rc != 0 || got != size) {
+            rc = KVD_ECORRUPT;
             goto out;
         }
-        scratch->cap = size;
-    }
-    buf = scratch->p;
-    rc = kvd_file_read_full(db->io, fd, buf, size, 0, &got);
-    if (rc != 0 || got != size) {
-        rc = KVD_ECORRUPT;
-        goto out;
+        buf = scratch->p;
     }
     end = size - ALOG_HINT_TRAILER_BYTES;
     count = alog_get_u64(buf + end + 8);
@@ -451,6 +466,9 @@ alog_hint_load(alog_db *db, struct alog_seg *seg, uint64_t data_size,
     }
     atomic_store(&seg->hint_bytes, size);
 out:
+    if (map != NULL) {
+        munmap(map, (size_t)size);
+    }
     db->io->close(fd);
     if (t_apply != 0) {
         db->recovery_index_us += alog_mono_us() - t_apply;

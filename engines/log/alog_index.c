@@ -314,7 +314,7 @@ alog_index_reserve(struct alog_index *ix, uint64_t keys)
     uint64_t per_shard = keys / ALOG_SHARDS;
     unsigned bits = ALOG_INIT_BUCKET_BITS;
 
-    while (bits < ALOG_MAX_BUCKET_BITS && ((uint64_t)2 << bits) <= per_shard) {
+    while (bits < ALOG_MAX_BUCKET_BITS && ((uint64_t)1 << bits) < per_shard) {
         bits++;
     }
     for (unsigned i = 0; i < ALOG_SHARDS; i++) {

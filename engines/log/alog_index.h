@@ -132,11 +132,13 @@ void alog_shard_maybe_grow_locked(struct alog_shard *sh);
 
 /* Size every shard's bucket array for `keys` entries spread over the
  * index before they are inserted, so a bulk load (recovery) does not
- * rehash shard after shard as it grows. Rounds down to a power of two per
- * shard: at most one doubling remains when every entry is a distinct key,
- * and the array is never more than twice what distinct keys need. Only
- * grows; failure leaves the arrays as they were (harmless). No other
- * thread may use the index. */
+ * rehash shard after shard as it grows. Rounds up to a power of two per
+ * shard, the size growing would reach when every entry is a distinct key:
+ * no rehash at all then (a rehash moves every entry of the shard, one
+ * cache miss each). When the count overstates the keys (a key in several
+ * hint files) the arrays are larger than needed, by 8 bytes per extra
+ * record at most. Only grows; failure leaves the arrays as they were
+ * (harmless). No other thread may use the index. */
 void alog_index_reserve(struct alog_index *ix, uint64_t keys);
 
 /* Bucket range helpers for hash-ordered walks (lock held). */

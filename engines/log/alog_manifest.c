@@ -75,8 +75,8 @@ alog_idlist_read(alog_db *db, const char *name, int kind, uint32_t **ids,
     }
     if (kvd_file_size(fd, &size) != 0 || size > ALOG_IDLIST_MAX_BYTES ||
         size < ALOG_FILE_HDR_BYTES + 8 || (buf = malloc(size)) == NULL ||
-        kvd_file_read_full(db->io, fd, buf, size, 0, &got) != 0 || got != size ||
-        alog_file_hdr_decode(buf, &fh) != 0 || fh.kind != kind) {
+        kvd_file_read_full(db->io, fd, buf, size, 0, &got) != 0 ||
+        got != size || alog_file_hdr_decode(buf, &fh) != 0 || fh.kind != kind) {
         goto out;
     }
     count = alog_get_u32(buf + ALOG_FILE_HDR_BYTES);

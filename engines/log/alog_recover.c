@@ -500,6 +500,7 @@ alog_recover(alog_db *db, struct kvd_err *err)
     size_t n = 0;
     int missing = 0;
     int64_t t0 = alog_mono_us();
+    int64_t cpu0 = alog_thread_cpu_us();
     int64_t t_load;
     int64_t t_tidy;
     int rc;
@@ -546,6 +547,7 @@ alog_recover(alog_db *db, struct kvd_err *err)
     db->recovered_records = c.records;
     db->recovery_tidy_us = alog_mono_us() - t_tidy;
     db->recovery_ms = (alog_mono_us() - t0) / 1000;
+    db->recovery_cpu_us = alog_thread_cpu_us() - cpu0;
     if (db->nsegs > 0) {
         uint64_t keys = 0;
         for (unsigned i = 0; i < ALOG_SHARDS; i++) {
@@ -553,12 +555,14 @@ alog_recover(alog_db *db, struct kvd_err *err)
         }
         ALOG_LOG(db, KVD_LOG_INFO,
                  "log: recovered %llu keys from %zu segments (%llu from hint "
-                 "files, %llu scanned, %llu records) in %lld ms (files "
-                 "%.1f, hint read %.1f, index %.1f, scan %.1f, tidy %.1f)",
+                 "files, %llu scanned, %llu records) in %lld ms, %.1f ms "
+                 "CPU (ms: files %.1f, hint read %.1f, index %.1f, scan "
+                 "%.1f, tidy %.1f)",
                  (unsigned long long)keys, db->nsegs,
                  (unsigned long long)db->recovered_hint_files,
                  (unsigned long long)db->recovered_scanned_files,
                  (unsigned long long)c.records, (long long)db->recovery_ms,
+                 (double)db->recovery_cpu_us / 1000.0,
                  (double)db->recovery_files_us / 1000.0,
                  (double)db->recovery_hint_read_us / 1000.0,
                  (double)db->recovery_index_us / 1000.0,
