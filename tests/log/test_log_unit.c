@@ -715,6 +715,10 @@ run_write_failure(const char *dir, long nth, int err_no, int expect_rc)
 
     th_opts_default(&o);
     o.segment_size = 4096; /* rolls happen among the writes */
+    /* only this thread writes: a hint file or merge output written by
+     * the background thread must not take the failing write */
+    o.hint_files = 0;
+    o.merge_ratio = 0;
     e = open_ok(dir, &o);
     atomic_store(&th_io.fail_errno, err_no);
     atomic_store(&th_io.fail_write_at, atomic_load(&th_io.writes) + nth);
