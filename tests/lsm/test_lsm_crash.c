@@ -205,8 +205,10 @@ child_kill(const char *dir, int mode, long n)
             _exit(4);
         }
     } else {
-        /* wait for the background work the open's level 0 calls for */
-        for (int i = 0; i < 500; i++) {
+        /* wait for the background work the open's level 0 calls for:
+         * bounded (60 s) but generous, since a sanitizer build on a
+         * loaded machine can take seconds to schedule the compaction */
+        for (int i = 0; i < 30000; i++) {
             if (th_stat(vt, e, "compactions") > 0 &&
                 th_stat(vt, e, "l0_tables") <
                     (uint64_t)o.l0_compaction_trigger) {
