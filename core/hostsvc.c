@@ -19,7 +19,7 @@
 
 static void (*_Atomic shutdown_hook)(const char *why);
 
-static void
+static void KVD_PRINTF(3, 4)
 host_log(const struct kvd_host *host, int level, const char *fmt, ...)
 {
     va_list ap;

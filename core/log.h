@@ -33,7 +33,7 @@ void kvd_log_set_level(int level);
 int kvd_log_enabled(int level);
 
 void kvd_log(int level, const char *fmt, ...) KVD_PRINTF(2, 3);
-void kvd_logv(int level, const char *fmt, va_list ap);
+void kvd_logv(int level, const char *fmt, va_list ap) KVD_PRINTF(2, 0);
 
 /* "error", "warn", "info", "debug" -> level, or -1. */
 int kvd_log_level_parse(const char *name);
