@@ -1,19 +1,37 @@
 /*
- * core/config.c -- read the INI file into sections of raw items, then parse
- * [server] against the server option table.
+ * core/config.c -- load the INI file with inih into sections of raw items,
+ * then parse [server] against the server option table.
  *
- * The file is read by kvd's own line reader, not a library: lines of any
- * length are one line (a library with a fixed line buffer splits a long
- * line, and the text past the split becomes a setting of its own: a long
- * comment could hide "tcp = 0.0.0.0:6380"). Syntax, the same as inih's
- * defaults without its continuation lines: "[section]", "key = value" (or
- * "key: value"), comment lines starting with ; or #, and " ;" starting an
- * inline comment after a value. Every item keeps its line for messages.
+ * inih parses the syntax: "[section]", "key = value" (or "key: value"),
+ * comment lines starting with ; or #, and " ;" starting an inline comment.
+ * It reads through kvd's own line reader (ini_parse_stream), because
+ * Debian's build has a fixed line buffer (INI_MAX_LINE, 200 bytes) and
+ * splits a longer line: the text past the split would become a setting of
+ * its own (a long comment could hide "tcp = 0.0.0.0:6380"). The reader
+ *   - hands inih one whole line at a time and refuses, with file:line (and
+ *     the key, when the line has one), a line that does not fit the buffer
+ *     inih passes it, so nothing is ever split and its line count is
+ *     inih's (the handler tags items with it: Debian's handler gets no
+ *     line number);
+ *   - strips leading blanks (and the UTF-8 byte order mark), so an
+ *     indented line is a line of its own, never a continuation of the
+ *     previous value;
+ *   - reads "[name]" headers itself and hands inih the name trimmed, as
+ *     "[name]": the name must be a known section, short enough for inih's
+ *     section buffer, so both always agree on the section (blanks inside
+ *     the brackets or a long name once made them disagree); sections with
+ *     no keys exist too ("[frontend.stdin]" enables a frontend);
+ *   - refuses a line inih would call a syntax error, with its line, before
+ *     inih sees it (inih goes on past errors and reports only a number).
+ * The handler still checks that inih's section is the reader's, so the two
+ * never disagree silently. Everything is copied: inih's strings live only
+ * for the handler call.
  */
 #include "core/config.h"
 
 #include <ctype.h>
 #include <errno.h>
+#include <ini.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,19 +39,18 @@
 
 #include "core/log.h"
 
-/* Longest line accepted: far beyond any real setting, small enough that a
- * file of garbage is refused before it costs memory. */
-#define CFG_MAX_LINE_BYTES (1 << 20)
+/* Longest section name (between the brackets, trimmed). inih keeps 49
+ * bytes of a section's name (MAX_SECTION, 50, is compiled into the
+ * library); kvd's names are "server", "engine" and "frontend.NAME". */
+#define CFG_MAX_SECTION_NAME 40
 
 struct cfg_parse {
     struct kvd_config *cfg;
-    int line;        /* number of the line being parsed */
-    const char *src; /* string source: next unread byte */
+    int line;        /* lines read: the line inih is parsing */
+    const char *src; /* string source: next unread byte; NULL for fp */
     FILE *fp;        /* file source */
-    char *buf;       /* file source: getline's buffer */
-    size_t cap;
-    struct kvd_err err;
-    struct kvd_conf_section *sec; /* the section items go to */
+    struct kvd_err err;           /* first error; stops the reader */
+    struct kvd_conf_section *sec; /* the section of the lines read */
 };
 
 static const char *const log_levels[] = {"error", "warn", "info", "debug",
@@ -157,73 +174,13 @@ section_add(struct cfg_parse *p, const char *name)
     return sec;
 }
 
-/* The next line without its newline, NUL-terminated; NULL at the end.
- * Sets p->err and returns NULL with p->err.code set on a line too long. */
-static char *
-cfg_next_line(struct cfg_parse *p, size_t *len)
+static int
+cfg_getc(struct cfg_parse *p)
 {
-    size_t n;
-
     if (p->src != NULL) {
-        const char *nl;
-        if (*p->src == '\0') {
-            return NULL;
-        }
-        nl = strchr(p->src, '\n');
-        n = nl != NULL ? (size_t)(nl - p->src) : strlen(p->src);
-        if (n >= p->cap) {
-            char *grown = realloc(p->buf, n + 1);
-            if (grown == NULL) {
-                kvd_err_set(&p->err, KVD_ENOMEM, "%s: out of memory",
-                            p->cfg->file);
-                return NULL;
-            }
-            p->buf = grown;
-            p->cap = n + 1;
-        }
-        memcpy(p->buf, p->src, n);
-        p->buf[n] = '\0';
-        p->src += nl != NULL ? n + 1 : n;
-    } else {
-        ssize_t r = getline(&p->buf, &p->cap, p->fp);
-        if (r < 0) {
-            if (ferror(p->fp)) {
-                kvd_err_set(&p->err, KVD_EIO, "read %s: %s", p->cfg->file,
-                            strerror(errno));
-            }
-            return NULL;
-        }
-        n = (size_t)r;
-        if (n > 0 && p->buf[n - 1] == '\n') {
-            p->buf[--n] = '\0';
-        }
+        return *p->src != '\0' ? (unsigned char)*p->src++ : EOF;
     }
-    p->line++;
-    if (n > CFG_MAX_LINE_BYTES) {
-        kvd_err_set(&p->err, KVD_ECONFIG,
-                    "%s:%d: line is %zu bytes long: at most %d are allowed",
-                    p->cfg->file, p->line, n, CFG_MAX_LINE_BYTES);
-        return NULL;
-    }
-    if (n > 0 && p->buf[n - 1] == '\r') {
-        p->buf[--n] = '\0'; /* a file written on Windows */
-    }
-    *len = n;
-    return p->buf;
-}
-
-/* s[0..n) without surrounding blanks, NUL-terminated in place. */
-static char *
-cfg_trim(char *s, size_t n)
-{
-    while (n > 0 && isspace((unsigned char)s[n - 1])) {
-        n--;
-    }
-    s[n] = '\0';
-    while (isspace((unsigned char)*s)) {
-        s++;
-    }
-    return s;
+    return getc(p->fp);
 }
 
 static int
@@ -235,47 +192,199 @@ cfg_syntax_error(struct cfg_parse *p, const char *what)
                        p->cfg->file, p->line, what);
 }
 
-/* "[name]", optionally followed by a comment. */
+/* The first of chars in s, or the ';' of an inline comment (a ';' after a
+ * blank), or the end: where inih stops looking for chars. */
+static const char *
+cfg_find(const char *s, const char *chars)
+{
+    bool blank = false;
+
+    for (; *s != '\0'; s++) {
+        if (strchr(chars, *s) != NULL || (blank && *s == ';')) {
+            break;
+        }
+        blank = isspace((unsigned char)*s);
+    }
+    return s;
+}
+
+/* s[0..n) without surrounding blanks, as a new string. */
+static char *
+cfg_trimdup(const char *s, size_t n)
+{
+    while (n > 0 && isspace((unsigned char)*s)) {
+        s++;
+        n--;
+    }
+    while (n > 0 && isspace((unsigned char)s[n - 1])) {
+        n--;
+    }
+    return strndup(s, n);
+}
+
+/* "[name]", optionally followed by a comment: the section items go to.
+ * s is rewritten as "[name]" (never longer), the name inih then reads. */
 static int
 cfg_section_line(struct cfg_parse *p, char *s)
 {
-    char *end = strchr(s, ']');
-    char *rest, *name;
+    const char *end = cfg_find(s + 1, "]");
+    const char *rest;
+    char *name;
 
-    if (end == NULL) {
+    if (*end != ']') {
         return cfg_syntax_error(p, "'[' without ']'");
     }
-    rest = cfg_trim(end + 1, strlen(end + 1));
-    if (rest[0] != '\0' && rest[0] != ';' && rest[0] != '#') {
+    for (rest = end + 1; isspace((unsigned char)*rest); rest++) {
+    }
+    if (*rest != '\0' && *rest != ';' && *rest != '#') {
         return cfg_syntax_error(p, "text after ']'");
     }
-    name = cfg_trim(s + 1, (size_t)(end - s - 1));
-    p->sec = section_add(p, name);
-    return p->sec != NULL ? 0 : p->err.code;
-}
-
-/* "key = value ; comment" (or "key: value"). */
-static int
-cfg_item_line(struct cfg_parse *p, char *s)
-{
-    struct kvd_conf_section *sec = p->sec;
-    char *sep = strpbrk(s, "=:");
-    struct kvd_conf_item *grown, *it;
-    char *key, *value;
-
-    if (sep == NULL) {
-        return cfg_syntax_error(p, "no '=' in this line");
+    name = cfg_trimdup(s + 1, (size_t)(end - s - 1));
+    if (name == NULL) {
+        return kvd_err_set(&p->err, KVD_ENOMEM, "%s: out of memory",
+                           p->cfg->file);
     }
-    key = cfg_trim(s, (size_t)(sep - s));
-    value = sep + 1;
-    /* An inline comment starts at a ';' after a blank. */
-    for (char *c = value; *c != '\0'; c++) {
-        if (*c == ';' && (c == value || isspace((unsigned char)c[-1]))) {
-            *c = '\0';
-            break;
+    if (strlen(name) > CFG_MAX_SECTION_NAME) {
+        kvd_err_set(&p->err, KVD_ECONFIG,
+                    "%s:%d: section name longer than %d bytes: expected "
+                    "[server], [engine] or [frontend.NAME]",
+                    p->cfg->file, p->line, CFG_MAX_SECTION_NAME);
+    } else {
+        p->sec = section_add(p, name);
+        if (p->sec != NULL) {
+            size_t n = strlen(name); /* n + 2 <= end - s + 1: it fits */
+            s[0] = '[';
+            memcpy(s + 1, name, n);
+            s[n + 1] = ']';
+            s[n + 2] = '\0';
         }
     }
-    value = cfg_trim(value, strlen(value));
+    free(name);
+    return p->err.code;
+}
+
+/* Check a line, its leading blanks gone, before inih parses it. */
+static int
+cfg_check_line(struct cfg_parse *p, char *s)
+{
+    const char *sep;
+
+    if (*s == '\0' || *s == ';' || *s == '#') {
+        return 0;
+    }
+    if (*s == '[') {
+        return cfg_section_line(p, s);
+    }
+    sep = cfg_find(s, "=:");
+    if (*sep != '=' && *sep != ':') {
+        return cfg_syntax_error(p, "no '=' in this line");
+    }
+    return 0;
+}
+
+/* The error for a line longer than room bytes, of which head is the
+ * start: it names the section and key when the head shows them. */
+static void
+cfg_long_line(struct cfg_parse *p, const char *head, size_t room)
+{
+    const char *key = head, *sep;
+    int klen = 0;
+
+    while (isspace((unsigned char)*key)) {
+        key++;
+    }
+    sep = cfg_find(key, "=:");
+    if (p->sec != NULL && strchr("[;#", *key) == NULL &&
+        (*sep == '=' || *sep == ':')) {
+        while (sep > key && isspace((unsigned char)sep[-1])) {
+            sep--;
+        }
+        klen = sep - key > 64 ? 64 : (int)(sep - key);
+    }
+    if (klen > 0) {
+        kvd_err_set(&p->err, KVD_ECONFIG,
+                    "%s:%d: [%s] %.*s: line longer than %zu bytes (the most "
+                    "a line may hold, comments too)",
+                    p->cfg->file, p->line, p->sec->name, klen, key, room);
+    } else {
+        kvd_err_set(&p->err, KVD_ECONFIG,
+                    "%s:%d: line longer than %zu bytes (the most a line may "
+                    "hold, comments too)",
+                    p->cfg->file, p->line, room);
+    }
+}
+
+/* ini_reader: the next whole line into str (num bytes) as fgets would
+ * return it, or NULL at the end or after an error (p->err is set). */
+static char *
+cfg_reader(char *str, int num, void *stream)
+{
+    struct cfg_parse *p = stream;
+    /* Text that fits with the '\n' and the NUL after it. */
+    size_t room = num > 2 ? (size_t)num - 2 : 0;
+    size_t n = 0, skip = 0;
+    bool more = false; /* bytes left on the line after room + 1 */
+    int c;
+
+    if (p->err.code != 0) {
+        return NULL;
+    }
+    c = cfg_getc(p);
+    if (c == EOF) {
+        if (p->fp != NULL && ferror(p->fp)) {
+            kvd_err_set(&p->err, KVD_EIO, "read %s: %s", p->cfg->file,
+                        strerror(errno));
+        }
+        return NULL;
+    }
+    p->line++;
+    for (; c != EOF && c != '\n'; c = cfg_getc(p)) {
+        if (c == '\0') {
+            kvd_err_set(&p->err, KVD_ECONFIG,
+                        "%s:%d: a NUL byte in the line: the file is not text",
+                        p->cfg->file, p->line);
+            return NULL;
+        }
+        if (n > room) {
+            more = true;
+            break;
+        }
+        str[n++] = (char)c; /* up to room + 1: a '\r' may end the line */
+    }
+    if (!more && n > 0 && str[n - 1] == '\r') {
+        n--; /* a file written on Windows */
+    }
+    if (more || n > room) {
+        str[n] = '\0'; /* n <= room + 1 < num */
+        cfg_long_line(p, str, room);
+        return NULL;
+    }
+    if (p->line == 1 && n >= 3 && memcmp(str, "\xEF\xBB\xBF", 3) == 0) {
+        skip = 3; /* UTF-8 byte order mark */
+    }
+    while (skip < n && isspace((unsigned char)str[skip])) {
+        skip++;
+    }
+    memmove(str, str + skip, n - skip);
+    n -= skip;
+    str[n] = '\0';
+    if (cfg_check_line(p, str) != 0) {
+        return NULL;
+    }
+    n = strlen(str); /* a section header may have been rewritten shorter */
+    str[n] = '\n';
+    str[n + 1] = '\0';
+    return str;
+}
+
+/* "key = value" of the line just read. */
+static int
+cfg_add_item(struct cfg_parse *p, const char *section, const char *key,
+             const char *value)
+{
+    struct kvd_conf_section *sec = p->sec;
+    struct kvd_conf_item *grown, *it;
+
     if (key[0] == '\0') {
         return cfg_syntax_error(p, "no key before '='");
     }
@@ -284,6 +393,12 @@ cfg_item_line(struct cfg_parse *p, char *s)
                            "%s:%d: '%s' is outside any section: put it under "
                            "[server], [engine] or [frontend.NAME]",
                            p->cfg->file, p->line, key);
+    }
+    if (strcmp(section, sec->name) != 0) {
+        return kvd_err_set(&p->err, KVD_ECONFIG,
+                           "%s:%d: [%s] %s: the INI parser read this line as "
+                           "part of [%s]",
+                           p->cfg->file, p->line, sec->name, key, section);
     }
     for (size_t i = 0; i < sec->n; i++) {
         if (strcmp(sec->items[i].key, key) == 0) {
@@ -314,30 +429,39 @@ cfg_item_line(struct cfg_parse *p, char *s)
     return 0;
 }
 
-/* Read every line; 0 or p->err set. */
+/* ini_handler: nonzero to go on. */
+static int
+cfg_on_item(void *user, const char *section, const char *key,
+            const char *value)
+{
+    struct cfg_parse *p = user;
+
+    if (p->err.code != 0) {
+        return 0;
+    }
+    return cfg_add_item(p, section, key, value) == 0;
+}
+
+/* Every line through inih; 0 or p->err set. */
 static int
 cfg_read(struct cfg_parse *p)
 {
-    char *line;
-    size_t n;
+    int r = ini_parse_stream(cfg_reader, p, cfg_on_item, p);
 
-    while ((line = cfg_next_line(p, &n)) != NULL) {
-        int rc = 0;
-        if (p->line == 1 && n >= 3 && memcmp(line, "\xEF\xBB\xBF", 3) == 0) {
-            line += 3; /* UTF-8 byte order mark */
-            n -= 3;
-        }
-        line = cfg_trim(line, n);
-        if (line[0] == '\0' || line[0] == ';' || line[0] == '#') {
-            continue;
-        }
-        rc =
-            line[0] == '[' ? cfg_section_line(p, line) : cfg_item_line(p, line);
-        if (rc != 0) {
-            return rc;
-        }
+    /* inih returns the first line it found wrong; the reader and the
+     * handler stop at the first they find. The earlier one is reported. */
+    if (r > 0 && (p->err.code == 0 || r < p->line)) {
+        p->line = r;
+        return cfg_syntax_error(p, "the INI parser refused this line");
     }
-    return p->err.code;
+    if (p->err.code != 0) {
+        return p->err.code;
+    }
+    if (r < 0) {
+        return kvd_err_set(&p->err, KVD_ENOMEM, "%s: out of memory",
+                           p->cfg->file);
+    }
+    return 0;
 }
 
 /* After reading: [server] options and [engine] name. */
@@ -378,8 +502,6 @@ config_load(struct cfg_parse *p, struct kvd_config **out, struct kvd_err *err)
 {
     int rc = cfg_read(p);
 
-    free(p->buf);
-    p->buf = NULL;
     if (rc != 0) {
         kvd_err_set(err, rc, "%s", p->err.msg);
         goto fail;

@@ -1,6 +1,7 @@
 /*
- * core/config.h -- the INI configuration file (kvd's own reader: lines of
- * any length).
+ * core/config.h -- the INI configuration file (parsed with inih, through
+ * kvd's own line reader: a line too long for inih's buffer is refused
+ * with its file:line, never split).
  *
  * Sections: [server] (parsed here against the server option table),
  * [engine] (name = ENGINE plus that engine's options) and one

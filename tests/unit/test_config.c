@@ -192,15 +192,17 @@ test_config_loads_file(void **state)
     unlink(path);
 }
 
-/* Issue 13, item 8: a library with a 200-byte line buffer split this
- * comment, and its tail became "tcp = 127.0.0.1:39186", an open listener. */
+/* Issue 13, item 8: an INI parser with a 200-byte line buffer split this
+ * comment, and its tail became "tcp = 127.0.0.1:39186", an open listener.
+ * The line is refused whole, with its line: nothing after the split is
+ * ever read as a setting. */
 static void
-test_config_long_comment_stays_a_comment(void **state)
+test_config_long_comment_is_refused(void **state)
 {
     char text[512];
     char xs[198];
     struct kvd_config *cfg = NULL;
-    const struct kvd_conf_section *fe;
+    struct kvd_err err = {0};
     (void)state;
     memset(xs, 'x', 197);
     xs[197] = '\0';
@@ -208,28 +210,27 @@ test_config_long_comment_stays_a_comment(void **state)
              "[engine]\nname = memory\n[frontend.resp]\n; %stcp = "
              "127.0.0.1:39186\n",
              xs);
-    assert_int_equal(load(text, &cfg, NULL), 0);
-    fe = kvd_config_section(cfg, "frontend.resp");
-    assert_non_null(fe);
-    assert_int_equal(fe->n, 0); /* no tcp setting */
-    kvd_config_free(cfg);
+    assert_int_equal(load(text, &cfg, &err), KVD_ECONFIG);
+    assert_null(cfg);
+    assert_string_equal(err.msg, "t.ini:4: line longer than 198 bytes (the "
+                                 "most a line may hold, comments too)");
 }
 
-/* A 250-character requirepass is one value on its own line, and a mistake
- * after it is reported on its real line. */
+/* A value on a line of 198 bytes is read whole, on its own line; one byte
+ * more is refused naming the section and the key, never cut. */
 static void
-test_config_long_value_keeps_its_line(void **state)
+test_config_long_value_at_the_limit(void **state)
 {
-    char text[1024], pass[251];
+    char text[1024], pass[186];
     struct kvd_config *cfg = NULL;
     struct kvd_err err = {0};
     const struct kvd_conf_section *fe;
     (void)state;
-    memset(pass, 'p', 250);
-    pass[250] = '\0';
+    memset(pass, 'p', 184); /* "requirepass = " + 184 = 198 bytes */
+    pass[184] = '\0';
     snprintf(text, sizeof(text),
              "[engine]\nname = memory\n[frontend.resp]\nrequirepass = "
-             "%s\ntcp = 127.0.0.1:6380\n",
+             "%s\r\ntcp = 127.0.0.1:6380\n",
              pass);
     assert_int_equal(load(text, &cfg, NULL), 0);
     fe = kvd_config_section(cfg, "frontend.resp");
@@ -240,41 +241,49 @@ test_config_long_value_keeps_its_line(void **state)
     assert_string_equal(fe->items[1].key, "tcp");
     assert_int_equal(fe->items[1].line, 5);
     kvd_config_free(cfg);
+    cfg = NULL;
 
+    memset(pass, 'p', 185);
+    pass[185] = '\0';
     snprintf(text, sizeof(text),
              "[engine]\nname = memory\n[frontend.resp]\nrequirepass = "
-             "%s\nno equals here\n",
+             "%s\ntcp = 127.0.0.1:6380\n",
              pass);
     assert_int_equal(load(text, &cfg, &err), KVD_ECONFIG);
-    assert_non_null(strstr(err.msg, "t.ini:5: syntax error"));
+    assert_null(cfg);
+    assert_string_equal(err.msg, "t.ini:4: [frontend.resp] requirepass: line "
+                                 "longer than 198 bytes (the most a line may "
+                                 "hold, comments too)");
 }
 
 static void
-test_config_long_line_from_file_is_one_line(void **state)
+test_config_long_line_from_file_is_refused(void **state)
 {
     char path[] = "/tmp/kvd_cfg_XXXXXX";
     struct kvd_config *cfg = NULL;
-    const struct kvd_conf_section *fe;
+    struct kvd_err err = {0};
     int fd = mkstemp(path);
     FILE *f;
     (void)state;
     assert_true(fd >= 0);
     f = fdopen(fd, "w");
-    fputs("[engine]\nname = memory\n[frontend.resp]\n; ", f);
+    fputs("[engine]\nname = memory\n[frontend.resp]\n  tcp = 127.0.0.1:", f);
     for (int i = 0; i < 5000; i++) {
-        fputc('x', f);
+        fputc('9', f);
     }
-    fputs("tcp = 127.0.0.1:39186\n", f);
+    fputs("\n", f);
     fclose(f);
-    assert_int_equal(kvd_config_load_file(path, &cfg, NULL), 0);
-    fe = kvd_config_section(cfg, "frontend.resp");
-    assert_int_equal(fe->n, 0);
-    kvd_config_free(cfg);
+    assert_int_equal(kvd_config_load_file(path, &cfg, &err), KVD_ECONFIG);
+    assert_null(cfg);
+    assert_non_null(strstr(err.msg, ":4: [frontend.resp] tcp: line longer "
+                                    "than 198 bytes"));
+    assert_non_null(strstr(err.msg, path));
     unlink(path);
 }
 
+/* A line of a MiB is refused at once, its line named. */
 static void
-test_config_rejects_line_over_limit(void **state)
+test_config_rejects_huge_line(void **state)
 {
     size_t n = (1u << 20) + 64;
     char *text = malloc(n + 64);
@@ -286,9 +295,53 @@ test_config_rejects_line_over_limit(void **state)
     memset(text + strlen(text), 'x', n);
     strcpy(text + 26 + n, "\n");
     assert_int_equal(load(text, &cfg, &err), KVD_ECONFIG);
-    assert_non_null(strstr(err.msg, "t.ini:3: line is "));
-    assert_non_null(strstr(err.msg, "at most 1048576 are allowed"));
+    assert_non_null(strstr(err.msg, "t.ini:3: line longer than 198 bytes"));
     free(text);
+}
+
+/* fuzz/regressions/config: blanks inside the brackets or a long section
+ * name once made the line reader and the INI parser disagree on the
+ * section, and loading returned 0 with no configuration. */
+static void
+test_config_section_name_blanks_and_length(void **state)
+{
+    char text[256];
+    struct kvd_config *cfg = NULL;
+    struct kvd_err err = {0};
+    (void)state;
+    /* the known crash input, as it is */
+    assert_int_equal(load("[server ]\nlog_level = info\n", &cfg, &err),
+                     KVD_ECONFIG);
+    assert_null(cfg);
+    assert_non_null(strstr(err.msg, "no [engine] section"));
+
+    assert_int_equal(load("[server ]\nlog_level = debug\n[ engine]\n"
+                          "name = memory\n[\tfrontend.resp  ] ; resp\n"
+                          "tcp = 127.0.0.1:0\n",
+                          &cfg, NULL),
+                     0);
+    assert_int_equal(cfg->server.log_level, 3);
+    assert_string_equal(cfg->engine_name, "memory");
+    assert_int_equal(kvd_config_section(cfg, "frontend.resp")->items[0].line,
+                     6);
+    kvd_config_free(cfg);
+    cfg = NULL;
+
+    /* more blanks than the parser keeps of a name: still [server] */
+    snprintf(text, sizeof(text),
+             "[%60s]\nlog_level = warn\n[engine]\nname = memory\n", "server");
+    assert_int_equal(load(text, &cfg, NULL), 0);
+    assert_int_equal(cfg->server.log_level, 1);
+    kvd_config_free(cfg);
+    cfg = NULL;
+
+    /* fuzz/regressions/config/section-long-name.ini */
+    snprintf(text, sizeof(text), "[frontend.%060d]\nx = 1\n", 0);
+    assert_int_equal(load(text, &cfg, &err), KVD_ECONFIG);
+    assert_null(cfg);
+    assert_string_equal(err.msg, "t.ini:1: section name longer than 40 "
+                                 "bytes: expected [server], [engine] or "
+                                 "[frontend.NAME]");
 }
 
 static void
@@ -327,10 +380,11 @@ main(void)
         cmocka_unit_test(test_config_reports_syntax_error_line),
         cmocka_unit_test(test_config_file_not_found_names_file),
         cmocka_unit_test(test_config_loads_file),
-        cmocka_unit_test(test_config_long_comment_stays_a_comment),
-        cmocka_unit_test(test_config_long_value_keeps_its_line),
-        cmocka_unit_test(test_config_long_line_from_file_is_one_line),
-        cmocka_unit_test(test_config_rejects_line_over_limit),
+        cmocka_unit_test(test_config_long_comment_is_refused),
+        cmocka_unit_test(test_config_long_value_at_the_limit),
+        cmocka_unit_test(test_config_long_line_from_file_is_refused),
+        cmocka_unit_test(test_config_rejects_huge_line),
+        cmocka_unit_test(test_config_section_name_blanks_and_length),
         cmocka_unit_test(test_config_syntax_like_inih),
     };
     return cmocka_run_group_tests_name("config", tests, NULL, NULL);
