@@ -46,10 +46,10 @@
 
 struct cfg_parse {
     struct kvd_config *cfg;
-    int line;        /* lines read: the line inih is parsing */
-    const char *src; /* string source: next unread byte; NULL for fp */
-    FILE *fp;        /* file source */
-    struct kvd_err err;           /* first error; stops the reader */
+    int line;           /* lines read: the line inih is parsing */
+    const char *src;    /* string source: next unread byte; NULL for fp */
+    FILE *fp;           /* file source */
+    struct kvd_err err; /* first error; stops the reader */
     struct kvd_conf_section *sec; /* the section of the lines read */
 };
 
@@ -431,8 +431,7 @@ cfg_add_item(struct cfg_parse *p, const char *section, const char *key,
 
 /* ini_handler: nonzero to go on. */
 static int
-cfg_on_item(void *user, const char *section, const char *key,
-            const char *value)
+cfg_on_item(void *user, const char *section, const char *key, const char *value)
 {
     struct cfg_parse *p = user;
 

@@ -19,7 +19,12 @@
 
 static void (*_Atomic shutdown_hook)(const char *why);
 
-static void KVD_PRINTF(3, 4)
+/* The attribute lets the compiler check callers and the vsnprintf below
+ * (clang's -Wformat-nonliteral). */
+static void host_log(const struct kvd_host *host, int level, const char *fmt,
+                     ...) KVD_PRINTF(3, 4);
+
+static void
 host_log(const struct kvd_host *host, int level, const char *fmt, ...)
 {
     va_list ap;
