@@ -400,6 +400,53 @@ opt_find(const struct kvd_option *table, const char *key)
     return NULL;
 }
 
+int
+kvd_options_value_text(const struct kvd_option *table, const void *opts,
+                       const char *name, char *buf, size_t cap)
+{
+    const struct kvd_option *o = opt_find(table, name);
+    const char *field;
+    int64_t v;
+    uint64_t u;
+    int i;
+    const char *str;
+
+    if (o == NULL || opts == NULL || cap == 0) {
+        return -1;
+    }
+    field = (const char *)opts + o->offset;
+    switch (o->type & KVD_OPT_TYPE_MASK) {
+    case KVD_OPT_BOOL:
+        memcpy(&i, field, sizeof(i));
+        snprintf(buf, cap, "%s", i ? "yes" : "no");
+        break;
+    case KVD_OPT_ENUM:
+        memcpy(&i, field, sizeof(i));
+        snprintf(buf, cap, "%s", o->choices[i]);
+        break;
+    case KVD_OPT_OCTAL:
+        memcpy(&i, field, sizeof(i));
+        snprintf(buf, cap, "%04o", (unsigned)i);
+        break;
+    case KVD_OPT_INT:
+    case KVD_OPT_DURATION:
+        memcpy(&v, field, sizeof(v));
+        snprintf(buf, cap, "%lld", (long long)v);
+        break;
+    case KVD_OPT_SIZE:
+        memcpy(&u, field, sizeof(u));
+        snprintf(buf, cap, "%llu", (unsigned long long)u);
+        break;
+    case KVD_OPT_STRING:
+        memcpy(&str, field, sizeof(str));
+        snprintf(buf, cap, "%s", str != NULL ? str : "");
+        break;
+    default:
+        return -1;
+    }
+    return 0;
+}
+
 /* "a, b, c": the known keys, for "unknown key" messages. */
 static void
 known_keys(const struct kvd_option *table, char *buf, size_t len)

@@ -45,6 +45,14 @@ int kvd_options_parse(const struct kvd_option *table,
 /* Free the strings kvd_options_parse allocated in dst. */
 void kvd_options_release(const struct kvd_option *table, void *dst);
 
+/* The value of option `name` in `opts` (a struct kvd_options_parse filled
+ * from `table`) as text in buf: an enum's choice, yes/no, a number
+ * (durations in milliseconds, sizes in bytes), an octal mode, a string.
+ * 0, or -1 when the table has no such option. For reports of what the
+ * host runs with (CONFIG GET, INFO). */
+int kvd_options_value_text(const struct kvd_option *table, const void *opts,
+                           const char *name, char *buf, size_t cap);
+
 /* Split a KVD_OPT_LISTEN value ("host:port", "[v6]:port", ":port",
  * "port") into host (127.0.0.1 when absent) and port (0 to 65535).
  * 0, or -1 when the syntax or the port is wrong or a buffer is short. */
