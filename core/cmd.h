@@ -28,6 +28,17 @@ struct kvd_cmd_config {
     const char *requirepass; /* NULL or "": no AUTH needed */
     const char *version;     /* reported by INFO */
     const char *config_file; /* reported by INFO */
+    /* What the host runs with, for CONFIG GET and INFO (docs/protocol.md):
+     * appendfsync is the engine's sync policy in Redis's words ("always",
+     * "everysec", "no"), NULL when the engine has none (the parameter is
+     * then left out); save is Redis's form of the engine's snapshot
+     * schedule ("300 1"), NULL or "" for none; tcp_port is the RESP
+     * frontend's configured port (0: none, or chosen by the kernel);
+     * maxclients its connection limit (0: no RESP frontend, left out). */
+    const char *appendfsync;
+    const char *save;
+    int tcp_port;
+    int maxclients;
 };
 
 /*

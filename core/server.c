@@ -348,11 +348,66 @@ daemon_ready(int fd, char status)
     close(fd);
 }
 
+/* What CONFIG GET and INFO report of this configuration, read from the
+ * parsed option structs (struct kvd_cmd_config): the engine's `sync` as
+ * appendfsync (never is Redis's "no"), its `snapshot_interval` as save
+ * ("SECONDS 1": a snapshot when anything changed), the RESP frontend's
+ * `tcp` port and `maxclients`. save is formatted into f; the layer copies
+ * every string. */
+struct srv_facts {
+    char save[32];
+};
+
+static void
+srv_cmd_facts(const struct srv *s, struct kvd_cmd_config *cc,
+              struct srv_facts *f)
+{
+    /* kvd's sync policies and Redis's appendfsync values */
+    static const char *const fsync_names[][2] = {
+        {"always", "always"}, {"everysec", "everysec"}, {"never", "no"}};
+    char v[256], host[256], port[8];
+
+    if (kvd_options_value_text(s->evt->options, s->eopts, "sync", v,
+                               sizeof(v)) == 0) {
+        for (size_t i = 0; i < sizeof(fsync_names) / sizeof(fsync_names[0]);
+             i++) {
+            if (strcmp(v, fsync_names[i][0]) == 0) {
+                cc->appendfsync = fsync_names[i][1];
+            }
+        }
+    }
+    if (kvd_options_value_text(s->evt->options, s->eopts, "snapshot_interval",
+                               v, sizeof(v)) == 0 &&
+        strtoll(v, NULL, 10) > 0) {
+        snprintf(f->save, sizeof(f->save), "%lld 1",
+                 (strtoll(v, NULL, 10) + 999) / 1000);
+        cc->save = f->save;
+    }
+    for (size_t i = 0; i < s->nfe; i++) {
+        const struct srv_frontend *fe = &s->fes[i];
+        if (strcmp(fe->name, "resp") != 0) {
+            continue;
+        }
+        if (kvd_options_value_text(fe->vt->options, fe->opts, "maxclients", v,
+                                   sizeof(v)) == 0) {
+            cc->maxclients = atoi(v);
+        }
+        if (kvd_options_value_text(fe->vt->options, fe->opts, "tcp", v,
+                                   sizeof(v)) == 0 &&
+            v[0] != '\0' &&
+            kvd_options_split_listen(v, host, sizeof(host), port,
+                                     sizeof(port)) == 0) {
+            cc->tcp_port = atoi(port);
+        }
+    }
+}
+
 static int
 srv_start(struct srv *s, struct kvd_err *err)
 {
     struct kvd_store_limits lim;
     struct kvd_cmd_config cc = {0};
+    struct srv_facts facts;
     char dir[PATH_MAX];
     int rc;
 
@@ -377,6 +432,7 @@ srv_start(struct srv *s, struct kvd_err *err)
     }
     cc.version = KVD_VERSION;
     cc.config_file = s->cfg->file;
+    srv_cmd_facts(s, &cc, &facts);
     rc = kvd_cmd_create(s->store, &cc, &s->cmd, err);
     if (rc != 0) {
         return rc;

@@ -179,6 +179,7 @@ kvd_cmd_run(struct kvd_cmd_ctx *x)
     struct kvd_cmd_counters *ctr = kvd_cmd_counters_of(x->sess, x->ent);
     uint64_t t0 = kvd_cmd_now_ns();
 
+    atomic_store_explicit(&x->sess->last_ent, x->ent, memory_order_relaxed);
     x->ent->def->fn(x);
     uint64_t t1 = kvd_cmd_now_ns();
     atomic_store_explicit(&x->sess->last_ms, (int64_t)(t1 / 1000000u),

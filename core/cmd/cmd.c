@@ -267,7 +267,19 @@ kvd_cmd_create(kvd_store *st, const struct kvd_cmd_config *cfg, kvd_cmd **out,
     c->version = cmd_strdup(cfg != NULL && cfg->version ? cfg->version : "");
     c->config_file =
         cmd_strdup(cfg != NULL && cfg->config_file ? cfg->config_file : "");
-    if (c->version == NULL || c->config_file == NULL) {
+    c->save = cmd_strdup(cfg != NULL && cfg->save ? cfg->save : "");
+    if (cfg != NULL && cfg->appendfsync != NULL) {
+        c->appendfsync = cmd_strdup(cfg->appendfsync);
+        if (c->appendfsync == NULL) {
+            rc = kvd_err_set(err, KVD_ENOMEM, "command layer: out of memory");
+            goto out_destroy;
+        }
+    }
+    if (cfg != NULL) {
+        c->tcp_port = cfg->tcp_port;
+        c->maxclients = cfg->maxclients;
+    }
+    if (c->version == NULL || c->config_file == NULL || c->save == NULL) {
         rc = kvd_err_set(err, KVD_ENOMEM, "command layer: out of memory");
         goto out_destroy;
     }
@@ -309,6 +321,8 @@ kvd_cmd_destroy(kvd_cmd *c)
     free(c->requirepass);
     free(c->version);
     free(c->config_file);
+    free(c->appendfsync);
+    free(c->save);
     free(c);
 }
 

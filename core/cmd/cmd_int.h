@@ -208,6 +208,10 @@ struct kvd_cmd {
     size_t requirepass_len;
     char *version;
     char *config_file;
+    char *appendfsync; /* NULL: the engine has no sync policy */
+    char *save;        /* never NULL */
+    int tcp_port;      /* configured; 0: none or kernel-assigned */
+    int maxclients;    /* 0: unknown */
     char run_id[41];
     int64_t start_ms;
 
@@ -297,7 +301,10 @@ struct kvd_session {
     _Atomic int mqueued;     /* commands queued in MULTI; -1 outside */
     int64_t created_ms;      /* monotonic (kvd_cmd_mono_ms) */
     _Atomic int64_t last_ms; /* monotonic, end of the last command */
-    kvd_session *prev;       /* cmd->sess_head list, under sess_lock */
+    /* The command running or last run (CLIENT LIST cmd=); NULL before
+     * the first. Entries live as long as the layer. */
+    const struct kvd_cmd_entry *_Atomic last_ent;
+    kvd_session *prev; /* cmd->sess_head list, under sess_lock */
     kvd_session *next;
     char frontend[KVD_CMD_FRONTEND_NAME_MAX];
     /* Its frontend's counters (cmd->fe_ctr[slot]), fixed at create. */
@@ -515,6 +522,10 @@ struct kvd_cmd_counters *kvd_cmd_frontend_counters_locked(kvd_cmd *c,
 /* One CLIENT LIST / CLIENT INFO line of s; the caller holds sess_lock. */
 void kvd_cmd_session_line(struct kvd_cmd_buf *b, const kvd_session *s,
                           int64_t now);
+
+/* The local port of s when it is a TCP connection (its laddr is
+ * "ip:port" or "[v6]:port"), else 0 (Unix socket, stdin). */
+int kvd_cmd_session_tcp_port(const kvd_session *s);
 
 /* Whether AUTH has a password to check on this session. */
 bool kvd_cmd_session_has_password(const kvd_session *s);

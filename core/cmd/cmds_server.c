@@ -1,5 +1,5 @@
 /*
- * core/cmd/cmds_server.c -- server commands: COMMAND, CONFIG, INFO,
+ * core/cmd/cmds_server.c -- server commands: COMMAND, CONFIG, INFO, ROLE,
  * DBSIZE, FLUSHDB, FLUSHALL, FUNCTION, DEBUG, TIME, SAVE, COMPACT.
  *
  * These are what Redis tools send to probe a server (redis-cli,
@@ -252,9 +252,10 @@ srv_command(struct kvd_cmd_ctx *x)
 /* --- CONFIG ------------------------------------------------------------------
  */
 
-/* The parameters clients and tools probe, with kvd's fixed answers. */
+/* The parameters clients and tools probe: kvd's fixed answers, or NULL
+ * for what the host runs with (srv_config_value). */
 static const char *const srv_config[][2] = {
-    {"appendfsync", "everysec"},
+    {"appendfsync", NULL},
     {"appendonly", "no"},
     {"bind", ""},
     {"client-query-buffer-limit", "1073741824"},
@@ -264,13 +265,13 @@ static const char *const srv_config[][2] = {
     {"io-threads", "1"},
     {"lazyfree-lazy-user-del", "no"},
     {"loglevel", "notice"},
-    {"maxclients", "10000"},
+    {"maxclients", NULL},
     {"maxmemory", "0"},
     {"maxmemory-policy", "noeviction"},
     {"notify-keyspace-events", ""},
-    {"port", "0"},
+    {"port", NULL},
     {"proto-max-bulk-len", "536870912"},
-    {"save", ""},
+    {"save", NULL},
     {"slowlog-log-slower-than", "10000"},
     {"slowlog-max-len", "128"},
     {"timeout", "0"},
@@ -278,17 +279,65 @@ static const char *const srv_config[][2] = {
 
 #define SRV_NCONFIG (sizeof(srv_config) / sizeof(srv_config[0]))
 
+/* The RESP frontend's TCP port: the configured one, or, when the kernel
+ * chose it (tcp = HOST:0), the port the asking TCP client reached; 0
+ * when there is none or it is not known on this connection. */
+static int
+srv_tcp_port(const struct kvd_cmd_ctx *x)
+{
+    if (x->cmd->tcp_port > 0) {
+        return x->cmd->tcp_port;
+    }
+    if (strcmp(x->sess->frontend, "resp") != 0) {
+        return 0;
+    }
+    return kvd_cmd_session_tcp_port(x->sess);
+}
+
+/* Parameter k's value (numbers formatted into buf), or NULL when kvd has
+ * no such setting: the parameter is then left out, as Redis leaves out
+ * an unknown one. */
+static const char *
+srv_config_value(const struct kvd_cmd_ctx *x, size_t k, char *buf, size_t cap)
+{
+    const char *name = srv_config[k][0];
+    int n = -1;
+
+    if (srv_config[k][1] != NULL) {
+        return srv_config[k][1];
+    }
+    if (strcmp(name, "appendfsync") == 0) {
+        return x->cmd->appendfsync;
+    }
+    if (strcmp(name, "save") == 0) {
+        return x->cmd->save;
+    }
+    if (strcmp(name, "port") == 0) {
+        n = srv_tcp_port(x);
+    } else if (strcmp(name, "maxclients") == 0 && x->cmd->maxclients > 0) {
+        n = x->cmd->maxclients;
+    }
+    if (n < 0) {
+        return NULL;
+    }
+    snprintf(buf, cap, "%d", n);
+    return buf;
+}
+
 static void
 srv_config_get(struct kvd_cmd_ctx *x)
 {
     bool hit[SRV_NCONFIG] = {false};
+    char buf[24];
     size_t n = 0;
 
     for (size_t i = 2; i < x->argc; i++) {
         for (size_t k = 0; k < SRV_NCONFIG; k++) {
             const char *name = srv_config[k][0];
-            if (!hit[k] && kvd_cmd_glob_match(x->argv[i], x->argl[i], name,
-                                              strlen(name), true)) {
+            if (!hit[k] &&
+                kvd_cmd_glob_match(x->argv[i], x->argl[i], name, strlen(name),
+                                   true) &&
+                srv_config_value(x, k, buf, sizeof(buf)) != NULL) {
                 hit[k] = true;
                 n++;
             }
@@ -298,7 +347,7 @@ srv_config_get(struct kvd_cmd_ctx *x)
     for (size_t k = 0; k < SRV_NCONFIG; k++) {
         if (hit[k]) {
             kvd_cmd_reply_cstr(x, srv_config[k][0]);
-            kvd_cmd_reply_cstr(x, srv_config[k][1]);
+            kvd_cmd_reply_cstr(x, srv_config_value(x, k, buf, sizeof(buf)));
         }
     }
 }
@@ -313,10 +362,11 @@ srv_config_set(struct kvd_cmd_ctx *x)
         return;
     }
     for (size_t i = 2; i < x->argc; i += 2) {
-        const char *const *found = NULL;
+        const char *found = NULL;
+        char buf[24];
         for (size_t k = 0; k < SRV_NCONFIG && found == NULL; k++) {
             if (kvd_cmd_word_eq(x->argv[i], x->argl[i], srv_config[k][0])) {
-                found = srv_config[k];
+                found = srv_config_value(x, k, buf, sizeof(buf));
             }
         }
         const char *z = memchr(x->argv[i], '\0', x->argl[i]);
@@ -328,9 +378,9 @@ srv_config_set(struct kvd_cmd_ctx *x)
                                  n < 128 ? n : 128, x->argv[i]);
             return;
         }
-        size_t vlen = strlen(found[1]);
+        size_t vlen = strlen(found);
         if (x->argl[i + 1] != vlen ||
-            memcmp(x->argv[i + 1], found[1], vlen) != 0) {
+            memcmp(x->argv[i + 1], found, vlen) != 0) {
             kvd_cmd_reply_errorf(x,
                                  "ERR CONFIG SET failed (possibly related to "
                                  "argument '%.*s') - kvd is configured by "
@@ -397,11 +447,12 @@ enum srv_section {
     SRV_SEC_KEYSPACE = 1u << 5,
     SRV_SEC_KVD = 1u << 6,
     SRV_SEC_COMMANDSTATS = 1u << 7,
+    SRV_SEC_REPLICATION = 1u << 8,
 };
 
 #define SRV_SEC_DEFAULT                                                        \
     (SRV_SEC_SERVER | SRV_SEC_CLIENTS | SRV_SEC_MEMORY | SRV_SEC_PERSISTENCE | \
-     SRV_SEC_STATS | SRV_SEC_KEYSPACE | SRV_SEC_KVD)
+     SRV_SEC_STATS | SRV_SEC_REPLICATION | SRV_SEC_KEYSPACE | SRV_SEC_KVD)
 
 static const struct {
     const char *name;
@@ -412,6 +463,7 @@ static const struct {
     {"memory", SRV_SEC_MEMORY},
     {"persistence", SRV_SEC_PERSISTENCE},
     {"stats", SRV_SEC_STATS},
+    {"replication", SRV_SEC_REPLICATION},
     {"keyspace", SRV_SEC_KEYSPACE},
     {"kvd", SRV_SEC_KVD},
     {"commandstats", SRV_SEC_COMMANDSTATS},
@@ -482,7 +534,7 @@ srv_info_server(struct srv_info *in)
     srv_info_u64(in, "arch_bits", sizeof(void *) * 8);
     srv_info_u64(in, "process_id", (uint64_t)getpid());
     srv_info_str(in, "run_id", x->cmd->run_id);
-    srv_info_u64(in, "tcp_port", 0);
+    srv_info_u64(in, "tcp_port", (uint64_t)srv_tcp_port(x));
     srv_info_u64(in, "server_time_usec", (uint64_t)now * 1000);
     srv_info_u64(in, "uptime_in_seconds", (uint64_t)(up > 0 ? up : 0));
     srv_info_u64(in, "uptime_in_days", (uint64_t)(up > 0 ? up / 86400 : 0));
@@ -499,6 +551,9 @@ srv_info_clients(struct srv_info *in)
     srv_info_header(in, "Clients");
     srv_info_u64(in, "connected_clients",
                  kvd_cmd_clients_connected(in->x->cmd));
+    if (in->x->cmd->maxclients > 0) {
+        srv_info_u64(in, "maxclients", (uint64_t)in->x->cmd->maxclients);
+    }
     srv_info_u64(in, "blocked_clients", 0);
     srv_info_u64(in, "tracking_clients", 0);
 }
@@ -550,6 +605,21 @@ srv_info_stats(struct srv_info *in)
     srv_info_u64(in, "unknown_commands",
                  atomic_load_explicit(&in->x->cmd->unknown_commands,
                                       memory_order_relaxed));
+}
+
+/* kvd has no replication: a primary with no replicas and an empty
+ * replication stream, which is what tools that read this section need
+ * to know. */
+static void
+srv_info_replication(struct srv_info *in)
+{
+    srv_info_header(in, "Replication");
+    srv_info_str(in, "role", "master");
+    srv_info_u64(in, "connected_slaves", 0);
+    srv_info_str(in, "master_failover_state", "no-failover");
+    srv_info_str(in, "master_replid", in->x->cmd->run_id);
+    srv_info_u64(in, "master_repl_offset", 0);
+    srv_info_u64(in, "repl_backlog_active", 0);
 }
 
 static void
@@ -609,7 +679,7 @@ srv_info(struct kvd_cmd_ctx *x)
         }
     }
     if (in.want & ~(SRV_SEC_SERVER | SRV_SEC_CLIENTS | SRV_SEC_STATS |
-                    SRV_SEC_COMMANDSTATS | SRV_SEC_KVD)) {
+                    SRV_SEC_REPLICATION | SRV_SEC_COMMANDSTATS | SRV_SEC_KVD)) {
         in.have_es = kvd_store_stats(x->st, &in.es, NULL, NULL) == 0;
     }
     if (in.want & SRV_SEC_SERVER) {
@@ -627,6 +697,9 @@ srv_info(struct kvd_cmd_ctx *x)
     if (in.want & SRV_SEC_STATS) {
         srv_info_stats(&in);
     }
+    if (in.want & SRV_SEC_REPLICATION) {
+        srv_info_replication(&in);
+    }
     if (in.want & SRV_SEC_KVD) {
         srv_info_kvd(&in);
     }
@@ -639,6 +712,17 @@ srv_info(struct kvd_cmd_ctx *x)
     }
     kvd_cmd_reply_bulk(x, in.b.p != NULL ? in.b.p : "", in.b.len);
     kvd_cmd_buf_release(&in.b);
+}
+
+/* ROLE: kvd is always a primary without replicas (Redis's reply shape:
+ * role, replication offset, replicas). */
+static void
+srv_role(struct kvd_cmd_ctx *x)
+{
+    kvd_cmd_reply_array(x, 3);
+    kvd_cmd_reply_cstr(x, "master");
+    kvd_cmd_reply_int(x, 0);
+    kvd_cmd_reply_array(x, 0);
 }
 
 /* --- data set and server administration
@@ -820,6 +904,9 @@ const struct kvd_cmd_def kvd_cmd_server_defs[] = {
     KVD_CMD_DEF("info", -1, LD | ST, srv_info, NULL, 0, 0, 0, "server", "1.0.0",
                 "Returns information and statistics about the server.",
                 "[section [section ...]]"),
+    KVD_CMD_DEF("role", 1, NS | LD | ST | F, srv_role, NULL, 0, 0, 0, "server",
+                "2.8.12", "Returns the replication role (kvd: always master).",
+                ""),
     KVD_CMD_DEF("dbsize", 1, R | F | KS, srv_dbsize, NULL, 0, 0, 0, "server",
                 "1.0.0", "Returns the number of keys in the database.", ""),
     KVD_CMD_DEF("flushdb", -1, W | KS, srv_flush, NULL, 0, 0, 0, "server",

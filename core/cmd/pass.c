@@ -142,6 +142,7 @@ pass_run(kvd_cmd_pass *p)
             atomic_fetch_add_explicit(&ctr->failed, 1, memory_order_relaxed);
         }
         atomic_store_explicit(&s->last_ms, end_ms, memory_order_relaxed);
+        atomic_store_explicit(&s->last_ent, t->ent, memory_order_relaxed);
     }
     p->n = 0;
     p->arena.len = 0;

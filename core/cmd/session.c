@@ -51,6 +51,7 @@ session_new(kvd_cmd *c, const char *frontend, unsigned flags)
     s->fd = -1;
     s->created_ms = kvd_cmd_mono_ms();
     atomic_init(&s->last_ms, s->created_ms);
+    atomic_init(&s->last_ent, NULL);
     snprintf(s->frontend, sizeof(s->frontend), "%s",
              frontend != NULL ? frontend : "");
     return s;
@@ -218,21 +219,62 @@ kvd_cmd_password_ok(const kvd_session *s, const char *p, size_t n)
     return diff == 0;
 }
 
+int
+kvd_cmd_session_tcp_port(const kvd_session *s)
+{
+    const char *a = s->laddr;
+    const char *colon = strrchr(a, ':');
+    long port = 0;
+
+    /* TCP addresses are "1.2.3.4:port" or "[v6]:port"; anything else
+     * (a socket path, "" for stdin) is not a TCP connection. */
+    if (colon == NULL || colon[1] == '\0' ||
+        !(a[0] == '[' || (a[0] >= '0' && a[0] <= '9'))) {
+        return 0;
+    }
+    for (const char *p = colon + 1; *p != '\0'; p++) {
+        if (*p < '0' || *p > '9' || port > 65535) {
+            return 0;
+        }
+        port = port * 10 + (*p - '0');
+    }
+    return port <= 65535 ? (int)port : 0;
+}
+
 void
 kvd_cmd_session_line(struct kvd_cmd_buf *b, const kvd_session *s, int64_t now)
 {
     int64_t last = atomic_load_explicit(&s->last_ms, memory_order_relaxed);
     int mq = atomic_load_explicit(&s->mqueued, memory_order_relaxed);
+    const struct kvd_cmd_entry *ent =
+        atomic_load_explicit(&s->last_ent, memory_order_relaxed);
+    char flags[4];
+    size_t nf = 0;
 
+    /* Redis's flags that apply to kvd: x in MULTI, U on a Unix socket. */
+    if (mq >= 0) {
+        flags[nf++] = 'x';
+    }
+    if (s->laddr[0] != '\0' && kvd_cmd_session_tcp_port(s) == 0) {
+        flags[nf++] = 'U';
+    }
+    if (nf == 0) {
+        flags[nf++] = 'N';
+    }
+    flags[nf] = '\0';
+    /* Redis 7.2's fields in Redis's order, without the buffer and event
+     * fields (qbuf ... events): the frontend holds the buffers, and kvd
+     * reports no figure it does not have. */
     kvd_cmd_buf_printf(
         b,
         "id=%llu addr=%s laddr=%s fd=%d name=%s age=%lld idle=%lld flags=%s "
-        "db=0 sub=0 psub=0 ssub=0 multi=%d user=default lib-name=%s "
-        "lib-ver=%s resp=%d\n",
+        "db=0 sub=0 psub=0 ssub=0 multi=%d cmd=%s user=default redir=-1 "
+        "resp=%d lib-name=%s lib-ver=%s\n",
         (unsigned long long)s->id, s->addr, s->laddr, s->fd, s->name,
         (long long)((now - s->created_ms) / 1000),
-        (long long)((now - last) / 1000), mq >= 0 ? "x" : "N", mq, s->lib_name,
-        s->lib_ver, kvd_cmd_proto(s));
+        (long long)((now - last) / 1000), flags, mq,
+        ent != NULL ? ent->fullname : "NULL", kvd_cmd_proto(s), s->lib_name,
+        s->lib_ver);
 }
 
 uint64_t

@@ -295,6 +295,10 @@ cmdt_setup_params(void **state, const struct cmdt_params *p)
         .requirepass = p->requirepass,
         .version = "test",
         .config_file = "test.ini",
+        .appendfsync = p->appendfsync,
+        .save = p->save,
+        .tcp_port = p->tcp_port,
+        .maxclients = p->maxclients,
     };
 
     assert_non_null(fx);

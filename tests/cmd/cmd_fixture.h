@@ -73,6 +73,11 @@ struct cmdt_params {
     unsigned session_flags;   /* KVD_SESSION_TRUSTED or 0 */
     /* The engine to open instead of the memory engine (NULL: memory). */
     const struct kvd_engine_vtable *vt;
+    /* Host facts for CONFIG GET and INFO (struct kvd_cmd_config). */
+    const char *appendfsync;
+    const char *save;
+    int tcp_port;
+    int maxclients;
 };
 
 /* The memory engine's vtable (valid between the group setup and

@@ -593,6 +593,47 @@ class Lifecycle(unittest.TestCase):
         finally:
             srv.cleanup()
 
+    def test_introspection_reports_what_kvd_runs(self):
+        """INFO tcp_port and CONFIG GET port: the port kvd listens on;
+        maxclients: the frontend's; ROLE and INFO replication: a primary
+        without replicas; appendfsync: the engine's sync policy (none for
+        memory and redis); CLIENT LIST as python3-redis parses it."""
+        srv, port = start_on_free_port(lambda p: KvdServer(
+            resp_opts={"tcp": str(p), "maxclients": "77"}))
+        try:
+            r = redis.Redis(host="127.0.0.1", port=port, socket_timeout=10)
+            self.assertEqual(r.info("server")["tcp_port"], port)
+            self.assertEqual(r.config_get("port"), {"port": str(port)})
+            self.assertEqual(r.config_get("maxclients"),
+                             {"maxclients": "77"})
+            self.assertEqual(r.info("clients")["maxclients"], 77)
+            repl = r.info("replication")
+            self.assertEqual(repl["role"], "master")
+            self.assertEqual(repl["connected_slaves"], 0)
+            role = r.execute_command("ROLE")
+            self.assertIn(role[0], (b"master", "master"))
+            self.assertEqual(list(role[1:]), [0, []])
+            engine = os.environ.get("KVD_ENGINE", "memory")
+            self.assertEqual(
+                r.config_get("appendfsync"),
+                {} if engine in ("memory", "redis")
+                else {"appendfsync": "everysec"})
+            mine = [c for c in r.client_list()
+                    if c["laddr"] == f"127.0.0.1:{port}"]
+            self.assertEqual(len(mine), 1)
+            self.assertEqual(mine[0]["cmd"], "client|list")
+            self.assertEqual(mine[0]["flags"], "N")
+            self.assertEqual(mine[0]["resp"], "2")
+            u = client(srv)
+            self.assertEqual(u.info("server")["tcp_port"], port)
+            self.assertIn("flags=U ",
+                          u.execute_command("CLIENT", "INFO").decode())
+            u.close()
+            r.close()
+            srv.stop()
+        finally:
+            srv.cleanup()
+
 
 class RequirePass(RawReplies, unittest.TestCase):
     """requirepass: TCP clients must AUTH, Unix socket clients are trusted."""
