@@ -35,7 +35,9 @@
  * Locks, outermost first: qmu (the group-commit queue, sync = always),
  * then wmu (every change of the working tree, the allocator, flushes,
  * commits, compaction); ovf_mu (readers that found no free slot) is a
- * leaf lock. Readers take no lock: they use the slots and db->cur.
+ * leaf lock. Readers take no lock: they use the slots and db->cur. The
+ * background commit releases wmu for its fdatasyncs and meta write
+ * (bt_commit, db->committing); commits stay serialized.
  */
 #ifndef KVD_BT_H
 #define KVD_BT_H
@@ -374,6 +376,12 @@ struct kvd_engine {
     uint64_t pages_written;
     uint64_t syncs;
     uint64_t compactions;
+    /* A commit released wmu for its syncs (bt_commit). Meanwhile writers
+     * go on, but nothing else may commit, change db->fd or use metabuf:
+     * they wait on commit_cv (with wmu) until it is false again. */
+    bool committing;
+    pthread_cond_t commit_cv;
+    unsigned char *metabuf; /* psize bytes: the meta page being committed */
 
     /* group commit (qmu) */
     pthread_mutex_t qmu;
@@ -433,9 +441,22 @@ int bt_apply_clear(bt_db *db);
 
 /* ---- bt_commit.c ---- */
 
+/* Under wmu. Flush the working tree's in-memory pages to the file; with
+ * meta, commit them (meta page; fdatasync when sync), holding wmu
+ * throughout. Waits for a commit under way first (bt_commit_wait). */
 int bt_flush(bt_db *db, bool meta, bool sync);
+/* Under wmu. Commit like bt_flush(db, true, sync), but release wmu for the
+ * fdatasyncs and the meta write, so writers go on meanwhile; returns with
+ * wmu held, once the commit is durable (0) or the store read-only. */
+int bt_commit(bt_db *db, bool sync);
+/* Under wmu: wait until no commit is under way (one released wmu). */
+void bt_commit_wait(bt_db *db);
 int bt_commit_policy(bt_db *db);
 void bt_set_readonly(bt_db *db, int rc, const char *what);
+void bt_meta_image(bt_db *db, unsigned char *m, const struct bt_snap *s,
+                   uint64_t txn, uint64_t freehead, uint64_t nfree,
+                   const uint64_t *items, size_t nitems);
+/* bt_meta_image into db->scratch, written to meta slot `slot` of fd. */
 int bt_write_meta(bt_db *db, int fd, unsigned slot, const struct bt_snap *s,
                   uint64_t txn, uint64_t freehead, uint64_t nfree,
                   const uint64_t *items, size_t nitems);

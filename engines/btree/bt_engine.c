@@ -13,7 +13,8 @@
  *
  * Threads: any number of callers; readers lock nothing; writers take wmu
  * (sync = always: through the group-commit queue, qmu then wmu); one
- * background thread commits for everysec and never.
+ * background thread commits for everysec and never, releasing wmu while
+ * it syncs (bt_commit), so writers do not wait for the disk.
  *
  * This file: options, open/close, the operations' argument checks, stats,
  * sync, maintain, and the exported vtable (last).
@@ -138,6 +139,7 @@ db_destroy(bt_db *db)
     bt_vec_free(&db->ovf_vers);
     free(db->slots);
     free(db->scratch);
+    free(db->metabuf);
     free(db->recbuf);
     free(db->wbuf);
     free(db->ents);
@@ -147,6 +149,7 @@ db_destroy(bt_db *db)
     pthread_mutex_destroy(&db->qmu);
     pthread_mutex_destroy(&db->cmu);
     pthread_cond_destroy(&db->ccv);
+    pthread_cond_destroy(&db->commit_cv);
     free(db);
 }
 
@@ -207,6 +210,7 @@ bt_open(const struct kvd_host *host, const void *opts, const char *dir,
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&db->ccv, &ca);
     pthread_condattr_destroy(&ca);
+    pthread_cond_init(&db->commit_cv, NULL);
     atomic_init(&db->cur, NULL);
     atomic_init(&db->ver, 0);
     atomic_init(&db->readonly, 0);
@@ -241,8 +245,10 @@ bt_open(const struct kvd_host *host, const void *opts, const char *dir,
     db->max_rec = (db->psize - BT_HDR_BYTES) / 3 - BT_SLOT_BYTES;
     db->recbuf = malloc(db->psize);
     db->wbuf = malloc(BT_WRITE_CHUNK);
+    db->metabuf = malloc(db->psize);
     db->ents = malloc((db->psize / BT_SLOT_BYTES + 4) * sizeof(struct bt_ent));
-    if (db->recbuf == NULL || db->wbuf == NULL || db->ents == NULL) {
+    if (db->recbuf == NULL || db->wbuf == NULL || db->ents == NULL ||
+        db->metabuf == NULL) {
         rc = kvd_err_set(err, KVD_ENOMEM, "btree: out of memory");
         goto fail;
     }
@@ -487,11 +493,13 @@ bt_sync_op(kvd_engine *db, struct kvd_err *err)
     int rc = 0;
 
     pthread_mutex_lock(&db->wmu);
+    /* a commit under way may cover everything: wait for it first */
+    bt_commit_wait(db);
     if (atomic_load(&db->readonly)) {
         rc = kvd_err_set(err, KVD_EREADONLY, "%s", db->state);
     } else if (db->commit_ver != db->pub_ver || db->durable != db->txn ||
                db->opts.sync == BT_SYNC_NEVER) {
-        rc = bt_flush(db, true, true);
+        rc = bt_commit(db, true);
         if (rc != 0) {
             kvd_err_set(err, rc, "%s", db->state);
         }
