@@ -69,7 +69,6 @@ extern "C" {
 #define BT_PATH_BYTES      4096
 #define BT_DATA_FILE       "data.btree"
 #define BT_TMP_FILE        "data.btree.tmp"
-#define BT_LOCK_FILE       "LOCK"
 #define BT_FORMAT_VERSION  1u
 #define BT_MAGIC           "KVDBTREE"
 #define BT_META_PAGES      2u
@@ -318,7 +317,7 @@ struct bt_mark {
  * Fixed after open: host, io, opts, dir, psize, sync.
  * Readers touch only: cur, ver, slots, ovf_* (under ovf_mu), readonly.
  * Everything else is the writer's and guarded by wmu, except the queue
- * fields (qmu) and the committer thread's flags (cmu).
+ * fields (qmu) and the committer (open and close only).
  */
 struct kvd_engine {
     const struct kvd_host *host;
@@ -388,12 +387,9 @@ struct kvd_engine {
     struct bt_wreq *qhead;
     struct bt_wreq *qtail;
 
-    /* background committer (cmu) */
-    pthread_mutex_t cmu;
-    pthread_cond_t ccv;
-    pthread_t committer;
-    bool committer_started;
-    bool committer_stop;
+    /* background committer (everysec, never); set at open, stopped first
+     * at close */
+    struct kvd_worker *committer;
 };
 typedef struct kvd_engine bt_db;
 

@@ -53,9 +53,9 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <time.h>
 
 #include "kvd/kit_file.h"
+#include "kvd/kit_worker.h"
 
 struct bt_wreq {
     struct bt_wreq *next;
@@ -794,71 +794,38 @@ bt_group_write(bt_db *db, struct kvd_mop *ops, size_t n,
     return bops != NULL ? req.status : 0;
 }
 
-/* ---- the background committer ---- */
+/* ---- the background committer (a toolkit worker) ---- */
 
-static void
-deadline_in(struct timespec *ts, int64_t ms)
-{
-    clock_gettime(CLOCK_MONOTONIC, ts);
-    ts->tv_sec += ms / 1000;
-    ts->tv_nsec += (ms % 1000) * 1000000;
-    if (ts->tv_nsec >= 1000000000) {
-        ts->tv_sec++;
-        ts->tv_nsec -= 1000000000;
-    }
-}
-
-static void *
-committer_main(void *arg)
+static int
+committer_round(void *arg)
 {
     bt_db *db = arg;
-    int64_t ms = db->opts.sync == BT_SYNC_EVERYSEC ? db->opts.sync_interval
-                                                   : db->opts.commit_interval;
 
-    pthread_mutex_lock(&db->cmu);
-    while (!db->committer_stop) {
-        struct timespec ts;
-        deadline_in(&ts, ms);
-        pthread_cond_timedwait(&db->ccv, &db->cmu, &ts);
-        if (db->committer_stop) {
-            break;
-        }
-        pthread_mutex_unlock(&db->cmu);
-        pthread_mutex_lock(&db->wmu);
-        if (!atomic_load(&db->readonly) && db->commit_ver != db->pub_ver) {
-            /* wmu is released for the syncs: writers do not stall */
-            bt_commit(db, db->opts.sync == BT_SYNC_EVERYSEC);
-        }
-        pthread_mutex_unlock(&db->wmu);
-        pthread_mutex_lock(&db->cmu);
+    pthread_mutex_lock(&db->wmu);
+    if (!atomic_load(&db->readonly) && db->commit_ver != db->pub_ver) {
+        /* wmu is released for the syncs: writers do not stall */
+        bt_commit(db, db->opts.sync == BT_SYNC_EVERYSEC);
     }
-    pthread_mutex_unlock(&db->cmu);
-    return NULL;
+    pthread_mutex_unlock(&db->wmu);
+    return 0;
 }
 
 int
 bt_committer_start(bt_db *db)
 {
+    int64_t ms = db->opts.sync == BT_SYNC_EVERYSEC ? db->opts.sync_interval
+                                                   : db->opts.commit_interval;
+
     if (db->opts.sync == BT_SYNC_ALWAYS) {
         return 0;
     }
-    if (pthread_create(&db->committer, NULL, committer_main, db) != 0) {
-        return KVD_ENOMEM;
-    }
-    db->committer_started = true;
-    return 0;
+    return kvd_worker_start("kvd-btree-commit", ms, committer_round, db,
+                            &db->committer, NULL);
 }
 
 void
 bt_committer_stop(bt_db *db)
 {
-    if (!db->committer_started) {
-        return;
-    }
-    pthread_mutex_lock(&db->cmu);
-    db->committer_stop = true;
-    pthread_cond_signal(&db->ccv);
-    pthread_mutex_unlock(&db->cmu);
-    pthread_join(db->committer, NULL);
-    db->committer_started = false;
+    kvd_worker_stop(db->committer);
+    db->committer = NULL;
 }
