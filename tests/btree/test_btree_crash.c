@@ -202,6 +202,48 @@ child_run(const char *dir, long start, int fd)
     }
 }
 
+/* Fork a child running fn(dir, start, write end of a pipe); read `want`
+ * messages (longs) from it, SIGKILL it, then read what it wrote before it
+ * died. Each message goes to on_msg. */
+static void
+run_and_kill(const char *dir, long start, long want, int round,
+             void (*fn)(const char *, long, int),
+             void (*on_msg)(long msg, void *ctx), void *ctx)
+{
+    int p[2];
+    pid_t pid;
+    long got;
+    int status;
+
+    assert_int_equal(pipe(p), 0);
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        close(p[0]);
+        fn(dir, start, p[1]);
+    }
+    close(p[1]);
+    for (long n = 0; n < want; n++) {
+        if (read(p[0], &got, sizeof(got)) != (ssize_t)sizeof(got)) {
+            fail_msg("round %d: the child stopped early", round);
+        }
+        on_msg(got, ctx);
+    }
+    kill(pid, SIGKILL);
+    waitpid(pid, &status, 0);
+    /* messages written before the kill are read too */
+    while (read(p[0], &got, sizeof(got)) == (ssize_t)sizeof(got)) {
+        on_msg(got, ctx);
+    }
+    close(p[0]);
+}
+
+static void
+note_last(long msg, void *ctx)
+{
+    *(long *)ctx = msg;
+}
+
 static void
 test_kill_loop(void **state)
 {
@@ -214,36 +256,13 @@ test_kill_loop(void **state)
     (void)state;
     bt_model_init(&m, NKEYS);
     for (int r = 0; r < rounds; r++) {
-        int p[2];
-        pid_t pid;
-        long last = next - 1, got;
+        long last = next - 1;
         long want = 1 + (long)(rnd(r, 0, 77) % 60);
         struct bt_opts o = crash_opts();
         struct bt_model after;
         kvd_engine *e;
-        int status;
 
-        assert_int_equal(pipe(p), 0);
-        pid = fork();
-        assert_true(pid >= 0);
-        if (pid == 0) {
-            close(p[0]);
-            child_run(dir, next, p[1]);
-        }
-        close(p[1]);
-        for (long n = 0; n < want; n++) {
-            if (read(p[0], &got, sizeof(got)) != (ssize_t)sizeof(got)) {
-                fail_msg("round %d: the child stopped early", r);
-            }
-            last = got;
-        }
-        kill(pid, SIGKILL);
-        waitpid(pid, &status, 0);
-        /* acknowledgements written before the kill are read too */
-        while (read(p[0], &got, sizeof(got)) == (ssize_t)sizeof(got)) {
-            last = got;
-        }
-        close(p[0]);
+        run_and_kill(dir, next, want, r, child_run, note_last, &last);
         while (next <= last) {
             hist_apply(&m, next++);
         }
@@ -1042,6 +1061,23 @@ child_run_everysec(const char *dir, long start, int fd)
     }
 }
 
+struct progress {
+    long applied; /* operations applied */
+    long synced;  /* operations durable */
+};
+
+static void
+note_progress(long msg, void *ctx)
+{
+    struct progress *pr = ctx;
+
+    if (msg >= 0) {
+        pr->applied = msg + 1;
+    } else {
+        pr->synced = -msg - 1;
+    }
+}
+
 static void
 test_kill_loop_everysec(void **state)
 {
@@ -1054,53 +1090,25 @@ test_kill_loop_everysec(void **state)
     (void)state;
     bt_model_init(&m, NKEYS);
     for (int r = 0; r < rounds; r++) {
-        int p[2];
-        pid_t pid;
-        long applied = next, synced = next, got;
+        struct progress pr = {next, next};
         long want = 1 + (long)(rnd(r, 1, 78) % 400);
         struct bt_opts o = everysec_opts();
         kvd_engine *e;
-        int status;
 
-        assert_int_equal(pipe(p), 0);
-        pid = fork();
-        assert_true(pid >= 0);
-        if (pid == 0) {
-            close(p[0]);
-            child_run_everysec(dir, next, p[1]);
-        }
-        close(p[1]);
-        for (long n = 0; n < want; n++) {
-            if (read(p[0], &got, sizeof(got)) != (ssize_t)sizeof(got)) {
-                fail_msg("round %d: the child stopped early", r);
-            }
-            if (got >= 0) {
-                applied = got + 1;
-            } else {
-                synced = -got - 1;
-            }
-        }
-        kill(pid, SIGKILL);
-        waitpid(pid, &status, 0);
-        while (read(p[0], &got, sizeof(got)) == (ssize_t)sizeof(got)) {
-            if (got >= 0) {
-                applied = got + 1;
-            } else {
-                synced = -got - 1;
-            }
-        }
-        close(p[0]);
+        run_and_kill(dir, next, want, r, child_run_everysec, note_progress,
+                     &pr);
         /* the store must be the history up to some operation in
          * [synced, applied], or one more (the operation in flight) */
-        while (next < synced) {
+        while (next < pr.synced) {
             hist_apply(&m, next++);
         }
         e = bt_test_open(vt, dir, &o);
         while (!matches(e, &m, why, sizeof(why))) {
-            if (next > applied) {
+            if (next > pr.applied) {
                 fail_msg("seed %llu round %d: the store is no prefix of the "
                          "history from %ld (synced) to %ld (applied) + 1: %s",
-                         (unsigned long long)seed, r, synced, applied, why);
+                         (unsigned long long)seed, r, pr.synced, pr.applied,
+                         why);
             }
             hist_apply(&m, next++);
         }
