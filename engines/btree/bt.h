@@ -35,7 +35,9 @@
  * Locks, outermost first: qmu (the group-commit queue, sync = always),
  * then wmu (every change of the working tree, the allocator, flushes,
  * commits, compaction); ovf_mu (readers that found no free slot) is a
- * leaf lock. Readers take no lock: they use the slots and db->cur.
+ * leaf lock. Readers take no lock: they use the slots and db->cur. The
+ * background commit releases wmu for its fdatasyncs and meta write
+ * (bt_commit, db->committing); commits stay serialized.
  */
 #ifndef KVD_BT_H
 #define KVD_BT_H
@@ -67,7 +69,6 @@ extern "C" {
 #define BT_PATH_BYTES      4096
 #define BT_DATA_FILE       "data.btree"
 #define BT_TMP_FILE        "data.btree.tmp"
-#define BT_LOCK_FILE       "LOCK"
 #define BT_FORMAT_VERSION  1u
 #define BT_MAGIC           "KVDBTREE"
 #define BT_META_PAGES      2u
@@ -316,7 +317,7 @@ struct bt_mark {
  * Fixed after open: host, io, opts, dir, psize, sync.
  * Readers touch only: cur, ver, slots, ovf_* (under ovf_mu), readonly.
  * Everything else is the writer's and guarded by wmu, except the queue
- * fields (qmu) and the committer thread's flags (cmu).
+ * fields (qmu) and the committer (open and close only).
  */
 struct kvd_engine {
     const struct kvd_host *host;
@@ -374,18 +375,21 @@ struct kvd_engine {
     uint64_t pages_written;
     uint64_t syncs;
     uint64_t compactions;
+    /* A commit released wmu for its syncs (bt_commit). Meanwhile writers
+     * go on, but nothing else may commit, change db->fd or use metabuf:
+     * they wait on commit_cv (with wmu) until it is false again. */
+    bool committing;
+    pthread_cond_t commit_cv;
+    unsigned char *metabuf; /* psize bytes: the meta page being committed */
 
     /* group commit (qmu) */
     pthread_mutex_t qmu;
     struct bt_wreq *qhead;
     struct bt_wreq *qtail;
 
-    /* background committer (cmu) */
-    pthread_mutex_t cmu;
-    pthread_cond_t ccv;
-    pthread_t committer;
-    bool committer_started;
-    bool committer_stop;
+    /* background committer (everysec, never); set at open, stopped first
+     * at close */
+    struct kvd_worker *committer;
 };
 typedef struct kvd_engine bt_db;
 
@@ -433,9 +437,22 @@ int bt_apply_clear(bt_db *db);
 
 /* ---- bt_commit.c ---- */
 
+/* Under wmu. Flush the working tree's in-memory pages to the file; with
+ * meta, commit them (meta page; fdatasync when sync), holding wmu
+ * throughout. Waits for a commit under way first (bt_commit_wait). */
 int bt_flush(bt_db *db, bool meta, bool sync);
+/* Under wmu. Commit like bt_flush(db, true, sync), but release wmu for the
+ * fdatasyncs and the meta write, so writers go on meanwhile; returns with
+ * wmu held, once the commit is durable (0) or the store read-only. */
+int bt_commit(bt_db *db, bool sync);
+/* Under wmu: wait until no commit is under way (one released wmu). */
+void bt_commit_wait(bt_db *db);
 int bt_commit_policy(bt_db *db);
 void bt_set_readonly(bt_db *db, int rc, const char *what);
+void bt_meta_image(bt_db *db, unsigned char *m, const struct bt_snap *s,
+                   uint64_t txn, uint64_t freehead, uint64_t nfree,
+                   const uint64_t *items, size_t nitems);
+/* bt_meta_image into db->scratch, written to meta slot `slot` of fd. */
 int bt_write_meta(bt_db *db, int fd, unsigned slot, const struct bt_snap *s,
                   uint64_t txn, uint64_t freehead, uint64_t nfree,
                   const uint64_t *items, size_t nitems);

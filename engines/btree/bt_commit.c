@@ -34,15 +34,28 @@
  *            commit_interval, and a writer does when the in-memory pages
  *            pass dirty_limit.
  * A failed write or fdatasync turns the engine read-only.
+ *
+ * The background commit (bt_commit) does steps 1-2 under wmu, then
+ * releases it for 3-5, so writers are not held up by the disk. What
+ * keeps that safe: before the release db->txn becomes the commit's T, so
+ * a page of T's tree that a writer drops meanwhile is freed as waiting
+ * for T+1 (it is reused only once a later commit is durable), and pages
+ * and overflow runs written meanwhile go to pages that neither T nor the
+ * commit before it use (`ready` holds only pages no durable tree needs).
+ * T counts as durable (db->durable, which frees the pages T dropped) only
+ * after step 5. Commits stay one at a time: db->committing makes the
+ * next commit, compaction and sync wait (bt_commit_wait). sync = always
+ * commits in the writer under wmu as before: a write is acknowledged only
+ * after its own commit's fdatasync.
  */
 #include "bt.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <time.h>
 
 #include "kvd/kit_file.h"
+#include "kvd/kit_worker.h"
 
 struct bt_wreq {
     struct bt_wreq *next;
@@ -165,12 +178,11 @@ write_images(bt_db *db, struct bt_wpage *w, size_t n, uint64_t txn,
     return 0;
 }
 
-int
-bt_write_meta(bt_db *db, int fd, unsigned slot, const struct bt_snap *s,
+void
+bt_meta_image(bt_db *db, unsigned char *m, const struct bt_snap *s,
               uint64_t txn, uint64_t freehead, uint64_t nfree,
               const uint64_t *items, size_t nitems)
 {
-    unsigned char *m = db->scratch;
     uint32_t crc;
 
     memset(m, 0, db->psize);
@@ -195,18 +207,16 @@ bt_write_meta(bt_db *db, int fd, unsigned slot, const struct bt_snap *s,
     crc = kvd_crc32c(0, m, 112);
     crc = kvd_crc32c(crc, m + 128, nitems * 16);
     bt_put32(m + 112, crc);
-    return kvd_file_write_full(db->io, fd, m, db->psize,
-                               (uint64_t)slot * db->psize);
 }
 
-static int
-datasync(bt_db *db)
+int
+bt_write_meta(bt_db *db, int fd, unsigned slot, const struct bt_snap *s,
+              uint64_t txn, uint64_t freehead, uint64_t nfree,
+              const uint64_t *items, size_t nitems)
 {
-    db->syncs++;
-    if (db->io->fdatasync(db->fd) != 0) {
-        return kvd_errno_status(errno);
-    }
-    return 0;
+    bt_meta_image(db, db->scratch, s, txn, freehead, nfree, items, nitems);
+    return kvd_file_write_full(db->io, fd, db->scratch, db->psize,
+                               (uint64_t)slot * db->psize);
 }
 
 /* Build the free-list chain for this commit into *buf (npages pages);
@@ -264,14 +274,36 @@ build_chain(bt_db *db, struct bt_vec64 *chain, unsigned char **buf,
     return 0;
 }
 
-int
-bt_flush(bt_db *db, bool meta, bool sync)
+/* A commit between its page writes (under wmu) and the end of its syncs
+ * and meta write (which need no wmu). */
+struct bt_commit {
+    uint64_t txn;
+    bool sync;
+    bool verify;    /* one fdatasync: the meta lists the runs written */
+    unsigned syncs; /* fdatasyncs done */
+};
+
+void
+bt_commit_wait(bt_db *db)
+{
+    while (db->committing) {
+        pthread_cond_wait(&db->commit_cv, &db->wmu);
+    }
+}
+
+/*
+ * Under wmu: flush the working tree's pages and, with c (a commit), write
+ * the free-list chain, build the meta image in db->metabuf and move the
+ * writer on to the commit: db->txn = c->txn before wmu can be released,
+ * so a page of this commit's tree that a writer drops from now on waits
+ * for the next commit to be durable (bt_free_pgno), and the overflow runs
+ * and pages written from now on belong to the next commit. Publishes.
+ */
+static int
+flush_begin(bt_db *db, struct bt_commit *c)
 {
     struct bt_vec64 list = {0}, chain = {0}, items = {0};
-    /* sync = always commits with one fdatasync when the meta page can
-     * list every run the commit wrote with its crc32c: open checks them
-     * and falls back to the previous commit if any did not arrive */
-    bool verify = meta && sync && db->opts.sync == BT_SYNC_ALWAYS;
+    bool meta = c != NULL;
     size_t max_items = (db->psize - 128) / 16;
     struct bt_wpage *w = NULL;
     unsigned char *chainbuf = NULL;
@@ -319,16 +351,14 @@ bt_flush(bt_db *db, bool meta, bool sync)
     }
     rc = bt_map_ensure(db, db->work.npages);
     if (rc == 0) {
-        rc = write_images(db, w, nw, txn, verify ? &items : NULL);
+        rc = write_images(db, w, nw, txn, meta && c->verify ? &items : NULL);
     }
-    for (size_t i = 0; rc == 0 && verify && i + 1 < db->runs.n; i += 2) {
+    for (size_t i = 0; rc == 0 && meta && c->verify && i + 1 < db->runs.n;
+         i += 2) {
         uint64_t p = db->runs.v[i], k = db->runs.v[i + 1];
         rc = add_item(
             &items, p, k,
             kvd_crc32c(0, db->map->base + p * db->psize, k * db->psize));
-    }
-    if (verify && items.n / 2 > max_items) {
-        verify = false; /* too many runs: two syncs instead */
     }
     if (rc != 0) {
         bt_set_readonly(db, rc, "write of tree pages");
@@ -344,31 +374,18 @@ bt_flush(bt_db *db, bool meta, bool sync)
     }
     db->flushes++;
     if (meta) {
-        if (sync && !verify) {
-            rc = datasync(db);
+        if (c->verify && items.n / 2 > max_items) {
+            c->verify = false; /* too many runs: two syncs instead */
         }
-        if (rc == 0) {
-            rc = bt_write_meta(db, db->fd, (unsigned)(txn % 2), &db->work, txn,
-                               chain.n > 0 ? chain.v[0] : 0, nfree,
-                               verify ? items.v : NULL,
-                               verify ? items.n / 2 : 0);
-        }
-        if (rc == 0 && sync) {
-            rc = datasync(db);
-        }
-        if (rc != 0) {
-            bt_set_readonly(db, rc, sync ? "commit (fdatasync)" : "commit");
-            goto out;
-        }
+        c->txn = txn;
+        bt_meta_image(db, db->metabuf, &db->work, txn,
+                      chain.n > 0 ? chain.v[0] : 0, nfree,
+                      c->verify ? items.v : NULL, c->verify ? items.n / 2 : 0);
         db->txn = txn;
-        db->meta_slot = (unsigned)(txn % 2);
-        db->durable = txn;
         bt_vec_free(&db->chain);
         db->chain = chain;
         chain = (struct bt_vec64){0};
         db->runs.n = 0;
-        db->commits++;
-        db->last_commit_us = bt_now_us();
     }
     rc = bt_publish(db);
     if (rc == 0 && meta) {
@@ -381,6 +398,106 @@ out:
     bt_vec_free(&chain);
     bt_vec_free(&items);
     return rc;
+}
+
+static int
+datasync(bt_db *db, struct bt_commit *c)
+{
+    c->syncs++;
+    if (db->io->fdatasync(db->fd) != 0) {
+        return kvd_errno_status(errno);
+    }
+    return 0;
+}
+
+/* The syncs and the meta write of a commit. Touches only db->fd, db->io
+ * and db->metabuf, which no writer changes while a commit is under way
+ * (compaction waits for it), so wmu need not be held. */
+static int
+commit_write(bt_db *db, struct bt_commit *c)
+{
+    int rc = 0;
+
+    if (c->sync && !c->verify) {
+        rc = datasync(db, c);
+    }
+    if (rc == 0) {
+        rc = kvd_file_write_full(db->io, db->fd, db->metabuf, db->psize,
+                                 (c->txn % 2) * db->psize);
+    }
+    if (rc == 0 && c->sync) {
+        rc = datasync(db, c);
+    }
+    return rc;
+}
+
+/* Under wmu: the commit is durable (rc 0), or the store read-only. */
+static int
+commit_end(bt_db *db, struct bt_commit *c, int rc)
+{
+    db->syncs += c->syncs;
+    if (rc != 0) {
+        bt_set_readonly(db, rc, c->sync ? "commit (fdatasync)" : "commit");
+        return rc;
+    }
+    db->meta_slot = (unsigned)(c->txn % 2);
+    db->durable = c->txn;
+    db->commits++;
+    db->last_commit_us = bt_now_us();
+    return 0;
+}
+
+static void
+commit_init(bt_db *db, struct bt_commit *c, bool sync)
+{
+    /* sync = always commits with one fdatasync when the meta page can
+     * list every run the commit wrote with its crc32c: open checks them
+     * and falls back to the previous commit if any did not arrive */
+    c->txn = 0;
+    c->sync = sync;
+    c->verify = sync && db->opts.sync == BT_SYNC_ALWAYS;
+    c->syncs = 0;
+}
+
+int
+bt_flush(bt_db *db, bool meta, bool sync)
+{
+    struct bt_commit c;
+    int rc;
+
+    if (!meta) {
+        return flush_begin(db, NULL);
+    }
+    bt_commit_wait(db);
+    commit_init(db, &c, sync);
+    rc = flush_begin(db, &c);
+    if (rc != 0) {
+        return rc;
+    }
+    return commit_end(db, &c, commit_write(db, &c));
+}
+
+int
+bt_commit(bt_db *db, bool sync)
+{
+    struct bt_commit c;
+    int rc;
+
+    bt_commit_wait(db);
+    commit_init(db, &c, sync);
+    rc = flush_begin(db, &c);
+    if (rc != 0) {
+        return rc;
+    }
+    /* writers go on while the commit syncs; the next commit (and anything
+     * that needs one, like compaction) waits in bt_commit_wait */
+    db->committing = true;
+    pthread_mutex_unlock(&db->wmu);
+    rc = commit_write(db, &c);
+    pthread_mutex_lock(&db->wmu);
+    db->committing = false;
+    pthread_cond_broadcast(&db->commit_cv);
+    return commit_end(db, &c, rc);
 }
 
 int
@@ -677,70 +794,38 @@ bt_group_write(bt_db *db, struct kvd_mop *ops, size_t n,
     return bops != NULL ? req.status : 0;
 }
 
-/* ---- the background committer ---- */
+/* ---- the background committer (a toolkit worker) ---- */
 
-static void
-deadline_in(struct timespec *ts, int64_t ms)
-{
-    clock_gettime(CLOCK_MONOTONIC, ts);
-    ts->tv_sec += ms / 1000;
-    ts->tv_nsec += (ms % 1000) * 1000000;
-    if (ts->tv_nsec >= 1000000000) {
-        ts->tv_sec++;
-        ts->tv_nsec -= 1000000000;
-    }
-}
-
-static void *
-committer_main(void *arg)
+static int
+committer_round(void *arg)
 {
     bt_db *db = arg;
-    int64_t ms = db->opts.sync == BT_SYNC_EVERYSEC ? db->opts.sync_interval
-                                                   : db->opts.commit_interval;
 
-    pthread_mutex_lock(&db->cmu);
-    while (!db->committer_stop) {
-        struct timespec ts;
-        deadline_in(&ts, ms);
-        pthread_cond_timedwait(&db->ccv, &db->cmu, &ts);
-        if (db->committer_stop) {
-            break;
-        }
-        pthread_mutex_unlock(&db->cmu);
-        pthread_mutex_lock(&db->wmu);
-        if (!atomic_load(&db->readonly) && db->commit_ver != db->pub_ver) {
-            bt_flush(db, true, db->opts.sync == BT_SYNC_EVERYSEC);
-        }
-        pthread_mutex_unlock(&db->wmu);
-        pthread_mutex_lock(&db->cmu);
+    pthread_mutex_lock(&db->wmu);
+    if (!atomic_load(&db->readonly) && db->commit_ver != db->pub_ver) {
+        /* wmu is released for the syncs: writers do not stall */
+        bt_commit(db, db->opts.sync == BT_SYNC_EVERYSEC);
     }
-    pthread_mutex_unlock(&db->cmu);
-    return NULL;
+    pthread_mutex_unlock(&db->wmu);
+    return 0;
 }
 
 int
 bt_committer_start(bt_db *db)
 {
+    int64_t ms = db->opts.sync == BT_SYNC_EVERYSEC ? db->opts.sync_interval
+                                                   : db->opts.commit_interval;
+
     if (db->opts.sync == BT_SYNC_ALWAYS) {
         return 0;
     }
-    if (pthread_create(&db->committer, NULL, committer_main, db) != 0) {
-        return KVD_ENOMEM;
-    }
-    db->committer_started = true;
-    return 0;
+    return kvd_worker_start("kvd-btree-commit", ms, committer_round, db,
+                            &db->committer, NULL);
 }
 
 void
 bt_committer_stop(bt_db *db)
 {
-    if (!db->committer_started) {
-        return;
-    }
-    pthread_mutex_lock(&db->cmu);
-    db->committer_stop = true;
-    pthread_cond_signal(&db->ccv);
-    pthread_mutex_unlock(&db->cmu);
-    pthread_join(db->committer, NULL);
-    db->committer_started = false;
+    kvd_worker_stop(db->committer);
+    db->committer = NULL;
 }

@@ -13,22 +13,20 @@
  *
  * Threads: any number of callers; readers lock nothing; writers take wmu
  * (sync = always: through the group-commit queue, qmu then wmu); one
- * background thread commits for everysec and never.
+ * background thread commits for everysec and never, releasing wmu while
+ * it syncs (bt_commit), so writers do not wait for the disk.
  *
  * This file: options, open/close, the operations' argument checks, stats,
  * sync, maintain, and the exported vtable (last).
  */
 #include "bt.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <sys/file.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include "kvd/kit_file.h"
+#include "kvd/kit_lock.h"
 
 #define BT_VERSION "0.1.0"
 
@@ -127,9 +125,7 @@ db_destroy(bt_db *db)
     free(atomic_load(&db->cur));
     bt_pool_free_all(db);
     bt_file_close(db);
-    if (db->lock_fd >= 0) {
-        db->io->close(db->lock_fd);
-    }
+    kvd_dirlock_release(db->io, db->lock_fd);
     bt_vec_free(&db->ready);
     free(db->freed.v);
     bt_vec_free(&db->chain);
@@ -138,6 +134,7 @@ db_destroy(bt_db *db)
     bt_vec_free(&db->ovf_vers);
     free(db->slots);
     free(db->scratch);
+    free(db->metabuf);
     free(db->recbuf);
     free(db->wbuf);
     free(db->ents);
@@ -145,40 +142,14 @@ db_destroy(bt_db *db)
     pthread_mutex_destroy(&db->ovf_mu);
     pthread_mutex_destroy(&db->wmu);
     pthread_mutex_destroy(&db->qmu);
-    pthread_mutex_destroy(&db->cmu);
-    pthread_cond_destroy(&db->ccv);
+    pthread_cond_destroy(&db->commit_cv);
     free(db);
-}
-
-static int
-take_lock(bt_db *db, struct kvd_err *err)
-{
-    char path[BT_PATH_BYTES];
-
-    snprintf(path, sizeof(path), "%s/%s", db->dir, BT_LOCK_FILE);
-    db->lock_fd = db->io->open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    if (db->lock_fd < 0) {
-        return kvd_err_set(err, kvd_errno_status(errno), "btree: open %s: %s",
-                           path, strerror(errno));
-    }
-    if (flock(db->lock_fd, LOCK_EX | LOCK_NB) != 0) {
-        if (errno == EWOULDBLOCK) {
-            return kvd_err_set(err, KVD_ELOCKED,
-                               "btree: data directory %s is in use by "
-                               "another open store (flock on %s is held)",
-                               db->dir, path);
-        }
-        return kvd_err_set(err, KVD_EIO, "btree: flock %s: %s", path,
-                           strerror(errno));
-    }
-    return 0;
 }
 
 static int
 bt_open(const struct kvd_host *host, const void *opts, const char *dir,
         kvd_engine **out, struct kvd_err *err)
 {
-    pthread_condattr_t ca;
     bt_db *db;
     int rc;
 
@@ -202,11 +173,7 @@ bt_open(const struct kvd_host *host, const void *opts, const char *dir,
     pthread_mutex_init(&db->ovf_mu, NULL);
     pthread_mutex_init(&db->wmu, NULL);
     pthread_mutex_init(&db->qmu, NULL);
-    pthread_mutex_init(&db->cmu, NULL);
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&db->ccv, &ca);
-    pthread_condattr_destroy(&ca);
+    pthread_cond_init(&db->commit_cv, NULL);
     atomic_init(&db->cur, NULL);
     atomic_init(&db->ver, 0);
     atomic_init(&db->readonly, 0);
@@ -219,12 +186,8 @@ bt_open(const struct kvd_host *host, const void *opts, const char *dir,
     for (unsigned i = 0; i < BT_NSLOTS; i++) {
         atomic_init(&db->slots[i].ver, BT_SLOT_FREE);
     }
-    if (db->io->mkdir(dir, 0755) != 0 && errno != EEXIST) {
-        rc = kvd_err_set(err, kvd_errno_status(errno), "btree: mkdir %s: %s",
-                         dir, strerror(errno));
-        goto fail;
-    }
-    rc = take_lock(db, err);
+    /* one open store per directory (made if missing) */
+    rc = kvd_dirlock_acquire(db->io, dir, "btree", &db->lock_fd, err);
     if (rc != 0) {
         goto fail;
     }
@@ -241,8 +204,10 @@ bt_open(const struct kvd_host *host, const void *opts, const char *dir,
     db->max_rec = (db->psize - BT_HDR_BYTES) / 3 - BT_SLOT_BYTES;
     db->recbuf = malloc(db->psize);
     db->wbuf = malloc(BT_WRITE_CHUNK);
+    db->metabuf = malloc(db->psize);
     db->ents = malloc((db->psize / BT_SLOT_BYTES + 4) * sizeof(struct bt_ent));
-    if (db->recbuf == NULL || db->wbuf == NULL || db->ents == NULL) {
+    if (db->recbuf == NULL || db->wbuf == NULL || db->ents == NULL ||
+        db->metabuf == NULL) {
         rc = kvd_err_set(err, KVD_ENOMEM, "btree: out of memory");
         goto fail;
     }
@@ -487,11 +452,13 @@ bt_sync_op(kvd_engine *db, struct kvd_err *err)
     int rc = 0;
 
     pthread_mutex_lock(&db->wmu);
+    /* a commit under way may cover everything: wait for it first */
+    bt_commit_wait(db);
     if (atomic_load(&db->readonly)) {
         rc = kvd_err_set(err, KVD_EREADONLY, "%s", db->state);
     } else if (db->commit_ver != db->pub_ver || db->durable != db->txn ||
                db->opts.sync == BT_SYNC_NEVER) {
-        rc = bt_flush(db, true, true);
+        rc = bt_commit(db, true);
         if (rc != 0) {
             kvd_err_set(err, rc, "%s", db->state);
         }

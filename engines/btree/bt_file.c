@@ -735,9 +735,15 @@ bt_compact(bt_db *db, struct kvd_err *err)
 {
     char tmp[BT_PATH_BYTES], path[BT_PATH_BYTES];
     struct bt_build b;
-    uint64_t txn = db->txn + 1;
+    uint64_t txn;
     int fd, rc;
 
+    /* a commit under way syncs db->fd and owns the next meta slot */
+    bt_commit_wait(db);
+    if (atomic_load(&db->readonly)) {
+        return kvd_err_set(err, KVD_EREADONLY, "%s", db->state);
+    }
+    txn = db->txn + 1;
     snprintf(tmp, sizeof(tmp), "%s/%s", db->dir, BT_TMP_FILE);
     snprintf(path, sizeof(path), "%s/%s", db->dir, BT_DATA_FILE);
     fd = db->io->open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);

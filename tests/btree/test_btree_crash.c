@@ -23,11 +23,25 @@
  *    why).
  * 6. Space: overwriting the same 100,000 keys 20 times keeps the file
  *    within a small factor of the live data.
+ * 7. Writers during a background commit's syncs (sync = everysec): the
+ *    commit's fdatasyncs are held at a gate, so the test knows where the
+ *    commit is; writers must go on meanwhile (bounded wait), see their
+ *    own writes, and the store copied at each gate (as a crash there
+ *    leaves it) must open as exactly the commit before or the commit
+ *    itself, also after writers dropped and rewrote every page the
+ *    commit wrote and later flushes reused free pages. Nothing written is
+ *    lost once the gate opens.
+ * 8. SIGKILL loop under sync = everysec with slow fdatasyncs: the child
+ *    writes while the background commits sync and calls sync() now and
+ *    then; after each kill the store must open as exactly the history up
+ *    to some operation between the last synced one and the last applied
+ *    one (plus the one in flight).
  */
 #include "bt_test.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -188,6 +202,48 @@ child_run(const char *dir, long start, int fd)
     }
 }
 
+/* Fork a child running fn(dir, start, write end of a pipe); read `want`
+ * messages (longs) from it, SIGKILL it, then read what it wrote before it
+ * died. Each message goes to on_msg. */
+static void
+run_and_kill(const char *dir, long start, long want, int round,
+             void (*fn)(const char *, long, int),
+             void (*on_msg)(long msg, void *ctx), void *ctx)
+{
+    int p[2];
+    pid_t pid;
+    long got;
+    int status;
+
+    assert_int_equal(pipe(p), 0);
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        close(p[0]);
+        fn(dir, start, p[1]);
+    }
+    close(p[1]);
+    for (long n = 0; n < want; n++) {
+        if (read(p[0], &got, sizeof(got)) != (ssize_t)sizeof(got)) {
+            fail_msg("round %d: the child stopped early", round);
+        }
+        on_msg(got, ctx);
+    }
+    kill(pid, SIGKILL);
+    waitpid(pid, &status, 0);
+    /* messages written before the kill are read too */
+    while (read(p[0], &got, sizeof(got)) == (ssize_t)sizeof(got)) {
+        on_msg(got, ctx);
+    }
+    close(p[0]);
+}
+
+static void
+note_last(long msg, void *ctx)
+{
+    *(long *)ctx = msg;
+}
+
 static void
 test_kill_loop(void **state)
 {
@@ -200,36 +256,13 @@ test_kill_loop(void **state)
     (void)state;
     bt_model_init(&m, NKEYS);
     for (int r = 0; r < rounds; r++) {
-        int p[2];
-        pid_t pid;
-        long last = next - 1, got;
+        long last = next - 1;
         long want = 1 + (long)(rnd(r, 0, 77) % 60);
         struct bt_opts o = crash_opts();
         struct bt_model after;
         kvd_engine *e;
-        int status;
 
-        assert_int_equal(pipe(p), 0);
-        pid = fork();
-        assert_true(pid >= 0);
-        if (pid == 0) {
-            close(p[0]);
-            child_run(dir, next, p[1]);
-        }
-        close(p[1]);
-        for (long n = 0; n < want; n++) {
-            if (read(p[0], &got, sizeof(got)) != (ssize_t)sizeof(got)) {
-                fail_msg("round %d: the child stopped early", r);
-            }
-            last = got;
-        }
-        kill(pid, SIGKILL);
-        waitpid(pid, &status, 0);
-        /* acknowledgements written before the kill are read too */
-        while (read(p[0], &got, sizeof(got)) == (ssize_t)sizeof(got)) {
-            last = got;
-        }
-        close(p[0]);
+        run_and_kill(dir, next, want, r, child_run, note_last, &last);
         while (next <= last) {
             hist_apply(&m, next++);
         }
@@ -633,6 +666,459 @@ test_overwrites_keep_file_small(void **state)
     free(dir);
 }
 
+/* ---- 7. writers during a background commit's syncs ---- */
+
+#define GATE_WAIT_S 60
+#define CK_KEYS     600
+
+/* fdatasync held at a gate: while closed, each call waits for a token. */
+static struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool closed;
+    long arrivals; /* calls that reached the gate */
+    long tokens;   /* calls allowed through while closed */
+} gate = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false, 0, 0};
+
+static struct kvd_io gate_io;
+static struct kvd_host gate_host;
+
+static int
+gate_fdatasync(int fd)
+{
+    pthread_mutex_lock(&gate.mu);
+    gate.arrivals++;
+    pthread_cond_broadcast(&gate.cv);
+    while (gate.closed && gate.tokens == 0) {
+        pthread_cond_wait(&gate.cv, &gate.mu);
+    }
+    if (gate.closed) {
+        gate.tokens--;
+    }
+    pthread_mutex_unlock(&gate.mu);
+    return th_io_table.fdatasync(fd);
+}
+
+static void
+deadline(struct timespec *ts)
+{
+    clock_gettime(CLOCK_REALTIME, ts);
+    ts->tv_sec += GATE_WAIT_S;
+}
+
+/* Wait (bounded) until n fdatasyncs have reached the gate. */
+static void
+gate_wait_arrivals(long n)
+{
+    struct timespec ts;
+    int rc = 0;
+
+    deadline(&ts);
+    pthread_mutex_lock(&gate.mu);
+    while (gate.arrivals < n && rc == 0) {
+        rc = pthread_cond_timedwait(&gate.cv, &gate.mu, &ts);
+    }
+    pthread_mutex_unlock(&gate.mu);
+    if (rc != 0) {
+        fail_msg("no commit reached fdatasync %ld in %d s", n, GATE_WAIT_S);
+    }
+}
+
+static long
+gate_arrivals(void)
+{
+    long n;
+
+    pthread_mutex_lock(&gate.mu);
+    n = gate.arrivals;
+    pthread_mutex_unlock(&gate.mu);
+    return n;
+}
+
+static void
+gate_set(bool closed, long tokens)
+{
+    pthread_mutex_lock(&gate.mu);
+    gate.closed = closed;
+    gate.tokens = closed ? gate.tokens + tokens : 0;
+    pthread_cond_broadcast(&gate.cv);
+    pthread_mutex_unlock(&gate.mu);
+}
+
+static size_t
+ck_key(int i, char *k)
+{
+    return (size_t)sprintf(k, "ck%05d", i);
+}
+
+/* Generation gen of key i: deleted (every 9th key, odd generations), or a
+ * value; every 13th key's is longer than a third of a 2 KiB page, so it
+ * goes to an overflow run. */
+static void
+ck_apply(struct bt_model *m, int gen, int i, unsigned char *v, size_t *vlen,
+         bool *del)
+{
+    *del = gen % 2 == 1 && i % 9 == 0;
+    *vlen = i % 13 == 0 ? 900 : 40 + (size_t)(i + gen) % 50;
+    memset(v, 'a' + gen % 26, *vlen);
+    sprintf((char *)v, "%d.%d.", gen, i);
+    if (*del) {
+        bt_model_del(m, (size_t)i);
+    } else {
+        bt_model_put(m, (size_t)i, v, *vlen, 0);
+    }
+}
+
+struct ck_writer {
+    kvd_engine *e;
+    struct bt_model *m;
+    int gen;
+    bool batch;
+    pthread_t t;
+    int rc;
+    bool done;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+};
+
+/* The whole generation as one atomic batch. */
+static int
+ck_batch(struct ck_writer *w)
+{
+    static unsigned char v[CK_KEYS][1000];
+    static char k[CK_KEYS][16];
+    static struct kvd_op ops[CK_KEYS];
+    struct kvd_err err;
+
+    memset(ops, 0, sizeof(ops));
+    for (int i = 0; i < CK_KEYS; i++) {
+        bool del;
+        ops[i].key = k[i];
+        ops[i].klen = ck_key(i, k[i]);
+        ck_apply(w->m, w->gen, i, v[i], &ops[i].vlen, &del);
+        ops[i].type = del ? KVD_OP_DEL : KVD_OP_PUT;
+        ops[i].val = v[i];
+    }
+    return vt->batch(w->e, ops, CK_KEYS, &err);
+}
+
+static void *
+ck_writer_main(void *arg)
+{
+    struct ck_writer *w = arg;
+    unsigned char v[1000];
+
+    if (w->batch) {
+        w->rc = ck_batch(w);
+    }
+    for (int i = 0; !w->batch && i < CK_KEYS && w->rc == 0; i++) {
+        char k[16];
+        size_t kl = ck_key(i, k), vl;
+        bool del;
+        ck_apply(w->m, w->gen, i, v, &vl, &del);
+        if (del) {
+            w->rc = vt->del(w->e, k, kl);
+            w->rc = w->rc == KVD_ENOTFOUND ? 0 : w->rc;
+        } else {
+            w->rc = vt->put(w->e, k, kl, v, vl, 0);
+        }
+    }
+    pthread_mutex_lock(&w->mu);
+    w->done = true;
+    pthread_cond_signal(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+    return NULL;
+}
+
+/* Write generation gen of every key (one key at a time, or in one atomic
+ * batch) from another thread; fail if that does not finish within the
+ * bound (a writer stalled by the commit). */
+static void
+ck_write_gen(kvd_engine *e, struct bt_model *m, int gen, bool batch)
+{
+    struct ck_writer w;
+    struct timespec ts;
+    int rc = 0;
+
+    memset(&w, 0, sizeof(w));
+    w.e = e;
+    w.m = m;
+    w.gen = gen;
+    w.batch = batch;
+    pthread_mutex_init(&w.mu, NULL);
+    pthread_cond_init(&w.cv, NULL);
+    assert_int_equal(pthread_create(&w.t, NULL, ck_writer_main, &w), 0);
+    deadline(&ts);
+    pthread_mutex_lock(&w.mu);
+    while (!w.done && rc == 0) {
+        rc = pthread_cond_timedwait(&w.cv, &w.mu, &ts);
+    }
+    pthread_mutex_unlock(&w.mu);
+    if (rc != 0) {
+        fail_msg("writes of generation %d did not finish in %d s while a "
+                 "commit was syncing",
+                 gen, GATE_WAIT_S);
+    }
+    pthread_join(w.t, NULL);
+    pthread_mutex_destroy(&w.mu);
+    pthread_cond_destroy(&w.cv);
+    assert_int_equal(w.rc, 0);
+}
+
+/* Whether e holds exactly m (CK_KEYS keys). */
+static bool
+ck_matches(kvd_engine *e, const struct bt_model *m, char *why, size_t whylen)
+{
+    struct kvd_iter_opts o;
+    struct kvd_err err;
+    struct kvd_entry ent;
+    kvd_iter *it;
+    size_t live = 0, seen = 0;
+
+    for (int i = 0; i < CK_KEYS; i++) {
+        char k[16];
+        size_t kl = ck_key(i, k);
+        if (bt_check_key(vt, e, m, (size_t)i, k, kl, 1, why, whylen) != 0) {
+            return false;
+        }
+        live += m->k[i].present;
+    }
+    memset(&o, 0, sizeof(o));
+    if (vt->iter_open(e, &o, &it, &err) != 0) {
+        snprintf(why, whylen, "iter_open failed");
+        return false;
+    }
+    while (vt->iter_next(it, &ent) == 0) {
+        seen++;
+    }
+    vt->iter_close(it);
+    if (seen != live) {
+        snprintf(why, whylen, "iteration saw %zu keys, expected %zu", seen,
+                 live);
+        return false;
+    }
+    return true;
+}
+
+/* Copy dir as a crash now would leave it, open the copy, compare. */
+static void
+ck_crash_copy_is(const char *dir, const struct bt_model *m, const char *when)
+{
+    char *copy = th_mkdtemp();
+    struct bt_opts o;
+    kvd_engine *e;
+    char why[200];
+
+    assert_int_equal(th_copy_dir(dir, copy), 0);
+    bt_test_opts_small(&o);
+    e = bt_test_open(vt, copy, &o);
+    if (!ck_matches(e, m, why, sizeof(why))) {
+        fail_msg("store copied %s: %s", when, why);
+    }
+    bt_test_close(vt, e);
+    th_rmrf(copy);
+    free(copy);
+}
+
+static void
+test_writers_during_commit_syncs(void **state)
+{
+    char *dir = th_mkdtemp();
+    struct bt_model gens[7];
+    struct bt_opts o;
+    struct kvd_err err;
+    kvd_engine *e = NULL;
+    uint64_t flushes;
+    char why[200];
+    long a;
+
+    (void)state;
+    gate_io = th_io_table;
+    gate_io.fdatasync = gate_fdatasync;
+    gate_host = th_host;
+    gate_host.io = &gate_io;
+    bt_test_opts_small(&o);
+    o.sync = BT_SYNC_EVERYSEC;
+    o.sync_interval = 10;
+    memset(&err, 0, sizeof(err));
+    assert_int_equal(vt->open(&gate_host, &o, dir, &e, &err), 0);
+
+    /* gens[g]: the store after generation g */
+    bt_model_init(&gens[0], CK_KEYS);
+    ck_write_gen(e, &gens[0], 0, false);
+    assert_int_equal(vt->sync(e, &err), 0); /* gen 0 is durable */
+
+    /* commit T (gen 1) stops at its first fdatasync */
+    gate_set(true, 0);
+    a = gate_arrivals();
+    bt_model_copy(&gens[1], &gens[0]);
+    /* one batch: the background commit takes all of gen 1 or none */
+    ck_write_gen(e, &gens[1], 1, true);
+    gate_wait_arrivals(a + 1);
+    /* writers go on and see their writes; enough to flush pages */
+    flushes = th_stat(vt, e, "flushes");
+    bt_model_copy(&gens[2], &gens[1]);
+    ck_write_gen(e, &gens[2], 2, false);
+    bt_model_copy(&gens[3], &gens[2]);
+    ck_write_gen(e, &gens[3], 3, false);
+    assert_true(th_stat(vt, e, "flushes") > flushes);
+    if (!ck_matches(e, &gens[3], why, sizeof(why))) {
+        fail_msg("during the first fdatasync of a commit: %s", why);
+    }
+    /* no meta of T yet: a crash leaves the commit before (gen 0) */
+    ck_crash_copy_is(dir, &gens[0], "before the commit's meta");
+
+    /* T's meta is written, its second fdatasync held */
+    gate_set(true, 1);
+    gate_wait_arrivals(a + 2);
+    bt_model_copy(&gens[4], &gens[3]);
+    ck_write_gen(e, &gens[4], 4, false);
+    ck_crash_copy_is(dir, &gens[1], "after the commit's meta");
+
+    /* T completes; T+1 (gens 2-4) stops at its first fdatasync. Pages of
+     * T that the writers dropped must still be in place while more writes
+     * flush into free pages. */
+    gate_set(true, 1);
+    gate_wait_arrivals(a + 3);
+    flushes = th_stat(vt, e, "flushes");
+    bt_model_copy(&gens[5], &gens[4]);
+    ck_write_gen(e, &gens[5], 5, false);
+    bt_model_copy(&gens[6], &gens[5]);
+    ck_write_gen(e, &gens[6], 6, false);
+    assert_true(th_stat(vt, e, "flushes") > flushes);
+    ck_crash_copy_is(dir, &gens[1], "during the next commit");
+    if (!ck_matches(e, &gens[6], why, sizeof(why))) {
+        fail_msg("during the next commit: %s", why);
+    }
+
+    /* open the gate: everything written is there, also after reopening */
+    gate_set(false, 0);
+    assert_int_equal(vt->sync(e, &err), 0);
+    ck_crash_copy_is(dir, &gens[6], "after sync");
+    bt_test_close(vt, e);
+    e = bt_test_open(vt, dir, &o);
+    if (!ck_matches(e, &gens[6], why, sizeof(why))) {
+        fail_msg("after reopening: %s", why);
+    }
+    bt_test_close(vt, e);
+    for (int g = 0; g < 7; g++) {
+        bt_model_free(&gens[g]);
+    }
+    th_rmrf(dir);
+    free(dir);
+}
+
+/* ---- 8. SIGKILL loop under sync = everysec ---- */
+
+#define SYNC_EVERY 20
+
+static struct bt_opts
+everysec_opts(void)
+{
+    struct bt_opts o;
+
+    bt_test_opts_small(&o);
+    o.sync = BT_SYNC_EVERYSEC;
+    o.sync_interval = 10;
+    /* below what the option table allows: a flush into free pages every
+     * few operations, also while a commit syncs */
+    o.dirty_limit = 8192;
+    return o;
+}
+
+/* Reports each applied operation op as op, and after each sync() the
+ * number of operations durable then as -(that number) - 1. */
+static void
+child_run_everysec(const char *dir, long start, int fd)
+{
+    struct bt_opts o = everysec_opts();
+    struct kvd_err err;
+    kvd_engine *e = NULL;
+
+    /* slow syncs: the commits overlap many writes */
+    atomic_store(&th_io.sync_delay_us, 2000);
+    if (vt->open(&th_host, &o, dir, &e, &err) != 0) {
+        fprintf(stderr, "child open: %s\n", err.msg);
+        _exit(2);
+    }
+    for (long op = start;; op++) {
+        long msg = op;
+        if (engine_apply(e, op) != 0) {
+            _exit(3);
+        }
+        if (write(fd, &msg, sizeof(msg)) != (ssize_t)sizeof(msg)) {
+            _exit(4);
+        }
+        if ((op + 1) % SYNC_EVERY == 0) {
+            if (vt->sync(e, &err) != 0) {
+                _exit(5);
+            }
+            msg = -(op + 1) - 1;
+            if (write(fd, &msg, sizeof(msg)) != (ssize_t)sizeof(msg)) {
+                _exit(4);
+            }
+        }
+    }
+}
+
+struct progress {
+    long applied; /* operations applied */
+    long synced;  /* operations durable */
+};
+
+static void
+note_progress(long msg, void *ctx)
+{
+    struct progress *pr = ctx;
+
+    if (msg >= 0) {
+        pr->applied = msg + 1;
+    } else {
+        pr->synced = -msg - 1;
+    }
+}
+
+static void
+test_kill_loop_everysec(void **state)
+{
+    char *dir = th_mkdtemp();
+    int rounds = (int)bt_seed("BT_CRASH_ROUNDS", 15);
+    struct bt_model m;
+    long next = 0; /* operations in the store */
+    char why[200];
+
+    (void)state;
+    bt_model_init(&m, NKEYS);
+    for (int r = 0; r < rounds; r++) {
+        struct progress pr = {next, next};
+        long want = 1 + (long)(rnd(r, 1, 78) % 400);
+        struct bt_opts o = everysec_opts();
+        kvd_engine *e;
+
+        run_and_kill(dir, next, want, r, child_run_everysec, note_progress,
+                     &pr);
+        /* the store must be the history up to some operation in
+         * [synced, applied], or one more (the operation in flight) */
+        while (next < pr.synced) {
+            hist_apply(&m, next++);
+        }
+        e = bt_test_open(vt, dir, &o);
+        while (!matches(e, &m, why, sizeof(why))) {
+            if (next > pr.applied) {
+                fail_msg("seed %llu round %d: the store is no prefix of the "
+                         "history from %ld (synced) to %ld (applied) + 1: %s",
+                         (unsigned long long)seed, r, pr.synced, pr.applied,
+                         why);
+            }
+            hist_apply(&m, next++);
+        }
+        bt_test_close(vt, e);
+    }
+    bt_model_free(&m);
+    th_rmrf(dir);
+    free(dir);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -644,6 +1130,8 @@ main(int argc, char **argv)
         cmocka_unit_test(test_truncated_file),
         cmocka_unit_test(test_failed_write_makes_store_readonly),
         cmocka_unit_test(test_overwrites_keep_file_small),
+        cmocka_unit_test(test_writers_during_commit_syncs),
+        cmocka_unit_test(test_kill_loop_everysec),
     };
 
     vt = th_engine(argc, argv);

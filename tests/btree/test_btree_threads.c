@@ -8,6 +8,9 @@
  *    generation per group (one snapshot), and every get a well-formed
  *    value. The writers run a fixed number of batches; the readers scan
  *    until the writers are done, and at least once after: no timing.
+ *    Also under sync = everysec with slow fdatasyncs, so the background
+ *    commits (which release the writer lock while they sync) overlap the
+ *    writers and readers.
  * 2. Group commit: 8 writers with sync = always put distinct keys; every
  *    acknowledged key must be there after reopen, and the engine's commit
  *    count can never exceed the number of puts.
@@ -203,6 +206,15 @@ test_scans_see_one_snapshot_group_commit(void **state)
     run_scans(BT_SYNC_ALWAYS);
 }
 
+static void
+test_scans_see_one_snapshot_during_commit_syncs(void **state)
+{
+    (void)state;
+    atomic_store(&th_io.sync_delay_us, 2000);
+    run_scans(BT_SYNC_EVERYSEC);
+    atomic_store(&th_io.sync_delay_us, 0);
+}
+
 /* ---- group commit ---- */
 
 #define PUTTERS    8
@@ -293,6 +305,7 @@ main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_scans_see_one_snapshot),
         cmocka_unit_test(test_scans_see_one_snapshot_group_commit),
+        cmocka_unit_test(test_scans_see_one_snapshot_during_commit_syncs),
         cmocka_unit_test(test_group_commit_keeps_every_write),
     };
 
