@@ -262,6 +262,9 @@ listen_tcp(struct resp_fe *fe, const char *spec, struct kvd_err *err)
     return 0;
 }
 
+/* Unlinks the socket file. The path itself stays until resp_net_destroy:
+ * the other workers read it (CLIENT LIST addresses of connections being
+ * accepted) until they are joined. */
 static void
 unix_socket_remove(struct resp_fe *fe)
 {
@@ -275,8 +278,6 @@ unix_socket_remove(struct resp_fe *fe)
         st.st_ino == fe->unix_ino) {
         unlink(fe->unix_path);
     }
-    free(fe->unix_path);
-    fe->unix_path = NULL;
 }
 
 int
@@ -1328,6 +1329,8 @@ resp_net_destroy(struct resp_fe *fe)
     }
     /* Threads are gone; whatever is left is freed from this thread. */
     listeners_close(fe, 0);
+    free(fe->unix_path);
+    fe->unix_path = NULL;
     for (unsigned i = 0; fe->workers != NULL && i < fe->nworkers; i++) {
         worker_release(&fe->workers[i]);
     }
