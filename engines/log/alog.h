@@ -41,6 +41,7 @@
 #include "alog_opts.h"
 #include "kvd/engine.h"
 #include "kvd/host.h"
+#include "kvd/kit_clock.h"
 #include "kvd/kit_crc32c.h"
 #include "kvd/kit_file.h"
 #include "kvd/status.h"
@@ -205,7 +206,6 @@ alog_load(_Atomic uint64_t *c)
 }
 
 /* CLOCK_MONOTONIC in microseconds (recovery timing). */
-int64_t alog_mono_us(void);
 /* CPU time of the calling thread in microseconds. */
 int64_t alog_thread_cpu_us(void);
 

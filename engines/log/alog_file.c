@@ -33,14 +33,6 @@ alog_fsync_dir(alog_db *db)
 }
 
 int64_t
-alog_mono_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
-int64_t
 alog_thread_cpu_us(void)
 {
     struct timespec ts;

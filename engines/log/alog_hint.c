@@ -368,7 +368,7 @@ alog_hint_load(alog_db *db, struct alog_seg *seg, uint64_t data_size,
     uint64_t count;
     uint64_t tail;
     size_t got;
-    int64_t t0 = alog_mono_us();
+    int64_t t0 = kvd_mono_us(db->host);
     int64_t t_apply = 0;
     int fd;
     int rc;
@@ -438,7 +438,7 @@ alog_hint_load(alog_db *db, struct alog_seg *seg, uint64_t data_size,
     /* Apply in a pipeline: entry i is decoded and hashed and its bucket
      * prefetched AHEAD steps before it is applied, its chain head half
      * way, so the cache misses of the index overlap. */
-    t_apply = alog_mono_us();
+    t_apply = kvd_mono_us(db->host);
     pos = ALOG_FILE_HDR_BYTES;
     for (uint64_t i = 0; i < count + ALOG_HINT_AHEAD; i++) {
         if (i >= ALOG_HINT_AHEAD) {
@@ -471,9 +471,9 @@ out:
     }
     db->io->close(fd);
     if (t_apply != 0) {
-        db->recovery_index_us += alog_mono_us() - t_apply;
+        db->recovery_index_us += kvd_mono_us(db->host) - t_apply;
     } else {
-        t_apply = alog_mono_us();
+        t_apply = kvd_mono_us(db->host);
     }
     db->recovery_hint_read_us += t_apply - t0;
     return rc;

@@ -185,14 +185,6 @@ out_remove:
 
 /* ---- outputs ---- */
 
-static int64_t
-mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Sleep as needed so the merge's writes stay within merge_rate. */
 static void
 merge_pace(struct merge_ctx *m, uint64_t bytes)
@@ -206,7 +198,7 @@ merge_pace(struct merge_ctx *m, uint64_t bytes)
     }
     m->paced_bytes += bytes;
     due = m->t0_ms + (int64_t)(m->paced_bytes * 1000 / db->opts.merge_rate);
-    now = mono_ms();
+    now = kvd_mono_ms(db->host);
     if (due > now) {
         struct timespec ts = {(due - now) / 1000,
                               ((due - now) % 1000) * 1000000};
@@ -702,7 +694,7 @@ merge_run(alog_db *db, int all, struct kvd_err *err)
     atomic_store(&db->c.merge_input_bytes, in_bytes);
     atomic_store(&db->c.merge_done_bytes, 0);
     atomic_store(&db->c.merge_running, 1);
-    m.t0_ms = mono_ms();
+    m.t0_ms = kvd_mono_ms(db->host);
     for (size_t i = 0; i < m.nin && rc == 0; i++) {
         struct alog_scan_result res;
         rc = alog_scan_segment(db, m.in[i], atomic_load(&m.in[i]->size), 0, 0,

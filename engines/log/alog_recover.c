@@ -39,14 +39,6 @@ struct rec_ctx {
     int enomem;
 };
 
-static int64_t
-mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Apply one record (from a hint or a scan) to the index. */
 static int
 rec_apply(void *arg, struct alog_seg *seg, const struct alog_scan_rec *r)
@@ -325,7 +317,7 @@ static void
 progress(alog_db *db, int64_t t0, int64_t *last, size_t i, size_t n,
          uint64_t done, uint64_t total, uint64_t records)
 {
-    int64_t now = mono_ms();
+    int64_t now = kvd_mono_ms(db->host);
     double secs;
 
     if (total < ALOG_PROGRESS_MIN_BYTES ||
@@ -350,12 +342,12 @@ load_segments(alog_db *db, struct rec_ctx *c, struct kvd_err *err)
     uint64_t total = 0;
     uint64_t done = 0;
     uint64_t hinted = 0;
-    int64_t t0 = mono_ms();
+    int64_t t0 = kvd_mono_ms(db->host);
     int64_t last = t0;
     size_t nsegs = db->nsegs;
     int rc = 0;
 
-    int64_t t = alog_mono_us();
+    int64_t t = kvd_mono_us(db->host);
 
     for (size_t i = 0; i < nsegs; i++) {
         struct alog_seg *s = db->segs[i];
@@ -365,11 +357,11 @@ load_segments(alog_db *db, struct rec_ctx *c, struct kvd_err *err)
             tail = s;
         }
     }
-    db->recovery_hint_read_us += alog_mono_us() - t;
-    t = alog_mono_us();
+    db->recovery_hint_read_us += kvd_mono_us(db->host) - t;
+    t = kvd_mono_us(db->host);
     /* size the index once instead of doubling it shard by shard */
     alog_index_reserve(&db->ix, hinted);
-    db->recovery_index_us += alog_mono_us() - t;
+    db->recovery_index_us += kvd_mono_us(db->host) - t;
     for (size_t i = 0; i < nsegs; i++) {
         struct alog_seg *s = db->segs[i];
         uint64_t size = atomic_load(&s->size);
@@ -403,11 +395,11 @@ load_segments(alog_db *db, struct rec_ctx *c, struct kvd_err *err)
                          db->dir, (unsigned)s->id);
             }
             atomic_store(&s->hint_bytes, 0);
-            t_scan = alog_mono_us();
+            t_scan = kvd_mono_us(db->host);
             rc = alog_scan_segment(db, s, size, is_tail,
                                    db->opts.corruption == ALOG_CORRUPT_FAIL,
                                    rec_apply, c, &res);
-            db->recovery_scan_us += alog_mono_us() - t_scan;
+            db->recovery_scan_us += kvd_mono_us(db->host) - t_scan;
             if (rc != 0) {
                 rc = kvd_err_set(err, rc,
                                  rc == KVD_ECORRUPT
@@ -499,7 +491,7 @@ alog_recover(alog_db *db, struct kvd_err *err)
     size_t nretired = 0;
     size_t n = 0;
     int missing = 0;
-    int64_t t0 = alog_mono_us();
+    int64_t t0 = kvd_mono_us(db->host);
     int64_t cpu0 = alog_thread_cpu_us();
     int64_t t_load;
     int64_t t_tidy;
@@ -522,7 +514,7 @@ alog_recover(alog_db *db, struct kvd_err *err)
         rc = open_seg(db, ids[i], err);
     }
     free(ids);
-    t_load = alog_mono_us();
+    t_load = kvd_mono_us(db->host);
     db->recovery_files_us = t_load - t0;
     if (rc == 0) {
         rc = load_segments(db, &c, err);
@@ -530,7 +522,7 @@ alog_recover(alog_db *db, struct kvd_err *err)
     if (rc != 0) {
         return rc;
     }
-    t_tidy = alog_mono_us();
+    t_tidy = kvd_mono_us(db->host);
     drop_tombstones(db);
     rc = drop_empty(db);
     if (rc != 0) {
@@ -545,8 +537,8 @@ alog_recover(alog_db *db, struct kvd_err *err)
         db->seq = c.max_seq;
     }
     db->recovered_records = c.records;
-    db->recovery_tidy_us = alog_mono_us() - t_tidy;
-    db->recovery_ms = (alog_mono_us() - t0) / 1000;
+    db->recovery_tidy_us = kvd_mono_us(db->host) - t_tidy;
+    db->recovery_ms = (kvd_mono_us(db->host) - t0) / 1000;
     db->recovery_cpu_us = alog_thread_cpu_us() - cpu0;
     if (db->nsegs > 0) {
         uint64_t keys = 0;

@@ -33,20 +33,6 @@
 /* Keeps offsets inside a segment below 4 GiB (they are u32). */
 #define ALOG_MAX_BATCH_BYTES (ALOG_MAX_VALUE_BYTES + (512u << 20))
 
-static const char *
-status_text(int rc)
-{
-    switch (rc) {
-#define ALOG_XX_TEXT(name, value, msg)                                         \
-    case value:                                                                \
-        return msg;
-        KVD_STATUS_MAP(ALOG_XX_TEXT)
-#undef ALOG_XX_TEXT
-    default:
-        return "unknown error";
-    }
-}
-
 int
 alog_fail(alog_db *db, int rc, const char *fmt, ...)
 {
@@ -62,7 +48,7 @@ alog_fail(alog_db *db, int rc, const char *fmt, ...)
     if (first) {
         /* a long path may be cut short in the state; the log has it all */
         if (snprintf(db->state, sizeof(db->state), "read-only: %s: %s", what,
-                     status_text(rc)) < 0) {
+                     kvd_strerror(rc)) < 0) {
             db->state[0] = '\0';
         }
         atomic_store(&db->readonly, 1);
@@ -72,7 +58,7 @@ alog_fail(alog_db *db, int rc, const char *fmt, ...)
         ALOG_LOG(db, KVD_LOG_ERROR,
                  "log: %s: %s; the store is read-only from now on (a failed "
                  "write or fsync is never retried)",
-                 what, status_text(rc));
+                 what, kvd_strerror(rc));
     }
     return rc;
 }
@@ -916,7 +902,7 @@ alog_batch(alog_db *db, const struct kvd_op *ops, size_t n, struct kvd_err *err)
     }
     if (rc != 0) {
         kvd_err_set(err, rc, "log: batch of %zu ops: %s", n,
-                    rc == KVD_EREADONLY ? db->state : status_text(rc));
+                    rc == KVD_EREADONLY ? db->state : kvd_strerror(rc));
     }
 out:
     if (spares != NULL) {
