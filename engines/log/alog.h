@@ -119,7 +119,7 @@ struct kvd_engine {
     const struct kvd_io *io;
     struct alog_opts opts;
     char *dir;
-    int lock_fd;
+    int lock_fd; /* kvd_dirlock_acquire: flock on DIR/LOCK, -1 if none */
 
     struct alog_index ix;
 

@@ -25,12 +25,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "kvd/kit_lock.h"
+
 #define ALOG_VERSION     "1.0.0"
-#define ALOG_LOCK_FILE   "LOCK"
 #define ALOG_BG_IDLE_MS  1000
 #define ALOG_MIN_SEGMENT 4096
 
@@ -238,9 +238,7 @@ db_destroy(alog_db *db)
     alog_hint_buf_free(db->ahint);
     free(db->segs);
     alog_index_release(&db->ix);
-    if (db->lock_fd >= 0) {
-        db->io->close(db->lock_fd); /* releases the flock */
-    }
+    kvd_dirlock_release(db->io, db->lock_fd);
     pthread_mutex_destroy(&db->wlock);
     pthread_mutex_destroy(&db->seg_mu);
     pthread_mutex_destroy(&db->sync_mu);
@@ -252,30 +250,6 @@ db_destroy(alog_db *db)
     pthread_mutex_destroy(&db->manifest_mu);
     free(db->dir);
     free(db);
-}
-
-static int
-take_lock(alog_db *db, struct kvd_err *err)
-{
-    char path[ALOG_PATH_BYTES];
-
-    snprintf(path, sizeof(path), "%s/%s", db->dir, ALOG_LOCK_FILE);
-    db->lock_fd = db->io->open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    if (db->lock_fd < 0) {
-        return kvd_err_set(err, kvd_errno_status(errno), "log: open %s: %s",
-                           path, strerror(errno));
-    }
-    if (flock(db->lock_fd, LOCK_EX | LOCK_NB) != 0) {
-        if (errno == EWOULDBLOCK) {
-            return kvd_err_set(err, KVD_ELOCKED,
-                               "log: data directory %s is in use by another "
-                               "open store (flock on %s is held)",
-                               db->dir, path);
-        }
-        return kvd_err_set(err, KVD_EIO, "log: flock %s: %s", path,
-                           strerror(errno));
-    }
-    return 0;
 }
 
 static int
@@ -341,12 +315,7 @@ alog_open(const struct kvd_host *host, const void *opts, const char *dir,
         db_destroy(db);
         return kvd_err_set(err, KVD_ENOMEM, "log: out of memory");
     }
-    if (db->io->mkdir(dir, 0755) != 0 && errno != EEXIST) {
-        rc = kvd_err_set(err, kvd_errno_status(errno), "log: mkdir %s: %s", dir,
-                         strerror(errno));
-        goto fail;
-    }
-    rc = take_lock(db, err);
+    rc = kvd_dirlock_acquire(db->io, dir, "log", &db->lock_fd, err);
     if (rc == 0) {
         rc = alog_recover(db, err);
     }
