@@ -412,7 +412,8 @@ print_build(struct mbuf *b)
 }
 
 /* Sessions of the command layer by frontend, and this frontend's open
- * connections under the same family. */
+ * connections under the same family (its only connection gauge: a
+ * second family with the same figure would be an overlap). */
 struct client_ctx {
     struct mbuf *b;
 };
@@ -640,11 +641,6 @@ print_frontend(struct mbuf *b, struct http_fe *fe)
               "kvd_http_request_duration_seconds_sum %.9f\n"
               "kvd_http_request_duration_seconds_count %" PRIu64 "\n",
               (double)sum_ns / 1e9, count);
-    mb_printf(b,
-              "# HELP kvd_http_connections open HTTP connections\n"
-              "# TYPE kvd_http_connections gauge\n"
-              "kvd_http_connections %ld\n",
-              http_net_connections(fe));
     mb_printf(b,
               "# HELP kvd_http_requests_in_flight HTTP requests received "
               "and not yet answered (this scrape included)\n"
