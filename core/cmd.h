@@ -178,4 +178,7 @@ void kvd_cmd_stats_reset(kvd_cmd *c);
 uint64_t kvd_cmd_clients_connected(kvd_cmd *c);
 uint64_t kvd_cmd_clients_total(kvd_cmd *c);
 
+/* Sessions now open, by frontend (kvd_cmd_api.clients). */
+int kvd_cmd_frontend_clients(kvd_cmd *c, kvd_cmd_client_fn fn, void *ctx);
+
 #endif /* KVD_CORE_CMD_H */

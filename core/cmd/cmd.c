@@ -588,6 +588,7 @@ static const struct kvd_cmd_api cmd_api = {
     .pass_end = kvd_cmd_pass_end,
     .pass_pending = kvd_cmd_pass_pending,
     .pass_destroy = kvd_cmd_pass_destroy,
+    .clients = kvd_cmd_frontend_clients,
 };
 
 const struct kvd_cmd_api *

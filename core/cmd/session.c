@@ -288,3 +288,28 @@ kvd_cmd_clients_total(kvd_cmd *c)
 {
     return atomic_load_explicit(&c->clients_total, memory_order_relaxed);
 }
+
+int
+kvd_cmd_frontend_clients(kvd_cmd *c, kvd_cmd_client_fn fn, void *ctx)
+{
+    uint64_t n[KVD_CMD_FRONTENDS] = {0};
+    unsigned nfe;
+
+    /* Count under the lock, report without it: fn may be slow or call
+     * the layer. A session's ctr is one of fe_ctr[0..nfrontends). */
+    pthread_mutex_lock(&c->sess_lock);
+    nfe = atomic_load_explicit(&c->nfrontends, memory_order_acquire);
+    for (const kvd_session *s = c->sess_head; s != NULL; s = s->next) {
+        for (unsigned f = 0; f < nfe; f++) {
+            if (s->ctr == c->fe_ctr[f]) {
+                n[f]++;
+                break;
+            }
+        }
+    }
+    pthread_mutex_unlock(&c->sess_lock);
+    for (unsigned f = 0; f < nfe; f++) {
+        fn(ctx, c->fe_name[f], n[f]);
+    }
+    return (int)nfe;
+}

@@ -539,4 +539,19 @@ void http_net_join(struct http_fe *fe);
 /* Open connections (slot holders), for /metrics. */
 long http_net_connections(const struct http_fe *fe);
 
+/* --- http_proc.c --------------------------------------------------------- */
+
+/* The process_* metrics of the Prometheus client conventions, read from
+ * /proc/self. A field that could not be read is negative. */
+struct http_proc {
+    double cpu_seconds;    /* user + system CPU time */
+    double start_time;     /* seconds since the epoch */
+    double resident_bytes; /* resident set size */
+    double virtual_bytes;  /* virtual memory size */
+    double open_fds;       /* entries of /proc/self/fd */
+    double max_fds;        /* RLIMIT_NOFILE, soft limit */
+};
+
+void http_proc_read(struct http_proc *p);
+
 #endif /* KVD_HTTP_H */

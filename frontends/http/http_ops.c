@@ -9,12 +9,17 @@
  * request in one counter and not yet in another, which Prometheus
  * tolerates.
  *
- * The exposition is the Prometheus text format 0.0.4: the core's
- * counters and gauges (store_api->metrics), the engine's own counters as
- * kvd_engine_stat{stat="..."}, the command layer's counters by frontend
- * and command (cmd_api->stats: what resp and stdin clients ran; a host
- * whose cmd_api predates that method just leaves them out), and this
- * frontend's requests by command and status and its latency histogram.
+ * The exposition is the Prometheus text format 0.0.4, by the Prometheus
+ * naming conventions (base units, _total for counters, HELP and TYPE for
+ * every family, no family printed twice): kvd_build_info and the
+ * process_* metrics, the core's counters and gauges
+ * (store_api->metrics), each engine stat as its own family (typed and
+ * converted to seconds by its name, see engine_family), connected
+ * clients by frontend (cmd_api->clients), the command layer's counters
+ * by frontend and command (cmd_api->stats: what resp and stdin clients
+ * ran; a host whose cmd_api predates a method just leaves its families
+ * out), and this frontend's requests by command and status and its
+ * latency histogram.
  */
 #include "http.h"
 
@@ -204,8 +209,6 @@ static const struct {
      "reads that did not find their key"},
     {"expired_keys", "kvd_expired_keys_total", "counter", "keys found expired"},
     {"errors", "kvd_errors_total", "counter", "operations that failed"},
-    {"commands_processed", "kvd_commands_processed_total", "counter",
-     "commands executed by all frontends"},
     {"keys", "kvd_keys", "gauge", "live keys"},
     {"key_bytes", "kvd_key_bytes", "gauge", "bytes of live keys"},
     {"value_bytes", "kvd_value_bytes", "gauge", "bytes of live values"},
@@ -215,6 +218,109 @@ static const struct {
     {"readonly", "kvd_readonly", "gauge",
      "1 when the store refuses writes after an error"},
 };
+
+/* ---- the engine's own stats --------------------------------------------- */
+
+/* Whether s ends with suffix; then *stem is its length without it. */
+static int
+ends_with(const char *s, size_t len, const char *suffix, size_t *stem)
+{
+    size_t n = strlen(suffix);
+
+    if (len > n && memcmp(s + len - n, suffix, n) == 0) {
+        *stem = len - n;
+        return 1;
+    }
+    return 0;
+}
+
+/*
+ * The exposition of engine stat `stat` (engines name stats by the
+ * convention of docs/writing-an-engine.md): the family is
+ * kvd_engine_<stat>, a counter when the name ends in _total, else a
+ * gauge; a time in _ms, _us or _ns (before any _total) becomes _seconds
+ * and *scale converts the value, so no family mixes units. Characters a
+ * metric name cannot hold become '_'. Returns 0, or -1 when the name
+ * does not fit `cap`.
+ */
+static int
+engine_family(const char *stat, char *out, size_t cap, double *scale,
+              int *counter)
+{
+    static const struct {
+        const char *suffix;
+        double scale;
+    } units[] = {{"_ms", 1e-3}, {"_us", 1e-6}, {"_ns", 1e-9}};
+    size_t len = strlen(stat), stem;
+    int n;
+
+    *scale = 1;
+    *counter = ends_with(stat, len, "_total", &stem);
+    if (*counter) {
+        len = stem;
+    }
+    const char *unit = "";
+    for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+        if (ends_with(stat, len, units[i].suffix, &stem)) {
+            len = stem;
+            *scale = units[i].scale;
+            unit = "_seconds";
+            break;
+        }
+    }
+    n = snprintf(out, cap, "kvd_engine_%.*s%s%s", (int)len, stat, unit,
+                 *counter ? "_total" : "");
+    if (n < 0 || (size_t)n >= cap) {
+        return -1;
+    }
+    for (char *c = out; *c != '\0'; c++) {
+        if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||
+              (*c >= '0' && *c <= '9') || *c == '_' || *c == ':')) {
+            *c = '_';
+        }
+    }
+    return 0;
+}
+
+/* Each engine stat (engine_* in the store's metrics, but the core's
+ * engine_mem_bytes) as its own typed family. A stat whose family was
+ * already printed (say both x_ms and x_us) is left out: a family must
+ * appear once. */
+static void
+print_engine(struct mbuf *b, const struct stat_set *set)
+{
+    char fam[STAT_MAX][96];
+    size_t nfam = 0;
+
+    for (size_t i = 0; i < set->n; i++) {
+        const char *name = set->s[i].name;
+        double scale;
+        int counter, dup = 0;
+
+        if (strncmp(name, "engine_", 7) != 0 ||
+            strcmp(name, "engine_mem_bytes") == 0 ||
+            engine_family(name + 7, fam[nfam], sizeof(fam[nfam]), &scale,
+                          &counter) != 0) {
+            continue;
+        }
+        dup = strcmp(fam[nfam], "kvd_engine_memory_bytes") == 0;
+        for (size_t j = 0; j < nfam && !dup; j++) {
+            dup = strcmp(fam[j], fam[nfam]) == 0;
+        }
+        if (dup) {
+            continue;
+        }
+        mb_printf(b, "# HELP %s the engine's stat %s%s\n# TYPE %s %s\n",
+                  fam[nfam], name + 7, scale != 1 ? ", in seconds" : "",
+                  fam[nfam], counter ? "counter" : "gauge");
+        if (scale != 1) {
+            mb_printf(b, "%s %.9g\n", fam[nfam], (double)set->s[i].v * scale);
+        } else {
+            mb_printf(b, "%s %" PRIu64 "\n", fam[nfam], set->s[i].v);
+        }
+        nfam++;
+    }
+}
 
 static void
 print_store(struct mbuf *b, const struct stat_set *set)
@@ -253,21 +359,92 @@ print_store(struct mbuf *b, const struct stat_set *set)
                   "kvd_uptime_seconds %.3f\n",
                   (double)*v / 1000.0);
     }
-    head = 0;
-    for (size_t i = 0; i < set->n; i++) {
-        const char *name = set->s[i].name;
-        if (strncmp(name, "engine_", 7) != 0 ||
-            strcmp(name, "engine_mem_bytes") == 0) {
-            continue;
+    print_engine(b, set);
+}
+
+/* ---- build, process, clients -------------------------------------------- */
+
+#ifndef KVD_VERSION
+#define KVD_VERSION "unknown"
+#endif
+
+static void
+print_build(struct mbuf *b)
+{
+    struct http_proc p;
+    static const struct {
+        const char *metric;
+        const char *type;
+        const char *help;
+        size_t off;
+    } fam[] = {
+        {"process_cpu_seconds_total", "counter",
+         "user and system CPU time spent, in seconds",
+         offsetof(struct http_proc, cpu_seconds)},
+        {"process_resident_memory_bytes", "gauge", "resident memory size",
+         offsetof(struct http_proc, resident_bytes)},
+        {"process_virtual_memory_bytes", "gauge", "virtual memory size",
+         offsetof(struct http_proc, virtual_bytes)},
+        {"process_open_fds", "gauge", "open file descriptors",
+         offsetof(struct http_proc, open_fds)},
+        {"process_max_fds", "gauge", "the limit of open file descriptors",
+         offsetof(struct http_proc, max_fds)},
+        {"process_start_time_seconds", "gauge",
+         "start time of the process since the epoch, in seconds",
+         offsetof(struct http_proc, start_time)},
+    };
+
+    mb_printf(b,
+              "# HELP kvd_build_info the version of kvd, as a label\n"
+              "# TYPE kvd_build_info gauge\n"
+              "kvd_build_info{version=\"%s\"} 1\n",
+              KVD_VERSION);
+    http_proc_read(&p);
+    for (size_t i = 0; i < sizeof(fam) / sizeof(fam[0]); i++) {
+        double v;
+        memcpy(&v, (const char *)&p + fam[i].off, sizeof(v));
+        if (v < 0) {
+            continue; /* unreadable here (no /proc, no limit) */
         }
-        if (!head) {
-            mb_printf(b, "# HELP kvd_engine_stat the engine's own "
-                         "counters\n# TYPE kvd_engine_stat untyped\n");
-            head = 1;
-        }
-        mb_printf(b, "kvd_engine_stat{stat=\"%s\"} %" PRIu64 "\n", name + 7,
-                  set->s[i].v);
+        mb_printf(b, "# HELP %s %s\n# TYPE %s %s\n%s %.17g\n", fam[i].metric,
+                  fam[i].help, fam[i].metric, fam[i].type, fam[i].metric, v);
     }
+}
+
+/* Sessions of the command layer by frontend, and this frontend's open
+ * connections under the same family (its only connection gauge: a
+ * second family with the same figure would be an overlap). */
+struct client_ctx {
+    struct mbuf *b;
+};
+
+static void
+client_collect(void *ctx, const char *frontend, uint64_t connected)
+{
+    struct client_ctx *cc = ctx;
+    char esc[64];
+
+    if (strcmp(frontend, "http") == 0) {
+        return; /* its sessions live for a request: connections count */
+    }
+    mb_printf(cc->b, "kvd_connected_clients{frontend=\"%s\"} %" PRIu64 "\n",
+              http_prom_label(esc, sizeof(esc), frontend), connected);
+}
+
+static void
+print_clients(struct mbuf *b, struct http_fe *fe)
+{
+    const struct kvd_cmd_api *api = fe->srv->cmd_api;
+    struct client_ctx cc = {b};
+
+    mb_printf(b, "# HELP kvd_connected_clients clients connected now, by "
+                 "frontend\n# TYPE kvd_connected_clients gauge\n");
+    if (fe->srv->cmd != NULL && api != NULL &&
+        KVD_HAS(api, struct kvd_cmd_api, clients) && api->clients != NULL) {
+        api->clients(fe->srv->cmd, client_collect, &cc);
+    }
+    mb_printf(b, "kvd_connected_clients{frontend=\"http\"} %ld\n",
+              http_net_connections(fe));
 }
 
 /* ---- the command layer's counters ---------------------------------------- */
@@ -465,11 +642,6 @@ print_frontend(struct mbuf *b, struct http_fe *fe)
               "kvd_http_request_duration_seconds_count %" PRIu64 "\n",
               (double)sum_ns / 1e9, count);
     mb_printf(b,
-              "# HELP kvd_http_connections open HTTP connections\n"
-              "# TYPE kvd_http_connections gauge\n"
-              "kvd_http_connections %ld\n",
-              http_net_connections(fe));
-    mb_printf(b,
               "# HELP kvd_http_requests_in_flight HTTP requests received "
               "and not yet answered (this scrape included)\n"
               "# TYPE kvd_http_requests_in_flight gauge\n"
@@ -500,7 +672,9 @@ http_metrics(struct http_req *r)
         http_send_status(r, rc, 0, NULL);
         return;
     }
+    print_build(&b);
     print_store(&b, set);
+    print_clients(&b, fe);
     print_commands(&b, fe);
     print_frontend(&b, fe);
     free(set);

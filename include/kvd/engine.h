@@ -206,6 +206,10 @@ struct kvd_engine_stats {
     int approximate;
 };
 
+/* One engine-specific stat. `name` is lowercase words joined by '_', at
+ * most 56 bytes; a counter ends in `_total`, a unit is a suffix before it
+ * (`_bytes`; times `_seconds`, `_ms`, `_us` or `_ns`): HTTP /metrics types
+ * and converts stats by name (docs/writing-an-engine.md, "Naming stats"). */
 typedef void (*kvd_stat_fn)(void *ctx, const char *name, uint64_t value);
 
 /* Maintenance operations (struct kvd_engine_vtable.maintain). */

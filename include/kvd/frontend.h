@@ -197,6 +197,14 @@ typedef void (*kvd_cmd_stat_fn)(void *ctx, const char *frontend,
                                 const char *command, uint64_t calls,
                                 uint64_t failed, uint64_t usec);
 
+/*
+ * Callback of kvd_cmd_api.clients: `connected` sessions of `frontend`
+ * (named as for kvd_cmd_stat_fn) are open now. `frontend` is borrowed
+ * for the call.
+ */
+typedef void (*kvd_cmd_client_fn)(void *ctx, const char *frontend,
+                                  uint64_t connected);
+
 struct kvd_cmd_api {
     uint32_t abi_version;
     uint32_t struct_size;
@@ -338,6 +346,15 @@ struct kvd_cmd_api {
     size_t (*pass_end)(kvd_cmd_pass *p);
     size_t (*pass_pending)(const kvd_cmd_pass *p);
     void (*pass_destroy)(kvd_cmd_pass *p);
+
+    /*
+     * Open sessions by frontend (a gauge for /metrics): calls fn once per
+     * frontend that ever opened a session, 0 included, after taking the
+     * count under the session lock (fn runs without it, so it may call
+     * the layer). Returns the number of frontends reported (>= 0).
+     * Present when struct_size covers it.
+     */
+    int (*clients)(kvd_cmd *c, kvd_cmd_client_fn fn, void *ctx);
 };
 
 /* Everything a frontend gets from the host. Borrowed until destroy. */

@@ -4,7 +4,8 @@
 # engine in KVD_HTTP_E2E_ENGINES that this build has (a name whose plugin
 # target does not exist is skipped, so engines can be listed before they
 # land), and e2e.http_txn.<engine>: ETags, conditional requests, POST
-# /txn (http_txn_test.py). e2e.http_abuse: the frontend under abuse
+# /txn (http_txn_test.py). e2e.http_metrics.<engine>: /metrics by the
+# Prometheus conventions (http_metrics_test.py). e2e.http_abuse: the frontend under abuse
 # (http_abuse.py). unit.http_util, unit.http_parse and unit.http_reply
 # (label unit): decoding helpers, the request parser and the reply
 # encoder, no server.
@@ -32,6 +33,27 @@ if(TARGET kvd_frontend_http)
       endif()
     endif()
   endforeach()
+
+  # /metrics read by the Prometheus client's parser, checked against the
+  # naming conventions, per engine (each names its own stats). Debian's
+  # interpreter: python3-prometheus-client installs for it only.
+  find_program(KVD_SYSTEM_PYTHON3 python3 PATHS /usr/bin NO_DEFAULT_PATH)
+  if(NOT KVD_SYSTEM_PYTHON3)
+    set(KVD_SYSTEM_PYTHON3 python3)
+  endif()
+  if(TARGET kvd_frontend_resp)
+    foreach(engine memory log lsm btree)
+      if(TARGET kvd_engine_${engine})
+        add_test(NAME e2e.http_metrics.${engine}
+                 COMMAND ${KVD_SYSTEM_PYTHON3}
+                         ${CMAKE_CURRENT_LIST_DIR}/http_metrics_test.py
+                         ${KVD_BIN} ${KVD_PLUGIN_BUILD_DIR} ${engine})
+        set_tests_properties(e2e.http_metrics.${engine} PROPERTIES
+                             LABELS e2e ENVIRONMENT "${KVD_TEST_ENV}"
+                             TIMEOUT ${_http_timeout})
+      endif()
+    endforeach()
+  endif()
 
   # The frontend under abuse (issue 13): huge queries, smuggling, slow
   # heads, connection floods. Bounded: about 20 s, 300 s at most.

@@ -406,7 +406,7 @@ def flood(port):
     check("the refusals (503) came within %.0f s" % SLACK, late == 0,
           "%d late" % late)
     check("the connection gauge returns to the scrape alone",
-          wait_metric(port, "kvd_http_connections", 1) == 1)
+          wait_metric(port, 'kvd_connected_clients{frontend="http"}', 1) == 1)
     check("the in-flight gauge too",
           wait_metric(port, "kvd_http_requests_in_flight", 1) == 1)
     body = Client(port).request("GET", "/metrics")[1]
