@@ -655,7 +655,7 @@ hello_iter_open(kvd_engine *db, const struct kvd_iter_opts *o, kvd_iter **out,
             struct hello_ent *c;
 
             if (!is_live(db, e) || e->hash < o->start_pos || e->klen < plen ||
-                memcmp(e->kv, o->prefix, plen) != 0) {
+                (plen != 0 && memcmp(e->kv, o->prefix, plen) != 0)) {
                 continue;
             }
             c = malloc(sizeof(*e) + e->klen + vn);
