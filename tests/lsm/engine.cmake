@@ -20,8 +20,14 @@ target_link_libraries(test_lsm_unit PRIVATE lsm_table kvd_testkit
 add_dependencies(test_lsm_unit kvd_engine_lsm)
 add_test(NAME lsm.unit COMMAND test_lsm_unit ${_lsm_so})
 math(EXPR _lsm_timeout "600 * ${KVD_TEST_TIMEOUT_SCALE}") # Tsan: x10
+set(_lsm_unit_env "${KVD_TEST_ENV}")
+if(CMAKE_BUILD_TYPE STREQUAL "Tsan")
+  # Under ThreadSanitizer only the tests that run threads (group commit,
+  # background sync, flushes and compactions beside readers and writers).
+  list(APPEND _lsm_unit_env "LSM_UNIT_ONLY=concurrent,group_commit,everysec,during_flushes,slow_flushes,snapshot_iterator")
+endif()
 set_tests_properties(lsm.unit PROPERTIES LABELS "unit" ENVIRONMENT
-                     "${KVD_TEST_ENV}" TIMEOUT ${_lsm_timeout})
+                     "${_lsm_unit_env}" TIMEOUT ${_lsm_timeout})
 
 add_executable(test_lsm_multi ${CMAKE_CURRENT_LIST_DIR}/test_lsm_multi.c)
 target_include_directories(test_lsm_multi PRIVATE ${_lsm_src})
