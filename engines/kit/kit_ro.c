@@ -97,6 +97,29 @@ kvd_ro_fail(kvd_ro *ro, int rc, const char *fmt, ...)
     return rc;
 }
 
+int
+kvd_ro_open_readonly(kvd_ro *ro, int rc, const char *fmt, ...)
+{
+    va_list ap;
+    bool first;
+
+    pthread_mutex_lock(&ro->mu);
+    first = atomic_load(&ro->cause) == 0;
+    if (first) {
+        va_start(ap, fmt);
+        if (vsnprintf(ro->state, sizeof(ro->state), fmt, ap) < 0) {
+            ro->state[0] = '\0';
+        }
+        va_end(ap);
+        atomic_store(&ro->cause, rc != 0 ? rc : KVD_EIO);
+    }
+    pthread_mutex_unlock(&ro->mu);
+    if (first && ro->notify != NULL) {
+        ro->notify(ro->ctx);
+    }
+    return rc;
+}
+
 void
 kvd_ro_retry_nospace(kvd_ro *ro)
 {

@@ -48,6 +48,17 @@ void kvd_ro_retry_nospace(kvd_ro *ro);
  * failure path reads `return kvd_ro_fail(ro, rc, ...);`. */
 int kvd_ro_fail(kvd_ro *ro, int rc, const char *fmt, ...) KVD_PRINTF(3, 4);
 
+/* Open read-only because of what the engine found at open (for example
+ * files its catalogue lists are missing), not because an I/O call failed:
+ * the state becomes exactly the text fmt says, an instruction for the
+ * operator ("read-only: 2 segment file(s) ... are missing; restore them,
+ * or ..."), with no ": <strerror>" appended, and nothing is logged (the
+ * engine logs its findings itself). `rc` becomes the cause (KVD_EIO when
+ * 0); the notify hook runs as for kvd_ro_fail. A store that is read-only
+ * already keeps its first cause and state. Returns rc. */
+int kvd_ro_open_readonly(kvd_ro *ro, int rc, const char *fmt, ...)
+    KVD_PRINTF(3, 4);
+
 /* 0 while writable, KVD_EREADONLY after a failure. */
 int kvd_ro_check(const kvd_ro *ro);
 

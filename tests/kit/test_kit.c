@@ -587,6 +587,57 @@ test_ro_switches_once_and_clears(void **state)
     kvd_ro_destroy(NULL);
 }
 
+/* Read-only from the start: the state is the engine's instruction word
+ * for word, nothing is logged, and a later failure changes nothing. */
+static void
+test_ro_open_readonly_keeps_the_text(void **state)
+{
+    _Atomic int notified = 0;
+    char st[160];
+    kvd_ro *ro;
+
+    (void)state;
+    assert_int_equal(
+        kvd_ro_create(&test_host, "eng", count_notify, &notified, &ro), 0);
+    assert_int_equal(kvd_ro_open_readonly(ro, KVD_ECORRUPT,
+                                          "read-only: %d file(s) are "
+                                          "missing; restore them",
+                                          2),
+                     KVD_ECORRUPT);
+    assert_int_equal(kvd_ro_check(ro), KVD_EREADONLY);
+    assert_int_equal(kvd_ro_cause(ro), KVD_ECORRUPT);
+    kvd_ro_state(ro, st, sizeof(st));
+    assert_string_equal(st, "read-only: 2 file(s) are missing; restore them");
+    assert_int_equal(atomic_load(&notified), 1);
+    assert_string_equal(log_buf, "");
+
+    /* the first cause stays, whichever way comes second */
+    assert_int_equal(kvd_ro_fail(ro, KVD_EIO, "fsync %s", "g.log"), KVD_EIO);
+    assert_int_equal(kvd_ro_open_readonly(ro, KVD_EIO, "other"), KVD_EIO);
+    assert_int_equal(kvd_ro_cause(ro), KVD_ECORRUPT);
+    kvd_ro_state(ro, st, sizeof(st));
+    assert_string_equal(st, "read-only: 2 file(s) are missing; restore them");
+    assert_int_equal(atomic_load(&notified), 1);
+    assert_string_equal(log_buf, "");
+    kvd_ro_destroy(ro);
+
+    /* and an open switch after a failure keeps the failure */
+    assert_int_equal(kvd_ro_create(&test_host, "eng", NULL, NULL, &ro), 0);
+    assert_int_equal(kvd_ro_fail(ro, KVD_ENOSPC, "write %s", "f.log"),
+                     KVD_ENOSPC);
+    assert_int_equal(kvd_ro_open_readonly(ro, 0, "missing"), 0);
+    assert_int_equal(kvd_ro_cause(ro), KVD_ENOSPC);
+    kvd_ro_state(ro, st, sizeof(st));
+    assert_string_equal(st, "read-only: write f.log: no space left on device");
+    kvd_ro_destroy(ro);
+
+    /* no cause given: KVD_EIO */
+    assert_int_equal(kvd_ro_create(&test_host, "eng", NULL, NULL, &ro), 0);
+    assert_int_equal(kvd_ro_open_readonly(ro, 0, "read-only: %s", "why"), 0);
+    assert_int_equal(kvd_ro_cause(ro), KVD_EIO);
+    kvd_ro_destroy(ro);
+}
+
 /* ---- commit ---- */
 
 struct fake_log {
@@ -865,6 +916,8 @@ main(void)
         cmocka_unit_test_setup(test_worker_runs_when_woken_and_stops,
                                setup_host),
         cmocka_unit_test_setup(test_ro_switches_once_and_clears, setup_host),
+        cmocka_unit_test_setup(test_ro_open_readonly_keeps_the_text,
+                               setup_host),
         cmocka_unit_test_setup(test_commit_writers_share_syncs, setup_host),
         cmocka_unit_test_setup(test_commit_failure_is_sticky_until_resume,
                                setup_host),
