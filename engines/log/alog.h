@@ -5,7 +5,7 @@
  * files with one job each:
  *   alog_engine.c   open/close, get, iteration, stats, sync, maintain,
  *                   options table, the exported vtable
- *   alog_write.c    put/del/batch, segment roll, group commit, read-only
+ *   alog_write.c    put/del/batch, segment roll, group commit
  *   alog_recover.c  rebuilding the index at open (hint files or scans)
  *   alog_scan.c     sequential segment reader with corruption handling
  *   alog_hint.c     writing and loading hint files
@@ -18,8 +18,8 @@
  * Lock order (outer first): merge_mu -> wlock -> manifest_mu -> seg_mu ->
  * shard lock.
  * sync_mu is taken either alone or inside wlock (segment roll); the group
- * commit leader releases sync_mu before it takes wlock. state_mu and bg_mu
- * are leaves.
+ * commit leader releases sync_mu before it takes wlock. bg_mu and the
+ * read-only switch's lock are leaves.
  *
  * Segment lifetime: a segment is referenced by the segment list (one
  * reference) and, briefly, by a syncer. Index entries point at segments
@@ -44,6 +44,7 @@
 #include "kvd/kit_clock.h"
 #include "kvd/kit_crc32c.h"
 #include "kvd/kit_file.h"
+#include "kvd/kit_ro.h"
 #include "kvd/status.h"
 
 #define ALOG_STATE_BYTES   160
@@ -153,10 +154,9 @@ struct kvd_engine {
     uint64_t synced; /* log position known durable */
     int syncing;     /* a leader is in fdatasync */
 
-    /* read-only after a failed write or fsync */
-    _Atomic int readonly;
-    pthread_mutex_t state_mu;
-    char state[ALOG_STATE_BYTES]; /* guarded by state_mu */
+    /* read-only after a failed write or fsync, or from the open on when
+     * segments are missing (alog_recover.c); fixed pointer, thread-safe */
+    kvd_ro *ro;
 
     /* background thread (everysec sync, hint files, merges) */
     pthread_mutex_t bg_mu;
@@ -244,9 +244,23 @@ void alog_segs_remove_locked(alog_db *db, struct alog_seg *s);
 int alog_write_tmp_file(alog_db *db, const char *path, const void *buf,
                         size_t n);
 
+/* 0 while writable, KVD_EREADONLY once read-only. */
+static inline int
+alog_check_writable(alog_db *db)
+{
+    return kvd_ro_check(db->ro);
+}
+
+/* Why the store is read-only ("" while writable), in buf
+ * (ALOG_STATE_BYTES); returns buf. */
+static inline const char *
+alog_why(alog_db *db, char *buf)
+{
+    kvd_ro_state(db->ro, buf, ALOG_STATE_BYTES);
+    return buf;
+}
+
 /* alog_write.c */
-int alog_fail(alog_db *db, int rc, const char *fmt, ...) KVD_PRINTF(3, 4);
-int alog_check_writable(alog_db *db);
 int alog_put(alog_db *db, const void *key, size_t klen, const void *val,
              size_t vlen, int64_t expire_ms);
 int alog_del(alog_db *db, const void *key, size_t klen);

@@ -117,15 +117,15 @@ write_pending_hints(alog_db *db)
             }
         }
         pthread_mutex_unlock(&db->seg_mu);
-        if (s == NULL || atomic_load(&db->readonly)) {
+        if (s == NULL || alog_check_writable(db) != 0) {
             pthread_mutex_unlock(&db->merge_mu);
             alog_seg_unref(db, s);
             return;
         }
         rc = alog_hint_write(db, s);
         if (rc != 0) {
-            alog_fail(db, rc, "write hint file %s/%08u.hint", db->dir,
-                      (unsigned)s->id);
+            kvd_ro_fail(db->ro, rc, "write hint file %s/%08u.hint", db->dir,
+                        (unsigned)s->id);
         }
         pthread_mutex_unlock(&db->merge_mu);
         alog_seg_unref(db, s);
@@ -239,11 +239,11 @@ db_destroy(alog_db *db)
     free(db->segs);
     alog_index_release(&db->ix);
     kvd_dirlock_release(db->io, db->lock_fd);
+    kvd_ro_destroy(db->ro);
     pthread_mutex_destroy(&db->wlock);
     pthread_mutex_destroy(&db->seg_mu);
     pthread_mutex_destroy(&db->sync_mu);
     pthread_cond_destroy(&db->sync_cv);
-    pthread_mutex_destroy(&db->state_mu);
     pthread_mutex_destroy(&db->bg_mu);
     pthread_cond_destroy(&db->bg_cv);
     pthread_mutex_destroy(&db->merge_mu);
@@ -303,7 +303,6 @@ alog_open(const struct kvd_host *host, const void *opts, const char *dir,
     pthread_mutex_init(&db->seg_mu, NULL);
     pthread_mutex_init(&db->sync_mu, NULL);
     pthread_cond_init(&db->sync_cv, NULL);
-    pthread_mutex_init(&db->state_mu, NULL);
     pthread_mutex_init(&db->bg_mu, NULL);
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -311,7 +310,9 @@ alog_open(const struct kvd_host *host, const void *opts, const char *dir,
     pthread_condattr_destroy(&ca);
     pthread_mutex_init(&db->merge_mu, NULL);
     pthread_mutex_init(&db->manifest_mu, NULL);
-    if (db->dir == NULL || alog_index_init(&db->ix) != 0) {
+    if (db->dir == NULL ||
+        kvd_ro_create(host, "log", NULL, NULL, &db->ro) != 0 ||
+        alog_index_init(&db->ix) != 0) {
         db_destroy(db);
         return kvd_err_set(err, KVD_ENOMEM, "log: out of memory");
     }
@@ -320,7 +321,7 @@ alog_open(const struct kvd_host *host, const void *opts, const char *dir,
         rc = alog_recover(db, err);
     }
     /* read-only from the start (a segment is missing): no new files */
-    if (rc == 0 && !atomic_load(&db->readonly)) {
+    if (rc == 0 && alog_check_writable(db) == 0) {
         rc = start_active(db, err);
         if (rc == 0 && alog_manifest_write(db) != 0) {
             rc = kvd_err_set(err, KVD_EIO, "log: write %s/%s: %s", db->dir,
@@ -348,6 +349,7 @@ fail:
 static int
 alog_close(kvd_engine *db, struct kvd_err *err)
 {
+    char why[ALOG_STATE_BYTES];
     char path[ALOG_PATH_BYTES];
     int rc = 0;
 
@@ -361,7 +363,7 @@ alog_close(kvd_engine *db, struct kvd_err *err)
         pthread_mutex_unlock(&db->bg_mu);
         pthread_join(db->bg, NULL);
     }
-    if (!atomic_load(&db->readonly) && db->active != NULL) {
+    if (alog_check_writable(db) == 0 && db->active != NULL) {
         struct alog_seg *a = db->active;
         if (atomic_load(&a->size) <= ALOG_FILE_HDR_BYTES) {
             /* nothing was written: leave no empty file behind (out of the
@@ -389,14 +391,14 @@ alog_close(kvd_engine *db, struct kvd_err *err)
                 pthread_mutex_unlock(&db->seg_mu);
                 rc = alog_hint_write(db, a);
                 if (rc != 0) {
-                    alog_fail(db, rc, "write hint file %s/%08u.hint", db->dir,
-                              (unsigned)a->id);
+                    kvd_ro_fail(db->ro, rc, "write hint file %s/%08u.hint",
+                                db->dir, (unsigned)a->id);
                 }
             }
         }
     }
     if (rc != 0) {
-        kvd_err_set(err, rc, "log: close %s: %s", db->dir, db->state);
+        kvd_err_set(err, rc, "log: close %s: %s", db->dir, alog_why(db, why));
     }
     db_destroy(db);
     return rc;
@@ -1000,11 +1002,9 @@ alog_stats(kvd_engine *db, struct kvd_engine_stats *out, kvd_stat_fn fn,
                     nsegs * sizeof(struct alog_seg) + sizeof(*db);
     pthread_mutex_unlock(&db->seg_mu);
     st.disk_bytes = data_bytes + hint_bytes;
-    st.readonly = atomic_load(&db->readonly);
+    st.readonly = alog_check_writable(db) != 0;
     st.ready = atomic_load(&db->ready);
-    pthread_mutex_lock(&db->state_mu);
-    memcpy(st.state, db->state, sizeof(st.state));
-    pthread_mutex_unlock(&db->state_mu);
+    kvd_ro_state(db->ro, st.state, sizeof(st.state));
 
     n = out->struct_size < sizeof(st) ? out->struct_size : sizeof(st);
     st.struct_size = out->struct_size;
@@ -1061,14 +1061,15 @@ alog_stats(kvd_engine *db, struct kvd_engine_stats *out, kvd_stat_fn fn,
 static int
 alog_sync_op(kvd_engine *db, struct kvd_err *err)
 {
+    char why[ALOG_STATE_BYTES];
     int rc;
 
-    if (atomic_load(&db->readonly)) {
-        return kvd_err_set(err, KVD_EREADONLY, "log: %s", db->state);
+    if (alog_check_writable(db) != 0) {
+        return kvd_err_set(err, KVD_EREADONLY, "log: %s", alog_why(db, why));
     }
     rc = alog_sync_all(db);
     if (rc != 0) {
-        return kvd_err_set(err, rc, "log: sync: %s", db->state);
+        return kvd_err_set(err, rc, "log: sync: %s", alog_why(db, why));
     }
     return 0;
 }

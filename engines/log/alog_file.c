@@ -6,7 +6,7 @@
  * test can fail any write or fsync. Helpers return 0 or a negative kvd
  * status; they never turn the engine read-only themselves: the caller
  * knows whether the failure lost an acknowledged write and says so through
- * alog_fail().
+ * kvd_ro_fail().
  */
 #include "alog.h"
 

@@ -254,8 +254,8 @@ out_new(struct merge_ctx *m)
     rc = alog_seg_create(db, id, ALOG_FILE_MERGED, 0, 1, &o->seg);
     if (rc != 0) {
         free(o->wbuf);
-        return alog_fail(db, rc, "merge: create %s/%08u.data.tmp", db->dir,
-                         (unsigned)id);
+        return kvd_ro_fail(db->ro, rc, "merge: create %s/%08u.data.tmp",
+                           db->dir, (unsigned)id);
     }
     o->flushed = ALOG_FILE_HDR_BYTES;
     m->nouts++;
@@ -288,8 +288,8 @@ out_append(struct merge_ctx *m, const struct alog_scan_rec *r, int kind,
     if (o->wlen + total > ALOG_MERGE_WBUF_BYTES) {
         rc = out_flush(m, o);
         if (rc != 0) {
-            return alog_fail(db, rc, "merge: write %s/%08u.data.tmp", db->dir,
-                             (unsigned)o->seg->id);
+            return kvd_ro_fail(db->ro, rc, "merge: write %s/%08u.data.tmp",
+                               db->dir, (unsigned)o->seg->id);
         }
     }
     if (total > ALOG_MERGE_WBUF_BYTES) {
@@ -326,8 +326,8 @@ out_append(struct merge_ctx *m, const struct alog_scan_rec *r, int kind,
         }
         free(p);
         if (rc != 0) {
-            return alog_fail(db, rc, "merge: write %s/%08u.data.tmp", db->dir,
-                             (unsigned)o->seg->id);
+            return kvd_ro_fail(db->ro, rc, "merge: write %s/%08u.data.tmp",
+                               db->dir, (unsigned)o->seg->id);
         }
         o->flushed += total;
         alog_count(&db->c.merge_bytes_written, total);
@@ -540,8 +540,8 @@ outs_finish(struct merge_ctx *m)
                                 1);
         }
         if (rc != 0) {
-            return alog_fail(db, rc, "merge: write %s/%08u.data.tmp", db->dir,
-                             (unsigned)o->seg->id);
+            return kvd_ro_fail(db->ro, rc, "merge: write %s/%08u.data.tmp",
+                               db->dir, (unsigned)o->seg->id);
         }
     }
     for (size_t i = 0; i < m->nouts; i++) {
@@ -549,15 +549,15 @@ outs_finish(struct merge_ctx *m)
         alog_seg_path(db, from, o->seg->id, "data.tmp");
         alog_seg_path(db, to, o->seg->id, "data");
         if (db->io->rename(from, to) != 0) {
-            return alog_fail(db, kvd_errno_status(errno), "merge: rename %s",
-                             from);
+            return kvd_ro_fail(db->ro, kvd_errno_status(errno),
+                               "merge: rename %s", from);
         }
         o->renamed = 1;
         alog_seg_path(db, from, o->seg->id, "hint.tmp");
         alog_seg_path(db, to, o->seg->id, "hint");
         if (db->io->rename(from, to) != 0) {
-            return alog_fail(db, kvd_errno_status(errno), "merge: rename %s",
-                             from);
+            return kvd_ro_fail(db->ro, kvd_errno_status(errno),
+                               "merge: rename %s", from);
         }
     }
     rc = alog_fsync_dir(db);
@@ -565,7 +565,7 @@ outs_finish(struct merge_ctx *m)
         rc = commit_write(db, m->in, m->nin);
     }
     if (rc != 0) {
-        return alog_fail(db, rc, "merge: commit in %s", db->dir);
+        return kvd_ro_fail(db->ro, rc, "merge: commit in %s", db->dir);
     }
     return 0;
 }
@@ -591,13 +591,13 @@ inputs_remove(struct merge_ctx *m)
     }
     pthread_mutex_unlock(&db->seg_mu);
     if (rc != 0) {
-        return alog_fail(db, rc, "merge: segment list");
+        return kvd_ro_fail(db->ro, rc, "merge: segment list");
     }
     /* the inputs leave the MANIFEST before their files go */
     rc = alog_manifest_write(db);
     if (rc != 0) {
-        return alog_fail(db, rc, "merge: write %s/%s", db->dir,
-                         ALOG_MANIFEST_FILE);
+        return kvd_ro_fail(db->ro, rc, "merge: write %s/%s", db->dir,
+                           ALOG_MANIFEST_FILE);
     }
     for (size_t i = 0; i < m->nin && rc == 0; i++) {
         rc = unlink_seg_files(db, m->in[i]->id);
@@ -614,7 +614,7 @@ inputs_remove(struct merge_ctx *m)
     }
     if (rc != 0) {
         /* MERGE stays: the next open finishes the removal */
-        return alog_fail(db, rc, "merge: removing inputs in %s", db->dir);
+        return kvd_ro_fail(db->ro, rc, "merge: removing inputs in %s", db->dir);
     }
     return 0;
 }
@@ -674,13 +674,14 @@ out:
 static int
 merge_run(alog_db *db, int all, struct kvd_err *err)
 {
+    char why[ALOG_STATE_BYTES];
     struct merge_ctx m = {.db = db};
     uint64_t in_bytes = 0;
     uint64_t out_bytes = 0;
     int rc;
 
     if (alog_check_writable(db) != 0) {
-        return kvd_err_set(err, KVD_EREADONLY, "log: %s", db->state);
+        return kvd_err_set(err, KVD_EREADONLY, "log: %s", alog_why(db, why));
     }
     m.now = db->host->now_ms(db->host);
     rc = select_inputs(&m, all);
@@ -701,9 +702,9 @@ merge_run(alog_db *db, int all, struct kvd_err *err)
                                merge_rec, &m, &res);
         m.inputs_done += atomic_load(&m.in[i]->size);
         atomic_store(&db->c.merge_done_bytes, m.inputs_done);
-        if (rc != 0 && !atomic_load(&db->readonly)) {
-            alog_fail(db, rc, "merge: reading %s/%08u.data", db->dir,
-                      (unsigned)m.in[i]->id);
+        if (rc != 0 && alog_check_writable(db) == 0) {
+            kvd_ro_fail(db->ro, rc, "merge: reading %s/%08u.data", db->dir,
+                        (unsigned)m.in[i]->id);
         }
     }
     if (rc == 0) {
@@ -718,7 +719,7 @@ merge_run(alog_db *db, int all, struct kvd_err *err)
         pthread_mutex_unlock(&db->seg_mu);
         free(m.in);
         atomic_store(&db->c.merge_running, 0);
-        return kvd_err_set(err, rc, "log: merge failed: %s", db->state);
+        return kvd_err_set(err, rc, "log: merge failed: %s", alog_why(db, why));
     }
     switch_index(&m);
     rc = inputs_remove(&m);
@@ -742,7 +743,7 @@ merge_run(alog_db *db, int all, struct kvd_err *err)
     }
     free(m.in);
     if (rc != 0) {
-        return kvd_err_set(err, rc, "log: merge: %s", db->state);
+        return kvd_err_set(err, rc, "log: merge: %s", alog_why(db, why));
     }
     return 0;
 }
@@ -761,12 +762,13 @@ alog_merge_maybe(alog_db *db)
 int
 alog_merge_all(alog_db *db, struct kvd_err *err)
 {
+    char why[ALOG_STATE_BYTES];
     int rc;
 
     /* seal the active segment so that everything written so far merges */
     rc = alog_roll(db);
     if (rc != 0) {
-        return kvd_err_set(err, rc, "log: compact: %s", db->state);
+        return kvd_err_set(err, rc, "log: compact: %s", alog_why(db, why));
     }
     pthread_mutex_lock(&db->merge_mu);
     rc = merge_run(db, 1, err);

@@ -451,11 +451,11 @@ drop_empty(alog_db *db)
         alog_segs_remove_locked(db, s);
         gone[ngone++] = s;
     }
-    if (ngone > 0 && !atomic_load(&db->readonly)) {
+    if (ngone > 0 && alog_check_writable(db) == 0) {
         rc = alog_manifest_write(db);
     }
     for (size_t i = 0; i < ngone; i++) {
-        if (rc == 0 && !atomic_load(&db->readonly)) {
+        if (rc == 0 && alog_check_writable(db) == 0) {
             alog_seg_path(db, path, gone[i]->id, "hint");
             db->io->unlink(path);
             alog_seg_path(db, path, gone[i]->id, "data");
@@ -472,14 +472,14 @@ drop_empty(alog_db *db)
 static void
 open_read_only(alog_db *db, int missing)
 {
-    pthread_mutex_lock(&db->state_mu);
-    snprintf(db->state, sizeof(db->state),
-             "read-only: %d segment file(s) listed in %s are missing (see "
-             "the log); restore them, or move %s away to accept the loss",
-             missing, ALOG_MANIFEST_FILE, ALOG_MANIFEST_FILE);
-    atomic_store(&db->readonly, 1);
-    pthread_mutex_unlock(&db->state_mu);
-    ALOG_LOG(db, KVD_LOG_ERROR, "log: %s: %s", db->dir, db->state);
+    char why[ALOG_STATE_BYTES];
+
+    kvd_ro_open_readonly(db->ro, KVD_ECORRUPT,
+                         "read-only: %d segment file(s) listed in %s are "
+                         "missing (see the log); restore them, or move %s "
+                         "away to accept the loss",
+                         missing, ALOG_MANIFEST_FILE, ALOG_MANIFEST_FILE);
+    ALOG_LOG(db, KVD_LOG_ERROR, "log: %s: %s", db->dir, alog_why(db, why));
 }
 
 int

@@ -1,6 +1,6 @@
 /*
  * alog_write.c -- the write path of the log engine: put, del, batch,
- * segment roll, group commit and the read-only switch.
+ * segment roll and group commit.
  *
  * Every write encodes its record(s) outside any lock, then under wlock
  * takes sequence numbers, seals the crc, appends with one pwrite at the end
@@ -18,13 +18,12 @@
  * them, so a write whose fsync failed never becomes visible, not even
  * until a restart. A failed write or fsync is never
  * retried (the kernel may have dropped the dirty pages): the engine turns
- * read-only, the failing request gets the error and every later write
- * KVD_EREADONLY. Readers keep working.
+ * read-only (db->ro, kvd/kit_ro.h), the failing request gets the error and
+ * every later write KVD_EREADONLY. Readers keep working.
  */
 #include "alog.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,42 +31,6 @@
 #define ALOG_STACK_REC_BYTES 4096
 /* Keeps offsets inside a segment below 4 GiB (they are u32). */
 #define ALOG_MAX_BATCH_BYTES (ALOG_MAX_VALUE_BYTES + (512u << 20))
-
-int
-alog_fail(alog_db *db, int rc, const char *fmt, ...)
-{
-    char what[ALOG_STATE_BYTES];
-    va_list ap;
-    int first;
-
-    va_start(ap, fmt);
-    vsnprintf(what, sizeof(what), fmt, ap);
-    va_end(ap);
-    pthread_mutex_lock(&db->state_mu);
-    first = !atomic_load(&db->readonly);
-    if (first) {
-        /* a long path may be cut short in the state; the log has it all */
-        if (snprintf(db->state, sizeof(db->state), "read-only: %s: %s", what,
-                     kvd_strerror(rc)) < 0) {
-            db->state[0] = '\0';
-        }
-        atomic_store(&db->readonly, 1);
-    }
-    pthread_mutex_unlock(&db->state_mu);
-    if (first) {
-        ALOG_LOG(db, KVD_LOG_ERROR,
-                 "log: %s: %s; the store is read-only from now on (a failed "
-                 "write or fsync is never retried)",
-                 what, kvd_strerror(rc));
-    }
-    return rc;
-}
-
-int
-alog_check_writable(alog_db *db)
-{
-    return atomic_load(&db->readonly) ? KVD_EREADONLY : 0;
-}
 
 /* ---- index updates (caller holds wlock or is the only writer) ---- */
 
@@ -288,8 +251,8 @@ alog_roll_locked(alog_db *db)
     if (db->io->fdatasync(old->fd) != 0) {
         rc = kvd_errno_status(errno);
         alog_pending_drop_locked(db);
-        return alog_fail(db, rc, "fdatasync %s/%08u.data", db->dir,
-                         (unsigned)old->id);
+        return kvd_ro_fail(db->ro, rc, "fdatasync %s/%08u.data", db->dir,
+                           (unsigned)old->id);
     }
     alog_pending_publish_locked(db, db->written);
     pthread_mutex_lock(&db->sync_mu);
@@ -304,8 +267,8 @@ alog_roll_locked(alog_db *db)
     pthread_mutex_unlock(&db->seg_mu);
     rc = alog_seg_create(db, id, ALOG_FILE_DATA, db->seq + 1, 0, &ns);
     if (rc != 0) {
-        return alog_fail(db, rc, "create segment %s/%08u.data", db->dir,
-                         (unsigned)id);
+        return kvd_ro_fail(db->ro, rc, "create segment %s/%08u.data", db->dir,
+                           (unsigned)id);
     }
     pthread_mutex_lock(&db->seg_mu);
     rc = alog_segs_add_locked(db, ns);
@@ -318,12 +281,13 @@ alog_roll_locked(alog_db *db)
     pthread_mutex_unlock(&db->seg_mu);
     if (rc != 0) {
         alog_seg_unref(db, ns);
-        return alog_fail(db, rc, "add segment %08u", (unsigned)id);
+        return kvd_ro_fail(db->ro, rc, "add segment %08u", (unsigned)id);
     }
     db->active = ns;
     rc = alog_manifest_write(db);
     if (rc != 0) {
-        return alog_fail(db, rc, "write %s/%s", db->dir, ALOG_MANIFEST_FILE);
+        return kvd_ro_fail(db->ro, rc, "write %s/%s", db->dir,
+                           ALOG_MANIFEST_FILE);
     }
     alog_count(&db->c.rolls, 1);
     /* wake the background thread: a sealed segment wants a hint file */
@@ -374,8 +338,8 @@ append_locked(alog_db *db, const unsigned char *buf, uint64_t total,
 
     rc = kvd_file_write_full(db->io, s->fd, buf, total, at);
     if (rc != 0) {
-        return alog_fail(db, rc, "write %s/%08u.data at offset %llu", db->dir,
-                         (unsigned)s->id, (unsigned long long)at);
+        return kvd_ro_fail(db->ro, rc, "write %s/%08u.data at offset %llu",
+                           db->dir, (unsigned)s->id, (unsigned long long)at);
     }
     atomic_store(&s->size, at + total);
     alog_hint_note_locked(db, buf, total, at);
@@ -402,7 +366,7 @@ alog_sync_to(alog_db *db, uint64_t target)
         uint64_t pos;
         int frc = 0;
 
-        if (atomic_load(&db->readonly)) {
+        if (alog_check_writable(db) != 0) {
             rc = KVD_EIO;
             break;
         }
@@ -425,8 +389,8 @@ alog_sync_to(alog_db *db, uint64_t target)
         alog_count(&db->c.fsyncs, 1);
         if (db->io->fdatasync(s->fd) != 0) {
             frc = kvd_errno_status(errno);
-            alog_fail(db, frc, "fdatasync %s/%08u.data", db->dir,
-                      (unsigned)s->id);
+            kvd_ro_fail(db->ro, frc, "fdatasync %s/%08u.data", db->dir,
+                        (unsigned)s->id);
         }
         alog_seg_unref(db, s);
         /* publish (or drop) before anyone learns the position is durable */
@@ -815,6 +779,7 @@ batch_check(const struct kvd_op *ops, size_t n, uint64_t *body,
 int
 alog_batch(alog_db *db, const struct kvd_op *ops, size_t n, struct kvd_err *err)
 {
+    char why[ALOG_STATE_BYTES];
     struct alog_ent **spares = NULL;
     unsigned char *buf = NULL;
     uint64_t body;
@@ -829,7 +794,7 @@ alog_batch(alog_db *db, const struct kvd_op *ops, size_t n, struct kvd_err *err)
         return rc;
     }
     if (alog_check_writable(db) != 0) {
-        return kvd_err_set(err, KVD_EREADONLY, "log: %s", db->state);
+        return kvd_err_set(err, KVD_EREADONLY, "log: %s", alog_why(db, why));
     }
     total = ALOG_REC_HDR_BYTES + body;
     spares = calloc(n, sizeof(*spares));
@@ -902,7 +867,7 @@ alog_batch(alog_db *db, const struct kvd_op *ops, size_t n, struct kvd_err *err)
     }
     if (rc != 0) {
         kvd_err_set(err, rc, "log: batch of %zu ops: %s", n,
-                    rc == KVD_EREADONLY ? db->state : kvd_strerror(rc));
+                    rc == KVD_EREADONLY ? alog_why(db, why) : kvd_strerror(rc));
     }
 out:
     if (spares != NULL) {
