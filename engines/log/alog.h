@@ -17,9 +17,9 @@
  *
  * Lock order (outer first): merge_mu -> wlock -> manifest_mu -> seg_mu ->
  * shard lock.
- * sync_mu is taken either alone or inside wlock (segment roll); the group
- * commit leader releases sync_mu before it takes wlock. bg_mu and the
- * read-only switch's lock are leaves.
+ * The group commit's lock (kvd/kit_commit.h) is a leaf: the roll reports
+ * its fdatasync under wlock; the commit's sync op takes wlock with no
+ * commit lock held. bg_mu and the read-only switch's lock are leaves.
  *
  * Segment lifetime: a segment is referenced by the segment list (one
  * reference) and, briefly, by a syncer. Index entries point at segments
@@ -42,6 +42,7 @@
 #include "kvd/engine.h"
 #include "kvd/host.h"
 #include "kvd/kit_clock.h"
+#include "kvd/kit_commit.h"
 #include "kvd/kit_crc32c.h"
 #include "kvd/kit_file.h"
 #include "kvd/kit_ro.h"
@@ -99,7 +100,6 @@ struct alog_counters {
     _Atomic uint64_t multi_calls;   /* multi() calls */
     _Atomic uint64_t multi_appends; /* appends made by multi() for puts */
     _Atomic uint64_t fsyncs;        /* fdatasync/fsync calls on segments */
-    _Atomic uint64_t sync_waits;    /* writes that waited for a group commit */
     _Atomic uint64_t merges;
     _Atomic uint64_t merge_running;     /* 1 while a merge runs */
     _Atomic uint64_t merge_input_bytes; /* of the running (or last) merge */
@@ -148,11 +148,9 @@ struct kvd_engine {
     size_t segs_cap;
     uint32_t next_id;
 
-    /* group commit; guarded by sync_mu */
-    pthread_mutex_t sync_mu;
-    pthread_cond_t sync_cv;
-    uint64_t synced; /* log position known durable */
-    int syncing;     /* a leader is in fdatasync */
+    /* group commit (sync modes, everysec's thread); NULL until recovery
+     * is done and again once close no longer wants periodic syncs */
+    kvd_commit *commit;
 
     /* read-only after a failed write or fsync, or from the open on when
      * segments are missing (alog_recover.c); fixed pointer, thread-safe */
@@ -269,13 +267,13 @@ int alog_batch(alog_db *db, const struct kvd_op *ops, size_t n,
 /* Puts ops[0..n) (all KVD_MOP_PUT) with one append; sets every status.
  * The caller keeps the records within one chunk (alog_multi). Returns 0. */
 int alog_put_many(alog_db *db, struct kvd_mop *ops, size_t n);
-int alog_sync_to(alog_db *db, uint64_t target);
 /* Publish the pending index changes of records up to log position upto
  * (the fdatasync covering them succeeded), or drop them all (it failed).
  * wlock held. */
 void alog_pending_publish_locked(alog_db *db, uint64_t upto);
 void alog_pending_drop_locked(alog_db *db);
-int alog_sync_all(alog_db *db);
+/* The group commit's operations on the log (ctx: the db). */
+extern const struct kvd_commit_ops alog_commit_ops;
 int alog_roll(alog_db *db);
 int alog_roll_locked(alog_db *db);
 void alog_index_set_locked(alog_db *db, struct alog_shard *sh,

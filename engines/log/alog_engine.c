@@ -11,8 +11,9 @@
  * (background fdatasync) or never. A failed write or fsync turns the
  * engine read-only (alog_write.c).
  *
- * Threads: any number of callers; one background thread for everysec
- * syncs, hint files and merges. Lock order in alog.h.
+ * Threads: any number of callers; one background thread for hint files
+ * and merges, and for sync = everysec the group commit's own syncing
+ * thread (kvd/kit_commit.h). Lock order in alog.h.
  *
  * This file: options table, open/close, background thread, get,
  * iteration, stats, sync, maintain, and the exported vtable (last).
@@ -36,13 +37,16 @@
 
 /* ---- options ---- */
 
-static const char *const alog_sync_choices[] = {"always", "everysec", "never",
-                                                NULL};
+/* alog_opts.sync is handed to the group commit as its mode */
+_Static_assert((int)ALOG_SYNC_ALWAYS == (int)KVD_SYNC_ALWAYS &&
+                   (int)ALOG_SYNC_EVERYSEC == (int)KVD_SYNC_EVERYSEC &&
+                   (int)ALOG_SYNC_NEVER == (int)KVD_SYNC_NEVER,
+               "alog_sync_mode must match kvd_sync_mode");
 static const char *const alog_corrupt_choices[] = {"skip", "fail", NULL};
 
 static const struct kvd_option alog_options[] = {
     {"sync", KVD_OPT_ENUM, "everysec", 0, 0, offsetof(struct alog_opts, sync),
-     alog_sync_choices,
+     kvd_sync_mode_names,
      "always: fdatasync before a write is acknowledged (concurrent writers "
      "share one fdatasync); everysec: a background fdatasync every "
      "sync_interval (a crash loses at most about that much); never: leave "
@@ -136,9 +140,7 @@ static void *
 bg_main(void *arg)
 {
     alog_db *db = arg;
-    int everysec = db->opts.sync == ALOG_SYNC_EVERYSEC;
     int merging = db->opts.merge_ratio > 0;
-    int64_t next_sync = mono_ms() + db->opts.sync_interval;
     int64_t next_merge = mono_ms() + db->opts.merge_interval;
 
     pthread_mutex_lock(&db->bg_mu);
@@ -147,9 +149,6 @@ bg_main(void *arg)
         int64_t wake = now + ALOG_BG_IDLE_MS;
         struct timespec ts;
 
-        if (everysec && next_sync < wake) {
-            wake = next_sync;
-        }
         if (merging && next_merge < wake) {
             wake = next_merge;
         }
@@ -168,10 +167,6 @@ bg_main(void *arg)
         }
         pthread_mutex_unlock(&db->bg_mu);
         now = mono_ms();
-        if (everysec && now >= next_sync) {
-            alog_sync_all(db);
-            next_sync = now + db->opts.sync_interval;
-        }
         write_pending_hints(db);
         if (merging && now >= next_merge) {
             /* expired keys become dead bytes, which merges reclaim */
@@ -230,6 +225,7 @@ db_destroy(alog_db *db)
     if (db == NULL) {
         return;
     }
+    kvd_commit_destroy(db->commit); /* first: its thread syncs segments */
     for (size_t i = 0; i < db->nsegs; i++) {
         alog_seg_unref(db, db->segs[i]);
     }
@@ -242,14 +238,44 @@ db_destroy(alog_db *db)
     kvd_ro_destroy(db->ro);
     pthread_mutex_destroy(&db->wlock);
     pthread_mutex_destroy(&db->seg_mu);
-    pthread_mutex_destroy(&db->sync_mu);
-    pthread_cond_destroy(&db->sync_cv);
     pthread_mutex_destroy(&db->bg_mu);
     pthread_cond_destroy(&db->bg_cv);
     pthread_mutex_destroy(&db->merge_mu);
     pthread_mutex_destroy(&db->manifest_mu);
     free(db->dir);
     free(db);
+}
+
+/* The read-only switch flipped: writers waiting for a group commit that
+ * will not come get KVD_EIO (the failing request itself its own status). */
+static void
+on_readonly(void *ctx)
+{
+    alog_db *db = ctx;
+
+    if (db->commit != NULL) {
+        kvd_commit_fail(db->commit, KVD_EIO);
+    }
+}
+
+/* Group commit, once recovery has a segment to append to. */
+static int
+start_commit(alog_db *db, struct kvd_err *err)
+{
+    struct kvd_commit_conf cc = {
+        .ops = &alog_commit_ops,
+        .ctx = db,
+        .mode = db->opts.sync,
+        .interval_ms = db->opts.sync_interval,
+        .name = "kvd-log-sync",
+    };
+    int rc = kvd_commit_create(&cc, &db->commit, err);
+
+    if (rc == 0 && alog_check_writable(db) != 0) {
+        /* switched during recovery, before there was a commit to tell */
+        kvd_commit_fail(db->commit, KVD_EIO);
+    }
+    return rc;
 }
 
 static int
@@ -301,8 +327,6 @@ alog_open(const struct kvd_host *host, const void *opts, const char *dir,
     db->dir = strdup(dir);
     pthread_mutex_init(&db->wlock, NULL);
     pthread_mutex_init(&db->seg_mu, NULL);
-    pthread_mutex_init(&db->sync_mu, NULL);
-    pthread_cond_init(&db->sync_cv, NULL);
     pthread_mutex_init(&db->bg_mu, NULL);
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -311,7 +335,7 @@ alog_open(const struct kvd_host *host, const void *opts, const char *dir,
     pthread_mutex_init(&db->merge_mu, NULL);
     pthread_mutex_init(&db->manifest_mu, NULL);
     if (db->dir == NULL ||
-        kvd_ro_create(host, "log", NULL, NULL, &db->ro) != 0 ||
+        kvd_ro_create(host, "log", on_readonly, db, &db->ro) != 0 ||
         alog_index_init(&db->ix) != 0) {
         db_destroy(db);
         return kvd_err_set(err, KVD_ENOMEM, "log: out of memory");
@@ -327,6 +351,9 @@ alog_open(const struct kvd_host *host, const void *opts, const char *dir,
             rc = kvd_err_set(err, KVD_EIO, "log: write %s/%s: %s", db->dir,
                              ALOG_MANIFEST_FILE, strerror(errno));
         }
+    }
+    if (rc == 0) {
+        rc = start_commit(db, err);
     }
     if (rc != 0) {
         goto fail;
@@ -363,7 +390,14 @@ alog_close(kvd_engine *db, struct kvd_err *err)
         pthread_mutex_unlock(&db->bg_mu);
         pthread_join(db->bg, NULL);
     }
-    if (alog_check_writable(db) == 0 && db->active != NULL) {
+    if (alog_check_writable(db) == 0 && db->active != NULL &&
+        atomic_load(&db->active->size) > ALOG_FILE_HDR_BYTES) {
+        rc = kvd_commit_sync_all(db->commit);
+    }
+    /* no periodic sync from here on: the active segment may go */
+    kvd_commit_destroy(db->commit);
+    db->commit = NULL;
+    if (rc == 0 && alog_check_writable(db) == 0 && db->active != NULL) {
         struct alog_seg *a = db->active;
         if (atomic_load(&a->size) <= ALOG_FILE_HDR_BYTES) {
             /* nothing was written: leave no empty file behind (out of the
@@ -380,10 +414,9 @@ alog_close(kvd_engine *db, struct kvd_err *err)
             }
             alog_seg_unref(db, a);
         } else {
-            rc = alog_sync_all(db);
             /* sealed segments the background thread did not get to */
             write_pending_hints(db);
-            if (rc == 0 && db->opts.hint_files) {
+            if (db->opts.hint_files) {
                 /* from the entries noted at each append: no scan */
                 pthread_mutex_lock(&db->seg_mu);
                 a->hint_ready = db->ahint;
@@ -982,6 +1015,8 @@ alog_stats(kvd_engine *db, struct kvd_engine_stats *out, kvd_stat_fn fn,
     uint64_t dead = 0;
     uint64_t data_bytes = 0;
     uint64_t hint_bytes = 0;
+    uint64_t syncs;
+    uint64_t sync_waits;
     size_t nsegs;
     size_t n;
 
@@ -1012,6 +1047,8 @@ alog_stats(kvd_engine *db, struct kvd_engine_stats *out, kvd_stat_fn fn,
     if (fn == NULL) {
         return 0;
     }
+    /* fsyncs also counts the roll's, merges' and new files' fdatasyncs */
+    kvd_commit_stats(db->commit, &syncs, &sync_waits);
     fn(ctx, "live_bytes", live);
     fn(ctx, "dead_bytes", dead);
     fn(ctx, "segments", nsegs);
@@ -1029,7 +1066,7 @@ alog_stats(kvd_engine *db, struct kvd_engine_stats *out, kvd_stat_fn fn,
     fn(ctx, "multi_calls", alog_load(&db->c.multi_calls));
     fn(ctx, "multi_appends", alog_load(&db->c.multi_appends));
     fn(ctx, "fsyncs", alog_load(&db->c.fsyncs));
-    fn(ctx, "sync_waits", alog_load(&db->c.sync_waits));
+    fn(ctx, "sync_waits", sync_waits);
     fn(ctx, "rolls", alog_load(&db->c.rolls));
     fn(ctx, "merges", alog_load(&db->c.merges));
     fn(ctx, "merge_running", alog_load(&db->c.merge_running));
@@ -1067,7 +1104,7 @@ alog_sync_op(kvd_engine *db, struct kvd_err *err)
     if (alog_check_writable(db) != 0) {
         return kvd_err_set(err, KVD_EREADONLY, "log: %s", alog_why(db, why));
     }
-    rc = alog_sync_all(db);
+    rc = kvd_commit_sync_all(db->commit);
     if (rc != 0) {
         return kvd_err_set(err, rc, "log: sync: %s", alog_why(db, why));
     }

@@ -9,11 +9,11 @@
  * in the log nothing can fail before the index reflects it.
  *
  * Durability (sync = always): after the append a writer waits until the
- * log position it reached is durable. The first waiter becomes the leader
- * and calls fdatasync for everyone who appended up to that point; the
- * others sleep on sync_cv (group commit). Under sync = always a write is
+ * log position it reached is durable (db->commit, kvd/kit_commit.h: the
+ * first waiter leads one fdatasync for everyone who appended up to that
+ * point, through alog_commit_ops). Under sync = always a write is
  * published to readers only after that fdatasync succeeded: its index
- * change waits in db->pend (log order) and the leader publishes the group
+ * change waits in db->pend (log order) and the sync op publishes the group
  * before it reports the new durable position; a failed fdatasync drops
  * them, so a write whose fsync failed never becomes visible, not even
  * until a restart. A failed write or fsync is never
@@ -255,12 +255,7 @@ alog_roll_locked(alog_db *db)
                            (unsigned)old->id);
     }
     alog_pending_publish_locked(db, db->written);
-    pthread_mutex_lock(&db->sync_mu);
-    if (db->synced < db->written) {
-        db->synced = db->written;
-    }
-    pthread_cond_broadcast(&db->sync_cv);
-    pthread_mutex_unlock(&db->sync_mu);
+    kvd_commit_synced(db->commit, db->written);
 
     pthread_mutex_lock(&db->seg_mu);
     id = db->next_id++;
@@ -354,90 +349,59 @@ append_locked(alog_db *db, const unsigned char *buf, uint64_t total,
 
 /* ---- group commit ---- */
 
-int
-alog_sync_to(alog_db *db, uint64_t target)
+static uint64_t
+commit_position(void *ctx)
 {
+    alog_db *db = ctx;
+    uint64_t pos;
+
+    pthread_mutex_lock(&db->wlock);
+    pos = db->written;
+    pthread_mutex_unlock(&db->wlock);
+    return pos;
+}
+
+static int
+commit_sync(void *ctx, uint64_t *pos)
+{
+    alog_db *db = ctx;
+    struct alog_seg *s;
     int rc = 0;
-    int waited = 0;
 
-    pthread_mutex_lock(&db->sync_mu);
-    while (db->synced < target) {
-        struct alog_seg *s;
-        uint64_t pos;
-        int frc = 0;
+    /* everything appended so far is in the active segment or in a sealed
+     * one that the roll already synced */
+    pthread_mutex_lock(&db->wlock);
+    s = db->active;
+    alog_seg_ref(s);
+    *pos = db->written;
+    pthread_mutex_unlock(&db->wlock);
 
-        if (alog_check_writable(db) != 0) {
-            rc = KVD_EIO;
-            break;
-        }
-        if (db->syncing) {
-            waited = 1;
-            pthread_cond_wait(&db->sync_cv, &db->sync_mu);
-            continue;
-        }
-        db->syncing = 1;
-        pthread_mutex_unlock(&db->sync_mu);
-
-        /* everything appended so far is in the active segment or in a
-         * sealed one that the roll already synced */
-        pthread_mutex_lock(&db->wlock);
-        s = db->active;
-        alog_seg_ref(s);
-        pos = db->written;
-        pthread_mutex_unlock(&db->wlock);
-
-        alog_count(&db->c.fsyncs, 1);
-        if (db->io->fdatasync(s->fd) != 0) {
-            frc = kvd_errno_status(errno);
-            kvd_ro_fail(db->ro, frc, "fdatasync %s/%08u.data", db->dir,
-                        (unsigned)s->id);
-        }
-        alog_seg_unref(db, s);
-        /* publish (or drop) before anyone learns the position is durable */
-        pthread_mutex_lock(&db->wlock);
-        if (frc == 0) {
-            alog_pending_publish_locked(db, pos);
-        } else {
-            alog_pending_drop_locked(db);
-        }
-        pthread_mutex_unlock(&db->wlock);
-
-        pthread_mutex_lock(&db->sync_mu);
-        db->syncing = 0;
-        if (frc == 0 && db->synced < pos) {
-            db->synced = pos;
-        }
-        pthread_cond_broadcast(&db->sync_cv);
-        if (frc != 0) {
-            rc = frc;
-            break;
-        }
+    alog_count(&db->c.fsyncs, 1);
+    if (db->io->fdatasync(s->fd) != 0) {
+        rc = kvd_ro_fail(db->ro, kvd_errno_status(errno),
+                         "fdatasync %s/%08u.data", db->dir, (unsigned)s->id);
     }
-    pthread_mutex_unlock(&db->sync_mu);
-    if (waited) {
-        alog_count(&db->c.sync_waits, 1);
+    alog_seg_unref(db, s);
+    /* publish (or drop) before anyone learns the position is durable */
+    pthread_mutex_lock(&db->wlock);
+    if (rc == 0) {
+        alog_pending_publish_locked(db, *pos);
+    } else {
+        alog_pending_drop_locked(db);
     }
+    pthread_mutex_unlock(&db->wlock);
     return rc;
 }
 
-int
-alog_sync_all(alog_db *db)
-{
-    uint64_t target;
-
-    pthread_mutex_lock(&db->wlock);
-    target = db->written;
-    pthread_mutex_unlock(&db->wlock);
-    return alog_sync_to(db, target);
-}
+const struct kvd_commit_ops alog_commit_ops = {
+    .position = commit_position,
+    .sync = commit_sync,
+};
 
 static int
 finish_write(alog_db *db, int rc, uint64_t target)
 {
-    if (rc == 0 && db->opts.sync == ALOG_SYNC_ALWAYS) {
-        rc = alog_sync_to(db, target);
-    }
-    return rc;
+    return rc == 0 ? kvd_commit_ack(db->commit, target) : rc;
 }
 
 /* ---- operations ---- */
