@@ -81,7 +81,7 @@ prepare(const char *dir)
     char v[160];
 
     prep_opts(&o, 0);
-    e = lt_open(vt, dir, &o);
+    e = th_engine_open(vt, dir, &o);
     assert_int_equal(vt->put(e, "victim", 6, "old", 3, 0), 0);
     for (int i = 0; i < 60; i++) {
         snprintf(k, sizeof(k), "fill%02d", i);
@@ -115,7 +115,7 @@ prepare(const char *dir)
      * (WAL) holds the newest writes */
     assert_true(th_stat(vt, e, "l0_tables") >= 2);
     assert_true(th_stat(vt, e, "memtable_bytes") > 0);
-    lt_close(vt, e);
+    th_engine_close(vt, e);
 }
 
 static void
@@ -339,7 +339,7 @@ fault_every_step(const char *root, bool sync_fault)
         assert_int_equal(mkdir(dir, 0755), 0);
         assert_int_equal(th_copy_dir(base, dir), 0);
         prep_opts(&o, 0);
-        e = lt_open(vt, dir, &o);
+        e = th_engine_open(vt, dir, &o);
         write_extras(e);
         th_io_reset();
         if (sync_fault) {
@@ -358,11 +358,11 @@ fault_every_step(const char *root, bool sync_fault)
             verify_ro(e, n, 1); /* reads still work, and see everything */
         }
         vt->close(e, NULL);
-        e = lt_open(vt, dir, &o);
+        e = th_engine_open(vt, dir, &o);
         verify(e, n);
         assert_int_equal(vt->maintain(e, KVD_MAINT_COMPACT, &err), 0);
         verify(e, n);
-        lt_close(vt, e);
+        th_engine_close(vt, e);
         th_rmrf(dir);
     }
     print_message("failing %s at %ld points of a compaction\n",

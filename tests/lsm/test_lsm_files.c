@@ -95,11 +95,11 @@ test_lsm_missing_live_wal_refuses_open(void **state)
 
     lt_opts_default(&o);
     o.sync = LSM_SYNC_ALWAYS;
-    e = lt_open(vt, dir, &o);
+    e = th_engine_open(vt, dir, &o);
     put_keys(e, "table", 50);
     assert_int_equal(vt->maintain(e, KVD_MAINT_COMPACT, &err), 0);
     put_keys(e, "walonly", 20); /* in the memtable and the WAL only */
-    lt_close(vt, e);
+    th_engine_close(vt, e);
     assert_true(remove_wals(dir) >= 1);
 
     e = NULL;
@@ -114,16 +114,16 @@ test_lsm_missing_live_wal_refuses_open(void **state)
     /* corruption = skip opens without them, and says so */
     o.corruption = LSM_CORRUPT_SKIP;
     th_log_clear();
-    e = lt_open(vt, dir, &o);
+    e = th_engine_open(vt, dir, &o);
     assert_true(th_log_contains("is missing: the writes it held"));
     assert_int_equal(count_keys(e, "table", 50), 50);
     assert_int_equal(count_keys(e, "walonly", 20), 0);
-    lt_close(vt, e);
+    th_engine_close(vt, e);
     /* and the store it wrote is whole again */
     o.corruption = LSM_CORRUPT_STOP;
-    e = lt_open(vt, dir, &o);
+    e = th_engine_open(vt, dir, &o);
     assert_int_equal(count_keys(e, "table", 50), 50);
-    lt_close(vt, e);
+    th_engine_close(vt, e);
 }
 
 static void
@@ -152,7 +152,7 @@ test_lsm_disk_full_write_retried_when_space_returns(void **state)
 
     lt_opts_default(&o);
     o.sync = LSM_SYNC_ALWAYS;
-    e = lt_open(vt, dir, &o);
+    e = th_engine_open(vt, dir, &o);
     put_keys(e, "before", 10);
     th_log_clear();
     atomic_store(&th_io.full_disk, 1);
@@ -170,17 +170,17 @@ test_lsm_disk_full_write_retried_when_space_returns(void **state)
     assert_int_equal(st.readonly, 0);
     assert_string_equal(st.state, "");
     assert_true(th_log_contains("writable again"));
-    lt_close(vt, e);
+    th_engine_close(vt, e);
 
     /* what the failed appends left is gone: a paranoid reopen finds no
      * damage, the acknowledged writes and nothing else */
     o.corruption = LSM_CORRUPT_PARANOID;
-    e = lt_open(vt, dir, &o);
+    e = th_engine_open(vt, dir, &o);
     assert_int_equal(count_keys(e, "before", 10), 10);
     assert_int_equal(count_keys(e, "after", 10), 10);
     assert_int_equal(count_keys(e, "full", 1), 0);
     assert_int_equal(th_stat(vt, e, "corrupt_records"), 0);
-    lt_close(vt, e);
+    th_engine_close(vt, e);
 }
 
 /* An I/O error is not a full disk: it stays read-only. */
@@ -192,14 +192,14 @@ test_lsm_write_error_is_not_retried(void **state)
     kvd_engine *e;
 
     lt_opts_default(&o);
-    e = lt_open(vt, dir, &o);
+    e = th_engine_open(vt, dir, &o);
     atomic_store(&th_io.fail_errno, EIO);
     atomic_store(&th_io.fail_write_at, atomic_load(&th_io.writes) + 1);
     assert_int_equal(vt->put(e, "k", 1, "v", 1, 0), KVD_EIO);
     th_io_reset();
     assert_int_equal(vt->put(e, "k", 1, "v", 1, 0), KVD_EREADONLY);
     expect_readonly(e, "I/O error");
-    lt_close(vt, e);
+    th_engine_close(vt, e);
 }
 
 /* A store on a full disk still opens, read-only, with everything it
@@ -213,27 +213,27 @@ test_lsm_opens_read_only_on_a_full_disk(void **state)
     kvd_engine *e;
 
     lt_opts_default(&o);
-    e = lt_open(vt, dir, &o);
+    e = th_engine_open(vt, dir, &o);
     put_keys(e, "table", 30);
     assert_int_equal(vt->maintain(e, KVD_MAINT_COMPACT, &err), 0);
     put_keys(e, "wal", 30);
-    lt_close(vt, e);
+    th_engine_close(vt, e);
 
     th_log_clear();
     atomic_store(&th_io.full_disk, 1);
-    e = lt_open(vt, dir, &o);
+    e = th_engine_open(vt, dir, &o);
     assert_true(th_log_contains("opened read-only"));
     expect_readonly(e, "no space left on device");
     assert_int_equal(count_keys(e, "table", 30), 30);
     assert_int_equal(count_keys(e, "wal", 30), 30);
     assert_int_equal(vt->put(e, "new", 3, "v", 1, 0), KVD_EREADONLY);
-    lt_close(vt, e);
+    th_engine_close(vt, e);
 
     th_io_reset();
-    e = lt_open(vt, dir, &o);
+    e = th_engine_open(vt, dir, &o);
     assert_int_equal(count_keys(e, "wal", 30), 30);
     assert_int_equal(vt->put(e, "new", 3, "v", 1, 0), 0);
-    lt_close(vt, e);
+    th_engine_close(vt, e);
 }
 
 /* A read-only file system is reported as such: at open (read-only, data
@@ -246,25 +246,25 @@ test_lsm_read_only_file_system_is_reported_as_such(void **state)
     kvd_engine *e;
 
     lt_opts_default(&o);
-    e = lt_open(vt, dir, &o);
+    e = th_engine_open(vt, dir, &o);
     put_keys(e, "k", 20);
-    lt_close(vt, e);
+    th_engine_close(vt, e);
 
     atomic_store(&th_io.readonly_fs, 1);
-    e = lt_open(vt, dir, &o);
+    e = th_engine_open(vt, dir, &o);
     expect_readonly(e, "read-only file system");
     assert_int_equal(count_keys(e, "k", 20), 20);
     assert_int_equal(vt->put(e, "x", 1, "v", 1, 0), KVD_EREADONLY);
-    lt_close(vt, e);
+    th_engine_close(vt, e);
 
     th_io_reset();
-    e = lt_open(vt, dir, &o);
+    e = th_engine_open(vt, dir, &o);
     atomic_store(&th_io.fail_errno, EROFS);
     atomic_store(&th_io.fail_write_at, atomic_load(&th_io.writes) + 1);
     assert_int_equal(vt->put(e, "x", 1, "v", 1, 0), KVD_EROFS);
     expect_readonly(e, "read-only file system");
     th_io_reset();
-    lt_close(vt, e);
+    th_engine_close(vt, e);
 }
 
 int

@@ -28,7 +28,7 @@ static const struct kvd_engine_vtable *vt;
 static uint64_t seed;
 
 struct run {
-    struct lt_rng r;
+    struct th_rng r;
     struct lt_model m;
     struct lsm_opts o;
     const char *dir;
@@ -41,9 +41,9 @@ struct run {
 static size_t
 pick_key(struct run *rn, char *k)
 {
-    uint64_t x = lt_below(&rn->r, NKEYS);
+    uint64_t x = th_below(&rn->r, NKEYS);
 
-    if (lt_below(&rn->r, 20) == 0) {
+    if (th_below(&rn->r, 20) == 0) {
         /* keys with a NUL inside, next to their C-string twins */
         k[0] = 'b';
         k[1] = '\0';
@@ -58,22 +58,22 @@ pick_value(struct run *rn, char *v, size_t cap)
 {
     size_t n;
 
-    switch (lt_below(&rn->r, 20)) {
+    switch (th_below(&rn->r, 20)) {
     case 0:
         n = 0;
         break;
     case 1:
-        n = 5000 + (size_t)lt_below(&rn->r, 15000); /* bigger than a block */
+        n = 5000 + (size_t)th_below(&rn->r, 15000); /* bigger than a block */
         break;
     default:
-        n = (size_t)lt_below(&rn->r, 300);
+        n = (size_t)th_below(&rn->r, 300);
         break;
     }
     if (n > cap) {
         n = cap;
     }
     for (size_t i = 0; i < n; i++) {
-        v[i] = (char)lt_next(&rn->r);
+        v[i] = (char)th_next(&rn->r);
     }
     return n;
 }
@@ -81,12 +81,12 @@ pick_value(struct run *rn, char *v, size_t cap)
 static int64_t
 pick_expiry(struct run *rn)
 {
-    switch (lt_below(&rn->r, 12)) {
+    switch (th_below(&rn->r, 12)) {
     case 0:
-        return rn->now - 1 - (int64_t)lt_below(&rn->r, 1000); /* expired */
+        return rn->now - 1 - (int64_t)th_below(&rn->r, 1000); /* expired */
     case 1:
     case 2:
-        return rn->now + 1 + (int64_t)lt_below(&rn->r, 3000);
+        return rn->now + 1 + (int64_t)th_below(&rn->r, 3000);
     default:
         return 0;
     }
@@ -184,7 +184,7 @@ do_batch(struct run *rn, char *v, size_t vcap)
 {
     struct kvd_op ops[8];
     char keys[8][32];
-    size_t n = 1 + (size_t)lt_below(&rn->r, 8);
+    size_t n = 1 + (size_t)th_below(&rn->r, 8);
     size_t used = 0;
     struct kvd_err err;
     int rc;
@@ -193,7 +193,7 @@ do_batch(struct run *rn, char *v, size_t vcap)
         size_t kn = pick_key(rn, keys[i]);
         ops[i].key = keys[i];
         ops[i].klen = kn;
-        if (lt_below(&rn->r, 3) == 0) {
+        if (th_below(&rn->r, 3) == 0) {
             ops[i].type = KVD_OP_DEL;
             ops[i].val = NULL;
             ops[i].vlen = 0;
@@ -233,14 +233,14 @@ do_iter(struct run *rn)
     size_t kn = pick_key(rn, k);
     int rc;
 
-    switch (lt_below(&rn->r, 3)) {
+    switch (th_below(&rn->r, 3)) {
     case 0:
         snprintf(rn->what, sizeof(rn->what), "iterate from %.*s", (int)kn, k);
         rc =
             lt_check_iter(vt, rn->e, &rn->m, rn->now, k, kn, NULL, 0, rn->what);
         break;
     case 1:
-        kn = kn > 2 ? 2 + (size_t)lt_below(&rn->r, kn - 2) : kn;
+        kn = kn > 2 ? 2 + (size_t)th_below(&rn->r, kn - 2) : kn;
         snprintf(rn->what, sizeof(rn->what), "iterate prefix %.*s", (int)kn, k);
         rc =
             lt_check_iter(vt, rn->e, &rn->m, rn->now, NULL, 0, k, kn, rn->what);
@@ -260,8 +260,8 @@ do_iter(struct run *rn)
 static void
 reopen(struct run *rn)
 {
-    lt_close(vt, rn->e);
-    rn->e = lt_open(vt, rn->dir, &rn->o);
+    th_engine_close(vt, rn->e);
+    rn->e = th_engine_open(vt, rn->dir, &rn->o);
 }
 
 static void
@@ -281,8 +281,8 @@ test_lsm_model_random_ops(void **state)
     rn.now = T0_MS;
     th_clock_set(rn.now);
     lt_opts_tiny(&rn.o);
-    rn.o.bloom_bits_per_key = lt_below(&rn.r, 3) == 0 ? 0 : 10;
-    switch (lt_below(&rn.r, 3)) {
+    rn.o.bloom_bits_per_key = th_below(&rn.r, 3) == 0 ? 0 : 10;
+    switch (th_below(&rn.r, 3)) {
     case 0:
         rn.o.block_cache_size = 0;
         break;
@@ -293,15 +293,15 @@ test_lsm_model_random_ops(void **state)
         break;
     }
     /* 16: no reader kept by a file object, all through the LRU */
-    rn.o.max_open_files = lt_below(&rn.r, 2) == 0 ? 16 : 1000;
+    rn.o.max_open_files = th_below(&rn.r, 2) == 0 ? 16 : 1000;
     print_message("bloom_bits_per_key %lld, block_cache_size %llu, "
                   "max_open_files %lld\n",
                   (long long)rn.o.bloom_bits_per_key,
                   (unsigned long long)rn.o.block_cache_size,
                   (long long)rn.o.max_open_files);
-    rn.e = lt_open(vt, rn.dir, &rn.o);
+    rn.e = th_engine_open(vt, rn.dir, &rn.o);
     for (rn.step = 0; rn.step < steps; rn.step++) {
-        uint64_t x = lt_below(&rn.r, 10000);
+        uint64_t x = th_below(&rn.r, 10000);
         if (x < 4400) {
             do_put(&rn, v, 64 * 1024);
         } else if (x < 6200) {
@@ -316,7 +316,7 @@ test_lsm_model_random_ops(void **state)
         } else if (x < 9700) {
             do_iter(&rn);
         } else if (x < 9940) {
-            rn.now += (int64_t)lt_below(&rn.r, 1500);
+            rn.now += (int64_t)th_below(&rn.r, 1500);
             th_clock_set(rn.now);
         } else if (x < 9970) {
             int op = x < 9960 ? KVD_MAINT_COMPACT : KVD_MAINT_EXPIRE;
@@ -355,7 +355,7 @@ test_lsm_model_random_ops(void **state)
     reopen(&rn);
     snprintf(rn.what, sizeof(rn.what), "final reopen");
     check_all(&rn);
-    lt_close(vt, rn.e);
+    th_engine_close(vt, rn.e);
     lt_model_free(&rn.m);
     free(v);
     th_clock_set(0);

@@ -123,7 +123,7 @@ test_multi_mixed_ops_one_wal_record(void **state)
     kvd_engine *e;
 
     lt_opts_default(&o);
-    e = lt_open(vt, *state, &o);
+    e = th_engine_open(vt, *state, &o);
     put_str(e, "have", "old");
     put_str(e, "doomed", "x");
     ops[0] = mop(KVD_MOP_PUT, "a", "1");
@@ -155,10 +155,10 @@ test_multi_mixed_ops_one_wal_record(void **state)
     assert_int_equal(get_str(e, "have", "new"), 0);
     assert_int_equal(get_str(e, "empty", ""), 0);
     assert_int_equal(get_str(e, "doomed", "x"), KVD_ENOTFOUND);
-    lt_close(vt, e);
+    th_engine_close(vt, e);
 
     /* the WAL replay gives the same */
-    e = lt_open(vt, *state, &o);
+    e = th_engine_open(vt, *state, &o);
     assert_int_equal(get_str(e, "a", "1"), 0);
     assert_int_equal(get_str(e, "b", "2"), 0);
     assert_int_equal(get_str(e, "have", "new"), 0);
@@ -167,7 +167,7 @@ test_multi_mixed_ops_one_wal_record(void **state)
     assert_int_equal(get_str(e, "doomed", "x"), KVD_ENOTFOUND);
     th_clock_set(T0_MS + 60000);
     assert_int_equal(get_str(e, "timed", "t"), KVD_ENOTFOUND);
-    lt_close(vt, e);
+    th_engine_close(vt, e);
 }
 
 /* A GET of a key the call wrote before sees it: the writes before it
@@ -180,7 +180,7 @@ test_multi_get_sees_earlier_put_and_del(void **state)
     kvd_engine *e;
 
     lt_opts_default(&o);
-    e = lt_open(vt, *state, &o);
+    e = th_engine_open(vt, *state, &o);
     put_str(e, "gone", "still here");
     ops[0] = mop(KVD_MOP_PUT, "k", "fresh");
     ops[1] = mop(KVD_MOP_DEL, "gone", NULL);
@@ -196,7 +196,7 @@ test_multi_get_sees_earlier_put_and_del(void **state)
     assert_int_equal(ops[5].status, 0);
     release_all(ops, 6);
     assert_int_equal(get_str(e, "last", "l"), 0);
-    lt_close(vt, e);
+    th_engine_close(vt, e);
 }
 
 static void
@@ -207,7 +207,7 @@ test_multi_same_key_repeated(void **state)
     kvd_engine *e;
 
     lt_opts_default(&o);
-    e = lt_open(vt, *state, &o);
+    e = th_engine_open(vt, *state, &o);
     put_str(e, "k", "stored");
     ops[0] = mop(KVD_MOP_DEL, "k", NULL); /* found in the store */
     ops[1] = mop(KVD_MOP_DEL, "k", NULL); /* gone by the first */
@@ -233,10 +233,10 @@ test_multi_same_key_repeated(void **state)
     release_all(ops, 10);
     /* two tombstones were written: the deletes that found the key */
     assert_int_equal(th_stat(vt, e, "dels"), 2);
-    lt_close(vt, e);
-    e = lt_open(vt, *state, &o);
+    th_engine_close(vt, e);
+    e = th_engine_open(vt, *state, &o);
     assert_int_equal(get_str(e, "k", "4444"), 0);
-    lt_close(vt, e);
+    th_engine_close(vt, e);
 }
 
 /* A DEL answers as del() does wherever the key lives, expired or not,
@@ -250,7 +250,7 @@ test_multi_del_reports_existence_like_del(void **state)
     kvd_engine *e;
 
     lt_opts_default(&o);
-    e = lt_open(vt, *state, &o);
+    e = th_engine_open(vt, *state, &o);
     put_str(e, "intable", "t");
     assert_int_equal(vt->put(e, "expired", 7, "e", 1, T0_MS + 10), 0);
     assert_int_equal(vt->put(e, "tomb", 4, "x", 1, 0), 0);
@@ -292,7 +292,7 @@ test_multi_del_reports_existence_like_del(void **state)
     release_all(ops, 8);
     assert_int_equal(get_str(e, "inmem", "m"), KVD_ENOTFOUND);
     assert_int_equal(get_str(e, "long", "l"), KVD_ENOTFOUND);
-    lt_close(vt, e);
+    th_engine_close(vt, e);
 }
 
 /* Many keys over tiny memtables, so that flushes and compactions run
@@ -309,7 +309,7 @@ test_multi_many_keys_through_flushes_and_reopen(void **state)
 
     assert_non_null(ops);
     lt_opts_tiny(&o);
-    e = lt_open(vt, *state, &o);
+    e = th_engine_open(vt, *state, &o);
     for (int i = 0; i < K; i++) {
         snprintf(keys[i], sizeof(keys[i]), "many%04d", i);
     }
@@ -342,13 +342,13 @@ test_multi_many_keys_through_flushes_and_reopen(void **state)
         release_all(ops, n);
     }
     assert_true(th_stat(vt, e, "flushes") > 0);
-    lt_close(vt, e);
-    e = lt_open(vt, *state, &o);
+    th_engine_close(vt, e);
+    e = th_engine_open(vt, *state, &o);
     for (int i = 0; i < K; i++) {
         assert_int_equal(get_str(e, keys[i], vals[CALLS - 1][i]),
                          i % 3 == 0 ? KVD_ENOTFOUND : 0);
     }
-    lt_close(vt, e);
+    th_engine_close(vt, e);
     free(ops);
 }
 
@@ -367,7 +367,7 @@ test_multi_sync_always_one_fdatasync(void **state)
 
     lt_opts_default(&o);
     o.sync = LSM_SYNC_ALWAYS;
-    e = lt_open(vt, *state, &o);
+    e = th_engine_open(vt, *state, &o);
     put_str(e, "before", "b");
     for (int i = 0; i < N; i++) {
         snprintf(keys[i], sizeof(keys[i]), "sync%02d", i);
@@ -393,15 +393,15 @@ test_multi_sync_always_one_fdatasync(void **state)
     assert_int_equal(ops[0].status, KVD_ENOTFOUND);
     assert_got(&ops[1], keys[0]);
     release_all(ops, 2);
-    lt_close(vt, e);
+    th_engine_close(vt, e);
 
-    e = lt_open(vt, *state, &o);
+    e = th_engine_open(vt, *state, &o);
     for (int i = 0; i < N; i++) {
         assert_int_equal(get_str(e, keys[i], keys[i]),
                          i % 4 == 3 ? KVD_ENOTFOUND : 0);
     }
     assert_int_equal(get_str(e, "before", "b"), KVD_ENOTFOUND);
-    lt_close(vt, e);
+    th_engine_close(vt, e);
 }
 
 /* A failed WAL write fails the writes of its record with the write's
@@ -415,7 +415,7 @@ test_multi_failed_write_then_read_only(void **state)
     kvd_engine *e;
 
     lt_opts_default(&o);
-    e = lt_open(vt, *state, &o);
+    e = th_engine_open(vt, *state, &o);
     put_str(e, "have", "h");
     atomic_store(&th_io.fail_errno, EIO);
     atomic_store(&th_io.fail_write_at, atomic_load(&th_io.writes) + 1);
@@ -460,7 +460,7 @@ test_multi_failed_sync_fails_every_write(void **state)
 
     lt_opts_default(&o);
     o.sync = LSM_SYNC_ALWAYS;
-    e = lt_open(vt, *state, &o);
+    e = th_engine_open(vt, *state, &o);
     put_str(e, "have", "h");
     atomic_store(&th_io.fail_errno, EIO);
     atomic_store(&th_io.fail_sync_at, atomic_load(&th_io.syncs) + 1);
@@ -539,7 +539,7 @@ test_multi_concurrent_deleters_each_key_once(void **state)
     kvd_engine *e;
 
     lt_opts_default(&o);
-    e = lt_open(vt, *state, &o);
+    e = th_engine_open(vt, *state, &o);
     for (int i = 0; i < RACE_KEYS; i++) {
         snprintf(keys[i], sizeof(keys[i]), "race%05d", i);
         put_str(e, keys[i], "v");
@@ -562,7 +562,7 @@ test_multi_concurrent_deleters_each_key_once(void **state)
         }
     }
     assert_int_equal(th_stat(vt, e, "dels"), RACE_KEYS);
-    lt_close(vt, e);
+    th_engine_close(vt, e);
 }
 
 int

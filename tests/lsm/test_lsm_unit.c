@@ -77,7 +77,7 @@ log_build(unsigned char **recs, const size_t *lens, size_t n, size_t *size,
 }
 
 static void
-make_recs(struct lt_rng *r, unsigned char **recs, size_t *lens, size_t n)
+make_recs(struct th_rng *r, unsigned char **recs, size_t *lens, size_t n)
 {
     /* sizes that end exactly at a block, leave < 7 bytes, span blocks */
     static const size_t fixed[] = {0,
@@ -88,11 +88,11 @@ make_recs(struct lt_rng *r, unsigned char **recs, size_t *lens, size_t n)
                                    LSM_LOG_BLOCK_BYTES - 7};
     for (size_t i = 0; i < n; i++) {
         lens[i] =
-            i < sizeof(fixed) / sizeof(fixed[0]) ? fixed[i] : lt_below(r, 3000);
+            i < sizeof(fixed) / sizeof(fixed[0]) ? fixed[i] : th_below(r, 3000);
         recs[i] = malloc(lens[i] + 1);
         assert_non_null(recs[i]);
         for (size_t j = 0; j < lens[i]; j++) {
-            recs[i][j] = (unsigned char)(lt_next(r) >> 7);
+            recs[i][j] = (unsigned char)(th_next(r) >> 7);
         }
     }
 }
@@ -100,7 +100,7 @@ make_recs(struct lt_rng *r, unsigned char **recs, size_t *lens, size_t n)
 static void
 test_wal_records_roundtrip_across_blocks(void **state)
 {
-    struct lt_rng r = {seed};
+    struct th_rng r = {seed};
     unsigned char *recs[40];
     size_t lens[40];
     struct lsm_logr rd;
@@ -133,7 +133,7 @@ test_wal_records_roundtrip_across_blocks(void **state)
 static void
 test_wal_truncated_at_every_offset_keeps_whole_records(void **state)
 {
-    struct lt_rng r = {seed + 1};
+    struct th_rng r = {seed + 1};
     unsigned char *recs[12];
     size_t lens[12];
     size_t offs[12];
@@ -182,7 +182,7 @@ test_wal_truncated_at_every_offset_keeps_whole_records(void **state)
 static void
 test_wal_flipped_byte_is_counted_and_skipped(void **state)
 {
-    struct lt_rng r = {seed + 2};
+    struct th_rng r = {seed + 2};
     unsigned char *recs[20];
     size_t lens[20];
     size_t offs[20];
@@ -291,7 +291,7 @@ test_wal_writer_one_pwrite_per_record(void **state)
 /* n records of random, never-zero bytes (so a cut record cannot come
  * back whole from the zeros after it) */
 static void
-make_nonzero_recs(struct lt_rng *r, unsigned char **recs, size_t *lens,
+make_nonzero_recs(struct th_rng *r, unsigned char **recs, size_t *lens,
                   size_t n)
 {
     make_recs(r, recs, lens, n);
@@ -304,7 +304,7 @@ make_nonzero_recs(struct lt_rng *r, unsigned char **recs, size_t *lens,
 
 /* Give record i a new length of n never-zero bytes. */
 static void
-resize_rec(struct lt_rng *r, unsigned char **recs, size_t *lens, size_t i,
+resize_rec(struct th_rng *r, unsigned char **recs, size_t *lens, size_t i,
            size_t n)
 {
     free(recs[i]);
@@ -312,7 +312,7 @@ resize_rec(struct lt_rng *r, unsigned char **recs, size_t *lens, size_t i,
     assert_non_null(recs[i]);
     lens[i] = n;
     for (size_t j = 0; j < n; j++) {
-        recs[i][j] = (unsigned char)(lt_next(r) >> 7) | 1;
+        recs[i][j] = (unsigned char)(th_next(r) >> 7) | 1;
     }
 }
 
@@ -329,7 +329,7 @@ test_wal_zero_tail_is_the_end_not_damage(void **state)
 {
     static const size_t tails[] = {
         1, 6, 7, 100, LSM_LOG_BLOCK_BYTES, 3 * LSM_LOG_BLOCK_BYTES + 5};
-    struct lt_rng r = {seed + 3};
+    struct th_rng r = {seed + 3};
     unsigned char *recs[12];
     size_t lens[12];
     unsigned char *buf;
@@ -371,7 +371,7 @@ test_wal_zero_tail_is_the_end_not_damage(void **state)
 static void
 test_wal_cut_at_every_offset_before_zeros(void **state)
 {
-    struct lt_rng r = {seed + 4};
+    struct th_rng r = {seed + 4};
     unsigned char *recs[12];
     size_t lens[12];
     size_t offs[12];
@@ -438,7 +438,7 @@ test_wal_cut_at_every_offset_before_zeros(void **state)
 static void
 test_wal_zeros_before_a_record_are_damage(void **state)
 {
-    struct lt_rng r = {seed + 5};
+    struct th_rng r = {seed + 5};
     unsigned char *recs[20];
     size_t lens[20];
     size_t offs[20];
@@ -669,7 +669,7 @@ mem_reader(void *arg)
         struct lsm_mhit h;
         lsm_it *it;
         if (pub > 0) {
-            x = lt_mix(x);
+            x = th_mix(x);
             race_key(x % pub + 1, key);
             if (lsm_mem_get(mr->m, key, 9, LSM_SEQ_MAX, &h) != 0 ||
                 h.val.n != 9 || memcmp(h.val.p, key, 9) != 0) {
@@ -984,9 +984,9 @@ test_manifest_new_on_each_open_old_removed(void **state)
 
     lt_opts_default(&o);
     o.auto_compact = 0;
-    e = lt_open(vt, dir, &o);
+    e = th_engine_open(vt, dir, &o);
     put_str(e, "k", "v1");
-    lt_close(vt, e);
+    th_engine_close(vt, e);
     assert_int_equal(count_files(dir, "MANIFEST-", "", m1, sizeof(m1)), 1);
     snprintf(path, sizeof(path), "%s/CURRENT", dir);
     f = fopen(path, "r");
@@ -995,9 +995,9 @@ test_manifest_new_on_each_open_old_removed(void **state)
     fclose(f);
     assert_string_equal(cur, strcat(strcpy(path, m1), "\n"));
 
-    e = lt_open(vt, dir, &o);
+    e = th_engine_open(vt, dir, &o);
     assert_int_equal(get_str(e, "k", "v1"), 0);
-    lt_close(vt, e);
+    th_engine_close(vt, e);
     assert_int_equal(count_files(dir, "MANIFEST-", "", m2, sizeof(m2)), 1);
     assert_string_not_equal(m1, m2);
     /* the WAL was replayed into a table and removed; one fresh WAL */
@@ -1019,11 +1019,11 @@ test_manifest_damage_refuses_to_open(void **state)
     FILE *f;
 
     lt_opts_default(&o);
-    e = lt_open(vt, dir, &o);
+    e = th_engine_open(vt, dir, &o);
     put_str(e, "k", "v");
-    lt_close(vt, e);
-    e = lt_open(vt, dir, &o); /* the WAL becomes a table */
-    lt_close(vt, e);
+    th_engine_close(vt, e);
+    e = th_engine_open(vt, dir, &o); /* the WAL becomes a table */
+    th_engine_close(vt, e);
 
     /* a torn last MANIFEST record is cut, the store opens */
     assert_int_equal(count_files(dir, "MANIFEST-", "", man, sizeof(man)), 1);
@@ -1031,9 +1031,9 @@ test_manifest_damage_refuses_to_open(void **state)
     f = fopen(path, "a");
     fwrite("\x01\x02\x03\x04\x40\x00\x01", 1, 7, f);
     fclose(f);
-    e = lt_open(vt, dir, &o);
+    e = th_engine_open(vt, dir, &o);
     assert_int_equal(get_str(e, "k", "v"), 0);
-    lt_close(vt, e);
+    th_engine_close(vt, e);
 
     /* a CURRENT that names nothing */
     assert_int_equal(count_files(dir, "MANIFEST-", "", man, sizeof(man)), 1);
@@ -1046,8 +1046,8 @@ test_manifest_damage_refuses_to_open(void **state)
     f = fopen(path, "w");
     fprintf(f, "%s\n", man);
     fclose(f);
-    e = lt_open(vt, dir, &o);
-    lt_close(vt, e);
+    e = th_engine_open(vt, dir, &o);
+    th_engine_close(vt, e);
 
     /* a table the MANIFEST lists is missing */
     assert_int_equal(count_files(dir, "", ".sst", sst, sizeof(sst)), 1);
@@ -1077,25 +1077,25 @@ test_manifest_without_current_and_tables_is_a_new_store(void **state)
 
     lt_opts_default(&o);
     o.corruption = LSM_CORRUPT_PARANOID;
-    e = lt_open(vt, dir, &o);
+    e = th_engine_open(vt, dir, &o);
     put_str(e, "a", "1");
     put_str(e, "b", "2");
-    lt_close(vt, e);
+    th_engine_close(vt, e);
     assert_int_equal(count_files(dir, "MANIFEST-", "", NULL, 0), 1);
     assert_int_equal(count_files(dir, "", ".sst", NULL, 0), 0);
     snprintf(path, sizeof(path), "%s/CURRENT", dir);
     assert_int_equal(unlink(path), 0);
-    e = lt_open(vt, dir, &o);
+    e = th_engine_open(vt, dir, &o);
     assert_int_equal(get_str(e, "a", "1"), 0);
     assert_int_equal(get_str(e, "b", "2"), 0);
     assert_int_equal(th_stat(vt, e, "corrupt_records"), 0);
-    lt_close(vt, e);
+    th_engine_close(vt, e);
     /* and it has a CURRENT again, naming the one MANIFEST left */
     assert_int_equal(access(path, F_OK), 0);
     assert_int_equal(count_files(dir, "MANIFEST-", "", NULL, 0), 1);
-    e = lt_open(vt, dir, &o);
+    e = th_engine_open(vt, dir, &o);
     assert_int_equal(get_str(e, "b", "2"), 0);
-    lt_close(vt, e);
+    th_engine_close(vt, e);
 }
 
 static void
@@ -1107,12 +1107,12 @@ test_second_open_is_locked(void **state)
     kvd_engine *e2 = NULL;
 
     lt_opts_default(&o);
-    e = lt_open(vt, *state, &o);
+    e = th_engine_open(vt, *state, &o);
     assert_int_equal(vt->open(&th_host, &o, *state, &e2, &err), KVD_ELOCKED);
     assert_non_null(strstr(err.msg, "in use"));
-    lt_close(vt, e);
-    e = lt_open(vt, *state, &o);
-    lt_close(vt, e);
+    th_engine_close(vt, e);
+    e = th_engine_open(vt, *state, &o);
+    th_engine_close(vt, e);
 }
 
 /* Random puts/deletes/overwrites with tiny memtables and no automatic
@@ -1123,7 +1123,7 @@ static void
 test_iter_memtable_and_tables_match_model(void **state)
 {
     const char *dir = *state;
-    struct lt_rng r = {seed + 3};
+    struct th_rng r = {seed + 3};
     struct lt_model m = {0};
     struct lsm_opts o;
     struct kvd_err err;
@@ -1134,15 +1134,15 @@ test_iter_memtable_and_tables_match_model(void **state)
 
     lt_opts_tiny(&o);
     o.auto_compact = 0;
-    e = lt_open(vt, dir, &o);
+    e = th_engine_open(vt, dir, &o);
     for (int round = 0; round < 3; round++) {
         for (int i = 0; i < 1500; i++) {
-            int kn = snprintf(k, sizeof(k), "key%04d", (int)lt_below(&r, 800));
-            uint64_t what = lt_below(&r, 10);
+            int kn = snprintf(k, sizeof(k), "key%04d", (int)th_below(&r, 800));
+            uint64_t what = th_below(&r, 10);
             if (what < 7) {
-                size_t vn = lt_below(&r, 200);
+                size_t vn = th_below(&r, 200);
                 for (size_t j = 0; j < vn; j++) {
-                    v[j] = (char)('a' + lt_below(&r, 26));
+                    v[j] = (char)('a' + th_below(&r, 26));
                 }
                 assert_int_equal(vt->put(e, k, (size_t)kn, v, vn, 0), 0);
                 lt_put(&m, k, (size_t)kn, v, vn, 0);
@@ -1180,8 +1180,8 @@ test_iter_memtable_and_tables_match_model(void **state)
     assert_int_equal(
         lt_check_iter(vt, e, &m, now, NULL, 0, NULL, 0, "after compaction"), 0);
     assert_int_equal(lt_check_get(vt, e, &m, now, "get after compaction"), 0);
-    lt_close(vt, e);
-    e = lt_open(vt, dir, &o);
+    th_engine_close(vt, e);
+    e = th_engine_open(vt, dir, &o);
     assert_int_equal(
         lt_check_iter(vt, e, &m, now, NULL, 0, NULL, 0, "after reopen"), 0);
     {
@@ -1189,7 +1189,7 @@ test_iter_memtable_and_tables_match_model(void **state)
         th_stats(vt, e, &st);
         assert_int_equal(st.keys, lt_live_count(&m, now));
     }
-    lt_close(vt, e);
+    th_engine_close(vt, e);
     lt_model_free(&m);
 }
 
@@ -1207,7 +1207,7 @@ test_snapshot_iterator_ignores_later_writes_and_compaction(void **state)
     int rc;
 
     lt_opts_tiny(&o);
-    e = lt_open(vt, *state, &o);
+    e = th_engine_open(vt, *state, &o);
     for (int i = 0; i < 500; i++) {
         snprintf(k, sizeof(k), "s%04d", i);
         put_str(e, k, "old");
@@ -1240,7 +1240,7 @@ test_snapshot_iterator_ignores_later_writes_and_compaction(void **state)
     /* a new iterator sees the new state */
     assert_int_equal(get_str(e, "s0001", "old"), KVD_ENOTFOUND);
     assert_int_equal(get_str(e, "s0002", "new-value"), 0);
-    lt_close(vt, e);
+    th_engine_close(vt, e);
 }
 
 static void
@@ -1255,7 +1255,7 @@ test_del_and_expiry_through_tables(void **state)
     th_clock_set(t0);
     lt_opts_default(&o);
     o.auto_compact = 0;
-    e = lt_open(vt, *state, &o);
+    e = th_engine_open(vt, *state, &o);
     put_str(e, "live", "1");
     assert_int_equal(vt->put(e, "exp", 3, "2", 1, t0 + 1000), 0);
     put_str(e, "gone", "3");
@@ -1275,7 +1275,7 @@ test_del_and_expiry_through_tables(void **state)
     assert_int_equal(get_str(e, "exp", "2"), KVD_ENOTFOUND);
     assert_int_equal(vt->del(e, "live", 4), 0);
     assert_int_equal(vt->del(e, "live", 4), KVD_ENOTFOUND);
-    lt_close(vt, e);
+    th_engine_close(vt, e);
 }
 
 static void
@@ -1288,7 +1288,7 @@ test_stats_estimate_above_scan_limit(void **state)
 
     lt_opts_default(&o);
     o.stats_scan_limit = 100;
-    e = lt_open(vt, *state, &o);
+    e = th_engine_open(vt, *state, &o);
     for (int i = 0; i < 300; i++) {
         snprintf(k, sizeof(k), "e%04d", i);
         put_str(e, k, "0123456789");
@@ -1298,7 +1298,7 @@ test_stats_estimate_above_scan_limit(void **state)
     assert_int_equal(st.keys, 300); /* entries: no overwrites here */
     assert_int_equal(st.key_bytes, 300 * 5);
     assert_int_equal(st.value_bytes, 300 * 10);
-    lt_close(vt, e);
+    th_engine_close(vt, e);
 }
 
 /* ---- WAL recovery through the plugin ---- */
@@ -1354,7 +1354,7 @@ wal_fixture(const char *dir, int sync, char *wal, size_t wlen)
     if (sync == LSM_SYNC_ALWAYS) {
         o.memtable_size = 64u << 10;
     }
-    e = lt_open(vt, dir, &o);
+    e = th_engine_open(vt, dir, &o);
     for (int i = 0; i < 40; i++) {
         snprintf(k, sizeof(k), "w%02d", i);
         snprintf(v, sizeof(v), "value-%02d-%.*s", i, i,
@@ -1362,7 +1362,7 @@ wal_fixture(const char *dir, int sync, char *wal, size_t wlen)
                  "xxxxxxxxxxxxxxxxxxxx");
         put_str(e, k, v);
     }
-    lt_close(vt, e);
+    th_engine_close(vt, e);
     assert_int_equal(count_files(dir, "", ".log", name, sizeof(name)), 1);
     snprintf(wal, wlen, "%s/%s", dir, name);
 }
@@ -1421,13 +1421,13 @@ test_wal_torn_tail_at_every_offset_loses_only_it(void **state)
         for (size_t i = 1; i < w.n; i++) {
             want += w.end[i] <= cut;
         }
-        e = lt_open(vt, copy, &o);
+        e = th_engine_open(vt, copy, &o);
         assert_int_equal(present_keys(e, &missing), want);
         if (want < 40) {
             assert_int_equal(missing, want);
         }
         assert_int_equal(th_stat(vt, e, "corrupt_records"), 0);
-        lt_close(vt, e);
+        th_engine_close(vt, e);
         th_rmrf(copy);
     }
     th_rmrf(base);
@@ -1491,13 +1491,13 @@ test_wal_damage_follows_the_corruption_policy(void **state)
             assert_int_equal(missing, 20);
             assert_true(th_log_contains("corruption = skip"));
         }
-        lt_close(vt, e);
+        th_engine_close(vt, e);
         /* the recovered state is durable: no second damage report */
-        e = lt_open(vt, copy, &o);
+        e = th_engine_open(vt, copy, &o);
         assert_int_equal(th_stat(vt, e, "corrupt_records"), 0);
         assert_int_equal(present_keys(e, &missing),
                          policies[p] == LSM_CORRUPT_STOP ? 20 : 39);
-        lt_close(vt, e);
+        th_engine_close(vt, e);
         th_rmrf(copy);
     }
     th_rmrf(base);
@@ -1548,32 +1548,32 @@ test_wal_preallocated_reopen_loses_nothing(void **state)
     o.memtable_size = 64u << 10;
     o.corruption = LSM_CORRUPT_PARANOID;
     th_log_clear();
-    e = lt_open(vt, dir, &o);
+    e = th_engine_open(vt, dir, &o);
     assert_int_equal(present_keys(e, &missing), 40);
     assert_int_equal(th_stat(vt, e, "corrupt_records"), 0);
     assert_int_equal(th_stat(vt, e, "torn_tail_bytes"), 0);
     assert_int_equal(th_stat(vt, e, "recovery_records"), 40);
     assert_false(th_log_contains("torn"));
     put_str(e, "after", "reopen");
-    lt_close(vt, e);
+    th_engine_close(vt, e);
     assert_int_equal(count_files(dir, "", ".log", name, sizeof(name)), 1);
     snprintf(wal, sizeof(wal), "%s/%s", dir, name);
     wal_records(wal, &w, &size);
     assert_int_equal(w.n, 2); /* header, "after" */
     assert_int_equal(size, 16384);
 
-    e = lt_open(vt, dir, &o);
+    e = th_engine_open(vt, dir, &o);
     assert_int_equal(present_keys(e, &missing), 40);
     assert_int_equal(get_str(e, "after", "reopen"), 0);
     assert_int_equal(th_stat(vt, e, "corrupt_records"), 0);
     assert_int_equal(th_stat(vt, e, "torn_tail_bytes"), 0);
-    lt_close(vt, e);
+    th_engine_close(vt, e);
 
     /* everysec does not preallocate: the file ends with its records */
     o.sync = LSM_SYNC_EVERYSEC;
-    e = lt_open(vt, dir, &o);
+    e = th_engine_open(vt, dir, &o);
     put_str(e, "every", "sec");
-    lt_close(vt, e);
+    th_engine_close(vt, e);
     assert_int_equal(count_files(dir, "", ".log", name, sizeof(name)), 1);
     snprintf(wal, sizeof(wal), "%s/%s", dir, name);
     wal_records(wal, &w, &size);
@@ -1626,7 +1626,7 @@ test_wal_preallocated_cut_at_every_offset_loses_only_it(void **state)
             want += w.end[i] <= cut;
             at_end = at_end || w.end[i] == cut;
         }
-        e = lt_open(vt, copy, &o);
+        e = th_engine_open(vt, copy, &o);
         assert_int_equal(present_keys(e, &missing), want);
         if (want < 40) {
             assert_int_equal(missing, want);
@@ -1635,7 +1635,7 @@ test_wal_preallocated_cut_at_every_offset_loses_only_it(void **state)
         if (at_end) {
             assert_int_equal(th_stat(vt, e, "torn_tail_bytes"), 0);
         }
-        lt_close(vt, e);
+        th_engine_close(vt, e);
         th_rmrf(copy);
     }
     th_rmrf(base);
@@ -1655,7 +1655,7 @@ test_slow_flushes_stall_writers_with_a_log_line(void **state)
     o.l0_compaction_trigger = 1;
     o.l0_slowdown = 1;
     o.l0_stop = 3;
-    e = lt_open(vt, *state, &o);
+    e = th_engine_open(vt, *state, &o);
     memset(v, 'v', sizeof(v));
     /* every fsync (table, directory, MANIFEST) takes 20 ms: flushing and
      * compaction fall behind the writers */
@@ -1674,7 +1674,7 @@ test_slow_flushes_stall_writers_with_a_log_line(void **state)
         assert_int_equal(vt->get(e, k, strlen(k), &val), 0);
         kvd_val_release(&val);
     }
-    lt_close(vt, e);
+    th_engine_close(vt, e);
 }
 
 /* ---- durability ---- */
@@ -1712,7 +1712,7 @@ test_group_commit_shares_fdatasync(void **state)
 
     lt_opts_default(&o);
     o.sync = LSM_SYNC_ALWAYS;
-    e = lt_open(vt, *state, &o);
+    e = th_engine_open(vt, *state, &o);
     /* each fdatasync takes 2 ms: writers that append meanwhile wait for
      * the next one instead of each calling their own */
     atomic_store(&th_io.sync_delay_us, 2000);
@@ -1734,9 +1734,9 @@ test_group_commit_shares_fdatasync(void **state)
                   (unsigned long long)fsyncs, (unsigned long long)waits);
     assert_true(fsyncs < 160);
     assert_true(waits > 0);
-    lt_close(vt, e);
+    th_engine_close(vt, e);
     /* every one of them is there after a reopen */
-    e = lt_open(vt, *state, &o);
+    e = th_engine_open(vt, *state, &o);
     for (int t = 0; t < 4; t++) {
         for (int i = 0; i < 40; i++) {
             char k[32];
@@ -1744,7 +1744,7 @@ test_group_commit_shares_fdatasync(void **state)
             assert_int_equal(get_str(e, k, k), 0);
         }
     }
-    lt_close(vt, e);
+    th_engine_close(vt, e);
 }
 
 static void
@@ -1757,7 +1757,7 @@ test_everysec_syncs_in_the_background(void **state)
     lt_opts_default(&o);
     o.sync = LSM_SYNC_EVERYSEC;
     o.sync_interval = 10;
-    e = lt_open(vt, *state, &o);
+    e = th_engine_open(vt, *state, &o);
     before = th_stat(vt, e, "fsyncs");
     put_str(e, "k", "v");
     /* no fdatasync on the write path */
@@ -1766,7 +1766,7 @@ test_everysec_syncs_in_the_background(void **state)
         usleep(5000);
     }
     assert_true(th_stat(vt, e, "fsyncs") > before);
-    lt_close(vt, e);
+    th_engine_close(vt, e);
 }
 
 /* ---- readers during flushes and compactions ---- */
@@ -1833,7 +1833,7 @@ test_reads_during_flushes_never_miss_live_keys(void **state)
 
     lt_opts_tiny(&o);
     memset(&rc, 0, sizeof(rc));
-    rc.e = lt_open(vt, *state, &o);
+    rc.e = th_engine_open(vt, *state, &o);
     for (int i = 0; i < RACE_KEYS; i++) {
         snprintf(k, sizeof(k), "race%03d", i);
         put_str(rc.e, k, "initial");
@@ -1860,7 +1860,7 @@ test_reads_during_flushes_never_miss_live_keys(void **state)
     assert_int_equal(atomic_load(&rc.misses), 0);
     assert_int_equal(atomic_load(&rc.bad_iters), 0);
     assert_true(th_stat(vt, rc.e, "flushes") > 10);
-    lt_close(vt, rc.e);
+    th_engine_close(vt, rc.e);
 }
 
 int

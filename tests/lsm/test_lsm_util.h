@@ -1,7 +1,8 @@
 /*
  * test_lsm_util.h -- helpers shared by the lsm engine's tests: default
- * options, open/close shorthands, a sorted in-memory model of the store,
- * and a seeded random generator whose seed tests print on failure.
+ * options, a sorted in-memory model of the store, and a seed for the kit's
+ * generator, printed so that a failure replays. Open/close shorthands and
+ * the generator itself are the kit's (th_util.h).
  *
  * The tests load the plugin with the conformance kit's test host
  * (tests/conformance/th_host.h: fault-injecting file I/O, log capture,
@@ -26,6 +27,7 @@
 #include "kvd/engine.h"
 #include "lsm_opts.h"
 #include "th_host.h"
+#include "th_util.h"
 
 /* The option table's defaults, but sync = never (tests decide). */
 static inline void
@@ -65,60 +67,7 @@ lt_opts_tiny(struct lsm_opts *o)
     o->manifest_size = 4096; /* rolled after every few edits */
 }
 
-static inline kvd_engine *
-lt_open(const struct kvd_engine_vtable *vt, const char *dir,
-        const struct lsm_opts *o)
-{
-    struct kvd_err err;
-    kvd_engine *e = NULL;
-    int rc;
-
-    memset(&err, 0, sizeof(err));
-    rc = vt->open(&th_host, o, dir, &e, &err);
-    if (rc != 0) {
-        fail_msg("open %s: %s (%d)", dir, err.msg, rc);
-    }
-    return e;
-}
-
-static inline void
-lt_close(const struct kvd_engine_vtable *vt, kvd_engine *e)
-{
-    struct kvd_err err;
-
-    memset(&err, 0, sizeof(err));
-    if (vt->close(e, &err) != 0) {
-        fail_msg("close: %s", err.msg);
-    }
-}
-
-/* ---- random ---- */
-
-static inline uint64_t
-lt_mix(uint64_t x)
-{
-    x += 0x9e3779b97f4a7c15ull;
-    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-    return x ^ (x >> 31);
-}
-
-struct lt_rng {
-    uint64_t s;
-};
-
-static inline uint64_t
-lt_next(struct lt_rng *r)
-{
-    r->s += 0x9e3779b97f4a7c15ull;
-    return lt_mix(r->s);
-}
-
-static inline uint64_t
-lt_below(struct lt_rng *r, uint64_t n)
-{
-    return n ? lt_next(r) % n : 0;
-}
+/* ---- random: th_util.h's generator ---- */
 
 /* The seed from $name, else the clock; printed so a failure replays. */
 static inline uint64_t
