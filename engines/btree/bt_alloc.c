@@ -152,7 +152,6 @@ bt_promote(bt_db *db, uint64_t minv)
         k++;
     }
     if (k > 0) {
-        db->ready_sorted = false;
         memmove(db->freed.v, db->freed.v + k,
                 (db->freed.n - k) * sizeof(*db->freed.v));
         db->freed.n -= k;
@@ -252,13 +251,47 @@ cmp_desc(const void *a, const void *b)
     return x < y ? 1 : x > y ? -1 : 0;
 }
 
+/* Sort ready (descending, lowest last). Pages are appended unsorted (a
+ * promoted batch, a rolled-back run) behind a sorted prefix: sort only
+ * the appended part and merge, rather than sorting everything again. */
 static void
 ready_sort(bt_db *db)
 {
-    if (!db->ready_sorted && db->ready.n > 1) {
-        qsort(db->ready.v, db->ready.n, sizeof(uint64_t), cmp_desc);
-        db->ready_sorted = true;
+    size_t n = db->ready.n, s = db->ready_nsorted;
+    uint64_t *v = db->ready.v, *tail;
+    size_t m, i, j, k;
+
+    if (s > n) {
+        s = n;
     }
+    if (n - s > 1) {
+        qsort(v + s, n - s, sizeof(uint64_t), cmp_desc);
+    }
+    if (s == 0 || s == n || v[s - 1] > v[s]) {
+        db->ready_nsorted = n; /* one run, or the two already in order */
+        return;
+    }
+    m = n - s;
+    tail = malloc(m * sizeof(*tail));
+    if (tail == NULL) {
+        qsort(v, n, sizeof(uint64_t), cmp_desc);
+        db->ready_nsorted = n;
+        return;
+    }
+    memcpy(tail, v + s, m * sizeof(*tail));
+    /* merge from the low end: the smallest of both runs goes last */
+    i = s;
+    j = m;
+    k = n;
+    while (j > 0) {
+        if (i > 0 && v[i - 1] < tail[j - 1]) {
+            v[--k] = v[--i];
+        } else {
+            v[--k] = tail[--j];
+        }
+    }
+    free(tail);
+    db->ready_nsorted = n;
 }
 
 static int
@@ -280,6 +313,7 @@ bt_alloc_page(bt_db *db, uint64_t *pgno)
     }
     ready_sort(db);
     *pgno = db->ready.v[--db->ready.n];
+    db->ready_nsorted = db->ready.n;
     return 0;
 }
 
@@ -304,6 +338,7 @@ bt_alloc_run(bt_db *db, uint64_t n, uint64_t *pgno)
             memmove(db->ready.v + lo, db->ready.v + j,
                     (len - j) * sizeof(uint64_t));
             db->ready.n -= n;
+            db->ready_nsorted = db->ready.n;
             *pgno = p;
             return 0;
         }

@@ -104,7 +104,6 @@ bt_rollback(bt_db *db, const struct bt_mark *m)
         for (uint64_t k = 0; k < n; k++) {
             if (p + k < m->work.npages) {
                 bt_vec_push(&db->ready, p + k);
-                db->ready_sorted = false;
             }
         }
     }
