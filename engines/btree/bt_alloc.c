@@ -251,6 +251,31 @@ cmp_desc(const void *a, const void *b)
     return x < y ? 1 : x > y ? -1 : 0;
 }
 
+/* Sort a[0, m) descending by page number (< 2^32): four byte-wise
+ * counting passes through b (m entries), no comparisons. */
+static void
+radix_desc(uint64_t *a, uint64_t *b, size_t m)
+{
+    for (unsigned shift = 0; shift < 32; shift += 8) {
+        size_t count[256] = {0}, pos = 0;
+        uint64_t *t;
+        for (size_t i = 0; i < m; i++) {
+            count[255 - ((a[i] >> shift) & 255)]++;
+        }
+        for (unsigned d = 0; d < 256; d++) {
+            size_t c = count[d];
+            count[d] = pos;
+            pos += c;
+        }
+        for (size_t i = 0; i < m; i++) {
+            b[count[255 - ((a[i] >> shift) & 255)]++] = a[i];
+        }
+        t = a;
+        a = b;
+        b = t;
+    }
+}
+
 /* Sort ready (descending, lowest last). Pages are appended unsorted (a
  * promoted batch, a rolled-back run) behind a sorted prefix: sort only
  * the appended part and merge, rather than sorting everything again. */
@@ -264,21 +289,19 @@ ready_sort(bt_db *db)
     if (s > n) {
         s = n;
     }
-    if (n - s > 1) {
-        qsort(v + s, n - s, sizeof(uint64_t), cmp_desc);
-    }
-    if (s == 0 || s == n || v[s - 1] > v[s]) {
-        db->ready_nsorted = n; /* one run, or the two already in order */
+    m = n - s;
+    if (m == 0) {
+        db->ready_nsorted = n;
         return;
     }
-    m = n - s;
-    tail = malloc(m * sizeof(*tail));
+    tail = malloc(2 * m * sizeof(*tail));
     if (tail == NULL) {
         qsort(v, n, sizeof(uint64_t), cmp_desc);
         db->ready_nsorted = n;
         return;
     }
     memcpy(tail, v + s, m * sizeof(*tail));
+    radix_desc(tail, tail + m, m);
     /* merge from the low end: the smallest of both runs goes last */
     i = s;
     j = m;
