@@ -347,7 +347,8 @@ struct kvd_engine {
     uint64_t durable;             /* last commit known durable */
     unsigned meta_slot;           /* meta page holding txn */
     struct bt_vec64 ready;        /* reusable file pages */
-    bool ready_sorted;            /* descending, lowest last */
+    size_t ready_nsorted;         /* ready[0, this) is sorted descending
+                                     (lowest last); the rest unsorted */
     struct bt_freedvec freed;     /* waiting for readers / durability */
     struct bt_vec64 chain;        /* pages of the persisted free list */
     struct bt_vec64 runs;         /* overflow runs written since the commit:

@@ -152,7 +152,6 @@ bt_promote(bt_db *db, uint64_t minv)
         k++;
     }
     if (k > 0) {
-        db->ready_sorted = false;
         memmove(db->freed.v, db->freed.v + k,
                 (db->freed.n - k) * sizeof(*db->freed.v));
         db->freed.n -= k;
@@ -252,13 +251,70 @@ cmp_desc(const void *a, const void *b)
     return x < y ? 1 : x > y ? -1 : 0;
 }
 
+/* Sort a[0, m) descending by page number (< 2^32): four byte-wise
+ * counting passes through b (m entries), no comparisons. */
+static void
+radix_desc(uint64_t *a, uint64_t *b, size_t m)
+{
+    for (unsigned shift = 0; shift < 32; shift += 8) {
+        size_t count[256] = {0}, pos = 0;
+        uint64_t *t;
+        for (size_t i = 0; i < m; i++) {
+            count[255 - ((a[i] >> shift) & 255)]++;
+        }
+        for (unsigned d = 0; d < 256; d++) {
+            size_t c = count[d];
+            count[d] = pos;
+            pos += c;
+        }
+        for (size_t i = 0; i < m; i++) {
+            b[count[255 - ((a[i] >> shift) & 255)]++] = a[i];
+        }
+        t = a;
+        a = b;
+        b = t;
+    }
+}
+
+/* Sort ready (descending, lowest last). Pages are appended unsorted (a
+ * promoted batch, a rolled-back run) behind a sorted prefix: sort only
+ * the appended part and merge, rather than sorting everything again. */
 static void
 ready_sort(bt_db *db)
 {
-    if (!db->ready_sorted && db->ready.n > 1) {
-        qsort(db->ready.v, db->ready.n, sizeof(uint64_t), cmp_desc);
-        db->ready_sorted = true;
+    size_t n = db->ready.n, s = db->ready_nsorted;
+    uint64_t *v = db->ready.v, *tail;
+    size_t m, i, j, k;
+
+    if (s > n) {
+        s = n;
     }
+    m = n - s;
+    if (m == 0) {
+        db->ready_nsorted = n;
+        return;
+    }
+    tail = malloc(2 * m * sizeof(*tail));
+    if (tail == NULL) {
+        qsort(v, n, sizeof(uint64_t), cmp_desc);
+        db->ready_nsorted = n;
+        return;
+    }
+    memcpy(tail, v + s, m * sizeof(*tail));
+    radix_desc(tail, tail + m, m);
+    /* merge from the low end: the smallest of both runs goes last */
+    i = s;
+    j = m;
+    k = n;
+    while (j > 0) {
+        if (i > 0 && v[i - 1] < tail[j - 1]) {
+            v[--k] = v[--i];
+        } else {
+            v[--k] = tail[--j];
+        }
+    }
+    free(tail);
+    db->ready_nsorted = n;
 }
 
 static int
@@ -280,6 +336,7 @@ bt_alloc_page(bt_db *db, uint64_t *pgno)
     }
     ready_sort(db);
     *pgno = db->ready.v[--db->ready.n];
+    db->ready_nsorted = db->ready.n;
     return 0;
 }
 
@@ -304,6 +361,7 @@ bt_alloc_run(bt_db *db, uint64_t n, uint64_t *pgno)
             memmove(db->ready.v + lo, db->ready.v + j,
                     (len - j) * sizeof(uint64_t));
             db->ready.n -= n;
+            db->ready_nsorted = db->ready.n;
             *pgno = p;
             return 0;
         }

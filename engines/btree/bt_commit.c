@@ -155,7 +155,15 @@ write_images(bt_db *db, struct bt_wpage *w, size_t n, uint64_t txn,
     size_t per = BT_WRITE_CHUNK / db->psize;
     size_t i = 0;
 
-    qsort(w, n, sizeof(*w), cmp_wpage);
+    /* pages are allocated lowest first in the order collected, so the
+     * list is usually in order already */
+    while (i + 1 < n && w[i].pgno < w[i + 1].pgno) {
+        i++;
+    }
+    if (i + 1 < n) {
+        qsort(w, n, sizeof(*w), cmp_wpage);
+    }
+    i = 0;
     while (i < n) {
         size_t k = 0;
         uint64_t first = w[i].pgno;

@@ -230,6 +230,7 @@ adopt_meta(bt_db *db, const struct bt_meta *m, uint64_t size, char *why,
     uint64_t pg = m->freehead, seen = 0, hops = 0;
 
     db->ready.n = 0;
+    db->ready_nsorted = 0;
     db->chain.n = 0;
     if (m->npages < BT_META_PAGES || m->npages * db->psize > size) {
         snprintf(why, whylen,
@@ -301,7 +302,6 @@ adopt_meta(bt_db *db, const struct bt_meta *m, uint64_t size, char *why,
     if (seen != m->nfree) {
         goto bad;
     }
-    db->ready_sorted = false;
     return 0;
 bad:
     snprintf(why, whylen, "commit %llu: its free list is damaged",
@@ -825,6 +825,7 @@ bt_compact(bt_db *db, struct kvd_err *err)
     db->work.value_bytes = b.out.value_bytes;
     db->work.expiring = b.out.expiring;
     db->ready.n = 0;
+    db->ready_nsorted = 0;
     db->freed.n = 0;
     db->chain.n = 0;
     db->runs.n = 0;

@@ -25,6 +25,9 @@
 static _Atomic unsigned bt_thread_seq;
 static _Thread_local unsigned bt_thread_hint = UINT_MAX;
 
+/* How many records ahead a scan prefetches. */
+#define BT_ITER_AHEAD 4u
+
 struct kvd_iter {
     bt_db *db;
     struct bt_reader rd;
@@ -293,6 +296,12 @@ bt_iter_next(kvd_iter *it, struct kvd_entry *out)
                 it->done = true;
             }
             continue;
+        }
+        if (it->idx[d] + BT_ITER_AHEAD < BT_PG_N(p)) {
+            /* records sit in the page in insertion order, not key order:
+             * a scan jumps around the page, which hardware prefetch does
+             * not follow; ask for a record a few steps ahead */
+            __builtin_prefetch(p + BT_SLOT_OFF(p, it->idx[d] + BT_ITER_AHEAD));
         }
         bt_leaf_decode(p, it->idx[d]++, &r);
         if (it->plen > 0 &&

@@ -104,7 +104,6 @@ bt_rollback(bt_db *db, const struct bt_mark *m)
         for (uint64_t k = 0; k < n; k++) {
             if (p + k < m->work.npages) {
                 bt_vec_push(&db->ready, p + k);
-                db->ready_sorted = false;
             }
         }
     }
@@ -348,10 +347,17 @@ put_rec(bt_db *db, uint64_t ref, unsigned level, bool rightmost,
         if (p == NULL) {
             return rc;
         }
+        res->ref = ref;
+        if (eq && BT_SLOT_LEN(p, i) == len) {
+            /* same key, same record size (an overwrite of a value of the
+             * same length): replace the bytes in the writable copy; no
+             * slot moves and no dead bytes are left for a rebuild */
+            memcpy(p + BT_SLOT_OFF(p, i), rec, len);
+            return 0;
+        }
         if (eq) {
             bt_page_remove(p, i);
         }
-        res->ref = ref;
         return insert_or_split(db, p, i, rec, len, key, klen, rightmost, res);
     }
     {
