@@ -79,6 +79,9 @@ struct alog_seg {
     _Atomic uint64_t min_seq;    /* lowest seq a record may have */
     _Atomic uint64_t max_seq;
     _Atomic int refs;
+    /* the index's segment table slot, 0 until the index points at it
+     * (alog_index_seg_slot) */
+    _Atomic uint32_t ixslot;
     /* guarded by seg_mu */
     int sealed;    /* no more appends: immutable */
     int merging;   /* input of the running merge */
@@ -276,10 +279,12 @@ void alog_pending_drop_locked(alog_db *db);
 extern const struct kvd_commit_ops alog_commit_ops;
 int alog_roll(alog_db *db);
 int alog_roll_locked(alog_db *db);
-void alog_index_set_locked(alog_db *db, struct alog_shard *sh,
-                           struct alog_ent *e, struct alog_seg *seg,
-                           uint32_t off, uint32_t vlen, uint64_t seq,
-                           int64_t expire_ms);
+/* Point e at a new record (shard write lock held); seq is kept only during
+ * a bulk load. 0, or KVD_ENOMEM with e unchanged. */
+int alog_index_set_locked(alog_db *db, struct alog_shard *sh,
+                          struct alog_ent *e, struct alog_seg *seg,
+                          uint32_t off, uint32_t vlen, uint64_t seq,
+                          int64_t expire_ms);
 void alog_index_drop_locked(alog_db *db, struct alog_shard *sh,
                             struct alog_ent *e);
 

@@ -458,7 +458,7 @@ val_unref(struct kvd_val *v)
 /* Check a record read back for key (klen bytes) with the index's view. */
 static int
 rec_matches(const unsigned char *buf, size_t got, const void *key, size_t klen,
-            uint32_t vlen, uint64_t seq)
+            uint32_t vlen, int64_t expire_ms)
 {
     struct alog_rec_hdr h;
     uint64_t total = alog_rec_bytes(klen, vlen);
@@ -469,7 +469,8 @@ rec_matches(const unsigned char *buf, size_t got, const void *key, size_t klen,
     alog_rec_hdr_decode(buf, &h);
     return (h.flags & (uint8_t)~ALOG_REC_IN_BATCH) == 0 &&
            h.kind == ALOG_REC_PUT && h.klen == klen && h.vlen == vlen &&
-           h.seq == seq && memcmp(buf + ALOG_REC_HDR_BYTES, key, klen) == 0 &&
+           h.expire_ms == expire_ms &&
+           memcmp(buf + ALOG_REC_HDR_BYTES, key, klen) == 0 &&
            alog_rec_crc_ok(buf, total);
 }
 
@@ -484,15 +485,27 @@ report_corrupt(alog_db *db, uint32_t seg_id, uint32_t off)
     return KVD_ECORRUPT;
 }
 
-/* Does e's record (in its segment's map) hold key? Reads the record's key
- * bytes, which the get reads next anyway. */
+/* Is e (lock held) the entry of key? Compared in the record (in its
+ * segment's map), which the get reads next anyway; only when that differs
+ * (another key with the same tag, or a damaged record that the get then
+ * reports) or the record is outside every map is the arena's key read. */
 static int
-rec_key_is(const struct alog_ent *e, const void *key, size_t klen)
+ent_holds_key(alog_db *db, const struct alog_shard *sh,
+              const struct alog_ent *e, const void *key, size_t klen)
 {
+    struct alog_seg *seg = alog_ent_seg(&db->ix, e);
     const unsigned char *rec =
-        alog_seg_at(e->seg, e->off, alog_rec_bytes(klen, e->vlen));
+        seg != NULL ? alog_seg_at(seg, e->off, alog_rec_bytes(klen, e->vlen))
+                    : NULL;
+    const unsigned char *k;
+    size_t n;
 
-    return rec != NULL && memcmp(rec + ALOG_REC_HDR_BYTES, key, klen) == 0;
+    if (rec != NULL && alog_get_u16(rec + 6) == klen &&
+        memcmp(rec + ALOG_REC_HDR_BYTES, key, klen) == 0) {
+        return 1;
+    }
+    k = alog_ent_key(sh, e, &n);
+    return n == klen && memcmp(k, key, klen) == 0;
 }
 
 /* The get of a record outside every map: one pread into a buffer the value
@@ -502,12 +515,12 @@ static int
 get_by_pread(alog_db *db, struct alog_shard *sh, const struct alog_ent *e,
              const void *key, size_t klen, struct kvd_val *out)
 {
+    struct alog_seg *seg = alog_ent_seg(&db->ix, e);
     uint64_t total = alog_rec_bytes(klen, e->vlen);
-    uint64_t seq = e->seq;
     uint32_t vlen = e->vlen;
-    uint32_t seg_id = e->seg->id;
+    uint32_t seg_id = seg->id;
     uint32_t off = e->off;
-    int64_t expire = e->expire_ms;
+    int64_t expire = alog_ent_expire(sh, e);
     unsigned char *buf = malloc(total);
     ssize_t got;
 
@@ -516,7 +529,7 @@ get_by_pread(alog_db *db, struct alog_shard *sh, const struct alog_ent *e,
         return KVD_ENOMEM;
     }
     alog_count(&db->c.get_preads, 1);
-    got = db->io->pread(e->seg->fd, buf, total, (off_t)off);
+    got = db->io->pread(seg->fd, buf, total, (off_t)off);
     pthread_rwlock_unlock(&sh->lock);
     if (got < 0) {
         int rc = kvd_errno_status(errno);
@@ -525,7 +538,7 @@ get_by_pread(alog_db *db, struct alog_shard *sh, const struct alog_ent *e,
                  db->dir, (unsigned)seg_id, (unsigned)off, strerror(errno));
         return rc;
     }
-    if (!rec_matches(buf, (size_t)got, key, klen, vlen, seq)) {
+    if (!rec_matches(buf, (size_t)got, key, klen, vlen, expire)) {
         free(buf);
         return report_corrupt(db, seg_id, off);
     }
@@ -539,20 +552,21 @@ get_by_pread(alog_db *db, struct alog_shard *sh, const struct alog_ent *e,
 }
 
 /*
- * A get is a lookup and, on a hit, a check (crc, key, seq) of the record
- * in the segment map; the value handed out points into the map and holds a
- * reference to the segment. No system call; a miss touches no file.
+ * A get is a lookup and, on a hit, a check (crc, key, expiry) of the
+ * record in the segment map; the value handed out points into the map and
+ * holds a reference to the segment. No system call; a miss touches no
+ * file and usually no key (the tags differ).
  */
 static int
 alog_get(kvd_engine *db, const void *key, size_t klen, struct kvd_val *out)
 {
     uint64_t hash;
+    uint32_t tag;
     struct alog_shard *sh;
-    struct alog_ent *e;
+    const struct alog_ent *e = NULL;
     struct alog_seg *seg;
     const unsigned char *rec;
     uint64_t total;
-    uint64_t seq;
     uint32_t vlen;
     uint32_t off;
     int64_t expire;
@@ -561,34 +575,33 @@ alog_get(kvd_engine *db, const void *key, size_t klen, struct kvd_val *out)
         return klen == 0 ? KVD_EINVAL : KVD_ENOTFOUND;
     }
     hash = alog_hash(key, klen);
+    tag = alog_hash_tag(hash);
     sh = alog_index_shard(&db->ix, hash);
     pthread_rwlock_rdlock(&sh->lock);
-    /* the record's own key is compared below: only on the (rare) record
-     * of another key with the same 64-bit hash is the index's key read */
-    e = alog_shard_find_hash_locked(sh, hash);
-    if (e != NULL && (e->klen != klen ||
-                      (e->seg->map != NULL && !rec_key_is(e, key, klen)))) {
-        e = alog_shard_find_locked(sh, hash, key, klen);
+    for (size_t i = alog_shard_probe_locked(sh, tag);
+         alog_shard_is_tag_locked(sh, i, tag); i++) {
+        if (ent_holds_key(db, sh, &sh->slots[i], key, klen)) {
+            e = &sh->slots[i];
+            break;
+        }
     }
-    if (e == NULL ||
-        alog_is_expired(e->expire_ms, db->host->now_ms(db->host))) {
+    expire = e != NULL ? alog_ent_expire(sh, e) : 0;
+    if (e == NULL || alog_is_expired(expire, db->host->now_ms(db->host))) {
         pthread_rwlock_unlock(&sh->lock);
         return KVD_ENOTFOUND;
     }
-    seg = e->seg;
+    seg = alog_ent_seg(&db->ix, e);
     vlen = e->vlen;
     total = alog_rec_bytes(klen, vlen);
     rec = alog_seg_at(seg, e->off, total);
     if (rec == NULL) {
         return get_by_pread(db, sh, e, key, klen, out);
     }
-    seq = e->seq;
     off = e->off;
-    expire = e->expire_ms;
     alog_seg_ref(seg);
     pthread_rwlock_unlock(&sh->lock);
     alog_count(&db->c.get_map_reads, 1);
-    if (!rec_matches(rec, total, key, klen, vlen, seq)) {
+    if (!rec_matches(rec, total, key, klen, vlen, expire)) {
         uint32_t id = seg->id;
         alog_seg_unref(db, seg);
         return report_corrupt(db, id, off);
@@ -705,6 +718,7 @@ struct kvd_iter {
     size_t nitems;
     size_t next;
     const struct alog_ent **ents; /* scratch: the batch's entries */
+    uint64_t *hashes;             /* scratch: their hashes */
     size_t ecap;
     unsigned char *buf; /* the batch's key and value bytes */
     size_t blen;
@@ -742,12 +756,19 @@ alog_iter_open(kvd_engine *db, const struct kvd_iter_opts *opts, kvd_iter **out,
 }
 
 static int
-iter_wants(const struct kvd_iter *it, const struct alog_ent *e, int64_t now)
+iter_wants(const struct kvd_iter *it, const struct alog_shard *sh,
+           const struct alog_ent *e, int64_t now)
 {
-    return !(e->flags & ALOG_ENT_TOMBSTONE) &&
-           !alog_is_expired(e->expire_ms, now) && e->klen >= it->prefix_len &&
-           (it->prefix_len == 0 ||
-            memcmp(e->key, it->prefix, it->prefix_len) == 0);
+    const unsigned char *k;
+    size_t klen;
+
+    if (e->flags & ALOG_ENT_TOMBSTONE) {
+        return 0;
+    }
+    k = alog_ent_key(sh, e, &klen);
+    return !alog_is_expired(alog_ent_expire(sh, e), now) &&
+           klen >= it->prefix_len &&
+           (it->prefix_len == 0 || memcmp(k, it->prefix, it->prefix_len) == 0);
 }
 
 /* Room for n more bytes in the batch buffer. */
@@ -770,51 +791,55 @@ iter_reserve(struct kvd_iter *it, size_t n)
     return 0;
 }
 
-/* Copy entry e (shard lock held) into the batch. */
+/* Copy entry e (shard lock held) with the given hash into the batch. */
 static int
-iter_take(struct kvd_iter *it, const struct alog_ent *e)
+iter_take(struct kvd_iter *it, const struct alog_shard *sh,
+          const struct alog_ent *e, uint64_t hash)
 {
     alog_db *db = it->db;
     struct iter_item *item = &it->items[it->nitems];
     int keys_only = (it->flags & KVD_ITER_KEYS_ONLY) != 0;
-    uint64_t total = alog_rec_bytes(e->klen, e->vlen);
+    size_t klen;
+    const unsigned char *key = alog_ent_key(sh, e, &klen);
+    struct alog_seg *seg = alog_ent_seg(&db->ix, e);
+    int64_t expire = alog_ent_expire(sh, e);
+    uint64_t total = alog_rec_bytes(klen, e->vlen);
     const unsigned char *rec;
     int rc;
 
-    rc = iter_reserve(it, keys_only ? e->klen : (size_t)total);
+    rc = iter_reserve(it, keys_only ? klen : (size_t)total);
     if (rc != 0) {
         return rc;
     }
-    item->klen = e->klen;
+    item->klen = klen;
     item->vlen = e->vlen;
-    item->expire_ms = e->expire_ms;
-    item->hash = e->hash;
+    item->expire_ms = expire;
+    item->hash = hash;
     item->koff = it->blen;
-    item->voff = it->blen + e->klen;
+    item->voff = it->blen + klen;
     if (keys_only) {
-        memcpy(it->buf + it->blen, e->key, e->klen);
-        it->blen += e->klen;
+        memcpy(it->buf + it->blen, key, klen);
+        it->blen += klen;
         it->nitems++;
         return 0;
     }
-    rec = alog_seg_at(e->seg, e->off, total);
+    rec = alog_seg_at(seg, e->off, total);
     if (rec != NULL) {
         alog_count(&db->c.iter_map_reads, 1);
     } else {
         unsigned char *p = it->buf + it->blen;
         alog_count(&db->c.iter_preads, 1);
-        if (db->io->pread(e->seg->fd, p, total, (off_t)e->off) !=
-            (ssize_t)total) {
-            return report_corrupt(db, e->seg->id, e->off);
+        if (db->io->pread(seg->fd, p, total, (off_t)e->off) != (ssize_t)total) {
+            return report_corrupt(db, seg->id, e->off);
         }
         rec = p;
     }
-    if (!rec_matches(rec, total, e->key, e->klen, e->vlen, e->seq)) {
-        return report_corrupt(db, e->seg->id, e->off);
+    if (!rec_matches(rec, total, key, klen, e->vlen, expire)) {
+        return report_corrupt(db, seg->id, e->off);
     }
     /* key and value, header dropped (memmove: a pread put rec here) */
-    memmove(it->buf + it->blen, rec + ALOG_REC_HDR_BYTES, e->klen + e->vlen);
-    it->blen += e->klen + e->vlen;
+    memmove(it->buf + it->blen, rec + ALOG_REC_HDR_BYTES, klen + e->vlen);
+    it->blen += klen + e->vlen;
     it->nitems++;
     return 0;
 }
@@ -823,6 +848,7 @@ static int
 iter_grow_ents(struct kvd_iter *it, size_t need)
 {
     const struct alog_ent **ne;
+    uint64_t *nh;
     struct iter_item *ni;
     size_t cap = it->ecap ? it->ecap : ALOG_ITER_BATCH * 2;
 
@@ -837,6 +863,11 @@ iter_grow_ents(struct kvd_iter *it, size_t need)
         return KVD_ENOMEM;
     }
     it->ents = ne;
+    nh = realloc(it->hashes, cap * sizeof(*nh));
+    if (nh == NULL) {
+        return KVD_ENOMEM;
+    }
+    it->hashes = nh;
     ni = realloc(it->items, cap * sizeof(*ni));
     if (ni == NULL) {
         return KVD_ENOMEM;
@@ -846,42 +877,62 @@ iter_grow_ents(struct kvd_iter *it, size_t need)
     return 0;
 }
 
-/* Gather wanted entries of sh (lock held) from it->pos on, whole buckets
- * at a time, each bucket's entries sorted by hash. Returns the count (or
- * a negative status); *end is set when the shard has no more buckets. */
+/* Gather wanted entries of sh (lock held) from it->pos on, sorted by hash.
+ * Slots are in tag order (the hash bits after the shard's), entries of one
+ * tag in any order, so whole tag groups are taken: a batch ends only where
+ * the tag changes. Returns the count (or a negative status); *end is set
+ * when the shard has no more slots. */
 static long
 iter_gather(struct kvd_iter *it, struct alog_shard *sh, int64_t now, int *end)
 {
-    size_t nb = (size_t)1 << sh->bits;
+    uint32_t ptag = alog_hash_tag(it->pos);
+    uint32_t prev = 0;
     size_t n = 0;
     size_t bytes = 0;
-    size_t b;
+    size_t i;
 
-    for (b = alog_shard_bucket(sh, it->pos);
-         b < nb && n < ALOG_ITER_BATCH && bytes < ALOG_ITER_BATCH_BYTES; b++) {
-        size_t first = n;
-        if (b + 8 < nb) {
-            __builtin_prefetch(sh->buckets[b + 8], 0, 1);
+    /* an entry with a tag >= ptag sits at or after ptag's home slot */
+    for (i = alog_shard_home(sh, ptag); i < sh->nslots; i++) {
+        const struct alog_ent *e = &sh->slots[i];
+        const unsigned char *k;
+        size_t klen;
+        uint64_t h;
+        size_t j;
+
+        if (i + 8 < sh->nslots) {
+            __builtin_prefetch(&sh->slots[i + 8], 0, 1);
         }
-        for (const struct alog_ent *e = sh->buckets[b]; e != NULL;
-             e = e->next) {
-            if (e->hash < it->pos || !iter_wants(it, e, now)) {
-                continue;
-            }
-            if (iter_grow_ents(it, n + 1) != 0) {
-                return KVD_ENOMEM;
-            }
-            /* insertion sort among this bucket's entries */
-            size_t j = n++;
-            while (j > first && it->ents[j - 1]->hash > e->hash) {
-                it->ents[j] = it->ents[j - 1];
-                j--;
-            }
-            it->ents[j] = e;
-            bytes += e->klen + e->vlen;
+        if (!(e->flags & ALOG_ENT_USED) || e->tag < ptag) {
+            continue;
         }
+        if ((n >= ALOG_ITER_BATCH || bytes >= ALOG_ITER_BATCH_BYTES) &&
+            e->tag != prev) {
+            break;
+        }
+        prev = e->tag;
+        if (!iter_wants(it, sh, e, now)) {
+            continue;
+        }
+        k = alog_ent_key(sh, e, &klen);
+        h = alog_hash(k, klen);
+        if (h < it->pos) {
+            continue;
+        }
+        if (iter_grow_ents(it, n + 1) != 0) {
+            return KVD_ENOMEM;
+        }
+        /* insertion sort: only entries of the same tag move */
+        j = n++;
+        while (j > 0 && it->hashes[j - 1] > h) {
+            it->ents[j] = it->ents[j - 1];
+            it->hashes[j] = it->hashes[j - 1];
+            j--;
+        }
+        it->ents[j] = e;
+        it->hashes[j] = h;
+        bytes += klen + e->vlen;
     }
-    *end = b >= nb;
+    *end = i >= sh->nslots;
     return (long)n;
 }
 
@@ -908,13 +959,14 @@ iter_fill(struct kvd_iter *it)
         for (long i = 0; i < n && rc == 0; i++) {
             if (i + ALOG_ITER_AHEAD < n) {
                 const struct alog_ent *a = it->ents[i + ALOG_ITER_AHEAD];
-                const unsigned char *p = alog_seg_at(a->seg, a->off, 1);
+                const unsigned char *p =
+                    alog_seg_at(alog_ent_seg(&db->ix, a), a->off, 1);
                 if (p != NULL) {
                     __builtin_prefetch(p, 0, 0);
                     __builtin_prefetch(p + 64, 0, 0);
                 }
             }
-            rc = iter_take(it, it->ents[i]);
+            rc = iter_take(it, sh, it->ents[i], it->hashes[i]);
         }
         pthread_rwlock_unlock(&sh->lock);
         if (n < 0 || rc != 0) {
@@ -922,7 +974,7 @@ iter_fill(struct kvd_iter *it)
             return n < 0 ? (int)n : rc;
         }
         if (n > 0) {
-            /* whole buckets were taken: nothing at or below the last
+            /* whole tag groups were taken: nothing at or below the last
              * hash is left (best < UINT64_MAX by alog_hash) */
             it->pos = it->items[n - 1].hash + 1;
             return 1;
@@ -968,6 +1020,7 @@ alog_iter_close(kvd_iter *it)
     }
     free(it->items);
     free(it->ents);
+    free(it->hashes);
     free(it->buf);
     free(it->prefix);
     free(it);
@@ -990,15 +1043,14 @@ index_totals(alog_db *db, struct kvd_engine_stats *st)
         /* expired keys are not live: only shards with expiring keys need
          * a walk */
         if (sh->expiring > 0) {
-            for (size_t b = 0; b < ((size_t)1 << sh->bits); b++) {
-                for (const struct alog_ent *e = sh->buckets[b]; e != NULL;
-                     e = e->next) {
-                    if (!(e->flags & ALOG_ENT_TOMBSTONE) &&
-                        alog_is_expired(e->expire_ms, now)) {
-                        st->keys--;
-                        st->key_bytes -= e->klen;
-                        st->value_bytes -= e->vlen;
-                    }
+            for (size_t j = 0; j < sh->nslots; j++) {
+                const struct alog_ent *e = &sh->slots[j];
+                if ((e->flags & ALOG_ENT_USED) &&
+                    !(e->flags & ALOG_ENT_TOMBSTONE) &&
+                    alog_is_expired(alog_ent_expire(sh, e), now)) {
+                    st->keys--;
+                    st->key_bytes -= alog_ent_klen(sh, e);
+                    st->value_bytes -= e->vlen;
                 }
             }
         }
@@ -1121,15 +1173,13 @@ reap_expired(alog_db *db)
     for (unsigned i = 0; i < ALOG_SHARDS; i++) {
         struct alog_shard *sh = &db->ix.shards[i];
         pthread_rwlock_wrlock(&sh->lock);
-        for (size_t b = 0; sh->expiring > 0 && b < ((size_t)1 << sh->bits);
-             b++) {
-            struct alog_ent *e = sh->buckets[b];
-            while (e != NULL) {
-                struct alog_ent *next = e->next;
-                if (alog_is_expired(e->expire_ms, now)) {
-                    alog_index_drop_locked(db, sh, e);
-                }
-                e = next;
+        for (size_t j = 0; sh->expiring > 0 && j < sh->nslots;) {
+            struct alog_ent *e = &sh->slots[j];
+            if ((e->flags & ALOG_ENT_USED) &&
+                alog_is_expired(alog_ent_expire(sh, e), now)) {
+                alog_index_drop_locked(db, sh, e); /* j holds the next */
+            } else {
+                j++;
             }
         }
         pthread_rwlock_unlock(&sh->lock);

@@ -58,6 +58,7 @@ alog_seg_new(uint32_t id, int fd, int kind, uint64_t created_seq)
     atomic_init(&s->min_seq, kind == ALOG_FILE_DATA ? created_seq : UINT64_MAX);
     atomic_init(&s->max_seq, 0);
     atomic_init(&s->refs, 1);
+    atomic_init(&s->ixslot, 0);
     return s;
 }
 
@@ -188,6 +189,8 @@ alog_segs_add_locked(alog_db *db, struct alog_seg *s)
 void
 alog_segs_remove_locked(alog_db *db, struct alog_seg *s)
 {
+    /* no index entry points at a segment that leaves the list */
+    alog_index_seg_forget(&db->ix, s);
     for (size_t i = 0; i < db->nsegs; i++) {
         if (db->segs[i] == s) {
             for (size_t j = i + 1; j < db->nsegs; j++) {

@@ -328,7 +328,7 @@ hint_matches_data(alog_db *db, struct alog_seg *seg, const unsigned char *buf,
 }
 
 /* Keys decoded ahead of the one being applied (a power of two); see
- * alog_index_slot. */
+ * alog_index_home. */
 #define ALOG_HINT_AHEAD 16
 
 static void
@@ -435,9 +435,9 @@ alog_hint_load(alog_db *db, struct alog_seg *seg, uint64_t data_size,
     if (rc != 0) {
         goto out;
     }
-    /* Apply in a pipeline: entry i is decoded and hashed and its bucket
-     * prefetched AHEAD steps before it is applied, its chain head half
-     * way, so the cache misses of the index overlap. */
+    /* Apply in a pipeline: entry i is decoded and hashed and its home
+     * slot prefetched AHEAD steps before it is applied, so the cache
+     * misses of the index overlap. */
     t_apply = kvd_mono_us(db->host);
     pos = ALOG_FILE_HDR_BYTES;
     for (uint64_t i = 0; i < count + ALOG_HINT_AHEAD; i++) {
@@ -450,18 +450,8 @@ alog_hint_load(alog_db *db, struct alog_seg *seg, uint64_t data_size,
         if (i < count) {
             struct alog_scan_rec *r = &ring[i % ALOG_HINT_AHEAD];
             hint_decode_rec(buf + pos, r);
-            __builtin_prefetch(alog_index_slot(&db->ix, r->hash), 0, 3);
+            __builtin_prefetch(alog_index_home(&db->ix, r->hash), 0, 3);
             pos += ALOG_HINT_ENT_BYTES + r->h.klen;
-        }
-        if (i >= ALOG_HINT_AHEAD / 2 && i - ALOG_HINT_AHEAD / 2 < count) {
-            uint64_t h = ring[(i - ALOG_HINT_AHEAD / 2) % ALOG_HINT_AHEAD].hash;
-            const struct alog_ent *e = *alog_index_slot(&db->ix, h);
-            if (e != NULL) {
-                /* the key of a 16-byte-aligned entry often starts in its
-                 * second cache line */
-                __builtin_prefetch(e, 1, 3);
-                __builtin_prefetch((const char *)e + 64, 0, 3);
-            }
         }
     }
     atomic_store(&seg->hint_bytes, size);

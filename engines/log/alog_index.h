@@ -1,78 +1,114 @@
 /*
  * alog_index.h -- the in-memory index (keydir) of the log engine:
- * key -> (segment, offset, value length, expiry, sequence number).
+ * key -> (segment, offset, value length, expiry).
  *
  * A hash table split into ALOG_SHARDS shards, each with its own rwlock so
  * readers never wait for each other and writers to different shards do not
- * contend. Keys are placed by a 64-bit hash: the top ALOG_SHARD_BITS pick
- * the shard and the next bits pick the bucket, so walking shards and buckets
- * in order visits hashes in ascending order whatever the table sizes are.
- * Iterators use the hash as their resume position (pos).
+ * contend. The top ALOG_SHARD_BITS of a key's 64-bit hash pick the shard,
+ * the next 32 bits are the key's tag.
  *
- * Locking: every field of a shard (buckets, counters) is guarded by its
- * lock. Functions named *_locked expect the caller to hold the shard lock
- * (read for lookups, write for changes). The engine's writer lock is taken
- * before a shard lock, never after.
+ * Compact layout (no object per key, no malloc per key):
+ * - a shard is one array of 20-byte slots (struct alog_ent) with open
+ *   addressing; a slot packs the tag, the record's offset and value length,
+ *   the segment as a slot of the segment table (ix->segtab) and the key's
+ *   place in the shard's key arena;
+ * - the slots are kept sorted by tag (ordered linear probing): a key's home
+ *   slot is tag * cap >> 32, it sits at its home or after it with no free
+ *   slot in between, so a lookup scans from the home slot until a tag above
+ *   its own (a miss usually reads one or two slots and no key), and walking
+ *   shards and slots in order visits hashes in (nearly) ascending order:
+ *   ascending by tag, entries of one tag in any order. Iterators use the
+ *   full hash (recomputed from the key) as their resume position (pos);
+ * - keys live in a per-shard arena of ALOG_KBLK_BYTES blocks:
+ *   [u16 klen][key][i64 expire_ms, only with ALOG_ENT_EXPIRES]. Removing a
+ *   key leaves its bytes dead in the arena; a shard whose arena is more
+ *   than half dead (and at least ALOG_KARENA_COMPACT_MIN bytes) is copied
+ *   into fresh blocks under its write lock.
+ * The record's sequence number is not kept: only recovery needs it (which
+ * of two records of a key is newer), so it has a temporary array beside
+ * the slots (alog_index_bulk_begin .. _end).
+ *
+ * Slot pointers are valid only until the next insert or remove in their
+ * shard (both move slots) and never across a lock release.
+ *
+ * Locking: every field of a shard is guarded by its lock. Functions named
+ * *_locked expect the caller to hold the shard lock (read for lookups,
+ * write for changes). The engine's writer lock is taken before a shard
+ * lock, never after. The segment table has its own leaf mutex for
+ * assigning and freeing slots; reading an assigned slot needs only the
+ * shard lock of the entry that names it.
  */
 #ifndef KVD_ALOG_INDEX_H
 #define KVD_ALOG_INDEX_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-#define ALOG_SHARD_BITS        8
-#define ALOG_SHARDS            (1u << ALOG_SHARD_BITS)
-#define ALOG_ARENA_BLOCK_BYTES (4u << 20)
+#define ALOG_SHARD_BITS 8
+#define ALOG_SHARDS     (1u << ALOG_SHARD_BITS)
+/* segments the index can point at at once (slot 0 means none) */
+#define ALOG_SEGTAB_SLOTS       65536u
+#define ALOG_KBLK_SHIFT         14
+#define ALOG_KBLK_BYTES         (1u << ALOG_KBLK_SHIFT)
+#define ALOG_KBLK_MAX           (1u << (32 - ALOG_KBLK_SHIFT))
+#define ALOG_KARENA_COMPACT_MIN (64u << 10)
 
 struct alog_seg;
 
 enum alog_ent_flag {
-    ALOG_ENT_TOMBSTONE = 1u << 0, /* only during recovery: a delete */
-    ALOG_ENT_ARENA = 1u << 1,     /* carved from the index arena: not freed
-                                   * alone (alog_ent_create_bulk) */
+    ALOG_ENT_USED = 1u << 0,      /* the slot holds a key */
+    ALOG_ENT_TOMBSTONE = 1u << 1, /* only during recovery: a delete */
+    ALOG_ENT_EXPIRES = 1u << 2,   /* the arena entry has an expire_ms */
 };
 
-/* One key. Allocated with the key inline; owned by its shard. */
+/* One slot (20 bytes). */
 struct alog_ent {
-    struct alog_ent *next; /* bucket chain */
-    uint64_t hash;
-    uint64_t seq;
-    int64_t expire_ms;
-    struct alog_seg *seg; /* segment holding the record */
-    uint32_t off;         /* offset of the record in the segment */
-    uint32_t vlen;
-    uint16_t klen;
+    uint32_t tag;  /* hash bits 55..24 */
+    uint32_t off;  /* offset of the record in the segment */
+    uint32_t vlen; /* value length */
+    uint32_t kref; /* key in the arena: block << ALOG_KBLK_SHIFT | offset */
+    uint16_t seg;  /* segment table slot; 0: none yet */
     uint8_t flags; /* enum alog_ent_flag */
-    unsigned char key[];
+    uint8_t spare;
+};
+
+struct alog_karena {
+    unsigned char **blks;
+    uint32_t nblks;
+    uint32_t blks_cap;
+    uint32_t pos;   /* bytes used in the last block */
+    uint64_t bytes; /* allocated block bytes */
 };
 
 struct alog_shard {
     pthread_rwlock_t lock;
-    struct alog_ent **buckets;
-    unsigned bits;        /* log2 of the bucket count */
+    struct alog_ent *slots; /* nslots, mapped */
+    uint32_t cap;           /* home slots: tag * cap >> 32 */
+    uint32_t nslots;        /* cap and an overflow tail (runs do not wrap) */
+    uint64_t *rseq;         /* bulk load only: seq of each slot */
+    struct alog_karena ka;
+    uint64_t ka_dead;     /* arena bytes of removed keys */
     uint64_t count;       /* entries, tombstones included */
     uint64_t live_keys;   /* entries that are not tombstones */
     uint64_t key_bytes;   /* of live_keys */
     uint64_t value_bytes; /* of live_keys */
     uint64_t expiring;    /* live entries with an expiry */
-    uint64_t mem_bytes;   /* entries + buckets */
+    uint64_t mem_bytes;   /* home slots, arena blocks, block table */
 };
-
-/* A block of the index arena (see alog_ent_create_bulk). */
-struct alog_arena_blk;
 
 struct alog_index {
     struct alog_shard shards[ALOG_SHARDS];
-    /* recovery's entry arena: written only before other threads exist,
-     * freed by alog_index_release */
-    struct alog_arena_blk *arena;
-    unsigned char *arena_pos;
-    unsigned char *arena_end;
+    /* slot -> segment; written under segtab_mu, read under shard locks */
+    struct alog_seg **segtab;
+    uint32_t segtab_next;
+    pthread_mutex_t segtab_mu;
 };
 
 /* 64-bit hash of a key; never UINT64_MAX (a pos must stay below it). */
@@ -87,99 +123,138 @@ alog_index_shard(struct alog_index *ix, uint64_t hash)
     return &ix->shards[hash >> (64 - ALOG_SHARD_BITS)];
 }
 
+static inline uint32_t
+alog_hash_tag(uint64_t hash)
+{
+    return (uint32_t)(hash >> (32 - ALOG_SHARD_BITS));
+}
+
+static inline size_t
+alog_shard_home(const struct alog_shard *sh, uint32_t tag)
+{
+    return (size_t)(((uint64_t)tag * sh->cap) >> 32);
+}
+
+/* Index of the first slot that may hold tag (lock held): the first from
+ * the home slot that is free or has a tag >= tag. Candidates follow while
+ * slots are used with this tag. */
+static inline size_t
+alog_shard_probe_locked(const struct alog_shard *sh, uint32_t tag)
+{
+    size_t i = alog_shard_home(sh, tag);
+
+    while (i < sh->nslots && (sh->slots[i].flags & ALOG_ENT_USED) &&
+           sh->slots[i].tag < tag) {
+        i++;
+    }
+    return i;
+}
+
+static inline int
+alog_shard_is_tag_locked(const struct alog_shard *sh, size_t i, uint32_t tag)
+{
+    return i < sh->nslots && (sh->slots[i].flags & ALOG_ENT_USED) &&
+           sh->slots[i].tag == tag;
+}
+
+/* The key bytes of e (lock held) and their length. */
+static inline const unsigned char *
+alog_ent_key(const struct alog_shard *sh, const struct alog_ent *e,
+             size_t *klen)
+{
+    const unsigned char *p = sh->ka.blks[e->kref >> ALOG_KBLK_SHIFT] +
+                             (e->kref & (ALOG_KBLK_BYTES - 1));
+    uint16_t n;
+
+    memcpy(&n, p, 2);
+    *klen = n;
+    return p + 2;
+}
+
+static inline size_t
+alog_ent_klen(const struct alog_shard *sh, const struct alog_ent *e)
+{
+    size_t n;
+    (void)alog_ent_key(sh, e, &n);
+    return n;
+}
+
+/* e's expiry (lock held); 0: none. */
+static inline int64_t
+alog_ent_expire(const struct alog_shard *sh, const struct alog_ent *e)
+{
+    const unsigned char *k;
+    size_t klen;
+    int64_t v;
+
+    if (!(e->flags & ALOG_ENT_EXPIRES)) {
+        return 0;
+    }
+    k = alog_ent_key(sh, e, &klen);
+    memcpy(&v, k + klen, 8);
+    return v;
+}
+
+/* The segment e points at (shard lock held); NULL for none. */
+static inline struct alog_seg *
+alog_ent_seg(const struct alog_index *ix, const struct alog_ent *e)
+{
+    return ix->segtab[e->seg];
+}
+
+/* The segment table slot of seg, assigned on first use (the segment must
+ * be one the index may point at until alog_index_seg_forget). 0 when the
+ * table is full. */
+uint16_t alog_index_seg_slot(struct alog_index *ix, struct alog_seg *seg);
+/* seg leaves the table: no entry points at it any more. */
+void alog_index_seg_forget(struct alog_index *ix, struct alog_seg *seg);
+
 /* Find the entry of key in shard (lock held). NULL when absent. */
 struct alog_ent *alog_shard_find_locked(struct alog_shard *sh, uint64_t hash,
                                         const void *key, size_t klen);
 
-/* Allocate an entry with the key copied in; NULL on ENOMEM. */
-struct alog_ent *alog_ent_create(uint64_t hash, const void *key, size_t klen);
+/* Insert key (write lock held; key not present) as a tombstone with no
+ * segment, not yet accounted: alog_index_set_locked makes it live. NULL
+ * on ENOMEM. Moves other slots. */
+struct alog_ent *alog_shard_insert_locked(struct alog_shard *sh, uint64_t hash,
+                                          const void *key, size_t klen);
 
-/* Bytes an entry with a klen-byte key takes in the arena. */
-static inline size_t
-alog_ent_bytes(size_t klen)
-{
-    return (sizeof(struct alog_ent) + klen + 7) & ~(size_t)7;
-}
-
-/*
- * An entry for a bulk load (recovery), carved from the index arena: blocks
- * of ALOG_ARENA_BLOCK_BYTES instead of one malloc per key, each block's
- * pages faulted in by one system call, entries of neighbouring records
- * next to each other. Arena entries are never freed one by one: a removed
- * one leaves its bytes unused until the index is released (recovery
- * removes only the tombstones it loaded; a later put of a key reuses its
- * entry). Falls back to alog_ent_create (a long key, or no memory for a
- * block). NULL on ENOMEM. No other thread may use the index.
- */
-struct alog_ent *alog_ent_create_bulk(struct alog_index *ix, uint64_t hash,
-                                      const void *key, size_t klen);
-
-/* Link a new entry (write lock held; key not present). */
-void alog_shard_insert_locked(struct alog_shard *sh, struct alog_ent *e);
-
-/* Unlink and free an entry (write lock held). */
+/* Remove e (write lock held); its arena bytes become dead. Moves other
+ * slots: a loop over slots looks at index i again after removing it. */
 void alog_shard_remove_locked(struct alog_shard *sh, struct alog_ent *e);
 
-/* Account for a change of an entry's value length or flags: call
+/* Set e's expiry (write lock held): 0, or -1 on ENOMEM (e unchanged). */
+int alog_ent_set_expire_locked(struct alog_shard *sh, struct alog_ent *e,
+                               int64_t expire_ms);
+
+/* Account for a change of an entry's value length, expiry or flags: call
  * _unaccount before changing, _account after (write lock held). */
 void alog_shard_unaccount_locked(struct alog_shard *sh,
                                  const struct alog_ent *e);
 void alog_shard_account_locked(struct alog_shard *sh, const struct alog_ent *e);
 
-/* Grow the bucket array when the load passes 1 (write lock held). Failure
- * to grow is harmless (chains get longer). */
-void alog_shard_maybe_grow_locked(struct alog_shard *sh);
-
-/* Size every shard's bucket array for `keys` entries spread over the
- * index before they are inserted, so a bulk load (recovery) does not
- * rehash shard after shard as it grows. Rounds up to a power of two per
- * shard, the size growing would reach when every entry is a distinct key:
- * no rehash at all then (a rehash moves every entry of the shard, one
- * cache miss each). When the count overstates the keys (a key in several
- * hint files) the arrays are larger than needed, by 8 bytes per extra
- * record at most. Only grows; failure leaves the arrays as they were
- * (harmless). No other thread may use the index. */
-void alog_index_reserve(struct alog_index *ix, uint64_t keys);
-
-/* Bucket range helpers for hash-ordered walks (lock held). */
-static inline size_t
-alog_shard_bucket(const struct alog_shard *sh, uint64_t hash)
-{
-    if (sh->bits == 0) {
-        return 0;
-    }
-    return (size_t)((hash << ALOG_SHARD_BITS) >> (64 - sh->bits));
-}
-
-/* The first entry of shard (lock held) whose 64-bit hash is `hash`, NULL
- * when none: for a caller that checks the key elsewhere (a get compares it
- * in the record it reads anyway), saving the entry's key cache line. Use
- * alog_shard_find_locked when that check fails. */
-static inline struct alog_ent *
-alog_shard_find_hash_locked(struct alog_shard *sh, uint64_t hash)
-{
-    struct alog_ent *e = sh->buckets[alog_shard_bucket(sh, hash)];
-
-    while (e != NULL && e->hash != hash) {
-        e = e->next;
-    }
-    return e;
-}
-
 /*
- * The bucket slot of hash: for a bulk load (recovery) that prefetches
- * (no lock: the caller is the only thread using the index). A lookup costs
- * two dependent cache misses, the slot and the entry it points at; a
- * loader that knows the next keys prefetches the slot a few keys ahead and
- * the entry (reading the now cached slot) a little later, so the misses of
- * several keys overlap. The prefetch itself is left to the caller: GCC
- * drops calls to a helper whose only effect is __builtin_prefetch.
+ * Bulk load (recovery; no other thread may use the index): size every
+ * shard for `keys` entries spread over the index, so the load does not
+ * regrow shard after shard, and keep a sequence number per slot
+ * (alog_ent_seq) until alog_index_bulk_end frees it. 0 or -1 (ENOMEM).
  */
-static inline struct alog_ent **
-alog_index_slot(struct alog_index *ix, uint64_t hash)
+int alog_index_bulk_begin(struct alog_index *ix, uint64_t keys);
+void alog_index_bulk_end(struct alog_index *ix);
+
+static inline uint64_t *
+alog_ent_seq(struct alog_shard *sh, const struct alog_ent *e)
+{
+    return &sh->rseq[e - sh->slots];
+}
+
+/* The home slot of hash: for a bulk load that prefetches it (no lock: the
+ * caller is the only thread using the index). */
+static inline const struct alog_ent *
+alog_index_home(struct alog_index *ix, uint64_t hash)
 {
     struct alog_shard *sh = alog_index_shard(ix, hash);
-    return &sh->buckets[alog_shard_bucket(sh, hash)];
+    return &sh->slots[alog_shard_home(sh, alog_hash_tag(hash))];
 }
 
 #ifdef __cplusplus

@@ -394,8 +394,11 @@ merge_rec(void *arg, struct alog_seg *seg, const struct alog_scan_rec *r)
     pthread_rwlock_rdlock(&sh->lock);
     e = alog_shard_find_locked(sh, hash, r->key, r->h.klen);
     if (e != NULL) {
-        live = e->seg == seg && e->off == r->off;
-        newer = e->seq > r->h.seq;
+        live = alog_ent_seg(&m->db->ix, e) == seg && e->off == r->off;
+        /* the index holds the newest record of every key: one that is not
+         * this record is newer (an unsynced one under sync = always is not
+         * in the index yet: the tombstone is then kept, which is safe) */
+        newer = !live;
     }
     pthread_rwlock_unlock(&sh->lock);
 
@@ -450,12 +453,16 @@ switch_index(struct merge_ctx *m)
 
             pthread_rwlock_wrlock(&sh->lock);
             e = alog_shard_find_locked(sh, hash, key, klen);
-            if (e != NULL && e->seg == rl->old && e->off == rl->old_off) {
-                bytes = alog_rec_bytes(e->klen, e->vlen);
-                atomic_fetch_sub(&rl->old->live_bytes, bytes);
-                atomic_fetch_add(&o->seg->live_bytes, bytes);
-                e->seg = o->seg;
-                e->off = rl->new_off;
+            if (e != NULL && alog_ent_seg(&db->ix, e) == rl->old &&
+                e->off == rl->old_off) {
+                uint16_t slot = alog_index_seg_slot(&db->ix, o->seg);
+                if (slot != 0) {
+                    bytes = alog_rec_bytes(klen, e->vlen);
+                    atomic_fetch_sub(&rl->old->live_bytes, bytes);
+                    atomic_fetch_add(&o->seg->live_bytes, bytes);
+                    e->seg = slot;
+                    e->off = rl->new_off;
+                }
             }
             pthread_rwlock_unlock(&sh->lock);
         }
@@ -465,17 +472,16 @@ switch_index(struct merge_ctx *m)
     for (unsigned i = 0; i < ALOG_SHARDS; i++) {
         struct alog_shard *sh = &db->ix.shards[i];
         pthread_rwlock_wrlock(&sh->lock);
-        for (size_t b = 0; b < ((size_t)1 << sh->bits); b++) {
-            struct alog_ent *e = sh->buckets[b];
-            while (e != NULL) {
-                struct alog_ent *next = e->next;
-                if (e->seg->merging) {
-                    if (!alog_is_expired(e->expire_ms, m->now)) {
-                        dropped++;
-                    }
-                    alog_index_drop_locked(db, sh, e);
+        for (size_t j = 0; j < sh->nslots;) {
+            struct alog_ent *e = &sh->slots[j];
+            struct alog_seg *es = alog_ent_seg(&db->ix, e);
+            if ((e->flags & ALOG_ENT_USED) && es != NULL && es->merging) {
+                if (!alog_is_expired(alog_ent_expire(sh, e), m->now)) {
+                    dropped++;
                 }
-                e = next;
+                alog_index_drop_locked(db, sh, e); /* j holds the next */
+            } else {
+                j++;
             }
         }
         pthread_rwlock_unlock(&sh->lock);

@@ -60,35 +60,35 @@ rec_apply(void *arg, struct alog_seg *seg, const struct alog_scan_rec *r)
         atomic_store(&seg->max_seq, r->h.seq);
     }
     e = alog_shard_find_locked(sh, hash, r->key, r->h.klen);
-    if (e != NULL && e->seq >= r->h.seq) {
+    if (e != NULL && *alog_ent_seq(sh, e) >= r->h.seq) {
         return 0; /* an older version, or this very record again */
     }
     if (e == NULL) {
-        e = alog_ent_create_bulk(&c->db->ix, hash, r->key, r->h.klen);
+        e = alog_shard_insert_locked(sh, hash, r->key, r->h.klen);
         if (e == NULL) {
             c->enomem = 1;
             return KVD_ENOMEM;
         }
-        e->flags |= ALOG_ENT_TOMBSTONE;
-        alog_shard_insert_locked(sh, e);
     }
     dead = r->h.kind == ALOG_REC_DEL || alog_is_expired(r->h.expire_ms, c->now);
     if (!dead) {
-        alog_index_set_locked(c->db, sh, e, seg, r->off, r->h.vlen, r->h.seq,
-                              r->h.expire_ms);
+        if (alog_index_set_locked(c->db, sh, e, seg, r->off, r->h.vlen,
+                                  r->h.seq, r->h.expire_ms) != 0) {
+            c->enomem = 1;
+            return KVD_ENOMEM;
+        }
         return 0;
     }
-    /* remember the delete until every file is loaded */
+    /* remember the delete (its seq) until every file is loaded */
     if (!(e->flags & ALOG_ENT_TOMBSTONE)) {
-        atomic_fetch_sub(&e->seg->live_bytes, alog_rec_bytes(e->klen, e->vlen));
+        struct alog_seg *old = alog_ent_seg(&c->db->ix, e);
+        atomic_fetch_sub(&old->live_bytes,
+                         alog_rec_bytes(alog_ent_klen(sh, e), e->vlen));
         alog_shard_unaccount_locked(sh, e);
         e->flags |= ALOG_ENT_TOMBSTONE;
     }
-    e->seg = seg;
-    e->off = r->off;
     e->vlen = 0;
-    e->seq = r->h.seq;
-    e->expire_ms = 0;
+    *alog_ent_seq(sh, e) = r->h.seq;
     return 0;
 }
 
@@ -98,18 +98,16 @@ drop_tombstones(alog_db *db)
     for (unsigned i = 0; i < ALOG_SHARDS; i++) {
         struct alog_shard *sh = &db->ix.shards[i];
         /* every entry is a tombstone or a live key: walking a shard
-         * without tombstones would touch each of its entries for nothing */
+         * without tombstones would touch each of its slots for nothing */
         if (sh->count == sh->live_keys) {
             continue;
         }
-        for (size_t b = 0; b < ((size_t)1 << sh->bits); b++) {
-            struct alog_ent *e = sh->buckets[b];
-            while (e != NULL) {
-                struct alog_ent *next = e->next;
-                if (e->flags & ALOG_ENT_TOMBSTONE) {
-                    alog_shard_remove_locked(sh, e);
-                }
-                e = next;
+        for (size_t j = 0; j < sh->nslots;) {
+            struct alog_ent *e = &sh->slots[j];
+            if ((e->flags & ALOG_ENT_USED) && (e->flags & ALOG_ENT_TOMBSTONE)) {
+                alog_shard_remove_locked(sh, e); /* j holds the next now */
+            } else {
+                j++;
             }
         }
     }
@@ -359,8 +357,11 @@ load_segments(alog_db *db, struct rec_ctx *c, struct kvd_err *err)
     }
     db->recovery_hint_read_us += kvd_mono_us(db->host) - t;
     t = kvd_mono_us(db->host);
-    /* size the index once instead of doubling it shard by shard */
-    alog_index_reserve(&db->ix, hinted);
+    /* size the index once instead of growing it shard by shard */
+    if (alog_index_bulk_begin(&db->ix, hinted) != 0) {
+        db->recovery_index_us += kvd_mono_us(db->host) - t;
+        return kvd_err_set(err, KVD_ENOMEM, "log: out of memory");
+    }
     db->recovery_index_us += kvd_mono_us(db->host) - t;
     for (size_t i = 0; i < nsegs; i++) {
         struct alog_seg *s = db->segs[i];
@@ -524,6 +525,7 @@ alog_recover(alog_db *db, struct kvd_err *err)
     }
     t_tidy = kvd_mono_us(db->host);
     drop_tombstones(db);
+    alog_index_bulk_end(&db->ix);
     rc = drop_empty(db);
     if (rc != 0) {
         return kvd_err_set(err, rc, "log: write %s/%s: %s", db->dir,

@@ -46,40 +46,75 @@ seg_live_sub(struct alog_seg *s, uint64_t n)
     atomic_fetch_sub_explicit(&s->live_bytes, n, memory_order_relaxed);
 }
 
-/* Point e (linked, in sh, write lock held) at a new record. */
-void
+/* Point e (in sh, write lock held) at a new record. 0, or KVD_ENOMEM (no
+ * room for its expiry, or the segment table is full): e is unchanged. */
+int
 alog_index_set_locked(alog_db *db, struct alog_shard *sh, struct alog_ent *e,
                       struct alog_seg *seg, uint32_t off, uint32_t vlen,
                       uint64_t seq, int64_t expire_ms)
 {
-    (void)db;
-    if (e->seg != NULL && !(e->flags & ALOG_ENT_TOMBSTONE)) {
-        seg_live_sub(e->seg, alog_rec_bytes(e->klen, e->vlen));
+    struct alog_seg *old = alog_ent_seg(&db->ix, e);
+    uint16_t slot = alog_index_seg_slot(&db->ix, seg);
+    size_t klen = alog_ent_klen(sh, e);
+
+    if (slot == 0) {
+        return KVD_ENOMEM;
     }
     alog_shard_unaccount_locked(sh, e);
-    e->seg = seg;
+    if (alog_ent_set_expire_locked(sh, e, expire_ms) != 0) {
+        alog_shard_account_locked(sh, e);
+        return KVD_ENOMEM;
+    }
+    if (old != NULL && !(e->flags & ALOG_ENT_TOMBSTONE)) {
+        seg_live_sub(old, alog_rec_bytes(klen, e->vlen));
+    }
+    e->seg = slot;
     e->off = off;
     e->vlen = vlen;
-    e->seq = seq;
-    e->expire_ms = expire_ms;
     e->flags &= (uint8_t)~ALOG_ENT_TOMBSTONE;
+    if (sh->rseq != NULL) {
+        *alog_ent_seq(sh, e) = seq;
+    }
     alog_shard_account_locked(sh, e);
-    seg_live_add(seg, alog_rec_bytes(e->klen, vlen));
+    seg_live_add(seg, alog_rec_bytes(klen, vlen));
+    return 0;
 }
 
 void
 alog_index_drop_locked(alog_db *db, struct alog_shard *sh, struct alog_ent *e)
 {
-    (void)db;
-    if (e->seg != NULL && !(e->flags & ALOG_ENT_TOMBSTONE)) {
-        seg_live_sub(e->seg, alog_rec_bytes(e->klen, e->vlen));
+    struct alog_seg *old = alog_ent_seg(&db->ix, e);
+
+    if (old != NULL && !(e->flags & ALOG_ENT_TOMBSTONE)) {
+        seg_live_sub(old, alog_rec_bytes(alog_ent_klen(sh, e), e->vlen));
     }
     alog_shard_remove_locked(sh, e);
 }
 
+/* A key of a write on its way to the index (the index copies it into its
+ * arena); allocated before the append so nothing fails after it. */
+struct alog_key {
+    uint64_t hash;
+    size_t klen;
+    unsigned char key[];
+};
+
+static struct alog_key *
+alog_key_create(uint64_t hash, const void *key, size_t klen)
+{
+    struct alog_key *k = malloc(sizeof(*k) + klen);
+
+    if (k != NULL) {
+        k->hash = hash;
+        k->klen = klen;
+        memcpy(k->key, key, klen);
+    }
+    return k;
+}
+
 /* An index change of an appended record (see db->pend). */
 struct alog_pending {
-    struct alog_ent *ent; /* the key; for a put, the entry to link */
+    struct alog_key *ent; /* the key */
     struct alog_seg *seg;
     uint64_t end; /* log position after the record */
     uint64_t seq;
@@ -89,27 +124,36 @@ struct alog_pending {
     int del;
 };
 
-/* Link or update key `spare` to point at a new record; spare is consumed
- * (linked) or freed here. */
+/* Link or update key `spare` to point at a new record; spare is freed
+ * here. Only running out of memory can fail (the index arena or slots):
+ * the record is in the log, so the engine turns read-only rather than
+ * serve a stale value silently. */
 static void
-index_apply_put(alog_db *db, struct alog_ent *spare, struct alog_seg *seg,
+index_apply_put(alog_db *db, struct alog_key *spare, struct alog_seg *seg,
                 uint32_t off, uint32_t vlen, uint64_t seq, int64_t expire_ms)
 {
     struct alog_shard *sh = alog_index_shard(&db->ix, spare->hash);
     struct alog_ent *e;
+    int fresh = 0;
+    int rc = KVD_ENOMEM;
 
     pthread_rwlock_wrlock(&sh->lock);
     e = alog_shard_find_locked(sh, spare->hash, spare->key, spare->klen);
     if (e == NULL) {
-        spare->seg = NULL;
-        spare->flags = ALOG_ENT_TOMBSTONE; /* not accounted until set */
-        alog_shard_insert_locked(sh, spare);
-        e = spare;
-        spare = NULL;
+        e = alog_shard_insert_locked(sh, spare->hash, spare->key, spare->klen);
+        fresh = 1;
     }
-    alog_index_set_locked(db, sh, e, seg, off, vlen, seq, expire_ms);
+    if (e != NULL) {
+        rc = alog_index_set_locked(db, sh, e, seg, off, vlen, seq, expire_ms);
+        if (rc != 0 && fresh) {
+            alog_shard_remove_locked(sh, e);
+        }
+    }
     pthread_rwlock_unlock(&sh->lock);
     free(spare);
+    if (rc != 0) {
+        (void)kvd_ro_fail(db->ro, rc, "index: no memory for a key");
+    }
 }
 
 static void
@@ -156,7 +200,7 @@ pending_reserve_locked(alog_db *db, size_t n)
 }
 
 static void
-pending_push_locked(alog_db *db, struct alog_ent *ent, int del, uint32_t off,
+pending_push_locked(alog_db *db, struct alog_key *ent, int del, uint32_t off,
                     uint32_t vlen, uint64_t seq, int64_t expire_ms)
 {
     struct alog_pending *p = &db->pend[db->npend++];
@@ -208,7 +252,7 @@ alog_pending_drop_locked(alog_db *db)
 /* A put appended at off in the active segment (wlock held): applied now,
  * or, under sync = always, once synced. spare is consumed. */
 static void
-index_put(alog_db *db, struct alog_ent *spare, uint32_t off, uint32_t vlen,
+index_put(alog_db *db, struct alog_key *spare, uint32_t off, uint32_t vlen,
           uint64_t seq, int64_t expire_ms)
 {
     if (deferring(db)) {
@@ -221,7 +265,7 @@ index_put(alog_db *db, struct alog_ent *spare, uint32_t off, uint32_t vlen,
 /* A delete appended (wlock held); dk is a preallocated entry holding the
  * key (required under sync = always, else may be NULL), consumed. */
 static void
-index_del(alog_db *db, struct alog_ent *dk, uint64_t hash, const void *key,
+index_del(alog_db *db, struct alog_key *dk, uint64_t hash, const void *key,
           size_t klen)
 {
     if (deferring(db)) {
@@ -445,7 +489,7 @@ alog_put(alog_db *db, const void *key, size_t klen, const void *val,
     uint64_t total = alog_rec_bytes(klen, vlen);
     uint64_t hash;
     uint64_t target = 0;
-    struct alog_ent *spare;
+    struct alog_key *spare;
     uint32_t off;
     int64_t now;
     int rc;
@@ -464,7 +508,7 @@ alog_put(alog_db *db, const void *key, size_t klen, const void *val,
         return KVD_EREADONLY;
     }
     hash = alog_hash(key, klen);
-    spare = alog_ent_create(hash, key, klen);
+    spare = alog_key_create(hash, key, klen);
     if (spare == NULL) {
         return KVD_ENOMEM;
     }
@@ -517,7 +561,8 @@ key_live(alog_db *db, uint64_t hash, const void *key, size_t klen)
     pthread_rwlock_wrlock(&sh->lock);
     e = alog_shard_find_locked(sh, hash, key, klen);
     if (e != NULL) {
-        if (alog_is_expired(e->expire_ms, db->host->now_ms(db->host))) {
+        if (alog_is_expired(alog_ent_expire(sh, e),
+                            db->host->now_ms(db->host))) {
             alog_index_drop_locked(db, sh, e);
         } else {
             live = 1;
@@ -535,7 +580,7 @@ alog_del(alog_db *db, const void *key, size_t klen)
     uint64_t total = alog_rec_bytes(klen, 0);
     uint64_t hash;
     uint64_t target = 0;
-    struct alog_ent *dk = NULL;
+    struct alog_key *dk = NULL;
     uint32_t off;
     int64_t now;
     int rc;
@@ -556,7 +601,7 @@ alog_del(alog_db *db, const void *key, size_t klen)
     hash = alog_hash(key, klen);
     now = db->host->now_ms(db->host);
     if (deferring(db)) {
-        dk = alog_ent_create(hash, key, klen);
+        dk = alog_key_create(hash, key, klen);
         if (dk == NULL) {
             if (buf != stackbuf) {
                 free(buf);
@@ -607,7 +652,7 @@ alog_del(alog_db *db, const void *key, size_t klen)
 int
 alog_put_many(alog_db *db, struct kvd_mop *ops, size_t n)
 {
-    struct alog_ent **spares;
+    struct alog_key **spares;
     unsigned char *buf;
     uint64_t total = 0;
     uint64_t target = 0;
@@ -638,7 +683,7 @@ alog_put_many(alog_db *db, struct kvd_mop *ops, size_t n)
     rc = spares == NULL || buf == NULL ? KVD_ENOMEM : 0;
     for (size_t i = 0; i < n && rc == 0; i++) {
         if (ops[i].status == 0) {
-            spares[i] = alog_ent_create(alog_hash(ops[i].key, ops[i].klen),
+            spares[i] = alog_key_create(alog_hash(ops[i].key, ops[i].klen),
                                         ops[i].key, ops[i].klen);
             rc = spares[i] == NULL ? KVD_ENOMEM : 0;
         }
@@ -744,7 +789,7 @@ int
 alog_batch(alog_db *db, const struct kvd_op *ops, size_t n, struct kvd_err *err)
 {
     char why[ALOG_STATE_BYTES];
-    struct alog_ent **spares = NULL;
+    struct alog_key **spares = NULL;
     unsigned char *buf = NULL;
     uint64_t body;
     uint64_t total;
@@ -769,7 +814,7 @@ alog_batch(alog_db *db, const struct kvd_op *ops, size_t n, struct kvd_err *err)
     }
     for (size_t i = 0; i < n; i++) {
         if (ops[i].type == KVD_OP_PUT || deferring(db)) {
-            spares[i] = alog_ent_create(alog_hash(ops[i].key, ops[i].klen),
+            spares[i] = alog_key_create(alog_hash(ops[i].key, ops[i].klen),
                                         ops[i].key, ops[i].klen);
             if (spares[i] == NULL) {
                 rc = kvd_err_set(err, KVD_ENOMEM, "batch: out of memory");
