@@ -1182,6 +1182,7 @@ reap_expired(alog_db *db)
                 j++;
             }
         }
+        alog_shard_maybe_shrink_locked(sh);
         pthread_rwlock_unlock(&sh->lock);
     }
     pthread_mutex_unlock(&db->wlock);

@@ -462,6 +462,15 @@ alog_shard_remove_locked(struct alog_shard *sh, struct alog_ent *e)
     ka_maybe_compact_locked(sh);
 }
 
+void
+alog_shard_maybe_shrink_locked(struct alog_shard *sh)
+{
+    if (sh->cap > 4 * ALOG_INIT_CAP && sh->count * 10 < (uint64_t)sh->cap * 3) {
+        /* back to 70% full; failure is harmless (the array stays) */
+        (void)shard_resize_locked(sh, (uint32_t)(sh->count * 10 / 7) + 16);
+    }
+}
+
 int
 alog_ent_set_expire_locked(struct alog_shard *sh, struct alog_ent *e,
                            int64_t expire_ms)

@@ -23,7 +23,8 @@
  *   [u16 klen][key][i64 expire_ms, only with ALOG_ENT_EXPIRES]. Removing a
  *   key leaves its bytes dead in the arena; a shard whose arena is more
  *   than half dead (and at least ALOG_KARENA_COMPACT_MIN bytes) is copied
- *   into fresh blocks under its write lock.
+ *   into fresh blocks under its write lock, and a shard whose slots are
+ *   less than 30% used moves to a smaller array.
  * The record's sequence number is not kept: only recovery needs it (which
  * of two records of a key is newer), so it has a temporary array beside
  * the slots (alog_index_bulk_begin .. _end).
@@ -55,10 +56,10 @@ extern "C" {
 #define ALOG_SHARDS     (1u << ALOG_SHARD_BITS)
 /* segments the index can point at at once (slot 0 means none) */
 #define ALOG_SEGTAB_SLOTS       65536u
-#define ALOG_KBLK_SHIFT         14
+#define ALOG_KBLK_SHIFT         12
 #define ALOG_KBLK_BYTES         (1u << ALOG_KBLK_SHIFT)
 #define ALOG_KBLK_MAX           (1u << (32 - ALOG_KBLK_SHIFT))
-#define ALOG_KARENA_COMPACT_MIN (64u << 10)
+#define ALOG_KARENA_COMPACT_MIN (2u * ALOG_KBLK_BYTES)
 
 struct alog_seg;
 
@@ -222,6 +223,10 @@ struct alog_ent *alog_shard_insert_locked(struct alog_shard *sh, uint64_t hash,
 /* Remove e (write lock held); its arena bytes become dead. Moves other
  * slots: a loop over slots looks at index i again after removing it. */
 void alog_shard_remove_locked(struct alog_shard *sh, struct alog_ent *e);
+
+/* Move sh to a smaller slot array when less than 30% of it is used (write
+ * lock held). Moves every slot: call it after a loop over slots. */
+void alog_shard_maybe_shrink_locked(struct alog_shard *sh);
 
 /* Set e's expiry (write lock held): 0, or -1 on ENOMEM (e unchanged). */
 int alog_ent_set_expire_locked(struct alog_shard *sh, struct alog_ent *e,

@@ -484,6 +484,7 @@ switch_index(struct merge_ctx *m)
                 j++;
             }
         }
+        alog_shard_maybe_shrink_locked(sh);
         pthread_rwlock_unlock(&sh->lock);
     }
     if (dropped > 0) {

@@ -110,6 +110,7 @@ drop_tombstones(alog_db *db)
                 j++;
             }
         }
+        alog_shard_maybe_shrink_locked(sh);
     }
 }
 

@@ -166,6 +166,7 @@ index_apply_del(alog_db *db, uint64_t hash, const void *key, size_t klen)
     e = alog_shard_find_locked(sh, hash, key, klen);
     if (e != NULL) {
         alog_index_drop_locked(db, sh, e);
+        alog_shard_maybe_shrink_locked(sh);
     }
     pthread_rwlock_unlock(&sh->lock);
 }

@@ -946,8 +946,8 @@ test_log_merge_is_rate_limited(void **state)
      * written at 4 MiB/s cannot finish in under 0.5 s however fast the
      * machine is (a slow one sleeps less, so the time asleep is not
      * asserted: under a sanitizer the copying alone can use the budget). */
-    elapsed_ms = (t1.tv_sec - t0.tv_sec) * 1000 +
-                 (t1.tv_nsec - t0.tv_nsec) / 1000000;
+    elapsed_ms =
+        (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
     assert_true(elapsed_ms >= 500);
     assert_int_equal(th_stat(vt, e, "merge_running"), 0);
     assert_true(th_stat(vt, e, "merge_input_bytes") > 3000u * 1000u);
@@ -1632,6 +1632,163 @@ test_log_stats_count_live_keys_only(void **state)
     close_ok(e);
 }
 
+/* ---- the compact index ---- */
+
+static void
+put_key_n(kvd_engine *e, unsigned i, int64_t expire_ms)
+{
+    char k[17];
+    snprintf(k, sizeof(k), "key-%012u", i); /* 16 bytes */
+    assert_int_equal(vt->put(e, k, 16, "v", 1, expire_ms), 0);
+}
+
+static int
+get_key_n(kvd_engine *e, unsigned i)
+{
+    char k[17];
+    struct kvd_val val;
+    int rc;
+    snprintf(k, sizeof(k), "key-%012u", i);
+    rc = vt->get(e, k, 16, &val);
+    if (rc == 0) {
+        kvd_val_release(&val);
+    }
+    return rc;
+}
+
+/* 16-byte keys take at most 48 bytes of index each (slot, key in the
+ * arena, the arena's block slack), as reported by stats; no entry object
+ * per key. */
+static void
+test_log_index_is_compact(void **state)
+{
+    struct alog_opts o;
+    const unsigned n = 250000;
+    kvd_engine *e;
+    uint64_t per_key;
+
+    th_opts_default(&o);
+    o.sync = ALOG_SYNC_NEVER;
+    e = open_ok(*state, &o);
+    for (unsigned i = 0; i < n; i++) {
+        put_key_n(e, i, 0);
+    }
+    per_key = th_stat(vt, e, "index_bytes_per_key");
+    print_message("index_bytes_per_key %llu\n", (unsigned long long)per_key);
+    /* at least a slot (20) and the key with its length (18) */
+    assert_true(per_key >= 38);
+    assert_true(per_key <= 48);
+    assert_int_equal(get_key_n(e, 0), 0);
+    assert_int_equal(get_key_n(e, n - 1), 0);
+    assert_int_equal(get_key_n(e, n), KVD_ENOTFOUND);
+    close_ok(e);
+    /* recovery fills the slots straight from the hint entries */
+    e = open_ok(*state, &o);
+    assert_int_equal(keys_of(e), n);
+    assert_true(th_stat(vt, e, "index_bytes_per_key") <= 48);
+    for (unsigned i = 0; i < n; i += 997) {
+        assert_int_equal(get_key_n(e, i), 0);
+    }
+    close_ok(e);
+}
+
+/* Deleting keys gives their arena bytes back (the shard's arena is copied
+ * once more than half of it is dead); expiries that come and go move keys
+ * in the arena without losing them. */
+static void
+test_log_index_reclaims_deleted_keys(void **state)
+{
+    struct alog_opts o;
+    const unsigned n = 100000;
+    kvd_engine *e;
+    uint64_t full;
+    uint64_t after;
+    char k[17];
+
+    th_opts_default(&o);
+    o.sync = ALOG_SYNC_NEVER;
+    e = open_ok(*state, &o);
+    for (unsigned i = 0; i < n; i++) {
+        put_key_n(e, i, i % 3 == 0 ? INT64_MAX / 2 : 0);
+    }
+    full = th_stat(vt, e, "index_bytes");
+    for (unsigned i = 0; i < n; i++) {
+        if (i % 100 != 0) {
+            snprintf(k, sizeof(k), "key-%012u", i);
+            assert_int_equal(vt->del(e, k, 16), 0);
+        }
+    }
+    after = th_stat(vt, e, "index_bytes");
+    print_message("index_bytes %llu -> %llu\n", (unsigned long long)full,
+                  (unsigned long long)after);
+    assert_true(after < full / 2);
+    /* expiry added to and dropped from the keys left */
+    for (unsigned i = 0; i < n; i += 100) {
+        put_key_n(e, i, i % 200 == 0 ? INT64_MAX / 2 : 0);
+    }
+    for (unsigned i = 0; i < n; i++) {
+        int rc = get_key_n(e, i);
+        if (rc != (i % 100 == 0 ? 0 : KVD_ENOTFOUND)) {
+            fail_msg("key %u: get %d", i, rc);
+        }
+    }
+    assert_int_equal(keys_of(e), n / 100);
+    close_ok(e);
+    e = open_ok(*state, &o);
+    assert_int_equal(keys_of(e), n / 100);
+    for (unsigned i = 0; i < n; i += 50) {
+        assert_int_equal(get_key_n(e, i), i % 100 == 0 ? 0 : KVD_ENOTFOUND);
+    }
+    close_ok(e);
+}
+
+/* A full iteration sees every key once, in ascending pos, also across
+ * batches that end inside a shard. */
+static void
+test_log_iteration_is_hash_ordered_and_complete(void **state)
+{
+    struct alog_opts o;
+    const unsigned n = 20000;
+    kvd_engine *e;
+    kvd_iter *it = NULL;
+    struct kvd_entry ent;
+    struct kvd_err err = {0};
+    unsigned char *seen = calloc(n, 1);
+    uint64_t last = 0;
+    unsigned count = 0;
+    int rc;
+
+    assert_non_null(seen);
+    th_opts_default(&o);
+    o.sync = ALOG_SYNC_NEVER;
+    e = open_ok(*state, &o);
+    for (unsigned i = 0; i < n; i++) {
+        put_key_n(e, i, 0);
+    }
+    assert_int_equal(vt->iter_open(e, NULL, &it, &err), 0);
+    while ((rc = vt->iter_next(it, &ent)) == 0) {
+        char kb[17];
+        unsigned idx;
+        assert_int_equal(ent.klen, 16);
+        memcpy(kb, ent.key, 16);
+        kb[16] = '\0';
+        idx = (unsigned)strtoul(kb + 4, NULL, 10);
+        assert_true(idx < n);
+        assert_int_equal(seen[idx], 0);
+        seen[idx] = 1;
+        if (count > 0) {
+            assert_true(ent.pos > last);
+        }
+        last = ent.pos;
+        count++;
+    }
+    assert_int_equal(rc, KVD_ENOTFOUND);
+    assert_int_equal(count, n);
+    vt->iter_close(it);
+    free(seen);
+    close_ok(e);
+}
+
 static void
 test_log_rejects_bad_options(void **state)
 {
@@ -1691,6 +1848,9 @@ main(int argc, char **argv)
         T(test_log_merge_drops_expired_keys),
         T(test_log_merge_runs_alongside_writers),
         T(test_log_iteration_resumes_by_pos),
+        T(test_log_index_is_compact),
+        T(test_log_index_reclaims_deleted_keys),
+        T(test_log_iteration_is_hash_ordered_and_complete),
         T(test_log_group_commit_shares_fdatasync),
         T(test_log_hint_and_scan_recover_the_same_state),
         T(test_log_clean_close_reopens_from_hints_only),
