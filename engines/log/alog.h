@@ -132,9 +132,9 @@ struct kvd_engine {
     struct alog_seg *active;
     uint64_t seq;     /* last sequence number handed out */
     uint64_t written; /* log position: bytes appended since open */
-    /* hint entries of the active segment's records, added after each
+    /* offsets of the active segment's records, added after each
      * successful append, so that sealing it or a clean close writes its
-     * hint file without scanning it; NULL when collecting failed (no
+     * hint file without scanning it (the entries are read from the map); NULL when collecting failed (no
      * memory) or hint_files = no: the segment is scanned then */
     struct alog_hint_buf *ahint;
     /* sync = always: index changes of appended records not yet synced, in
@@ -332,6 +332,12 @@ struct alog_hint_buf {
     size_t len;
     size_t cap;
     uint64_t count;
+    /* a collector of the active segment keeps only the offsets of the
+     * records appended (4 bytes each instead of a hint entry and the key):
+     * the hint file is built from the segment's map when it is written */
+    uint32_t *offs;
+    size_t noffs;
+    size_t offs_cap;
 };
 
 int alog_hint_add(struct alog_hint_buf *hb, const struct alog_hint_ent *e,
@@ -347,8 +353,8 @@ int alog_hint_write(alog_db *db, struct alog_seg *seg);
 /* A fresh collection buffer for the active segment's hint entries, or
  * NULL (hint_files = no, or no memory: the segment is scanned later). */
 struct alog_hint_buf *alog_hint_collector(alog_db *db);
-/* Add the hint entries of the records in buf[0..total), just appended to
- * the active segment at offset at (wlock held). On failure (no memory)
+/* Note the records in buf[0..total), just appended to the active segment
+ * at offset at (wlock held), for its hint file. On failure (no memory)
  * the collection is dropped: the segment will be scanned instead. */
 void alog_hint_note_locked(alog_db *db, const unsigned char *buf,
                            uint64_t total, uint64_t at);

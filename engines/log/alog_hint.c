@@ -58,6 +58,7 @@ alog_hint_add(struct alog_hint_buf *hb, const struct alog_hint_ent *e,
 void
 alog_hint_buf_release(struct alog_hint_buf *hb)
 {
+    free(hb->offs);
     free(hb->p);
     memset(hb, 0, sizeof(*hb));
 }
@@ -163,24 +164,85 @@ void
 alog_hint_note_locked(alog_db *db, const unsigned char *buf, uint64_t total,
                       uint64_t at)
 {
+    struct alog_hint_buf *hb = db->ahint;
     uint64_t pos = 0;
-    uint64_t records = 0;
 
-    if (db->ahint == NULL) {
+    if (hb == NULL) {
         return;
     }
     while (pos < total) {
         struct alog_rec_hdr h;
-        alog_rec_hdr_decode(buf + pos, &h);
-        if (alog_scan_emit(db->active, buf + pos, at + pos, hint_collect,
-                           db->ahint, &records) != 0) {
-            /* no memory: the segment gets a scan instead */
-            alog_hint_buf_free(db->ahint);
-            db->ahint = NULL;
-            return;
+        if (hb->noffs == hb->offs_cap) {
+            size_t cap = hb->offs_cap ? hb->offs_cap * 2 : 4096;
+            uint32_t *n = realloc(hb->offs, cap * sizeof(*n));
+            if (n == NULL) {
+                /* no memory: the segment gets a scan instead */
+                alog_hint_buf_free(hb);
+                db->ahint = NULL;
+                return;
+            }
+            hb->offs = n;
+            hb->offs_cap = cap;
         }
+        hb->offs[hb->noffs++] = (uint32_t)(at + pos);
+        alog_rec_hdr_decode(buf + pos, &h);
         pos += alog_rec_total(&h);
     }
+}
+
+/* The record at off in seg: from its map, or read into *heap (freed by
+ * the caller). NULL when it cannot be read. */
+static const unsigned char *
+noted_rec(alog_db *db, struct alog_seg *seg, uint32_t off, unsigned char **heap)
+{
+    unsigned char hdr[ALOG_REC_HDR_BYTES];
+    const unsigned char *p = alog_seg_at(seg, off, ALOG_REC_HDR_BYTES);
+    struct alog_rec_hdr h;
+    uint64_t total;
+    size_t got = 0;
+
+    if (p == NULL) {
+        if (kvd_file_read_full(db->io, seg->fd, hdr, sizeof(hdr), off, &got) !=
+                0 ||
+            got != sizeof(hdr)) {
+            return NULL;
+        }
+        p = hdr;
+    }
+    alog_rec_hdr_decode(p, &h);
+    total = alog_rec_total(&h);
+    p = alog_seg_at(seg, off, total);
+    if (p != NULL) {
+        return p;
+    }
+    free(*heap);
+    *heap = malloc(total);
+    if (*heap == NULL ||
+        kvd_file_read_full(db->io, seg->fd, *heap, total, off, &got) != 0 ||
+        got != total) {
+        return NULL;
+    }
+    return *heap;
+}
+
+/* Hint entries of the records noted at their append (ready->offs): read
+ * from the segment's map, no scan, no checksum (they were just written). */
+static int
+hint_from_offsets(alog_db *db, struct alog_seg *seg,
+                  const struct alog_hint_buf *ready, struct alog_hint_buf *hb)
+{
+    unsigned char *heap = NULL;
+    uint64_t records = 0;
+    int rc = 0;
+
+    for (size_t i = 0; i < ready->noffs && rc == 0; i++) {
+        const unsigned char *p = noted_rec(db, seg, ready->offs[i], &heap);
+        rc = p == NULL ? KVD_EIO
+                       : alog_scan_emit(seg, p, ready->offs[i], hint_collect,
+                                        hb, &records);
+    }
+    free(heap);
+    return rc;
 }
 
 int
@@ -198,9 +260,15 @@ alog_hint_write(alog_db *db, struct alog_seg *seg)
     pthread_mutex_unlock(&db->seg_mu);
     if (ready != NULL) {
         /* every record of the segment was noted when it was appended */
-        rc = alog_hint_save(db, seg, ready, size, 0);
+        rc = hint_from_offsets(db, seg, ready, &hb);
         alog_hint_buf_free(ready);
-        return rc;
+        if (rc == 0) {
+            rc = alog_hint_save(db, seg, &hb, size, 0);
+            alog_hint_buf_release(&hb);
+            return rc;
+        }
+        alog_hint_buf_release(&hb);
+        memset(&hb, 0, sizeof(hb));
     }
     alog_count(&db->c.hint_scans, 1);
     rc = alog_scan_segment(db, seg, size, 0, 0, hint_collect, &hb, &res);
@@ -211,8 +279,6 @@ alog_hint_write(alog_db *db, struct alog_seg *seg)
     return rc;
 }
 
-/* Read the trailer's record count of seg's hint file; 0 when there is no
- * usable trailer (the count only sizes the index, so 0 is always safe). */
 uint64_t
 alog_hint_count(alog_db *db, struct alog_seg *seg)
 {

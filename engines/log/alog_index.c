@@ -16,8 +16,9 @@
 #include "alog.h"
 
 #define ALOG_INIT_CAP 16u
-/* grow a shard when more than 9 in 10 home slots would be used, by 5/4:
- * the load stays between 72% and 90% */
+/* grow a shard when more than 9 in 10 home slots would be used, by 9/8:
+ * the load stays between 80% and 90% (a rehash moves slots only, no key
+ * is read, so growing often is cheap) */
 #define ALOG_LOAD_NUM 9u
 #define ALOG_LOAD_DEN 10u
 
@@ -309,7 +310,7 @@ shard_resize_locked(struct alog_shard *sh, uint32_t cap)
 static uint32_t
 grown_cap(uint32_t cap)
 {
-    uint64_t c = (uint64_t)cap + cap / 4 + 16;
+    uint64_t c = (uint64_t)cap + cap / 8 + 16;
     return c > UINT32_MAX / 2 ? UINT32_MAX / 2 : (uint32_t)c;
 }
 
