@@ -134,8 +134,9 @@ struct kvd_engine {
     uint64_t written; /* log position: bytes appended since open */
     /* offsets of the active segment's records, added after each
      * successful append, so that sealing it or a clean close writes its
-     * hint file without scanning it (the entries are read from the map); NULL when collecting failed (no
-     * memory) or hint_files = no: the segment is scanned then */
+     * hint file without scanning it (the entries are read from the map); NULL
+     * when collecting failed (no memory) or hint_files = no: the segment is
+     * scanned then */
     struct alog_hint_buf *ahint;
     /* sync = always: index changes of appended records not yet synced, in
      * log order; published once the fdatasync covering them succeeds,

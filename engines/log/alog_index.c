@@ -74,12 +74,27 @@ alog_hash(const void *key, size_t klen)
 
 /* ---- mapped arrays ---- */
 
+/* A zeroed mapping of bytes whose first `touch` bytes are faulted in by
+ * one call (they are written at once; a fault per page costs far more,
+ * above all in a virtual machine). The rest stays untouched: no memory. */
 static void *
-ix_map(size_t bytes)
+ix_map(size_t bytes, size_t touch)
 {
     void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
                    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    return p == MAP_FAILED ? NULL : p;
+
+    if (p == MAP_FAILED) {
+        return NULL;
+    }
+#ifdef MADV_POPULATE_WRITE
+    if (touch >= 4096) {
+        /* failure (an older kernel) only costs the faults */
+        (void)madvise(p, touch & ~(size_t)4095, MADV_POPULATE_WRITE);
+    }
+#else
+    (void)touch;
+#endif
+    return p;
 }
 
 static void
@@ -262,7 +277,8 @@ static int
 shard_resize_locked(struct alog_shard *sh, uint32_t cap)
 {
     uint32_t n = cap + overflow_slots(cap);
-    struct alog_ent *ns = ix_map((size_t)n * sizeof(*ns));
+    struct alog_ent *ns =
+        ix_map((size_t)n * sizeof(*ns), (size_t)cap * sizeof(*ns));
     uint64_t *nseq = NULL;
     size_t pos = 0;
 
@@ -270,7 +286,7 @@ shard_resize_locked(struct alog_shard *sh, uint32_t cap)
         return -1;
     }
     if (sh->rseq != NULL) {
-        nseq = ix_map((size_t)n * 8);
+        nseq = ix_map((size_t)n * 8, (size_t)cap * 8);
         if (nseq == NULL) {
             ix_unmap(ns, (size_t)n * sizeof(*ns));
             return -1;
@@ -335,7 +351,7 @@ alog_index_init(struct alog_index *ix)
         struct alog_shard *sh = &ix->shards[i];
         sh->cap = ALOG_INIT_CAP;
         sh->nslots = ALOG_INIT_CAP + overflow_slots(ALOG_INIT_CAP);
-        sh->slots = ix_map((size_t)sh->nslots * sizeof(*sh->slots));
+        sh->slots = ix_map((size_t)sh->nslots * sizeof(*sh->slots), 0);
         if (sh->slots == NULL) {
             pthread_rwlockattr_destroy(&attr);
             alog_index_release(ix);
@@ -548,7 +564,7 @@ alog_index_bulk_begin(struct alog_index *ix, uint64_t keys)
             (void)shard_resize_locked(sh, (uint32_t)want);
         }
         if (sh->rseq == NULL) {
-            sh->rseq = ix_map((size_t)sh->nslots * 8);
+            sh->rseq = ix_map((size_t)sh->nslots * 8, (size_t)sh->cap * 8);
             if (sh->rseq == NULL) {
                 return -1;
             }

@@ -374,6 +374,29 @@ add_reloc(struct merge_out *o, struct alog_seg *old, uint32_t old_off,
     return 0;
 }
 
+/* The seq of the record e points at (shard lock held: the segment stays),
+ * 0 when it cannot be read (then a tombstone is kept: safe). */
+static uint64_t
+index_rec_seq(alog_db *db, const struct alog_ent *e)
+{
+    struct alog_seg *s = alog_ent_seg(&db->ix, e);
+    unsigned char hdr[ALOG_REC_HDR_BYTES];
+    const unsigned char *p = alog_seg_at(s, e->off, ALOG_REC_HDR_BYTES);
+    struct alog_rec_hdr h;
+    size_t got = 0;
+
+    if (p == NULL) {
+        if (kvd_file_read_full(db->io, s->fd, hdr, sizeof(hdr), e->off, &got) !=
+                0 ||
+            got != sizeof(hdr)) {
+            return 0;
+        }
+        p = hdr;
+    }
+    alog_rec_hdr_decode(p, &h);
+    return h.seq;
+}
+
 /* Decide the fate of one input record (see the file comment, step 2). */
 static int
 merge_rec(void *arg, struct alog_seg *seg, const struct alog_scan_rec *r)
@@ -395,10 +418,10 @@ merge_rec(void *arg, struct alog_seg *seg, const struct alog_scan_rec *r)
     e = alog_shard_find_locked(sh, hash, r->key, r->h.klen);
     if (e != NULL) {
         live = alog_ent_seg(&m->db->ix, e) == seg && e->off == r->off;
-        /* the index holds the newest record of every key: one that is not
-         * this record is newer (an unsynced one under sync = always is not
-         * in the index yet: the tombstone is then kept, which is safe) */
-        newer = !live;
+        /* the index does not keep seqs: read the one of its record (a
+         * delete not yet published under sync = always can be newer than
+         * the index's record) */
+        newer = !live && index_rec_seq(m->db, e) > r->h.seq;
     }
     pthread_rwlock_unlock(&sh->lock);
 
