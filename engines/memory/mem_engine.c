@@ -687,11 +687,12 @@ mem_stats(kvd_engine *db, struct kvd_engine_stats *st, kvd_stat_fn fn,
         fn(ctx, "shards", db->nshards);
         fn(ctx, "persistent", db->snap_path != NULL);
         fn(ctx, "rehashing_shards", rehashing);
-        fn(ctx, "rehashes_started", atomic_load(&db->rehash_started));
-        fn(ctx, "expired_reclaimed_sampler", atomic_load(&db->expired_bg));
-        fn(ctx, "expired_reclaimed_forced", atomic_load(&db->expired_fg));
-        fn(ctx, "snapshots_written", atomic_load(&db->snapshots_written));
-        fn(ctx, "snapshot_errors", atomic_load(&db->snapshot_errors));
+        fn(ctx, "rehashes_started_total", atomic_load(&db->rehash_started));
+        fn(ctx, "expired_reclaimed_sampler_total",
+           atomic_load(&db->expired_bg));
+        fn(ctx, "expired_reclaimed_forced_total", atomic_load(&db->expired_fg));
+        fn(ctx, "snapshots_written_total", atomic_load(&db->snapshots_written));
+        fn(ctx, "snapshot_errors_total", atomic_load(&db->snapshot_errors));
     }
     return 0;
 }
