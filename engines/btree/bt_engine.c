@@ -435,11 +435,11 @@ bt_stats(kvd_engine *db, struct kvd_engine_stats *st, kvd_stat_fn fn, void *ctx)
         fn(ctx, "oldest_snapshot_age_ms", age_ms);
         fn(ctx, "mem_pages", db->mem_pages);
         fn(ctx, "dirty_pages", db->dirty);
-        fn(ctx, "commits", db->commits);
-        fn(ctx, "flushes", db->flushes);
-        fn(ctx, "syncs", db->syncs);
-        fn(ctx, "pages_written", db->pages_written);
-        fn(ctx, "compactions", db->compactions);
+        fn(ctx, "commits_total", db->commits);
+        fn(ctx, "flushes_total", db->flushes);
+        fn(ctx, "syncs_total", db->syncs);
+        fn(ctx, "pages_written_total", db->pages_written);
+        fn(ctx, "compactions_total", db->compactions);
         fn(ctx, "txn", db->txn);
     }
     pthread_mutex_unlock(&db->wmu);
