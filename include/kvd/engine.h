@@ -207,9 +207,12 @@ struct kvd_engine_stats {
 };
 
 /* One engine-specific stat. `name` is lowercase words joined by '_', at
- * most 56 bytes; a counter ends in `_total`, a unit is a suffix before it
- * (`_bytes`; times `_seconds`, `_ms`, `_us` or `_ns`): HTTP /metrics types
- * and converts stats by name (docs/writing-an-engine.md, "Naming stats"). */
+ * most 56 bytes. Anything cumulative since open (events, bytes moved, time
+ * spent) is a counter and its name ends in `_total` (`puts_total`,
+ * `stall_us_total`); anything else is a gauge and does not. A unit is a
+ * suffix before `_total` (`_bytes`; times `_seconds`, `_ms`, `_us` or
+ * `_ns`). HTTP /metrics types and converts stats by name alone
+ * (docs/writing-an-engine.md, "Naming stats"). */
 typedef void (*kvd_stat_fn)(void *ctx, const char *name, uint64_t value);
 
 /* Maintenance operations (struct kvd_engine_vtable.maintain). */
