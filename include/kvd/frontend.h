@@ -355,6 +355,16 @@ struct kvd_cmd_api {
      * Present when struct_size covers it.
      */
     int (*clients)(kvd_cmd *c, kvd_cmd_client_fn fn, void *ctx);
+
+    /*
+     * The frontend named `frontend` listens on TCP port `port`, the bound
+     * one (also when the kernel chose it for port 0). For "resp" it is
+     * what INFO tcp_port and CONFIG GET port answer, on every connection
+     * (Unix-socket ones too); other names are ignored. Call once after
+     * binding, before serving; safe from any thread.
+     * Present when struct_size covers it.
+     */
+    void (*listening)(kvd_cmd *c, const char *frontend, int port);
 };
 
 /* Everything a frontend gets from the host. Borrowed until destroy. */
