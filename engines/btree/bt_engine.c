@@ -93,6 +93,14 @@ check_opts(const struct bt_opts *o, struct kvd_err *err)
     return 0;
 }
 
+/* vtable check_options: the same rules before open (kvd --check-config). */
+static int
+bt_check_options(const void *opts, const char **key, struct kvd_err *err)
+{
+    (void)key; /* the messages name their options */
+    return check_opts((const struct bt_opts *)opts, err);
+}
+
 /* ---- open / close ---- */
 
 static void
@@ -618,4 +626,5 @@ KVD_EXPORT const struct kvd_engine_vtable kvd_engine_entry = {
     .clear = bt_clear_op,
     .instance_caps = NULL,
     .multi = bt_multi_op,
+    .check_options = bt_check_options,
 };

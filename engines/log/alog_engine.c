@@ -219,6 +219,14 @@ check_opts(const struct alog_opts *o, struct kvd_err *err)
     return 0;
 }
 
+/* vtable check_options: the same rules before open (kvd --check-config). */
+static int
+alog_check_options(const void *opts, const char **key, struct kvd_err *err)
+{
+    (void)key; /* the messages name their options */
+    return check_opts((const struct alog_opts *)opts, err);
+}
+
 static void
 db_destroy(alog_db *db)
 {
@@ -1183,4 +1191,5 @@ KVD_EXPORT const struct kvd_engine_vtable kvd_engine_entry = {
     .clear = NULL,
     .instance_caps = NULL,
     .multi = alog_multi,
+    .check_options = alog_check_options,
 };

@@ -162,6 +162,14 @@ check_opts(const struct lsm_opts *o, struct kvd_err *err)
     return 0;
 }
 
+/* vtable check_options: the same rules before open (kvd --check-config). */
+static int
+lsm_check_options(const void *opts, const char **key, struct kvd_err *err)
+{
+    (void)key; /* the messages name their options */
+    return check_opts((const struct lsm_opts *)opts, err);
+}
+
 /* ---- open / close ---- */
 
 /* Frees a handle in any state of construction (threads stopped). */
@@ -609,4 +617,5 @@ KVD_EXPORT const struct kvd_engine_vtable kvd_engine_entry = {
     .clear = NULL,
     .instance_caps = lsm_instance_caps,
     .multi = lsm_multi,
+    .check_options = lsm_check_options,
 };

@@ -220,6 +220,14 @@ mem_check_opts(const struct mem_opts *o, struct kvd_err *err)
     return 0;
 }
 
+/* vtable check_options: the same rules before open (kvd --check-config). */
+static int
+mem_check_options(const void *opts, const char **key, struct kvd_err *err)
+{
+    (void)key; /* the messages name their options */
+    return mem_check_opts((const struct mem_opts *)opts, err);
+}
+
 static int
 mem_open(const struct kvd_host *host, const void *opts, const char *dir,
          kvd_engine **out, struct kvd_err *err)
@@ -772,4 +780,5 @@ KVD_EXPORT const struct kvd_engine_vtable kvd_engine_entry = {
     .maintain = mem_maintain,
     .clear = mem_clear,
     .instance_caps = mem_instance_caps,
+    .check_options = mem_check_options,
 };

@@ -345,6 +345,18 @@ struct kvd_engine_vtable {
      */
     int (*multi)(kvd_engine *e, struct kvd_mop *ops, size_t n);
 
+    /*
+     * ABI 1.5. Optional. Check parsed options (the struct open would get)
+     * for what the option table cannot say: rules across options (an
+     * order of thresholds, an interval that needs a path) and syntax of
+     * strings. Touches no file and no network. On failure fill err with
+     * the rule and set *key to the option it is about (the host prefixes
+     * file, line and value; NULL: the section). `kvd --check-config` and
+     * start-up call it before open; open still checks on its own.
+     */
+    int (*check_options)(const void *opts, const char **key,
+                         struct kvd_err *err);
+
     /* ABI 1 appends here only. */
 };
 

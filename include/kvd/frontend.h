@@ -399,6 +399,12 @@ struct kvd_frontend_vtable {
     /* Finish work in flight, join threads, free (NULL: no-op). */
     void (*destroy)(kvd_frontend *fe);
 
+    /* ABI 1.5. Optional. As kvd_engine_vtable.check_options: rules across
+     * the section's options (something to listen on), checked by
+     * `kvd --check-config` and before create. */
+    int (*check_options)(const void *opts, const char **key,
+                         struct kvd_err *err);
+
     /* ABI 1 appends here only. */
 };
 
