@@ -25,6 +25,8 @@ python3-prometheus-client) and checked against the naming conventions:
     commits, ...: a cumulative stat named without _total).
 
 usage: http_metrics_test.py KVD_BIN PLUGIN_DIR ENGINE
+KVD_ENGINE_OPTS: engine options as key=value;key=value (the redis
+engine's server address).
 """
 import http.client
 import os
@@ -120,6 +122,9 @@ ENGINE_COUNTERS = {
             "compactions_total", "wal_bytes_total", "stall_seconds_total"],
     "btree": ["commits_total", "flushes_total", "syncs_total",
               "pages_written_total", "compactions_total"],
+    "redis": ["connects_total", "retries_total", "timeouts_total",
+              "pipeline_writes_total", "pipeline_requests_total",
+              "moved_redirects_total"],
 }
 
 # A word that makes a stat cumulative: a gauge named with one of them is a
@@ -207,7 +212,11 @@ def clients_counted(k):
 
 def main():
     kvd, plugins, engine = sys.argv[1], sys.argv[2], sys.argv[3]
-    k = Kvd(kvd, plugins, engine, http={"threads": 2},
+    opts = dict(kv.split("=", 1) for kv in
+                filter(None, os.environ.get("KVD_ENGINE_OPTS", "").split(";")))
+    if engine == "redis":  # keys of their own on a shared server
+        opts.setdefault("key_prefix", "http_metrics.%d/" % os.getpid())
+    k = Kvd(kvd, plugins, engine, http={"threads": 2}, engine_opts=opts,
             extra="[frontend.resp]\nunix_socket = $DIR/kvd.sock\n"
                   "threads = 1\n", prefix="kvd_http_metrics.")
     print("# engine %s" % engine)
