@@ -9,6 +9,7 @@
  */
 #include "core/preflight.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <limits.h>
 #include <netdb.h>
@@ -274,6 +275,79 @@ kvd_preflight_section(const struct kvd_config *cfg, const char *section,
         }
     }
     return 0;
+}
+
+/* Where in msg the word `word` first stands alone (not inside a longer
+ * option name), or NULL. */
+static const char *
+find_word(const char *msg, const char *word)
+{
+    size_t n = strlen(word);
+
+    for (const char *p = strstr(msg, word); p != NULL;
+         p = strstr(p + 1, word)) {
+        bool before =
+            p > msg && (isalnum((unsigned char)p[-1]) || p[-1] == '_');
+        bool after = isalnum((unsigned char)p[n]) || p[n] == '_';
+        if (!before && !after) {
+            return p;
+        }
+    }
+    return NULL;
+}
+
+/* The line of the option set in sec that msg names first; else the
+ * section's line. */
+static int
+named_line(const struct kvd_conf_section *sec, const char *msg)
+{
+    const char *first = NULL;
+    int line = sec != NULL ? sec->line : 0;
+
+    for (size_t i = 0; sec != NULL && i < sec->n; i++) {
+        const char *at = find_word(msg, sec->items[i].key);
+        if (at != NULL && (first == NULL || at < first)) {
+            first = at;
+            line = sec->items[i].line;
+        }
+    }
+    return line;
+}
+
+int
+kvd_preflight_rules(const struct kvd_config *cfg, const char *section,
+                    const struct kvd_option *table,
+                    const struct kvd_conf_section *sec, const void *opts,
+                    kvd_preflight_rules_fn check, struct kvd_err *err)
+{
+    char loc[PATH_MAX + 256], v[256], msg[KVD_ERR_MSG_BYTES];
+    struct kvd_err e;
+    const char *key = NULL;
+    int rc;
+
+    if (check == NULL) {
+        return 0;
+    }
+    kvd_err_clear(&e);
+    rc = check(opts, &key, &e);
+    if (rc == 0) {
+        return 0;
+    }
+    snprintf(msg, sizeof(msg), "%s", e.msg[0] ? e.msg : kvd_strerror(rc));
+    if (key != NULL &&
+        kvd_options_value_text(table, opts, key, v, sizeof(v)) == 0) {
+        where(cfg, section, sec, key, v, loc, sizeof(loc));
+    } else {
+        /* the section once: some plugins' messages start with it */
+        char tag[128];
+        snprintf(tag, sizeof(tag), "[%s]", section);
+        snprintf(loc, sizeof(loc), "%s:%d:%s%s", cfg->file,
+                 named_line(sec, msg),
+                 strncmp(msg, tag, strlen(tag)) == 0 ? "" : " ",
+                 strncmp(msg, tag, strlen(tag)) == 0 ? "" : tag);
+        return kvd_err_set(err, KVD_ECONFIG, "%s %s", loc, msg);
+    }
+    return kvd_err_set(err, KVD_ECONFIG, "%s: %s", loc, msg);
 }
 
 static bool

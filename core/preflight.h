@@ -43,6 +43,23 @@ int kvd_preflight_section(const struct kvd_config *cfg, const char *section,
                           const struct kvd_conf_section *sec, const void *opts,
                           struct kvd_err *err);
 
+/* A plugin's check_options (kvd_engine_vtable, kvd_frontend_vtable). */
+typedef int (*kvd_preflight_rules_fn)(const void *opts, const char **key,
+                                      struct kvd_err *err);
+
+/*
+ * A plugin's own rules across its section's options: calls check (NULL:
+ * nothing to check) on `opts` and, when it refuses, prefixes its message
+ * with "FILE:LINE: [SECTION] KEY = VALUE" for the option it names; when it
+ * names none, "FILE:LINE: [SECTION]" with the line of the first option of
+ * the section its message mentions (else the section's line). 0 or
+ * KVD_ECONFIG with err filled.
+ */
+int kvd_preflight_rules(const struct kvd_config *cfg, const char *section,
+                        const struct kvd_option *table,
+                        const struct kvd_conf_section *sec, const void *opts,
+                        kvd_preflight_rules_fn check, struct kvd_err *err);
+
 /*
  * Log a warning for every KVD_OPT_LISTEN option of the section that
  * resolves to a non-loopback address while every KVD_OPT_SECRET option of

@@ -138,8 +138,15 @@ srv_load_engine(struct srv *s, struct kvd_err *err)
     if (rc != 0) {
         return rc;
     }
-    return kvd_preflight_section(s->cfg, "engine", s->evt->options, sec,
-                                 s->eopts, err);
+    rc = kvd_preflight_section(s->cfg, "engine", s->evt->options, sec, s->eopts,
+                               err);
+    if (rc != 0) {
+        return rc;
+    }
+    return kvd_preflight_rules(
+        s->cfg, "engine", s->evt->options, sec, s->eopts,
+        KVD_ENGINE_HAS(s->evt, check_options) ? s->evt->check_options : NULL,
+        err);
 }
 
 /* Load every [frontend.NAME] plugin and parse its options. */
@@ -175,6 +182,14 @@ srv_load_frontends(struct srv *s, struct kvd_err *err)
         if (rc == 0) {
             rc = kvd_preflight_section(s->cfg, sec->name, f->vt->options, sec,
                                        f->opts, err);
+        }
+        if (rc == 0) {
+            rc = kvd_preflight_rules(
+                s->cfg, sec->name, f->vt->options, sec, f->opts,
+                KVD_HAS(f->vt, struct kvd_frontend_vtable, check_options)
+                    ? f->vt->check_options
+                    : NULL,
+                err);
         }
         if (rc != 0) {
             return rc;

@@ -565,6 +565,17 @@ cmd_batch_clear(kvd_cmd_batch *b)
     (void)b;
 }
 
+/* kvd_cmd_api.listening: only the RESP frontend's port is Redis's
+ * tcp_port. */
+static void
+cmd_listening(kvd_cmd *c, const char *frontend, int port)
+{
+    if (c != NULL && frontend != NULL && strcmp(frontend, "resp") == 0 &&
+        port > 0 && port <= 65535) {
+        atomic_store_explicit(&c->tcp_bound, port, memory_order_relaxed);
+    }
+}
+
 static const struct kvd_cmd_api cmd_api = {
     .abi_version = KVD_ABI_VERSION,
     .struct_size = sizeof(struct kvd_cmd_api),
@@ -589,6 +600,7 @@ static const struct kvd_cmd_api cmd_api = {
     .pass_pending = kvd_cmd_pass_pending,
     .pass_destroy = kvd_cmd_pass_destroy,
     .clients = kvd_cmd_frontend_clients,
+    .listening = cmd_listening,
 };
 
 const struct kvd_cmd_api *

@@ -211,6 +211,7 @@ struct kvd_cmd {
     char *appendfsync; /* NULL: the engine has no sync policy */
     char *save;        /* never NULL */
     int tcp_port;      /* configured; 0: none or kernel-assigned */
+    _Atomic int tcp_bound; /* the resp frontend's bound port; 0: unknown */
     int maxclients;    /* 0: unknown */
     char run_id[41];
     int64_t start_ms;

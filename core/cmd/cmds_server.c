@@ -256,7 +256,7 @@ srv_command(struct kvd_cmd_ctx *x)
  * for what the host runs with (srv_config_value). */
 static const char *const srv_config[][2] = {
     {"appendfsync", NULL},
-    {"appendonly", "no"},
+    {"appendonly", NULL},
     {"bind", ""},
     {"client-query-buffer-limit", "1073741824"},
     {"cluster-enabled", "no"},
@@ -279,12 +279,18 @@ static const char *const srv_config[][2] = {
 
 #define SRV_NCONFIG (sizeof(srv_config) / sizeof(srv_config[0]))
 
-/* The RESP frontend's TCP port: the configured one, or, when the kernel
- * chose it (tcp = HOST:0), the port the asking TCP client reached; 0
+/* The RESP frontend's TCP port: the bound one as the frontend announced
+ * it (kvd_cmd_api.listening; right also when the kernel chose it), else
+ * the configured one, else the port the asking TCP client reached; 0
  * when there is none or it is not known on this connection. */
 static int
 srv_tcp_port(const struct kvd_cmd_ctx *x)
 {
+    int bound = atomic_load_explicit(&x->cmd->tcp_bound, memory_order_relaxed);
+
+    if (bound > 0) {
+        return bound;
+    }
     if (x->cmd->tcp_port > 0) {
         return x->cmd->tcp_port;
     }
@@ -292,6 +298,16 @@ srv_tcp_port(const struct kvd_cmd_ctx *x)
         return 0;
     }
     return kvd_cmd_session_tcp_port(x->sess);
+}
+
+/* Redis's appendonly: whether every write reaches disk under a sync
+ * policy (appendfsync says when), rather than only at snapshots. That is
+ * an engine with a `sync` option (log, lsm, btree); memory's snapshots
+ * are `save`, and redis's own persistence is not kvd's to report. */
+static bool
+srv_aof_enabled(const struct kvd_cmd_ctx *x)
+{
+    return x->cmd->appendfsync != NULL;
 }
 
 /* Parameter k's value (numbers formatted into buf), or NULL when kvd has
@@ -308,6 +324,9 @@ srv_config_value(const struct kvd_cmd_ctx *x, size_t k, char *buf, size_t cap)
     }
     if (strcmp(name, "appendfsync") == 0) {
         return x->cmd->appendfsync;
+    }
+    if (strcmp(name, "appendonly") == 0) {
+        return srv_aof_enabled(x) ? "yes" : "no";
     }
     if (strcmp(name, "save") == 0) {
         return x->cmd->save;
@@ -581,7 +600,7 @@ srv_info_persistence(struct srv_info *in)
 
     srv_info_header(in, "Persistence");
     srv_info_u64(in, "loading", in->have_es && !in->es.ready);
-    srv_info_u64(in, "aof_enabled", 0);
+    srv_info_u64(in, "aof_enabled", srv_aof_enabled(in->x));
     srv_info_u64(in, "kvd_persistent", (caps & KVD_CAP_PERSISTENT) != 0);
     srv_info_u64(in, "kvd_disk_bytes", in->have_es ? in->es.disk_bytes : 0);
     srv_info_u64(in, "kvd_readonly", in->have_es && in->es.readonly);

@@ -93,6 +93,14 @@ check_opts(const struct bt_opts *o, struct kvd_err *err)
     return 0;
 }
 
+/* vtable check_options: the same rules before open (kvd --check-config). */
+static int
+bt_check_options(const void *opts, const char **key, struct kvd_err *err)
+{
+    (void)key; /* the messages name their options */
+    return check_opts((const struct bt_opts *)opts, err);
+}
+
 /* ---- open / close ---- */
 
 static void
@@ -435,11 +443,11 @@ bt_stats(kvd_engine *db, struct kvd_engine_stats *st, kvd_stat_fn fn, void *ctx)
         fn(ctx, "oldest_snapshot_age_ms", age_ms);
         fn(ctx, "mem_pages", db->mem_pages);
         fn(ctx, "dirty_pages", db->dirty);
-        fn(ctx, "commits", db->commits);
-        fn(ctx, "flushes", db->flushes);
-        fn(ctx, "syncs", db->syncs);
-        fn(ctx, "pages_written", db->pages_written);
-        fn(ctx, "compactions", db->compactions);
+        fn(ctx, "commits_total", db->commits);
+        fn(ctx, "flushes_total", db->flushes);
+        fn(ctx, "syncs_total", db->syncs);
+        fn(ctx, "pages_written_total", db->pages_written);
+        fn(ctx, "compactions_total", db->compactions);
         fn(ctx, "txn", db->txn);
     }
     pthread_mutex_unlock(&db->wmu);
@@ -618,4 +626,5 @@ KVD_EXPORT const struct kvd_engine_vtable kvd_engine_entry = {
     .clear = bt_clear_op,
     .instance_caps = NULL,
     .multi = bt_multi_op,
+    .check_options = bt_check_options,
 };

@@ -219,6 +219,14 @@ check_opts(const struct alog_opts *o, struct kvd_err *err)
     return 0;
 }
 
+/* vtable check_options: the same rules before open (kvd --check-config). */
+static int
+alog_check_options(const void *opts, const char **key, struct kvd_err *err)
+{
+    (void)key; /* the messages name their options */
+    return check_opts((const struct alog_opts *)opts, err);
+}
+
 static void
 db_destroy(alog_db *db)
 {
@@ -1108,28 +1116,29 @@ alog_stats(kvd_engine *db, struct kvd_engine_stats *out, kvd_stat_fn fn,
     fn(ctx, "hint_bytes", hint_bytes);
     fn(ctx, "index_bytes", st.mem_bytes);
     fn(ctx, "index_bytes_per_key", st.keys ? st.mem_bytes / st.keys : 0);
-    fn(ctx, "get_preads", alog_load(&db->c.get_preads));
-    fn(ctx, "get_map_reads", alog_load(&db->c.get_map_reads));
-    fn(ctx, "iter_preads", alog_load(&db->c.iter_preads));
-    fn(ctx, "iter_map_reads", alog_load(&db->c.iter_map_reads));
-    fn(ctx, "puts", alog_load(&db->c.puts));
-    fn(ctx, "dels", alog_load(&db->c.dels));
-    fn(ctx, "batches", alog_load(&db->c.batches));
-    fn(ctx, "multi_calls", alog_load(&db->c.multi_calls));
-    fn(ctx, "multi_appends", alog_load(&db->c.multi_appends));
-    fn(ctx, "fsyncs", alog_load(&db->c.fsyncs));
-    fn(ctx, "sync_waits", sync_waits);
-    fn(ctx, "rolls", alog_load(&db->c.rolls));
-    fn(ctx, "merges", alog_load(&db->c.merges));
+    fn(ctx, "get_preads_total", alog_load(&db->c.get_preads));
+    fn(ctx, "get_map_reads_total", alog_load(&db->c.get_map_reads));
+    fn(ctx, "iter_preads_total", alog_load(&db->c.iter_preads));
+    fn(ctx, "iter_map_reads_total", alog_load(&db->c.iter_map_reads));
+    fn(ctx, "puts_total", alog_load(&db->c.puts));
+    fn(ctx, "dels_total", alog_load(&db->c.dels));
+    fn(ctx, "batches_total", alog_load(&db->c.batches));
+    fn(ctx, "multi_calls_total", alog_load(&db->c.multi_calls));
+    fn(ctx, "multi_appends_total", alog_load(&db->c.multi_appends));
+    fn(ctx, "fsyncs_total", alog_load(&db->c.fsyncs));
+    fn(ctx, "sync_waits_total", sync_waits);
+    fn(ctx, "rolls_total", alog_load(&db->c.rolls));
+    fn(ctx, "merges_total", alog_load(&db->c.merges));
     fn(ctx, "merge_running", alog_load(&db->c.merge_running));
     fn(ctx, "merge_input_bytes", alog_load(&db->c.merge_input_bytes));
     fn(ctx, "merge_done_bytes", alog_load(&db->c.merge_done_bytes));
-    fn(ctx, "merge_throttle_ms", alog_load(&db->c.merge_throttle_ms));
-    fn(ctx, "merge_bytes_written", alog_load(&db->c.merge_bytes_written));
-    fn(ctx, "merge_bytes_reclaimed", alog_load(&db->c.merge_bytes_reclaimed));
-    fn(ctx, "hint_files_written", alog_load(&db->c.hint_files_written));
-    fn(ctx, "hint_scans", alog_load(&db->c.hint_scans));
-    fn(ctx, "corrupt_records", alog_load(&db->c.corrupt_records));
+    fn(ctx, "merge_throttle_ms_total", alog_load(&db->c.merge_throttle_ms));
+    fn(ctx, "merge_written_bytes_total", alog_load(&db->c.merge_bytes_written));
+    fn(ctx, "merge_reclaimed_bytes_total",
+       alog_load(&db->c.merge_bytes_reclaimed));
+    fn(ctx, "hint_files_written_total", alog_load(&db->c.hint_files_written));
+    fn(ctx, "hint_scans_total", alog_load(&db->c.hint_scans));
+    fn(ctx, "corrupt_records_total", alog_load(&db->c.corrupt_records));
     fn(ctx, "torn_tail_bytes", alog_load(&db->c.torn_tail_bytes));
     fn(ctx, "recovery_ms", (uint64_t)db->recovery_ms);
     fn(ctx, "recovery_cpu_us", (uint64_t)db->recovery_cpu_us);
@@ -1233,4 +1242,5 @@ KVD_EXPORT const struct kvd_engine_vtable kvd_engine_entry = {
     .clear = NULL,
     .instance_caps = NULL,
     .multi = alog_multi,
+    .check_options = alog_check_options,
 };

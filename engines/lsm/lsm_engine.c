@@ -162,6 +162,14 @@ check_opts(const struct lsm_opts *o, struct kvd_err *err)
     return 0;
 }
 
+/* vtable check_options: the same rules before open (kvd --check-config). */
+static int
+lsm_check_options(const void *opts, const char **key, struct kvd_err *err)
+{
+    (void)key; /* the messages name their options */
+    return check_opts((const struct lsm_opts *)opts, err);
+}
+
 /* ---- open / close ---- */
 
 /* Frees a handle in any state of construction (threads stopped). */
@@ -479,43 +487,46 @@ lsm_stats(kvd_engine *db, struct kvd_engine_stats *out, kvd_stat_fn fn,
     fn(ctx, "table_bytes", table_bytes);
     fn(ctx, "memtable_bytes", mem_bytes);
     fn(ctx, "imm_memtable_bytes", imm_bytes);
-    fn(ctx, "wal_bytes", kvd_counter_get(&db->c.wal_bytes));
-    fn(ctx, "user_bytes_written", user);
-    fn(ctx, "flush_bytes", kvd_counter_get(&db->c.flush_bytes));
-    fn(ctx, "compact_read_bytes", kvd_counter_get(&db->c.compact_read_bytes));
-    fn(ctx, "compact_write_bytes", kvd_counter_get(&db->c.compact_write_bytes));
+    fn(ctx, "wal_bytes_total", kvd_counter_get(&db->c.wal_bytes));
+    fn(ctx, "user_written_bytes_total", user);
+    fn(ctx, "flush_bytes_total", kvd_counter_get(&db->c.flush_bytes));
+    fn(ctx, "compact_read_bytes_total",
+       kvd_counter_get(&db->c.compact_read_bytes));
+    fn(ctx, "compact_write_bytes_total",
+       kvd_counter_get(&db->c.compact_write_bytes));
     /* (WAL + flush + compaction bytes) / user bytes, times 100 */
     fn(ctx, "write_amp_x100", user ? written * 100 / user : 0);
-    fn(ctx, "flushes", kvd_counter_get(&db->c.flushes));
-    fn(ctx, "compactions", kvd_counter_get(&db->c.compactions));
-    fn(ctx, "trivial_moves", kvd_counter_get(&db->c.trivial_moves));
-    fn(ctx, "dropped_shadowed", kvd_counter_get(&db->c.dropped_shadowed));
-    fn(ctx, "dropped_tombstones", kvd_counter_get(&db->c.dropped_tombstones));
-    fn(ctx, "dropped_expired", kvd_counter_get(&db->c.dropped_expired));
-    fn(ctx, "bloom_checks", ts.bloom_checks);
-    fn(ctx, "bloom_negatives", ts.bloom_negatives);
-    fn(ctx, "bloom_false_positives", ts.bloom_false_pos);
-    fn(ctx, "block_reads", ts.block_reads);
-    fn(ctx, "block_cache_hits", cs.hits);
-    fn(ctx, "block_cache_misses", cs.misses);
-    fn(ctx, "block_cache_evictions", cs.evictions);
+    fn(ctx, "flushes_total", kvd_counter_get(&db->c.flushes));
+    fn(ctx, "compactions_total", kvd_counter_get(&db->c.compactions));
+    fn(ctx, "trivial_moves_total", kvd_counter_get(&db->c.trivial_moves));
+    fn(ctx, "dropped_shadowed_total", kvd_counter_get(&db->c.dropped_shadowed));
+    fn(ctx, "dropped_tombstones_total",
+       kvd_counter_get(&db->c.dropped_tombstones));
+    fn(ctx, "dropped_expired_total", kvd_counter_get(&db->c.dropped_expired));
+    fn(ctx, "bloom_checks_total", ts.bloom_checks);
+    fn(ctx, "bloom_negatives_total", ts.bloom_negatives);
+    fn(ctx, "bloom_false_positives_total", ts.bloom_false_pos);
+    fn(ctx, "block_reads_total", ts.block_reads);
+    fn(ctx, "block_cache_hits_total", cs.hits);
+    fn(ctx, "block_cache_misses_total", cs.misses);
+    fn(ctx, "block_cache_evictions_total", cs.evictions);
     fn(ctx, "block_cache_bytes", cs.bytes);
     fn(ctx, "block_cache_capacity", cs.capacity);
     fn(ctx, "open_tables", open_tables);
-    fn(ctx, "table_opens", kvd_counter_get(&db->tc.opens));
+    fn(ctx, "table_opens_total", kvd_counter_get(&db->tc.opens));
     fn(ctx, "index_filter_bytes", index_bytes);
-    fn(ctx, "stall_us", kvd_counter_get(&db->c.stall_us));
-    fn(ctx, "stall_slowdowns", kvd_counter_get(&db->c.slowdowns));
-    fn(ctx, "stall_stops", kvd_counter_get(&db->c.stops));
-    fn(ctx, "puts", kvd_counter_get(&db->c.puts));
-    fn(ctx, "dels", kvd_counter_get(&db->c.dels));
-    fn(ctx, "batches", kvd_counter_get(&db->c.batches));
-    fn(ctx, "gets", kvd_counter_get(&db->c.gets));
-    fn(ctx, "fsyncs", kvd_counter_get(&db->c.fsyncs));
+    fn(ctx, "stall_us_total", kvd_counter_get(&db->c.stall_us));
+    fn(ctx, "stall_slowdowns_total", kvd_counter_get(&db->c.slowdowns));
+    fn(ctx, "stall_stops_total", kvd_counter_get(&db->c.stops));
+    fn(ctx, "puts_total", kvd_counter_get(&db->c.puts));
+    fn(ctx, "dels_total", kvd_counter_get(&db->c.dels));
+    fn(ctx, "batches_total", kvd_counter_get(&db->c.batches));
+    fn(ctx, "gets_total", kvd_counter_get(&db->c.gets));
+    fn(ctx, "fsyncs_total", kvd_counter_get(&db->c.fsyncs));
     kvd_commit_stats(db->commit, &syncs, &sync_waits);
-    fn(ctx, "sync_waits", sync_waits);
-    fn(ctx, "manifest_rolls", kvd_counter_get(&db->c.manifest_rolls));
-    fn(ctx, "corrupt_records", kvd_counter_get(&db->c.corrupt_records));
+    fn(ctx, "sync_waits_total", sync_waits);
+    fn(ctx, "manifest_rolls_total", kvd_counter_get(&db->c.manifest_rolls));
+    fn(ctx, "corrupt_records_total", kvd_counter_get(&db->c.corrupt_records));
     fn(ctx, "torn_tail_bytes", kvd_counter_get(&db->c.torn_tail_bytes));
     fn(ctx, "recovery_ms", (uint64_t)db->recovery_ms);
     fn(ctx, "recovery_records", db->recovered_records);
@@ -606,4 +617,5 @@ KVD_EXPORT const struct kvd_engine_vtable kvd_engine_entry = {
     .clear = NULL,
     .instance_caps = lsm_instance_caps,
     .multi = lsm_multi,
+    .check_options = lsm_check_options,
 };

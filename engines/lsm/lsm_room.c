@@ -18,7 +18,7 @@
  * l0_stop, or while the previous memtable is still being flushed, writers
  * wait on done_cv. Each kind of stall is logged once when it starts (and
  * at most every LSM_STALL_LOG_MS under a sustained overload), and the time
- * spent is counted in stall_us.
+ * spent is counted in stall_us_total.
  */
 #include "lsm_db.h"
 
@@ -103,9 +103,10 @@ stall_note(lsm_db *db, int kind)
              kvd_mono_ms(db->host) >=
                  db->stall_logged_ms[kind] + LSM_STALL_LOG_MS)) {
             db->stall_logged_ms[kind] = kvd_mono_ms(db->host);
-            LSM_LOG(db, KVD_LOG_WARN,
-                    "lsm: %s (%d level-0 tables; stall_us counts the time)",
-                    why[kind], atomic_load(&db->l0_files));
+            LSM_LOG(
+                db, KVD_LOG_WARN,
+                "lsm: %s (%d level-0 tables; stall_us_total counts the time)",
+                why[kind], atomic_load(&db->l0_files));
         }
     }
     pthread_mutex_unlock(&db->mu);

@@ -220,6 +220,14 @@ mem_check_opts(const struct mem_opts *o, struct kvd_err *err)
     return 0;
 }
 
+/* vtable check_options: the same rules before open (kvd --check-config). */
+static int
+mem_check_options(const void *opts, const char **key, struct kvd_err *err)
+{
+    (void)key; /* the messages name their options */
+    return mem_check_opts((const struct mem_opts *)opts, err);
+}
+
 static int
 mem_open(const struct kvd_host *host, const void *opts, const char *dir,
          kvd_engine **out, struct kvd_err *err)
@@ -687,11 +695,12 @@ mem_stats(kvd_engine *db, struct kvd_engine_stats *st, kvd_stat_fn fn,
         fn(ctx, "shards", db->nshards);
         fn(ctx, "persistent", db->snap_path != NULL);
         fn(ctx, "rehashing_shards", rehashing);
-        fn(ctx, "rehashes_started", atomic_load(&db->rehash_started));
-        fn(ctx, "expired_reclaimed_sampler", atomic_load(&db->expired_bg));
-        fn(ctx, "expired_reclaimed_forced", atomic_load(&db->expired_fg));
-        fn(ctx, "snapshots_written", atomic_load(&db->snapshots_written));
-        fn(ctx, "snapshot_errors", atomic_load(&db->snapshot_errors));
+        fn(ctx, "rehashes_started_total", atomic_load(&db->rehash_started));
+        fn(ctx, "expired_reclaimed_sampler_total",
+           atomic_load(&db->expired_bg));
+        fn(ctx, "expired_reclaimed_forced_total", atomic_load(&db->expired_fg));
+        fn(ctx, "snapshots_written_total", atomic_load(&db->snapshots_written));
+        fn(ctx, "snapshot_errors_total", atomic_load(&db->snapshot_errors));
     }
     return 0;
 }
@@ -771,4 +780,5 @@ KVD_EXPORT const struct kvd_engine_vtable kvd_engine_entry = {
     .maintain = mem_maintain,
     .clear = mem_clear,
     .instance_caps = mem_instance_caps,
+    .check_options = mem_check_options,
 };

@@ -110,21 +110,21 @@ rds_destroy(kvd_engine *db)
     free(db);
 }
 
-/* durability = none | wait:N */
+/* durability = none | wait:N: *replicas = N (0 for none) */
 static int
-rds_parse_durability(kvd_engine *db, const char *s, struct kvd_err *err)
+rds_parse_durability(const char *s, int *replicas, struct kvd_err *err)
 {
     char *end;
     long n;
 
     if (s == NULL || strcmp(s, "none") == 0) {
-        db->wait_replicas = 0;
+        *replicas = 0;
         return 0;
     }
     if (strncmp(s, "wait:", 5) == 0) {
         n = strtol(s + 5, &end, 10);
         if (end != s + 5 && *end == '\0' && n >= 1 && n <= 64) {
-            db->wait_replicas = (int)n;
+            *replicas = (int)n;
             return 0;
         }
     }
@@ -135,19 +135,23 @@ rds_parse_durability(kvd_engine *db, const char *s, struct kvd_err *err)
                        s);
 }
 
+/* nodes = host:port, ...: the seeds into db, or (db NULL) only checked */
 static int
 rds_parse_seeds(kvd_engine *db, const char *list, struct kvd_err *err)
 {
     const char *sep = ", \t";
     const char *p = list != NULL ? list : "";
     size_t cap = 1;
+    size_t nseeds = 0;
 
     for (const char *q = p; *q != '\0'; q++) {
         cap += strchr(sep, *q) != NULL;
     }
-    db->seeds = calloc(cap, sizeof(*db->seeds));
-    if (db->seeds == NULL) {
-        return kvd_err_set(err, KVD_ENOMEM, "redis: out of memory");
+    if (db != NULL) {
+        db->seeds = calloc(cap, sizeof(*db->seeds));
+        if (db->seeds == NULL) {
+            return kvd_err_set(err, KVD_ENOMEM, "redis: out of memory");
+        }
     }
     while (*p != '\0') {
         size_t n = strcspn(p, sep);
@@ -163,14 +167,17 @@ rds_parse_seeds(kvd_engine *db, const char *list, struct kvd_err *err)
                                "redis: nodes = %s: '%.*s' is not host:port",
                                list, (int)n, p);
         }
-        db->seeds[db->nseeds] = rds_node_get(db, host, port);
-        if (db->seeds[db->nseeds] == NULL) {
-            return kvd_err_set(err, KVD_ENOMEM, "redis: out of memory");
+        if (db != NULL) {
+            db->seeds[db->nseeds] = rds_node_get(db, host, port);
+            if (db->seeds[db->nseeds] == NULL) {
+                return kvd_err_set(err, KVD_ENOMEM, "redis: out of memory");
+            }
+            db->nseeds++;
         }
-        db->nseeds++;
+        nseeds++;
         p += n;
     }
-    if (db->nseeds == 0) {
+    if (nseeds == 0) {
         return kvd_err_set(err, KVD_ECONFIG,
                            "redis: nodes is empty: expected one or more "
                            "host:port");
@@ -287,6 +294,28 @@ rds_connect_seeds(kvd_engine *db, struct kvd_err *err)
     return 0;
 }
 
+/* vtable check_options: durability and nodes syntax, the key prefix, before
+ * open (kvd --check-config); no connection is made. */
+static int
+rds_check_options(const void *opts, const char **key, struct kvd_err *err)
+{
+    const struct rds_opts *o = opts;
+    int replicas;
+
+    *key = "durability";
+    if (rds_parse_durability(o->durability, &replicas, err) != 0) {
+        return KVD_ECONFIG;
+    }
+    *key = "key_prefix";
+    if (o->key_prefix != NULL && strchr(o->key_prefix, '{') != NULL) {
+        return kvd_err_set(err, KVD_ECONFIG,
+                           "redis: must not contain '{' (it would change "
+                           "the hash slots of keys)");
+    }
+    *key = "nodes";
+    return rds_parse_seeds(NULL, o->nodes, err);
+}
+
 static int
 rds_open(const struct kvd_host *host, const void *opts, const char *dir,
          kvd_engine **out, struct kvd_err *err)
@@ -316,7 +345,7 @@ rds_open(const struct kvd_host *host, const void *opts, const char *dir,
     pthread_rwlock_init(&db->map_lock, NULL);
     rds_req_init(&db->wait_cmd);
 
-    rc = rds_parse_durability(db, o->durability, err);
+    rc = rds_parse_durability(o->durability, &db->wait_replicas, err);
     if (rc != 0) {
         goto fail;
     }
@@ -833,4 +862,5 @@ KVD_EXPORT const struct kvd_engine_vtable kvd_engine_entry = {
     .clear = rds_clear,
     .instance_caps = rds_instance_caps,
     .multi = rds_multi,
+    .check_options = rds_check_options,
 };

@@ -14,9 +14,11 @@
  */
 #include "resp.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 /* Upper bound of the automatic thread count (threads = 0). */
@@ -212,6 +214,30 @@ resp_destroy(kvd_frontend *f)
     free(fe);
 }
 
+/* vtable check_options: what create would refuse before binding
+ * anything (kvd --check-config): nothing to listen on, a socket path
+ * longer than a sockaddr_un holds. */
+static int
+resp_check_options(const void *opts, const char **key, struct kvd_err *err)
+{
+    const struct resp_opts *o = opts;
+    bool has_unix = o->unix_socket != NULL && o->unix_socket[0] != '\0';
+
+    if (!has_unix && (o->tcp == NULL || o->tcp[0] == '\0')) {
+        *key = "unix_socket";
+        return kvd_err_set(err, KVD_ECONFIG,
+                           "neither unix_socket nor tcp is set: nothing to "
+                           "listen on");
+    }
+    if (has_unix &&
+        strlen(o->unix_socket) >= sizeof(((struct sockaddr_un *)0)->sun_path)) {
+        *key = "unix_socket";
+        return kvd_err_set(err, KVD_ECONFIG, "path longer than %zu bytes",
+                           sizeof(((struct sockaddr_un *)0)->sun_path) - 1);
+    }
+    return 0;
+}
+
 KVD_EXPORT const struct kvd_frontend_vtable kvd_frontend_entry = {
     .abi_version = KVD_ABI_VERSION,
     .struct_size = sizeof(struct kvd_frontend_vtable),
@@ -224,4 +250,5 @@ KVD_EXPORT const struct kvd_frontend_vtable kvd_frontend_entry = {
     .start = resp_start,
     .stop = resp_stop,
     .destroy = resp_destroy,
+    .check_options = resp_check_options,
 };

@@ -212,6 +212,29 @@ split_hostport(const char *spec, char *host, size_t hostlen, char *port,
     return 0;
 }
 
+/* The bound port (the kernel's choice for port 0) goes into the log line
+ * and to the command layer, so INFO tcp_port is right on every
+ * connection. */
+static void
+announce_port(struct resp_fe *fe, int fd, const char *host, const char *port)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    int bound = atoi(port);
+
+    if (getsockname(fd, (struct sockaddr *)&ss, &len) == 0) {
+        if (ss.ss_family == AF_INET) {
+            bound = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+        } else if (ss.ss_family == AF_INET6) {
+            bound = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+        }
+    }
+    snprintf(fe->tcp_desc, sizeof(fe->tcp_desc), "%s:%d", host, bound);
+    if (fe->srv != NULL && RESP_API_HAS(fe->srv->cmd_api, listening)) {
+        fe->srv->cmd_api->listening(fe->srv->cmd, "resp", bound);
+    }
+}
+
 static int
 listen_tcp(struct resp_fe *fe, const char *spec, struct kvd_err *err)
 {
@@ -256,9 +279,9 @@ listen_tcp(struct resp_fe *fe, const char *spec, struct kvd_err *err)
     if (fd < 0) {
         return kvd_err_set(err, -e, "listen on tcp %s: %s", spec, strerror(e));
     }
-    snprintf(fe->tcp_desc, sizeof(fe->tcp_desc), "%s:%s", host, port);
     fe->tcp_l.fd = fd;
     fe->tcp_l.is_tcp = 1;
+    announce_port(fe, fd, host, port);
     return 0;
 }
 

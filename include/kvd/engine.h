@@ -207,9 +207,12 @@ struct kvd_engine_stats {
 };
 
 /* One engine-specific stat. `name` is lowercase words joined by '_', at
- * most 56 bytes; a counter ends in `_total`, a unit is a suffix before it
- * (`_bytes`; times `_seconds`, `_ms`, `_us` or `_ns`): HTTP /metrics types
- * and converts stats by name (docs/writing-an-engine.md, "Naming stats"). */
+ * most 56 bytes. Anything cumulative since open (events, bytes moved, time
+ * spent) is a counter and its name ends in `_total` (`puts_total`,
+ * `stall_us_total`); anything else is a gauge and does not. A unit is a
+ * suffix before `_total` (`_bytes`; times `_seconds`, `_ms`, `_us` or
+ * `_ns`). HTTP /metrics types and converts stats by name alone
+ * (docs/writing-an-engine.md, "Naming stats"). */
 typedef void (*kvd_stat_fn)(void *ctx, const char *name, uint64_t value);
 
 /* Maintenance operations (struct kvd_engine_vtable.maintain). */
@@ -341,6 +344,18 @@ struct kvd_engine_vtable {
      * get/put/del.
      */
     int (*multi)(kvd_engine *e, struct kvd_mop *ops, size_t n);
+
+    /*
+     * ABI 1.5. Optional. Check parsed options (the struct open would get)
+     * for what the option table cannot say: rules across options (an
+     * order of thresholds, an interval that needs a path) and syntax of
+     * strings. Touches no file and no network. On failure fill err with
+     * the rule and set *key to the option it is about (the host prefixes
+     * file, line and value; NULL: the section). `kvd --check-config` and
+     * start-up call it before open; open still checks on its own.
+     */
+    int (*check_options)(const void *opts, const char **key,
+                         struct kvd_err *err);
 
     /* ABI 1 appends here only. */
 };

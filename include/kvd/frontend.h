@@ -355,6 +355,16 @@ struct kvd_cmd_api {
      * Present when struct_size covers it.
      */
     int (*clients)(kvd_cmd *c, kvd_cmd_client_fn fn, void *ctx);
+
+    /*
+     * The frontend named `frontend` listens on TCP port `port`, the bound
+     * one (also when the kernel chose it for port 0). For "resp" it is
+     * what INFO tcp_port and CONFIG GET port answer, on every connection
+     * (Unix-socket ones too); other names are ignored. Call once after
+     * binding, before serving; safe from any thread.
+     * Present when struct_size covers it.
+     */
+    void (*listening)(kvd_cmd *c, const char *frontend, int port);
 };
 
 /* Everything a frontend gets from the host. Borrowed until destroy. */
@@ -388,6 +398,12 @@ struct kvd_frontend_vtable {
     void (*stop)(kvd_frontend *fe);
     /* Finish work in flight, join threads, free (NULL: no-op). */
     void (*destroy)(kvd_frontend *fe);
+
+    /* ABI 1.5. Optional. As kvd_engine_vtable.check_options: rules across
+     * the section's options (something to listen on), checked by
+     * `kvd --check-config` and before create. */
+    int (*check_options)(const void *opts, const char **key,
+                         struct kvd_err *err);
 
     /* ABI 1 appends here only. */
 };

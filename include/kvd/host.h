@@ -48,9 +48,11 @@ extern "C" {
  *        kvd_engine_stats.approximate; the contract is simpler: the host
  *        validates keys, values and batch ops before any engine call, and
  *        deletes whose answer it does not need come as one-op batches
+ *   1.5  engine and frontend vtables: check_options; command API:
+ *        listening (the bound TCP port)
  */
 #define KVD_ABI_VERSION 1
-#define KVD_ABI_MINOR   4
+#define KVD_ABI_MINOR   5
 
 /* Log levels, most severe first. */
 enum kvd_log_level {

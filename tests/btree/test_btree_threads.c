@@ -245,7 +245,7 @@ putter_main(void *arg)
 static void
 count_stat(void *ctx, const char *name, uint64_t v)
 {
-    if (strcmp(name, "commits") == 0) {
+    if (strcmp(name, "commits_total") == 0) {
         *(uint64_t *)ctx = v;
     }
 }

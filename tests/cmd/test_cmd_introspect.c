@@ -69,6 +69,10 @@ test_config_get_without_host_facts(void **state)
            "'appendfsync'");
     assert_non_null(strstr(RUN(fx, "INFO server"), CRLF "tcp_port:0" CRLF));
     assert_null(strstr(RUN(fx, "INFO clients"), "maxclients"));
+    /* no sync policy: writes reach disk at snapshots only, if at all */
+    EXPECT(fx, "CONFIG GET appendonly", "*2 \"appendonly\" \"no\"");
+    assert_non_null(
+        strstr(RUN(fx, "INFO persistence"), CRLF "aof_enabled:0" CRLF));
 }
 
 static void
@@ -95,6 +99,10 @@ test_config_get_follows_the_host(void **state)
     const char *r = RUN(fx, "CONFIG GET *");
     assert_non_null(strstr(r, "\"appendfsync\" \"always\""));
     assert_non_null(strstr(r, "\"port\" \"6380\""));
+    /* a sync policy: every write reaches disk, as with Redis's AOF */
+    EXPECT(fx, "CONFIG GET appendonly", "*2 \"appendonly\" \"yes\"");
+    assert_non_null(
+        strstr(RUN(fx, "INFO persistence"), CRLF "aof_enabled:1" CRLF));
 }
 
 /* A kernel-assigned port (tcp = HOST:0) is known on the TCP connections
@@ -138,6 +146,20 @@ test_tcp_port_of_a_kernel_assigned_listener(void **state)
     cmdt_rec_stream(&rec);
     assert_int_equal(cmdt_call(s, "CLIENT INFO"), 0);
     assert_non_null(strstr(cmdt_rec_text(&rec), " flags=U "));
+
+    /* once the frontend announced its bound port, every session knows it
+     * (another frontend's port is not Redis's tcp_port) */
+    kvd_cmd_api_table()->listening(fx->cmd, "http", 8080);
+    cmdt_rec_stream(&rec);
+    assert_int_equal(cmdt_call(s, "CONFIG GET port"), 0);
+    assert_string_equal(cmdt_rec_text(&rec), "*2 \"port\" \"0\"");
+    kvd_cmd_api_table()->listening(fx->cmd, "resp", 41234);
+    cmdt_rec_stream(&rec);
+    assert_int_equal(cmdt_call(s, "CONFIG GET port"), 0);
+    assert_string_equal(cmdt_rec_text(&rec), "*2 \"port\" \"41234\"");
+    cmdt_rec_stream(&rec);
+    assert_int_equal(cmdt_call(s, "INFO server"), 0);
+    assert_non_null(strstr(cmdt_rec_text(&rec), CRLF "tcp_port:41234" CRLF));
     kvd_cmd_session_destroy(s);
     cmdt_rec_release(&rec);
 }

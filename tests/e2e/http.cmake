@@ -53,6 +53,20 @@ if(TARGET kvd_frontend_http)
                              TIMEOUT ${_http_timeout})
       endif()
     endforeach()
+    # The redis engine against the single redis-server of tests/redis
+    # (its port is known once the fixture runs: `redis-cluster run` puts
+    # it in place of {redis_single}).
+    if(TARGET kvd_engine_redis AND KVD_REDIS_SERVER)
+      set(_hm_cmd ${KVD_REDIS_RUN} env
+          "KVD_ENGINE_OPTS=nodes=127.0.0.1:{redis_single}\;stats=scan\;command_timeout_ms=60000"
+          ${KVD_SYSTEM_PYTHON3} ${CMAKE_CURRENT_LIST_DIR}/http_metrics_test.py
+          ${KVD_BIN} ${KVD_PLUGIN_BUILD_DIR} redis)
+      add_test(NAME e2e.http_metrics.redis COMMAND ${_hm_cmd})
+      set_tests_properties(e2e.http_metrics.redis PROPERTIES
+                           LABELS "e2e;redis" ENVIRONMENT "${KVD_TEST_ENV}"
+                           TIMEOUT ${_http_timeout}
+                           FIXTURES_REQUIRED redis_single)
+    endif()
   endif()
 
   # The frontend under abuse (issue 13): huge queries, smuggling, slow

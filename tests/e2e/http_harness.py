@@ -46,13 +46,14 @@ class Kvd:
     (options of those sections are given as dicts)."""
 
     def __init__(self, kvd, plugins, engine="memory", server=None, http=None,
-                 extra="", prefix="kvd_http_e2e."):
+                 extra="", prefix="kvd_http_e2e.", engine_opts=None):
         self.dir = tempfile.mkdtemp(prefix=prefix)
         lines = ["[server]", "data_dir = %s/data" % self.dir,
                  "plugin_dir = %s" % plugins]
         lines += ["%s = %s" % kv for kv in (server or {}).items()]
-        lines += ["[engine]", "name = %s" % engine,
-                  "[frontend.http]", "listen = 127.0.0.1:0"]
+        lines += ["[engine]", "name = %s" % engine]
+        lines += ["%s = %s" % kv for kv in (engine_opts or {}).items()]
+        lines += ["[frontend.http]", "listen = 127.0.0.1:0"]
         lines += ["%s = %s" % kv for kv in (http or {}).items()]
         ini = os.path.join(self.dir, "kvd.ini")
         with open(ini, "w") as f:

@@ -19,9 +19,14 @@ python3-prometheus-client) and checked against the naming conventions:
     and drops back when it closes (polled, 10 s at most);
   - kvd_commands_total is there and kvd_commands_processed_total is not
     (the overlapping family was dropped);
-  - the engine's stats are typed families kvd_engine_*.
+  - the engine's stats are typed families kvd_engine_*: the engine's known
+    cumulative stats are counters named *_total (times in
+    *_seconds_total), and no gauge is named like a counter (puts, fsyncs,
+    commits, ...: a cumulative stat named without _total).
 
 usage: http_metrics_test.py KVD_BIN PLUGIN_DIR ENGINE
+KVD_ENGINE_OPTS: engine options as key=value;key=value (the redis
+engine's server address).
 """
 import http.client
 import os
@@ -107,6 +112,51 @@ def conventions(text, fams, names):
               "%r %r" % (f.documentation, f.type))
 
 
+# Counters each engine must export (after the tests' writes and reads).
+ENGINE_COUNTERS = {
+    "memory": ["rehashes_started_total", "expired_reclaimed_forced_total",
+               "snapshots_written_total"],
+    "log": ["puts_total", "fsyncs_total", "merges_total", "rolls_total",
+            "get_map_reads_total", "merge_throttle_seconds_total"],
+    "lsm": ["puts_total", "gets_total", "fsyncs_total", "flushes_total",
+            "compactions_total", "wal_bytes_total", "stall_seconds_total"],
+    "btree": ["commits_total", "flushes_total", "syncs_total",
+              "pages_written_total", "compactions_total"],
+    "redis": ["connects_total", "retries_total", "timeouts_total",
+              "pipeline_writes_total", "pipeline_requests_total",
+              "moved_redirects_total"],
+}
+
+# A word that makes a stat cumulative: a gauge named with one of them is a
+# counter that lost its _total (docs/writing-an-engine.md, "Naming stats").
+COUNTER_WORDS = {
+    "puts", "dels", "gets", "batches", "fsyncs", "syncs", "commits",
+    "flushes", "compactions", "merges", "rolls", "retries", "connects",
+    "timeouts", "redirects", "refreshes", "errors", "reads", "writes",
+    "hits", "misses", "evictions", "opens", "started", "written",
+    "reclaimed", "scans", "appends", "calls", "waits", "moves", "checks",
+    "negatives", "positives", "slowdowns", "stops", "requests", "throttle",
+    "shadowed", "tombstones", "sampler", "forced", "preads", "dropped",
+    "corrupt", "ops", "short", "flush", "compact",
+}
+
+
+def engine_counters(engine, fams):
+    """Known counters are counters; no gauge is named like a counter."""
+    for stat in ENGINE_COUNTERS.get(engine, []):
+        family = "kvd_engine_" + stat[:-len("_total")]
+        f = fams.get(family)
+        check("%s: kvd_engine_%s is a counter" % (engine, stat),
+              f is not None and f.type == "counter" and
+              any(s.name == "kvd_engine_" + stat for s in f.samples),
+              (f.type, [s.name for s in f.samples]) if f else "missing")
+    bad = [n for n, f in fams.items()
+           if n.startswith("kvd_engine_") and f.type == "gauge" and
+           COUNTER_WORDS & set(n[len("kvd_engine_"):].split("_"))]
+    check("%s: no engine gauge is named like a counter" % engine, not bad,
+          bad)
+
+
 def build_and_process(kvd, fams):
     out = subprocess.run([kvd, "--version"], capture_output=True, text=True,
                          timeout=30).stdout
@@ -162,7 +212,11 @@ def clients_counted(k):
 
 def main():
     kvd, plugins, engine = sys.argv[1], sys.argv[2], sys.argv[3]
-    k = Kvd(kvd, plugins, engine, http={"threads": 2},
+    opts = dict(kv.split("=", 1) for kv in
+                filter(None, os.environ.get("KVD_ENGINE_OPTS", "").split(";")))
+    if engine == "redis":  # keys of their own on a shared server
+        opts.setdefault("key_prefix", "http_metrics.%d/" % os.getpid())
+    k = Kvd(kvd, plugins, engine, http={"threads": 2}, engine_opts=opts,
             extra="[frontend.resp]\nunix_socket = $DIR/kvd.sock\n"
                   "threads = 1\n", prefix="kvd_http_metrics.")
     print("# engine %s" % engine)
@@ -196,6 +250,7 @@ def main():
                n != "kvd_engine_memory"]
         check("the engine's stats are families of their own (%d)" % len(eng),
               eng or engine == "memory", names)
+        engine_counters(engine, fams)
         if engine == "log":
             f = fams.get("kvd_engine_recovery_seconds")
             check("log: recovery_ms is kvd_engine_recovery_seconds, a gauge",

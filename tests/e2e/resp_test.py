@@ -12,6 +12,7 @@ answers others and has lost nothing.
 """
 
 import os
+import re
 import socket
 import stat
 import subprocess
@@ -618,6 +619,10 @@ class Lifecycle(unittest.TestCase):
                 r.config_get("appendfsync"),
                 {} if engine in ("memory", "redis")
                 else {"appendfsync": "everysec"})
+            aof = engine not in ("memory", "redis")
+            self.assertEqual(r.config_get("appendonly"),
+                             {"appendonly": "yes" if aof else "no"})
+            self.assertEqual(r.info("persistence")["aof_enabled"], int(aof))
             mine = [c for c in r.client_list()
                     if c["laddr"] == f"127.0.0.1:{port}"]
             self.assertEqual(len(mine), 1)
@@ -629,6 +634,34 @@ class Lifecycle(unittest.TestCase):
             self.assertIn("flags=U ",
                           u.execute_command("CLIENT", "INFO").decode())
             u.close()
+            r.close()
+            srv.stop()
+        finally:
+            srv.cleanup()
+
+    def test_kernel_assigned_port_is_reported_on_the_unix_socket(self):
+        """tcp = 127.0.0.1:0: INFO tcp_port and CONFIG GET port answer the
+        port the kernel chose, on a Unix socket connection too (the same
+        one the log line names and a TCP client reaches)."""
+        srv = KvdServer(resp_opts={"tcp": "127.0.0.1:0"})
+        try:
+            srv.start()
+            # the line may follow the first PING by a moment (10 s bound)
+            deadline = time.time() + 10
+            m = None
+            while m is None and time.time() < deadline:
+                m = re.search(r"resp: listening on .*tcp:127\.0\.0\.1:(\d+)",
+                              srv.read_log())
+                time.sleep(0 if m else 0.05)
+            self.assertIsNotNone(m, srv.read_log())
+            port = int(m.group(1))
+            self.assertNotEqual(port, 0)
+            u = client(srv)
+            self.assertEqual(u.info("server")["tcp_port"], port)
+            self.assertEqual(u.config_get("port"), {"port": str(port)})
+            u.close()
+            r = redis.Redis(host="127.0.0.1", port=port, socket_timeout=10)
+            self.assertEqual(r.info("server")["tcp_port"], port)
             r.close()
             srv.stop()
         finally:

@@ -61,6 +61,39 @@ refused respport "${F}respport.ini:8: \[frontend.resp\] tcp = 127.0.0.1:65536: e
 conf resolve "[engine]" "name = memory" "[frontend.resp]" "unix_socket =" "tcp = no-such-host.invalid:6380"
 refused resolve "${F}resolve.ini:8: \[frontend.resp\] tcp = no-such-host.invalid:6380: host no-such-host.invalid does not resolve"
 
+# --- rules across options (the plugins' check_options) ----------------------
+# Each was found only at open or create before; the line is the option's.
+conf l0order "[engine]" "name = lsm" "l0_slowdown = 2"
+refused l0order "${F}l0order.ini:6: \[engine\] lsm: expected 1 <= l0_compaction_trigger \(4\) <= l0_slowdown \(2\) <= l0_stop \(12\)"
+
+conf snapnopath "[engine]" "name = memory" "snapshot_interval = 5s"
+refused snapnopath "${F}snapnopath.ini:6: \[engine\] snapshot_interval = 5000 ms needs snapshot_path to be set"
+
+conf snapdir "[engine]" "name = memory" "snapshot_path = $T/snaps/"
+refused snapdir "${F}snapdir.ini:6: \[engine\] snapshot_path = $T/snaps/: expected a file name, not a directory"
+
+conf btpage "[engine]" "name = btree" "page_size = 3000"
+refused btpage "${F}btpage.ini:6: \[engine\] btree: page_size = 3000: expected a power of two from 2k to 32k"
+
+conf nolisten "[engine]" "name = memory" "[frontend.resp]" "unix_socket ="
+refused nolisten "${F}nolisten.ini:7: \[frontend.resp\] unix_socket = : neither unix_socket nor tcp is set: nothing to listen on"
+
+long=$T/$(printf 'x%.0s' $(seq 1 110))
+conf longsock "[engine]" "name = memory" "[frontend.resp]" "unix_socket = $long"
+refused longsock "${F}longsock.ini:7: \[frontend.resp\] unix_socket = $long: path longer than 107 bytes"
+
+conf redisnodes "[engine]" "name = redis" "nodes = 127.0.0.1:6379, nohost"
+refused redisnodes "${F}redisnodes.ini:6: \[engine\] nodes = 127.0.0.1:6379, nohost: redis: .*'nohost' is not host:port"
+
+conf redisnone "[engine]" "name = redis" "nodes = ,"
+refused redisnone "${F}redisnone.ini:6: \[engine\] nodes = ,: redis: nodes is empty: expected one or more host:port"
+
+conf redisdur "[engine]" "name = redis" "nodes = 127.0.0.1:6379" "durability = wait:0"
+refused redisdur "${F}redisdur.ini:7: \[engine\] durability = wait:0: redis: durability = wait:0: expected none or wait:N with N from 1 to 64"
+
+conf redisprefix "[engine]" "name = redis" "nodes = 127.0.0.1:6379" "key_prefix = a{b"
+refused redisprefix "${F}redisprefix.ini:7: \[engine\] key_prefix = a\{b: redis: must not contain '\{'"
+
 # --- directories of the files kvd creates ----------------------------------
 # The README's own sample: the socket under a directory that does not exist.
 conf sockdir "[engine]" "name = memory" "[frontend.resp]" "unix_socket = $T/run/kvd/kvd.sock"

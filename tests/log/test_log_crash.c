@@ -40,7 +40,7 @@ static int crash_sync = ALOG_SYNC_ALWAYS; /* the children's policy */
 static int
 no_corruption(void *ctx, kvd_engine *e, char *why, size_t whylen)
 {
-    uint64_t n = th_stat(vt, e, "corrupt_records");
+    uint64_t n = th_stat(vt, e, "corrupt_records_total");
 
     (void)ctx;
     if (n != 0) {

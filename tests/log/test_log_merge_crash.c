@@ -130,7 +130,7 @@ verify(kvd_engine *e, int n)
     }
     th_stats(vt, e, &st);
     assert_int_equal(st.keys, (uint64_t)(NKEYS - (NKEYS + 3) / 4 + 60 + 1));
-    assert_int_equal(th_stat(vt, e, "corrupt_records"), 0);
+    assert_int_equal(th_stat(vt, e, "corrupt_records_total"), 0);
 }
 
 static void
@@ -146,10 +146,10 @@ child_merge(const char *dir, int auto_merge, long n)
     }
     atomic_store(&th_io.kill_at_mutation, atomic_load(&th_io.mutations) + n);
     if (auto_merge) {
-        for (int i = 0; i < 300 && th_stat(vt, e, "merges") == 0; i++) {
+        for (int i = 0; i < 300 && th_stat(vt, e, "merges_total") == 0; i++) {
             usleep(10000);
         }
-        if (th_stat(vt, e, "merges") == 0) {
+        if (th_stat(vt, e, "merges_total") == 0) {
             _exit(5);
         }
     } else if (vt->maintain(e, KVD_MAINT_COMPACT, &err) != 0) {

@@ -255,12 +255,12 @@ test_log_get_reads_no_file(void **state)
     }
     /* the active segment is read from its map too */
     expect_val(e, "k499", "some value bytes");
-    assert_int_equal(th_stat(vt, e, "get_preads"), 0);
+    assert_int_equal(th_stat(vt, e, "get_preads_total"), 0);
     close_ok(e);
     e = open_ok(*state, &o);
     before = atomic_load(&th_io.preads);
-    stat_before = th_stat(vt, e, "get_preads");
-    map_before = th_stat(vt, e, "get_map_reads");
+    stat_before = th_stat(vt, e, "get_preads_total");
+    map_before = th_stat(vt, e, "get_map_reads_total");
     for (int i = 0; i < 500; i++) {
         snprintf(k, sizeof(k), "k%d", i);
         expect_val(e, k, "some value bytes");
@@ -268,8 +268,8 @@ test_log_get_reads_no_file(void **state)
     /* no pread at all: every hit is a copy from a segment map, counted by
      * the engine's own counters */
     assert_int_equal(atomic_load(&th_io.preads) - before, 0);
-    assert_int_equal(th_stat(vt, e, "get_preads") - stat_before, 0);
-    assert_int_equal(th_stat(vt, e, "get_map_reads") - map_before, 500);
+    assert_int_equal(th_stat(vt, e, "get_preads_total") - stat_before, 0);
+    assert_int_equal(th_stat(vt, e, "get_map_reads_total") - map_before, 500);
     /* a miss costs no read at all */
     before = atomic_load(&th_io.preads);
     for (int i = 0; i < 100; i++) {
@@ -321,7 +321,7 @@ test_log_multi_puts_are_one_write(void **state)
     assert_int_equal(ops[100].out.len, 4);
     assert_memory_equal(ops[100].out.data, "v007", 4);
     kvd_val_release(&ops[100].out);
-    assert_int_equal(th_stat(vt, e, "multi_appends"), 2);
+    assert_int_equal(th_stat(vt, e, "multi_appends_total"), 2);
     close_ok(e);
     e = open_ok(*state, &o);
     expect_val(e, "m000", "again");
@@ -471,7 +471,7 @@ check_cut(const char *dir, int n, int last_is_batch, uint64_t start,
             assert_int_equal(th_stat(vt, e, "torn_tail_bytes"), cut - start);
         }
     }
-    assert_int_equal(th_stat(vt, e, "corrupt_records"), 0);
+    assert_int_equal(th_stat(vt, e, "corrupt_records_total"), 0);
     close_ok(e);
     /* the cut is permanent: a second open finds nothing torn */
     th_log_clear();
@@ -540,7 +540,7 @@ test_log_truncated_closed_segment_is_corruption(void **state)
     assert_false(th_log_contains("torn write"));
     assert_true(th_log_contains("lost its end"));
     assert_int_equal(th_stat(vt, e, "torn_tail_bytes"), 0);
-    assert_true(th_stat(vt, e, "corrupt_records") >= 1);
+    assert_true(th_stat(vt, e, "corrupt_records_total") >= 1);
     expect_val(e, "k19", "value-of-some-length");
     expect_missing(e, "last");
     close_ok(e);
@@ -649,7 +649,7 @@ check_flip(const char *dir, uint64_t flip_off)
     snprintf(msg, sizeof(msg), ".data at offset %d", REC25_OFF);
     assert_true(th_log_contains("corrupt data in"));
     assert_true(th_log_contains(msg));
-    assert_int_equal(th_stat(vt, e, "corrupt_records"), 1);
+    assert_int_equal(th_stat(vt, e, "corrupt_records_total"), 1);
     for (int i = 0; i < 50; i++) {
         snprintf(k, sizeof(k), "k%02d", i);
         if (i == 25) {
@@ -881,14 +881,14 @@ test_log_compact_keeps_values_and_drops_dead_bytes(void **state)
     assert_true(th_stat(vt, e, "segments") > 10);
     assert_int_equal(vt->maintain(e, KVD_MAINT_COMPACT, &err), 0);
     th_stats(vt, e, &after);
-    assert_int_equal(th_stat(vt, e, "merges"), 1);
+    assert_int_equal(th_stat(vt, e, "merges_total"), 1);
     assert_int_equal(th_stat(vt, e, "dead_bytes"), 0);
     assert_true(after.disk_bytes < before.disk_bytes / 2);
     check_model(e, 4);
     close_ok(e);
     e = open_ok(*state, &o);
     check_model(e, 4);
-    assert_int_equal(th_stat(vt, e, "corrupt_records"), 0);
+    assert_int_equal(th_stat(vt, e, "corrupt_records_total"), 0);
     /* writes after a merge and a second merge */
     fill_model(e, 5);
     assert_int_equal(vt->maintain(e, KVD_MAINT_COMPACT, &err), 0);
@@ -903,7 +903,7 @@ static int
 wait_merges(kvd_engine *e, uint64_t n)
 {
     for (int i = 0; i < 500; i++) {
-        if (th_stat(vt, e, "merges") >= n) {
+        if (th_stat(vt, e, "merges_total") >= n) {
             return 1;
         }
         usleep(10000);
@@ -938,7 +938,7 @@ test_log_merge_is_rate_limited(void **state)
         snprintf(k, sizeof(k), "rate%04d", i);
         put_ok(e, k, v);
     }
-    assert_int_equal(th_stat(vt, e, "merge_throttle_ms"), 0);
+    assert_int_equal(th_stat(vt, e, "merge_throttle_ms_total"), 0);
     clock_gettime(CLOCK_MONOTONIC, &t0);
     assert_int_equal(vt->maintain(e, KVD_MAINT_COMPACT, &err), 0);
     clock_gettime(CLOCK_MONOTONIC, &t1);
@@ -1115,7 +1115,7 @@ test_log_merge_runs_alongside_writers(void **state)
     close_ok(e);
     e = open_ok(*state, &o);
     check_writers(e, w, 2);
-    assert_int_equal(th_stat(vt, e, "corrupt_records"), 0);
+    assert_int_equal(th_stat(vt, e, "corrupt_records_total"), 0);
     close_ok(e);
 }
 
@@ -1223,7 +1223,7 @@ test_log_group_commit_shares_fdatasync(void **state)
     e = open_ok(*state, &o);
     /* a slow disk makes writers overlap for sure */
     atomic_store(&th_io.sync_delay_us, 2000);
-    syncs = th_stat(vt, e, "fsyncs");
+    syncs = th_stat(vt, e, "fsyncs_total");
     for (int t = 0; t < 8; t++) {
         a[t].e = e;
         a[t].id = t;
@@ -1232,13 +1232,13 @@ test_log_group_commit_shares_fdatasync(void **state)
     for (int t = 0; t < 8; t++) {
         pthread_join(th[t], NULL);
     }
-    syncs = th_stat(vt, e, "fsyncs") - syncs;
+    syncs = th_stat(vt, e, "fsyncs_total") - syncs;
     atomic_store(&th_io.sync_delay_us, 0);
     print_message("group commit: 200 acknowledged writes, %llu fdatasyncs\n",
                   (unsigned long long)syncs);
     assert_true(syncs >= 1);
     assert_true(syncs < 100); /* shared, not one per write */
-    assert_true(th_stat(vt, e, "sync_waits") > 0);
+    assert_true(th_stat(vt, e, "sync_waits_total") > 0);
     assert_int_equal(keys_of(e), 200);
     close_ok(e);
 }
@@ -1384,7 +1384,7 @@ test_log_hints_come_from_appends_without_a_scan(void **state)
     o.segment_size = 4096;
     e = open_ok(*state, &o);
     fill_every_kind(e);
-    assert_int_equal(th_stat(vt, e, "hint_scans"), 0);
+    assert_int_equal(th_stat(vt, e, "hint_scans_total"), 0);
     close_ok(e);
     e = open_ok(*state, &o);
     assert_true(th_stat(vt, e, "recovery_hint_files") > 5);
@@ -1563,7 +1563,7 @@ test_log_hint_of_another_segment_is_ignored(void **state)
         snprintf(k, sizeof(k), "k%02d", i);
         expect_val(e, k, "mine-0123456789");
     }
-    assert_int_equal(th_stat(vt, e, "corrupt_records"), 0);
+    assert_int_equal(th_stat(vt, e, "corrupt_records_total"), 0);
     close_ok(e);
     th_rmrf(other);
     free(other);

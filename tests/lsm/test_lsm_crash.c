@@ -209,14 +209,14 @@ child_kill(const char *dir, int mode, long n)
          * bounded (60 s) but generous, since a sanitizer build on a
          * loaded machine can take seconds to schedule the compaction */
         for (int i = 0; i < 30000; i++) {
-            if (th_stat(vt, e, "compactions") > 0 &&
+            if (th_stat(vt, e, "compactions_total") > 0 &&
                 th_stat(vt, e, "l0_tables") <
                     (uint64_t)o.l0_compaction_trigger) {
                 break;
             }
             usleep(2000);
         }
-        if (th_stat(vt, e, "compactions") == 0) {
+        if (th_stat(vt, e, "compactions_total") == 0) {
             _exit(5);
         }
     }

@@ -179,7 +179,7 @@ test_lsm_disk_full_write_retried_when_space_returns(void **state)
     assert_int_equal(count_keys(e, "before", 10), 10);
     assert_int_equal(count_keys(e, "after", 10), 10);
     assert_int_equal(count_keys(e, "full", 1), 0);
-    assert_int_equal(th_stat(vt, e, "corrupt_records"), 0);
+    assert_int_equal(th_stat(vt, e, "corrupt_records_total"), 0);
     th_engine_close(vt, e);
 }
 

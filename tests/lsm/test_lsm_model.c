@@ -348,9 +348,9 @@ test_lsm_model_random_ops(void **state)
                   "compactions, %llu flushes, %llu MANIFEST rolls; %zu live "
                   "keys\n",
                   steps, compactions, reopens,
-                  (unsigned long long)th_stat(vt, rn.e, "compactions"),
-                  (unsigned long long)th_stat(vt, rn.e, "flushes"),
-                  (unsigned long long)th_stat(vt, rn.e, "manifest_rolls"),
+                  (unsigned long long)th_stat(vt, rn.e, "compactions_total"),
+                  (unsigned long long)th_stat(vt, rn.e, "flushes_total"),
+                  (unsigned long long)th_stat(vt, rn.e, "manifest_rolls_total"),
                   lt_live_count(&rn.m, rn.now));
     reopen(&rn);
     snprintf(rn.what, sizeof(rn.what), "final reopen");

@@ -149,8 +149,8 @@ test_multi_mixed_ops_one_wal_record(void **state)
     assert_int_equal(ops[8].status, 0);
     assert_int_equal(ops[9].status, KVD_ENOTFOUND);
     release_all(ops, 10);
-    assert_int_equal(th_stat(vt, e, "puts"), 2 + 5);
-    assert_int_equal(th_stat(vt, e, "dels"), 1);
+    assert_int_equal(th_stat(vt, e, "puts_total"), 2 + 5);
+    assert_int_equal(th_stat(vt, e, "dels_total"), 1);
     assert_int_equal(get_str(e, "a", "1"), 0);
     assert_int_equal(get_str(e, "have", "new"), 0);
     assert_int_equal(get_str(e, "empty", ""), 0);
@@ -232,7 +232,7 @@ test_multi_same_key_repeated(void **state)
     assert_got(&ops[9], "4444");
     release_all(ops, 10);
     /* two tombstones were written: the deletes that found the key */
-    assert_int_equal(th_stat(vt, e, "dels"), 2);
+    assert_int_equal(th_stat(vt, e, "dels_total"), 2);
     th_engine_close(vt, e);
     e = th_engine_open(vt, *state, &o);
     assert_int_equal(get_str(e, "k", "4444"), 0);
@@ -341,7 +341,7 @@ test_multi_many_keys_through_flushes_and_reopen(void **state)
         }
         release_all(ops, n);
     }
-    assert_true(th_stat(vt, e, "flushes") > 0);
+    assert_true(th_stat(vt, e, "flushes_total") > 0);
     th_engine_close(vt, e);
     e = th_engine_open(vt, *state, &o);
     for (int i = 0; i < K; i++) {
@@ -374,11 +374,11 @@ test_multi_sync_always_one_fdatasync(void **state)
         ops[i] = mop(i % 4 == 3 ? KVD_MOP_DEL : KVD_MOP_PUT, keys[i], keys[i]);
     }
     ops[N] = mop(KVD_MOP_DEL, "before", NULL);
-    fs = th_stat(vt, e, "fsyncs");
+    fs = th_stat(vt, e, "fsyncs_total");
     syncs = atomic_load(&th_io.syncs);
     assert_int_equal(multi_writes(e, ops, N + 1), 1);
     assert_int_equal(atomic_load(&th_io.syncs) - syncs, 1);
-    assert_int_equal(th_stat(vt, e, "fsyncs") - fs, 1);
+    assert_int_equal(th_stat(vt, e, "fsyncs_total") - fs, 1);
     for (int i = 0; i < N; i++) {
         assert_int_equal(ops[i].status, i % 4 == 3 ? KVD_ENOTFOUND : 0);
     }
@@ -561,7 +561,7 @@ test_multi_concurrent_deleters_each_key_once(void **state)
                      atomic_load(&found[i]));
         }
     }
-    assert_int_equal(th_stat(vt, e, "dels"), RACE_KEYS);
+    assert_int_equal(th_stat(vt, e, "dels_total"), RACE_KEYS);
     th_engine_close(vt, e);
 }
 

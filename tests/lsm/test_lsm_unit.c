@@ -1088,7 +1088,7 @@ test_manifest_without_current_and_tables_is_a_new_store(void **state)
     e = th_engine_open(vt, dir, &o);
     assert_int_equal(get_str(e, "a", "1"), 0);
     assert_int_equal(get_str(e, "b", "2"), 0);
-    assert_int_equal(th_stat(vt, e, "corrupt_records"), 0);
+    assert_int_equal(th_stat(vt, e, "corrupt_records_total"), 0);
     th_engine_close(vt, e);
     /* and it has a CURRENT again, naming the one MANIFEST left */
     assert_int_equal(access(path, F_OK), 0);
@@ -1175,7 +1175,7 @@ test_iter_memtable_and_tables_match_model(void **state)
     assert_int_equal(vt->maintain(e, KVD_MAINT_COMPACT, &err), 0);
     assert_int_equal(th_stat(vt, e, "l0_tables"), 0);
     /* manifest_size = 4k: the MANIFEST was rewritten on the way */
-    assert_true(th_stat(vt, e, "manifest_rolls") > 0);
+    assert_true(th_stat(vt, e, "manifest_rolls_total") > 0);
     assert_int_equal(count_files(dir, "MANIFEST-", "", NULL, 0), 1);
     assert_int_equal(
         lt_check_iter(vt, e, &m, now, NULL, 0, NULL, 0, "after compaction"), 0);
@@ -1270,7 +1270,7 @@ test_del_and_expiry_through_tables(void **state)
     assert_int_equal(st.keys, 1);
     /* the expired value goes for good at the next compaction */
     assert_int_equal(vt->maintain(e, KVD_MAINT_EXPIRE, &err), 0);
-    assert_true(th_stat(vt, e, "dropped_expired") >= 1);
+    assert_true(th_stat(vt, e, "dropped_expired_total") >= 1);
     th_clock_set(t0);
     assert_int_equal(get_str(e, "exp", "2"), KVD_ENOTFOUND);
     assert_int_equal(vt->del(e, "live", 4), 0);
@@ -1426,7 +1426,7 @@ test_wal_torn_tail_at_every_offset_loses_only_it(void **state)
         if (want < 40) {
             assert_int_equal(missing, want);
         }
-        assert_int_equal(th_stat(vt, e, "corrupt_records"), 0);
+        assert_int_equal(th_stat(vt, e, "corrupt_records_total"), 0);
         th_engine_close(vt, e);
         th_rmrf(copy);
     }
@@ -1480,7 +1480,7 @@ test_wal_damage_follows_the_corruption_policy(void **state)
             continue;
         }
         assert_int_equal(rc, 0);
-        assert_int_equal(th_stat(vt, e, "corrupt_records"), 1);
+        assert_int_equal(th_stat(vt, e, "corrupt_records_total"), 1);
         if (policies[p] == LSM_CORRUPT_STOP) {
             /* a prefix: everything before w20, nothing after */
             assert_int_equal(present_keys(e, &missing), 20);
@@ -1494,7 +1494,7 @@ test_wal_damage_follows_the_corruption_policy(void **state)
         th_engine_close(vt, e);
         /* the recovered state is durable: no second damage report */
         e = th_engine_open(vt, copy, &o);
-        assert_int_equal(th_stat(vt, e, "corrupt_records"), 0);
+        assert_int_equal(th_stat(vt, e, "corrupt_records_total"), 0);
         assert_int_equal(present_keys(e, &missing),
                          policies[p] == LSM_CORRUPT_STOP ? 20 : 39);
         th_engine_close(vt, e);
@@ -1550,7 +1550,7 @@ test_wal_preallocated_reopen_loses_nothing(void **state)
     th_log_clear();
     e = th_engine_open(vt, dir, &o);
     assert_int_equal(present_keys(e, &missing), 40);
-    assert_int_equal(th_stat(vt, e, "corrupt_records"), 0);
+    assert_int_equal(th_stat(vt, e, "corrupt_records_total"), 0);
     assert_int_equal(th_stat(vt, e, "torn_tail_bytes"), 0);
     assert_int_equal(th_stat(vt, e, "recovery_records"), 40);
     assert_false(th_log_contains("torn"));
@@ -1565,7 +1565,7 @@ test_wal_preallocated_reopen_loses_nothing(void **state)
     e = th_engine_open(vt, dir, &o);
     assert_int_equal(present_keys(e, &missing), 40);
     assert_int_equal(get_str(e, "after", "reopen"), 0);
-    assert_int_equal(th_stat(vt, e, "corrupt_records"), 0);
+    assert_int_equal(th_stat(vt, e, "corrupt_records_total"), 0);
     assert_int_equal(th_stat(vt, e, "torn_tail_bytes"), 0);
     th_engine_close(vt, e);
 
@@ -1631,7 +1631,7 @@ test_wal_preallocated_cut_at_every_offset_loses_only_it(void **state)
         if (want < 40) {
             assert_int_equal(missing, want);
         }
-        assert_int_equal(th_stat(vt, e, "corrupt_records"), 0);
+        assert_int_equal(th_stat(vt, e, "corrupt_records_total"), 0);
         if (at_end) {
             assert_int_equal(th_stat(vt, e, "torn_tail_bytes"), 0);
         }
@@ -1665,7 +1665,7 @@ test_slow_flushes_stall_writers_with_a_log_line(void **state)
         assert_int_equal(vt->put(e, k, strlen(k), v, sizeof(v), 0), 0);
     }
     atomic_store(&th_io.sync_delay_us, 0);
-    assert_true(th_stat(vt, e, "stall_us") > 0);
+    assert_true(th_stat(vt, e, "stall_us_total") > 0);
     assert_true(th_log_contains("lsm: writes slowed down") ||
                 th_log_contains("lsm: writes stopped"));
     for (int i = 0; i < 200; i++) {
@@ -1716,7 +1716,7 @@ test_group_commit_shares_fdatasync(void **state)
     /* each fdatasync takes 2 ms: writers that append meanwhile wait for
      * the next one instead of each calling their own */
     atomic_store(&th_io.sync_delay_us, 2000);
-    fsyncs = th_stat(vt, e, "fsyncs");
+    fsyncs = th_stat(vt, e, "fsyncs_total");
     for (int i = 0; i < 4; i++) {
         a[i].e = e;
         a[i].id = i;
@@ -1728,8 +1728,8 @@ test_group_commit_shares_fdatasync(void **state)
         assert_int_equal(a[i].bad, 0);
     }
     atomic_store(&th_io.sync_delay_us, 0);
-    fsyncs = th_stat(vt, e, "fsyncs") - fsyncs;
-    waits = th_stat(vt, e, "sync_waits");
+    fsyncs = th_stat(vt, e, "fsyncs_total") - fsyncs;
+    waits = th_stat(vt, e, "sync_waits_total");
     print_message("160 acknowledged puts, %llu fdatasyncs, %llu waits\n",
                   (unsigned long long)fsyncs, (unsigned long long)waits);
     assert_true(fsyncs < 160);
@@ -1758,14 +1758,14 @@ test_everysec_syncs_in_the_background(void **state)
     o.sync = LSM_SYNC_EVERYSEC;
     o.sync_interval = 10;
     e = th_engine_open(vt, *state, &o);
-    before = th_stat(vt, e, "fsyncs");
+    before = th_stat(vt, e, "fsyncs_total");
     put_str(e, "k", "v");
     /* no fdatasync on the write path */
-    assert_int_equal(th_stat(vt, e, "fsyncs"), before);
-    for (int i = 0; i < 200 && th_stat(vt, e, "fsyncs") == before; i++) {
+    assert_int_equal(th_stat(vt, e, "fsyncs_total"), before);
+    for (int i = 0; i < 200 && th_stat(vt, e, "fsyncs_total") == before; i++) {
         usleep(5000);
     }
-    assert_true(th_stat(vt, e, "fsyncs") > before);
+    assert_true(th_stat(vt, e, "fsyncs_total") > before);
     th_engine_close(vt, e);
 }
 
@@ -1855,11 +1855,11 @@ test_reads_during_flushes_never_miss_live_keys(void **state)
     }
     print_message("%ld reads, %llu flushes, %llu compactions\n",
                   (long)atomic_load(&rc.reads),
-                  (unsigned long long)th_stat(vt, rc.e, "flushes"),
-                  (unsigned long long)th_stat(vt, rc.e, "compactions"));
+                  (unsigned long long)th_stat(vt, rc.e, "flushes_total"),
+                  (unsigned long long)th_stat(vt, rc.e, "compactions_total"));
     assert_int_equal(atomic_load(&rc.misses), 0);
     assert_int_equal(atomic_load(&rc.bad_iters), 0);
-    assert_true(th_stat(vt, rc.e, "flushes") > 10);
+    assert_true(th_stat(vt, rc.e, "flushes_total") > 10);
     th_engine_close(vt, rc.e);
 }
 

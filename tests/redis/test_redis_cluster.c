@@ -160,13 +160,13 @@ test_cluster_open_reports_topology(void **state)
     assert_int_equal(kvd_store_caps(rt_e.st) & KVD_CAP_ATOMIC_BATCH, 0);
     assert_int_equal(rt_stat(&rt_e, "cluster"), 1);
     assert_int_equal(rt_stat(&rt_e, "masters"), 3);
-    assert_true(rt_stat(&rt_e, "slot_map_refreshes") >= 1);
+    assert_true(rt_stat(&rt_e, "slot_map_refreshes_total") >= 1);
 }
 
 static void
 test_cluster_slots_agree_with_servers(void **state)
 {
-    uint64_t moved0 = rt_stat(&rt_e, "moved_redirects");
+    uint64_t moved0 = rt_stat(&rt_e, "moved_redirects_total");
     char k[64];
     char v[64];
     char full[80];
@@ -183,7 +183,7 @@ test_cluster_slots_agree_with_servers(void **state)
             kvd_store_set(rt_e.st, k, (size_t)kl, v, strlen(v), 0, 0, NULL), 0);
     }
     /* a stable map routes every key right the first time */
-    assert_int_equal(rt_stat(&rt_e, "moved_redirects"), moved0);
+    assert_int_equal(rt_stat(&rt_e, "moved_redirects_total"), moved0);
     /* and the servers agree: the master they name has the key */
     for (int i = 0; i < 3000; i += 97) {
         int port;
@@ -227,7 +227,7 @@ test_cluster_crossslot_batch_suggests_hash_tags(void **state)
     assert_non_null(strstr(err.msg, "hash tag"));
     assert_non_null(strstr(err.msg, "{user42}"));
     assert_int_equal(kvd_store_get(rt_e.st, "{u1}:a", 6, &v), KVD_ENOTFOUND);
-    assert_int_equal(rt_stat(&rt_e, "crossslot_batches"), 1);
+    assert_int_equal(rt_stat(&rt_e, "crossslot_batches_total"), 1);
 
     assert_int_equal(kvd_store_batch(rt_e.st, same, 2, &err), 0);
     assert_int_equal(rt_checks("{u1}:a", "1"), 0);
@@ -238,8 +238,8 @@ static void
 test_cluster_follows_moved(void **state)
 {
     const char *key = "{rt-moved}k";
-    uint64_t moved0 = rt_stat(&rt_e, "moved_redirects");
-    uint64_t refresh0 = rt_stat(&rt_e, "slot_map_refreshes");
+    uint64_t moved0 = rt_stat(&rt_e, "moved_redirects_total");
+    uint64_t refresh0 = rt_stat(&rt_e, "slot_map_refreshes_total");
     int slot = rt_keyslot(RT_PREFIX "{rt-moved}k");
     int src = rt_master_of_slot(rt_base, slot);
     int dst = rt_other_master(src);
@@ -260,8 +260,8 @@ test_cluster_follows_moved(void **state)
 
     /* the engine's map still says src: MOVED, followed */
     assert_int_equal(rt_checks(key, "before"), 0);
-    assert_true(rt_stat(&rt_e, "moved_redirects") > moved0);
-    assert_true(rt_stat(&rt_e, "slot_map_refreshes") > refresh0);
+    assert_true(rt_stat(&rt_e, "moved_redirects_total") > moved0);
+    assert_true(rt_stat(&rt_e, "slot_map_refreshes_total") > refresh0);
     assert_int_equal(rt_puts(key, "after"), 0);
     assert_int_equal(rt_checks(key, "after"), 0);
 }
@@ -269,7 +269,7 @@ test_cluster_follows_moved(void **state)
 static void
 test_cluster_follows_ask_during_migration(void **state)
 {
-    uint64_t ask0 = rt_stat(&rt_e, "ask_redirects");
+    uint64_t ask0 = rt_stat(&rt_e, "ask_redirects_total");
     int slot = rt_keyslot(RT_PREFIX "{rt-ask}old");
     int src = rt_master_of_slot(rt_base, slot);
     int dst = rt_other_master(src);
@@ -287,11 +287,11 @@ test_cluster_follows_ask_during_migration(void **state)
 
     /* a key still on the source is served there, without redirect */
     assert_int_equal(rt_checks("{rt-ask}old", "on-source"), 0);
-    assert_int_equal(rt_stat(&rt_e, "ask_redirects"), ask0);
+    assert_int_equal(rt_stat(&rt_e, "ask_redirects_total"), ask0);
     /* a key the source does not have: ASK, then ASKING at the target */
     assert_int_equal(kvd_store_get(rt_e.st, "{rt-ask}new", 11, &v),
                      KVD_ENOTFOUND);
-    assert_true(rt_stat(&rt_e, "ask_redirects") > ask0);
+    assert_true(rt_stat(&rt_e, "ask_redirects_total") > ask0);
     assert_int_equal(rt_puts("{rt-ask}new", "on-target"), 0);
     r = rt_cmd(dst, "CLUSTER COUNTKEYSINSLOT %d", slot);
     assert_non_null(r);

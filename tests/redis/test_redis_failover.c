@@ -268,7 +268,7 @@ test_failover_keeps_acknowledged_writes(void **state)
                   a.n, a.unavail, a.timedout, a.other, b.n, b.unavail,
                   b.timedout, b.other);
     print_message("      slot-map refreshes: %llu\n",
-                  (unsigned long long)rt_stat(&e, "slot_map_refreshes"));
+                  (unsigned long long)rt_stat(&e, "slot_map_refreshes_total"));
     assert_true(t_first > t_kill);
     assert_int_equal(a.other + b.other, 0);
     assert_true(fo_ok_after(&a, t_promoted) >= FO_AFTER_OK);

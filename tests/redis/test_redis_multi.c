@@ -464,8 +464,8 @@ mt_model_run(struct mt_eng *me, int calls, int maxn, unsigned seed)
     struct mt_model *m = calloc(1, sizeof(*m));
     struct kvd_mop *ops = calloc((size_t)maxn, sizeof(*ops));
     struct mt_opbuf *b = calloc((size_t)maxn, sizeof(*b));
-    uint64_t calls0 = mt_stat(me, "multi_calls");
-    uint64_t ops0 = mt_stat(me, "multi_ops");
+    uint64_t calls0 = mt_stat(me, "multi_calls_total");
+    uint64_t ops0 = mt_stat(me, "multi_ops_total");
     uint64_t total = 0;
 
     assert_non_null(m);
@@ -515,8 +515,8 @@ mt_model_run(struct mt_eng *me, int calls, int maxn, unsigned seed)
             kvd_val_release(&v);
         }
     }
-    assert_int_equal(mt_stat(me, "multi_ops") - ops0, total);
-    assert_true(mt_stat(me, "multi_calls") - calls0 >= (uint64_t)calls);
+    assert_int_equal(mt_stat(me, "multi_ops_total") - ops0, total);
+    assert_true(mt_stat(me, "multi_calls_total") - calls0 >= (uint64_t)calls);
     free(b);
     free(ops);
     free(m);
@@ -531,10 +531,10 @@ test_multi_matches_model_on_cluster(void **state)
 
     (void)state;
     assert_int_equal(mt_open_port(&me, mt_base, opts, 2), 0);
-    alone0 = mt_stat(&me, "multi_ops_alone");
+    alone0 = mt_stat(&me, "multi_ops_alone_total");
     mt_model_run(&me, 60, 300, 42);
     /* a stable cluster: nothing had to run alone */
-    assert_int_equal(mt_stat(&me, "multi_ops_alone"), alone0);
+    assert_int_equal(mt_stat(&me, "multi_ops_alone_total"), alone0);
     mt_close(&me);
 }
 
@@ -812,8 +812,8 @@ test_multi_follows_moved_and_ask_in_order(void **state)
     mt_ok(rt_cmd(src, "CLUSTER SETSLOT %d MIGRATING %s", slot, dst_id));
     mt_ok(rt_cmd(src, "MIGRATE 127.0.0.1 %d mt7/{mv}a 0 5000", dst));
     mt_setslot_node(slot, dst_id, dst);
-    moved0 = mt_stat(&me, "moved_redirects");
-    alone0 = mt_stat(&me, "multi_ops_alone");
+    moved0 = mt_stat(&me, "moved_redirects_total");
+    alone0 = mt_stat(&me, "multi_ops_alone_total");
     ops[0] = mt_get("{mv}a", 5);
     ops[1] = mt_put("{mv}a", 5, "A2", 2, 0);
     ops[2] = mt_get("{mv}a", 5);
@@ -826,8 +826,8 @@ test_multi_follows_moved_and_ask_in_order(void **state)
     mt_assert_val(&ops[3], "O", 1);
     assert_int_equal(ops[4].status, KVD_ENOTFOUND);
     mt_release(ops, 5);
-    assert_true(mt_stat(&me, "moved_redirects") > moved0);
-    assert_true(mt_stat(&me, "multi_ops_alone") - alone0 >= 4);
+    assert_true(mt_stat(&me, "moved_redirects_total") > moved0);
+    assert_true(mt_stat(&me, "multi_ops_alone_total") - alone0 >= 4);
     r = rt_cmd(dst, "GET mt7/{mv}a");
     assert_non_null(r);
     assert_string_equal(r->str, "A2");
@@ -910,7 +910,7 @@ test_multi_durability_wait(void **state)
     mt_assert_val(&ops[2], "two", 3);
     assert_int_equal(ops[3].status, KVD_ETIMEDOUT);
     mt_release(ops, 4);
-    assert_true(mt_stat(&me, "durability_wait_short") >= 3);
+    assert_true(mt_stat(&me, "durability_wait_short_total") >= 3);
     mt_close(&me);
 }
 
@@ -1114,9 +1114,9 @@ test_multi_threads_get_their_own_replies(void **state)
         assert_string_equal(th[i].bad, "");
     }
     print_message("      %llu multi calls, %llu requests in %llu writes\n",
-                  (unsigned long long)mt_stat(&me, "multi_calls"),
-                  (unsigned long long)mt_stat(&me, "pipeline_requests"),
-                  (unsigned long long)mt_stat(&me, "pipeline_writes"));
+                  (unsigned long long)mt_stat(&me, "multi_calls_total"),
+                  (unsigned long long)mt_stat(&me, "pipeline_requests_total"),
+                  (unsigned long long)mt_stat(&me, "pipeline_writes_total"));
     mt_close(&me);
 }
 

@@ -494,8 +494,8 @@ test_pipeline_threads_get_their_own_replies(void **state)
         assert_int_equal(th[i].timeouts, 0);
         ops += th[i].ops;
     }
-    writes = pl_stat(&e, "pipeline_writes");
-    reqs = pl_stat(&e, "pipeline_requests");
+    writes = pl_stat(&e, "pipeline_writes_total");
+    reqs = pl_stat(&e, "pipeline_requests_total");
     print_message("      %ld operations: %llu requests in %llu writes\n", ops,
                   (unsigned long long)reqs, (unsigned long long)writes);
     assert_int_equal(ops, (long)PL_THREADS * PL_OPS);

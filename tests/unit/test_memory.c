@@ -564,11 +564,11 @@ test_memory_snapshot_interval_writes_in_background(void **state)
     t_opt_set(f->opts, "snapshot_interval", "20");
     t_open_db(f);
     t_put(f, "k", "v", KVD_NO_EXPIRY);
-    while (t_counter(f, "snapshots_written") == 0 && waited < 5000) {
+    while (t_counter(f, "snapshots_written_total") == 0 && waited < 5000) {
         t_sleep_ms(10);
         waited += 10;
     }
-    assert_true(t_counter(f, "snapshots_written") >= 1);
+    assert_true(t_counter(f, "snapshots_written_total") >= 1);
     assert_int_equal(access(f->snap, F_OK), 0);
 }
 
@@ -658,7 +658,7 @@ test_memory_iter_resize_returns_each_key_once(void **state)
                 t_key_of(key, sizeof(key), j);
                 t_put(f, key, "w", KVD_NO_EXPIRY);
             }
-            assert_true(t_counter(f, "rehashes_started") >= 8);
+            assert_true(t_counter(f, "rehashes_started_total") >= 8);
         }
     }
     assert_int_equal(rc, KVD_ENOTFOUND);
@@ -789,7 +789,7 @@ test_memory_maintain_expire_reclaims_all(void **state)
     }
     atomic_store(&t_fake_now, T_BASE_MS + 20);
     assert_int_equal(vt->maintain(f->db, KVD_MAINT_EXPIRE, NULL), 0);
-    assert_int_equal(t_counter(f, "expired_reclaimed_forced"), 250);
+    assert_int_equal(t_counter(f, "expired_reclaimed_forced_total"), 250);
     assert_int_equal(t_keys(f), 250);
     assert_int_equal(vt->maintain(f->db, KVD_MAINT_COMPACT, NULL), KVD_ENOTSUP);
 }
@@ -810,11 +810,12 @@ test_memory_sampler_reclaims_in_background(void **state)
         t_put(f, key, "v", i < 1500 ? T_BASE_MS + 50 : KVD_NO_EXPIRY);
     }
     atomic_store(&t_fake_now, T_BASE_MS + 100);
-    while (t_counter(f, "expired_reclaimed_sampler") < 1500 && waited < 10000) {
+    while (t_counter(f, "expired_reclaimed_sampler_total") < 1500 &&
+           waited < 10000) {
         t_sleep_ms(10);
         waited += 10;
     }
-    assert_int_equal(t_counter(f, "expired_reclaimed_sampler"), 1500);
+    assert_int_equal(t_counter(f, "expired_reclaimed_sampler_total"), 1500);
     assert_int_equal(t_keys(f), 500);
 }
 
@@ -1090,7 +1091,7 @@ test_memory_concurrent_readers_and_writers(void **state)
     for (int i = 0; i < NT; i++) {
         assert_int_equal(c[i].errors, 0);
     }
-    assert_int_equal(t_counter(f, "snapshot_errors"), 0);
+    assert_int_equal(t_counter(f, "snapshot_errors_total"), 0);
     /* Private keys must match each writer's model exactly, before and
      * after a restart from the final snapshot. */
     for (int round = 0; round < 2; round++) {
