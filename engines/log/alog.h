@@ -43,6 +43,7 @@
 #include "kvd/host.h"
 #include "kvd/kit_clock.h"
 #include "kvd/kit_commit.h"
+#include "kvd/kit_counter.h"
 #include "kvd/kit_crc32c.h"
 #include "kvd/kit_file.h"
 #include "kvd/kit_ro.h"
@@ -195,19 +196,6 @@ typedef struct kvd_engine alog_db;
 
 #define ALOG_LOG(db, level, ...) (db)->host->log((db)->host, level, __VA_ARGS__)
 
-static inline void
-alog_count(_Atomic uint64_t *c, uint64_t n)
-{
-    atomic_fetch_add_explicit(c, n, memory_order_relaxed);
-}
-
-static inline uint64_t
-alog_load(_Atomic uint64_t *c)
-{
-    return atomic_load_explicit(c, memory_order_relaxed);
-}
-
-/* CLOCK_MONOTONIC in microseconds (recovery timing). */
 /* CPU time of the calling thread in microseconds. */
 int64_t alog_thread_cpu_us(void);
 

@@ -485,7 +485,7 @@ rec_matches(const unsigned char *buf, size_t got, const void *key, size_t klen,
 static int
 report_corrupt(alog_db *db, uint32_t seg_id, uint32_t off)
 {
-    alog_count(&db->c.corrupt_records, 1);
+    kvd_counter_add(&db->c.corrupt_records, 1);
     ALOG_LOG(db, KVD_LOG_ERROR,
              "log: corrupt record in %s/%08u.data at offset %u (crc or "
              "header mismatch on read)",
@@ -536,7 +536,7 @@ get_by_pread(alog_db *db, struct alog_shard *sh, const struct alog_ent *e,
         pthread_rwlock_unlock(&sh->lock);
         return KVD_ENOMEM;
     }
-    alog_count(&db->c.get_preads, 1);
+    kvd_counter_add(&db->c.get_preads, 1);
     got = db->io->pread(seg->fd, buf, total, (off_t)off);
     pthread_rwlock_unlock(&sh->lock);
     if (got < 0) {
@@ -608,7 +608,7 @@ alog_get(kvd_engine *db, const void *key, size_t klen, struct kvd_val *out)
     off = e->off;
     alog_seg_ref(seg);
     pthread_rwlock_unlock(&sh->lock);
-    alog_count(&db->c.get_map_reads, 1);
+    kvd_counter_add(&db->c.get_map_reads, 1);
     if (!rec_matches(rec, total, key, klen, vlen, expire)) {
         uint32_t id = seg->id;
         alog_seg_unref(db, seg);
@@ -656,7 +656,7 @@ alog_multi(kvd_engine *db, struct kvd_mop *ops, size_t n)
                          : ALOG_MULTI_CHUNK_BYTES;
     size_t i = 0;
 
-    alog_count(&db->c.multi_calls, 1);
+    kvd_counter_add(&db->c.multi_calls, 1);
     while (i < n) {
         struct kvd_mop *op = &ops[i];
         size_t j = i;
@@ -833,10 +833,10 @@ iter_take(struct kvd_iter *it, const struct alog_shard *sh,
     }
     rec = alog_seg_at(seg, e->off, total);
     if (rec != NULL) {
-        alog_count(&db->c.iter_map_reads, 1);
+        kvd_counter_add(&db->c.iter_map_reads, 1);
     } else {
         unsigned char *p = it->buf + it->blen;
-        alog_count(&db->c.iter_preads, 1);
+        kvd_counter_add(&db->c.iter_preads, 1);
         if (db->io->pread(seg->fd, p, total, (off_t)e->off) != (ssize_t)total) {
             return report_corrupt(db, seg->id, e->off);
         }
@@ -1116,30 +1116,33 @@ alog_stats(kvd_engine *db, struct kvd_engine_stats *out, kvd_stat_fn fn,
     fn(ctx, "hint_bytes", hint_bytes);
     fn(ctx, "index_bytes", st.mem_bytes);
     fn(ctx, "index_bytes_per_key", st.keys ? st.mem_bytes / st.keys : 0);
-    fn(ctx, "get_preads_total", alog_load(&db->c.get_preads));
-    fn(ctx, "get_map_reads_total", alog_load(&db->c.get_map_reads));
-    fn(ctx, "iter_preads_total", alog_load(&db->c.iter_preads));
-    fn(ctx, "iter_map_reads_total", alog_load(&db->c.iter_map_reads));
-    fn(ctx, "puts_total", alog_load(&db->c.puts));
-    fn(ctx, "dels_total", alog_load(&db->c.dels));
-    fn(ctx, "batches_total", alog_load(&db->c.batches));
-    fn(ctx, "multi_calls_total", alog_load(&db->c.multi_calls));
-    fn(ctx, "multi_appends_total", alog_load(&db->c.multi_appends));
-    fn(ctx, "fsyncs_total", alog_load(&db->c.fsyncs));
+    fn(ctx, "get_preads_total", kvd_counter_get(&db->c.get_preads));
+    fn(ctx, "get_map_reads_total", kvd_counter_get(&db->c.get_map_reads));
+    fn(ctx, "iter_preads_total", kvd_counter_get(&db->c.iter_preads));
+    fn(ctx, "iter_map_reads_total", kvd_counter_get(&db->c.iter_map_reads));
+    fn(ctx, "puts_total", kvd_counter_get(&db->c.puts));
+    fn(ctx, "dels_total", kvd_counter_get(&db->c.dels));
+    fn(ctx, "batches_total", kvd_counter_get(&db->c.batches));
+    fn(ctx, "multi_calls_total", kvd_counter_get(&db->c.multi_calls));
+    fn(ctx, "multi_appends_total", kvd_counter_get(&db->c.multi_appends));
+    fn(ctx, "fsyncs_total", kvd_counter_get(&db->c.fsyncs));
     fn(ctx, "sync_waits_total", sync_waits);
-    fn(ctx, "rolls_total", alog_load(&db->c.rolls));
-    fn(ctx, "merges_total", alog_load(&db->c.merges));
-    fn(ctx, "merge_running", alog_load(&db->c.merge_running));
-    fn(ctx, "merge_input_bytes", alog_load(&db->c.merge_input_bytes));
-    fn(ctx, "merge_done_bytes", alog_load(&db->c.merge_done_bytes));
-    fn(ctx, "merge_throttle_ms_total", alog_load(&db->c.merge_throttle_ms));
-    fn(ctx, "merge_written_bytes_total", alog_load(&db->c.merge_bytes_written));
+    fn(ctx, "rolls_total", kvd_counter_get(&db->c.rolls));
+    fn(ctx, "merges_total", kvd_counter_get(&db->c.merges));
+    fn(ctx, "merge_running", kvd_counter_get(&db->c.merge_running));
+    fn(ctx, "merge_input_bytes", kvd_counter_get(&db->c.merge_input_bytes));
+    fn(ctx, "merge_done_bytes", kvd_counter_get(&db->c.merge_done_bytes));
+    fn(ctx, "merge_throttle_ms_total",
+       kvd_counter_get(&db->c.merge_throttle_ms));
+    fn(ctx, "merge_written_bytes_total",
+       kvd_counter_get(&db->c.merge_bytes_written));
     fn(ctx, "merge_reclaimed_bytes_total",
-       alog_load(&db->c.merge_bytes_reclaimed));
-    fn(ctx, "hint_files_written_total", alog_load(&db->c.hint_files_written));
-    fn(ctx, "hint_scans_total", alog_load(&db->c.hint_scans));
-    fn(ctx, "corrupt_records_total", alog_load(&db->c.corrupt_records));
-    fn(ctx, "torn_tail_bytes", alog_load(&db->c.torn_tail_bytes));
+       kvd_counter_get(&db->c.merge_bytes_reclaimed));
+    fn(ctx, "hint_files_written_total",
+       kvd_counter_get(&db->c.hint_files_written));
+    fn(ctx, "hint_scans_total", kvd_counter_get(&db->c.hint_scans));
+    fn(ctx, "corrupt_records_total", kvd_counter_get(&db->c.corrupt_records));
+    fn(ctx, "torn_tail_bytes", kvd_counter_get(&db->c.torn_tail_bytes));
     fn(ctx, "recovery_ms", (uint64_t)db->recovery_ms);
     fn(ctx, "recovery_cpu_us", (uint64_t)db->recovery_cpu_us);
     fn(ctx, "recovery_files_us", (uint64_t)db->recovery_files_us);

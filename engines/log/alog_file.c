@@ -113,7 +113,7 @@ alog_seg_create(alog_db *db, uint32_t id, int kind, uint64_t created_seq,
     alog_file_hdr_encode(hdr, kind, created_seq);
     rc = kvd_file_write_full(db->io, fd, hdr, sizeof(hdr), 0);
     if (rc == 0 && !tmp) {
-        alog_count(&db->c.fsyncs, 1);
+        kvd_counter_add(&db->c.fsyncs, 1);
         if (db->io->fsync(fd) != 0) {
             rc = kvd_errno_status(errno);
         } else if (db->io->rename(tpath, path) != 0) {

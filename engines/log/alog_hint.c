@@ -122,7 +122,7 @@ alog_hint_save(alog_db *db, struct alog_seg *seg, struct alog_hint_buf *hb,
     }
     if (rc == 0) {
         atomic_store(&seg->hint_bytes, hb->len);
-        alog_count(&db->c.hint_files_written, 1);
+        kvd_counter_add(&db->c.hint_files_written, 1);
     }
     return rc;
 }
@@ -270,7 +270,7 @@ alog_hint_write(alog_db *db, struct alog_seg *seg)
         alog_hint_buf_release(&hb);
         memset(&hb, 0, sizeof(hb));
     }
-    alog_count(&db->c.hint_scans, 1);
+    kvd_counter_add(&db->c.hint_scans, 1);
     rc = alog_scan_segment(db, seg, size, 0, 0, hint_collect, &hb, &res);
     if (rc == 0) {
         rc = alog_hint_save(db, seg, &hb, size, 0);

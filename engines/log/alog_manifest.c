@@ -153,7 +153,7 @@ alog_manifest_check(alog_db *db, const uint32_t *present, size_t npresent,
     }
     if (rc != 0) {
         free(ids);
-        alog_count(&db->c.corrupt_records, 1);
+        kvd_counter_add(&db->c.corrupt_records, 1);
         ALOG_LOG(db, KVD_LOG_ERROR,
                  "log: %s/%s is damaged: cannot tell whether segment files "
                  "are missing",
@@ -173,7 +173,7 @@ alog_manifest_check(alog_db *db, const uint32_t *present, size_t npresent,
             alog_seg_path(db, first, ids[i], "data");
         }
         (*missing)++;
-        alog_count(&db->c.corrupt_records, 1);
+        kvd_counter_add(&db->c.corrupt_records, 1);
         ALOG_LOG(db, KVD_LOG_ERROR,
                  "log: segment %s/%08u.data is listed in %s but missing: its "
                  "keys are lost, and older values or deleted keys could come "

@@ -149,7 +149,7 @@ alog_merge_commit_replay(alog_db *db, uint32_t **retired, size_t *nretired,
                  "log: merge commit file %s is damaged: ignored, all "
                  "segments kept",
                  path);
-        alog_count(&db->c.corrupt_records, 1);
+        kvd_counter_add(&db->c.corrupt_records, 1);
         rc = 0;
         goto out_remove;
     }
@@ -202,7 +202,7 @@ merge_pace(struct merge_ctx *m, uint64_t bytes)
     if (due > now) {
         struct timespec ts = {(due - now) / 1000,
                               ((due - now) % 1000) * 1000000};
-        alog_count(&db->c.merge_throttle_ms, (uint64_t)(due - now));
+        kvd_counter_add(&db->c.merge_throttle_ms, (uint64_t)(due - now));
         while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
         }
     }
@@ -221,7 +221,7 @@ out_flush(struct merge_ctx *m, struct merge_out *o)
     rc = kvd_file_write_full(db->io, o->seg->fd, o->wbuf, n, o->flushed);
     if (rc == 0) {
         o->flushed += n;
-        alog_count(&db->c.merge_bytes_written, n);
+        kvd_counter_add(&db->c.merge_bytes_written, n);
         o->wlen = 0;
         merge_pace(m, n);
     }
@@ -330,7 +330,7 @@ out_append(struct merge_ctx *m, const struct alog_scan_rec *r, int kind,
                                db->dir, (unsigned)o->seg->id);
         }
         o->flushed += total;
-        alog_count(&db->c.merge_bytes_written, total);
+        kvd_counter_add(&db->c.merge_bytes_written, total);
         merge_pace(m, total);
     } else {
         o->wlen += total;
@@ -560,7 +560,7 @@ outs_finish(struct merge_ctx *m)
         struct merge_out *o = &m->outs[i];
         rc = out_flush(m, o);
         if (rc == 0) {
-            alog_count(&db->c.fsyncs, 1);
+            kvd_counter_add(&db->c.fsyncs, 1);
             if (db->io->fdatasync(o->seg->fd) != 0) {
                 rc = kvd_errno_status(errno);
             }
@@ -762,10 +762,10 @@ merge_run(alog_db *db, int all, struct kvd_err *err)
              m.nin, (unsigned long long)in_bytes, m.nouts,
              (unsigned long long)out_bytes,
              (unsigned long long)m.tombstones_kept);
-    alog_count(&db->c.merges, 1);
+    kvd_counter_add(&db->c.merges, 1);
     atomic_store(&db->c.merge_running, 0);
     if (in_bytes > out_bytes) {
-        alog_count(&db->c.merge_bytes_reclaimed, in_bytes - out_bytes);
+        kvd_counter_add(&db->c.merge_bytes_reclaimed, in_bytes - out_bytes);
     }
     outs_release(db, &m, 0);
     for (size_t i = 0; i < m.nin; i++) {

@@ -234,7 +234,7 @@ open_seg(alog_db *db, uint32_t id, struct kvd_err *err)
     }
     if (rc != 0) {
         db->io->close(fd);
-        alog_count(&db->c.corrupt_records, 1);
+        kvd_counter_add(&db->c.corrupt_records, 1);
         ALOG_LOG(db, KVD_LOG_ERROR,
                  "log: corrupt file header in %s at offset 0: file ignored",
                  path);
@@ -274,7 +274,7 @@ cut_torn_tail(alog_db *db, struct alog_seg *s, uint64_t size,
              "(%llu bytes): cut off",
              db->dir, (unsigned)s->id, (unsigned long long)valid_end,
              (unsigned long long)(size - valid_end));
-    alog_count(&db->c.torn_tail_bytes, size - valid_end);
+    kvd_counter_add(&db->c.torn_tail_bytes, size - valid_end);
     if (db->io->ftruncate(s->fd, (off_t)valid_end) != 0 ||
         db->io->fsync(s->fd) != 0) {
         int rc = kvd_errno_status(errno);
@@ -292,7 +292,7 @@ static int
 truncated_segment(alog_db *db, struct alog_seg *s, uint64_t size,
                   uint64_t hinted, struct kvd_err *err)
 {
-    alog_count(&db->c.corrupt_records, 1);
+    kvd_counter_add(&db->c.corrupt_records, 1);
     ALOG_LOG(db, KVD_LOG_ERROR,
              "log: %s/%08u.data is %llu bytes but its hint file shows it "
              "complete at %llu bytes: the file lost its end (damage: only "

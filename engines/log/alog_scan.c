@@ -230,7 +230,7 @@ alog_scan_segment(alog_db *db, struct alog_seg *seg, uint64_t file_size,
         }
         if (rc == 1) {
             res->corrupt_regions++;
-            alog_count(&db->c.corrupt_records, 1);
+            kvd_counter_add(&db->c.corrupt_records, 1);
             ALOG_LOG(db, KVD_LOG_ERROR,
                      "log: corrupt data in %s/%08u.data at offset %llu: "
                      "skipped %llu bytes to the next valid record at %llu",
@@ -249,7 +249,7 @@ alog_scan_segment(alog_db *db, struct alog_seg *seg, uint64_t file_size,
             res->torn = 1;
         } else {
             res->corrupt_regions++;
-            alog_count(&db->c.corrupt_records, 1);
+            kvd_counter_add(&db->c.corrupt_records, 1);
             ALOG_LOG(db, KVD_LOG_ERROR,
                      "log: corrupt tail in %s/%08u.data at offset %llu "
                      "(%llu bytes, no valid record after it): ignored",

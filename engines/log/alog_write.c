@@ -292,7 +292,7 @@ alog_roll_locked(alog_db *db)
     }
     /* the sealed segment must be complete on disk before the next one
      * exists: recovery treats only the newest segment's tail as torn */
-    alog_count(&db->c.fsyncs, 1);
+    kvd_counter_add(&db->c.fsyncs, 1);
     if (db->io->fdatasync(old->fd) != 0) {
         rc = kvd_errno_status(errno);
         alog_pending_drop_locked(db);
@@ -329,7 +329,7 @@ alog_roll_locked(alog_db *db)
         return kvd_ro_fail(db->ro, rc, "write %s/%s", db->dir,
                            ALOG_MANIFEST_FILE);
     }
-    alog_count(&db->c.rolls, 1);
+    kvd_counter_add(&db->c.rolls, 1);
     /* wake the background thread: a sealed segment wants a hint file */
     pthread_mutex_lock(&db->bg_mu);
     pthread_cond_signal(&db->bg_cv);
@@ -421,7 +421,7 @@ commit_sync(void *ctx, uint64_t *pos)
     *pos = db->written;
     pthread_mutex_unlock(&db->wlock);
 
-    alog_count(&db->c.fsyncs, 1);
+    kvd_counter_add(&db->c.fsyncs, 1);
     if (db->io->fdatasync(s->fd) != 0) {
         rc = kvd_ro_fail(db->ro, kvd_errno_status(errno),
                          "fdatasync %s/%08u.data", db->dir, (unsigned)s->id);
@@ -546,7 +546,7 @@ alog_put(alog_db *db, const void *key, size_t klen, const void *val,
         free(buf);
     }
     if (rc == 0) {
-        alog_count(&db->c.puts, 1);
+        kvd_counter_add(&db->c.puts, 1);
     }
     return finish_write(db, rc, target);
 }
@@ -639,7 +639,7 @@ alog_del(alog_db *db, const void *key, size_t klen)
         free(buf);
     }
     if (rc == 0) {
-        alog_count(&db->c.dels, 1);
+        kvd_counter_add(&db->c.dels, 1);
     }
     return finish_write(db, rc, target);
 }
@@ -729,8 +729,8 @@ alog_put_many(alog_db *db, struct kvd_mop *ops, size_t n)
         pthread_mutex_unlock(&db->wlock);
     }
     if (rc == 0) {
-        alog_count(&db->c.puts, good);
-        alog_count(&db->c.multi_appends, 1);
+        kvd_counter_add(&db->c.puts, good);
+        kvd_counter_add(&db->c.multi_appends, 1);
         rc = finish_write(db, rc, target);
     }
     for (size_t i = 0; i < n; i++) {
@@ -872,7 +872,7 @@ alog_batch(alog_db *db, const struct kvd_op *ops, size_t n, struct kvd_err *err)
     }
     pthread_mutex_unlock(&db->wlock);
     if (rc == 0) {
-        alog_count(&db->c.batches, 1);
+        kvd_counter_add(&db->c.batches, 1);
         rc = finish_write(db, rc, target);
     }
     if (rc != 0) {
