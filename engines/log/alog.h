@@ -231,8 +231,6 @@ void alog_seg_ref(struct alog_seg *s);
 void alog_seg_unref(alog_db *db, struct alog_seg *s);
 int alog_segs_add_locked(alog_db *db, struct alog_seg *s);
 void alog_segs_remove_locked(alog_db *db, struct alog_seg *s);
-int alog_write_tmp_file(alog_db *db, const char *path, const void *buf,
-                        size_t n);
 
 /* 0 while writable, KVD_EREADONLY once read-only. */
 static inline int

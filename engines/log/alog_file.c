@@ -201,33 +201,3 @@ alog_segs_remove_locked(alog_db *db, struct alog_seg *s)
         }
     }
 }
-
-/* Write `path` whole: path.tmp, fsync, rename, directory fsync. */
-int
-alog_write_tmp_file(alog_db *db, const char *path, const void *buf, size_t n)
-{
-    char tpath[ALOG_PATH_BYTES];
-    int fd;
-    int rc;
-
-    snprintf(tpath, sizeof(tpath), "%s.tmp", path);
-    fd = db->io->open(tpath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) {
-        return kvd_errno_status(errno);
-    }
-    rc = kvd_file_write_full(db->io, fd, buf, n, 0);
-    if (rc == 0 && db->io->fsync(fd) != 0) {
-        rc = kvd_errno_status(errno);
-    }
-    db->io->close(fd);
-    if (rc == 0 && db->io->rename(tpath, path) != 0) {
-        rc = kvd_errno_status(errno);
-    }
-    if (rc == 0) {
-        rc = alog_fsync_dir(db);
-    }
-    if (rc != 0) {
-        db->io->unlink(tpath);
-    }
-    return rc;
-}

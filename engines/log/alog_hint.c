@@ -105,7 +105,7 @@ alog_hint_save(alog_db *db, struct alog_seg *seg, struct alog_hint_buf *hb,
     }
     alog_seg_path(db, path, seg->id, "hint");
     if (!leave_tmp) {
-        rc = alog_write_tmp_file(db, path, hb->p, hb->len);
+        rc = kvd_file_replace(db->io, path, hb->p, hb->len, NULL);
     } else {
         /* a merge output: written and synced now, renamed at commit */
         alog_seg_path(db, tpath, seg->id, "hint.tmp");

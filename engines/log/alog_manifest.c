@@ -48,7 +48,7 @@ alog_idlist_write(alog_db *db, const char *name, int kind, const uint32_t *ids,
     }
     alog_put_u32(buf + len - 4, kvd_crc32c_mask(kvd_crc32c(0, buf, len - 4)));
     snprintf(path, sizeof(path), "%s/%s", db->dir, name);
-    rc = alog_write_tmp_file(db, path, buf, len);
+    rc = kvd_file_replace(db->io, path, buf, len, NULL);
     free(buf);
     return rc;
 }
