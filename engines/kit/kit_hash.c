@@ -3,6 +3,9 @@
  */
 #include "kvd/kit_hash.h"
 
+#include <sys/random.h>
+#include <time.h>
+
 #include "kvd/kit_coding.h"
 
 /* Odd constants with well-spread bits (from the golden ratio and from
@@ -54,4 +57,19 @@ kvd_hash64(uint64_t seed, const void *key, size_t n)
     }
     h = kit_mix(a ^ KIT_H2, b ^ h);
     return kit_mix(h ^ KIT_H3, KIT_H1 ^ (uint64_t)n);
+}
+
+uint64_t
+kvd_hash_seed(const void *salt)
+{
+    uint64_t seed;
+    struct timespec ts;
+
+    if (getrandom(&seed, sizeof(seed), GRND_NONBLOCK) ==
+        (ssize_t)sizeof(seed)) {
+        return seed;
+    }
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ((uint64_t)ts.tv_nsec << 32) ^ (uint64_t)ts.tv_sec ^
+           (uint64_t)(uintptr_t)salt;
 }

@@ -582,7 +582,7 @@ alog_get(kvd_engine *db, const void *key, size_t klen, struct kvd_val *out)
     if (klen == 0 || klen > ALOG_MAX_KEY_BYTES) {
         return klen == 0 ? KVD_EINVAL : KVD_ENOTFOUND;
     }
-    hash = alog_hash(key, klen);
+    hash = alog_hash(&db->ix, key, klen);
     tag = alog_hash_tag(hash);
     sh = alog_index_shard(&db->ix, hash);
     pthread_rwlock_rdlock(&sh->lock);
@@ -922,7 +922,7 @@ iter_gather(struct kvd_iter *it, struct alog_shard *sh, int64_t now, int *end)
             continue;
         }
         k = alog_ent_key(sh, e, &klen);
-        h = alog_hash(k, klen);
+        h = alog_hash(&it->db->ix, k, klen);
         if (h < it->pos) {
             continue;
         }

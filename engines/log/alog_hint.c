@@ -398,7 +398,8 @@ hint_matches_data(alog_db *db, struct alog_seg *seg, const unsigned char *buf,
 #define ALOG_HINT_AHEAD 16
 
 static void
-hint_decode_rec(const unsigned char *p, struct alog_scan_rec *r)
+hint_decode_rec(const struct alog_index *ix, const unsigned char *p,
+                struct alog_scan_rec *r)
 {
     struct alog_hint_ent e;
 
@@ -415,7 +416,7 @@ hint_decode_rec(const unsigned char *p, struct alog_scan_rec *r)
     r->h.seq = e.seq;
     r->h.expire_ms = e.expire_ms;
     r->key = p + ALOG_HINT_ENT_BYTES;
-    r->hash = alog_hash(r->key, e.klen);
+    r->hash = alog_hash(ix, r->key, e.klen);
 }
 
 int
@@ -515,7 +516,7 @@ alog_hint_load(alog_db *db, struct alog_seg *seg, uint64_t data_size,
         }
         if (i < count) {
             struct alog_scan_rec *r = &ring[i % ALOG_HINT_AHEAD];
-            hint_decode_rec(buf + pos, r);
+            hint_decode_rec(&db->ix, buf + pos, r);
             __builtin_prefetch(alog_index_home(&db->ix, r->hash), 0, 3);
             pos += ALOG_HINT_ENT_BYTES + r->h.klen;
         }

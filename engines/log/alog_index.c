@@ -14,6 +14,7 @@
 #include <sys/mman.h>
 
 #include "alog.h"
+#include "kvd/kit_hash.h"
 
 #define ALOG_INIT_CAP 16u
 /* grow a shard when more than 9 in 10 home slots would be used, by 9/8:
@@ -22,54 +23,19 @@
 #define ALOG_LOAD_NUM 9u
 #define ALOG_LOAD_DEN 10u
 
-__extension__ typedef unsigned __int128 alog_u128;
-
-static inline uint64_t
-hash_mix(uint64_t a, uint64_t b)
-{
-    alog_u128 r = (alog_u128)a * b;
-    return (uint64_t)r ^ (uint64_t)(r >> 64);
-}
-
-static inline uint64_t
-hash_read64(const unsigned char *p)
-{
-    uint64_t v;
-    memcpy(&v, p, 8);
-    return v;
-}
-
 /*
- * A multiply-fold hash over 8-byte words with a fixed seed: fast for the
- * short keys a key-value store sees, well mixed in the top bits (which pick
- * the shard). The seed is fixed so that iteration positions (pos = hash)
- * stay meaningful across restarts.
+ * kvd_hash64 under the index's seed, drawn at open (kvd_hash_seed):
+ * clients choose the keys, and with a hash known in advance they could aim
+ * many keys at one run of slots and make every probe walk it. Iteration
+ * positions (pos = hash) are therefore valid only while the store stays
+ * open, as the memory engine's are.
  */
 uint64_t
-alog_hash(const void *key, size_t klen)
+alog_hash(const struct alog_index *ix, const void *key, size_t klen)
 {
-    const unsigned char *p = key;
-    const uint64_t k0 = 0x9e3779b97f4a7c15ull;
-    const uint64_t k1 = 0xbf58476d1ce4e5b9ull;
-    uint64_t h = 0x243f6a8885a308d3ull ^ ((uint64_t)klen * k0);
-    size_t n = klen;
+    uint64_t h = kvd_hash64(ix->seed, key, klen);
 
-    while (n >= 16) {
-        h = hash_mix(hash_read64(p) ^ k0 ^ h, hash_read64(p + 8) ^ k1);
-        p += 16;
-        n -= 16;
-    }
-    if (n > 0) {
-        unsigned char tail[16] = {0};
-        memcpy(tail, p, n);
-        h = hash_mix(hash_read64(tail) ^ k0 ^ h, hash_read64(tail + 8) ^ k1);
-    }
-    h = hash_mix(h ^ k1, k0 ^ (uint64_t)klen);
-    h ^= h >> 29;
-    if (h == UINT64_MAX) {
-        h--;
-    }
-    return h;
+    return h == UINT64_MAX ? h - 1 : h;
 }
 
 /* ---- mapped arrays ---- */
@@ -336,6 +302,7 @@ alog_index_init(struct alog_index *ix)
     pthread_rwlockattr_t attr;
 
     memset(ix, 0, sizeof(*ix));
+    ix->seed = kvd_hash_seed(ix);
     pthread_mutex_init(&ix->segtab_mu, NULL);
     /* large: the allocator maps it; untouched pages cost nothing */
     ix->segtab = calloc(ALOG_SEGTAB_SLOTS, sizeof(*ix->segtab));

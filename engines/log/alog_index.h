@@ -110,10 +110,12 @@ struct alog_index {
     struct alog_seg **segtab;
     uint32_t segtab_next;
     pthread_mutex_t segtab_mu;
+    uint64_t seed; /* of alog_hash, random per open; read-only after init */
 };
 
-/* 64-bit hash of a key; never UINT64_MAX (a pos must stay below it). */
-uint64_t alog_hash(const void *key, size_t klen);
+/* 64-bit hash of a key under ix's seed; never UINT64_MAX (a pos must stay
+ * below it). */
+uint64_t alog_hash(const struct alog_index *ix, const void *key, size_t klen);
 
 int alog_index_init(struct alog_index *ix);
 void alog_index_release(struct alog_index *ix);

@@ -402,7 +402,7 @@ static int
 merge_rec(void *arg, struct alog_seg *seg, const struct alog_scan_rec *r)
 {
     struct merge_ctx *m = arg;
-    uint64_t hash = alog_hash(r->key, r->h.klen);
+    uint64_t hash = alog_hash(&m->db->ix, r->key, r->h.klen);
 
     atomic_store_explicit(&m->db->c.merge_done_bytes, m->inputs_done + r->off,
                           memory_order_relaxed);
@@ -469,7 +469,7 @@ switch_index(struct merge_ctx *m)
             const unsigned char *key =
                 o->hb.p + rl->hint_pos + ALOG_HINT_ENT_BYTES;
             uint16_t klen = alog_get_u16(o->hb.p + rl->hint_pos + 24);
-            uint64_t hash = alog_hash(key, klen);
+            uint64_t hash = alog_hash(&db->ix, key, klen);
             struct alog_shard *sh = alog_index_shard(&db->ix, hash);
             struct alog_ent *e;
             uint64_t bytes;

@@ -44,7 +44,8 @@ static int
 rec_apply(void *arg, struct alog_seg *seg, const struct alog_scan_rec *r)
 {
     struct rec_ctx *c = arg;
-    uint64_t hash = r->hash != 0 ? r->hash : alog_hash(r->key, r->h.klen);
+    uint64_t hash =
+        r->hash != 0 ? r->hash : alog_hash(&c->db->ix, r->key, r->h.klen);
     struct alog_shard *sh = alog_index_shard(&c->db->ix, hash);
     struct alog_ent *e;
     int dead;

@@ -508,7 +508,7 @@ alog_put(alog_db *db, const void *key, size_t klen, const void *val,
     if (alog_check_writable(db) != 0) {
         return KVD_EREADONLY;
     }
-    hash = alog_hash(key, klen);
+    hash = alog_hash(&db->ix, key, klen);
     spare = alog_key_create(hash, key, klen);
     if (spare == NULL) {
         return KVD_ENOMEM;
@@ -599,7 +599,7 @@ alog_del(alog_db *db, const void *key, size_t klen)
             return KVD_ENOMEM;
         }
     }
-    hash = alog_hash(key, klen);
+    hash = alog_hash(&db->ix, key, klen);
     now = db->host->now_ms(db->host);
     if (deferring(db)) {
         dk = alog_key_create(hash, key, klen);
@@ -684,8 +684,9 @@ alog_put_many(alog_db *db, struct kvd_mop *ops, size_t n)
     rc = spares == NULL || buf == NULL ? KVD_ENOMEM : 0;
     for (size_t i = 0; i < n && rc == 0; i++) {
         if (ops[i].status == 0) {
-            spares[i] = alog_key_create(alog_hash(ops[i].key, ops[i].klen),
-                                        ops[i].key, ops[i].klen);
+            spares[i] =
+                alog_key_create(alog_hash(&db->ix, ops[i].key, ops[i].klen),
+                                ops[i].key, ops[i].klen);
             rc = spares[i] == NULL ? KVD_ENOMEM : 0;
         }
     }
@@ -815,8 +816,9 @@ alog_batch(alog_db *db, const struct kvd_op *ops, size_t n, struct kvd_err *err)
     }
     for (size_t i = 0; i < n; i++) {
         if (ops[i].type == KVD_OP_PUT || deferring(db)) {
-            spares[i] = alog_key_create(alog_hash(ops[i].key, ops[i].klen),
-                                        ops[i].key, ops[i].klen);
+            spares[i] =
+                alog_key_create(alog_hash(&db->ix, ops[i].key, ops[i].klen),
+                                ops[i].key, ops[i].klen);
             if (spares[i] == NULL) {
                 rc = kvd_err_set(err, KVD_ENOMEM, "batch: out of memory");
                 goto out;
@@ -860,8 +862,9 @@ alog_batch(alog_db *db, const struct kvd_op *ops, size_t n, struct kvd_err *err)
                     index_put(db, spares[i], (uint32_t)pos, (uint32_t)op->vlen,
                               first + i, op->expire_ms);
                 } else {
-                    index_del(db, spares[i], alog_hash(op->key, op->klen),
-                              op->key, op->klen);
+                    index_del(db, spares[i],
+                              alog_hash(&db->ix, op->key, op->klen), op->key,
+                              op->klen);
                 }
                 spares[i] = NULL;
                 pos += alog_rec_bytes(op->klen,

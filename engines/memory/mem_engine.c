@@ -40,12 +40,11 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
-#include <time.h>
 
 #include "kvd/engine.h"
 #include "kvd/kit_check.h"
 #include "kvd/kit_clock.h"
+#include "kvd/kit_hash.h"
 #include "kvd/kit_worker.h"
 
 #define MEM_ENGINE_VERSION     "1.0.0"
@@ -92,22 +91,6 @@ static int64_t
 mem_now(const kvd_engine *db)
 {
     return db->host->now_ms(db->host);
-}
-
-static uint64_t
-mem_seed(const void *salt)
-{
-    uint64_t seed;
-    struct timespec ts;
-
-    if (getrandom(&seed, sizeof(seed), GRND_NONBLOCK) ==
-        (ssize_t)sizeof(seed)) {
-        return seed;
-    }
-    /* No entropy yet (early boot): still different per open. */
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ((uint64_t)ts.tv_nsec << 32) ^ (uint64_t)ts.tv_sec ^
-           (uint64_t)(uintptr_t)salt;
 }
 
 static void
@@ -250,7 +233,7 @@ mem_open(const struct kvd_host *host, const void *opts, const char *dir,
     while ((1u << db->shard_bits) < db->nshards) {
         db->shard_bits++;
     }
-    db->seed = mem_seed(db);
+    db->seed = kvd_hash_seed(db);
     db->snapshot_interval_ms = o->snapshot_interval_ms;
     db->expire_interval_ms = o->expire_interval_ms;
     db->expire_sample = (uint32_t)o->expire_sample;

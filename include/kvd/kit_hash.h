@@ -27,6 +27,13 @@ extern "C" {
 
 uint64_t kvd_hash64(uint64_t seed, const void *key, size_t n);
 
+/* A seed for a table keyed by client data: random per call (getrandom),
+ * or, before the kernel has entropy (early boot), built from the clock
+ * and `salt` (any address of the caller's), so it still differs per
+ * open. Iteration positions derived from seeded hashes are valid only
+ * while the table that made them is open. */
+uint64_t kvd_hash_seed(const void *salt);
+
 #ifdef __cplusplus
 }
 #endif
