@@ -231,6 +231,22 @@ test_hash_is_stable_and_seeded(void **state)
     assert_true(kvd_hash64(0, buf + 1, 17) == UINT64_C(0x11f0fccd860eb480));
 }
 
+/* Seeds for tables keyed by client data differ call to call (eight
+ * random 64-bit draws colliding: about 1 in 2^58). */
+static void
+test_hash_seed_differs_per_call(void **state)
+{
+    uint64_t s[8];
+
+    (void)state;
+    for (size_t i = 0; i < 8; i++) {
+        s[i] = kvd_hash_seed(&s[i]);
+        for (size_t j = 0; j < i; j++) {
+            assert_true(s[i] != s[j]);
+        }
+    }
+}
+
 /* ---- coding ---- */
 
 static void
@@ -903,6 +919,7 @@ main(void)
         cmocka_unit_test_setup(test_crc32c_hw_matches_sw_at_every_alignment,
                                setup_host),
         cmocka_unit_test_setup(test_hash_is_stable_and_seeded, setup_host),
+        cmocka_unit_test(test_hash_seed_differs_per_call),
         cmocka_unit_test_setup(test_coding_roundtrips_and_rejects_bad_varints,
                                setup_host),
         cmocka_unit_test_setup(test_buf_grows_keeps_bytes_and_resets,

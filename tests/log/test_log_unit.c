@@ -1789,6 +1789,52 @@ test_log_iteration_is_hash_ordered_and_complete(void **state)
     close_ok(e);
 }
 
+/* The first keys of a full iteration, as key numbers. */
+static void
+first_keys(kvd_engine *e, unsigned *out, unsigned n)
+{
+    kvd_iter *it = NULL;
+    struct kvd_entry ent;
+    struct kvd_err err = {0};
+
+    assert_int_equal(vt->iter_open(e, NULL, &it, &err), 0);
+    for (unsigned i = 0; i < n; i++) {
+        char kb[17];
+        assert_int_equal(vt->iter_next(it, &ent), 0);
+        memcpy(kb, ent.key, 16);
+        kb[16] = '\0';
+        out[i] = (unsigned)strtoul(kb + 4, NULL, 10);
+    }
+    vt->iter_close(it);
+}
+
+/* The index hashes keys under a seed drawn at each open, so a client
+ * cannot choose keys that pile into one run of slots: the hash order of
+ * the same keys differs between two opens (64 keys in the same order
+ * twice by chance: about 1 in 64!). */
+static void
+test_log_hash_seed_differs_per_open(void **state)
+{
+    struct alog_opts o;
+    enum { N = 64 };
+    unsigned a[N];
+    unsigned b[N];
+    kvd_engine *e;
+
+    th_opts_default(&o);
+    o.sync = ALOG_SYNC_NEVER;
+    e = open_ok(*state, &o);
+    for (unsigned i = 0; i < N; i++) {
+        put_key_n(e, i, 0);
+    }
+    first_keys(e, a, N);
+    close_ok(e);
+    e = open_ok(*state, &o);
+    first_keys(e, b, N);
+    close_ok(e);
+    assert_true(memcmp(a, b, sizeof(a)) != 0);
+}
+
 static void
 test_log_rejects_bad_options(void **state)
 {
@@ -1851,6 +1897,7 @@ main(int argc, char **argv)
         T(test_log_index_is_compact),
         T(test_log_index_reclaims_deleted_keys),
         T(test_log_iteration_is_hash_ordered_and_complete),
+        T(test_log_hash_seed_differs_per_open),
         T(test_log_group_commit_shares_fdatasync),
         T(test_log_hint_and_scan_recover_the_same_state),
         T(test_log_clean_close_reopens_from_hints_only),
