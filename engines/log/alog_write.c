@@ -28,6 +28,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kvd/kit_check.h"
+
 #define ALOG_STACK_REC_BYTES 4096
 /* Keeps offsets inside a segment below 4 GiB (they are u32). */
 #define ALOG_MAX_BATCH_BYTES (ALOG_MAX_VALUE_BYTES + (512u << 20))
@@ -451,15 +453,6 @@ finish_write(alog_db *db, int rc, uint64_t target)
 
 /* ---- operations ---- */
 
-static int
-check_key(size_t klen)
-{
-    if (klen == 0) {
-        return KVD_EINVAL;
-    }
-    return klen > ALOG_MAX_KEY_BYTES ? KVD_ETOOBIG : 0;
-}
-
 static void
 fill_rec(unsigned char *p, int kind, uint8_t flags, const void *key,
          size_t klen, const void *val, size_t vlen, int64_t expire_ms,
@@ -495,7 +488,7 @@ alog_put(alog_db *db, const void *key, size_t klen, const void *val,
     int64_t now;
     int rc;
 
-    rc = check_key(klen);
+    rc = kvd_check_key(key, klen, ALOG_MAX_KEY_BYTES);
     if (rc != 0) {
         return rc;
     }
@@ -586,7 +579,7 @@ alog_del(alog_db *db, const void *key, size_t klen)
     int64_t now;
     int rc;
 
-    rc = check_key(klen);
+    rc = kvd_check_key(key, klen, ALOG_MAX_KEY_BYTES);
     if (rc != 0) {
         return rc;
     }
@@ -664,7 +657,7 @@ alog_put_many(alog_db *db, struct kvd_mop *ops, size_t n)
 
     for (size_t i = 0; i < n; i++) {
         struct kvd_mop *op = &ops[i];
-        op->status = check_key(op->klen);
+        op->status = kvd_check_key(op->key, op->klen, ALOG_MAX_KEY_BYTES);
         if (op->status == 0 && op->vlen > ALOG_MAX_VALUE_BYTES) {
             op->status = KVD_ETOOBIG;
         }
@@ -751,40 +744,20 @@ static int
 batch_check(const struct kvd_op *ops, size_t n, uint64_t *body,
             struct kvd_err *err)
 {
+    int rc =
+        kvd_check_batch(ops, n, ALOG_MAX_KEY_BYTES, ALOG_MAX_VALUE_BYTES, err);
+
     *body = 0;
-    for (size_t i = 0; i < n; i++) {
-        const struct kvd_op *op = &ops[i];
-        int rc = check_key(op->klen);
-        if (op->type != KVD_OP_PUT && op->type != KVD_OP_DEL) {
-            return kvd_err_set(err, KVD_EINVAL, "batch op %zu: unknown type %d",
-                               i, op->type);
-        }
-        if (rc != 0) {
-            return kvd_err_set(err, rc, "batch op %zu: key of %zu bytes: %s", i,
-                               op->klen,
-                               op->klen == 0 ? "empty key" : "too long");
-        }
-        if (op->type == KVD_OP_PUT) {
-            if (op->vlen > ALOG_MAX_VALUE_BYTES) {
-                return kvd_err_set(err, KVD_ETOOBIG,
-                                   "batch op %zu: value of %zu bytes is "
-                                   "over the limit of %u",
-                                   i, op->vlen, ALOG_MAX_VALUE_BYTES);
-            }
-            if (op->expire_ms < 0) {
-                return kvd_err_set(err, KVD_EINVAL,
-                                   "batch op %zu: negative expiry", i);
-            }
-        }
-        *body +=
-            alog_rec_bytes(op->klen, op->type == KVD_OP_PUT ? op->vlen : 0);
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        *body += alog_rec_bytes(ops[i].klen,
+                                ops[i].type == KVD_OP_PUT ? ops[i].vlen : 0);
     }
-    if (*body > ALOG_MAX_BATCH_BYTES) {
+    if (rc == 0 && *body > ALOG_MAX_BATCH_BYTES) {
         return kvd_err_set(err, KVD_ETOOBIG,
                            "batch of %llu bytes is over the limit of %u",
                            (unsigned long long)*body, ALOG_MAX_BATCH_BYTES);
     }
-    return 0;
+    return rc;
 }
 
 int
