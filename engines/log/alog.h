@@ -41,6 +41,7 @@
 #include "alog_opts.h"
 #include "kvd/engine.h"
 #include "kvd/host.h"
+#include "kvd/kit_buf.h"
 #include "kvd/kit_clock.h"
 #include "kvd/kit_commit.h"
 #include "kvd/kit_counter.h"
@@ -315,9 +316,7 @@ int alog_scan_segment(alog_db *db, struct alog_seg *seg, uint64_t file_size,
 
 /* alog_hint.c */
 struct alog_hint_buf {
-    unsigned char *p;
-    size_t len;
-    size_t cap;
+    struct kvd_buf buf; /* the hint file: header, entries, trailer */
     uint64_t count;
     /* a collector of the active segment keeps only the offsets of the
      * records appended (4 bytes each instead of a hint entry and the key):

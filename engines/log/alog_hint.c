@@ -25,32 +25,37 @@
 #include <stdlib.h>
 #include <sys/mman.h>
 
+/* Room for `extra` bytes after the file header, written on first use. */
+static int
+hint_start(struct alog_hint_buf *hb, size_t extra)
+{
+    size_t hdr = hb->buf.len == 0 ? ALOG_FILE_HDR_BYTES : 0;
+
+    if (kvd_buf_reserve(&hb->buf, hdr + extra) != 0) {
+        return KVD_ENOMEM;
+    }
+    if (hdr != 0) {
+        alog_file_hdr_encode(hb->buf.p, ALOG_FILE_HINT, 0);
+        hb->buf.len = ALOG_FILE_HDR_BYTES;
+    }
+    return 0;
+}
+
 int
 alog_hint_add(struct alog_hint_buf *hb, const struct alog_hint_ent *e,
               const void *key)
 {
     size_t need = ALOG_HINT_ENT_BYTES + (size_t)e->klen;
+    unsigned char *p;
 
-    if (hb->len + need + ALOG_HINT_TRAILER_BYTES > hb->cap) {
-        size_t cap = hb->cap ? hb->cap * 2 : 64 * 1024;
-        unsigned char *p;
-        while (cap < hb->len + need + ALOG_HINT_TRAILER_BYTES) {
-            cap *= 2;
-        }
-        p = realloc(hb->p, cap);
-        if (p == NULL) {
-            return KVD_ENOMEM;
-        }
-        hb->p = p;
-        hb->cap = cap;
+    /* room for the trailer is kept, so hint_finish cannot fail */
+    if (hint_start(hb, need + ALOG_HINT_TRAILER_BYTES) != 0) {
+        return KVD_ENOMEM;
     }
-    if (hb->len == 0) {
-        alog_file_hdr_encode(hb->p, ALOG_FILE_HINT, 0);
-        hb->len = ALOG_FILE_HDR_BYTES;
-    }
-    alog_hint_ent_encode(hb->p + hb->len, e);
-    memcpy(hb->p + hb->len + ALOG_HINT_ENT_BYTES, key, e->klen);
-    hb->len += need;
+    p = hb->buf.p + hb->buf.len;
+    alog_hint_ent_encode(p, e);
+    memcpy(p + ALOG_HINT_ENT_BYTES, key, e->klen);
+    hb->buf.len += need;
     hb->count++;
     return 0;
 }
@@ -59,7 +64,7 @@ void
 alog_hint_buf_release(struct alog_hint_buf *hb)
 {
     free(hb->offs);
-    free(hb->p);
+    kvd_buf_release(&hb->buf);
     memset(hb, 0, sizeof(*hb));
 }
 
@@ -69,24 +74,17 @@ hint_finish(struct alog_hint_buf *hb, uint64_t data_bytes)
 {
     unsigned char *t;
 
-    if (hb->len == 0 || hb->cap - hb->len < ALOG_HINT_TRAILER_BYTES) {
-        /* an empty segment: make room for header + trailer */
-        unsigned char *p =
-            realloc(hb->p, ALOG_FILE_HDR_BYTES + ALOG_HINT_TRAILER_BYTES);
-        if (p == NULL) {
-            return KVD_ENOMEM;
-        }
-        hb->p = p;
-        hb->cap = ALOG_FILE_HDR_BYTES + ALOG_HINT_TRAILER_BYTES;
-        alog_file_hdr_encode(hb->p, ALOG_FILE_HINT, 0);
-        hb->len = ALOG_FILE_HDR_BYTES;
+    /* an empty segment gets its header here */
+    if (hint_start(hb, ALOG_HINT_TRAILER_BYTES) != 0) {
+        return KVD_ENOMEM;
     }
-    t = hb->p + hb->len;
+    t = hb->buf.p + hb->buf.len;
     alog_put_u64(t, data_bytes);
     alog_put_u64(t + 8, hb->count);
     alog_put_u32(t + 16, ALOG_HINT_TRAILER_MAGIC);
-    alog_put_u32(t + 20, kvd_crc32c_mask(kvd_crc32c(0, hb->p, hb->len + 20)));
-    hb->len += ALOG_HINT_TRAILER_BYTES;
+    alog_put_u32(t + 20,
+                 kvd_crc32c_mask(kvd_crc32c(0, hb->buf.p, hb->buf.len + 20)));
+    hb->buf.len += ALOG_HINT_TRAILER_BYTES;
     return 0;
 }
 
@@ -105,7 +103,7 @@ alog_hint_save(alog_db *db, struct alog_seg *seg, struct alog_hint_buf *hb,
     }
     alog_seg_path(db, path, seg->id, "hint");
     if (!leave_tmp) {
-        rc = kvd_file_replace(db->io, path, hb->p, hb->len, NULL);
+        rc = kvd_file_replace(db->io, path, hb->buf.p, hb->buf.len, NULL);
     } else {
         /* a merge output: written and synced now, renamed at commit */
         alog_seg_path(db, tpath, seg->id, "hint.tmp");
@@ -114,14 +112,14 @@ alog_hint_save(alog_db *db, struct alog_seg *seg, struct alog_hint_buf *hb,
         if (fd < 0) {
             return kvd_errno_status(errno);
         }
-        rc = kvd_file_write_full(db->io, fd, hb->p, hb->len, 0);
+        rc = kvd_file_write_full(db->io, fd, hb->buf.p, hb->buf.len, 0);
         if (rc == 0 && db->io->fsync(fd) != 0) {
             rc = kvd_errno_status(errno);
         }
         db->io->close(fd);
     }
     if (rc == 0) {
-        atomic_store(&seg->hint_bytes, hb->len);
+        atomic_store(&seg->hint_bytes, hb->buf.len);
         kvd_counter_add(&db->c.hint_files_written, 1);
     }
     return rc;
@@ -461,22 +459,17 @@ alog_hint_load(alog_db *db, struct alog_seg *seg, uint64_t data_size,
         buf = map;
     } else {
         map = NULL;
-        if (scratch->cap < size) {
-            free(scratch->p);
-            scratch->cap = 0;
-            scratch->p = malloc(size);
-            if (scratch->p == NULL) {
-                rc = KVD_ENOMEM;
-                goto out;
-            }
-            scratch->cap = size;
+        kvd_buf_reset(&scratch->buf);
+        if (kvd_buf_reserve(&scratch->buf, size) != 0) {
+            rc = KVD_ENOMEM;
+            goto out;
         }
-        rc = kvd_file_read_full(db->io, fd, scratch->p, size, 0, &got);
+        rc = kvd_file_read_full(db->io, fd, scratch->buf.p, size, 0, &got);
         if (rc != 0 || got != size) {
             rc = KVD_ECORRUPT;
             goto out;
         }
-        buf = scratch->p;
+        buf = scratch->buf.p;
     }
     end = size - ALOG_HINT_TRAILER_BYTES;
     count = alog_get_u64(buf + end + 8);

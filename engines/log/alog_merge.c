@@ -348,7 +348,7 @@ out_append(struct merge_ctx *m, const struct alog_scan_rec *r, int kind,
     he.vlen = kind == ALOG_REC_DEL ? 0 : r->h.vlen;
     he.klen = r->h.klen;
     he.kind = (uint8_t)kind;
-    *hint_pos = o->hb.len ? o->hb.len : ALOG_FILE_HDR_BYTES;
+    *hint_pos = o->hb.buf.len ? o->hb.buf.len : ALOG_FILE_HDR_BYTES;
     *new_off = (uint32_t)size;
     return alog_hint_add(&o->hb, &he, r->key);
 }
@@ -467,8 +467,8 @@ switch_index(struct merge_ctx *m)
         for (size_t j = 0; j < o->nrel; j++) {
             const struct merge_reloc *rl = &o->rel[j];
             const unsigned char *key =
-                o->hb.p + rl->hint_pos + ALOG_HINT_ENT_BYTES;
-            uint16_t klen = alog_get_u16(o->hb.p + rl->hint_pos + 24);
+                o->hb.buf.p + rl->hint_pos + ALOG_HINT_ENT_BYTES;
+            uint16_t klen = alog_get_u16(o->hb.buf.p + rl->hint_pos + 24);
             uint64_t hash = alog_hash(&db->ix, key, klen);
             struct alog_shard *sh = alog_index_shard(&db->ix, hash);
             struct alog_ent *e;
