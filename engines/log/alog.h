@@ -19,7 +19,7 @@
  * shard lock.
  * The group commit's lock (kvd/kit_commit.h) is a leaf: the roll reports
  * its fdatasync under wlock; the commit's sync op takes wlock with no
- * commit lock held. bg_mu and the read-only switch's lock are leaves.
+ * commit lock held. The read-only switch's lock is a leaf.
  *
  * Segment lifetime: a segment is referenced by the segment list (one
  * reference) and, briefly, by a syncer. Index entries point at segments
@@ -48,6 +48,7 @@
 #include "kvd/kit_crc32c.h"
 #include "kvd/kit_file.h"
 #include "kvd/kit_ro.h"
+#include "kvd/kit_worker.h"
 #include "kvd/status.h"
 
 #define ALOG_STATE_BYTES   160
@@ -162,12 +163,11 @@ struct kvd_engine {
      * segments are missing (alog_recover.c); fixed pointer, thread-safe */
     kvd_ro *ro;
 
-    /* background thread (everysec sync, hint files, merges) */
-    pthread_mutex_t bg_mu;
-    pthread_cond_t bg_cv;
-    pthread_t bg;
-    int bg_started;
-    int bg_stop; /* guarded by bg_mu */
+    /* background worker (hint files, expiry reaping, merges; everysec
+     * syncs are kvd_commit's own): set before the first client write,
+     * woken from any thread (kvd/kit_worker.h) */
+    kvd_worker *bg;
+    int64_t bg_next_merge; /* the worker's own: when the next merge is due */
 
     pthread_mutex_t merge_mu;    /* one merge at a time */
     pthread_mutex_t manifest_mu; /* one MANIFEST writer at a time */

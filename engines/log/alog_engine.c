@@ -136,48 +136,34 @@ write_pending_hints(alog_db *db)
     }
 }
 
-static void *
-bg_main(void *arg)
+/*
+ * One round of the background worker: hint files for sealed segments (a
+ * roll wakes it), and once merge_interval has passed the expiry reap and a
+ * merge if one is due. The worker runs a round on every wake and every
+ * bg_interval (a merge is late by less than that).
+ */
+static int
+bg_round(void *arg)
 {
     alog_db *db = arg;
-    int merging = db->opts.merge_ratio > 0;
-    int64_t next_merge = mono_ms() + db->opts.merge_interval;
 
-    pthread_mutex_lock(&db->bg_mu);
-    while (!db->bg_stop) {
-        int64_t now = mono_ms();
-        int64_t wake = now + ALOG_BG_IDLE_MS;
-        struct timespec ts;
-
-        if (merging && next_merge < wake) {
-            wake = next_merge;
-        }
-        if (wake > now) {
-            clock_gettime(CLOCK_MONOTONIC, &ts);
-            ts.tv_sec += (wake - now) / 1000;
-            ts.tv_nsec += ((wake - now) % 1000) * 1000000;
-            if (ts.tv_nsec >= 1000000000) {
-                ts.tv_sec++;
-                ts.tv_nsec -= 1000000000;
-            }
-            pthread_cond_timedwait(&db->bg_cv, &db->bg_mu, &ts);
-        }
-        if (db->bg_stop) {
-            break;
-        }
-        pthread_mutex_unlock(&db->bg_mu);
-        now = mono_ms();
-        write_pending_hints(db);
-        if (merging && now >= next_merge) {
-            /* expired keys become dead bytes, which merges reclaim */
-            reap_expired(db);
-            alog_merge_maybe(db);
-            next_merge = mono_ms() + db->opts.merge_interval;
-        }
-        pthread_mutex_lock(&db->bg_mu);
+    write_pending_hints(db);
+    if (db->opts.merge_ratio > 0 && mono_ms() >= db->bg_next_merge) {
+        /* expired keys become dead bytes, which merges reclaim */
+        reap_expired(db);
+        alog_merge_maybe(db);
+        db->bg_next_merge = mono_ms() + db->opts.merge_interval;
     }
-    pthread_mutex_unlock(&db->bg_mu);
-    return NULL;
+    return 0;
+}
+
+static int64_t
+bg_interval(const alog_db *db)
+{
+    if (db->opts.merge_ratio > 0 && db->opts.merge_interval < ALOG_BG_IDLE_MS) {
+        return db->opts.merge_interval;
+    }
+    return ALOG_BG_IDLE_MS;
 }
 
 /* ---- open / close ---- */
@@ -233,7 +219,8 @@ db_destroy(alog_db *db)
     if (db == NULL) {
         return;
     }
-    kvd_commit_destroy(db->commit); /* first: its thread syncs segments */
+    kvd_worker_stop(db->bg);        /* first: its rounds use all below */
+    kvd_commit_destroy(db->commit); /* its thread syncs segments */
     for (size_t i = 0; i < db->nsegs; i++) {
         alog_seg_unref(db, db->segs[i]);
     }
@@ -246,8 +233,6 @@ db_destroy(alog_db *db)
     kvd_ro_destroy(db->ro);
     pthread_mutex_destroy(&db->wlock);
     pthread_mutex_destroy(&db->seg_mu);
-    pthread_mutex_destroy(&db->bg_mu);
-    pthread_cond_destroy(&db->bg_cv);
     pthread_mutex_destroy(&db->merge_mu);
     pthread_mutex_destroy(&db->manifest_mu);
     free(db->dir);
@@ -311,7 +296,6 @@ static int
 alog_open(const struct kvd_host *host, const void *opts, const char *dir,
           kvd_engine **out, struct kvd_err *err)
 {
-    pthread_condattr_t ca;
     alog_db *db;
     int rc;
 
@@ -335,11 +319,6 @@ alog_open(const struct kvd_host *host, const void *opts, const char *dir,
     db->dir = strdup(dir);
     pthread_mutex_init(&db->wlock, NULL);
     pthread_mutex_init(&db->seg_mu, NULL);
-    pthread_mutex_init(&db->bg_mu, NULL);
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&db->bg_cv, &ca);
-    pthread_condattr_destroy(&ca);
     pthread_mutex_init(&db->merge_mu, NULL);
     pthread_mutex_init(&db->manifest_mu, NULL);
     if (db->dir == NULL ||
@@ -366,13 +345,12 @@ alog_open(const struct kvd_host *host, const void *opts, const char *dir,
     if (rc != 0) {
         goto fail;
     }
-    if (pthread_create(&db->bg, NULL, bg_main, db) != 0) {
-        rc = kvd_err_set(err, KVD_ENOMEM,
-                         "log: cannot start the background "
-                         "thread");
+    db->bg_next_merge = mono_ms() + db->opts.merge_interval;
+    rc = kvd_worker_start("kvd-log", bg_interval(db), bg_round, db, &db->bg,
+                          err);
+    if (rc != 0) {
         goto fail;
     }
-    db->bg_started = 1;
     atomic_store(&db->ready, 1);
     *out = db;
     return 0;
@@ -391,13 +369,8 @@ alog_close(kvd_engine *db, struct kvd_err *err)
     if (db == NULL) {
         return 0;
     }
-    if (db->bg_started) {
-        pthread_mutex_lock(&db->bg_mu);
-        db->bg_stop = 1;
-        pthread_cond_signal(&db->bg_cv);
-        pthread_mutex_unlock(&db->bg_mu);
-        pthread_join(db->bg, NULL);
-    }
+    kvd_worker_stop(db->bg);
+    db->bg = NULL;
     if (alog_check_writable(db) == 0 && db->active != NULL &&
         atomic_load(&db->active->size) > ALOG_FILE_HDR_BYTES) {
         rc = kvd_commit_sync_all(db->commit);

@@ -333,9 +333,9 @@ alog_roll_locked(alog_db *db)
     }
     kvd_counter_add(&db->c.rolls, 1);
     /* wake the background thread: a sealed segment wants a hint file */
-    pthread_mutex_lock(&db->bg_mu);
-    pthread_cond_signal(&db->bg_cv);
-    pthread_mutex_unlock(&db->bg_mu);
+    if (db->bg != NULL) {
+        kvd_worker_wake(db->bg);
+    }
     return 0;
 }
 
