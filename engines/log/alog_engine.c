@@ -33,6 +33,7 @@
 
 #define ALOG_VERSION     "1.0.0"
 #define ALOG_BG_IDLE_MS  1000
+#define ALOG_CAPS        (KVD_CAP_PERSISTENT | KVD_CAP_ATOMIC_BATCH)
 #define ALOG_MIN_SEGMENT 4096
 
 /* ---- options ---- */
@@ -1189,6 +1190,14 @@ alog_maintain(kvd_engine *db, int op, struct kvd_err *err)
     }
 }
 
+/* Durable only when every write waits for its fdatasync. */
+static uint32_t
+alog_instance_caps(kvd_engine *db)
+{
+    return db->opts.sync == ALOG_SYNC_ALWAYS ? ALOG_CAPS | KVD_CAP_DURABLE
+                                             : ALOG_CAPS;
+}
+
 /* ---- the exported vtable ---- */
 
 KVD_EXPORT const struct kvd_engine_vtable kvd_engine_entry = {
@@ -1198,7 +1207,7 @@ KVD_EXPORT const struct kvd_engine_vtable kvd_engine_entry = {
     .version = ALOG_VERSION,
     .description = "append-only log segments with an in-memory hash index: "
                    "gets from read-only maps, crash-safe, background merge",
-    .caps = KVD_CAP_PERSISTENT | KVD_CAP_ATOMIC_BATCH,
+    .caps = ALOG_CAPS,
     .max_key_bytes = ALOG_MAX_KEY_BYTES,
     .max_value_bytes = ALOG_MAX_VALUE_BYTES,
     .options = alog_options,
@@ -1216,7 +1225,7 @@ KVD_EXPORT const struct kvd_engine_vtable kvd_engine_entry = {
     .sync = alog_sync_op,
     .maintain = alog_maintain,
     .clear = NULL,
-    .instance_caps = NULL,
+    .instance_caps = alog_instance_caps,
     .multi = alog_multi,
     .check_options = alog_check_options,
 };
