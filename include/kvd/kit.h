@@ -24,7 +24,8 @@
  *   kit_coding.h  little-endian fixed-width integers and varints
  *   kit_buf.h     a growable byte buffer
  *   kit_hash.h    a fast 64-bit hash of keys (seeded; stable, so formats
- *                 may store it)
+ *                 may store it) and kvd_hash_seed, a random seed per open
+ *                 for in-memory tables of client keys (hash flooding)
  *   kit_lock.h    the data-directory lock (one open store per directory)
  *   kit_clock.h   the monotonic clock through the host
  *   kit_worker.h  a background thread: runs a function every interval or
