@@ -91,9 +91,9 @@ static const struct kvd_option alog_options[] = {
 
 static int reap_expired(alog_db *db);
 
-/* The background thread's own clock: it waits on a condition variable
- * set to CLOCK_MONOTONIC, so its deadlines are read from that clock, not
- * from the host's (kvd_mono_ms), which a test host may drive. */
+/* The background worker's clock: kvd_worker sleeps in real
+ * CLOCK_MONOTONIC time, so the merge deadline is read from that clock
+ * too, not from the host's (kvd_mono_ms), which a test host may drive. */
 static int64_t
 mono_ms(void)
 {
