@@ -10,6 +10,9 @@
 # prints each figure and the kvd/redis ratio of the summed requests/s.
 # Not a CTest: it takes minutes and its numbers depend on the machine.
 # KVD_THREADS sets [frontend.resp] threads (default 0: one per CPU).
+# EVERYSEC=1 compares durable set-ups instead: the engine with
+# `sync = everysec` beside redis-server with `appendonly yes, appendfsync
+# everysec` (the engine must have a `sync` option: log, lsm, btree).
 set -eu
 KVD=$1
 PLUGINS=$2
@@ -32,13 +35,17 @@ plugin_dir = $PLUGINS
 log_level = warn
 [engine]
 name = $ENGINE
+$([ "${EVERYSEC:-0}" = 1 ] && echo "sync = everysec")
 [frontend.resp]
 unix_socket = $T/kvd.sock
 threads = ${KVD_THREADS:-0}
 EOF
 "$KVD" -c "$T/kvd.ini" 2>"$T/kvd.err" &
 KPID=$!
-redis-server --save '' --appendonly no --port 0 --unixsocket "$T/redis.sock" \
+AOF="--appendonly no"
+[ "${EVERYSEC:-0}" = 1 ] && AOF="--appendonly yes --appendfsync everysec --dir $T"
+# shellcheck disable=SC2086 # AOF is two or four words on purpose
+redis-server --save '' $AOF --port 0 --unixsocket "$T/redis.sock" \
     --unixsocketperm 700 --logfile "$T/redis.log" &
 RPID=$!
 for s in kvd redis; do
@@ -56,7 +63,7 @@ run() { # run NAME PIPELINE
             '$1 ~ /^(SET|GET|MSET)/ { split($1, a, " "); print who, p, a[1], $2 }'
 }
 echo "# redis-benchmark -s SOCK -t set,get,mset -n $N -c 50 -r 100000 -d 100 -P {1,16}"
-echo "# engine=$ENGINE rounds=$ROUNDS order: kvd redis redis kvd; $(nproc) CPUs"
+echo "# engine=$ENGINE everysec=${EVERYSEC:-0} rounds=$ROUNDS order: kvd redis redis kvd; $(nproc) CPUs"
 for r in $(seq "$ROUNDS"); do
     for p in 1 16; do
         for who in kvd redis redis kvd; do
