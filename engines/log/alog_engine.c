@@ -437,10 +437,11 @@ val_unref(struct kvd_val *v)
     v->cookie[0] = NULL;
 }
 
-/* Check a record read back for key (klen bytes) with the index's view. */
+/* Check a record read back (got bytes) with the index's view of it: a put
+ * of a klen-byte key with a vlen-byte value and this expiry, intact. */
 static int
-rec_matches(const unsigned char *buf, size_t got, const void *key, size_t klen,
-            uint32_t vlen, int64_t expire_ms)
+rec_hdr_matches(const unsigned char *buf, size_t got, size_t klen,
+                uint32_t vlen, int64_t expire_ms)
 {
     struct alog_rec_hdr h;
     uint64_t total = alog_rec_bytes(klen, vlen);
@@ -451,9 +452,17 @@ rec_matches(const unsigned char *buf, size_t got, const void *key, size_t klen,
     alog_rec_hdr_decode(buf, &h);
     return (h.flags & (uint8_t)~ALOG_REC_IN_BATCH) == 0 &&
            h.kind == ALOG_REC_PUT && h.klen == klen && h.vlen == vlen &&
-           h.expire_ms == expire_ms &&
+           h.expire_ms == expire_ms && alog_rec_crc_ok(buf, total);
+}
+
+/* rec_hdr_matches, and the record's key is key. */
+static int
+rec_matches(const unsigned char *buf, size_t got, const void *key, size_t klen,
+            uint32_t vlen, int64_t expire_ms)
+{
+    return got == alog_rec_bytes(klen, vlen) &&
            memcmp(buf + ALOG_REC_HDR_BYTES, key, klen) == 0 &&
-           alog_rec_crc_ok(buf, total);
+           rec_hdr_matches(buf, got, klen, vlen, expire_ms);
 }
 
 static int
@@ -667,14 +676,21 @@ alog_multi(kvd_engine *db, struct kvd_mop *ops, size_t n)
 /* ---- iteration ---- */
 
 /*
- * Iterators walk the index in hash order (pos = hash), a batch at a time:
- * under one shard read lock they gather whole buckets until ALOG_ITER_BATCH
- * entries or ALOG_ITER_BATCH_BYTES are taken, sort each bucket's entries by
- * hash, and copy keys and values from the segment maps into the iterator's
- * buffer, prefetching a few records ahead so the cache misses overlap.
- * Hash order is what keeps a cursor stateless and exactly-once across
- * merges: a merge moves records to other files but never changes a key's
- * hash.
+ * Iterators walk the index in hash order, a batch at a time: under one
+ * shard read lock they take whole tag groups (the slots of one shard with
+ * the same 32 hash bits after the shard's, contiguous in slot order) until
+ * ALOG_ITER_BATCH entries or ALOG_ITER_BATCH_BYTES are taken, and copy keys
+ * and values from the segment maps into the iterator's buffer, prefetching
+ * a few records ahead so the cache misses overlap. Hash order is what
+ * keeps a cursor stateless and exactly-once across merges: a merge moves
+ * records to other files but never changes a key's hash.
+ *
+ * Every entry of a tag group reports the same pos, the group's highest
+ * possible hash (iter_group_pos), so resuming at pos + 1 starts at the next
+ * tag. That needs neither the key's full hash nor its arena bytes: a
+ * record is read once, from its segment map, where its key and expiry are
+ * checked against the crc. Only a start_pos inside a group (a cursor
+ * built by hand) needs full hashes, for that one group.
  */
 #define ALOG_ITER_BATCH       256
 #define ALOG_ITER_BATCH_BYTES (256u << 10)
@@ -686,7 +702,7 @@ struct iter_item {
     size_t voff; /* value bytes at buf + voff */
     size_t vlen;
     int64_t expire_ms;
-    uint64_t hash;
+    uint64_t pos;
 };
 
 struct kvd_iter {
@@ -700,8 +716,10 @@ struct kvd_iter {
     size_t nitems;
     size_t next;
     const struct alog_ent **ents; /* scratch: the batch's entries */
-    uint64_t *hashes;             /* scratch: their hashes */
+    uint64_t *poss;               /* scratch: their positions */
     size_t ecap;
+    uint64_t map_reads; /* counted once per batch, not per record */
+    uint64_t preads;
     unsigned char *buf; /* the batch's key and value bytes */
     size_t blen;
     size_t bcap;
@@ -747,10 +765,26 @@ iter_wants(const struct kvd_iter *it, const struct alog_shard *sh,
     if (e->flags & ALOG_ENT_TOMBSTONE) {
         return 0;
     }
+    if (alog_is_expired(alog_ent_expire(sh, e), now)) {
+        return 0;
+    }
+    if (it->prefix_len == 0) {
+        return 1;
+    }
     k = alog_ent_key(sh, e, &klen);
-    return !alog_is_expired(alog_ent_expire(sh, e), now) &&
-           klen >= it->prefix_len &&
-           (it->prefix_len == 0 || memcmp(k, it->prefix, it->prefix_len) == 0);
+    return klen >= it->prefix_len && memcmp(k, it->prefix, it->prefix_len) == 0;
+}
+
+/* The pos of every entry in tag group `tag` of shard `si`: the highest hash
+ * the group can hold (below UINT64_MAX, which alog_hash never returns). */
+static uint64_t
+iter_group_pos(unsigned si, uint32_t tag)
+{
+    uint64_t pos = ((uint64_t)si << (64 - ALOG_SHARD_BITS)) |
+                   ((uint64_t)tag << (32 - ALOG_SHARD_BITS)) |
+                   ((UINT64_C(1) << (32 - ALOG_SHARD_BITS)) - 1);
+
+    return pos < UINT64_MAX ? pos : UINT64_MAX - 1;
 }
 
 /* Room for n more bytes in the batch buffer. */
@@ -773,51 +807,69 @@ iter_reserve(struct kvd_iter *it, size_t n)
     return 0;
 }
 
-/* Copy entry e (shard lock held) with the given hash into the batch. */
+/* Copy entry e (shard lock held), reported at pos, into the batch. A
+ * record inside its segment's map is read there once: its key length comes
+ * from its header, and the header and crc are checked against the slot. */
 static int
 iter_take(struct kvd_iter *it, const struct alog_shard *sh,
-          const struct alog_ent *e, uint64_t hash)
+          const struct alog_ent *e, uint64_t pos)
 {
     alog_db *db = it->db;
     struct iter_item *item = &it->items[it->nitems];
-    int keys_only = (it->flags & KVD_ITER_KEYS_ONLY) != 0;
-    size_t klen;
-    const unsigned char *key = alog_ent_key(sh, e, &klen);
     struct alog_seg *seg = alog_ent_seg(&db->ix, e);
     int64_t expire = alog_ent_expire(sh, e);
-    uint64_t total = alog_rec_bytes(klen, e->vlen);
-    const unsigned char *rec;
+    const unsigned char *rec = alog_seg_at(seg, e->off, ALOG_REC_HDR_BYTES);
+    const unsigned char *key = NULL;
+    size_t klen;
+    uint64_t total;
     int rc;
 
-    rc = iter_reserve(it, keys_only ? klen : (size_t)total);
+    if ((it->flags & KVD_ITER_KEYS_ONLY) || rec == NULL) {
+        key = alog_ent_key(sh, e, &klen);
+    } else {
+        klen = alog_get_u16(rec + 6);
+    }
+    total = alog_rec_bytes(klen, e->vlen);
+    rc = iter_reserve(it, key != NULL && rec != NULL ? klen : (size_t)total);
     if (rc != 0) {
         return rc;
     }
     item->klen = klen;
     item->vlen = e->vlen;
     item->expire_ms = expire;
-    item->hash = hash;
+    item->pos = pos;
     item->koff = it->blen;
     item->voff = it->blen + klen;
-    if (keys_only) {
+    if (it->flags & KVD_ITER_KEYS_ONLY) {
         memcpy(it->buf + it->blen, key, klen);
         it->blen += klen;
         it->nitems++;
         return 0;
     }
-    rec = alog_seg_at(seg, e->off, total);
     if (rec != NULL) {
-        kvd_counter_add(&db->c.iter_map_reads, 1);
+        rec = alog_seg_at(seg, e->off, total);
+    }
+    if (rec != NULL) {
+        it->map_reads++;
+        if (!rec_hdr_matches(rec, total, klen, e->vlen, expire)) {
+            return report_corrupt(db, seg->id, e->off);
+        }
     } else {
         unsigned char *p = it->buf + it->blen;
-        kvd_counter_add(&db->c.iter_preads, 1);
+        it->preads++;
+        if (key == NULL) { /* the header was mapped, the record is not */
+            key = alog_ent_key(sh, e, &klen);
+            if (alog_rec_bytes(klen, e->vlen) != total) {
+                return report_corrupt(db, seg->id, e->off);
+            }
+        }
         if (db->io->pread(seg->fd, p, total, (off_t)e->off) != (ssize_t)total) {
             return report_corrupt(db, seg->id, e->off);
         }
         rec = p;
-    }
-    if (!rec_matches(rec, total, key, klen, e->vlen, expire)) {
-        return report_corrupt(db, seg->id, e->off);
+        if (!rec_matches(rec, total, key, klen, e->vlen, expire)) {
+            return report_corrupt(db, seg->id, e->off);
+        }
     }
     /* key and value, header dropped (memmove: a pread put rec here) */
     memmove(it->buf + it->blen, rec + ALOG_REC_HDR_BYTES, klen + e->vlen);
@@ -845,11 +897,11 @@ iter_grow_ents(struct kvd_iter *it, size_t need)
         return KVD_ENOMEM;
     }
     it->ents = ne;
-    nh = realloc(it->hashes, cap * sizeof(*nh));
+    nh = realloc(it->poss, cap * sizeof(*nh));
     if (nh == NULL) {
         return KVD_ENOMEM;
     }
-    it->hashes = nh;
+    it->poss = nh;
     ni = realloc(it->items, cap * sizeof(*ni));
     if (ni == NULL) {
         return KVD_ENOMEM;
@@ -859,15 +911,18 @@ iter_grow_ents(struct kvd_iter *it, size_t need)
     return 0;
 }
 
-/* Gather wanted entries of sh (lock held) from it->pos on, sorted by hash.
- * Slots are in tag order (the hash bits after the shard's), entries of one
- * tag in any order, so whole tag groups are taken: a batch ends only where
- * the tag changes. Returns the count (or a negative status); *end is set
- * when the shard has no more slots. */
+/* Gather wanted entries of shard si (lock held) from it->pos on, in slot
+ * (= tag) order, each with its group's pos. Whole tag groups are taken: a
+ * batch ends only where the tag changes. Returns the count (or a negative
+ * status); *end is set when the shard has no more slots. */
 static long
-iter_gather(struct kvd_iter *it, struct alog_shard *sh, int64_t now, int *end)
+iter_gather(struct kvd_iter *it, unsigned si, int64_t now, int *end)
 {
+    struct alog_shard *sh = &it->db->ix.shards[si];
     uint32_t ptag = alog_hash_tag(it->pos);
+    /* a start inside ptag's group (a hand-made cursor): that group is
+     * filtered by full hash */
+    int inside = (it->pos & ((UINT64_C(1) << (32 - ALOG_SHARD_BITS)) - 1)) != 0;
     uint32_t prev = 0;
     size_t n = 0;
     size_t bytes = 0;
@@ -876,10 +931,6 @@ iter_gather(struct kvd_iter *it, struct alog_shard *sh, int64_t now, int *end)
     /* an entry with a tag >= ptag sits at or after ptag's home slot */
     for (i = alog_shard_home(sh, ptag); i < sh->nslots; i++) {
         const struct alog_ent *e = &sh->slots[i];
-        const unsigned char *k;
-        size_t klen;
-        uint64_t h;
-        size_t j;
 
         if (i + 8 < sh->nslots) {
             __builtin_prefetch(&sh->slots[i + 8], 0, 1);
@@ -895,24 +946,20 @@ iter_gather(struct kvd_iter *it, struct alog_shard *sh, int64_t now, int *end)
         if (!iter_wants(it, sh, e, now)) {
             continue;
         }
-        k = alog_ent_key(sh, e, &klen);
-        h = alog_hash(&it->db->ix, k, klen);
-        if (h < it->pos) {
-            continue;
+        if (inside && e->tag == ptag) {
+            size_t klen;
+            const unsigned char *k = alog_ent_key(sh, e, &klen);
+            if (alog_hash(&it->db->ix, k, klen) < it->pos) {
+                continue;
+            }
         }
         if (iter_grow_ents(it, n + 1) != 0) {
             return KVD_ENOMEM;
         }
-        /* insertion sort: only entries of the same tag move */
-        j = n++;
-        while (j > 0 && it->hashes[j - 1] > h) {
-            it->ents[j] = it->ents[j - 1];
-            it->hashes[j] = it->hashes[j - 1];
-            j--;
-        }
-        it->ents[j] = e;
-        it->hashes[j] = h;
-        bytes += klen + e->vlen;
+        it->ents[n] = e;
+        it->poss[n] = iter_group_pos(si, e->tag);
+        n++;
+        bytes += e->vlen + 16; /* the key's length is not read here */
     }
     *end = i >= sh->nslots;
     return (long)n;
@@ -937,7 +984,7 @@ iter_fill(struct kvd_iter *it)
         int rc = 0;
 
         pthread_rwlock_rdlock(&sh->lock);
-        n = iter_gather(it, sh, now, &end);
+        n = iter_gather(it, si, now, &end);
         for (long i = 0; i < n && rc == 0; i++) {
             if (i + ALOG_ITER_AHEAD < n) {
                 const struct alog_ent *a = it->ents[i + ALOG_ITER_AHEAD];
@@ -948,17 +995,21 @@ iter_fill(struct kvd_iter *it)
                     __builtin_prefetch(p + 64, 0, 0);
                 }
             }
-            rc = iter_take(it, sh, it->ents[i], it->hashes[i]);
+            rc = iter_take(it, sh, it->ents[i], it->poss[i]);
         }
         pthread_rwlock_unlock(&sh->lock);
+        kvd_counter_add(&db->c.iter_map_reads, it->map_reads);
+        kvd_counter_add(&db->c.iter_preads, it->preads);
+        it->map_reads = 0;
+        it->preads = 0;
         if (n < 0 || rc != 0) {
             it->nitems = 0;
             return n < 0 ? (int)n : rc;
         }
         if (n > 0) {
             /* whole tag groups were taken: nothing at or below the last
-             * hash is left (best < UINT64_MAX by alog_hash) */
-            it->pos = it->items[n - 1].hash + 1;
+             * group's pos is left (iter_group_pos < UINT64_MAX) */
+            it->pos = it->items[n - 1].pos + 1;
             return 1;
         }
         if (!end) {
@@ -990,7 +1041,7 @@ alog_iter_next(kvd_iter *it, struct kvd_entry *out)
     out->val = (it->flags & KVD_ITER_KEYS_ONLY) ? NULL : it->buf + item->voff;
     out->vlen = item->vlen;
     out->expire_ms = item->expire_ms;
-    out->pos = item->hash;
+    out->pos = item->pos;
     return 0;
 }
 
@@ -1002,7 +1053,7 @@ alog_iter_close(kvd_iter *it)
     }
     free(it->items);
     free(it->ents);
-    free(it->hashes);
+    free(it->poss);
     free(it->buf);
     free(it->prefix);
     free(it);
