@@ -209,6 +209,10 @@ void bt_page_remove(unsigned char *p, unsigned i);
 /* Rebuild p from entries (which may point into p). */
 void bt_page_build(unsigned char *p, size_t psize, int type,
                    const struct bt_ent *e, unsigned n, unsigned char *scratch);
+/* Copy tree page p to out (psize bytes, not overlapping p) with its
+ * records in slot order, ascending from the start of the record area,
+ * no dead bytes, and zeroes between the slots and the records. */
+void bt_page_pack(const unsigned char *p, unsigned char *out, size_t psize);
 /* Fill e[0..n) from p's slots. */
 void bt_page_entries(const unsigned char *p, struct bt_ent *e);
 size_t bt_leaf_encode(unsigned char *out, const void *key, size_t klen,

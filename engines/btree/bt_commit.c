@@ -120,10 +120,18 @@ cmp_wpage(const void *a, const void *b)
     return x < y ? -1 : x > y ? 1 : 0;
 }
 
+/* A tree page is written packed (bt_page_pack): the writer's copy has its
+ * records in insertion order, so a scan would jump around the page and a
+ * search's last compares would touch scattered lines; the file copy, the
+ * one readers use from the next publish on, has them in key order. */
 static void
 image(bt_db *db, const struct bt_wpage *w, unsigned char *out, uint64_t txn)
 {
-    memcpy(out, w->data, db->psize);
+    if (w->translate) {
+        bt_page_pack(w->data, out, db->psize);
+    } else {
+        memcpy(out, w->data, db->psize);
+    }
     bt_put64(out + 16, txn);
     if (w->translate && BT_PG_TYPE(out) == BT_PAGE_BRANCH) {
         unsigned n = BT_PG_N(out);

@@ -493,7 +493,8 @@ sw_page(struct bt_build *b, const unsigned char *p, uint64_t *pgno)
     if (b->wn == 0) {
         b->wfirst = b->next;
     }
-    memcpy(b->wbuf + b->wn * psize, p, psize);
+    /* packed like a flushed page (bt_commit.c, image) */
+    bt_page_pack(p, b->wbuf + b->wn * psize, psize);
     bt_put64(b->wbuf + b->wn * psize + 16, b->txn);
     *pgno = b->next++;
     if (++b->wn == BT_WRITE_CHUNK / psize) {

@@ -286,6 +286,30 @@ bt_page_build(unsigned char *p, size_t psize, int type, const struct bt_ent *e,
     memcpy(p, scratch, psize);
 }
 
+void
+bt_page_pack(const unsigned char *p, unsigned char *out, size_t psize)
+{
+    unsigned n = BT_PG_N(p);
+    size_t lower = BT_HDR_BYTES + (size_t)n * BT_SLOT_BYTES;
+    size_t total = 0, off;
+
+    for (unsigned i = 0; i < n; i++) {
+        total += BT_SLOT_LEN(p, i);
+    }
+    off = psize - total;
+    memcpy(out, p, lower);
+    memset(out + lower, 0, off - lower);
+    bt_put16(out + 4, (uint16_t)lower);
+    bt_put16(out + 6, (uint16_t)off);
+    bt_put16(out + 8, 0);
+    for (unsigned i = 0; i < n; i++) {
+        size_t len = BT_SLOT_LEN(p, i);
+        memcpy(out + off, p + BT_SLOT_OFF(p, i), len);
+        bt_put16(BT_SLOT(out, i) + 4, (uint16_t)off);
+        off += len;
+    }
+}
+
 bool
 bt_page_insert(unsigned char *p, size_t psize, unsigned i,
                const unsigned char *rec, size_t len, const unsigned char *key,
