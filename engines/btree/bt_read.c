@@ -207,6 +207,30 @@ bt_get(bt_db *db, const void *key, size_t klen, struct kvd_val *out)
 
 /* ---- iterators ---- */
 
+/* Ask for the head of the leaf after the current one (its header and
+ * first slots). Leaves lie anywhere in the file, so the step from one
+ * leaf to the next is a miss that hardware prefetch cannot guess; asked
+ * for a whole leaf ahead, it overlaps with the scan of the current one. */
+static void
+iter_prefetch_next_leaf(const kvd_iter *it)
+{
+    const unsigned char *pp, *np;
+    unsigned l;
+
+    if (it->depth < 2) {
+        return;
+    }
+    l = it->depth - 2;
+    pp = it->pg[l];
+    if (it->idx[l] + 1 >= BT_PG_N(pp)) {
+        return;
+    }
+    np = bt_ref_page(it->s, bt_branch_child(pp, it->idx[l] + 1), it->db->psize);
+    for (size_t o = 0; o < 4 * 64; o += 64) {
+        __builtin_prefetch(np + o);
+    }
+}
+
 /* Position it at the first key >= start. */
 static void
 iter_seek(kvd_iter *it, const void *start, size_t slen)
@@ -235,6 +259,7 @@ iter_seek(kvd_iter *it, const void *start, size_t slen)
     } else {
         it->idx[d] = 0;
     }
+    iter_prefetch_next_leaf(it);
 }
 
 /* Move to the next leaf; false at the end. */
@@ -256,6 +281,7 @@ iter_next_leaf(kvd_iter *it)
             it->s, bt_branch_child(it->pg[d - 1], it->idx[d - 1]), psize);
         it->idx[d] = 0;
     }
+    iter_prefetch_next_leaf(it);
     return true;
 }
 
@@ -315,8 +341,9 @@ bt_iter_next(kvd_iter *it, struct kvd_entry *out)
             continue;
         }
         if (it->idx[d] + BT_ITER_AHEAD < BT_PG_N(p)) {
-            /* records sit in the page in insertion order, not key order:
-             * a scan jumps around the page, which hardware prefetch does
+            /* file pages are written with their records in key order
+             * (bt_page_pack), but an in-memory page has them in insertion
+             * order: a scan jumps around it, which hardware prefetch does
              * not follow; ask for a record a few steps ahead */
             __builtin_prefetch(p + BT_SLOT_OFF(p, it->idx[d] + BT_ITER_AHEAD));
         }
