@@ -156,6 +156,16 @@ bt_put64(unsigned char *p, uint64_t v)
     memcpy(p, &v, 8);
 }
 
+/* Ask for the cache line holding address a. GCC deletes a loop whose body
+ * is only __builtin_prefetch once it can prove the loop ends (it counts
+ * the builtin as free of side effects), so on x86 the instruction is
+ * emitted as volatile asm, which stays. */
+#if defined(__x86_64__) || defined(__i386__)
+#define BT_PREFETCH(a) __asm__ volatile("prefetcht0 (%0)" : : "r"(a))
+#else
+#define BT_PREFETCH(a) __builtin_prefetch(a)
+#endif
+
 #define BT_PG_TYPE(p)     ((p)[0])
 #define BT_PG_PFX(p)      ((p)[1])
 #define BT_PG_N(p)        bt_get16((p) + 2)

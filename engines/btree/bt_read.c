@@ -99,18 +99,27 @@ bt_reader_leave(bt_db *db, struct bt_reader *r)
     pthread_mutex_unlock(&db->ovf_mu);
 }
 
+/* Lines of a page asked for before its header is read: the header and
+ * the first slots (56 of them at 8 bytes: a whole leaf of 100-byte
+ * values). */
+#define BT_PREFETCH_HEAD_BYTES 512u
+
 /* Ask for every line of p's slot array at once. A binary search probes
  * about log2(n) slots, each a load that depends on the one before: on a
  * page not in cache that is one miss after another. Prefetched together
- * the misses overlap, and the probes then hit. (The header line, read
- * for the slot count, is the one miss that cannot overlap.) */
+ * the misses overlap, and the probes then hit. The first lines go out
+ * with the header's before the slot count is known, the rest after. */
 static inline void
 prefetch_slots(const unsigned char *p)
 {
-    size_t lower = BT_PG_LOWER(p);
+    size_t lower;
 
-    for (size_t o = BT_HDR_BYTES; o < lower; o += 64) {
-        __builtin_prefetch(p + o);
+    for (size_t o = 0; o < BT_PREFETCH_HEAD_BYTES; o += 64) {
+        BT_PREFETCH(p + o);
+    }
+    lower = BT_PG_LOWER(p);
+    for (size_t o = BT_PREFETCH_HEAD_BYTES; o < lower; o += 64) {
+        BT_PREFETCH(p + o);
     }
 }
 
@@ -227,7 +236,7 @@ iter_prefetch_next_leaf(const kvd_iter *it)
     }
     np = bt_ref_page(it->s, bt_branch_child(pp, it->idx[l] + 1), it->db->psize);
     for (size_t o = 0; o < 4 * 64; o += 64) {
-        __builtin_prefetch(np + o);
+        BT_PREFETCH(np + o);
     }
 }
 
@@ -345,7 +354,7 @@ bt_iter_next(kvd_iter *it, struct kvd_entry *out)
              * (bt_page_pack), but an in-memory page has them in insertion
              * order: a scan jumps around it, which hardware prefetch does
              * not follow; ask for a record a few steps ahead */
-            __builtin_prefetch(p + BT_SLOT_OFF(p, it->idx[d] + BT_ITER_AHEAD));
+            BT_PREFETCH(p + BT_SLOT_OFF(p, it->idx[d] + BT_ITER_AHEAD));
         }
         bt_leaf_decode(p, it->idx[d]++, &r);
         if (it->plen > 0 &&
