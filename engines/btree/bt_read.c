@@ -99,26 +99,19 @@ bt_reader_leave(bt_db *db, struct bt_reader *r)
     pthread_mutex_unlock(&db->ovf_mu);
 }
 
-/* Lines of a page asked for before its header is read: the header and
- * the first slots (56 of them at 8 bytes: a whole leaf of 100-byte
- * values). */
-#define BT_PREFETCH_HEAD_BYTES 512u
-
 /* Ask for every line of p's slot array at once. A binary search probes
  * about log2(n) slots, each a load that depends on the one before: on a
  * page not in cache that is one miss after another. Prefetched together
- * the misses overlap, and the probes then hit. The first lines go out
- * with the header's before the slot count is known, the rest after. */
+ * the misses overlap, and the probes then hit. (The header line, read
+ * for the slot count, is the one miss that cannot overlap: asking for the
+ * first slot lines before reading it measured no better and cost 4.5%
+ * more instructions per get.) */
 static inline void
 prefetch_slots(const unsigned char *p)
 {
-    size_t lower;
+    size_t lower = BT_PG_LOWER(p);
 
-    for (size_t o = 0; o < BT_PREFETCH_HEAD_BYTES; o += 64) {
-        BT_PREFETCH(p + o);
-    }
-    lower = BT_PG_LOWER(p);
-    for (size_t o = BT_PREFETCH_HEAD_BYTES; o < lower; o += 64) {
+    for (size_t o = BT_HDR_BYTES; o < lower; o += 64) {
         BT_PREFETCH(p + o);
     }
 }
