@@ -379,7 +379,6 @@ struct kvd_engine {
     struct bt_snap *spool;
     size_t mem_pages; /* live mpages (working tree + retired) */
     size_t dirty;     /* mpages in the working tree */
-    int64_t last_commit_us;
     unsigned char *scratch; /* psize bytes for page rebuilds */
     unsigned char *recbuf;  /* psize bytes: the record being inserted */
     struct bt_ent *ents;    /* psize / 8 + 4 entries for splits, merges */
@@ -412,7 +411,6 @@ typedef struct kvd_engine bt_db;
 
 int bt_vec_push(struct bt_vec64 *v, uint64_t x);
 void bt_vec_free(struct bt_vec64 *v);
-int64_t bt_now_us(void);
 uint64_t bt_min_reader(bt_db *db);
 struct bt_mpage *bt_mp_new(bt_db *db);
 void bt_mp_retire(bt_db *db, struct bt_mpage *mp);

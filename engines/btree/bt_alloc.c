@@ -19,7 +19,6 @@
 
 #include <stdlib.h>
 #include <sys/mman.h>
-#include <time.h>
 
 int
 bt_vec_push(struct bt_vec64 *v, uint64_t x)
@@ -43,15 +42,6 @@ bt_vec_free(struct bt_vec64 *v)
     free(v->v);
     v->v = NULL;
     v->n = v->cap = 0;
-}
-
-int64_t
-bt_now_us(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
 uint64_t

@@ -459,7 +459,6 @@ commit_end(bt_db *db, struct bt_commit *c, int rc)
     db->meta_slot = (unsigned)(c->txn % 2);
     db->durable = c->txn;
     db->commits++;
-    db->last_commit_us = bt_now_us();
     return 0;
 }
 

@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <sys/stat.h>
 
+#include "kvd/kit_clock.h"
 #include "kvd/kit_file.h"
 #include "kvd/kit_lock.h"
 
@@ -222,7 +223,6 @@ bt_open(const struct kvd_host *host, const void *opts, const char *dir,
     rc = bt_publish(db);
     if (rc == 0) {
         db->commit_ver = db->pub_ver;
-        db->last_commit_us = bt_now_us();
         rc = bt_committer_start(db);
     }
     if (rc != 0) {
@@ -421,7 +421,7 @@ bt_stats(kvd_engine *db, struct kvd_engine_stats *st, kvd_stat_fn fn, void *ctx)
         for (const struct bt_snap *o = db->sretire_head; o != NULL;
              o = o->next) {
             if (o->ver >= minv) {
-                age_ms = (uint64_t)(bt_now_us() - o->born_us) / 1000;
+                age_ms = (uint64_t)(kvd_mono_us(db->host) - o->born_us) / 1000;
                 break;
             }
         }

@@ -26,6 +26,7 @@
 #include <errno.h>
 #include <stdlib.h>
 
+#include "kvd/kit_clock.h"
 #include "kvd/kit_file.h"
 
 struct bt_res {
@@ -734,7 +735,7 @@ bt_publish(bt_db *db)
     s->ver = db->pub_ver + 1;
     s->map = db->map;
     s->txn = db->txn;
-    s->born_us = bt_now_us();
+    s->born_us = kvd_mono_us(db->host);
     old = atomic_load(&db->cur);
     atomic_store(&db->cur, s);
     atomic_store(&db->ver, s->ver);

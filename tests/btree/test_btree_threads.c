@@ -14,6 +14,8 @@
  * 2. Group commit: 8 writers with sync = always put distinct keys; every
  *    acknowledged key must be there after reopen, and the engine's commit
  *    count can never exceed the number of puts.
+ * 3. The age of the oldest snapshot a reader holds, on the host's
+ *    monotonic clock (frozen by the test host, so the age is exact).
  *
  * Worker threads record failures in their own structs; the test thread
  * asserts (cmocka is not thread-safe).
@@ -299,6 +301,66 @@ test_group_commit_keeps_every_write(void **state)
     free(dir);
 }
 
+static void
+age_stat(void *ctx, const char *name, uint64_t v)
+{
+    if (strcmp(name, "oldest_snapshot_age_ms") == 0) {
+        *(uint64_t *)ctx = v;
+    }
+}
+
+static uint64_t
+oldest_snapshot_age_ms(kvd_engine *e)
+{
+    struct kvd_engine_stats st;
+    uint64_t age = UINT64_MAX;
+
+    memset(&st, 0, sizeof(st));
+    st.struct_size = sizeof(st);
+    assert_int_equal(vt->stats(e, &st, age_stat, &age), 0);
+    assert_int_not_equal(age, UINT64_MAX);
+    return age;
+}
+
+static void
+put_and_see(kvd_engine *e, const char *k)
+{
+    struct kvd_val v;
+
+    assert_int_equal(vt->put(e, k, strlen(k), "v", 1, 0), 0);
+    /* a get that finds the key reads a snapshot with the put published */
+    assert_int_equal(vt->get(e, k, strlen(k), &v), 0);
+    kvd_val_release(&v);
+}
+
+static void
+test_oldest_snapshot_age_uses_the_host_clock(void **state)
+{
+    const int64_t t0 = INT64_C(1000) * 1000000000;
+    char *dir = th_mkdtemp();
+    struct kvd_err err = {0};
+    struct bt_opts o;
+    kvd_iter *it = NULL;
+    kvd_engine *e;
+
+    (void)state;
+    th_mono_set(t0);
+    bt_test_opts(&o);
+    e = bt_test_open(vt, dir, &o);
+    put_and_see(e, "a");
+    assert_int_equal(vt->iter_open(e, NULL, &it, &err), 0); /* holds it */
+    put_and_see(e, "b"); /* a newer snapshot: the held one is the oldest */
+    th_mono_set(t0 + INT64_C(5250) * 1000000);
+    assert_int_equal(oldest_snapshot_age_ms(e), 5250);
+    vt->iter_close(it);
+    put_and_see(e, "c");
+    assert_int_equal(oldest_snapshot_age_ms(e), 0);
+    th_mono_set(0);
+    bt_test_close(vt, e);
+    th_rmrf(dir);
+    free(dir);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -307,6 +369,7 @@ main(int argc, char **argv)
         cmocka_unit_test(test_scans_see_one_snapshot_group_commit),
         cmocka_unit_test(test_scans_see_one_snapshot_during_commit_syncs),
         cmocka_unit_test(test_group_commit_keeps_every_write),
+        cmocka_unit_test(test_oldest_snapshot_age_uses_the_host_clock),
     };
 
     vt = th_engine(argc, argv);

@@ -60,6 +60,8 @@ const struct kvd_engine_vtable *th_engine(int argc, char **argv);
 
 /* Fake wall clock: 0 = real time. */
 void th_clock_set(int64_t now_ms);
+/* Fake monotonic clock (host->mono_ns, kvd_mono_ns): 0 = real time. */
+void th_mono_set(int64_t now_ns);
 
 /* Log capture. */
 void th_log_clear(void);
