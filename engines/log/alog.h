@@ -346,20 +346,34 @@ void alog_hint_note_locked(alog_db *db, const unsigned char *buf,
                            uint64_t total, uint64_t at);
 /* Free a collection buffer (NULL: nothing). */
 void alog_hint_buf_free(struct alog_hint_buf *hb);
-/* Load a hint file: calls fn for each entry (raw/val are NULL, hash set)
- * after the whole file checked out, prefetching db->ix (recovery only: no
- * other thread may use the index). The file is mapped; only when that
- * fails is it read into scratch (p, cap), kept for the next call; the
- * caller releases it. Returns 0, or
- * KVD_ENOTFOUND (no file) / KVD_ECORRUPT (unusable or not this segment's:
- * scan instead) / KVD_ENOMEM. *hinted_bytes gets the data file length an
+/* A validated, mapped hint file of one segment (recovery). */
+struct alog_hint_view {
+    struct alog_seg *seg;
+    const unsigned char *buf; /* the whole file; NULL when closed */
+    uint64_t end;             /* where the trailer starts */
+    uint64_t count;           /* entries */
+    uint64_t bytes;           /* file length */
+    void *map;
+    size_t map_bytes;
+    unsigned char *heap; /* the file read, when mapping failed */
+};
+/* Map seg's hint file and check all of it (crc, every entry's shape, the
+ * last record against the data file) before anything uses it. Returns 0
+ * (close v with alog_hint_close), or KVD_ENOTFOUND (no file) /
+ * KVD_ECORRUPT (unusable or not this segment's: scan instead) /
+ * KVD_ENOMEM, v then closed. *hinted_bytes gets the data file length an
  * intact hint (whole-file crc good) describes, 0 when there is none: a
  * data file shorter than that was complete once and lost bytes. */
-int alog_hint_load(alog_db *db, struct alog_seg *seg, uint64_t data_size,
-                   struct alog_hint_buf *scratch, alog_scan_fn fn, void *ctx,
-                   uint64_t *hinted_bytes);
-/* Record count in the trailer of seg's hint file (0 if none/unreadable). */
-uint64_t alog_hint_count(alog_db *db, struct alog_seg *seg);
+int alog_hint_open(alog_db *db, struct alog_seg *seg, uint64_t data_size,
+                   struct alog_hint_view *v, uint64_t *hinted_bytes);
+void alog_hint_close(struct alog_hint_view *v);
+/* Build the (empty) index from the n hint files at once (recovery only:
+ * no other thread may use the index); see alog_index_bulk_build for
+ * keep_dead. Raises *max_seq, adds the entries to *records. 0 or
+ * KVD_ENOMEM. */
+int alog_hint_build(alog_db *db, struct alog_hint_view *v, size_t n,
+                    int keep_dead, int64_t now, uint64_t *max_seq,
+                    uint64_t *records);
 
 /* alog_recover.c */
 int alog_recover(alog_db *db, struct kvd_err *err);

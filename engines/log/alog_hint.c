@@ -277,37 +277,6 @@ alog_hint_write(alog_db *db, struct alog_seg *seg)
     return rc;
 }
 
-uint64_t
-alog_hint_count(alog_db *db, struct alog_seg *seg)
-{
-    char path[ALOG_PATH_BYTES];
-    unsigned char t[ALOG_HINT_TRAILER_BYTES];
-    uint64_t size = 0;
-    uint64_t count = 0;
-    size_t got = 0;
-    int fd;
-
-    alog_seg_path(db, path, seg->id, "hint");
-    fd = db->io->open(path, O_RDONLY | O_CLOEXEC, 0);
-    if (fd < 0) {
-        return 0;
-    }
-    if (kvd_file_size(fd, &size) == 0 &&
-        size >= ALOG_FILE_HDR_BYTES + ALOG_HINT_TRAILER_BYTES &&
-        kvd_file_read_full(db->io, fd, t, sizeof(t), size - sizeof(t), &got) ==
-            0 &&
-        got == sizeof(t) && alog_get_u32(t + 16) == ALOG_HINT_TRAILER_MAGIC) {
-        count = alog_get_u64(t + 8);
-        /* a damaged count must not make the index reserve absurd sizes:
-         * every entry takes at least ALOG_HINT_ENT_BYTES + 1 */
-        if (count > size / (ALOG_HINT_ENT_BYTES + 1)) {
-            count = 0;
-        }
-    }
-    db->io->close(fd);
-    return count;
-}
-
 /*
  * Check every entry's shape; *tail gets the position in buf of the entry
  * with the highest offset (0 when there is none). KVD_ECORRUPT if any
@@ -391,53 +360,23 @@ hint_matches_data(alog_db *db, struct alog_seg *seg, const unsigned char *buf,
     return ok ? 0 : KVD_ECORRUPT;
 }
 
-/* Keys decoded ahead of the one being applied (a power of two); see
- * alog_index_home. */
-#define ALOG_HINT_AHEAD 16
-
-static void
-hint_decode_rec(const struct alog_index *ix, const unsigned char *p,
-                struct alog_scan_rec *r)
-{
-    struct alog_hint_ent e;
-
-    alog_hint_ent_decode(p, &e);
-    r->off = e.off;
-    r->raw = NULL;
-    r->val = NULL;
-    r->h.crc = 0;
-    r->h.flags = 0;
-    r->h.ts_ms = 0;
-    r->h.kind = e.kind;
-    r->h.klen = e.klen;
-    r->h.vlen = e.vlen;
-    r->h.seq = e.seq;
-    r->h.expire_ms = e.expire_ms;
-    r->key = p + ALOG_HINT_ENT_BYTES;
-    r->hash = alog_hash(ix, r->key, e.klen);
-}
-
 int
-alog_hint_load(alog_db *db, struct alog_seg *seg, uint64_t data_size,
-               struct alog_hint_buf *scratch, alog_scan_fn fn, void *ctx,
-               uint64_t *hinted_bytes)
+alog_hint_open(alog_db *db, struct alog_seg *seg, uint64_t data_size,
+               struct alog_hint_view *v, uint64_t *hinted_bytes)
 {
     char path[ALOG_PATH_BYTES];
-    struct alog_scan_rec ring[ALOG_HINT_AHEAD];
-    const unsigned char *buf;
-    void *map = NULL;
     struct alog_file_hdr fh;
+    const unsigned char *buf;
     uint64_t size;
-    uint64_t pos;
     uint64_t end;
-    uint64_t count;
     uint64_t tail;
     size_t got;
     int64_t t0 = kvd_mono_us(db->host);
-    int64_t t_apply = 0;
     int fd;
     int rc;
 
+    memset(v, 0, sizeof(*v));
+    v->seg = seg;
     *hinted_bytes = 0;
     alog_seg_path(db, path, seg->id, "hint");
     fd = db->io->open(path, O_RDONLY | O_CLOEXEC, 0);
@@ -451,28 +390,28 @@ alog_hint_load(alog_db *db, struct alog_seg *seg, uint64_t data_size,
         goto out;
     }
     /* one mapping, its pages read in by one call: no copy into a buffer
-     * (the buffer, kept for every hint file of the open, is the fallback
-     * when the mapping fails) */
-    map =
+     * (reading into the heap is the fallback when the mapping fails) */
+    v->map =
         mmap(NULL, (size_t)size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
-    if (map != MAP_FAILED) {
-        buf = map;
+    if (v->map != MAP_FAILED) {
+        v->map_bytes = (size_t)size;
+        buf = v->map;
     } else {
-        map = NULL;
-        kvd_buf_reset(&scratch->buf);
-        if (kvd_buf_reserve(&scratch->buf, size) != 0) {
+        v->map = NULL;
+        v->heap = malloc((size_t)size);
+        if (v->heap == NULL) {
             rc = KVD_ENOMEM;
             goto out;
         }
-        rc = kvd_file_read_full(db->io, fd, scratch->buf.p, size, 0, &got);
+        rc = kvd_file_read_full(db->io, fd, v->heap, size, 0, &got);
         if (rc != 0 || got != size) {
             rc = KVD_ECORRUPT;
             goto out;
         }
-        buf = scratch->buf.p;
+        buf = v->heap;
     }
     end = size - ALOG_HINT_TRAILER_BYTES;
-    count = alog_get_u64(buf + end + 8);
+    v->count = alog_get_u64(buf + end + 8);
     if (alog_file_hdr_decode(buf, &fh) != 0 || fh.kind != ALOG_FILE_HINT ||
         alog_get_u32(buf + end + 16) != ALOG_HINT_TRAILER_MAGIC ||
         kvd_crc32c_mask(kvd_crc32c(0, buf, size - 4)) !=
@@ -485,46 +424,145 @@ alog_hint_load(alog_db *db, struct alog_seg *seg, uint64_t data_size,
         rc = KVD_ECORRUPT;
         goto out;
     }
-    /* Everything is checked before the first entry is applied: a hint
+    /* Everything is checked before the first entry is used: a hint
      * rejected half way would leave entries in the index that the scan
      * which replaces it would not correct (same seq). */
-    rc = hint_check_entries(buf, end, data_size, count, &tail);
+    rc = hint_check_entries(buf, end, data_size, v->count, &tail);
     if (rc == 0) {
         rc = hint_matches_data(db, seg, buf, tail, data_size);
     }
-    if (rc != 0) {
-        goto out;
+    if (rc == 0) {
+        v->buf = buf;
+        v->end = end;
+        v->bytes = size;
     }
-    /* Apply in a pipeline: entry i is decoded and hashed and its home
-     * slot prefetched AHEAD steps before it is applied, so the cache
-     * misses of the index overlap. */
-    t_apply = kvd_mono_us(db->host);
-    pos = ALOG_FILE_HDR_BYTES;
-    for (uint64_t i = 0; i < count + ALOG_HINT_AHEAD; i++) {
-        if (i >= ALOG_HINT_AHEAD) {
-            rc = fn(ctx, seg, &ring[(i - ALOG_HINT_AHEAD) % ALOG_HINT_AHEAD]);
-            if (rc != 0) {
-                goto out;
-            }
-        }
-        if (i < count) {
-            struct alog_scan_rec *r = &ring[i % ALOG_HINT_AHEAD];
-            hint_decode_rec(&db->ix, buf + pos, r);
-            __builtin_prefetch(alog_index_home(&db->ix, r->hash), 0, 3);
-            pos += ALOG_HINT_ENT_BYTES + r->h.klen;
-        }
-    }
-    atomic_store(&seg->hint_bytes, size);
 out:
-    if (map != NULL) {
-        munmap(map, (size_t)size);
-    }
     db->io->close(fd);
-    if (t_apply != 0) {
-        db->recovery_index_us += kvd_mono_us(db->host) - t_apply;
-    } else {
-        t_apply = kvd_mono_us(db->host);
+    if (rc != 0) {
+        alog_hint_close(v);
     }
-    db->recovery_hint_read_us += t_apply - t0;
+    db->recovery_hint_read_us += kvd_mono_us(db->host) - t0;
+    return rc;
+}
+
+void
+alog_hint_close(struct alog_hint_view *v)
+{
+    if (v->map != NULL) {
+        munmap(v->map, v->map_bytes);
+    }
+    free(v->heap);
+    v->map = NULL;
+    v->heap = NULL;
+    v->buf = NULL;
+}
+
+/* The hash of every entry of v (stored at *h, advanced) and the records
+ * per shard. */
+static void
+hint_hash_pass(const struct alog_index *ix, const struct alog_hint_view *v,
+               uint64_t **h, uint64_t recs[ALOG_SHARDS],
+               uint64_t bytes[ALOG_SHARDS])
+{
+    uint64_t *o = *h;
+
+    for (uint64_t pos = ALOG_FILE_HDR_BYTES; pos < v->end;) {
+        const unsigned char *p = v->buf + pos;
+        uint16_t klen = alog_get_u16(p + 24);
+        uint64_t hash = alog_hash(ix, p + ALOG_HINT_ENT_BYTES, klen);
+        recs[hash >> (64 - ALOG_SHARD_BITS)]++;
+        bytes[hash >> (64 - ALOG_SHARD_BITS)] +=
+            alog_index_bulk_rec_bytes(klen);
+        *o++ = hash;
+        pos += ALOG_HINT_ENT_BYTES + klen;
+    }
+    *h = o;
+}
+
+/* Records whose staging line is prefetched ahead of the one staged. */
+#define ALOG_STAGE_AHEAD 16
+
+/* Stage every entry of v (hashes from *h, advanced; hend: end of them). */
+static int
+hint_stage(alog_db *db, struct alog_index_bulk *b,
+           const struct alog_hint_view *v, const uint64_t **h,
+           const uint64_t *hend, int64_t now, uint64_t *max_seq)
+{
+    struct alog_seg *seg = v->seg;
+    const uint64_t *hp = *h;
+    uint64_t lo = atomic_load(&seg->min_seq);
+    uint64_t hi = atomic_load(&seg->max_seq);
+    uint16_t slot = alog_index_seg_slot(&db->ix, seg);
+
+    if (slot == 0) {
+        return KVD_ENOMEM;
+    }
+    for (uint64_t pos = ALOG_FILE_HDR_BYTES; pos < v->end;) {
+        const unsigned char *p = v->buf + pos;
+        uint64_t seq = alog_get_u64(p);
+        if (hp + ALOG_STAGE_AHEAD < hend) {
+            alog_index_bulk_prefetch(b, hp[ALOG_STAGE_AHEAD]);
+        }
+        int64_t expire_ms = (int64_t)alog_get_u64(p + 8);
+        int dead = p[26] == ALOG_REC_DEL || alog_is_expired(expire_ms, now);
+        if (alog_index_bulk_add(b, *hp++, p, slot, dead) != 0) {
+            return KVD_ENOMEM;
+        }
+        lo = seq < lo ? seq : lo;
+        hi = seq > hi ? seq : hi;
+        pos += ALOG_HINT_ENT_BYTES + alog_get_u16(p + 24);
+    }
+    atomic_store(&seg->min_seq, lo);
+    atomic_store(&seg->max_seq, hi);
+    if (hi > *max_seq) {
+        *max_seq = hi;
+    }
+    atomic_store(&seg->hint_bytes, v->bytes);
+    *h = hp;
+    return 0;
+}
+
+int
+alog_hint_build(alog_db *db, struct alog_hint_view *v, size_t n, int keep_dead,
+                int64_t now, uint64_t *max_seq, uint64_t *records)
+{
+    struct alog_index_bulk b;
+    uint64_t recs[ALOG_SHARDS] = {0};
+    uint64_t bytes[ALOG_SHARDS] = {0};
+    uint64_t total = 0;
+    uint64_t *hashes;
+    uint64_t *h;
+    const uint64_t *hc;
+    int rc = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        total += v[i].count;
+    }
+    hashes = malloc((total ? total : 1) * sizeof(*hashes));
+    if (hashes == NULL) {
+        return KVD_ENOMEM;
+    }
+    /* pass 1: hashes and shard sizes, so staging is sized exactly */
+    h = hashes;
+    for (size_t i = 0; i < n; i++) {
+        hint_hash_pass(&db->ix, &v[i], &h, recs, bytes);
+    }
+    if (alog_index_bulk_init(&b, recs, bytes) != 0) {
+        free(hashes);
+        return KVD_ENOMEM;
+    }
+    /* pass 2: stage records, keys into the arenas */
+    hc = hashes;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        rc = hint_stage(db, &b, &v[i], &hc, hashes + total, now, max_seq);
+    }
+    free(hashes);
+    if (rc == 0 && alog_index_bulk_build(&db->ix, &b, keep_dead) != 0) {
+        rc = KVD_ENOMEM;
+    }
+    alog_index_bulk_release(&b);
+    if (rc == 0) {
+        *records += total;
+    }
     return rc;
 }

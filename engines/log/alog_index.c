@@ -90,12 +90,72 @@ shard_mem_update(struct alog_shard *sh)
 
 /* ---- key arena ---- */
 
+/* A block from the pool, or NULL (ENOMEM). */
+static unsigned char *
+kpool_get(struct alog_kpool *kp)
+{
+    unsigned char *b = NULL;
+
+    pthread_mutex_lock(&kp->mu);
+    if (kp->free != NULL) {
+        b = kp->free;
+        memcpy(&kp->free, b, sizeof(void *));
+    } else {
+        if (kp->carve_left == 0 && kp->nchunks == kp->chunks_cap) {
+            size_t cap = kp->chunks_cap ? kp->chunks_cap * 2 : 16;
+            void **nc = realloc(kp->chunks, cap * sizeof(*nc));
+            if (nc != NULL) {
+                kp->chunks = nc;
+                kp->chunks_cap = cap;
+            }
+        }
+        if (kp->carve_left == 0 && kp->nchunks < kp->chunks_cap) {
+            kp->carve = ix_map(ALOG_KPOOL_CHUNK_BYTES, ALOG_KPOOL_CHUNK_BYTES);
+            if (kp->carve != NULL) {
+                kp->chunks[kp->nchunks++] = kp->carve;
+                kp->carve_left = ALOG_KPOOL_CHUNK_BYTES;
+            }
+        }
+        if (kp->carve_left > 0) {
+            b = kp->carve;
+            kp->carve += ALOG_KBLK_BYTES;
+            kp->carve_left -= ALOG_KBLK_BYTES;
+        }
+    }
+    pthread_mutex_unlock(&kp->mu);
+    return b;
+}
+
+static void
+kpool_put(struct alog_kpool *kp, unsigned char *b)
+{
+    pthread_mutex_lock(&kp->mu);
+    memcpy(b, &kp->free, sizeof(void *));
+    kp->free = b;
+    pthread_mutex_unlock(&kp->mu);
+}
+
+static void
+kpool_release(struct alog_kpool *kp)
+{
+    for (size_t i = 0; i < kp->nchunks; i++) {
+        ix_unmap(kp->chunks[i], ALOG_KPOOL_CHUNK_BYTES);
+    }
+    free(kp->chunks);
+    kp->chunks = NULL;
+    kp->nchunks = 0;
+    kp->chunks_cap = 0;
+    kp->carve = NULL;
+    kp->carve_left = 0;
+    kp->free = NULL;
+}
+
 /* n bytes in ka; *kref names them. 0, or -1 on ENOMEM. */
 static int
 ka_alloc(struct alog_karena *ka, size_t n, uint32_t *kref)
 {
     if (ka->nblks == 0 || ka->pos + n > ALOG_KBLK_BYTES) {
-        size_t sz = n > ALOG_KBLK_BYTES ? n : ALOG_KBLK_BYTES;
+        int own = n > ALOG_KBLK_BYTES;
         unsigned char *b;
         if (ka->nblks >= ALOG_KBLK_MAX) {
             return -1;
@@ -109,15 +169,16 @@ ka_alloc(struct alog_karena *ka, size_t n, uint32_t *kref)
             ka->blks = nb;
             ka->blks_cap = cap;
         }
-        b = malloc(sz);
+        /* a long key has a malloc'd block of its own, marked by bit 0 */
+        b = own ? malloc(n) : kpool_get(ka->pool);
         if (b == NULL) {
             return -1;
         }
-        ka->blks[ka->nblks++] = b;
-        ka->bytes += sz;
+        ka->blks[ka->nblks++] = own ? (unsigned char *)((uintptr_t)b | 1) : b;
+        ka->bytes += own ? n : ALOG_KBLK_BYTES;
         ka->pos = 0;
-        if (sz > ALOG_KBLK_BYTES) {
-            /* a long key has a block of its own: offset 0, block full */
+        if (own) {
+            /* offset 0, block full */
             *kref = (ka->nblks - 1) << ALOG_KBLK_SHIFT;
             ka->pos = ALOG_KBLK_BYTES;
             return 0;
@@ -129,19 +190,33 @@ ka_alloc(struct alog_karena *ka, size_t n, uint32_t *kref)
 }
 
 static unsigned char *
-ka_at(const struct alog_karena *ka, uint32_t kref)
+ka_blk(const struct alog_karena *ka, uint32_t i)
 {
-    return ka->blks[kref >> ALOG_KBLK_SHIFT] + (kref & (ALOG_KBLK_BYTES - 1));
+    return (unsigned char *)((uintptr_t)ka->blks[i] & ~(uintptr_t)1);
 }
 
+static unsigned char *
+ka_at(const struct alog_karena *ka, uint32_t kref)
+{
+    return ka_blk(ka, kref >> ALOG_KBLK_SHIFT) + (kref & (ALOG_KBLK_BYTES - 1));
+}
+
+/* Give ka's blocks back (the pool's to the pool); ka stays usable. */
 static void
 ka_free(struct alog_karena *ka)
 {
+    struct alog_kpool *pool = ka->pool;
+
     for (uint32_t i = 0; i < ka->nblks; i++) {
-        free(ka->blks[i]);
+        if ((uintptr_t)ka->blks[i] & 1) {
+            free(ka_blk(ka, i));
+        } else {
+            kpool_put(pool, ka->blks[i]);
+        }
     }
     free(ka->blks);
     memset(ka, 0, sizeof(*ka));
+    ka->pool = pool;
 }
 
 /* Arena bytes of e's key entry. */
@@ -169,6 +244,7 @@ ka_maybe_compact_locked(struct alog_shard *sh)
         return;
     }
     memset(&nk, 0, sizeof(nk));
+    nk.pool = sh->ka.pool;
     for (size_t i = 0; i < sh->nslots; i++) {
         const struct alog_ent *e = &sh->slots[i];
         size_t n;
@@ -236,6 +312,21 @@ alog_index_seg_forget(struct alog_index *ix, struct alog_seg *seg)
 
 /* ---- shards ---- */
 
+/* Give sh the slot array ns (and seq array nseq) of cap home slots and n
+ * in all, unmapping the old ones (write lock held). */
+static void
+shard_swap_locked(struct alog_shard *sh, struct alog_ent *ns, uint64_t *nseq,
+                  uint32_t cap, uint32_t n)
+{
+    ix_unmap(sh->slots, (size_t)sh->nslots * sizeof(*sh->slots));
+    ix_unmap(sh->rseq, (size_t)sh->nslots * 8);
+    sh->slots = ns;
+    sh->rseq = nseq;
+    sh->cap = cap;
+    sh->nslots = n;
+    shard_mem_update(sh);
+}
+
 /* Move sh to cap home slots (write lock held): one ordered pass, no key
  * is read (the tag gives the new home). 0, or -1 (no memory, or the
  * overflow tail too short: the shard is unchanged). */
@@ -279,13 +370,7 @@ shard_resize_locked(struct alog_shard *sh, uint32_t cap)
         }
         pos = p + 1;
     }
-    ix_unmap(sh->slots, (size_t)sh->nslots * sizeof(*sh->slots));
-    ix_unmap(sh->rseq, (size_t)sh->nslots * 8);
-    sh->slots = ns;
-    sh->rseq = nseq;
-    sh->cap = cap;
-    sh->nslots = n;
-    shard_mem_update(sh);
+    shard_swap_locked(sh, ns, nseq, cap, n);
     return 0;
 }
 
@@ -304,10 +389,12 @@ alog_index_init(struct alog_index *ix)
     memset(ix, 0, sizeof(*ix));
     ix->seed = kvd_hash_seed(ix);
     pthread_mutex_init(&ix->segtab_mu, NULL);
+    pthread_mutex_init(&ix->kpool.mu, NULL);
     /* large: the allocator maps it; untouched pages cost nothing */
     ix->segtab = calloc(ALOG_SEGTAB_SLOTS, sizeof(*ix->segtab));
     if (ix->segtab == NULL) {
         pthread_mutex_destroy(&ix->segtab_mu);
+        pthread_mutex_destroy(&ix->kpool.mu);
         return -1;
     }
     pthread_rwlockattr_init(&attr);
@@ -316,6 +403,7 @@ alog_index_init(struct alog_index *ix)
                                   PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
     for (unsigned i = 0; i < ALOG_SHARDS; i++) {
         struct alog_shard *sh = &ix->shards[i];
+        sh->ka.pool = &ix->kpool;
         sh->cap = ALOG_INIT_CAP;
         sh->nslots = ALOG_INIT_CAP + overflow_slots(ALOG_INIT_CAP);
         sh->slots = ix_map((size_t)sh->nslots * sizeof(*sh->slots), 0);
@@ -350,6 +438,8 @@ alog_index_release(struct alog_index *ix)
         free(ix->segtab);
         ix->segtab = NULL;
         pthread_mutex_destroy(&ix->segtab_mu);
+        kpool_release(&ix->kpool);
+        pthread_mutex_destroy(&ix->kpool.mu);
     }
 }
 
@@ -550,4 +640,319 @@ alog_index_bulk_end(struct alog_index *ix)
         sh->rseq = NULL;
         shard_mem_update(sh);
     }
+}
+
+/* ---- bulk build ---- */
+
+size_t
+alog_index_bulk_rec_bytes(size_t klen)
+{
+    return ALOG_BULK_HDR_BYTES + ALOG_HINT_ENT_BYTES + klen;
+}
+
+int
+alog_index_bulk_init(struct alog_index_bulk *b,
+                     const uint64_t recs[ALOG_SHARDS],
+                     const uint64_t bytes[ALOG_SHARDS])
+{
+    uint64_t n = 0;
+
+    memset(b, 0, sizeof(*b));
+    for (unsigned s = 0; s < ALOG_SHARDS; s++) {
+        if (bytes[s] > UINT32_MAX) {
+            return -1; /* records are named by a u32 offset in their shard */
+        }
+        b->start[s] = n;
+        b->fill[s] = n;
+        b->recs[s] = recs[s];
+        n += bytes[s];
+    }
+    b->start[ALOG_SHARDS] = n;
+    if (n == 0 || n > SIZE_MAX) {
+        return n == 0 ? 0 : -1;
+    }
+    /* written once, front to back per shard: faulted in by one call */
+    b->buf = ix_map((size_t)n, (size_t)n);
+    return b->buf != NULL ? 0 : -1;
+}
+
+void
+alog_index_bulk_release(struct alog_index_bulk *b)
+{
+    ix_unmap(b->buf, (size_t)b->start[ALOG_SHARDS]);
+    memset(b, 0, sizeof(*b));
+}
+
+int
+alog_index_bulk_add(struct alog_index_bulk *b, uint64_t hash,
+                    const unsigned char *ent, uint16_t seg, int dead)
+{
+    unsigned s = (unsigned)(hash >> (64 - ALOG_SHARD_BITS));
+    size_t klen = alog_get_u16(ent + 24);
+    size_t n = alog_index_bulk_rec_bytes(klen);
+    uint32_t tag = alog_hash_tag(hash);
+    unsigned char *p;
+
+    if (b->start[s + 1] - b->fill[s] < n) {
+        return -1;
+    }
+    p = b->buf + b->fill[s];
+    memcpy(p, &tag, 4);
+    memcpy(p + 4, &seg, 2);
+    p[6] = dead ? ALOG_ENT_TOMBSTONE : 0;
+    p[7] = 0;
+    memcpy(p + ALOG_BULK_HDR_BYTES, ent, ALOG_HINT_ENT_BYTES + klen);
+    b->fill[s] += n;
+    return 0;
+}
+
+/* A staged record of a shard (base: the shard's staging), named by its
+ * offset there. */
+static inline uint32_t
+brec_tag(const unsigned char *base, uint32_t off)
+{
+    uint32_t t;
+    memcpy(&t, base + off, 4);
+    return t;
+}
+
+static inline const unsigned char *
+brec_ent(const unsigned char *base, uint32_t off)
+{
+    return base + off + ALOG_BULK_HDR_BYTES;
+}
+
+static int
+bulk_same_key(const unsigned char *base, uint32_t a, uint32_t b)
+{
+    const unsigned char *x = brec_ent(base, a);
+    const unsigned char *y = brec_ent(base, b);
+    uint16_t n = alog_get_u16(x + 24);
+
+    return n == alog_get_u16(y + 24) &&
+           memcmp(x + ALOG_HINT_ENT_BYTES, y + ALOG_HINT_ENT_BYTES, n) == 0;
+}
+
+/* ord[0..n) := the offsets of the n records in base[0..bytes), in tag
+ * order. A counting sort by bucket (tag * n >> 32 is monotone in the tag,
+ * and the tags of one shard are uniform under the seeded hash, so buckets
+ * hold about one record), then an insertion sort that only has to order
+ * records within a bucket. cnt has n + 1 entries. */
+static void
+bulk_sort(const unsigned char *base, uint64_t bytes, size_t n, uint32_t *cnt,
+          uint32_t *ord)
+{
+    uint64_t off;
+
+    memset(cnt, 0, (n + 1) * sizeof(*cnt));
+    for (off = 0; off < bytes;) {
+        const unsigned char *e = brec_ent(base, (uint32_t)off);
+        cnt[(((uint64_t)brec_tag(base, (uint32_t)off) * n) >> 32) + 1]++;
+        off += alog_index_bulk_rec_bytes(alog_get_u16(e + 24));
+    }
+    for (size_t i = 1; i <= n; i++) {
+        cnt[i] += cnt[i - 1];
+    }
+    for (off = 0; off < bytes;) {
+        const unsigned char *e = brec_ent(base, (uint32_t)off);
+        ord[cnt[((uint64_t)brec_tag(base, (uint32_t)off) * n) >> 32]++] =
+            (uint32_t)off;
+        off += alog_index_bulk_rec_bytes(alog_get_u16(e + 24));
+    }
+    for (size_t i = 1; i < n; i++) {
+        uint32_t x = ord[i];
+        uint32_t tx = brec_tag(base, x);
+        size_t j = i;
+        while (j > 0 && brec_tag(base, ord[j - 1]) > tx) {
+            ord[j] = ord[j - 1];
+            j--;
+        }
+        ord[j] = x;
+    }
+}
+
+/* Keep in ord the records that win: of equal keys (equal tags are
+ * neighbours after bulk_sort) the highest seq, then without the dead ones
+ * unless keep_dead. Returns how many are kept. */
+static size_t
+bulk_resolve(const unsigned char *base, size_t n, uint32_t *ord, int keep_dead)
+{
+    size_t k = 0;
+    size_t g = 0; /* first kept record of the current tag */
+    size_t m = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        uint32_t x = ord[i];
+        size_t j;
+        if (k == 0 || brec_tag(base, ord[k - 1]) != brec_tag(base, x)) {
+            ord[k++] = x;
+            g = k - 1;
+            continue;
+        }
+        for (j = g; j < k && !bulk_same_key(base, ord[j], x); j++) {
+        }
+        if (j == k) {
+            ord[k++] = x;
+        } else if (alog_get_u64(brec_ent(base, x)) >
+                   alog_get_u64(brec_ent(base, ord[j]))) {
+            ord[j] = x; /* the higher seq */
+        }
+    }
+    for (size_t i = 0; i < k; i++) {
+        if (keep_dead || !(base[ord[i] + 6] & ALOG_ENT_TOMBSTONE)) {
+            ord[m++] = ord[i];
+        }
+    }
+    return m;
+}
+
+/* A fresh slot array (and seq array with keep_dead) for the m records of
+ * ord (tag order), regrown while a run would pass the overflow tail; the
+ * slot of ord[j] goes to at[j]. 0, or -1 (ENOMEM). */
+static int
+bulk_place(struct alog_shard *sh, const unsigned char *base,
+           const uint32_t *ord, size_t m, int keep_dead, uint32_t *at)
+{
+    uint64_t want = (uint64_t)m * ALOG_LOAD_DEN / ALOG_LOAD_NUM + 16;
+    uint32_t cap = want > UINT32_MAX / 2 ? UINT32_MAX / 2 : (uint32_t)want;
+    uint32_t n;
+    struct alog_ent *ns;
+    uint64_t *nseq = NULL;
+
+    for (;;) {
+        size_t pos = 0;
+        size_t j;
+        n = cap + overflow_slots(cap);
+        for (j = 0; j < m; j++) {
+            size_t p = (size_t)(((uint64_t)brec_tag(base, ord[j]) * cap) >> 32);
+            p = p < pos ? pos : p;
+            if (p >= n) {
+                break;
+            }
+            at[j] = (uint32_t)p;
+            pos = p + 1;
+        }
+        if (j == m) {
+            break;
+        }
+        cap = grown_cap(cap);
+    }
+    ns = ix_map((size_t)n * sizeof(*ns), (size_t)cap * sizeof(*ns));
+    if (ns == NULL) {
+        return -1;
+    }
+    if (keep_dead) {
+        nseq = ix_map((size_t)n * 8, (size_t)cap * 8);
+        if (nseq == NULL) {
+            ix_unmap(ns, (size_t)n * sizeof(*ns));
+            return -1;
+        }
+    }
+    shard_swap_locked(sh, ns, nseq, cap, n);
+    return 0;
+}
+
+/* Fill the slots at[0..m) from the records of ord: keys into the arena
+ * (in slot order), accounting, segment bytes into seg_live. */
+static int
+bulk_fill(struct alog_shard *sh, const unsigned char *base, const uint32_t *ord,
+          const uint32_t *at, size_t m, uint64_t *seg_live)
+{
+    for (size_t j = 0; j < m; j++) {
+        const unsigned char *rec = base + ord[j];
+        const unsigned char *ent = rec + ALOG_BULK_HDR_BYTES;
+        struct alog_ent *e = &sh->slots[at[j]];
+        struct alog_hint_ent he;
+        int dead = (rec[6] & ALOG_ENT_TOMBSTONE) != 0;
+        int expires;
+        unsigned char *k;
+        uint16_t n16;
+        uint32_t kref;
+
+        alog_hint_ent_decode(ent, &he);
+        expires = !dead && he.expire_ms != 0;
+        if (ka_alloc(&sh->ka, 2 + (size_t)he.klen + (expires ? 8 : 0), &kref) !=
+            0) {
+            return -1;
+        }
+        k = ka_at(&sh->ka, kref);
+        n16 = he.klen;
+        memcpy(k, &n16, 2);
+        memcpy(k + 2, ent + ALOG_HINT_ENT_BYTES, he.klen);
+        e->tag = brec_tag(base, ord[j]);
+        e->off = he.off;
+        e->vlen = dead ? 0 : he.vlen;
+        e->kref = kref;
+        memcpy(&e->seg, rec + 4, 2);
+        e->flags = (uint8_t)(ALOG_ENT_USED | rec[6]);
+        if (sh->rseq != NULL) {
+            sh->rseq[at[j]] = he.seq;
+        }
+        if (dead) {
+            continue;
+        }
+        if (expires) {
+            memcpy(k + 2 + he.klen, &he.expire_ms, 8);
+            e->flags |= ALOG_ENT_EXPIRES;
+            sh->expiring++;
+        }
+        sh->live_keys++;
+        sh->key_bytes += he.klen;
+        sh->value_bytes += he.vlen;
+        seg_live[e->seg] += alog_rec_bytes(he.klen, he.vlen);
+    }
+    sh->count = m;
+    return 0;
+}
+
+int
+alog_index_bulk_build(struct alog_index *ix, struct alog_index_bulk *b,
+                      int keep_dead)
+{
+    uint64_t *seg_live = calloc(ALOG_SEGTAB_SLOTS, sizeof(*seg_live));
+    uint64_t most = 0;
+    uint32_t *cnt = NULL;
+    uint32_t *ord = NULL;
+    int rc = -1;
+
+    for (unsigned s = 0; s < ALOG_SHARDS; s++) {
+        most = b->recs[s] > most ? b->recs[s] : most;
+    }
+    if (most >= UINT32_MAX) {
+        goto out;
+    }
+    cnt = malloc((most + 1) * sizeof(*cnt));
+    ord = malloc((most + 1) * sizeof(*ord));
+    if (seg_live == NULL || cnt == NULL || ord == NULL) {
+        goto out;
+    }
+    for (unsigned s = 0; s < ALOG_SHARDS; s++) {
+        struct alog_shard *sh = &ix->shards[s];
+        const unsigned char *base = b->buf + b->start[s];
+        size_t n = (size_t)b->recs[s];
+        size_t m;
+
+        if (n == 0) {
+            continue;
+        }
+        bulk_sort(base, b->fill[s] - b->start[s], n, cnt, ord);
+        m = bulk_resolve(base, n, ord, keep_dead);
+        /* cnt is free again: it holds the slot of each kept record */
+        if (bulk_place(sh, base, ord, m, keep_dead, cnt) != 0 ||
+            bulk_fill(sh, base, ord, cnt, m, seg_live) != 0) {
+            goto out;
+        }
+        shard_mem_update(sh);
+    }
+    for (uint32_t i = 1; i < ALOG_SEGTAB_SLOTS; i++) {
+        if (seg_live[i] != 0) {
+            atomic_fetch_add(&ix->segtab[i]->live_bytes, seg_live[i]);
+        }
+    }
+    rc = 0;
+out:
+    free(seg_live);
+    free(cnt);
+    free(ord);
+    return rc;
 }

@@ -19,15 +19,18 @@
  *   shards and slots in order visits hashes in (nearly) ascending order:
  *   ascending by tag, entries of one tag in any order. Iterators use the
  *   full hash (recomputed from the key) as their resume position (pos);
- * - keys live in a per-shard arena of ALOG_KBLK_BYTES blocks:
+ * - keys live in a per-shard arena of ALOG_KBLK_BYTES blocks (from the
+ *   index-wide block pool, struct alog_kpool):
  *   [u16 klen][key][i64 expire_ms, only with ALOG_ENT_EXPIRES]. Removing a
  *   key leaves its bytes dead in the arena; a shard whose arena is more
  *   than half dead (and at least ALOG_KARENA_COMPACT_MIN bytes) is copied
  *   into fresh blocks under its write lock, and a shard whose slots are
  *   less than 30% used moves to a smaller array.
  * The record's sequence number is not kept: only recovery needs it (which
- * of two records of a key is newer), so it has a temporary array beside
- * the slots (alog_index_bulk_begin .. _end).
+ * of two records of a key is newer). Hint files are loaded by one bulk
+ * build (alog_index_bulk_build) that resolves keys before any slot is
+ * written; only data files scanned afterwards need a temporary seq array
+ * beside the slots (alog_index_bulk_begin .. _end).
  *
  * Slot pointers are valid only until the next insert or remove in their
  * shard (both move slots) and never across a lock release.
@@ -37,7 +40,8 @@
  * write for changes). The engine's writer lock is taken before a shard
  * lock, never after. The segment table has its own leaf mutex for
  * assigning and freeing slots; reading an assigned slot needs only the
- * shard lock of the entry that names it.
+ * shard lock of the entry that names it. The block pool's mutex is a leaf
+ * too (taken under a shard's write lock).
  */
 #ifndef KVD_ALOG_INDEX_H
 #define KVD_ALOG_INDEX_H
@@ -80,8 +84,31 @@ struct alog_ent {
     uint8_t spare;
 };
 
+/*
+ * Index-wide pool of ALOG_KBLK_BYTES arena blocks, carved from
+ * ALOG_KPOOL_CHUNK_BYTES mappings faulted in by one call each (a 4 KiB
+ * malloc per block cost a page fault per block and the allocator's own
+ * work; at recovery that was a large part of the open). Blocks freed by
+ * arena compaction go to a free list and are reused; chunks are unmapped
+ * only with the index. A key longer than a block gets a malloc'd block of
+ * its own, marked by bit 0 of its pointer in alog_karena.blks (pool
+ * blocks are page aligned). mu is a leaf lock (taken under shard locks).
+ */
+#define ALOG_KPOOL_CHUNK_BYTES (1u << 20)
+
+struct alog_kpool {
+    pthread_mutex_t mu;
+    void **chunks; /* mapped, ALOG_KPOOL_CHUNK_BYTES each */
+    size_t nchunks;
+    size_t chunks_cap;
+    unsigned char *carve; /* next block of the newest chunk */
+    size_t carve_left;    /* bytes left there */
+    void *free;           /* freed blocks, linked through their first bytes */
+};
+
 struct alog_karena {
-    unsigned char **blks;
+    struct alog_kpool *pool; /* the index's; fixed */
+    unsigned char **blks;    /* bit 0 set: malloc'd (a long key) */
     uint32_t nblks;
     uint32_t blks_cap;
     uint32_t pos;   /* bytes used in the last block */
@@ -110,6 +137,7 @@ struct alog_index {
     struct alog_seg **segtab;
     uint32_t segtab_next;
     pthread_mutex_t segtab_mu;
+    struct alog_kpool kpool;
     uint64_t seed; /* of alog_hash, random per open; read-only after init */
 };
 
@@ -165,8 +193,11 @@ static inline const unsigned char *
 alog_ent_key(const struct alog_shard *sh, const struct alog_ent *e,
              size_t *klen)
 {
-    const unsigned char *p = sh->ka.blks[e->kref >> ALOG_KBLK_SHIFT] +
-                             (e->kref & (ALOG_KBLK_BYTES - 1));
+    const unsigned char *p =
+        (const unsigned char *)((uintptr_t)
+                                    sh->ka.blks[e->kref >> ALOG_KBLK_SHIFT] &
+                                ~(uintptr_t)1) +
+        (e->kref & (ALOG_KBLK_BYTES - 1));
     uint16_t n;
 
     memcpy(&n, p, 2);
@@ -241,10 +272,11 @@ void alog_shard_unaccount_locked(struct alog_shard *sh,
 void alog_shard_account_locked(struct alog_shard *sh, const struct alog_ent *e);
 
 /*
- * Bulk load (recovery; no other thread may use the index): size every
- * shard for `keys` entries spread over the index, so the load does not
- * regrow shard after shard, and keep a sequence number per slot
- * (alog_ent_seq) until alog_index_bulk_end frees it. 0 or -1 (ENOMEM).
+ * Record-by-record load (recovery of data files without a usable hint; no
+ * other thread may use the index): size every shard for `keys` entries
+ * spread over the index, so the load does not regrow shard after shard,
+ * and keep a sequence number per slot (alog_ent_seq) until
+ * alog_index_bulk_end frees it. 0 or -1 (ENOMEM).
  */
 int alog_index_bulk_begin(struct alog_index *ix, uint64_t keys);
 void alog_index_bulk_end(struct alog_index *ix);
@@ -255,14 +287,68 @@ alog_ent_seq(struct alog_shard *sh, const struct alog_ent *e)
     return &sh->rseq[e - sh->slots];
 }
 
-/* The home slot of hash: for a bulk load that prefetches it (no lock: the
- * caller is the only thread using the index). */
-static inline const struct alog_ent *
-alog_index_home(struct alog_index *ix, uint64_t hash)
+/*
+ * Bulk build (recovery from hint files; no other thread may use the
+ * index, which must still be empty). Every record of every hint file is
+ * known up front, so instead of one random insert per record (a cache
+ * miss each, a seq array beside the slots) each record is copied once, in
+ * file order, into its shard's staging area, and each shard is then built
+ * from there in one pass, all of it in cache: a counting sort by tag,
+ * equal keys resolved by seq, deletes and expired records dropped, the
+ * slot array sized once for the keys that remain, their keys copied into
+ * the arena in slot order (no dead arena bytes for overwritten keys).
+ *
+ *   alog_index_bulk_init(&b, recs, bytes)  per shard: records, bytes
+ *                                          (alog_index_bulk_rec_bytes)
+ *   alog_index_bulk_add(ix, &b, ...)       once per record, any order
+ *   alog_index_bulk_build(ix, &b, keep_dead)
+ *   alog_index_bulk_release(&b)
+ *
+ * keep_dead keeps the winning deletes and expired records as tombstones
+ * with their seq (alog_ent_seq), for data files scanned afterwards:
+ * those go through the per-record path, which needs them.
+ *
+ * A staged record: [u32 tag][u16 segment table slot][u8 flags][u8 0]
+ * then the hint entry as in the hint file (alog_format.h) and its key.
+ */
+#define ALOG_BULK_HDR_BYTES 8
+
+struct alog_index_bulk {
+    unsigned char *buf; /* mapped; shard s: [start[s], fill[s]) */
+    uint64_t start[ALOG_SHARDS + 1];
+    uint64_t fill[ALOG_SHARDS];
+    uint64_t recs[ALOG_SHARDS];
+};
+
+/* Staging bytes of a record with a klen-byte key. */
+size_t alog_index_bulk_rec_bytes(size_t klen);
+/* Stage room for recs[s] records of bytes[s] bytes for each shard s. 0, or
+ * -1 (ENOMEM, or a shard's records past 4 GiB). */
+int alog_index_bulk_init(struct alog_index_bulk *b,
+                         const uint64_t recs[ALOG_SHARDS],
+                         const uint64_t bytes[ALOG_SHARDS]);
+/* Stage the record whose hint entry and key are at ent (copied; its key's
+ * hash under ix's seed is hash, and that shard must have room left from
+ * alog_index_bulk_init). dead: a delete, or expired. 0, or -1 (no room). */
+int alog_index_bulk_add(struct alog_index_bulk *b, uint64_t hash,
+                        const unsigned char *ent, uint16_t seg, int dead);
+/* Warm the cache line the next record of hash's shard goes to: staging
+ * writes go to every shard at random, a miss each unless they are
+ * prefetched a few records ahead. */
+static inline void
+alog_index_bulk_prefetch(const struct alog_index_bulk *b, uint64_t hash)
 {
-    struct alog_shard *sh = alog_index_shard(ix, hash);
-    return &sh->slots[alog_shard_home(sh, alog_hash_tag(hash))];
+    unsigned s = (unsigned)(hash >> (64 - ALOG_SHARD_BITS));
+
+    __builtin_prefetch(b->buf + b->fill[s], 1, 3);
+    __builtin_prefetch(b->buf + b->fill[s] + 63, 1, 3);
 }
+/* Build every shard from the staged records and add the record bytes of
+ * the keys kept to their segments' live_bytes. 0, or -1 (ENOMEM: the
+ * index is then left partly built; the open fails). */
+int alog_index_bulk_build(struct alog_index *ix, struct alog_index_bulk *b,
+                          int keep_dead);
+void alog_index_bulk_release(struct alog_index_bulk *b);
 
 #ifdef __cplusplus
 }

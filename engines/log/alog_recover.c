@@ -2,10 +2,11 @@
  * alog_recover.c -- rebuilding the index when a store is opened.
  *
  * Steps: finish or forget an interrupted merge (alog_merge_commit_replay),
- * delete temporary files, open every NNNNNNNN.data, then load each segment
- * from its hint file when a valid one exists, else by scanning it. Keys
- * resolve by the highest sequence number, so the order of loading does not
- * matter and merge outputs (new ids, old records) need no special case.
+ * delete temporary files, open every NNNNNNNN.data, then build the index
+ * in one bulk pass from every valid hint file, and scan the segments that
+ * have none on top of it. Keys resolve by the highest sequence number, so
+ * the order of loading does not matter and merge outputs (new ids, old
+ * records) need no special case.
  * Tombstones and expired records take part in that resolution (a delete
  * must hide older puts in files loaded later) and are removed from the
  * index at the end.
@@ -334,46 +335,88 @@ progress(alog_db *db, int64_t t0, int64_t *last, size_t i, size_t n,
              secs > 0 ? (double)records / secs : 0.0);
 }
 
+/* Scan seg's data file into the index record by record (no usable hint). */
+static int
+scan_seg(alog_db *db, struct rec_ctx *c, struct alog_seg *s, int is_tail,
+         struct kvd_err *err)
+{
+    uint64_t size = atomic_load(&s->size);
+    struct alog_scan_result res;
+    int64_t t_scan = kvd_mono_us(db->host);
+    int rc;
+
+    atomic_store(&s->hint_bytes, 0);
+    rc = alog_scan_segment(db, s, size, is_tail,
+                           db->opts.corruption == ALOG_CORRUPT_FAIL, rec_apply,
+                           c, &res);
+    db->recovery_scan_us += kvd_mono_us(db->host) - t_scan;
+    if (rc != 0) {
+        return kvd_err_set(err, rc,
+                           rc == KVD_ECORRUPT
+                               ? "log: corrupt data in %s/%08u.data "
+                                 "(corruption = fail; see the log "
+                                 "for the offset)"
+                               : "log: reading %s/%08u.data failed",
+                           db->dir, (unsigned)s->id);
+    }
+    if (res.torn) {
+        rc = cut_torn_tail(db, s, size, res.valid_end, err);
+        if (rc != 0) {
+            return rc;
+        }
+    }
+    s->need_hint = db->opts.hint_files;
+    db->recovered_scanned_files++;
+    return 0;
+}
+
+/* What recovery does with a segment. */
+enum seg_load {
+    SEG_HINT = 0,  /* its hint file is in the bulk build */
+    SEG_SCAN,      /* scanned */
+    SEG_SCAN_TAIL, /* scanned; may end in a torn write */
+};
+
+/*
+ * Hint files first, all of them checked, then one bulk build of the index
+ * from them (alog_hint_build); then the segments without a usable hint
+ * are scanned record by record on top (keys still resolve by seq: the
+ * build keeps deletes as tombstones when scans follow).
+ */
 static int
 load_segments(alog_db *db, struct rec_ctx *c, struct kvd_err *err)
 {
-    struct alog_hint_buf scratch = {0};
+    size_t nsegs = db->nsegs;
+    struct alog_hint_view *views = calloc(nsegs + 1, sizeof(*views));
+    unsigned char *how = calloc(nsegs + 1, 1);
     struct alog_seg *tail = NULL;
+    size_t nviews = 0;
+    size_t nscan = 0;
     uint64_t total = 0;
     uint64_t done = 0;
-    uint64_t hinted = 0;
     int64_t t0 = kvd_mono_ms(db->host);
     int64_t last = t0;
-    size_t nsegs = db->nsegs;
+    int64_t t;
     int rc = 0;
 
-    int64_t t = kvd_mono_us(db->host);
-
+    if (views == NULL || how == NULL) {
+        rc = kvd_err_set(err, KVD_ENOMEM, "log: out of memory");
+        goto out;
+    }
     for (size_t i = 0; i < nsegs; i++) {
         struct alog_seg *s = db->segs[i];
         total += atomic_load(&s->size);
-        hinted += alog_hint_count(db, s);
         if (s->kind == ALOG_FILE_DATA) {
             tail = s;
         }
     }
-    db->recovery_hint_read_us += kvd_mono_us(db->host) - t;
-    t = kvd_mono_us(db->host);
-    /* size the index once instead of growing it shard by shard */
-    if (alog_index_bulk_begin(&db->ix, hinted) != 0) {
-        db->recovery_index_us += kvd_mono_us(db->host) - t;
-        return kvd_err_set(err, KVD_ENOMEM, "log: out of memory");
-    }
-    db->recovery_index_us += kvd_mono_us(db->host) - t;
     for (size_t i = 0; i < nsegs; i++) {
         struct alog_seg *s = db->segs[i];
         uint64_t size = atomic_load(&s->size);
-        struct alog_scan_result res;
         uint64_t hint_says = 0;
         int is_tail = s == tail;
-        int64_t t_scan;
 
-        rc = alog_hint_load(db, s, size, &scratch, rec_apply, c, &hint_says);
+        rc = alog_hint_open(db, s, size, &views[nviews], &hint_says);
         if (rc == KVD_ECORRUPT && hint_says > size) {
             /* its intact hint proves the file was complete: lost bytes are
              * damage, never a torn write to cut, even in the tail */
@@ -385,49 +428,61 @@ load_segments(alog_db *db, struct rec_ctx *c, struct kvd_err *err)
             is_tail = 0;
         }
         if (rc == 0) {
+            nviews++;
             db->recovered_hint_files++;
-        } else if (c->enomem || rc == KVD_ENOMEM) {
+            how[i] = SEG_HINT;
+            continue;
+        }
+        if (rc == KVD_ENOMEM) {
             rc = kvd_err_set(err, KVD_ENOMEM, "log: out of memory");
             goto out;
-        } else {
-            if (rc == KVD_ECORRUPT) {
-                ALOG_LOG(db, KVD_LOG_WARN,
-                         "log: hint file %s/%08u.hint is unusable or does "
-                         "not match its data file: scanning the data file "
-                         "instead",
-                         db->dir, (unsigned)s->id);
-            }
-            atomic_store(&s->hint_bytes, 0);
-            t_scan = kvd_mono_us(db->host);
-            rc = alog_scan_segment(db, s, size, is_tail,
-                                   db->opts.corruption == ALOG_CORRUPT_FAIL,
-                                   rec_apply, c, &res);
-            db->recovery_scan_us += kvd_mono_us(db->host) - t_scan;
+        }
+        if (rc == KVD_ECORRUPT) {
+            ALOG_LOG(db, KVD_LOG_WARN,
+                     "log: hint file %s/%08u.hint is unusable or does "
+                     "not match its data file: scanning the data file "
+                     "instead",
+                     db->dir, (unsigned)s->id);
+        }
+        how[i] = is_tail ? SEG_SCAN_TAIL : SEG_SCAN;
+        nscan++;
+        rc = 0;
+    }
+    t = kvd_mono_us(db->host);
+    if (nviews > 0) {
+        rc = alog_hint_build(db, views, nviews, nscan > 0, c->now, &c->max_seq,
+                             &c->records);
+    }
+    for (size_t i = 0; i < nviews; i++) {
+        alog_hint_close(&views[i]);
+    }
+    nviews = 0;
+    if (rc == 0 && nscan > 0 && alog_index_bulk_begin(&db->ix, 0) != 0) {
+        rc = KVD_ENOMEM;
+    }
+    db->recovery_index_us += kvd_mono_us(db->host) - t;
+    if (rc != 0) {
+        rc = kvd_err_set(err, KVD_ENOMEM, "log: out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < nsegs; i++) {
+        struct alog_seg *s = db->segs[i];
+        if (how[i] != SEG_HINT) {
+            rc = scan_seg(db, c, s, how[i] == SEG_SCAN_TAIL, err);
             if (rc != 0) {
-                rc = kvd_err_set(err, rc,
-                                 rc == KVD_ECORRUPT
-                                     ? "log: corrupt data in %s/%08u.data "
-                                       "(corruption = fail; see the log "
-                                       "for the offset)"
-                                     : "log: reading %s/%08u.data failed",
-                                 db->dir, (unsigned)s->id);
                 goto out;
             }
-            if (res.torn) {
-                rc = cut_torn_tail(db, s, size, res.valid_end, err);
-                if (rc != 0) {
-                    goto out;
-                }
-            }
-            s->need_hint = db->opts.hint_files;
-            db->recovered_scanned_files++;
         }
         s->sealed = 1;
-        done += size;
+        done += atomic_load(&s->size);
         progress(db, t0, &last, i + 1, nsegs, done, total, c->records);
     }
 out:
-    alog_hint_buf_release(&scratch);
+    for (size_t i = 0; views != NULL && i < nviews; i++) {
+        alog_hint_close(&views[i]);
+    }
+    free(views);
+    free(how);
     return rc;
 }
 

@@ -1270,6 +1270,49 @@ test_log_hint_and_scan_recover_the_same_state(void **state)
     close_ok(e);
 }
 
+/* Some segments from hints (one bulk build), others scanned on top of it:
+ * the scans must still lose to newer deletes the build saw (it keeps them
+ * as tombstones while scans follow) and win over older puts. */
+static void
+test_log_hints_and_scans_mixed_recover_the_same_state(void **state)
+{
+    struct alog_opts o;
+    char path[4200];
+    kvd_engine *e;
+    int last = -1;
+
+    th_opts_default(&o);
+    o.segment_size = 4096;
+    o.merge_ratio = 0;
+    e = open_ok(*state, &o);
+    fill_model(e, 3);
+    close_ok(e);
+    for (int id = 0; id < 1000; id++) {
+        snprintf(path, sizeof(path), "%s/%08d.hint", (const char *)*state, id);
+        if (access(path, F_OK) == 0) {
+            last = id;
+        }
+    }
+    assert_true(last > 5);
+    /* the oldest puts, a middle segment and the newest (the deletes) */
+    for (int id = 0; id <= last; id++) {
+        if (id == 0 || id == last / 2 || id == last) {
+            snprintf(path, sizeof(path), "%s/%08d.hint", (const char *)*state,
+                     id);
+            assert_int_equal(unlink(path), 0);
+        }
+    }
+    e = open_ok(*state, &o);
+    assert_int_equal(th_stat(vt, e, "recovery_scanned_files"), 3);
+    assert_true(th_stat(vt, e, "recovery_hint_files") > 3);
+    check_model(e, 3);
+    close_ok(e);
+    /* and once more, from what the first open left */
+    e = open_ok(*state, &o);
+    check_model(e, 3);
+    close_ok(e);
+}
+
 /* Number of files in dir whose name ends with ext. */
 static int
 count_files(const char *dir, const char *ext)
@@ -1956,6 +1999,7 @@ main(int argc, char **argv)
         T(test_log_iteration_starts_inside_a_tag_group),
         T(test_log_group_commit_shares_fdatasync),
         T(test_log_hint_and_scan_recover_the_same_state),
+        T(test_log_hints_and_scans_mixed_recover_the_same_state),
         T(test_log_clean_close_reopens_from_hints_only),
         T(test_log_crash_after_close_hint_is_consistent),
         T(test_log_hints_come_from_appends_without_a_scan),
