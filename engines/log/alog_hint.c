@@ -482,11 +482,31 @@ hint_hash_pass(const struct alog_index *ix, const struct alog_hint_view *v,
 /* Records whose staging line is prefetched ahead of the one staged. */
 #define ALOG_STAGE_AHEAD 16
 
-/* Stage every entry of v (hashes from *h, advanced; hend: end of them). */
+/* Staging memory of one bulk build pass: a store whose hint entries need
+ * more is built in several passes over the hint files, each for a range
+ * of shards, so an open never needs much more than the index itself. */
+#define ALOG_STAGE_BUDGET_BYTES (256u << 20)
+
+/* Shards [lo, hi) of a build pass. */
+struct stage_range {
+    unsigned lo;
+    unsigned hi;
+};
+
+static int
+in_range(const struct stage_range *r, uint64_t hash)
+{
+    unsigned s = (unsigned)(hash >> (64 - ALOG_SHARD_BITS));
+    return s >= r->lo && s < r->hi;
+}
+
+/* Stage every entry of v whose shard is in r (hashes from *h, advanced;
+ * hend: end of them). */
 static int
 hint_stage(alog_db *db, struct alog_index_bulk *b,
-           const struct alog_hint_view *v, const uint64_t **h,
-           const uint64_t *hend, int64_t now, uint64_t *max_seq)
+           const struct alog_hint_view *v, const struct stage_range *r,
+           const uint64_t **h, const uint64_t *hend, int64_t now,
+           uint64_t *max_seq)
 {
     struct alog_seg *seg = v->seg;
     const uint64_t *hp = *h;
@@ -500,12 +520,14 @@ hint_stage(alog_db *db, struct alog_index_bulk *b,
     for (uint64_t pos = ALOG_FILE_HDR_BYTES; pos < v->end;) {
         const unsigned char *p = v->buf + pos;
         uint64_t seq = alog_get_u64(p);
-        if (hp + ALOG_STAGE_AHEAD < hend) {
-            alog_index_bulk_prefetch(b, hp[ALOG_STAGE_AHEAD]);
-        }
         int64_t expire_ms = (int64_t)alog_get_u64(p + 8);
         int dead = p[26] == ALOG_REC_DEL || alog_is_expired(expire_ms, now);
-        if (alog_index_bulk_add(b, *hp++, p, slot, dead) != 0) {
+        uint64_t hash = *hp++;
+        if (hp + ALOG_STAGE_AHEAD < hend && in_range(r, hp[ALOG_STAGE_AHEAD])) {
+            alog_index_bulk_prefetch(b, hp[ALOG_STAGE_AHEAD]);
+        }
+        if (in_range(r, hash) &&
+            alog_index_bulk_add(b, hash, p, slot, dead) != 0) {
             return KVD_ENOMEM;
         }
         lo = seq < lo ? seq : lo;
@@ -533,6 +555,7 @@ alog_hint_build(alog_db *db, struct alog_hint_view *v, size_t n, int keep_dead,
     uint64_t *hashes;
     uint64_t *h;
     const uint64_t *hc;
+    struct stage_range r;
     int rc = 0;
 
     for (size_t i = 0; i < n; i++) {
@@ -547,20 +570,35 @@ alog_hint_build(alog_db *db, struct alog_hint_view *v, size_t n, int keep_dead,
     for (size_t i = 0; i < n; i++) {
         hint_hash_pass(&db->ix, &v[i], &h, recs, bytes);
     }
-    if (alog_index_bulk_init(&b, recs, bytes) != 0) {
-        free(hashes);
-        return KVD_ENOMEM;
-    }
-    /* pass 2: stage records, keys into the arenas */
-    hc = hashes;
-    for (size_t i = 0; i < n && rc == 0; i++) {
-        rc = hint_stage(db, &b, &v[i], &hc, hashes + total, now, max_seq);
+    /* then per range of shards whose staging fits the budget (all of
+     * them in one pass up to a few million keys): stage, build */
+    for (r.lo = 0; r.lo < ALOG_SHARDS && rc == 0; r.lo = r.hi) {
+        uint64_t rrecs[ALOG_SHARDS] = {0};
+        uint64_t rbytes[ALOG_SHARDS] = {0};
+        uint64_t sum = 0;
+        for (r.hi = r.lo;
+             r.hi < ALOG_SHARDS &&
+             (r.hi == r.lo || sum + bytes[r.hi] <= ALOG_STAGE_BUDGET_BYTES);
+             r.hi++) {
+            sum += bytes[r.hi];
+            rrecs[r.hi] = recs[r.hi];
+            rbytes[r.hi] = bytes[r.hi];
+        }
+        if (alog_index_bulk_init(&b, rrecs, rbytes) != 0) {
+            rc = KVD_ENOMEM;
+            break;
+        }
+        hc = hashes;
+        for (size_t i = 0; i < n && rc == 0; i++) {
+            rc = hint_stage(db, &b, &v[i], &r, &hc, hashes + total, now,
+                            max_seq);
+        }
+        if (rc == 0 && alog_index_bulk_build(&db->ix, &b, keep_dead) != 0) {
+            rc = KVD_ENOMEM;
+        }
+        alog_index_bulk_release(&b);
     }
     free(hashes);
-    if (rc == 0 && alog_index_bulk_build(&db->ix, &b, keep_dead) != 0) {
-        rc = KVD_ENOMEM;
-    }
-    alog_index_bulk_release(&b);
     if (rc == 0) {
         *records += total;
     }
