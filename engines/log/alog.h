@@ -368,12 +368,13 @@ int alog_hint_open(alog_db *db, struct alog_seg *seg, uint64_t data_size,
                    struct alog_hint_view *v, uint64_t *hinted_bytes);
 void alog_hint_close(struct alog_hint_view *v);
 /* Build the (empty) index from the n hint files at once (recovery only:
- * no other thread may use the index); see alog_index_bulk_build for
- * keep_dead. Raises *max_seq, adds the entries to *records. 0 or
- * KVD_ENOMEM. */
+ * no other thread may use the index), on this thread and one helper
+ * thread; see alog_index_bulk_build for keep_dead. Raises *max_seq, adds
+ * the entries to *records and the helper's CPU time to *helper_cpu_us. 0
+ * or KVD_ENOMEM. */
 int alog_hint_build(alog_db *db, struct alog_hint_view *v, size_t n,
                     int keep_dead, int64_t now, uint64_t *max_seq,
-                    uint64_t *records);
+                    uint64_t *records, int64_t *helper_cpu_us);
 
 /* alog_recover.c */
 int alog_recover(alog_db *db, struct kvd_err *err);

@@ -544,19 +544,107 @@ hint_stage(alog_db *db, struct alog_index_bulk *b,
     return 0;
 }
 
+/* One worker of the bulk build: the shard ranges first, first + 2, ... */
+struct build_job {
+    alog_db *db;
+    struct alog_hint_view *v;
+    size_t n;
+    const uint64_t *hashes;
+    uint64_t total;
+    const uint64_t *recs;
+    const uint64_t *bytes;
+    const struct stage_range *ranges;
+    size_t nranges;
+    size_t first;
+    int keep_dead;
+    int64_t now;
+    uint64_t max_seq;
+    int64_t cpu_us;
+    int rc;
+};
+
+static void *
+build_main(void *arg)
+{
+    struct build_job *j = arg;
+    int64_t cpu0 = alog_thread_cpu_us();
+
+    for (size_t k = j->first; k < j->nranges && j->rc == 0; k += 2) {
+        const struct stage_range *r = &j->ranges[k];
+        uint64_t rrecs[ALOG_SHARDS] = {0};
+        uint64_t rbytes[ALOG_SHARDS] = {0};
+        struct alog_index_bulk b;
+        const uint64_t *hc = j->hashes;
+
+        for (unsigned s = r->lo; s < r->hi; s++) {
+            rrecs[s] = j->recs[s];
+            rbytes[s] = j->bytes[s];
+        }
+        if (alog_index_bulk_init(&b, rrecs, rbytes) != 0) {
+            j->rc = KVD_ENOMEM;
+            break;
+        }
+        for (size_t i = 0; i < j->n && j->rc == 0; i++) {
+            j->rc = hint_stage(j->db, &b, &j->v[i], r, &hc,
+                               j->hashes + j->total, j->now, &j->max_seq);
+        }
+        if (j->rc == 0 &&
+            alog_index_bulk_build(&j->db->ix, &b, j->keep_dead) != 0) {
+            j->rc = KVD_ENOMEM;
+        }
+        alog_index_bulk_release(&b);
+    }
+    j->cpu_us = alog_thread_cpu_us() - cpu0;
+    return NULL;
+}
+
+/* Split the shards into ranges of about half the staging bytes each (so
+ * two workers share the build), at most ALOG_STAGE_BUDGET_BYTES / 2 a
+ * range (two are staged at once). Returns the count. */
+static size_t
+split_ranges(const uint64_t bytes[ALOG_SHARDS],
+             struct stage_range ranges[ALOG_SHARDS])
+{
+    uint64_t all = 0;
+    uint64_t most;
+    size_t k = 0;
+
+    for (unsigned s = 0; s < ALOG_SHARDS; s++) {
+        all += bytes[s];
+    }
+    most = all / 2 + 1;
+    if (most > ALOG_STAGE_BUDGET_BYTES / 2) {
+        most = ALOG_STAGE_BUDGET_BYTES / 2;
+    }
+    for (unsigned lo = 0; lo < ALOG_SHARDS;) {
+        uint64_t sum = bytes[lo];
+        unsigned hi = lo + 1;
+        while (hi < ALOG_SHARDS && sum + bytes[hi] <= most) {
+            sum += bytes[hi++];
+        }
+        ranges[k].lo = lo;
+        ranges[k].hi = hi;
+        k++;
+        lo = hi;
+    }
+    return k;
+}
+
 int
 alog_hint_build(alog_db *db, struct alog_hint_view *v, size_t n, int keep_dead,
-                int64_t now, uint64_t *max_seq, uint64_t *records)
+                int64_t now, uint64_t *max_seq, uint64_t *records,
+                int64_t *helper_cpu_us)
 {
-    struct alog_index_bulk b;
+    struct stage_range ranges[ALOG_SHARDS];
+    struct build_job jobs[2];
     uint64_t recs[ALOG_SHARDS] = {0};
     uint64_t bytes[ALOG_SHARDS] = {0};
     uint64_t total = 0;
     uint64_t *hashes;
     uint64_t *h;
-    const uint64_t *hc;
-    struct stage_range r;
-    int rc = 0;
+    pthread_t th;
+    int threaded;
+    int rc;
 
     for (size_t i = 0; i < n; i++) {
         total += v[i].count;
@@ -570,35 +658,41 @@ alog_hint_build(alog_db *db, struct alog_hint_view *v, size_t n, int keep_dead,
     for (size_t i = 0; i < n; i++) {
         hint_hash_pass(&db->ix, &v[i], &h, recs, bytes);
     }
-    /* then per range of shards whose staging fits the budget (all of
-     * them in one pass up to a few million keys): stage, build */
-    for (r.lo = 0; r.lo < ALOG_SHARDS && rc == 0; r.lo = r.hi) {
-        uint64_t rrecs[ALOG_SHARDS] = {0};
-        uint64_t rbytes[ALOG_SHARDS] = {0};
-        uint64_t sum = 0;
-        for (r.hi = r.lo;
-             r.hi < ALOG_SHARDS &&
-             (r.hi == r.lo || sum + bytes[r.hi] <= ALOG_STAGE_BUDGET_BYTES);
-             r.hi++) {
-            sum += bytes[r.hi];
-            rrecs[r.hi] = recs[r.hi];
-            rbytes[r.hi] = bytes[r.hi];
-        }
-        if (alog_index_bulk_init(&b, rrecs, rbytes) != 0) {
-            rc = KVD_ENOMEM;
-            break;
-        }
-        hc = hashes;
-        for (size_t i = 0; i < n && rc == 0; i++) {
-            rc = hint_stage(db, &b, &v[i], &r, &hc, hashes + total, now,
-                            max_seq);
-        }
-        if (rc == 0 && alog_index_bulk_build(&db->ix, &b, keep_dead) != 0) {
-            rc = KVD_ENOMEM;
-        }
-        alog_index_bulk_release(&b);
+    /* then two workers, each staging and building its ranges of shards
+     * (shards are independent; the arena pool and the segment table have
+     * their own locks) */
+    for (int w = 0; w < 2; w++) {
+        jobs[w] = (struct build_job){
+            .db = db,
+            .v = v,
+            .n = n,
+            .hashes = hashes,
+            .total = total,
+            .recs = recs,
+            .bytes = bytes,
+            .ranges = ranges,
+            .first = (size_t)w,
+            .keep_dead = keep_dead,
+            .now = now,
+        };
+    }
+    jobs[0].nranges = jobs[1].nranges = split_ranges(bytes, ranges);
+    threaded = jobs[1].nranges > 1 &&
+               pthread_create(&th, NULL, build_main, &jobs[1]) == 0;
+    build_main(&jobs[0]);
+    if (threaded) {
+        pthread_join(th, NULL);
+    } else if (jobs[1].nranges > 1) {
+        build_main(&jobs[1]);
     }
     free(hashes);
+    rc = jobs[0].rc != 0 ? jobs[0].rc : jobs[1].rc;
+    for (int w = 0; w < 2; w++) {
+        if (jobs[w].max_seq > *max_seq) {
+            *max_seq = jobs[w].max_seq;
+        }
+    }
+    *helper_cpu_us += threaded ? jobs[1].cpu_us : 0;
     if (rc == 0) {
         *records += total;
     }
