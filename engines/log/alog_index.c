@@ -835,6 +835,10 @@ bulk_place(struct alog_shard *sh, const unsigned char *base,
         if (j == m) {
             break;
         }
+        if (grown_cap(cap) == cap) {
+            return -1; /* at the largest array: cannot happen short of
+                        * billions of keys in one shard */
+        }
         cap = grown_cap(cap);
     }
     ns = ix_map((size_t)n * sizeof(*ns), (size_t)cap * sizeof(*ns));
