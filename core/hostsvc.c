@@ -7,6 +7,7 @@
  */
 #include "core/hostsvc.h"
 
+#include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -85,6 +86,19 @@ posix_open(const char *path, int flags, mode_t mode)
     return open(path, flags | O_CLOEXEC, mode);
 }
 
+/* posix_fallocate returns the error instead of setting errno. */
+static int
+posix_alloc(int fd, off_t off, off_t len)
+{
+    int rc = posix_fallocate(fd, off, len);
+
+    if (rc != 0) {
+        errno = rc;
+        return -1;
+    }
+    return 0;
+}
+
 static const struct kvd_io posix_io = {
     .struct_size = sizeof(struct kvd_io),
     .open = posix_open,
@@ -98,6 +112,7 @@ static const struct kvd_io posix_io = {
     .rename = rename,
     .unlink = unlink,
     .mkdir = mkdir,
+    .fallocate = posix_alloc,
 };
 
 static const struct kvd_host default_host = {

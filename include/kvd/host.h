@@ -50,9 +50,10 @@ extern "C" {
  *        deletes whose answer it does not need come as one-op batches
  *   1.5  engine and frontend vtables: check_options; command API:
  *        listening (the bound TCP port)
+ *   1.6  struct kvd_io: fallocate
  */
 #define KVD_ABI_VERSION 1
-#define KVD_ABI_MINOR   5
+#define KVD_ABI_MINOR   6
 
 /* Log levels, most severe first. */
 enum kvd_log_level {
@@ -82,6 +83,13 @@ struct kvd_io {
     int (*rename)(const char *from, const char *to);
     int (*unlink)(const char *path);
     int (*mkdir)(const char *path, mode_t mode);
+    /* ABI 1.6. Reserve the bytes [off, off + len) of the file so that
+     * later writes to them (also through a shared map) cannot fail for
+     * lack of space, extending the file with zeros when it is shorter:
+     * posix_fallocate(3), but returning -1 with errno set on failure.
+     * Check KVD_HAS and NULL: an older host lacks it. */
+    int (*fallocate)(int fd, off_t off, off_t len);
+    /* ABI 1 appends here only. */
 };
 
 /*

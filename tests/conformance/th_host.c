@@ -200,6 +200,32 @@ th_mkdir(const char *path, mode_t mode)
     return mkdir(path, mode);
 }
 
+/* A preallocation is a write: the Nth write may be one, and a full disk
+ * or a read-only file system fails it the same way. */
+static int
+th_fallocate(int fd, off_t off, off_t len)
+{
+    int fail;
+    int rc;
+
+    th_mutation();
+    if (th_rofs() || th_full()) {
+        return -1;
+    }
+    fail = th_should_fail(&th_io.allocs, &th_io.fail_alloc_at);
+    fail |= th_should_fail(&th_io.writes, &th_io.fail_write_at);
+    if (fail) {
+        errno = atomic_load(&th_io.fail_errno);
+        return -1;
+    }
+    rc = posix_fallocate(fd, off, len);
+    if (rc != 0) {
+        errno = rc;
+        return -1;
+    }
+    return 0;
+}
+
 const struct kvd_io th_io_table = {
     .struct_size = sizeof(struct kvd_io),
     .open = th_open,
@@ -213,6 +239,7 @@ const struct kvd_io th_io_table = {
     .rename = th_rename,
     .unlink = th_unlink,
     .mkdir = th_mkdir,
+    .fallocate = th_fallocate,
 };
 
 void
@@ -220,9 +247,11 @@ th_io_reset(void)
 {
     atomic_store(&th_io.preads, 0);
     atomic_store(&th_io.writes, 0);
+    atomic_store(&th_io.allocs, 0);
     atomic_store(&th_io.syncs, 0);
     atomic_store(&th_io.mutations, 0);
     atomic_store(&th_io.fail_write_at, 0);
+    atomic_store(&th_io.fail_alloc_at, 0);
     atomic_store(&th_io.fail_sync_at, 0);
     atomic_store(&th_io.kill_at_mutation, 0);
     atomic_store(&th_io.torn_kill, 0);

@@ -13,7 +13,9 @@
  * field to N (usually "the current count + k") to make the Nth call of
  * that kind fail with th_io.fail_errno, or, with kill_at_mutation, to
  * SIGKILL the process at its Nth file mutation (a write, sync, rename,
- * unlink or truncate). With torn_kill set, a write that is the killing
+ * unlink, truncate or preallocation). A preallocation (fallocate) counts
+ * as a write: fail_write_at, full_disk and readonly_fs fail it too. With
+ * torn_kill set, a write that is the killing
  * mutation first writes the first half of its bytes: a torn write, as a
  * crash in the middle of an append leaves. full_disk makes every write
  * fail with ENOSPC until it is cleared; readonly_fs makes the file system
@@ -32,10 +34,12 @@
 
 struct th_io_state {
     _Atomic long preads;
-    _Atomic long writes;        /* pwrite + write */
+    _Atomic long writes;        /* pwrite + write + fallocate */
+    _Atomic long allocs;        /* fallocate alone */
     _Atomic long syncs;         /* fsync + fdatasync */
     _Atomic long mutations;     /* writes, syncs, rename, unlink, ftruncate */
     _Atomic long fail_write_at; /* 0 = never; else the Nth write fails */
+    _Atomic long fail_alloc_at; /* ... the Nth fallocate */
     _Atomic long fail_sync_at;
     _Atomic long kill_at_mutation; /* SIGKILL self at the Nth one */
     _Atomic int torn_kill;         /* ... a write first writing half */
