@@ -57,6 +57,9 @@
 /* multi() appends consecutive puts in chunks of at most this many bytes
  * (or segment_size, when smaller) */
 #define ALOG_MULTI_CHUNK_BYTES (4u << 20)
+/* The active segment is preallocated this far ahead of its end (and at
+ * most to the end of its map): one fallocate per this many bytes. */
+#define ALOG_PREALLOC_BYTES (4u << 20)
 
 /*
  * A segment file. Every segment is mapped read-only (MAP_SHARED) over
@@ -67,6 +70,14 @@
  * active segment's map covers segment_size, enough for every record but a
  * single one larger than that; such a record (and any segment whose map
  * failed) is read with pread. The map lives as long as the segment object.
+ *
+ * The active segment's map is also writable (when the host's kvd_io has
+ * fallocate): an append stores its record into the map, no system call,
+ * after the file was preallocated past it (ALOG_PREALLOC_BYTES at a time),
+ * so a store can never fault for lack of disk space. The file then ends in
+ * zeros beyond `size` until the segment is sealed or closed, which cut it
+ * back to `size` (alog_seg_trim); recovery takes a tail of zeros after the
+ * last record for that, not for a torn write.
  */
 struct alog_seg {
     uint32_t id;                 /* fixed */
@@ -85,6 +96,12 @@ struct alog_seg {
     /* the index's segment table slot, 0 until the index points at it
      * (alog_index_seg_slot) */
     _Atomic uint32_t ixslot;
+    /* the active segment: appends are stores into the map (mapped
+     * writable), below alloc_end; fixed */
+    int writable;
+    /* guarded by wlock: the file is allocated (preallocated with zeros)
+     * up to here, >= size; a seal or a clean close cuts it back to size */
+    uint64_t alloc_end;
     /* guarded by seg_mu */
     int sealed;    /* no more appends: immutable */
     int merging;   /* input of the running merge */
@@ -227,6 +244,15 @@ alog_seg_at(const struct alog_seg *s, uint64_t off, uint64_t total)
     }
     return s->map + off;
 }
+/* Preallocate the writable segment s (wlock held) so that alloc_end
+ * covers `end`, in ALOG_PREALLOC_BYTES steps, up to its map's end. 0 or
+ * the failure (nothing changed: the caller turns read-only). */
+int alog_seg_allocate(alog_db *db, struct alog_seg *s, uint64_t end);
+/* Cut the preallocated zeros after `size` off s and make its map
+ * read-only (wlock held, or the only thread): at a seal and a clean
+ * close, so that sealed files are exactly their records. 0 or the
+ * failed ftruncate's status. */
+int alog_seg_trim(alog_db *db, struct alog_seg *s);
 void alog_seg_ref(struct alog_seg *s);
 /* The last unref closes the file and unmaps it; db may be NULL. */
 void alog_seg_unref(alog_db *db, struct alog_seg *s);
@@ -267,6 +293,9 @@ void alog_pending_drop_locked(alog_db *db);
 extern const struct kvd_commit_ops alog_commit_ops;
 int alog_roll(alog_db *db);
 int alog_roll_locked(alog_db *db);
+/* Cut the active segment's preallocated zeros and fdatasync it (a clean
+ * close); on failure the store turns read-only. */
+int alog_trim_active(alog_db *db);
 /* Point e at a new record (shard write lock held); seq is kept only during
  * a bulk load. 0, or KVD_ENOMEM with e unchanged. */
 int alog_index_set_locked(alog_db *db, struct alog_shard *sh,
@@ -303,10 +332,14 @@ struct alog_scan_result {
     uint64_t records;
     uint64_t corrupt_regions;
     int torn; /* an invalid tail, cut at valid_end if tail_cut */
+    /* the tail segment has only zero bytes after valid_end: space
+     * preallocated for appends, not a torn write (also cut) */
+    int zeros;
 };
 
 /* Read seg sequentially from its header to file_size. is_tail: the
- * segment the last run appended to, whose invalid tail is a torn write.
+ * segment the last run appended to, whose invalid tail is a torn write,
+ * or, when it is zeros to the end, its preallocated space.
  * Damage elsewhere is logged with file and offset, counted, and skipped to
  * the next valid record (or fails with KVD_ECORRUPT when the corruption
  * policy says so and fail_on_corrupt is set). */

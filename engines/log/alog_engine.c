@@ -374,7 +374,11 @@ alog_close(kvd_engine *db, struct kvd_err *err)
     db->bg = NULL;
     if (alog_check_writable(db) == 0 && db->active != NULL &&
         atomic_load(&db->active->size) > ALOG_FILE_HDR_BYTES) {
-        rc = kvd_commit_sync_all(db->commit);
+        /* the file exactly its records, then synced with that length */
+        rc = alog_trim_active(db);
+        if (rc == 0) {
+            rc = kvd_commit_sync_all(db->commit);
+        }
     }
     /* no periodic sync from here on: the active segment may go */
     kvd_commit_destroy(db->commit);

@@ -62,8 +62,8 @@ alog_seg_new(uint32_t id, int fd, int kind, uint64_t created_seq)
     return s;
 }
 
-void
-alog_seg_map(alog_db *db, struct alog_seg *s, uint64_t len)
+static void
+seg_map(alog_db *db, struct alog_seg *s, uint64_t len, int writable)
 {
     uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
     void *p;
@@ -72,7 +72,8 @@ alog_seg_map(alog_db *db, struct alog_seg *s, uint64_t len)
     if (len == 0 || len > SIZE_MAX) {
         return;
     }
-    p = mmap(NULL, (size_t)len, PROT_READ, MAP_SHARED, s->fd, 0);
+    p = mmap(NULL, (size_t)len, PROT_READ | (writable ? PROT_WRITE : 0),
+             MAP_SHARED, s->fd, 0);
     if (p == MAP_FAILED) {
         ALOG_LOG(db, KVD_LOG_DEBUG,
                  "log: mmap %s/%08u.data (%llu bytes): %s; reading it with "
@@ -85,6 +86,62 @@ alog_seg_map(alog_db *db, struct alog_seg *s, uint64_t len)
     madvise(p, (size_t)len, MADV_RANDOM);
     s->map = p;
     s->map_len = len;
+    s->writable = writable;
+}
+
+void
+alog_seg_map(alog_db *db, struct alog_seg *s, uint64_t len)
+{
+    seg_map(db, s, len, 0);
+}
+
+/* Can appends to a new segment be stores into its map? Only when the host
+ * can preallocate through db->io (ABI 1.6): without that a store past the
+ * allocated blocks could fault on a full disk. */
+static int
+can_write_mapped(const alog_db *db)
+{
+    return KVD_HAS(db->io, struct kvd_io, fallocate) &&
+           db->io->fallocate != NULL;
+}
+
+int
+alog_seg_allocate(alog_db *db, struct alog_seg *s, uint64_t end)
+{
+    uint64_t want = (end + ALOG_PREALLOC_BYTES - 1) / ALOG_PREALLOC_BYTES *
+                    ALOG_PREALLOC_BYTES;
+
+    if (want > s->map_len) {
+        want = s->map_len;
+    }
+    if (want <= s->alloc_end) {
+        return 0;
+    }
+    if (db->io->fallocate(s->fd, (off_t)s->alloc_end,
+                          (off_t)(want - s->alloc_end)) != 0) {
+        return kvd_errno_status(errno);
+    }
+    s->alloc_end = want;
+    return 0;
+}
+
+int
+alog_seg_trim(alog_db *db, struct alog_seg *s)
+{
+    uint64_t size = atomic_load(&s->size);
+
+    if (s->alloc_end > size) {
+        if (db->io->ftruncate(s->fd, (off_t)size) != 0) {
+            return kvd_errno_status(errno);
+        }
+        s->alloc_end = size;
+    }
+    if (s->writable) {
+        /* sealed: no store may reach it any more */
+        mprotect((void *)s->map, (size_t)s->map_len, PROT_READ);
+        s->writable = 0;
+    }
+    return 0;
 }
 
 /*
@@ -132,7 +189,10 @@ alog_seg_create(alog_db *db, uint32_t id, int kind, uint64_t created_seq,
         return KVD_ENOMEM;
     }
     s->io = db->io;
-    alog_seg_map(db, s, db->opts.segment_size);
+    s->alloc_end = ALOG_FILE_HDR_BYTES;
+    /* merge outputs (tmp) are written with pwrite and never preallocated */
+    seg_map(db, s, db->opts.segment_size,
+            kind == ALOG_FILE_DATA && !tmp && can_write_mapped(db));
     *out = s;
     return 0;
 }

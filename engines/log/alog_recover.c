@@ -13,8 +13,10 @@
  *
  * The segment the previous run appended to last (the highest id written by
  * appends) may end in a torn record: it is cut there and a warning names
- * the file and offset. Damage anywhere else follows the corruption policy
- * in alog_scan.c. After recovery writes always go to a fresh segment.
+ * the file and offset. It may also end in zeros that appends preallocated
+ * (alog.h): those are cut silently. Damage anywhere else follows the
+ * corruption policy in alog_scan.c. After recovery writes always go to a
+ * fresh segment.
  *
  * Runs before any other thread of the store exists: no locks are taken.
  * The bulk build (alog_hint_build) runs on this thread and one helper that
@@ -271,16 +273,26 @@ open_seg(alog_db *db, uint32_t id, struct kvd_err *err)
     return 0;
 }
 
+/* Cut the tail segment after its last record: a torn write, or (zeros)
+ * the zero bytes appends had preallocated, which is no damage at all. */
 static int
 cut_torn_tail(alog_db *db, struct alog_seg *s, uint64_t size,
-              uint64_t valid_end, struct kvd_err *err)
+              uint64_t valid_end, int zeros, struct kvd_err *err)
 {
-    ALOG_LOG(db, KVD_LOG_WARN,
-             "log: torn write at the end of %s/%08u.data at offset %llu "
-             "(%llu bytes): cut off",
-             db->dir, (unsigned)s->id, (unsigned long long)valid_end,
-             (unsigned long long)(size - valid_end));
-    kvd_counter_add(&db->c.torn_tail_bytes, size - valid_end);
+    if (zeros) {
+        ALOG_LOG(db, KVD_LOG_DEBUG,
+                 "log: %s/%08u.data ends at offset %llu; cutting %llu "
+                 "preallocated bytes",
+                 db->dir, (unsigned)s->id, (unsigned long long)valid_end,
+                 (unsigned long long)(size - valid_end));
+    } else {
+        ALOG_LOG(db, KVD_LOG_WARN,
+                 "log: torn write at the end of %s/%08u.data at offset %llu "
+                 "(%llu bytes): cut off",
+                 db->dir, (unsigned)s->id, (unsigned long long)valid_end,
+                 (unsigned long long)(size - valid_end));
+        kvd_counter_add(&db->c.torn_tail_bytes, size - valid_end);
+    }
     if (db->io->ftruncate(s->fd, (off_t)valid_end) != 0 ||
         db->io->fsync(s->fd) != 0) {
         int rc = kvd_errno_status(errno);
@@ -363,8 +375,8 @@ scan_seg(alog_db *db, struct rec_ctx *c, struct alog_seg *s, int is_tail,
                                : "log: reading %s/%08u.data failed",
                            db->dir, (unsigned)s->id);
     }
-    if (res.torn) {
-        rc = cut_torn_tail(db, s, size, res.valid_end, err);
+    if (res.torn || res.zeros) {
+        rc = cut_torn_tail(db, s, size, res.valid_end, res.zeros, err);
         if (rc != 0) {
             return rc;
         }
@@ -378,7 +390,7 @@ scan_seg(alog_db *db, struct rec_ctx *c, struct alog_seg *s, int is_tail,
 enum seg_load {
     SEG_HINT = 0,  /* its hint file is in the bulk build */
     SEG_SCAN,      /* scanned */
-    SEG_SCAN_TAIL, /* scanned; may end in a torn write */
+    SEG_SCAN_TAIL, /* scanned; may end in a torn write or zeros */
 };
 
 /*

@@ -15,13 +15,18 @@
  *   - found: the bytes in between are a corrupt region, logged with file
  *     and offset at error level and counted; scanning resumes there, so no
  *     later valid record is lost;
- *   - not found in the tail segment (the one the last run appended to): a
- *     torn write; reported as torn so recovery cuts the file there;
+ *   - in the tail segment (the one the last run appended to) a bad
+ *     record followed by nothing but zero bytes is the end of the
+ *     records: appends preallocate the file ahead with zeros (alog.h);
+ *     reported as such (not torn, not corrupt) and cut by recovery;
+ *   - not found in the tail segment: a torn write; reported as torn so
+ *     recovery cuts the file there;
  *   - not found elsewhere: a corrupt tail, logged and counted, left alone.
  */
 #include "alog.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 #define ALOG_SCAN_WINDOW_BYTES (1u << 20)
 
@@ -80,6 +85,32 @@ win_get(alog_db *db, struct alog_seg *seg, struct scan_win *w,
     }
     *p = w->buf;
     return 0;
+}
+
+/* Are the bytes [off, file_size) of seg all zero? 1/0, or an I/O error. */
+static int
+zeros_to_end(alog_db *db, struct alog_seg *seg, struct scan_win *w,
+             uint64_t file_size, uint64_t off)
+{
+    while (off < file_size) {
+        uint64_t n = file_size - off;
+        const unsigned char *p;
+        int rc;
+
+        if (n > ALOG_SCAN_WINDOW_BYTES) {
+            n = ALOG_SCAN_WINDOW_BYTES;
+        }
+        rc = win_get(db, seg, w, file_size, off, n, &p);
+        if (rc != 0) {
+            return rc == KVD_ENOTFOUND ? 0 : rc;
+        }
+        /* p[0] == 0 and every byte equal to its successor */
+        if (p[0] != 0 || (n > 1 && memcmp(p, p + 1, (size_t)n - 1) != 0)) {
+            return 0;
+        }
+        off += n;
+    }
+    return 1;
 }
 
 /* Check the body of a batch frame: `count` valid operations filling it
@@ -196,6 +227,7 @@ alog_scan_segment(alog_db *db, struct alog_seg *seg, uint64_t file_size,
     res->records = 0;
     res->corrupt_regions = 0;
     res->torn = 0;
+    res->zeros = 0;
     while (off < file_size) {
         uint64_t total = 0;
         uint64_t next;
@@ -216,6 +248,17 @@ alog_scan_segment(alog_db *db, struct alog_seg *seg, uint64_t file_size,
             off += total;
             res->valid_end = off;
             continue;
+        }
+        if (is_tail) {
+            rc = zeros_to_end(db, seg, &w, file_size, off);
+            if (rc < 0) {
+                goto out;
+            }
+            if (rc == 1) {
+                rc = 0;
+                res->zeros = 1;
+                break;
+            }
         }
         /* damaged: look for the next valid record */
         rc = 0;

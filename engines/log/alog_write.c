@@ -292,8 +292,16 @@ alog_roll_locked(alog_db *db)
     if (alog_check_writable(db) != 0) {
         return KVD_EREADONLY;
     }
-    /* the sealed segment must be complete on disk before the next one
-     * exists: recovery treats only the newest segment's tail as torn */
+    /* the sealed segment must be complete on disk, and exactly its
+     * records long, before the next one exists: recovery treats only the
+     * newest segment's tail as torn or preallocated (the fdatasync covers
+     * the new length) */
+    rc = alog_seg_trim(db, old);
+    if (rc != 0) {
+        alog_pending_drop_locked(db);
+        return kvd_ro_fail(db->ro, rc, "truncate %s/%08u.data", db->dir,
+                           (unsigned)old->id);
+    }
     kvd_counter_add(&db->c.fsyncs, 1);
     if (db->io->fdatasync(old->fd) != 0) {
         rc = kvd_errno_status(errno);
@@ -340,6 +348,40 @@ alog_roll_locked(alog_db *db)
 }
 
 int
+alog_trim_active(alog_db *db)
+{
+    struct alog_seg *s;
+    int rc = 0;
+
+    pthread_mutex_lock(&db->wlock);
+    s = db->active;
+    if (s != NULL && s->alloc_end > atomic_load(&s->size)) {
+        rc = alog_seg_trim(db, s);
+        if (rc != 0) {
+            rc = kvd_ro_fail(db->ro, rc, "truncate %s/%08u.data", db->dir,
+                             (unsigned)s->id);
+        }
+        /* the new length durable, whatever the sync policy (under
+         * always the data already is, and the group commit would not
+         * sync again); like the roll's, it covers every write */
+        if (rc == 0) {
+            kvd_counter_add(&db->c.fsyncs, 1);
+            if (db->io->fdatasync(s->fd) != 0) {
+                rc = kvd_errno_status(errno);
+                alog_pending_drop_locked(db);
+                rc = kvd_ro_fail(db->ro, rc, "fdatasync %s/%08u.data", db->dir,
+                                 (unsigned)s->id);
+            } else {
+                alog_pending_publish_locked(db, db->written);
+                kvd_commit_synced(db->commit, db->written);
+            }
+        }
+    }
+    pthread_mutex_unlock(&db->wlock);
+    return rc;
+}
+
+int
 alog_roll(alog_db *db)
 {
     int rc = 0;
@@ -369,7 +411,9 @@ reserve_locked(alog_db *db, uint64_t total)
     return 0;
 }
 
-/* Append sealed bytes at the end of the active segment (wlock held). */
+/* Append sealed bytes at the end of the active segment (wlock held): a
+ * copy into its map when the map covers them (preallocating first when
+ * the allocated end does not), else one pwrite. */
 static int
 append_locked(alog_db *db, const unsigned char *buf, uint64_t total,
               uint64_t first_seq, uint64_t last_seq, uint32_t *off)
@@ -378,10 +422,23 @@ append_locked(alog_db *db, const unsigned char *buf, uint64_t total,
     uint64_t at = atomic_load(&s->size);
     int rc;
 
-    rc = kvd_file_write_full(db->io, s->fd, buf, total, at);
-    if (rc != 0) {
-        return kvd_ro_fail(db->ro, rc, "write %s/%08u.data at offset %llu",
-                           db->dir, (unsigned)s->id, (unsigned long long)at);
+    if (s->writable && at + total <= s->map_len) {
+        if (at + total > s->alloc_end) {
+            rc = alog_seg_allocate(db, s, at + total);
+            if (rc != 0) {
+                return kvd_ro_fail(
+                    db->ro, rc, "allocate %s/%08u.data at offset %llu", db->dir,
+                    (unsigned)s->id, (unsigned long long)s->alloc_end);
+            }
+        }
+        memcpy((unsigned char *)s->map + at, buf, total);
+    } else {
+        rc = kvd_file_write_full(db->io, s->fd, buf, total, at);
+        if (rc != 0) {
+            return kvd_ro_fail(db->ro, rc, "write %s/%08u.data at offset %llu",
+                               db->dir, (unsigned)s->id,
+                               (unsigned long long)at);
+        }
     }
     atomic_store(&s->size, at + total);
     alog_hint_note_locked(db, buf, total, at);

@@ -22,10 +22,13 @@
 
 #include <cmocka.h>
 
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "alog_test_host.h"
 #include "th_hist.h"
@@ -127,6 +130,106 @@ test_log_survives_sigkill_with_sync_everysec(void **state)
     run_sigkill_rounds(state, 50);
 }
 
+#define ACKED_KEYS 3000
+
+static size_t
+acked_value(int i, char *buf)
+{
+    return (size_t)sprintf(
+        buf, "value-%05d-%.*s", i, 20 + i % 80,
+        "vvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvv"
+        "vvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvv");
+}
+
+/* The child: every put acknowledged under sync = never (stores into the
+ * preallocated map, several rolls), then report and wait to be killed. */
+static void
+acked_child(const char *dir, int fd)
+{
+    struct alog_opts o;
+    struct kvd_err err;
+    kvd_engine *e = NULL;
+    char k[16];
+    char v[128];
+
+    th_opts_default(&o);
+    o.sync = ALOG_SYNC_NEVER;
+    o.segment_size = 64u << 10;
+    if (vt->open(&th_host, &o, dir, &e, &err) != 0) {
+        fprintf(stderr, "child: open %s: %s\n", dir, err.msg);
+        _exit(3);
+    }
+    for (int i = 0; i < ACKED_KEYS; i++) {
+        size_t vn = acked_value(i, v);
+        snprintf(k, sizeof(k), "a%05d", i);
+        if (vt->put(e, k, strlen(k), v, vn, KVD_NO_EXPIRY) != 0) {
+            _exit(4);
+        }
+    }
+    if (write(fd, "d", 1) != 1) {
+        _exit(5);
+    }
+    for (;;) {
+        pause(); /* the parent's SIGKILL ends it */
+    }
+}
+
+/* kill -9 of kvd right after acknowledged puts under sync = never: the
+ * records are in the page cache (the shared map), so the reopened store
+ * has every one, and the preallocated zeros after them are no torn write. */
+static void
+test_log_sigkill_after_acknowledged_puts_loses_nothing(void **state)
+{
+    char *dir = th_mkdtemp();
+    struct alog_opts o;
+    struct kvd_err err;
+    kvd_engine *e = NULL;
+    int pfd[2];
+    int status;
+    char c = 0;
+    pid_t pid;
+
+    (void)state;
+    assert_int_equal(pipe(pfd), 0);
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        close(pfd[0]);
+        acked_child(dir, pfd[1]);
+    }
+    close(pfd[1]);
+    /* EOF instead means the child died on its own */
+    assert_int_equal(read(pfd[0], &c, 1), 1);
+    close(pfd[0]);
+    assert_int_equal(kill(pid, SIGKILL), 0);
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+
+    th_log_clear();
+    th_opts_default(&o);
+    assert_int_equal(vt->open(&th_host, &o, dir, &e, &err), 0);
+    for (int i = 0; i < ACKED_KEYS; i++) {
+        char k[16];
+        char v[128];
+        size_t vn = acked_value(i, v);
+        struct kvd_val val;
+        snprintf(k, sizeof(k), "a%05d", i);
+        if (vt->get(e, k, strlen(k), &val) != 0) {
+            fail_msg("acknowledged %s lost after kill -9", k);
+        }
+        assert_int_equal(val.len, vn);
+        assert_memory_equal(val.data, v, vn);
+        kvd_val_release(&val);
+    }
+    assert_true(th_stat(vt, e, "segments") >= 3); /* rolls happened */
+    assert_int_equal(th_stat(vt, e, "torn_tail_bytes"), 0);
+    assert_int_equal(th_stat(vt, e, "corrupt_records_total"), 0);
+    assert_false(th_log_contains("torn write"));
+    assert_int_equal(vt->close(e, &err), 0);
+    th_rmrf(dir);
+    free(dir);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -134,6 +237,8 @@ main(int argc, char **argv)
         cmocka_unit_test(test_log_survives_sigkill_with_sync_always),
         cmocka_unit_test(test_log_survives_sigkill_with_sync_never),
         cmocka_unit_test(test_log_survives_sigkill_with_sync_everysec),
+        cmocka_unit_test(
+            test_log_sigkill_after_acknowledged_puts_loses_nothing),
     };
     const char *s = getenv("ALOG_CRASH_SEED");
 

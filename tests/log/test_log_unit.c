@@ -17,6 +17,7 @@
 
 #include <cmocka.h>
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -123,6 +124,27 @@ file_size(const char *path)
     struct stat st;
     assert_int_equal(stat(path, &st), 0);
     return (uint64_t)st.st_size;
+}
+
+/* Bytes of all NNNNNNNN.data files in dir. */
+static uint64_t
+dir_data_bytes(const char *dir)
+{
+    DIR *d = opendir(dir);
+    struct dirent *de;
+    uint64_t sum = 0;
+    char path[4096];
+
+    assert_non_null(d);
+    while ((de = readdir(d)) != NULL) {
+        size_t n = strlen(de->d_name);
+        if (n == 13 && strcmp(de->d_name + 8, ".data") == 0) {
+            snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+            sum += file_size(path);
+        }
+    }
+    closedir(d);
+    return sum;
 }
 
 /* ---- crc32c ---- */
@@ -312,10 +334,13 @@ test_log_multi_puts_are_one_write(void **state)
         ops[i].val = "again";
         ops[i].vlen = 5;
     }
+    /* the first append preallocates the active segment */
+    put_ok(e, "first", "preallocates");
     writes = atomic_load(&th_io.writes);
     assert_int_equal(vt->multi(e, ops, 203), 0);
-    /* 100 puts: one write; the delete: one; 100 puts again: one */
-    assert_int_equal(atomic_load(&th_io.writes) - writes, 3);
+    /* 100 puts: one append; the delete: one; 100 puts again: one; each
+     * a copy into the preallocated map, not a system call */
+    assert_int_equal(atomic_load(&th_io.writes) - writes, 0);
     for (int i = 0; i < 203; i++) {
         assert_int_equal(ops[i].status, i == 102 ? KVD_ENOTFOUND : 0);
     }
@@ -403,7 +428,6 @@ static uint64_t
 write_then_last(const char *dir, int n, int last_is_batch)
 {
     struct alog_opts o;
-    char seg[4096];
     char k[16];
     kvd_engine *e;
     uint64_t start;
@@ -414,8 +438,8 @@ write_then_last(const char *dir, int n, int last_is_batch)
         snprintf(k, sizeof(k), "k%02d", i);
         put_ok(e, k, "value-of-some-length");
     }
-    th_last_segment(dir, seg, sizeof(seg));
-    start = file_size(seg);
+    /* the written size: the file itself is preallocated beyond it */
+    start = th_stat(vt, e, "data_bytes");
     if (last_is_batch) {
         struct kvd_op ops[] = {
             {KVD_OP_PUT, "b1", 2, "batch-one", 9, 0},
@@ -545,6 +569,143 @@ test_log_truncated_closed_segment_is_corruption(void **state)
     expect_val(e, "k19", "value-of-some-length");
     expect_missing(e, "last");
     close_ok(e);
+}
+
+/* Append n bytes of value b to the file at path. */
+static void
+append_bytes(const char *path, int b, size_t n)
+{
+    FILE *f = fopen(path, "ab");
+    assert_non_null(f);
+    for (size_t i = 0; i < n; i++) {
+        assert_int_equal(fputc(b, f), b);
+    }
+    assert_int_equal(fclose(f), 0);
+}
+
+/* Open a copy of dir as a crash in its last segment would leave it (no
+ * hint file), after flipping the byte at flip (0: none) and appending
+ * `garbage` non-zero bytes, then `zeros` zero bytes to that segment. */
+static kvd_engine *
+open_crashed_copy(const char *dir, const char *copy, long flip, size_t garbage,
+                  size_t zeros)
+{
+    struct alog_opts o;
+    char seg[4096];
+
+    th_rmrf(copy);
+    assert_int_equal(mkdir(copy, 0700), 0);
+    assert_int_equal(th_copy_dir(dir, copy), 0);
+    th_remove_hints(copy);
+    th_last_segment(copy, seg, sizeof(seg));
+    if (flip > 0) {
+        FILE *f = fopen(seg, "r+b");
+        assert_non_null(f);
+        assert_int_equal(fseek(f, flip, SEEK_SET), 0);
+        assert_int_equal(fputc('#', f), '#');
+        assert_int_equal(fclose(f), 0);
+    }
+    append_bytes(seg, 0xab, garbage);
+    append_bytes(seg, 0, zeros);
+    th_log_clear();
+    th_opts_default(&o);
+    return open_ok(copy, &o);
+}
+
+/* The segment a crash interrupted ends in the zeros its appends had
+ * preallocated: that is its end, not a torn write (nothing reported, no
+ * repair counted), and the zeros are cut so the sealed file is exactly
+ * its records. Bytes that are not zero after the records are still a torn
+ * tail, and damage before the zeros still corruption. */
+static void
+test_log_preallocated_zero_tail_is_a_clean_end(void **state)
+{
+    char *copy = th_mkdtemp();
+    char orig[4096];
+    char seg[8192];
+    uint64_t end;
+    kvd_engine *e;
+
+    write_then_last(*state, 20, 0);
+    th_last_segment(*state, orig, sizeof(orig));
+    end = file_size(orig);
+    /* the same file in the copy (an open adds a newer one) */
+    snprintf(seg, sizeof(seg), "%s%s", copy, strrchr(orig, '/'));
+
+    /* records, then zeros to the end of the file */
+    e = open_crashed_copy(*state, copy, 0, 0, 3u << 20);
+    assert_int_equal(keys_of(e), 21);
+    expect_val(e, "k19", "value-of-some-length");
+    expect_val(e, "last", "the final record");
+    assert_false(th_log_contains("torn write"));
+    assert_int_equal(th_stat(vt, e, "torn_tail_bytes"), 0);
+    assert_int_equal(th_stat(vt, e, "corrupt_records_total"), 0);
+    assert_int_equal(file_size(seg), end);
+    close_ok(e);
+
+    /* records, garbage, zeros: a torn write, cut at the last record */
+    e = open_crashed_copy(*state, copy, 0, 50, 1u << 20);
+    assert_int_equal(keys_of(e), 21);
+    expect_val(e, "last", "the final record");
+    assert_true(th_log_contains("torn write at the end of"));
+    assert_int_equal(th_stat(vt, e, "torn_tail_bytes"), 50 + (1u << 20));
+    assert_int_equal(th_stat(vt, e, "corrupt_records_total"), 0);
+    assert_int_equal(file_size(seg), end);
+    close_ok(e);
+
+    /* a damaged record in the middle, then zeros: corruption, reported;
+     * the byte is in k01's value (records of 36 + 3 + 20 bytes) */
+    e = open_crashed_copy(*state, copy, 16 + 2 * (36 + 3 + 20) - 5, 0,
+                          1u << 20);
+    assert_int_equal(keys_of(e), 20);
+    expect_missing(e, "k01");
+    expect_val(e, "last", "the final record");
+    assert_true(th_log_contains("corrupt data in"));
+    assert_false(th_log_contains("torn write"));
+    assert_int_equal(th_stat(vt, e, "corrupt_records_total"), 1);
+    close_ok(e);
+    th_rmrf(copy);
+    free(copy);
+}
+
+/* While a segment is appended to, its file is preallocated beyond what
+ * was written; a roll and a clean close cut it back, so every sealed file
+ * is exactly its records (the sizes stats, hints and merges use). */
+static void
+test_log_sealed_and_closed_files_are_their_written_size(void **state)
+{
+    struct alog_opts o;
+    char val[500];
+    char k[16];
+    uint64_t written;
+    kvd_engine *e;
+
+    th_opts_default(&o);
+    o.segment_size = 64u << 10;
+    e = open_ok(*state, &o);
+    memset(val, 'r', sizeof(val));
+    val[sizeof(val) - 1] = '\0';
+    for (int i = 0; i < 400; i++) { /* about 3 segments */
+        snprintf(k, sizeof(k), "r%04d", i);
+        put_ok(e, k, val);
+    }
+    assert_true(th_stat(vt, e, "rolls_total") >= 2);
+    written = th_stat(vt, e, "data_bytes");
+    /* the active segment is preallocated (appends are stores into it) */
+    assert_true(dir_data_bytes(*state) > written);
+    close_ok(e);
+    assert_int_equal(dir_data_bytes(*state), written);
+
+    e = open_ok(*state, &o);
+    for (int i = 0; i < 400; i++) {
+        snprintf(k, sizeof(k), "r%04d", i);
+        expect_val(e, k, val);
+    }
+    assert_int_equal(th_stat(vt, e, "recovery_scanned_files"), 0);
+    /* and the new append segment's header */
+    assert_int_equal(th_stat(vt, e, "data_bytes"), written + 16);
+    close_ok(e);
+    assert_int_equal(dir_data_bytes(*state), written);
 }
 
 /* A sealed segment deleted while the store was closed (its hint left
@@ -702,7 +863,8 @@ test_log_flipped_byte_with_hint_fails_that_get(void **state)
 
 /* ---- write and fsync failures ---- */
 
-static void
+/* Returns 0 when the workload no longer reaches the nth write. */
+static int
 run_write_failure(const char *dir, long nth, int err_no, int expect_rc)
 {
     struct alog_opts o;
@@ -742,7 +904,10 @@ run_write_failure(const char *dir, long nth, int err_no, int expect_rc)
         /* never retried, never acknowledged afterwards */
         assert_int_equal(rc, KVD_EREADONLY);
     }
-    assert_true(failed_at >= 0);
+    if (failed_at < 0) {
+        close_ok(e);
+        return 0;
+    }
     th_stats(vt, e, &st);
     assert_int_equal(st.readonly, 1);
     assert_non_null(strstr(st.state, "read-only"));
@@ -775,20 +940,98 @@ run_write_failure(const char *dir, long nth, int err_no, int expect_rc)
         }
     }
     close_ok(e);
+    return 1;
 }
 
 static void
 test_log_failed_write_turns_read_only(void **state)
 {
-    /* the Nth write fails: record appends, segment headers at a roll */
-    for (long nth = 1; nth <= 45; nth += 4) {
+    long allocs = atomic_load(&th_io.allocs);
+    long nth;
+    int faults = 0;
+    int reached = 1;
+
+    /* the Nth write fails, at every write the workload makes: the
+     * preallocation of each new segment's space (appends themselves are
+     * stores into the map), segment headers and the MANIFEST at a roll */
+    for (nth = 1; reached; nth++) {
         char *dir = th_mkdtemp();
-        run_write_failure(dir, nth, nth % 8 == 1 ? ENOSPC : EIO,
-                          nth % 8 == 1 ? KVD_ENOSPC : KVD_EIO);
+        reached = run_write_failure(dir, nth, nth % 2 ? ENOSPC : EIO,
+                                    nth % 2 ? KVD_ENOSPC : KVD_EIO);
+        faults += reached;
         th_rmrf(dir);
         free(dir);
     }
+    print_message("failed write at %d points\n", faults);
+    assert_true(faults >= 6);
+    assert_true(atomic_load(&th_io.allocs) > allocs);
     (void)state;
+}
+
+/* The preallocation of a new segment's space fails (a full disk): the put
+ * gets the error, the store turns read-only saying which call failed, and
+ * every acknowledged put is still there, also after a reopen. */
+static void
+test_log_failed_preallocation_turns_read_only(void **state)
+{
+    struct alog_opts o;
+    struct kvd_engine_stats st;
+    char val[1000];
+    char k[16];
+    int acked = 0;
+    int rc = 0;
+    kvd_engine *e;
+
+    th_opts_default(&o);
+    o.segment_size = 64u << 10;
+    o.hint_files = 0;
+    e = open_ok(*state, &o);
+    memset(val, 'p', sizeof(val));
+    put_ok(e, "first", "preallocates segment 1");
+    atomic_store(&th_io.fail_errno, ENOSPC);
+    atomic_store(&th_io.fail_alloc_at, atomic_load(&th_io.allocs) + 1);
+    while (acked < 1000) {
+        snprintf(k, sizeof(k), "p%04d", acked);
+        rc = vt->put(e, k, strlen(k), val, sizeof(val), 0);
+        if (rc != 0) {
+            break;
+        }
+        acked++;
+    }
+    /* segment 1 filled up; the roll's new segment could not get space */
+    assert_int_equal(rc, KVD_ENOSPC);
+    assert_true(acked > 30);
+    assert_int_equal(th_stat(vt, e, "rolls_total"), 1);
+    assert_int_equal(vt->put(e, "after", 5, "x", 1, 0), KVD_EREADONLY);
+    th_stats(vt, e, &st);
+    assert_int_equal(st.readonly, 1);
+    assert_non_null(strstr(st.state, "allocate"));
+    assert_non_null(strstr(st.state, "no space left on device"));
+    assert_true(th_log_contains("the store is read-only"));
+    expect_val(e, "first", "preallocates segment 1");
+    {
+        struct kvd_err err;
+        vt->close(e, &err); /* may report the failure again */
+    }
+    th_io_reset();
+
+    e = open_ok(*state, &o);
+    for (int i = 0; i <= acked; i++) {
+        struct kvd_val v;
+        snprintf(k, sizeof(k), "p%04d", i);
+        if (i == acked) {
+            expect_missing(e, k);
+            continue;
+        }
+        assert_int_equal(vt->get(e, k, strlen(k), &v), 0);
+        assert_int_equal(v.len, sizeof(val));
+        assert_memory_equal(v.data, val, sizeof(val));
+        kvd_val_release(&v);
+    }
+    expect_missing(e, "after");
+    assert_int_equal(th_stat(vt, e, "torn_tail_bytes"), 0);
+    assert_int_equal(th_stat(vt, e, "corrupt_records_total"), 0);
+    close_ok(e);
 }
 
 static void
@@ -1980,11 +2223,14 @@ main(int argc, char **argv)
         T(test_log_truncate_last_record_at_every_offset),
         T(test_log_truncate_last_batch_at_every_offset),
         T(test_log_truncated_closed_segment_is_corruption),
+        T(test_log_preallocated_zero_tail_is_a_clean_end),
+        T(test_log_sealed_and_closed_files_are_their_written_size),
         T(test_log_missing_segment_is_never_silent),
         T(test_log_flipped_value_byte_skips_one_record),
         T(test_log_flipped_header_byte_skips_one_record),
         T(test_log_flipped_byte_with_hint_fails_that_get),
         T(test_log_failed_write_turns_read_only),
+        T(test_log_failed_preallocation_turns_read_only),
         T(test_log_failed_fsync_turns_read_only),
         T(test_log_compact_keeps_values_and_drops_dead_bytes),
         T(test_log_merge_is_rate_limited),
