@@ -126,23 +126,24 @@ struct alog_pending {
     int del;
 };
 
-/* Link or update key `spare` to point at a new record; spare is freed
- * here. Only running out of memory can fail (the index arena or slots):
- * the record is in the log, so the engine turns read-only rather than
- * serve a stale value silently. */
+/* Link or update key (hash, key, klen) to point at a new record. Only
+ * running out of memory can fail (the index arena or slots): the record is
+ * in the log, so the engine turns read-only rather than serve a stale
+ * value silently. */
 static void
-index_apply_put(alog_db *db, struct alog_key *spare, struct alog_seg *seg,
-                uint32_t off, uint32_t vlen, uint64_t seq, int64_t expire_ms)
+index_apply_put(alog_db *db, uint64_t hash, const void *key, size_t klen,
+                struct alog_seg *seg, uint32_t off, uint32_t vlen, uint64_t seq,
+                int64_t expire_ms)
 {
-    struct alog_shard *sh = alog_index_shard(&db->ix, spare->hash);
+    struct alog_shard *sh = alog_index_shard(&db->ix, hash);
     struct alog_ent *e;
     int fresh = 0;
     int rc = KVD_ENOMEM;
 
     pthread_rwlock_wrlock(&sh->lock);
-    e = alog_shard_find_locked(sh, spare->hash, spare->key, spare->klen);
+    e = alog_shard_find_locked(sh, hash, key, klen);
     if (e == NULL) {
-        e = alog_shard_insert_locked(sh, spare->hash, spare->key, spare->klen);
+        e = alog_shard_insert_locked(sh, hash, key, klen);
         fresh = 1;
     }
     if (e != NULL) {
@@ -152,7 +153,6 @@ index_apply_put(alog_db *db, struct alog_key *spare, struct alog_seg *seg,
         }
     }
     pthread_rwlock_unlock(&sh->lock);
-    free(spare);
     if (rc != 0) {
         (void)kvd_ro_fail(db->ro, rc, "index: no memory for a key");
     }
@@ -230,8 +230,9 @@ alog_pending_publish_locked(alog_db *db, uint64_t upto)
             index_apply_del(db, p->ent->hash, p->ent->key, p->ent->klen);
             free(p->ent);
         } else {
-            index_apply_put(db, p->ent, p->seg, p->off, p->vlen, p->seq,
-                            p->expire_ms);
+            index_apply_put(db, p->ent->hash, p->ent->key, p->ent->klen, p->seg,
+                            p->off, p->vlen, p->seq, p->expire_ms);
+            free(p->ent);
         }
         alog_seg_unref(db, p->seg);
     }
@@ -252,17 +253,21 @@ alog_pending_drop_locked(alog_db *db)
     db->npend = 0;
 }
 
-/* A put appended at off in the active segment (wlock held): applied now,
- * or, under sync = always, once synced. spare is consumed. */
+/* A put of key (hash, key, klen) appended at off in the active segment
+ * (wlock held): applied now, or, under sync = always, once synced; spare
+ * is a copy of the key, required under sync = always (else may be NULL),
+ * consumed. */
 static void
-index_put(alog_db *db, struct alog_key *spare, uint32_t off, uint32_t vlen,
-          uint64_t seq, int64_t expire_ms)
+index_put(alog_db *db, struct alog_key *spare, uint64_t hash, const void *key,
+          size_t klen, uint32_t off, uint32_t vlen, uint64_t seq,
+          int64_t expire_ms)
 {
     if (deferring(db)) {
         pending_push_locked(db, spare, 0, off, vlen, seq, expire_ms);
         return;
     }
-    index_apply_put(db, spare, db->active, off, vlen, seq, expire_ms);
+    index_apply_put(db, hash, key, klen, db->active, off, vlen, seq, expire_ms);
+    free(spare);
 }
 
 /* A delete appended (wlock held); dk is a preallocated entry holding the
@@ -540,7 +545,7 @@ alog_put(alog_db *db, const void *key, size_t klen, const void *val,
     uint64_t total = alog_rec_bytes(klen, vlen);
     uint64_t hash;
     uint64_t target = 0;
-    struct alog_key *spare;
+    struct alog_key *spare = NULL;
     uint32_t off;
     int64_t now;
     int rc;
@@ -559,9 +564,13 @@ alog_put(alog_db *db, const void *key, size_t klen, const void *val,
         return KVD_EREADONLY;
     }
     hash = alog_hash(&db->ix, key, klen);
-    spare = alog_key_create(hash, key, klen);
-    if (spare == NULL) {
-        return KVD_ENOMEM;
+    /* a copy of the key only to wait for the fdatasync: applied at once,
+     * the caller's key is enough */
+    if (deferring(db)) {
+        spare = alog_key_create(hash, key, klen);
+        if (spare == NULL) {
+            return KVD_ENOMEM;
+        }
     }
     if (total > sizeof(stackbuf)) {
         buf = malloc(total);
@@ -584,7 +593,8 @@ alog_put(alog_db *db, const void *key, size_t klen, const void *val,
         rc = append_locked(db, buf, total, seq, seq, &off);
         if (rc == 0) {
             db->seq = seq;
-            index_put(db, spare, off, (uint32_t)vlen, seq, expire_ms);
+            index_put(db, spare, hash, key, klen, off, (uint32_t)vlen, seq,
+                      expire_ms);
             spare = NULL;
             target = db->written;
         }
@@ -768,8 +778,9 @@ alog_put_many(alog_db *db, struct kvd_mop *ops, size_t n)
                     if (op->status != 0) {
                         continue;
                     }
-                    index_put(db, spares[i], (uint32_t)at, (uint32_t)op->vlen,
-                              ++seq, op->expire_ms);
+                    index_put(db, spares[i], spares[i]->hash, op->key, op->klen,
+                              (uint32_t)at, (uint32_t)op->vlen, ++seq,
+                              op->expire_ms);
                     spares[i] = NULL;
                     at += alog_rec_bytes(op->klen, op->vlen);
                 }
@@ -889,8 +900,9 @@ alog_batch(alog_db *db, const struct kvd_op *ops, size_t n, struct kvd_err *err)
             for (size_t i = 0; i < n; i++) {
                 const struct kvd_op *op = &ops[i];
                 if (op->type == KVD_OP_PUT) {
-                    index_put(db, spares[i], (uint32_t)pos, (uint32_t)op->vlen,
-                              first + i, op->expire_ms);
+                    index_put(db, spares[i], spares[i]->hash, op->key, op->klen,
+                              (uint32_t)pos, (uint32_t)op->vlen, first + i,
+                              op->expire_ms);
                 } else {
                     index_del(db, spares[i],
                               alog_hash(&db->ix, op->key, op->klen), op->key,
