@@ -87,7 +87,7 @@ struct alog_seg {
     uint64_t map_len;            /* fixed; bytes mapped */
     int kind;                    /* ALOG_FILE_DATA or ALOG_FILE_MERGED; fixed */
     uint64_t created_seq;        /* fixed */
-    _Atomic uint64_t size;       /* file bytes, header included */
+    _Atomic uint64_t size;       /* bytes written, header included */
     _Atomic uint64_t live_bytes; /* record bytes the index points at */
     _Atomic uint64_t hint_bytes; /* size of the hint file, 0 if none */
     _Atomic uint64_t min_seq;    /* lowest seq a record may have */
