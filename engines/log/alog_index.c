@@ -932,13 +932,14 @@ alog_index_bulk_build(struct alog_index *ix, struct alog_index_bulk *b,
     }
     for (unsigned s = 0; s < ALOG_SHARDS; s++) {
         struct alog_shard *sh = &ix->shards[s];
-        const unsigned char *base = b->buf + b->start[s];
+        const unsigned char *base;
         size_t n = (size_t)b->recs[s];
         size_t m;
 
         if (n == 0) {
-            continue;
+            continue; /* b->buf may be NULL: no offset from it */
         }
+        base = b->buf + b->start[s];
         bulk_sort(base, b->fill[s] - b->start[s], n, cnt, ord);
         m = bulk_resolve(base, n, ord, keep_dead);
         /* cnt is free again: it holds the slot of each kept record */
