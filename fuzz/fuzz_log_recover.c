@@ -6,7 +6,10 @@
  * 00000002.data, then read back and closed.
  *
  * First input byte: bit 0 chooses the mode, bit 1 corruption = fail (else
- * skip), bit 2 hint files off. Mode 0: the rest is cut into the three
+ * skip), bit 2 hint files off, bit 3 a second open from the index file
+ * the close wrote (alog_ixfile.c), damaged first by the input's last
+ * bytes: pairs of (u16 offset scaled over the file, u8 xor), and a cut
+ * when the xor is 0. Mode 0: the rest is cut into the three
  * files as they are (two u16 lengths first). Mode 1: the rest describes
  * records (kind, key, value, expiry), which the harness writes with the
  * engine's own record encoder (valid checksums) into both segments, a
@@ -20,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "alog_format.h"
 #include "core/options.h"
@@ -156,6 +160,40 @@ read_back(const struct kvd_engine_vtable *vt, kvd_engine *e)
     }
 }
 
+/* Damage DIR/INDEX with the last up-to-24 input bytes (see the top). */
+static void
+damage_index(const char *dir, const uint8_t *data, size_t size)
+{
+    char path[400];
+    size_t take = size < 24 ? size - size % 3 : 24;
+    const uint8_t *m = data + size - take;
+    FILE *fp;
+    long len;
+
+    snprintf(path, sizeof(path), "%s/INDEX", dir);
+    fp = fopen(path, "r+b");
+    if (fp == NULL) {
+        return; /* none written (nothing to index, or the close failed) */
+    }
+    FZ_CHECK(fseek(fp, 0, SEEK_END) == 0);
+    len = ftell(fp);
+    for (size_t i = 0; i + 3 <= take && len > 0; i += 3) {
+        long off = (long)(((uint32_t)m[i] | (uint32_t)m[i + 1] << 8) *
+                          (uint64_t)len >> 16);
+        int c;
+        if (m[i + 2] == 0) {
+            fclose(fp);
+            FZ_CHECK(truncate(path, off) == 0);
+            return;
+        }
+        FZ_CHECK(fseek(fp, off, SEEK_SET) == 0);
+        c = fgetc(fp);
+        FZ_CHECK(c != EOF && fseek(fp, off, SEEK_SET) == 0);
+        fputc(c ^ m[i + 2], fp);
+    }
+    fclose(fp);
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -163,12 +201,15 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct fz_in in = {data, size};
     uint8_t flags = fz_u8(&in);
     char dir[256];
-    struct kvd_conf_item items[3] = {
+    /* the index file only when bit 3 asks for it: writing one per input
+     * would cost most of the executions the other paths get */
+    struct kvd_conf_item items[4] = {
         {"sync", "never", 1},
         {"corruption", (flags & 2) ? "fail" : "skip", 2},
         {"hint_files", (flags & 4) ? "no" : "yes", 3},
+        {"index_file", (flags & 8) ? "yes" : "no", 4},
     };
-    struct kvd_conf_section sec = {"engine", 1, 3, items, "fuzz"};
+    struct kvd_conf_section sec = {"engine", 1, 4, items, "fuzz"};
     void *opts = calloc(1, vt->options_size);
     kvd_engine *e = NULL;
     struct kvd_err err = {0};
@@ -216,6 +257,13 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (vt->open(fz_host(), opts, dir, &e, &err) == 0) {
         read_back(vt, e);
         vt->close(e, &err);
+        if (flags & 8) {
+            damage_index(dir, data, size);
+            if (vt->open(fz_host(), opts, dir, &e, &err) == 0) {
+                read_back(vt, e);
+                vt->close(e, &err);
+            }
+        }
     }
     kvd_options_release(vt->options, opts);
     free(opts);

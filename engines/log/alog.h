@@ -54,6 +54,7 @@
 #define ALOG_STATE_BYTES   160
 #define ALOG_PATH_BYTES    4096
 #define ALOG_MANIFEST_FILE "MANIFEST"
+#define ALOG_INDEX_FILE    "INDEX" /* alog_ixfile.c */
 /* multi() appends consecutive puts in chunks of at most this many bytes
  * (or segment_size, when smaller) */
 #define ALOG_MULTI_CHUNK_BYTES (4u << 20)
@@ -206,6 +207,7 @@ struct kvd_engine {
     uint64_t recovered_hint_files;
     uint64_t recovered_scanned_files;
     uint64_t recovered_records;
+    int recovered_from_index; /* the open read the index file */
 
     struct alog_counters c;
 };
@@ -411,6 +413,19 @@ int alog_hint_build(alog_db *db, struct alog_hint_view *v, size_t n,
 
 /* alog_recover.c */
 int alog_recover(alog_db *db, struct kvd_err *err);
+
+/*
+ * The index file (alog_ixfile.c), a cache of the whole index for the next
+ * open. alog_ixfile_write: at a clean close, once nothing changes any
+ * more; 0 or a status (the close goes on without it). alog_ixfile_load:
+ * at open, after the segments are opened and before anything else fills
+ * the index: 0 (loaded: *max_seq is the last sequence number, *keys the
+ * live keys), KVD_ENOTFOUND (no file), KVD_ECORRUPT (stale or damaged,
+ * logged; the index is empty again), or KVD_ENOMEM. The file is deleted
+ * once read.
+ */
+int alog_ixfile_write(alog_db *db);
+int alog_ixfile_load(alog_db *db, uint64_t *max_seq, uint64_t *keys);
 
 /* alog_manifest.c */
 /* Write dir/name (kind, ids) whole: tmp, fsync, rename, directory fsync. */

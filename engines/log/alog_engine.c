@@ -77,6 +77,11 @@ static const struct kvd_option alog_options[] = {
      offsetof(struct alog_opts, hint_files), NULL,
      "write a hint file (keys and offsets) for every sealed segment so that "
      "opening does not read values"},
+    {"index_file", KVD_OPT_BOOL, "yes", 0, 0,
+     offsetof(struct alog_opts, index_file), NULL,
+     "write the whole in-memory index to a file at a clean close, so that "
+     "the next open reads it back instead of rebuilding it from the hint "
+     "files (used only when it matches the segments exactly)"},
     {"sync_interval", KVD_OPT_DURATION, "1s", 10, 60000,
      offsetof(struct alog_opts, sync_interval), NULL,
      "interval of the background fdatasync for sync = everysec"},
@@ -414,6 +419,17 @@ alog_close(kvd_engine *db, struct kvd_err *err)
                                 db->dir, (unsigned)a->id);
                 }
             }
+        }
+    }
+    if (rc == 0 && alog_check_writable(db) == 0 && db->opts.index_file &&
+        db->nsegs > 0) {
+        /* a cache for the next open: failing to write it loses nothing */
+        int irc = alog_ixfile_write(db);
+        if (irc != 0) {
+            ALOG_LOG(db, KVD_LOG_WARN,
+                     "log: could not write %s/%s (%s): the next open reads "
+                     "the hint files",
+                     db->dir, ALOG_INDEX_FILE, kvd_strerror(irc));
         }
     }
     if (rc != 0) {
@@ -1180,6 +1196,7 @@ alog_stats(kvd_engine *db, struct kvd_engine_stats *out, kvd_stat_fn fn,
     fn(ctx, "recovery_scan_us", (uint64_t)db->recovery_scan_us);
     fn(ctx, "recovery_tidy_us", (uint64_t)db->recovery_tidy_us);
     fn(ctx, "recovery_records", db->recovered_records);
+    fn(ctx, "recovery_index_file", (uint64_t)db->recovered_from_index);
     fn(ctx, "recovery_hint_files", db->recovered_hint_files);
     fn(ctx, "recovery_scanned_files", db->recovered_scanned_files);
     fn(ctx, "readonly", (uint64_t)st.readonly);

@@ -56,6 +56,7 @@ enum alog_file_kind {
     ALOG_FILE_HINT = 3,
     ALOG_FILE_MERGE_COMMIT = 4,
     ALOG_FILE_MANIFEST = 5,
+    ALOG_FILE_INDEX = 6, /* the index file (alog_ixfile.c): a cache */
 };
 
 /* Record flags. A record inside a batch frame carries ALOG_REC_IN_BATCH so

@@ -961,3 +961,37 @@ out:
     free(ord);
     return rc;
 }
+
+/* ---- index file (alog_ixfile.c) ---- */
+
+int
+alog_shard_load_begin(struct alog_shard *sh, uint32_t cap, uint32_t *nslots)
+{
+    if (sh->count != 0 || sh->ka.nblks != 0 || cap < ALOG_INIT_CAP ||
+        cap > UINT32_MAX / 2) {
+        return -1;
+    }
+    if (cap != sh->cap && shard_resize_locked(sh, cap) != 0) {
+        return -1;
+    }
+    *nslots = sh->nslots;
+    return 0;
+}
+
+int
+alog_karena_add_block(struct alog_karena *ka, size_t n, unsigned char **p)
+{
+    uint32_t kref;
+
+    if (n < ALOG_KBLK_BYTES || ka_alloc(ka, n, &kref) != 0) {
+        return -1;
+    }
+    *p = ka_at(ka, kref);
+    return 0;
+}
+
+void
+alog_shard_load_end(struct alog_shard *sh)
+{
+    shard_mem_update(sh);
+}

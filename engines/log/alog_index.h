@@ -350,6 +350,27 @@ int alog_index_bulk_build(struct alog_index *ix, struct alog_index_bulk *b,
                           int keep_dead);
 void alog_index_bulk_release(struct alog_index_bulk *b);
 
+/*
+ * Loading a shard from the index file (alog_ixfile.c; no other thread may
+ * use the index). The file holds each shard's slot array as it was and its
+ * arena blocks in order, so a shard is rebuilt by giving it an array of the
+ * same capacity and appending the same blocks: every slot's kref and the
+ * layout stay valid unchanged.
+ *
+ * alog_shard_load_begin: the empty shard sh gets cap home slots; *nslots
+ * is the size of its array (cap and the overflow tail). 0, or -1 (ENOMEM,
+ * a capacity out of range, or a shard that is not empty).
+ * alog_karena_add_block: append a block of n >= ALOG_KBLK_BYTES bytes (a
+ * pool block for exactly ALOG_KBLK_BYTES, a long key's own block above) and
+ * point *p at it, to be filled by the caller. 0, or -1 (ENOMEM).
+ * alog_shard_load_end: the caller has set the slots, counters and ka.pos:
+ * account the memory.
+ */
+int alog_shard_load_begin(struct alog_shard *sh, uint32_t cap,
+                          uint32_t *nslots);
+int alog_karena_add_block(struct alog_karena *ka, size_t n, unsigned char **p);
+void alog_shard_load_end(struct alog_shard *sh);
+
 #ifdef __cplusplus
 }
 #endif

@@ -38,6 +38,7 @@ struct alog_opts {
     uint64_t merge_min_dead; /* dead bytes needed before a merge starts */
     int corruption;          /* enum alog_corrupt_policy */
     int hint_files;          /* write hint files for immutable segments */
+    int index_file;          /* write the index file at a clean close */
     int64_t sync_interval;   /* ms between syncs for sync = everysec */
     uint64_t merge_rate;     /* bytes/s a merge may write; 0 = no limit */
 };

@@ -502,6 +502,39 @@ out:
     return rc;
 }
 
+/* The index from the index file when there is one that matches the
+ * segments, else from their hint files and scans. */
+static int
+load_index(alog_db *db, struct rec_ctx *c, struct kvd_err *err)
+{
+    char path[ALOG_PATH_BYTES];
+    int64_t t = kvd_mono_us(db->host);
+    uint64_t keys = 0;
+    int rc = KVD_ENOTFOUND;
+
+    if (db->nsegs > 0 && db->opts.index_file) {
+        rc = alog_ixfile_load(db, &c->max_seq, &keys);
+    } else if (alog_check_writable(db) == 0) {
+        /* not wanted (or nothing to index): gone, so that it cannot be
+         * read later */
+        snprintf(path, sizeof(path), "%s/%s", db->dir, ALOG_INDEX_FILE);
+        db->io->unlink(path);
+    }
+    if (rc == KVD_ENOMEM) {
+        return kvd_err_set(err, KVD_ENOMEM, "log: out of memory");
+    }
+    if (rc != 0) {
+        return load_segments(db, c, err);
+    }
+    for (size_t i = 0; i < db->nsegs; i++) {
+        db->segs[i]->sealed = 1;
+    }
+    c->records = keys;
+    db->recovered_from_index = 1;
+    db->recovery_index_us += kvd_mono_us(db->host) - t;
+    return 0;
+}
+
 /* Delete segments that hold no record at all (an empty active segment of
  * a crashed run, or one whose only record was torn). They leave the
  * MANIFEST first, so a crash between cannot look like a lost file. */
@@ -591,13 +624,15 @@ alog_recover(alog_db *db, struct kvd_err *err)
     t_load = kvd_mono_us(db->host);
     db->recovery_files_us = t_load - t0;
     if (rc == 0) {
-        rc = load_segments(db, &c, err);
+        rc = load_index(db, &c, err);
     }
     if (rc != 0) {
         return rc;
     }
     t_tidy = kvd_mono_us(db->host);
-    drop_tombstones(db);
+    if (!db->recovered_from_index) {
+        drop_tombstones(db);
+    }
     alog_index_bulk_end(&db->ix);
     rc = drop_empty(db);
     if (rc != 0) {
@@ -621,11 +656,12 @@ alog_recover(alog_db *db, struct kvd_err *err)
             keys += db->ix.shards[i].live_keys;
         }
         ALOG_LOG(db, KVD_LOG_INFO,
-                 "log: recovered %llu keys from %zu segments (%llu from hint "
-                 "files, %llu scanned, %llu records) in %lld ms, %.1f ms "
+                 "log: recovered %llu keys from %zu segments (%s%llu from "
+                 "hint files, %llu scanned, %llu records) in %lld ms, %.1f ms "
                  "CPU (ms: files %.1f, hint read %.1f, index %.1f, scan "
                  "%.1f, tidy %.1f)",
                  (unsigned long long)keys, db->nsegs,
+                 db->recovered_from_index ? "the index file, " : "",
                  (unsigned long long)db->recovered_hint_files,
                  (unsigned long long)db->recovered_scanned_files,
                  (unsigned long long)c.records, (long long)db->recovery_ms,

@@ -1089,8 +1089,9 @@ fill_model(kvd_engine *e, int rounds)
     }
 }
 
+/* The values fill_model left, whatever else the store holds. */
 static void
-check_model(kvd_engine *e, int rounds)
+check_model_values(kvd_engine *e, int rounds)
 {
     char k[16];
     char v[64];
@@ -1104,6 +1105,12 @@ check_model(kvd_engine *e, int rounds)
             expect_val(e, k, v);
         }
     }
+}
+
+static void
+check_model(kvd_engine *e, int rounds)
+{
+    check_model_values(e, rounds);
     assert_int_equal(keys_of(e), 200);
 }
 
@@ -1553,6 +1560,287 @@ test_log_hints_and_scans_mixed_recover_the_same_state(void **state)
     /* and once more, from what the first open left */
     e = open_ok(*state, &o);
     check_model(e, 3);
+    close_ok(e);
+}
+
+/* ---- the index file ---- */
+
+/* A store that exercises every part of the index file: several segments,
+ * deletes, keys with an expiry, and keys longer than an arena block (their
+ * own blocks), one of them deleted (a dead block) and one moved by an
+ * expiry set later (a dead block too). */
+#define IXF_LONG 5000
+
+static void
+ixf_long_key(char *k, char c)
+{
+    memset(k, c, IXF_LONG);
+    k[IXF_LONG] = '\0';
+}
+
+static void
+ixf_fill(kvd_engine *e, int64_t expire_ms)
+{
+    char k[IXF_LONG + 1];
+
+    fill_model(e, 3);
+    assert_int_equal(vt->put(e, "ttl-key", 7, "ttl-val", 7, expire_ms), 0);
+    ixf_long_key(k, 'a');
+    put_ok(e, k, "long-a");
+    ixf_long_key(k, 'b');
+    put_ok(e, k, "long-b");
+    assert_int_equal(vt->del(e, k, IXF_LONG), 0);
+    ixf_long_key(k, 'c');
+    put_ok(e, k, "long-c");
+    assert_int_equal(vt->put(e, k, IXF_LONG, "long-c2", 7, expire_ms), 0);
+}
+
+static void
+ixf_check(kvd_engine *e, int64_t expire_ms)
+{
+    char k[IXF_LONG + 1];
+    struct kvd_val val;
+
+    check_model_values(e, 3);
+    assert_int_equal(vt->get(e, "ttl-key", 7, &val), 0);
+    assert_int_equal(val.expire_ms, expire_ms);
+    assert_int_equal(val.len, 7);
+    assert_memory_equal(val.data, "ttl-val", 7);
+    kvd_val_release(&val);
+    ixf_long_key(k, 'a');
+    expect_val(e, k, "long-a");
+    ixf_long_key(k, 'b');
+    expect_missing(e, k);
+    ixf_long_key(k, 'c');
+    assert_int_equal(vt->get(e, k, IXF_LONG, &val), 0);
+    assert_int_equal(val.expire_ms, expire_ms);
+    assert_int_equal(val.len, 7);
+    assert_memory_equal(val.data, "long-c2", 7);
+    kvd_val_release(&val);
+}
+
+/* Small segments (many of them), the index file on. */
+static kvd_engine *
+ixf_open(void **state, struct alog_opts *o)
+{
+    th_opts_default(o);
+    o->segment_size = 4096;
+    o->index_file = 1;
+    return open_ok(*state, o);
+}
+
+static void
+ixf_path(void **state, char *out, size_t outlen)
+{
+    snprintf(out, outlen, "%s/INDEX", (const char *)*state);
+}
+
+static void
+test_log_index_file_reopens_the_same_state(void **state)
+{
+    struct alog_opts o;
+    struct kvd_engine_stats before;
+    struct kvd_engine_stats after;
+    char path[IXF_LONG + 1];
+    struct stat st;
+    int64_t exp = th_host.now_ms(&th_host) + 3600 * 1000;
+    uint64_t live;
+    uint64_t dead;
+    kvd_engine *e;
+
+    e = ixf_open(state, &o);
+    ixf_fill(e, exp);
+    th_stats(vt, e, &before);
+    close_ok(e);
+    ixf_path(state, path, sizeof(path));
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0600);
+    e = open_ok(*state, &o);
+    assert_int_equal(th_stat(vt, e, "recovery_index_file"), 1);
+    assert_int_equal(th_stat(vt, e, "recovery_hint_files"), 0);
+    assert_int_equal(th_stat(vt, e, "recovery_scanned_files"), 0);
+    /* read once: it would not match the segments after this run */
+    assert_int_equal(access(path, F_OK), -1);
+    th_stats(vt, e, &after);
+    assert_int_equal(after.keys, before.keys);
+    assert_int_equal(after.keys, 203);
+    assert_int_equal(after.key_bytes, before.key_bytes);
+    assert_int_equal(after.value_bytes, before.value_bytes);
+    ixf_check(e, exp);
+    live = th_stat(vt, e, "live_bytes");
+    dead = th_stat(vt, e, "dead_bytes");
+    close_ok(e);
+    /* the hint files give the same store, byte for byte in the stats */
+    o.index_file = 0;
+    e = open_ok(*state, &o);
+    assert_int_equal(th_stat(vt, e, "recovery_index_file"), 0);
+    assert_true(th_stat(vt, e, "recovery_hint_files") > 3);
+    th_stats(vt, e, &before);
+    assert_int_equal(before.keys, after.keys);
+    assert_int_equal(before.key_bytes, after.key_bytes);
+    assert_int_equal(before.value_bytes, after.value_bytes);
+    assert_int_equal(before.disk_bytes, after.disk_bytes);
+    assert_int_equal(th_stat(vt, e, "live_bytes"), live);
+    assert_int_equal(th_stat(vt, e, "dead_bytes"), dead);
+    ixf_check(e, exp);
+    close_ok(e);
+    /* still a working index: writes, deletes and a merge on top of it */
+    o.index_file = 1;
+    e = open_ok(*state, &o); /* no index file left: from the hints */
+    close_ok(e);
+    e = open_ok(*state, &o);
+    assert_int_equal(th_stat(vt, e, "recovery_index_file"), 1);
+    put_ok(e, "after", "reopen");
+    assert_int_equal(vt->del(e, "key001", 6), 0);
+    expect_val(e, "after", "reopen");
+    expect_missing(e, "key001");
+    {
+        struct kvd_err err = {0};
+        assert_int_equal(vt->maintain(e, KVD_MAINT_COMPACT, &err), 0);
+    }
+    close_ok(e);
+    e = open_ok(*state, &o);
+    assert_int_equal(th_stat(vt, e, "recovery_index_file"), 1);
+    expect_val(e, "after", "reopen");
+    expect_missing(e, "key001");
+    ixf_long_key(path, 'a');
+    expect_val(e, path, "long-a");
+    assert_int_equal(keys_of(e), 203);
+    close_ok(e);
+    o.index_file = 0;
+    e = open_ok(*state, &o);
+    assert_int_equal(th_stat(vt, e, "recovery_index_file"), 0);
+    expect_val(e, "after", "reopen");
+    expect_missing(e, "key001");
+    assert_int_equal(keys_of(e), 203);
+    close_ok(e);
+    /* index_file = no writes none */
+    ixf_path(state, path, sizeof(path));
+    assert_int_equal(access(path, F_OK), -1);
+}
+
+/* Copy file from to to. */
+static void
+ixf_copy(const char *from, const char *to)
+{
+    char cmd[9000];
+
+    snprintf(cmd, sizeof(cmd), "cp '%s' '%s'", from, to);
+    assert_int_equal(system(cmd), 0);
+}
+
+static void
+test_log_stale_index_file_is_not_used(void **state)
+{
+    struct alog_opts o;
+    char path[4200];
+    char saved[4210];
+    kvd_engine *e;
+
+    e = ixf_open(state, &o);
+    fill_model(e, 2);
+    close_ok(e);
+    ixf_path(state, path, sizeof(path));
+    snprintf(saved, sizeof(saved), "%s.saved", path);
+    ixf_copy(path, saved);
+    /* the store moves on: a write, and a merge that replaces segments */
+    e = open_ok(*state, &o);
+    put_ok(e, "newer", "write");
+    assert_int_equal(vt->del(e, "key002", 6), 0);
+    close_ok(e);
+    /* an older index file put back (as a crash could leave one whose
+     * deletion was lost) lacks that write: it must not be used */
+    ixf_copy(saved, path);
+    th_log_clear();
+    e = open_ok(*state, &o);
+    assert_int_equal(th_stat(vt, e, "recovery_index_file"), 0);
+    assert_true(th_log_contains("not used"));
+    expect_val(e, "newer", "write");
+    expect_missing(e, "key002");
+    expect_val(e, "key004", "round1-value004-padding-padding");
+    assert_int_equal(access(path, F_OK), -1);
+    close_ok(e);
+    unlink(saved);
+}
+
+/* Flip one byte of the file at off (from the end when negative). */
+static void
+ixf_flip(const char *path, long off)
+{
+    FILE *f = fopen(path, "r+b");
+    int c;
+
+    assert_non_null(f);
+    assert_int_equal(fseek(f, off, off < 0 ? SEEK_END : SEEK_SET), 0);
+    c = fgetc(f);
+    assert_true(c != EOF);
+    assert_int_equal(fseek(f, -1, SEEK_CUR), 0);
+    assert_int_not_equal(fputc(c ^ 0x5a, f), EOF);
+    assert_int_equal(fclose(f), 0);
+}
+
+static void
+test_log_damaged_index_file_is_not_used(void **state)
+{
+    struct alog_opts o;
+    char path[4200];
+    struct stat st;
+    int64_t exp = th_host.now_ms(&th_host) + 3600 * 1000;
+    kvd_engine *e;
+
+    e = ixf_open(state, &o);
+    ixf_fill(e, exp);
+    close_ok(e);
+    ixf_path(state, path, sizeof(path));
+    for (int round = 0; round < 4; round++) {
+        assert_int_equal(stat(path, &st), 0);
+        if (round == 0) {
+            ixf_flip(path, (long)st.st_size / 2); /* slots or keys */
+        } else if (round == 1) {
+            ixf_flip(path, -1); /* the crc */
+        } else if (round == 2) {
+            assert_int_equal(truncate(path, st.st_size - 100), 0);
+        } else {
+            ixf_flip(path, 20); /* the layout words */
+        }
+        th_log_clear();
+        e = open_ok(*state, &o);
+        assert_int_equal(th_stat(vt, e, "recovery_index_file"), 0);
+        assert_true(th_log_contains("not used"));
+        ixf_check(e, exp);
+        assert_int_equal(keys_of(e), 203);
+        close_ok(e);
+        /* the close wrote a good one again: it is used */
+        e = open_ok(*state, &o);
+        assert_int_equal(th_stat(vt, e, "recovery_index_file"), 1);
+        ixf_check(e, exp);
+        close_ok(e);
+    }
+}
+
+static void
+test_log_failed_index_file_write_keeps_the_close_clean(void **state)
+{
+    struct alog_opts o;
+    char path[4200];
+    char tmp[4210];
+    kvd_engine *e;
+
+    e = ixf_open(state, &o);
+    fill_model(e, 2);
+    /* a directory where the temporary file goes: creating it fails */
+    ixf_path(state, path, sizeof(path));
+    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    assert_int_equal(mkdir(tmp, 0700), 0);
+    th_log_clear();
+    close_ok(e); /* a cache it could not write: the close still succeeds */
+    assert_true(th_log_contains("could not write"));
+    assert_int_equal(access(path, F_OK), -1);
+    assert_int_equal(rmdir(tmp), 0);
+    e = open_ok(*state, &o);
+    assert_int_equal(th_stat(vt, e, "recovery_index_file"), 0);
+    assert_true(th_stat(vt, e, "recovery_hint_files") > 0);
+    check_model(e, 2);
     close_ok(e);
 }
 
@@ -2246,6 +2534,10 @@ main(int argc, char **argv)
         T(test_log_group_commit_shares_fdatasync),
         T(test_log_hint_and_scan_recover_the_same_state),
         T(test_log_hints_and_scans_mixed_recover_the_same_state),
+        T(test_log_index_file_reopens_the_same_state),
+        T(test_log_stale_index_file_is_not_used),
+        T(test_log_damaged_index_file_is_not_used),
+        T(test_log_failed_index_file_write_keeps_the_close_clean),
         T(test_log_clean_close_reopens_from_hints_only),
         T(test_log_crash_after_close_hint_is_consistent),
         T(test_log_hints_come_from_appends_without_a_scan),
