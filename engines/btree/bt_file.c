@@ -75,7 +75,7 @@ map_retire(bt_db *db, struct bt_map *m)
 int
 bt_map_ensure(bt_db *db, uint64_t npages)
 {
-    struct bt_map *m;
+    struct bt_map *m = NULL; /* set by map_new on success; GCC -O3 cannot tell */
     int rc;
 
     if (db->map != NULL && db->map->bytes >= npages * db->psize) {
@@ -804,7 +804,7 @@ bt_compact(bt_db *db, struct kvd_err *err)
     }
     /* switch to the new file */
     {
-        struct bt_map *m;
+        struct bt_map *m = NULL; /* as in bt_map_ensure */
         rc = map_new(db, fd, b.out.npages * db->psize, &m);
         if (rc != 0) {
             /* the new file is in place but cannot be mapped: stop here */
