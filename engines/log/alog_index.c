@@ -82,40 +82,40 @@ ix_page_up(size_t n)
     return (n + IX_PAGE - 1) & ~(size_t)(IX_PAGE - 1);
 }
 
-/* Make at least need bytes of m read-write (need <= m->resv), faulting in
- * the new part below touch by one call (it is written at once). The
- * prefix grows by at least half again, so an array growing by 1/8 at a
- * time costs an mprotect every few growths, not one each. 0, or -1 (m
- * unchanged). */
+/* Make at least need bytes of m read-write (need <= m->resv), and the
+ * first touch bytes (those written at once) faulted in. The prefix grows
+ * by at least half again, so an array growing by 1/8 at a time costs an
+ * mprotect every few growths, not one each. Faulting in goes 1/8 past
+ * touch (the next growth's home slots), by one call: a fault per page
+ * costs far more, above all in a virtual machine, and one call per
+ * growth is about what a growth's new pages cost in faults. 0, or -1
+ * (m unchanged). */
 static int
 ixmap_ensure(struct alog_ixmap *m, size_t need, size_t touch)
 {
-    size_t rw;
-
-    if (need <= m->rw) {
-        return 0;
-    }
-    rw = ix_page_up(need > m->rw + m->rw / 2 ? need : m->rw + m->rw / 2);
-    rw = rw > m->resv ? m->resv : rw;
-    if (need > rw ||
-        mprotect((char *)m->base + m->rw, rw - m->rw,
-                 PROT_READ | PROT_WRITE) != 0) {
-        return -1;
+    if (need > m->rw) {
+        size_t rw =
+            ix_page_up(need > m->rw + m->rw / 2 ? need : m->rw + m->rw / 2);
+        rw = rw > m->resv ? m->resv : rw;
+        if (need > rw ||
+            mprotect((char *)m->base + m->rw, rw - m->rw,
+                     PROT_READ | PROT_WRITE) != 0) {
+            return -1;
+        }
+        m->rw = rw;
     }
 #ifdef MADV_POPULATE_WRITE
-    touch &= ~(size_t)(IX_PAGE - 1);
-    if (touch > rw) {
-        touch = rw;
-    }
-    if (touch > m->rw) {
+    if (touch >= m->pop + IX_PAGE) {
+        size_t to = ix_page_up(touch + touch / 8);
+        to = to > m->rw ? m->rw : to;
         /* failure (an older kernel) only costs the faults */
-        (void)madvise((char *)m->base + m->rw, touch - m->rw,
+        (void)madvise((char *)m->base + m->pop, to - m->pop,
                       MADV_POPULATE_WRITE);
+        m->pop = to;
     }
 #else
     (void)touch;
 #endif
-    m->rw = rw;
     return 0;
 }
 
@@ -163,6 +163,7 @@ ixmap_trim(struct alog_ixmap *m, size_t keep)
         mprotect((char *)m->base + k, m->rw - k, PROT_NONE) == 0) {
         m->rw = k;
     }
+    m->pop = m->pop < k ? m->pop : k; /* DONTNEED dropped the rest */
 }
 
 static void

@@ -133,6 +133,7 @@ struct alog_ixmap {
     void *base;
     size_t resv; /* reserved bytes */
     size_t rw;   /* read-write prefix; beyond the array's end it is zero */
+    size_t pop;  /* prefix faulted in by MADV_POPULATE_WRITE */
 };
 
 struct alog_shard {
