@@ -2,10 +2,10 @@
  * alog_index.c -- the sharded compact index of the log engine (see
  * alog_index.h for the layout, the ordering property and the locking).
  *
- * Slot arrays and recovery's sequence arrays are mapped directly (not
- * malloc'd): they are large, regrown by copying, and a freed mapping goes
- * back to the system at once instead of staying in the heap. Key arena
- * blocks are malloc'd, ALOG_KBLK_BYTES each, never one per key.
+ * Slot arrays and recovery's sequence arrays live in address-space
+ * reservations (struct alog_ixmap), not the heap: they are large, grow
+ * and shrink in place, and what a shrink frees goes back to the system
+ * at once. Key arena blocks come from the index's block pool.
  */
 #include "alog_index.h"
 
@@ -71,6 +71,110 @@ ix_unmap(void *p, size_t bytes)
     }
 }
 
+/* ---- reservations (struct alog_ixmap) ---- */
+
+#define IX_PAGE      4096u
+#define IX_RESV_MIN  ((size_t)1 << 20)
+
+static size_t
+ix_page_up(size_t n)
+{
+    return (n + IX_PAGE - 1) & ~(size_t)(IX_PAGE - 1);
+}
+
+/* Make at least need bytes of m read-write (need <= m->resv), and the
+ * first touch bytes (those written at once) faulted in. The prefix grows
+ * by at least half again, so an array growing by 1/8 at a time costs an
+ * mprotect every few growths, not one each. Faulting in goes 1/8 past
+ * touch (the next growth's home slots), by one call: a fault per page
+ * costs far more, above all in a virtual machine, and one call per
+ * growth is about what a growth's new pages cost in faults. 0, or -1
+ * (m unchanged). */
+static int
+ixmap_ensure(struct alog_ixmap *m, size_t need, size_t touch)
+{
+    if (need > m->rw) {
+        size_t rw =
+            ix_page_up(need > m->rw + m->rw / 2 ? need : m->rw + m->rw / 2);
+        rw = rw > m->resv ? m->resv : rw;
+        if (need > rw ||
+            mprotect((char *)m->base + m->rw, rw - m->rw,
+                     PROT_READ | PROT_WRITE) != 0) {
+            return -1;
+        }
+        m->rw = rw;
+    }
+#ifdef MADV_POPULATE_WRITE
+    if (touch >= m->pop + IX_PAGE) {
+        size_t to = ix_page_up(touch + touch / 8);
+        to = to > m->rw ? m->rw : to;
+        /* failure (an older kernel) only costs the faults */
+        (void)madvise((char *)m->base + m->pop, to - m->pop,
+                      MADV_POPULATE_WRITE);
+        m->pop = to;
+    }
+#else
+    (void)touch;
+#endif
+    return 0;
+}
+
+/* A fresh reservation for an array of need bytes, 4 times that (at least
+ * IX_RESV_MIN: 256 shards of it are address space, not memory), with
+ * need bytes read-write. 0, or -1 (m zeroed). */
+static int
+ixmap_reserve(struct alog_ixmap *m, size_t need, size_t touch)
+{
+    size_t resv = need > IX_RESV_MIN / 4 ? need * 4 : IX_RESV_MIN;
+    void *p;
+
+    memset(m, 0, sizeof(*m));
+    if (need > SIZE_MAX / 8) {
+        return -1;
+    }
+    resv = ix_page_up(resv);
+    p = mmap(NULL, resv, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+             -1, 0);
+    if (p == MAP_FAILED) {
+        return -1;
+    }
+    m->base = p;
+    m->resv = resv;
+    if (ixmap_ensure(m, need, touch) != 0) {
+        munmap(p, resv);
+        memset(m, 0, sizeof(*m));
+        return -1;
+    }
+    return 0;
+}
+
+/* Give back the read-write bytes of m past keep (they must be zero or
+ * unused: they read as zero when made read-write again). Failure only
+ * keeps the memory. */
+static void
+ixmap_trim(struct alog_ixmap *m, size_t keep)
+{
+    size_t k = ix_page_up(keep);
+
+    if (m->base == NULL || k >= m->rw) {
+        return;
+    }
+    if (madvise((char *)m->base + k, m->rw - k, MADV_DONTNEED) == 0 &&
+        mprotect((char *)m->base + k, m->rw - k, PROT_NONE) == 0) {
+        m->rw = k;
+    }
+    m->pop = m->pop < k ? m->pop : k; /* DONTNEED dropped the rest */
+}
+
+static void
+ixmap_release(struct alog_ixmap *m)
+{
+    if (m->base != NULL) {
+        munmap(m->base, m->resv);
+    }
+    memset(m, 0, sizeof(*m));
+}
+
 /* Overflow tail after the home slots: runs that would pass the end go
  * there instead of wrapping (wrapping would break the order). Untouched
  * pages of it cost no memory. */
@@ -80,6 +184,12 @@ overflow_slots(uint32_t cap)
     return cap / 8 + 32;
 }
 
+/* The index's memory as the stats report it. Slots count by home slots,
+ * not by read-write bytes: the home slots are what is faulted in and
+ * written, while the rest of the read-write prefix (the overflow tail, and
+ * the room a step of ixmap_ensure adds ahead of growth) is mostly pages
+ * never touched, which cost no memory; the reservation beyond it is
+ * address space only. */
 static void
 shard_mem_update(struct alog_shard *sh)
 {
@@ -312,73 +422,166 @@ alog_index_seg_forget(struct alog_index *ix, struct alog_seg *seg)
 
 /* ---- shards ---- */
 
-/* Give sh the slot array ns (and seq array nseq) of cap home slots and n
- * in all, unmapping the old ones (write lock held). */
-static void
-shard_swap_locked(struct alog_shard *sh, struct alog_ent *ns, uint64_t *nseq,
-                  uint32_t cap, uint32_t n)
-{
-    ix_unmap(sh->slots, (size_t)sh->nslots * sizeof(*sh->slots));
-    ix_unmap(sh->rseq, (size_t)sh->nslots * 8);
-    sh->slots = ns;
-    sh->rseq = nseq;
-    sh->cap = cap;
-    sh->nslots = n;
-    shard_mem_update(sh);
-}
-
-/* Move sh to cap home slots (write lock held): one ordered pass, no key
- * is read (the tag gives the new home). 0, or -1 (no memory, or the
- * overflow tail too short: the shard is unchanged). */
-static int
-shard_resize_locked(struct alog_shard *sh, uint32_t cap)
-{
-    uint32_t n = cap + overflow_slots(cap);
-    struct alog_ent *ns =
-        ix_map((size_t)n * sizeof(*ns), (size_t)cap * sizeof(*ns));
-    uint64_t *nseq = NULL;
-    size_t pos = 0;
-
-    if (ns == NULL) {
-        return -1;
-    }
-    if (sh->rseq != NULL) {
-        nseq = ix_map((size_t)n * 8, (size_t)cap * 8);
-        if (nseq == NULL) {
-            ix_unmap(ns, (size_t)n * sizeof(*ns));
-            return -1;
-        }
-    }
-    for (size_t i = 0; i < sh->nslots; i++) {
-        const struct alog_ent *e = &sh->slots[i];
-        size_t p;
-        if (!(e->flags & ALOG_ENT_USED)) {
-            continue;
-        }
-        p = (size_t)(((uint64_t)e->tag * cap) >> 32);
-        if (p < pos) {
-            p = pos;
-        }
-        if (p >= n) {
-            ix_unmap(ns, (size_t)n * sizeof(*ns));
-            ix_unmap(nseq, (size_t)n * 8);
-            return -1;
-        }
-        ns[p] = *e;
-        if (nseq != NULL) {
-            nseq[p] = sh->rseq[i];
-        }
-        pos = p + 1;
-    }
-    shard_swap_locked(sh, ns, nseq, cap, n);
-    return 0;
-}
-
 static uint32_t
 grown_cap(uint32_t cap)
 {
     uint64_t c = (uint64_t)cap + cap / 8 + 16;
     return c > UINT32_MAX / 2 ? UINT32_MAX / 2 : (uint32_t)c;
+}
+
+/* Make sh's arrays hold n slots of cap home slots (write lock held;
+ * entries unmoved): extend the read-write prefixes, or, past a
+ * reservation, copy the array into one 4 times larger. Both arrays are
+ * made ready before either is replaced, so failure leaves the shard as it
+ * was (a prefix may be longer, which changes nothing). 0, or -1. */
+static int
+shard_arrays_ensure(struct alog_shard *sh, uint32_t cap, uint32_t n)
+{
+    size_t sb = (size_t)n * sizeof(*sh->slots);
+    size_t qb = (size_t)n * 8;
+    struct alog_ixmap ns = {0};
+    struct alog_ixmap nq = {0};
+    int new_s = sb > sh->smap.resv;
+    int new_q = sh->rseq != NULL && qb > sh->qmap.resv;
+
+    if ((sb > sh->smap.rw || (sh->rseq != NULL && qb > sh->qmap.rw)) &&
+        sh->fail_extend) {
+        return -1;
+    }
+    if (new_s &&
+        ixmap_reserve(&ns, sb, (size_t)cap * sizeof(*sh->slots)) != 0) {
+        goto fail;
+    }
+    if (new_q && ixmap_reserve(&nq, qb, (size_t)cap * 8) != 0) {
+        goto fail;
+    }
+    if (!new_s &&
+        ixmap_ensure(&sh->smap, sb, (size_t)cap * sizeof(*sh->slots)) != 0) {
+        goto fail;
+    }
+    if (sh->rseq != NULL && !new_q &&
+        ixmap_ensure(&sh->qmap, qb, (size_t)cap * 8) != 0) {
+        goto fail;
+    }
+    if (new_s) {
+        memcpy(ns.base, sh->slots, (size_t)sh->nslots * sizeof(*sh->slots));
+        ixmap_release(&sh->smap);
+        sh->smap = ns;
+        sh->slots = ns.base;
+        sh->nreserve++;
+    }
+    if (new_q) {
+        memcpy(nq.base, sh->rseq, (size_t)sh->nslots * 8);
+        ixmap_release(&sh->qmap);
+        sh->qmap = nq;
+        sh->rseq = nq.base;
+    }
+    return 0;
+fail:
+    ixmap_release(&ns);
+    ixmap_release(&nq);
+    return -1;
+}
+
+/* Slot p of sh takes the entry (and seq) of slot i, which is cleared. */
+static void
+shard_move_slot(struct alog_shard *sh, size_t p, size_t i)
+{
+    sh->slots[p] = sh->slots[i];
+    memset(&sh->slots[i], 0, sizeof(sh->slots[i]));
+    if (sh->rseq != NULL) {
+        sh->rseq[p] = sh->rseq[i];
+        sh->rseq[i] = 0;
+    }
+}
+
+/* Move sh to cap home slots in place (write lock held; no key is read:
+ * the tag gives the new home). The new slots are the forward-greedy
+ * placement, computed front to back into at[]: an entry's slot depends on
+ * every entry before it, so the positions cannot be worked out in the
+ * order the moves must run when growing (last first), and a count-sized
+ * array (4 bytes an entry against the 20 of its slot; malloc'd because
+ * shards resize under their own locks, concurrently) holds them between
+ * the two passes. The placement is monotone in cap: growing, each entry
+ * moves up, and moving the last one first always finds its slot free
+ * (later entries have left it, earlier ones sit below); shrinking, each
+ * moves down and the first one goes first. A growth whose last entry
+ * would pass the overflow tail tries a larger cap. 0, or -1 (no memory,
+ * or no cap fits: the shard is unchanged). */
+static int
+shard_resize_locked(struct alog_shard *sh, uint32_t cap)
+{
+    int grow = cap >= sh->cap;
+    uint32_t *at = malloc((sh->count + 1) * sizeof(*at));
+    uint32_t n = 0;
+    size_t k = 0;
+    int rc = -1;
+
+    if (at == NULL) {
+        return -1;
+    }
+    for (;;) {
+        size_t pos = 0;
+        n = cap + overflow_slots(cap);
+        k = 0;
+        for (size_t i = 0; i < sh->nslots; i++) {
+            size_t p;
+            if (!(sh->slots[i].flags & ALOG_ENT_USED)) {
+                continue;
+            }
+            p = (size_t)(((uint64_t)sh->slots[i].tag * cap) >> 32);
+            p = p < pos ? pos : p;
+            if (grow ? p < i : p > i) {
+                /* cannot happen while the layout is the greedy placement;
+                 * moving would overwrite entries not yet moved */
+                goto out;
+            }
+            if (p >= n) {
+                break; /* past the tail */
+            }
+            at[k++] = (uint32_t)p;
+            pos = p + 1;
+        }
+        if (k == sh->count) {
+            break;
+        }
+        if (!grow || grown_cap(cap) == cap) {
+            goto out;
+        }
+        cap = grown_cap(cap);
+    }
+    if (grow) {
+        if (shard_arrays_ensure(sh, cap, n) != 0) {
+            goto out;
+        }
+        for (size_t i = sh->nslots; i-- > 0;) {
+            if (sh->slots[i].flags & ALOG_ENT_USED) {
+                if (at[--k] != i) {
+                    shard_move_slot(sh, at[k], i);
+                }
+            }
+        }
+    } else {
+        size_t j = 0;
+        for (size_t i = 0; i < sh->nslots; i++) {
+            if (sh->slots[i].flags & ALOG_ENT_USED) {
+                if (at[j] != i) {
+                    shard_move_slot(sh, at[j], i);
+                }
+                j++;
+            }
+        }
+        /* every slot past n is free and zero: give its pages back */
+        ixmap_trim(&sh->smap, (size_t)n * sizeof(*sh->slots));
+        ixmap_trim(&sh->qmap, (size_t)n * 8);
+    }
+    sh->cap = cap;
+    sh->nslots = n;
+    shard_mem_update(sh);
+    rc = 0;
+out:
+    free(at);
+    return rc;
 }
 
 int
@@ -406,12 +609,14 @@ alog_index_init(struct alog_index *ix)
         sh->ka.pool = &ix->kpool;
         sh->cap = ALOG_INIT_CAP;
         sh->nslots = ALOG_INIT_CAP + overflow_slots(ALOG_INIT_CAP);
-        sh->slots = ix_map((size_t)sh->nslots * sizeof(*sh->slots), 0);
-        if (sh->slots == NULL) {
+        if (ixmap_reserve(&sh->smap, (size_t)sh->nslots * sizeof(*sh->slots),
+                          0) != 0) {
             pthread_rwlockattr_destroy(&attr);
             alog_index_release(ix);
             return -1;
         }
+        sh->slots = sh->smap.base;
+        sh->nreserve = 1;
         shard_mem_update(sh);
         pthread_rwlock_init(&sh->lock, &attr);
     }
@@ -427,8 +632,8 @@ alog_index_release(struct alog_index *ix)
         if (sh->slots == NULL) {
             continue;
         }
-        ix_unmap(sh->slots, (size_t)sh->nslots * sizeof(*sh->slots));
-        ix_unmap(sh->rseq, (size_t)sh->nslots * 8);
+        ixmap_release(&sh->smap);
+        ixmap_release(&sh->qmap);
         sh->slots = NULL;
         sh->rseq = NULL;
         ka_free(&sh->ka);
@@ -621,10 +826,11 @@ alog_index_bulk_begin(struct alog_index *ix, uint64_t keys)
             (void)shard_resize_locked(sh, (uint32_t)want);
         }
         if (sh->rseq == NULL) {
-            sh->rseq = ix_map((size_t)sh->nslots * 8, (size_t)sh->cap * 8);
-            if (sh->rseq == NULL) {
+            if (ixmap_reserve(&sh->qmap, (size_t)sh->nslots * 8,
+                              (size_t)sh->cap * 8) != 0) {
                 return -1;
             }
+            sh->rseq = sh->qmap.base;
         }
         shard_mem_update(sh);
     }
@@ -636,7 +842,7 @@ alog_index_bulk_end(struct alog_index *ix)
 {
     for (unsigned i = 0; i < ALOG_SHARDS; i++) {
         struct alog_shard *sh = &ix->shards[i];
-        ix_unmap(sh->rseq, (size_t)sh->nslots * 8);
+        ixmap_release(&sh->qmap);
         sh->rseq = NULL;
         shard_mem_update(sh);
     }
@@ -806,7 +1012,7 @@ bulk_resolve(const unsigned char *base, size_t n, uint32_t *ord, int keep_dead)
     return m;
 }
 
-/* A fresh slot array (and seq array with keep_dead) for the m records of
+/* Slot arrays (and a seq array with keep_dead) for the m records of
  * ord (tag order), regrown while a run would pass the overflow tail; the
  * slot of ord[j] goes to at[j]. 0, or -1 (ENOMEM). */
 static int
@@ -816,8 +1022,6 @@ bulk_place(struct alog_shard *sh, const unsigned char *base,
     uint64_t want = (uint64_t)m * ALOG_LOAD_DEN / ALOG_LOAD_NUM + 16;
     uint32_t cap = want > UINT32_MAX / 2 ? UINT32_MAX / 2 : (uint32_t)want;
     uint32_t n;
-    struct alog_ent *ns;
-    uint64_t *nseq = NULL;
 
     for (;;) {
         size_t pos = 0;
@@ -841,18 +1045,19 @@ bulk_place(struct alog_shard *sh, const unsigned char *base,
         }
         cap = grown_cap(cap);
     }
-    ns = ix_map((size_t)n * sizeof(*ns), (size_t)cap * sizeof(*ns));
-    if (ns == NULL) {
-        return -1;
-    }
-    if (keep_dead) {
-        nseq = ix_map((size_t)n * 8, (size_t)cap * 8);
-        if (nseq == NULL) {
-            ix_unmap(ns, (size_t)n * sizeof(*ns));
+    /* the shard is empty (all its slots zero): only its arrays grow */
+    if (keep_dead && sh->rseq == NULL) {
+        if (ixmap_reserve(&sh->qmap, (size_t)sh->nslots * 8, 0) != 0) {
             return -1;
         }
+        sh->rseq = sh->qmap.base;
     }
-    shard_swap_locked(sh, ns, nseq, cap, n);
+    if (shard_arrays_ensure(sh, cap, n) != 0) {
+        return -1;
+    }
+    sh->cap = cap;
+    sh->nslots = n;
+    shard_mem_update(sh);
     return 0;
 }
 

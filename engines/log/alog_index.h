@@ -26,6 +26,12 @@
  *   than half dead (and at least ALOG_KARENA_COMPACT_MIN bytes) is copied
  *   into fresh blocks under its write lock, and a shard whose slots are
  *   less than 30% used moves to a smaller array.
+ * - the slot array grows and shrinks in place, inside an address-space
+ *   reservation (struct alog_ixmap): the layout is the forward-greedy
+ *   placement of the entries in tag order (each at max(home, previous
+ *   entry's slot + 1)), and that placement is monotone in cap, so with a
+ *   larger cap every entry's slot can only move up (moved last first),
+ *   with a smaller one only down (moved first first).
  * The record's sequence number is not kept: only recovery needs it (which
  * of two records of a key is newer). Hint files are loaded by one bulk
  * build (alog_index_bulk_build) that resolves keys before any slot is
@@ -115,12 +121,31 @@ struct alog_karena {
     uint64_t bytes; /* allocated block bytes */
 };
 
+/*
+ * An address-space reservation an array grows in: resv bytes mapped
+ * PROT_NONE (no memory, and not counted against strict overcommit), of
+ * which the first rw are read-write. Growing within it is an mprotect of
+ * more of the prefix, with no copy, no new mapping and no munmap (each
+ * munmap is a TLB shootdown on every other CPU); only an array outgrowing
+ * its reservation moves to a new one, 4 times larger.
+ */
+struct alog_ixmap {
+    void *base;
+    size_t resv; /* reserved bytes */
+    size_t rw;   /* read-write prefix; beyond the array's end it is zero */
+    size_t pop;  /* prefix faulted in by MADV_POPULATE_WRITE */
+};
+
 struct alog_shard {
     pthread_rwlock_t lock;
-    struct alog_ent *slots; /* nslots, mapped */
+    struct alog_ent *slots; /* nslots, in smap (smap.base) */
     uint32_t cap;           /* home slots: tag * cap >> 32 */
     uint32_t nslots;        /* cap and an overflow tail (runs do not wrap) */
-    uint64_t *rseq;         /* bulk load only: seq of each slot */
+    uint64_t *rseq;         /* bulk load only: seq of each slot, in qmap */
+    struct alog_ixmap smap;
+    struct alog_ixmap qmap;
+    uint32_t nreserve;    /* reservations made for slots (tests) */
+    uint32_t fail_extend; /* tests: growing smap or qmap fails */
     struct alog_karena ka;
     uint64_t ka_dead;     /* arena bytes of removed keys */
     uint64_t count;       /* entries, tombstones included */
@@ -128,7 +153,8 @@ struct alog_shard {
     uint64_t key_bytes;   /* of live_keys */
     uint64_t value_bytes; /* of live_keys */
     uint64_t expiring;    /* live entries with an expiry */
-    uint64_t mem_bytes;   /* home slots, arena blocks, block table */
+    uint64_t mem_bytes;   /* home slots (and seqs), arena blocks, block
+                           * table: see shard_mem_update */
 };
 
 struct alog_index {
