@@ -455,6 +455,23 @@ write_then_last(const char *dir, int n, int last_is_batch)
     return start;
 }
 
+/* Whether bytes [from, to) of the file at path are all zero. */
+static int
+bytes_are_zero(const char *path, uint64_t from, uint64_t to)
+{
+    FILE *f = fopen(path, "rb");
+    int c = 0;
+
+    assert_non_null(f);
+    assert_int_equal(fseek(f, (long)from, SEEK_SET), 0);
+    for (uint64_t i = from; i < to && c == 0; i++) {
+        c = fgetc(f);
+        assert_true(c != EOF);
+    }
+    fclose(f);
+    return c == 0;
+}
+
 static void
 check_cut(const char *dir, int n, int last_is_batch, uint64_t start,
           uint64_t cut, uint64_t end)
@@ -463,12 +480,14 @@ check_cut(const char *dir, int n, int last_is_batch, uint64_t start,
     char *copy = th_mkdtemp();
     char seg[4096];
     char k[16];
+    int zeros;
     kvd_engine *e;
 
     assert_int_equal(th_copy_dir(dir, copy), 0);
     /* a crash leaves no hint file for the segment it was appending to */
     th_remove_hints(copy);
     th_last_segment(copy, seg, sizeof(seg));
+    zeros = bytes_are_zero(seg, start, cut);
     assert_int_equal(truncate(seg, (off_t)cut), 0);
     th_log_clear();
     th_opts_default(&o);
@@ -491,9 +510,15 @@ check_cut(const char *dir, int n, int last_is_batch, uint64_t start,
         expect_missing(e, "b1");
         expect_missing(e, "b2");
         assert_int_equal(keys_of(e), (uint64_t)n);
-        if (cut > start) {
+        if (cut > start && !zeros) {
             assert_true(th_log_contains("torn write at the end of"));
             assert_int_equal(th_stat(vt, e, "torn_tail_bytes"), cut - start);
+        } else if (cut > start) {
+            /* the torn bytes are all zeros (the crc's first byte is 0 in
+             * about one run in 256: records carry the wall clock): no
+             * different from the zeros appends preallocate, so they are
+             * cut as a clean end, without a warning */
+            assert_false(th_log_contains("torn write"));
         }
     }
     assert_int_equal(th_stat(vt, e, "corrupt_records_total"), 0);
