@@ -208,6 +208,10 @@ struct kvd_engine {
     uint64_t recovered_scanned_files;
     uint64_t recovered_records;
     int recovered_from_index; /* the open read the index file */
+    /* the worker's: alog_ixfile_own is still to run (set before the
+     * worker starts); the stat index_file_owned says when it has */
+    int ixfile_pending;
+    _Atomic int ixfile_owned;
 
     struct alog_counters c;
 };
@@ -426,6 +430,9 @@ int alog_recover(alog_db *db, struct kvd_err *err);
  */
 int alog_ixfile_write(alog_db *db);
 int alog_ixfile_load(alog_db *db, uint64_t *max_seq, uint64_t *keys);
+/* After a load, from the background worker: the index lies in a private
+ * map of the file; make every page of it the process's own memory. */
+void alog_ixfile_own(alog_db *db);
 
 /* alog_manifest.c */
 /* Write dir/name (kind, ids) whole: tmp, fsync, rename, directory fsync. */

@@ -153,6 +153,11 @@ bg_round(void *arg)
 {
     alog_db *db = arg;
 
+    if (db->ixfile_pending) {
+        alog_ixfile_own(db);
+        db->ixfile_pending = 0;
+        atomic_store(&db->ixfile_owned, 1);
+    }
     write_pending_hints(db);
     if (db->opts.merge_ratio > 0 && mono_ms() >= db->bg_next_merge) {
         /* expired keys become dead bytes, which merges reclaim */
@@ -352,10 +357,14 @@ alog_open(const struct kvd_host *host, const void *opts, const char *dir,
         goto fail;
     }
     db->bg_next_merge = mono_ms() + db->opts.merge_interval;
+    db->ixfile_pending = db->recovered_from_index;
     rc = kvd_worker_start("kvd-log", bg_interval(db), bg_round, db, &db->bg,
                           err);
     if (rc != 0) {
         goto fail;
+    }
+    if (db->ixfile_pending) {
+        kvd_worker_wake(db->bg); /* now, not after an interval */
     }
     atomic_store(&db->ready, 1);
     *out = db;
@@ -1197,6 +1206,7 @@ alog_stats(kvd_engine *db, struct kvd_engine_stats *out, kvd_stat_fn fn,
     fn(ctx, "recovery_tidy_us", (uint64_t)db->recovery_tidy_us);
     fn(ctx, "recovery_records", db->recovered_records);
     fn(ctx, "recovery_index_file", (uint64_t)db->recovered_from_index);
+    fn(ctx, "index_file_owned", (uint64_t)atomic_load(&db->ixfile_owned));
     fn(ctx, "recovery_hint_files", db->recovered_hint_files);
     fn(ctx, "recovery_scanned_files", db->recovered_scanned_files);
     fn(ctx, "readonly", (uint64_t)st.readonly);

@@ -156,7 +156,7 @@ ixmap_trim(struct alog_ixmap *m, size_t keep)
 {
     size_t k = ix_page_up(keep);
 
-    if (m->base == NULL || k >= m->rw) {
+    if (m->base == NULL || m->resv == 0 || k >= m->rw) {
         return;
     }
     if (madvise((char *)m->base + k, m->rw - k, MADV_DONTNEED) == 0 &&
@@ -169,7 +169,7 @@ ixmap_trim(struct alog_ixmap *m, size_t keep)
 static void
 ixmap_release(struct alog_ixmap *m)
 {
-    if (m->base != NULL) {
+    if (m->base != NULL && m->resv != 0) { /* resv 0: borrowed */
         munmap(m->base, m->resv);
     }
     memset(m, 0, sizeof(*m));
@@ -239,6 +239,11 @@ kpool_get(struct alog_kpool *kp)
 static void
 kpool_put(struct alog_kpool *kp, unsigned char *b)
 {
+    if (kp->releasing) {
+        /* the whole pool goes: linking the block would only dirty it
+         * (a copy-on-write fault for a block of the index file's map) */
+        return;
+    }
     pthread_mutex_lock(&kp->mu);
     memcpy(b, &kp->free, sizeof(void *));
     kp->free = b;
@@ -319,7 +324,11 @@ ka_free(struct alog_karena *ka)
 
     for (uint32_t i = 0; i < ka->nblks; i++) {
         if ((uintptr_t)ka->blks[i] & 1) {
-            free(ka_blk(ka, i));
+            unsigned char *b = ka_blk(ka, i);
+            if (pool->fmap == NULL || b < pool->fmap ||
+                b >= pool->fmap + pool->fmap_len) {
+                free(b); /* not one of the index file's */
+            }
         } else {
             kpool_put(pool, ka->blks[i]);
         }
@@ -627,6 +636,7 @@ alog_index_init(struct alog_index *ix)
 void
 alog_index_release(struct alog_index *ix)
 {
+    ix->kpool.releasing = 1;
     for (unsigned i = 0; i < ALOG_SHARDS; i++) {
         struct alog_shard *sh = &ix->shards[i];
         if (sh->slots == NULL) {
@@ -645,6 +655,11 @@ alog_index_release(struct alog_index *ix)
         pthread_mutex_destroy(&ix->segtab_mu);
         kpool_release(&ix->kpool);
         pthread_mutex_destroy(&ix->kpool.mu);
+    }
+    if (ix->kpool.fmap != NULL) {
+        /* after the shards: their arrays and blocks may point into it */
+        munmap(ix->kpool.fmap, ix->kpool.fmap_len);
+        ix->kpool.fmap = NULL;
     }
 }
 
@@ -1170,16 +1185,69 @@ out:
 /* ---- index file (alog_ixfile.c) ---- */
 
 int
-alog_shard_load_begin(struct alog_shard *sh, uint32_t cap, uint32_t *nslots)
+alog_shard_load_borrow(struct alog_shard *sh, uint32_t cap, uint32_t nslots,
+                       struct alog_ent *slots)
 {
-    if (sh->count != 0 || sh->ka.nblks != 0 || cap < ALOG_INIT_CAP ||
-        cap > UINT32_MAX / 2) {
+    if (sh->count != 0 || sh->ka.nblks != 0 || sh->rseq != NULL ||
+        cap < ALOG_INIT_CAP || cap > UINT32_MAX / 2 ||
+        nslots != cap + overflow_slots(cap)) {
         return -1;
     }
-    if (cap != sh->cap && shard_resize_locked(sh, cap) != 0) {
+    ixmap_release(&sh->smap);
+    sh->smap.base = slots;
+    sh->smap.resv = 0;
+    sh->smap.rw = (size_t)nslots * sizeof(*slots);
+    sh->smap.pop = sh->smap.rw;
+    sh->slots = slots;
+    sh->cap = cap;
+    sh->nslots = nslots;
+    return 0;
+}
+
+int
+alog_karena_borrow_block(struct alog_karena *ka, unsigned char *p, size_t n)
+{
+    if (n < ALOG_KBLK_BYTES || ((uintptr_t)p & 1) != 0 ||
+        ka->nblks >= ALOG_KBLK_MAX) {
         return -1;
     }
-    *nslots = sh->nslots;
+    if (ka->nblks == ka->blks_cap) {
+        uint32_t cap = ka->blks_cap ? ka->blks_cap * 2 : 4;
+        unsigned char **nb = realloc(ka->blks, cap * sizeof(*nb));
+        if (nb == NULL) {
+            return -1;
+        }
+        ka->blks = nb;
+        ka->blks_cap = cap;
+    }
+    /* a long key's block keeps bit 0 (its entry is the whole block, as
+     * for one ka_alloc made); ka_free knows the map's are not malloc'd */
+    ka->blks[ka->nblks++] =
+        n > ALOG_KBLK_BYTES ? (unsigned char *)((uintptr_t)p | 1) : p;
+    ka->bytes += n;
+    ka->pos = ALOG_KBLK_BYTES;
+    return 0;
+}
+
+int
+alog_karena_borrow_dead(struct alog_karena *ka, unsigned char *p)
+{
+    if (((uintptr_t)p & 1) != 0 || ka->nblks >= ALOG_KBLK_MAX) {
+        return -1;
+    }
+    if (ka->nblks == ka->blks_cap) {
+        uint32_t cap = ka->blks_cap ? ka->blks_cap * 2 : 4;
+        unsigned char **nb = realloc(ka->blks, cap * sizeof(*nb));
+        if (nb == NULL) {
+            return -1;
+        }
+        ka->blks = nb;
+        ka->blks_cap = cap;
+    }
+    /* marked a long key's block (bit 0): never pooled, and inside the
+     * map never free()d */
+    ka->blks[ka->nblks++] = (unsigned char *)((uintptr_t)p | 1);
+    ka->pos = ALOG_KBLK_BYTES;
     return 0;
 }
 

@@ -110,6 +110,13 @@ struct alog_kpool {
     unsigned char *carve; /* next block of the newest chunk */
     size_t carve_left;    /* bytes left there */
     void *free;           /* freed blocks, linked through their first bytes */
+    int releasing;        /* set by alog_index_release: puts are dropped */
+    /* the index file, mapped privately when the open read it
+     * (alog_ixfile.c): slot arrays and arena blocks point into it until
+     * they are replaced; a long key's block in it is never free()d.
+     * Unmapped with the index, after the shards. NULL: none */
+    unsigned char *fmap;
+    size_t fmap_len;
 };
 
 struct alog_karena {
@@ -131,7 +138,10 @@ struct alog_karena {
  */
 struct alog_ixmap {
     void *base;
-    size_t resv; /* reserved bytes */
+    /* reserved bytes; 0: borrowed, base points into the index file's map
+     * (alog_kpool.fmap), never unmapped or trimmed: the first growth
+     * copies the array into a reservation of its own */
+    size_t resv;
     size_t rw;   /* read-write prefix; beyond the array's end it is zero */
     size_t pop;  /* prefix faulted in by MADV_POPULATE_WRITE */
 };
@@ -378,22 +388,34 @@ void alog_index_bulk_release(struct alog_index_bulk *b);
 
 /*
  * Loading a shard from the index file (alog_ixfile.c; no other thread may
- * use the index). The file holds each shard's slot array as it was and its
- * arena blocks in order, so a shard is rebuilt by giving it an array of the
- * same capacity and appending the same blocks: every slot's kref and the
- * layout stay valid unchanged.
+ * use the index). The file holds each shard's slot array as it was and
+ * its arena blocks in order, mapped privately (copy-on-write) by the
+ * open, so a shard takes them in place: no copy, and no page of it is
+ * touched before a lookup or a write needs it. Every slot's kref and
+ * the layout stay valid unchanged.
  *
- * alog_shard_load_begin: the empty shard sh gets cap home slots; *nslots
- * is the size of its array (cap and the overflow tail). 0, or -1 (ENOMEM,
- * a capacity out of range, or a shard that is not empty).
+ * alog_shard_load_borrow: the empty shard sh uses the nslots slots at
+ * `slots` (inside ix->kpool.fmap; cap home slots, nslots == cap and its
+ * overflow tail, else -1). Its first growth copies them into memory of
+ * its own (struct alog_ixmap, resv 0).
+ * alog_karena_borrow_block: append the block of n bytes at p (inside
+ * ix->kpool.fmap, 2-byte aligned): a pool block (n == ALOG_KBLK_BYTES;
+ * freed later, it serves as any pool block) or a long key's own block
+ * (n > ALOG_KBLK_BYTES; freed, it is dropped). 0, or -1 (ENOMEM).
  * alog_karena_add_block: append a block of n >= ALOG_KBLK_BYTES bytes (a
  * pool block for exactly ALOG_KBLK_BYTES, a long key's own block above) and
  * point *p at it, to be filled by the caller. 0, or -1 (ENOMEM).
- * alog_shard_load_end: the caller has set the slots, counters and ka.pos:
- * account the memory.
+ * alog_shard_load_end: the caller has set the counters and ka.pos: account
+ * the memory.
  */
-int alog_shard_load_begin(struct alog_shard *sh, uint32_t cap,
-                          uint32_t *nslots);
+int alog_shard_load_borrow(struct alog_shard *sh, uint32_t cap,
+                           uint32_t nslots, struct alog_ent *slots);
+int alog_karena_borrow_block(struct alog_karena *ka, unsigned char *p,
+                             size_t n);
+/* alog_karena_borrow_dead: append a place holder for a block nothing
+ * points at any more (a removed long key's), at p inside the map: it
+ * keeps the block numbers and takes no memory. 0, or -1 (ENOMEM). */
+int alog_karena_borrow_dead(struct alog_karena *ka, unsigned char *p);
 int alog_karena_add_block(struct alog_karena *ka, size_t n, unsigned char **p);
 void alog_shard_load_end(struct alog_shard *sh);
 

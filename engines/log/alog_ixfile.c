@@ -1,18 +1,19 @@
 /*
  * alog_ixfile.c -- the index file: the whole in-memory index, written at a
- * clean close and read back by the next open instead of rebuilding the
- * index from the hint files (docs/formats.md, "Index file").
+ * clean close and used by the next open instead of rebuilding the index
+ * from the hint files (docs/formats.md, "Index file").
  *
  * Rebuilding from hints reads every key, hashes it, sorts each shard and
  * copies the keys into fresh arenas: about 0.3 s of CPU for 1,000,000
  * keys. The index file holds the result, each shard's slot array and key
- * arena blocks byte for byte, so an open only copies them back (a few
- * tens of ms for the same keys) and checks them.
+ * arena blocks byte for byte, and the open maps it privately and uses
+ * them where they lie (checked first), copying nothing.
  *
  * It is a cache, never the only copy of anything: the segments and their
  * hint files stay authoritative, and the file is used only when it
- * describes exactly the segments found at open (same ids, kinds and
- * sizes). Every change to a store appends to a segment or adds or removes
+ * describes exactly the segments found at open (same ids, kinds, sizes,
+ * inodes and modification times: ids come back once every segment is
+ * gone). Every change to a store appends to a segment or adds or removes
  * one, so a file that matches cannot miss a write, whatever happened
  * since it was written (a crash, a merge, an older copy put back). It is
  * deleted once read, and a file that does not match, is damaged (crc) or
@@ -24,8 +25,9 @@
  *
  * The slot arrays and arena blocks are written in this build's memory
  * layout; the header records the slot size and a byte-order probe, and a
- * file with another layout is ignored like a stale one. Both functions run
- * with no other thread in the store (close, open).
+ * file with another layout is ignored like a stale one. Write and load
+ * run with no other thread in the store (close, open); alog_ixfile_own
+ * runs on the background worker while clients use the store.
  */
 #include "alog.h"
 
@@ -34,30 +36,50 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
-#define IXF_MAGIC      0x58444e49u /* "INDX" */
+/* "INX2": the first layout ("INDX", read by copying) is not read */
+#define IXF_MAGIC      0x32584e49u
 #define IXF_BYTE_ORDER 0x0102030405060708ull
 /* after the file header: u32 slot bytes, u32 block bytes, u32 shards,
  * u32 segments, u64 byte-order probe, u64 hash seed, u64 last seq */
 #define IXF_HDR_BYTES (ALOG_FILE_HDR_BYTES + 40)
-/* per segment: u32 id, u32 index slot, u32 kind, u32 needs a hint, u64
- * size, live bytes, hint bytes, min seq, max seq */
-#define IXF_SEG_BYTES 56
-/* per shard: u32 cap, u32 slots, u32 slots written (up to the last used
- * one; the rest are zero), u32 blocks, u32 last block's use; u64
+/* per segment: u64 inode, u64 modification time (ns), u32 id, u32 index
+ * slot, u32 kind, u32 needs a hint, u64 size, live bytes, hint bytes, min
+ * seq, max seq */
+/* per shard: u32 cap, u32 slots, u32 blocks, u32 last block's use; u64
  * count, live keys, key bytes, value bytes, expiring, dead arena bytes;
- * then the slots, then per block a u32 length word (IXF_BLK_*) and its
- * bytes */
-#define IXF_SHARD_BYTES 64
+ * zeros to a multiple of IXF_SLOT_ALIGN, the slots, then per block a u32
+ * length word (IXF_BLK_*) and its bytes, a long key's padded to 4 */
 /* u64 file bytes before it, u32 magic, u32 masked crc32c of all before */
 #define IXF_TRAILER_BYTES 16
 #define IXF_WBUF_BYTES    (256u << 10)
+#define IXF_SLOT_ALIGN    64u
 /* a block's length word: a pool block (ALOG_KBLK_BYTES follow), a dead
  * long-key block (nothing follows; loaded as an empty pool block that
  * keeps the block numbers), or the length of a live long key's entry */
 #define IXF_BLK_POOL 0u
 #define IXF_BLK_DEAD 1u
+
+/* The file behind s: inode number and modification time (ns). Ids come
+ * back once every segment is gone (next_id is the highest present + 1),
+ * so id, kind and size alone could match a later store's segment; a file
+ * created or written later has another modification time. */
+static int
+ixf_seg_identity(const struct alog_seg *s, uint64_t *ino, uint64_t *mtime)
+{
+    struct stat st;
+
+    if (fstat(s->fd, &st) != 0) {
+        return kvd_errno_status(errno);
+    }
+    *ino = (uint64_t)st.st_ino;
+    *mtime = (uint64_t)st.st_mtim.tv_sec * 1000000000u +
+             (uint64_t)st.st_mtim.tv_nsec;
+    return 0;
+}
 
 /* ---- writing ---- */
 
@@ -76,7 +98,7 @@ ixw_flush(struct ixf_writer *w)
 {
     if (w->rc == 0 && w->len > 0) {
         w->rc = kvd_file_write_full(w->io, w->fd, w->buf, w->len, w->off);
-        w->off += w->len;
+        w->off += w->rc == 0 ? w->len : 0;
     }
     w->len = 0;
 }
@@ -91,7 +113,7 @@ ixw_put(struct ixf_writer *w, const void *p, size_t n)
         ixw_flush(w);
         if (w->rc == 0) {
             w->rc = kvd_file_write_full(w->io, w->fd, p, n, w->off);
-            w->off += n;
+            w->off += w->rc == 0 ? n : 0;
         }
         return;
     }
@@ -131,7 +153,6 @@ ixw_own_blocks(const struct alog_shard *sh, int *rc)
     unsigned char *st;
     uint32_t b;
 
-    *rc = 0;
     for (b = 0; b < sh->ka.nblks && !((uintptr_t)sh->ka.blks[b] & 1); b++) {
     }
     if (b == sh->ka.nblks) {
@@ -139,7 +160,7 @@ ixw_own_blocks(const struct alog_shard *sh, int *rc)
     }
     st = calloc(sh->ka.nblks, 1);
     if (st == NULL) {
-        *rc = KVD_ENOMEM;
+        *rc = *rc != 0 ? *rc : KVD_ENOMEM; /* keep an earlier failure */
         return NULL;
     }
     for (uint32_t i = 0; i < sh->nslots; i++) {
@@ -153,22 +174,26 @@ ixw_own_blocks(const struct alog_shard *sh, int *rc)
     return st;
 }
 
+/* Zero bytes up to the next multiple of align in the file. */
+static void
+ixw_pad(struct ixf_writer *w, size_t align)
+{
+    static const unsigned char zeros[IXF_SLOT_ALIGN];
+    size_t at = (size_t)((w->off + w->len) % align);
+
+    if (at != 0) {
+        ixw_put(w, zeros, align - at);
+    }
+}
+
 static void
 ixw_shard(struct ixf_writer *w, const struct alog_shard *sh)
 {
     const struct alog_karena *ka = &sh->ka;
     unsigned char *own = ixw_own_blocks(sh, &w->rc);
 
-    uint32_t written = sh->nslots;
-
-    /* the free slots after the last used one are zeros the open need not
-     * read or touch (most of the overflow tail) */
-    while (written > 0 && !(sh->slots[written - 1].flags & ALOG_ENT_USED)) {
-        written--;
-    }
     ixw_u32(w, sh->cap);
     ixw_u32(w, sh->nslots);
-    ixw_u32(w, written);
     ixw_u32(w, ka->nblks);
     ixw_u32(w, ka->pos);
     ixw_u64(w, sh->count);
@@ -177,7 +202,9 @@ ixw_shard(struct ixf_writer *w, const struct alog_shard *sh)
     ixw_u64(w, sh->value_bytes);
     ixw_u64(w, sh->expiring);
     ixw_u64(w, sh->ka_dead);
-    ixw_put(w, sh->slots, (size_t)written * sizeof(*sh->slots));
+    /* the whole array, aligned: the open uses it where it lies */
+    ixw_pad(w, IXF_SLOT_ALIGN);
+    ixw_put(w, sh->slots, (size_t)sh->nslots * sizeof(*sh->slots));
     for (uint32_t b = 0; w->rc == 0 && b < ka->nblks; b++) {
         const unsigned char *p =
             (const unsigned char *)((uintptr_t)ka->blks[b] & ~(uintptr_t)1);
@@ -193,6 +220,7 @@ ixw_shard(struct ixf_writer *w, const struct alog_shard *sh)
             len = 2u + klen + ((own[b] & IXF_BLK_EXPIRES) ? 8u : 0u);
             ixw_u32(w, len);
             ixw_put(w, p, len);
+            ixw_pad(w, 4); /* blocks start 4-aligned */
         }
     }
     free(own);
@@ -214,7 +242,7 @@ alog_ixfile_write(alog_db *db)
     snprintf(tmp, sizeof(tmp), "%s.tmp", path);
     memset(w, 0, offsetof(struct ixf_writer, buf));
     w->io = db->io;
-    w->fd = db->io->open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    w->fd = db->io->open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (w->fd < 0) {
         rc = kvd_errno_status(errno);
         free(w);
@@ -234,6 +262,13 @@ alog_ixfile_write(alog_db *db)
     ixw_u64(w, db->seq);
     for (size_t i = 0; i < db->nsegs; i++) {
         struct alog_seg *s = db->segs[i];
+        uint64_t ino = 0;
+        uint64_t mtime = 0;
+        if (w->rc == 0) {
+            w->rc = ixf_seg_identity(s, &ino, &mtime);
+        }
+        ixw_u64(w, ino);
+        ixw_u64(w, mtime);
         ixw_u32(w, s->id);
         ixw_u32(w, atomic_load(&s->ixslot));
         ixw_u32(w, (uint32_t)s->kind);
@@ -273,92 +308,51 @@ alog_ixfile_write(alog_db *db)
 
 /* ---- reading ---- */
 
-/* Reads go through a buffer: the file is mostly small fields and 4 KiB
- * blocks, and a system call per field or block (12,000 for 1,000,000
- * keys) cost more than the copying. Slot arrays larger than the buffer
- * are read straight into place. */
-#define IXF_RBUF_BYTES (1u << 20)
-
+/* The file is mapped privately and read in place: the shards' slot arrays
+ * and arena blocks stay where they lie in the map (copy-on-write), so the
+ * open copies nothing. Copying 45 MB into fresh memory cost 80-90 ms on
+ * the development machine, a first touch of every page; the map's pages
+ * are the page cache's, already there. */
 struct ixf_reader {
-    const struct kvd_io *io;
-    int fd;
-    uint64_t off;  /* logical position */
-    uint64_t size; /* bytes that may be read */
-    uint32_t crc;
-    unsigned char *buf; /* IXF_RBUF_BYTES; [bpos, blen) is at off */
-    size_t bpos;
-    size_t blen;
+    unsigned char *map;
+    uint64_t off;  /* position */
+    uint64_t size; /* bytes before the trailer */
 };
 
-static int
-ixr_pread(struct ixf_reader *r, void *p, size_t n)
+/* n bytes at the position, or NULL past the end. */
+static unsigned char *
+ixr_take(struct ixf_reader *r, uint64_t n)
 {
-    size_t got = 0;
-    int rc = kvd_file_read_full(r->io, r->fd, p, n, r->off, &got);
-
-    return rc != 0 ? rc : got != n ? KVD_ECORRUPT : 0;
-}
-
-/* Read n bytes into p (crc updated). 0, or a status (KVD_ECORRUPT: the
- * file is shorter). */
-static int
-ixr_get(struct ixf_reader *r, void *p, size_t n)
-{
-    unsigned char *d = p;
-    size_t left = n;
-    int rc;
+    unsigned char *p = r->map + r->off;
 
     if (n > r->size - r->off) {
-        return KVD_ECORRUPT;
+        return NULL;
     }
-    while (left > 0) {
-        size_t take = r->blen - r->bpos;
-        if (take == 0 && left >= IXF_RBUF_BYTES) {
-            rc = ixr_pread(r, d, left);
-            if (rc != 0) {
-                return rc;
-            }
-            r->off += left;
-            break;
-        }
-        if (take == 0) {
-            uint64_t want = r->size - r->off;
-            want = want < IXF_RBUF_BYTES ? want : IXF_RBUF_BYTES;
-            rc = ixr_pread(r, r->buf, (size_t)want);
-            if (rc != 0) {
-                return rc;
-            }
-            r->bpos = 0;
-            r->blen = (size_t)want;
-            continue;
-        }
-        take = take < left ? take : left;
-        memcpy(d, r->buf + r->bpos, take);
-        r->bpos += take;
-        r->off += take;
-        d += take;
-        left -= take;
-    }
-    r->crc = kvd_crc32c(r->crc, p, n);
-    return 0;
+    r->off += n;
+    return p;
 }
 
 static int
 ixr_u32(struct ixf_reader *r, uint32_t *v)
 {
-    unsigned char b[4];
-    int rc = ixr_get(r, b, 4);
-    *v = rc == 0 ? alog_get_u32(b) : 0;
-    return rc;
+    const unsigned char *p = ixr_take(r, 4);
+    *v = p != NULL ? alog_get_u32(p) : 0;
+    return p != NULL ? 0 : KVD_ECORRUPT;
 }
 
 static int
 ixr_u64(struct ixf_reader *r, uint64_t *v)
 {
-    unsigned char b[8];
-    int rc = ixr_get(r, b, 8);
-    *v = rc == 0 ? alog_get_u64(b) : 0;
-    return rc;
+    const unsigned char *p = ixr_take(r, 8);
+    *v = p != NULL ? alog_get_u64(p) : 0;
+    return p != NULL ? 0 : KVD_ECORRUPT;
+}
+
+static int
+ixr_skip_to(struct ixf_reader *r, uint64_t align)
+{
+    uint64_t at = r->off % align;
+    return at == 0 || ixr_take(r, align - at) != NULL ? 0 : KVD_ECORRUPT;
 }
 
 /* The segments the file lists must be db's, one for one. 0, or
@@ -377,8 +371,11 @@ ixr_segments(alog_db *db, struct ixf_reader *r, uint32_t nsegs, char *why,
     for (size_t i = 0; i < db->nsegs; i++) {
         struct alog_seg *s = db->segs[i];
         uint32_t id, slot, kind, need_hint;
-        uint64_t size, live, hint, lo, hi;
-        if ((rc = ixr_u32(r, &id)) != 0 || (rc = ixr_u32(r, &slot)) != 0 ||
+        uint64_t size, live, hint, lo, hi, ino, mtime;
+        uint64_t ino_now = 0;
+        uint64_t mtime_now = 0;
+        if ((rc = ixr_u64(r, &ino)) != 0 || (rc = ixr_u64(r, &mtime)) != 0 ||
+            (rc = ixr_u32(r, &id)) != 0 || (rc = ixr_u32(r, &slot)) != 0 ||
             (rc = ixr_u32(r, &kind)) != 0 ||
             (rc = ixr_u32(r, &need_hint)) != 0 ||
             (rc = ixr_u64(r, &size)) != 0 || (rc = ixr_u64(r, &live)) != 0 ||
@@ -386,6 +383,14 @@ ixr_segments(alog_db *db, struct ixf_reader *r, uint32_t nsegs, char *why,
             (rc = ixr_u64(r, &hi)) != 0) {
             snprintf(why, whylen, "it is truncated");
             return rc;
+        }
+        if (ixf_seg_identity(s, &ino_now, &mtime_now) != 0 ||
+            ino != ino_now || mtime != mtime_now) {
+            snprintf(why, whylen,
+                     "segment %08u is another file than the one it "
+                     "describes (inode or modification time)",
+                     (unsigned)s->id);
+            return KVD_ECORRUPT;
         }
         if (id != s->id || kind != (uint32_t)s->kind ||
             size != atomic_load(&s->size)) {
@@ -410,64 +415,124 @@ ixr_segments(alog_db *db, struct ixf_reader *r, uint32_t nsegs, char *why,
         atomic_store(&s->hint_bytes, hint);
         atomic_store(&s->min_seq, lo);
         atomic_store(&s->max_seq, hi);
-        s->need_hint = need_hint != 0 && db->opts.hint_files;
+        /* as recovery would: a segment without a hint gets one */
+        s->need_hint = db->opts.hint_files && (need_hint != 0 || hint == 0);
     }
     return 0;
 }
 
 /* Every used slot must name a segment of the file, a key inside its
- * shard's arena and a record inside its segment: checked before any
- * lookup trusts them. */
+ * shard's arena (blen: each block's length) and a record inside its
+ * segment: checked before any lookup trusts them. */
 static int
-ixr_check_shard(const alog_db *db, const struct alog_shard *sh)
+ixr_check_shard(const alog_db *db, struct alog_shard *sh, const uint32_t *blen)
 {
     uint64_t used = 0;
+    uint64_t key_bytes = 0;
+    uint64_t value_bytes = 0;
+    uint64_t expiring = 0;
+    uint64_t live_entry_bytes = 0;
+    uint32_t last = sh->ka.nblks - 1; /* the block new keys go to */
+    uint32_t last_tag = 0;
 
+    if (sh->ka.nblks > 0 && blen[last] != ALOG_KBLK_BYTES &&
+        sh->ka.pos != ALOG_KBLK_BYTES) {
+        return KVD_ECORRUPT; /* only a pool block takes more keys */
+    }
     for (uint32_t i = 0; i < sh->nslots; i++) {
         const struct alog_ent *e = &sh->slots[i];
         const struct alog_seg *s;
         uint32_t blk = e->kref >> ALOG_KBLK_SHIFT;
         uint32_t at = e->kref & (ALOG_KBLK_BYTES - 1);
-        int own;
         size_t klen;
+        size_t end;
         if (!(e->flags & ALOG_ENT_USED)) {
             continue;
         }
-        used++;
         s = db->ix.segtab[e->seg];
         if (e->seg == 0 || s == NULL || blk >= sh->ka.nblks ||
             (e->flags & ALOG_ENT_TOMBSTONE) ||
-            (i > 0 && (sh->slots[i - 1].flags & ALOG_ENT_USED) &&
-             sh->slots[i - 1].tag > e->tag)) {
+            (used > 0 && last_tag > e->tag) ||
+            (uint64_t)at + 2 > blen[blk]) {
             return KVD_ECORRUPT;
         }
-        own = ((uintptr_t)sh->ka.blks[blk] & 1) != 0;
-        if (own ? at != 0 : at + 2 > ALOG_KBLK_BYTES) {
-            return KVD_ECORRUPT;
-        }
+        used++;
+        last_tag = e->tag;
         klen = alog_ent_klen(sh, e);
-        if (!own && at + 2 + klen + ((e->flags & ALOG_ENT_EXPIRES) ? 8 : 0) >
-                        ALOG_KBLK_BYTES) {
+        end = at + 2 + klen + ((e->flags & ALOG_ENT_EXPIRES) ? 8 : 0);
+        if (end > blen[blk] || (blen[blk] > ALOG_KBLK_BYTES && at != 0) ||
+            (blk == last && blen[blk] == ALOG_KBLK_BYTES &&
+             end > sh->ka.pos) ||
+            (uint64_t)e->off + alog_rec_bytes(klen, e->vlen) >
+                atomic_load(&s->size)) {
             return KVD_ECORRUPT;
         }
-        if ((uint64_t)e->off + alog_rec_bytes(klen, e->vlen) >
-            atomic_load(&s->size)) {
-            return KVD_ECORRUPT;
-        }
+        /* the counters are recomputed, not taken from the file */
+        key_bytes += klen;
+        value_bytes += e->vlen;
+        expiring += alog_ent_expire(sh, e) != 0;
+        live_entry_bytes += end - at;
     }
-    return used == sh->count ? 0 : KVD_ECORRUPT;
+    if (used != sh->count || live_entry_bytes > sh->ka.bytes) {
+        return KVD_ECORRUPT; /* a count that lies, or entries that overlap */
+    }
+    sh->key_bytes = key_bytes;
+    sh->value_bytes = value_bytes;
+    sh->expiring = expiring;
+    /* dead bytes cannot exceed what the live entries leave of the arena */
+    if (sh->ka_dead > sh->ka.bytes - live_entry_bytes) {
+        sh->ka_dead = sh->ka.bytes - live_entry_bytes;
+    }
+    return 0;
+}
+
+static int
+ixr_blocks(struct ixf_reader *r, struct alog_shard *sh, uint32_t nblks,
+           uint32_t *blen)
+{
+    for (uint32_t b = 0; b < nblks; b++) {
+        unsigned char *p;
+        uint32_t len;
+        if (ixr_u32(r, &len) != 0) {
+            return KVD_ECORRUPT;
+        }
+        if (len == IXF_BLK_DEAD) {
+            /* a place holder that keeps the block numbers: nothing may
+             * point at it (blen 0), so it takes no memory */
+            if (alog_karena_borrow_dead(&sh->ka, r->map + r->off - 4) != 0) {
+                return KVD_ENOMEM;
+            }
+            blen[b] = 0;
+            continue;
+        }
+        if (len == IXF_BLK_POOL) {
+            len = ALOG_KBLK_BYTES;
+        } else if (len <= ALOG_KBLK_BYTES || len > 2u + 65535u + 8u) {
+            return KVD_ECORRUPT;
+        }
+        p = ixr_take(r, len);
+        if (p == NULL || (len > ALOG_KBLK_BYTES && ixr_skip_to(r, 4) != 0)) {
+            return KVD_ECORRUPT;
+        }
+        if (alog_karena_borrow_block(&sh->ka, p, len) != 0) {
+            return KVD_ENOMEM;
+        }
+        blen[b] = len;
+    }
+    return 0;
 }
 
 static int
 ixr_shard(alog_db *db, struct ixf_reader *r, struct alog_shard *sh)
 {
-    uint32_t cap, nslots, written, nblks, pos, have;
+    uint32_t cap, nslots, nblks, pos;
+    uint32_t *blen = NULL;
+    unsigned char *slots;
     uint64_t v[6];
     int rc;
 
     if ((rc = ixr_u32(r, &cap)) != 0 || (rc = ixr_u32(r, &nslots)) != 0 ||
-        (rc = ixr_u32(r, &written)) != 0 || (rc = ixr_u32(r, &nblks)) != 0 ||
-        (rc = ixr_u32(r, &pos)) != 0) {
+        (rc = ixr_u32(r, &nblks)) != 0 || (rc = ixr_u32(r, &pos)) != 0) {
         return rc;
     }
     for (int i = 0; i < 6; i++) {
@@ -476,83 +541,51 @@ ixr_shard(alog_db *db, struct ixf_reader *r, struct alog_shard *sh)
         }
     }
     /* sizes are checked against the bytes left before anything is
-     * allocated from them: a damaged header must not map gigabytes */
-    if (pos > ALOG_KBLK_BYTES || nblks > ALOG_KBLK_MAX || cap > nslots ||
-        written > nslots || nslots > 2 * (uint64_t)cap + 64 ||
-        (uint64_t)written * sizeof(*sh->slots) > r->size - r->off ||
+     * allocated from them */
+    if (pos > ALOG_KBLK_BYTES || nblks > ALOG_KBLK_MAX ||
         (uint64_t)nblks * 4 > r->size - r->off ||
-        alog_shard_load_begin(sh, cap, &have) != 0) {
+        ixr_skip_to(r, IXF_SLOT_ALIGN) != 0 ||
+        (slots = ixr_take(r, (uint64_t)nslots * sizeof(struct alog_ent))) ==
+            NULL ||
+        alog_shard_load_borrow(sh, cap, nslots, (struct alog_ent *)slots) !=
+            0) {
         return KVD_ECORRUPT;
     }
-    if (have != nslots) {
-        return KVD_ECORRUPT;
+    blen = malloc(((size_t)nblks + 1) * sizeof(*blen));
+    if (blen == NULL) {
+        return KVD_ENOMEM;
     }
-    /* the shard is new: its slots past `written` are zero already */
-    rc = ixr_get(r, sh->slots, (size_t)written * sizeof(*sh->slots));
-    for (uint32_t b = 0; rc == 0 && b < nblks; b++) {
-        unsigned char *p;
-        uint32_t len;
-        uint16_t klen;
-        if ((rc = ixr_u32(r, &len)) != 0) {
-            break;
-        }
-        if (len == IXF_BLK_POOL || len == IXF_BLK_DEAD) {
-            if (alog_karena_add_block(&sh->ka, ALOG_KBLK_BYTES, &p) != 0) {
-                rc = KVD_ENOMEM;
-            } else if (len == IXF_BLK_DEAD) {
-                memset(p, 0, ALOG_KBLK_BYTES);
-            } else {
-                rc = ixr_get(r, p, ALOG_KBLK_BYTES);
-            }
-            continue;
-        }
-        if (len <= ALOG_KBLK_BYTES || len > 2u + 65535u + 8u) {
-            rc = KVD_ECORRUPT;
-            break;
-        }
-        /* 8 bytes more than read: an expiry read after the key stays
-         * inside the block whatever a slot's flags say */
-        if (alog_karena_add_block(&sh->ka, (size_t)len + 8, &p) != 0) {
-            rc = KVD_ENOMEM;
-            break;
-        }
-        memset(p + len, 0, 8);
-        rc = ixr_get(r, p, len);
-        memcpy(&klen, p, 2);
-        if (rc == 0 && 2u + klen > len) {
-            rc = KVD_ECORRUPT;
-        }
+    rc = ixr_blocks(r, sh, nblks, blen);
+    if (rc == 0) {
+        sh->ka.pos = nblks > 0 ? pos : 0;
+        sh->count = v[0];
+        sh->live_keys = v[1];
+        sh->key_bytes = v[2];
+        sh->value_bytes = v[3];
+        sh->expiring = v[4];
+        sh->ka_dead = v[5];
+        /* no tombstones outside recovery */
+        rc = sh->live_keys != sh->count ? KVD_ECORRUPT : 0;
     }
-    if (rc != 0) {
-        return rc;
+    if (rc == 0) {
+        alog_shard_load_end(sh);
+        rc = ixr_check_shard(db, sh, blen);
     }
-    sh->ka.pos = nblks > 0 ? pos : 0;
-    sh->count = v[0];
-    sh->live_keys = v[1];
-    sh->key_bytes = v[2];
-    sh->value_bytes = v[3];
-    sh->expiring = v[4];
-    sh->ka_dead = v[5];
-    if (sh->live_keys != sh->count) {
-        return KVD_ECORRUPT; /* no tombstones outside recovery */
-    }
-    alog_shard_load_end(sh);
-    /* checked now, while the shard is in the cache (the crc comes at the
-     * end; the check itself reads nothing it has not bounded) */
-    return ixr_check_shard(db, sh);
+    free(blen);
+    return rc;
 }
 
-/* Read the file into the empty index. 0, KVD_ENOTFOUND (none), or another
- * status with *why set (the index is then partly filled: the caller starts
- * it again). */
+/* Read the file mapped at r into the empty index. 0, or a status with
+ * *why set (the index is then partly filled: the caller starts it
+ * again). */
 static int
 ixr_load(alog_db *db, struct ixf_reader *r, uint64_t *max_seq, char *why,
          size_t whylen)
 {
-    unsigned char hdr[ALOG_FILE_HDR_BYTES];
-    unsigned char t[IXF_TRAILER_BYTES];
     struct alog_file_hdr fh;
-    uint32_t slot_bytes, blk_bytes, shards, nsegs, crc;
+    const unsigned char *t;
+    const unsigned char *hdr;
+    uint32_t slot_bytes, blk_bytes, shards, nsegs;
     uint64_t probe, seed, seq;
     int rc;
 
@@ -561,20 +594,33 @@ ixr_load(alog_db *db, struct ixf_reader *r, uint64_t *max_seq, char *why,
                  (unsigned long long)r->size);
         return KVD_ECORRUPT;
     }
-    r->size -= IXF_TRAILER_BYTES; /* the trailer is read on its own */
-    if ((rc = ixr_get(r, hdr, sizeof(hdr))) != 0 ||
-        alog_file_hdr_decode(hdr, &fh) != 0 || fh.kind != ALOG_FILE_INDEX) {
+    /* the whole file first: nothing in it is trusted before the crc */
+    r->size -= IXF_TRAILER_BYTES;
+    t = r->map + r->size;
+    if (alog_get_u64(t) != r->size || alog_get_u32(t + 8) != IXF_MAGIC) {
+        snprintf(why, whylen, "bad trailer");
+        return KVD_ECORRUPT;
+    }
+    if (kvd_crc32c_mask(kvd_crc32c(0, r->map, (size_t)r->size + 12)) !=
+        alog_get_u32(t + 12)) {
+        snprintf(why, whylen, "its checksum does not match");
+        return KVD_ECORRUPT;
+    }
+    hdr = ixr_take(r, ALOG_FILE_HDR_BYTES);
+    if (hdr == NULL || alog_file_hdr_decode(hdr, &fh) != 0 ||
+        fh.kind != ALOG_FILE_INDEX) {
         snprintf(why, whylen, "bad file header");
         return KVD_ECORRUPT;
     }
     if ((rc = ixr_u32(r, &slot_bytes)) != 0 ||
         (rc = ixr_u32(r, &blk_bytes)) != 0 ||
         (rc = ixr_u32(r, &shards)) != 0 || (rc = ixr_u32(r, &nsegs)) != 0 ||
-        (rc = ixr_get(r, &probe, 8)) != 0 || (rc = ixr_u64(r, &seed)) != 0 ||
+        ixr_take(r, 8) == NULL || (rc = ixr_u64(r, &seed)) != 0 ||
         (rc = ixr_u64(r, &seq)) != 0) {
         snprintf(why, whylen, "it is truncated");
         return KVD_ECORRUPT;
     }
+    memcpy(&probe, r->map + r->off - 24, 8); /* native order */
     if (slot_bytes != sizeof(struct alog_ent) ||
         blk_bytes != ALOG_KBLK_BYTES || shards != ALOG_SHARDS ||
         probe != IXF_BYTE_ORDER) {
@@ -598,26 +644,8 @@ ixr_load(alog_db *db, struct ixf_reader *r, uint64_t *max_seq, char *why,
             return rc;
         }
     }
-    r->size += IXF_TRAILER_BYTES;
-    if (r->off + IXF_TRAILER_BYTES != r->size) {
+    if (r->off != r->size) {
         snprintf(why, whylen, "it has bytes after its last shard");
-        return KVD_ECORRUPT;
-    }
-    {
-        size_t got = 0;
-        rc = kvd_file_read_full(r->io, r->fd, t, sizeof(t), r->off, &got);
-        if (rc == 0 && got != sizeof(t)) {
-            rc = KVD_ECORRUPT;
-        }
-    }
-    if (rc != 0 || alog_get_u64(t) != r->off ||
-        alog_get_u32(t + 8) != IXF_MAGIC) {
-        snprintf(why, whylen, "bad trailer");
-        return KVD_ECORRUPT;
-    }
-    crc = kvd_crc32c_mask(kvd_crc32c(r->crc, t, 12));
-    if (crc != alog_get_u32(t + 12)) {
-        snprintf(why, whylen, "its checksum does not match");
         return KVD_ECORRUPT;
     }
     *max_seq = seq;
@@ -647,35 +675,49 @@ alog_ixfile_load(alog_db *db, uint64_t *max_seq, uint64_t *keys)
 {
     char path[ALOG_PATH_BYTES];
     char why[160] = "";
-    struct ixf_reader r = {.io = db->io};
+    struct ixf_reader r = {0};
+    uint64_t size = 0;
     int rc;
-
-    r.buf = malloc(IXF_RBUF_BYTES);
-    if (r.buf == NULL) {
-        return KVD_ENOMEM;
-    }
+    int fd;
 
     *max_seq = 0;
     *keys = 0;
     snprintf(path, sizeof(path), "%s/%s", db->dir, ALOG_INDEX_FILE);
-    r.fd = db->io->open(path, O_RDONLY | O_CLOEXEC, 0);
-    if (r.fd < 0) {
+    fd = db->io->open(path, O_RDONLY | O_CLOEXEC, 0);
+    if (fd < 0) {
         if (errno == ENOENT) {
-            free(r.buf);
             return KVD_ENOTFOUND;
         }
         snprintf(why, sizeof(why), "open: %s", strerror(errno));
         rc = KVD_EIO;
     } else {
-        rc = kvd_file_size(r.fd, &r.size);
-        if (rc == 0) {
-            rc = ixr_load(db, &r, max_seq, why, sizeof(why));
+        rc = kvd_file_size(fd, &size);
+        if (rc != 0 || size == 0 || size > SIZE_MAX) {
+            snprintf(why, sizeof(why), "size %llu", (unsigned long long)size);
+            rc = KVD_ECORRUPT;
         } else {
-            snprintf(why, sizeof(why), "stat: %s", strerror(errno));
+            /* writable and private: the index changes its own copy of a
+             * page, never the file */
+            void *m = mmap(NULL, (size_t)size, PROT_READ | PROT_WRITE,
+                           MAP_PRIVATE, fd, 0);
+            if (m == MAP_FAILED) {
+                snprintf(why, sizeof(why), "mmap: %s", strerror(errno));
+                rc = KVD_ENOMEM;
+            } else {
+#ifdef MADV_POPULATE_READ
+                /* its pages mapped by one call, not a fault each (read
+                 * only: a write fault would copy them) */
+                (void)madvise(m, (size_t)size, MADV_POPULATE_READ);
+#endif
+                db->ix.kpool.fmap = m;
+                db->ix.kpool.fmap_len = (size_t)size;
+                r.map = m;
+                r.size = size;
+                rc = ixr_load(db, &r, max_seq, why, sizeof(why));
+            }
         }
-        db->io->close(r.fd);
+        db->io->close(fd);
     }
-    free(r.buf);
     if (rc == 0) {
         for (unsigned i = 0; i < ALOG_SHARDS; i++) {
             *keys += db->ix.shards[i].live_keys;
@@ -686,15 +728,37 @@ alog_ixfile_load(alog_db *db, uint64_t *max_seq, uint64_t *keys)
                  "log: index file %s not used (%s): loading the hint files "
                  "instead",
                  path, why);
-        if (ixr_forget(db) != 0) {
+        if (ixr_forget(db) != 0) { /* unmaps it too */
             return KVD_ENOMEM;
         }
         rc = KVD_ECORRUPT;
     }
     /* read once: from here on the segments move past it; a copy left by a
-     * crash would not match them anyway */
+     * crash would not match them anyway (the map keeps its pages) */
     if (alog_check_writable(db) == 0) {
         db->io->unlink(path);
     }
     return rc;
+}
+
+void
+alog_ixfile_own(alog_db *db)
+{
+#ifdef MADV_POPULATE_WRITE
+    unsigned char *m = db->ix.kpool.fmap;
+    size_t n = db->ix.kpool.fmap_len;
+
+    /* as if every page were written (contents unchanged): each becomes a
+     * private copy, so no part of the index is a file page that reclaim
+     * may drop and a later lookup read back from the disk. The kernel
+     * copies a page under its page table lock, so lookups and writes may
+     * run meanwhile. By MiB, so that other work of the worker is not
+     * held up by a long call. Failure leaves the pages file-backed. */
+    for (size_t off = 0; m != NULL && off < n; off += (size_t)1 << 20) {
+        size_t len = n - off < ((size_t)1 << 20) ? n - off : (size_t)1 << 20;
+        (void)madvise(m + off, len, MADV_POPULATE_WRITE);
+    }
+#else
+    (void)db;
+#endif
 }

@@ -1660,6 +1660,42 @@ ixf_path(void **state, char *out, size_t outlen)
     snprintf(out, outlen, "%s/INDEX", (const char *)*state);
 }
 
+/* Rss and Anonymous (kB) of this process's mapping of path, from
+ * /proc/self/smaps; 0 when it is not mapped. */
+static int
+ixf_mapping(const char *path, long *rss, long *anon)
+{
+    char want[5100];
+    char line[5200];
+    FILE *f = fopen("/proc/self/smaps", "r");
+    int in = 0;
+    int found = 0;
+
+    assert_non_null(f);
+    snprintf(want, sizeof(want), "%s (deleted)", path);
+    *rss = *anon = 0;
+    while (fgets(line, sizeof(line), f) != NULL) {
+        /* a mapping's header starts with its address range in lower-case
+         * hex; its fields ("Rss:") with a capital */
+        int header = (line[0] >= '0' && line[0] <= '9') ||
+                     (line[0] >= 'a' && line[0] <= 'f');
+        if (header && in) {
+            break;
+        }
+        if (header && strstr(line, want) != NULL) {
+            in = 1;
+            found = 1;
+            continue;
+        }
+        if (in) {
+            sscanf(line, "Rss: %ld kB", rss);
+            sscanf(line, "Anonymous: %ld kB", anon);
+        }
+    }
+    fclose(f);
+    return found;
+}
+
 static void
 test_log_index_file_reopens_the_same_state(void **state)
 {
@@ -1679,13 +1715,33 @@ test_log_index_file_reopens_the_same_state(void **state)
     close_ok(e);
     ixf_path(state, path, sizeof(path));
     assert_int_equal(stat(path, &st), 0);
-    assert_int_equal(st.st_mode & 0777, 0600);
+    {
+        /* the mode of every file of the store (0644 less the umask) */
+        struct stat seg;
+        char data[4200];
+        th_last_segment(*state, data, sizeof(data));
+        assert_int_equal(stat(data, &seg), 0);
+        assert_int_equal(st.st_mode & 0777, seg.st_mode & 0777);
+    }
     e = open_ok(*state, &o);
     assert_int_equal(th_stat(vt, e, "recovery_index_file"), 1);
     assert_int_equal(th_stat(vt, e, "recovery_hint_files"), 0);
     assert_int_equal(th_stat(vt, e, "recovery_scanned_files"), 0);
     /* read once: it would not match the segments after this run */
     assert_int_equal(access(path, F_OK), -1);
+    /* the worker makes the index in its map the process's own memory:
+     * no page of it is left a file page (bounded wait, 20 s) */
+    for (int i = 0; i < 2000 && th_stat(vt, e, "index_file_owned") == 0; i++) {
+        usleep(10000);
+    }
+    assert_int_equal(th_stat(vt, e, "index_file_owned"), 1);
+    {
+        long rss;
+        long anon;
+        assert_true(ixf_mapping(path, &rss, &anon));
+        assert_true(rss > 0);
+        assert_int_equal(anon, rss);
+    }
     th_stats(vt, e, &after);
     assert_int_equal(after.keys, before.keys);
     assert_int_equal(after.keys, 203);
@@ -1839,6 +1895,174 @@ test_log_damaged_index_file_is_not_used(void **state)
         e = open_ok(*state, &o);
         assert_int_equal(th_stat(vt, e, "recovery_index_file"), 1);
         ixf_check(e, exp);
+        close_ok(e);
+    }
+}
+
+static int count_files(const char *dir, const char *ext);
+
+static void
+ixf_put_many(kvd_engine *e, int n)
+{
+    char k[32];
+    char v[32];
+
+    for (int i = 0; i < n; i++) {
+        snprintf(k, sizeof(k), "key%06d", i);
+        snprintf(v, sizeof(v), "v%d", i);
+        put_ok(e, k, v);
+    }
+}
+
+static void
+ixf_check_many(kvd_engine *e, int n)
+{
+    char k[32];
+    char v[32];
+
+    for (int i = 0; i < n; i++) {
+        snprintf(k, sizeof(k), "key%06d", i);
+        snprintf(v, sizeof(v), "v%d", i);
+        expect_val(e, k, v);
+    }
+    assert_int_equal(keys_of(e), (uint64_t)n);
+}
+
+/* Ids come back once every segment is gone: an older index file whose
+ * segment 0 had the same size must still not be taken for the new one. */
+static void
+test_log_index_file_of_a_reused_segment_id_is_not_used(void **state)
+{
+    struct alog_opts o;
+    struct kvd_err err = {0};
+    char path[4200];
+    char saved[4210];
+    kvd_engine *e;
+
+    e = ixf_open(state, &o);
+    put_ok(e, "k1", "AAAA");
+    close_ok(e);
+    ixf_path(state, path, sizeof(path));
+    snprintf(saved, sizeof(saved), "%s.saved", path);
+    ixf_copy(path, saved);
+    e = open_ok(*state, &o);
+    assert_int_equal(vt->del(e, "k1", 2), 0);
+    close_ok(e);
+    e = open_ok(*state, &o);
+    assert_int_equal(vt->maintain(e, KVD_MAINT_COMPACT, &err), 0);
+    close_ok(e);
+    assert_int_equal(count_files(*state, ".data"), 0);
+    e = open_ok(*state, &o);
+    put_ok(e, "k2", "BBBB"); /* segment 00000000 again, the same size */
+    close_ok(e);
+    ixf_copy(saved, path);
+    e = open_ok(*state, &o);
+    assert_int_equal(th_stat(vt, e, "recovery_index_file"), 0);
+    expect_val(e, "k2", "BBBB");
+    expect_missing(e, "k1");
+    close_ok(e);
+    unlink(saved);
+}
+
+/* Enough keys that shards grow past their first arrays, then growth,
+ * removal and shrinking on top of arrays that lie in the file's map. */
+static void
+test_log_index_file_shards_grow_and_shrink_after_it(void **state)
+{
+    struct alog_opts o;
+    char k[32];
+    char v[32];
+    kvd_engine *e;
+
+    e = ixf_open(state, &o);
+    ixf_put_many(e, 20000);
+    close_ok(e);
+    e = open_ok(*state, &o);
+    assert_int_equal(th_stat(vt, e, "recovery_index_file"), 1);
+    for (int i = 20000; i < 40000; i++) {
+        snprintf(k, sizeof(k), "key%06d", i);
+        snprintf(v, sizeof(v), "v%d", i);
+        put_ok(e, k, v);
+    }
+    for (int i = 0; i < 40000; i++) {
+        if (i % 8 != 0) {
+            snprintf(k, sizeof(k), "key%06d", i);
+            assert_int_equal(vt->del(e, k, strlen(k)), 0);
+        }
+    }
+    assert_int_equal(keys_of(e), 5000);
+    close_ok(e);
+    for (int round = 0; round < 2; round++) {
+        e = open_ok(*state, &o);
+        assert_int_equal(th_stat(vt, e, "recovery_index_file"), 1);
+        assert_int_equal(keys_of(e), 5000);
+        for (int i = 0; i < 40000; i++) {
+            snprintf(k, sizeof(k), "key%06d", i);
+            if (i % 8 != 0) {
+                expect_missing(e, k);
+            } else {
+                snprintf(v, sizeof(v), "v%d", i);
+                expect_val(e, k, v);
+            }
+        }
+        close_ok(e);
+    }
+}
+
+/* A damaged file whose crc was made to match: the structure checks must
+ * refuse it, without allocating what its sizes say. */
+static void
+test_log_index_file_with_a_matching_crc_is_still_checked(void **state)
+{
+    struct alog_opts o;
+    char path[4200];
+    kvd_engine *e;
+
+    e = ixf_open(state, &o);
+    ixf_put_many(e, 5000); /* every shard has keys, in blocks */
+    close_ok(e);
+    ixf_path(state, path, sizeof(path));
+    for (int round = 0; round < 3; round++) {
+        FILE *f = fopen(path, "r+b");
+        unsigned char *buf;
+        long size;
+        uint32_t nsegs;
+        long shard0;
+        uint32_t crc;
+
+        assert_non_null(f);
+        assert_int_equal(fseek(f, 0, SEEK_END), 0);
+        size = ftell(f);
+        buf = malloc((size_t)size);
+        assert_non_null(buf);
+        assert_int_equal(fseek(f, 0, SEEK_SET), 0);
+        assert_int_equal(fread(buf, 1, (size_t)size, f), (size_t)size);
+        memcpy(&nsegs, buf + 16 + 12, 4);
+        shard0 = 16 + 40 + (long)nsegs * 72;
+        if (round == 0) {
+            uint32_t nblks = 0x7fffffffu; /* blocks: far more than fit */
+            memcpy(buf + shard0 + 8, &nblks, 4);
+        } else if (round == 1) {
+            uint32_t pos = 0; /* the last block's keys past its use */
+            uint32_t nblks;
+            memcpy(&nblks, buf + shard0 + 8, 4);
+            assert_true(nblks > 0);
+            memcpy(buf + shard0 + 12, &pos, 4);
+        } else {
+            uint64_t count = 12345; /* entries: a count that lies */
+            memcpy(buf + shard0 + 16, &count, 8);
+        }
+        crc = kvd_crc32c_mask(kvd_crc32c(0, buf, (size_t)size - 4));
+        memcpy(buf + size - 4, &crc, 4);
+        assert_int_equal(fseek(f, 0, SEEK_SET), 0);
+        assert_int_equal(fwrite(buf, 1, (size_t)size, f), (size_t)size);
+        assert_int_equal(fclose(f), 0);
+        free(buf);
+        th_log_clear();
+        e = open_ok(*state, &o);
+        assert_int_equal(th_stat(vt, e, "recovery_index_file"), 0);
+        assert_true(th_log_contains("shard 0 is damaged"));
+        ixf_check_many(e, 5000);
         close_ok(e);
     }
 }
@@ -2563,6 +2787,9 @@ main(int argc, char **argv)
         T(test_log_stale_index_file_is_not_used),
         T(test_log_damaged_index_file_is_not_used),
         T(test_log_failed_index_file_write_keeps_the_close_clean),
+        T(test_log_index_file_of_a_reused_segment_id_is_not_used),
+        T(test_log_index_file_shards_grow_and_shrink_after_it),
+        T(test_log_index_file_with_a_matching_crc_is_still_checked),
         T(test_log_clean_close_reopens_from_hints_only),
         T(test_log_crash_after_close_hint_is_consistent),
         T(test_log_hints_come_from_appends_without_a_scan),
