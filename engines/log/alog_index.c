@@ -265,6 +265,26 @@ kpool_release(struct alog_kpool *kp)
     kp->free = NULL;
 }
 
+/* Room in ka's block table for one more block. 0, or -1 (ENOMEM, or the
+ * table at ALOG_KBLK_MAX). */
+static int
+ka_blks_reserve(struct alog_karena *ka)
+{
+    if (ka->nblks >= ALOG_KBLK_MAX) {
+        return -1;
+    }
+    if (ka->nblks == ka->blks_cap) {
+        uint32_t cap = ka->blks_cap ? ka->blks_cap * 2 : 4;
+        unsigned char **nb = realloc(ka->blks, cap * sizeof(*nb));
+        if (nb == NULL) {
+            return -1;
+        }
+        ka->blks = nb;
+        ka->blks_cap = cap;
+    }
+    return 0;
+}
+
 /* n bytes in ka; *kref names them. 0, or -1 on ENOMEM. */
 static int
 ka_alloc(struct alog_karena *ka, size_t n, uint32_t *kref)
@@ -272,17 +292,8 @@ ka_alloc(struct alog_karena *ka, size_t n, uint32_t *kref)
     if (ka->nblks == 0 || ka->pos + n > ALOG_KBLK_BYTES) {
         int own = n > ALOG_KBLK_BYTES;
         unsigned char *b;
-        if (ka->nblks >= ALOG_KBLK_MAX) {
+        if (ka_blks_reserve(ka) != 0) {
             return -1;
-        }
-        if (ka->nblks == ka->blks_cap) {
-            uint32_t cap = ka->blks_cap ? ka->blks_cap * 2 : 4;
-            unsigned char **nb = realloc(ka->blks, cap * sizeof(*nb));
-            if (nb == NULL) {
-                return -1;
-            }
-            ka->blks = nb;
-            ka->blks_cap = cap;
         }
         /* a long key has a malloc'd block of its own, marked by bit 0 */
         b = own ? malloc(n) : kpool_get(ka->pool);
@@ -1207,59 +1218,17 @@ alog_shard_load_borrow(struct alog_shard *sh, uint32_t cap, uint32_t nslots,
 int
 alog_karena_borrow_block(struct alog_karena *ka, unsigned char *p, size_t n)
 {
-    if (n < ALOG_KBLK_BYTES || ((uintptr_t)p & 1) != 0 ||
-        ka->nblks >= ALOG_KBLK_MAX) {
+    if ((n != 0 && n < ALOG_KBLK_BYTES) || ((uintptr_t)p & 1) != 0 ||
+        ka_blks_reserve(ka) != 0) {
         return -1;
     }
-    if (ka->nblks == ka->blks_cap) {
-        uint32_t cap = ka->blks_cap ? ka->blks_cap * 2 : 4;
-        unsigned char **nb = realloc(ka->blks, cap * sizeof(*nb));
-        if (nb == NULL) {
-            return -1;
-        }
-        ka->blks = nb;
-        ka->blks_cap = cap;
-    }
-    /* a long key's block keeps bit 0 (its entry is the whole block, as
-     * for one ka_alloc made); ka_free knows the map's are not malloc'd */
+    /* a long key's block and a place holder carry bit 0, as a block of
+     * ka_alloc's own would: never pooled, and ka_free knows the map's are
+     * not malloc'd; a pool block joins the pool when freed */
     ka->blks[ka->nblks++] =
-        n > ALOG_KBLK_BYTES ? (unsigned char *)((uintptr_t)p | 1) : p;
+        n == ALOG_KBLK_BYTES ? p : (unsigned char *)((uintptr_t)p | 1);
     ka->bytes += n;
     ka->pos = ALOG_KBLK_BYTES;
-    return 0;
-}
-
-int
-alog_karena_borrow_dead(struct alog_karena *ka, unsigned char *p)
-{
-    if (((uintptr_t)p & 1) != 0 || ka->nblks >= ALOG_KBLK_MAX) {
-        return -1;
-    }
-    if (ka->nblks == ka->blks_cap) {
-        uint32_t cap = ka->blks_cap ? ka->blks_cap * 2 : 4;
-        unsigned char **nb = realloc(ka->blks, cap * sizeof(*nb));
-        if (nb == NULL) {
-            return -1;
-        }
-        ka->blks = nb;
-        ka->blks_cap = cap;
-    }
-    /* marked a long key's block (bit 0): never pooled, and inside the
-     * map never free()d */
-    ka->blks[ka->nblks++] = (unsigned char *)((uintptr_t)p | 1);
-    ka->pos = ALOG_KBLK_BYTES;
-    return 0;
-}
-
-int
-alog_karena_add_block(struct alog_karena *ka, size_t n, unsigned char **p)
-{
-    uint32_t kref;
-
-    if (n < ALOG_KBLK_BYTES || ka_alloc(ka, n, &kref) != 0) {
-        return -1;
-    }
-    *p = ka_at(ka, kref);
     return 0;
 }
 

@@ -400,11 +400,10 @@ void alog_index_bulk_release(struct alog_index_bulk *b);
  * its own (struct alog_ixmap, resv 0).
  * alog_karena_borrow_block: append the block of n bytes at p (inside
  * ix->kpool.fmap, 2-byte aligned): a pool block (n == ALOG_KBLK_BYTES;
- * freed later, it serves as any pool block) or a long key's own block
- * (n > ALOG_KBLK_BYTES; freed, it is dropped). 0, or -1 (ENOMEM).
- * alog_karena_add_block: append a block of n >= ALOG_KBLK_BYTES bytes (a
- * pool block for exactly ALOG_KBLK_BYTES, a long key's own block above) and
- * point *p at it, to be filled by the caller. 0, or -1 (ENOMEM).
+ * freed later, it serves as any pool block), a long key's own block
+ * (n > ALOG_KBLK_BYTES; freed, it is dropped), or with n == 0 a place
+ * holder for a block nothing points at any more (a removed long key's):
+ * it keeps the block numbers and takes no memory. 0, or -1 (ENOMEM).
  * alog_shard_load_end: the caller has set the counters and ka.pos: account
  * the memory.
  */
@@ -412,11 +411,6 @@ int alog_shard_load_borrow(struct alog_shard *sh, uint32_t cap,
                            uint32_t nslots, struct alog_ent *slots);
 int alog_karena_borrow_block(struct alog_karena *ka, unsigned char *p,
                              size_t n);
-/* alog_karena_borrow_dead: append a place holder for a block nothing
- * points at any more (a removed long key's), at p inside the map: it
- * keeps the block numbers and takes no memory. 0, or -1 (ENOMEM). */
-int alog_karena_borrow_dead(struct alog_karena *ka, unsigned char *p);
-int alog_karena_add_block(struct alog_karena *ka, size_t n, unsigned char **p);
 void alog_shard_load_end(struct alog_shard *sh);
 
 #ifdef __cplusplus

@@ -499,7 +499,8 @@ ixr_blocks(struct ixf_reader *r, struct alog_shard *sh, uint32_t nblks,
         if (len == IXF_BLK_DEAD) {
             /* a place holder that keeps the block numbers: nothing may
              * point at it (blen 0), so it takes no memory */
-            if (alog_karena_borrow_dead(&sh->ka, r->map + r->off - 4) != 0) {
+            if (alog_karena_borrow_block(&sh->ka, r->map + r->off - 4, 0) !=
+                0) {
                 return KVD_ENOMEM;
             }
             blen[b] = 0;
