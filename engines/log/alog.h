@@ -61,6 +61,9 @@
 /* The active segment is preallocated this far ahead of its end (and at
  * most to the end of its map): one fallocate per this many bytes. */
 #define ALOG_PREALLOC_BYTES (4u << 20)
+/* ... and its map's pages are faulted in this far ahead of the appends,
+ * by one madvise each step (alog_seg_populate). */
+#define ALOG_POPULATE_BYTES (256u << 10)
 
 /*
  * A segment file. Every segment is mapped read-only (MAP_SHARED) over
@@ -103,6 +106,9 @@ struct alog_seg {
     /* guarded by wlock: the file is allocated (preallocated with zeros)
      * up to here, >= size; a seal or a clean close cuts it back to size */
     uint64_t alloc_end;
+    /* guarded by wlock: the map's pages below here are faulted in
+     * (alog_seg_populate), <= alloc_end */
+    uint64_t pop_end;
     /* guarded by seg_mu */
     int sealed;    /* no more appends: immutable */
     int merging;   /* input of the running merge */
@@ -254,6 +260,10 @@ alog_seg_at(const struct alog_seg *s, uint64_t off, uint64_t total)
  * covers `end`, in ALOG_PREALLOC_BYTES steps, up to its map's end. 0 or
  * the failure (nothing changed: the caller turns read-only). */
 int alog_seg_allocate(alog_db *db, struct alog_seg *s, uint64_t end);
+/* Fault in the writable segment's map (wlock held) from pop_end to past
+ * `end`, ALOG_POPULATE_BYTES at a time and at most to alloc_end. Only
+ * speed: a failure leaves the pages to fault one by one. */
+void alog_seg_populate(struct alog_seg *s, uint64_t end);
 /* Cut the preallocated zeros after `size` off s and make its map
  * read-only (wlock held, or the only thread): at a seal and a clean
  * close, so that sealed files are exactly their records. 0 or the

@@ -436,6 +436,9 @@ append_locked(alog_db *db, const unsigned char *buf, uint64_t total,
                     (unsigned)s->id, (unsigned long long)s->alloc_end);
             }
         }
+        if (at + total > s->pop_end) {
+            alog_seg_populate(s, at + total);
+        }
         memcpy((unsigned char *)s->map + at, buf, total);
     } else {
         rc = kvd_file_write_full(db->io, s->fd, buf, total, at);

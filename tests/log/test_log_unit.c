@@ -24,10 +24,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "alog.h"
 #include "alog_index.h"
 #include "alog_test_host.h"
 #include "kvd/kit_crc32c.h"
@@ -731,6 +733,103 @@ test_log_sealed_and_closed_files_are_their_written_size(void **state)
     assert_int_equal(th_stat(vt, e, "data_bytes"), written + 16);
     close_ok(e);
     assert_int_equal(dir_data_bytes(*state), written);
+}
+
+/* The only NNNNNNNN.data file in dir (a new store before its first roll). */
+static void
+only_data_file(const char *dir, char *path, size_t n)
+{
+    DIR *d = opendir(dir);
+    struct dirent *de;
+    int found = 0;
+
+    assert_non_null(d);
+    while ((de = readdir(d)) != NULL) {
+        if (strlen(de->d_name) == 13 && strcmp(de->d_name + 8, ".data") == 0) {
+            snprintf(path, n, "%s/%s", dir, de->d_name);
+            found++;
+        }
+    }
+    closedir(d);
+    assert_int_equal(found, 1);
+}
+
+/* Of the pages [from, to) of a mapped file, how many are in memory. */
+static size_t
+resident_pages(const unsigned char *vec, size_t from, size_t to)
+{
+    size_t n = 0;
+
+    for (size_t i = from; i < to; i++) {
+        n += vec[i] & 1;
+    }
+    return n;
+}
+
+/* Appends store into the active segment's map. Its pages are faulted in
+ * one step (ALOG_POPULATE_BYTES) at a time just ahead of the appends, by
+ * one call, not a fault each; never the whole preallocation, because a
+ * page faulted in is a dirty page of zeros that the next sync writes. */
+static void
+test_log_appends_fault_in_the_map_a_step_ahead(void **state)
+{
+    struct alog_opts o;
+    struct stat st;
+    unsigned char vec[ALOG_PREALLOC_BYTES / 4096];
+    char path[4096];
+    char val[1000];
+    char k[16];
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    size_t step = ALOG_POPULATE_BYTES / page;
+    size_t pages;
+    kvd_engine *e;
+    void *m;
+    int fd;
+
+    assert_true(page >= 4096);
+    th_opts_default(&o);
+    o.segment_size = 64u << 20;
+    e = open_ok(*state, &o);
+    put_ok(e, "first", "faults in one step");
+    only_data_file(*state, path, sizeof(path));
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    assert_true(fd >= 0);
+    assert_int_equal(fstat(fd, &st), 0);
+    /* the preallocation: the file is longer than what was written */
+    assert_int_equal(st.st_size, ALOG_PREALLOC_BYTES);
+    pages = (size_t)st.st_size / page;
+    m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, fd, 0);
+    assert_true(m != MAP_FAILED);
+    assert_int_equal(mincore(m, (size_t)st.st_size, vec), 0);
+    if (resident_pages(vec, pages - 1, pages) != 0) {
+        /* this file system keeps preallocated space in memory (tmpfs):
+         * faulting in cannot be told from it */
+        munmap(m, (size_t)st.st_size);
+        close(fd);
+        close_ok(e);
+        skip();
+    }
+    assert_int_equal(resident_pages(vec, 0, step), step);
+    assert_int_equal(resident_pages(vec, step, pages), 0);
+
+    /* past the first step: the second is faulted in, nothing beyond */
+    memset(val, 'p', sizeof(val));
+    val[sizeof(val) - 1] = '\0';
+    for (int i = 0; th_stat(vt, e, "data_bytes") <= ALOG_POPULATE_BYTES; i++) {
+        snprintf(k, sizeof(k), "p%05d", i);
+        put_ok(e, k, val);
+    }
+    assert_int_equal(mincore(m, (size_t)st.st_size, vec), 0);
+    assert_int_equal(resident_pages(vec, 0, 2 * step), 2 * step);
+    assert_int_equal(resident_pages(vec, 2 * step, pages), 0);
+    assert_int_equal(munmap(m, (size_t)st.st_size), 0);
+    close(fd);
+    close_ok(e);
+    /* what was written is all there, and the file is its records */
+    e = open_ok(*state, &o);
+    expect_val(e, "first", "faults in one step");
+    expect_val(e, "p00000", val);
+    close_ok(e);
 }
 
 /* A sealed segment deleted while the store was closed (its hint left
@@ -2768,6 +2867,7 @@ main(int argc, char **argv)
         T(test_log_flipped_byte_with_hint_fails_that_get),
         T(test_log_failed_write_turns_read_only),
         T(test_log_failed_preallocation_turns_read_only),
+        T(test_log_appends_fault_in_the_map_a_step_ahead),
         T(test_log_failed_fsync_turns_read_only),
         T(test_log_compact_keeps_values_and_drops_dead_bytes),
         T(test_log_merge_is_rate_limited),
