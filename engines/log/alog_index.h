@@ -202,6 +202,31 @@ alog_shard_home(const struct alog_shard *sh, uint32_t tag)
     return (size_t)(((uint64_t)tag * sh->cap) >> 32);
 }
 
+/*
+ * A hint that `hash` is about to be looked up: prefetch its home slot,
+ * without the shard's lock. A put calls it as soon as it has the hash, so
+ * the cache miss on the slot array overlaps the record's encoding and
+ * copy instead of stalling the lookup under the lock. The shard's slots
+ * and cap are read racily on purpose (relaxed loads): a stale pair only
+ * wastes the hint, and a prefetch never faults, so TSan is told not to
+ * instrument it.
+ */
+#if defined(__clang__) || (defined(__GNUC__) && __GNUC__ >= 8)
+__attribute__((no_sanitize("thread")))
+#endif
+static inline void
+alog_index_prefetch(struct alog_index *ix, uint64_t hash)
+{
+    const struct alog_shard *sh = alog_index_shard(ix, hash);
+    const struct alog_ent *slots = __atomic_load_n(&sh->slots, __ATOMIC_RELAXED);
+    uint32_t cap = __atomic_load_n(&sh->cap, __ATOMIC_RELAXED);
+
+    if (slots != NULL) {
+        __builtin_prefetch(
+            &slots[((uint64_t)alog_hash_tag(hash) * cap) >> 32], 1, 3);
+    }
+}
+
 /* Index of the first slot that may hold tag (lock held): the first from
  * the home slot that is free or has a tag >= tag. Candidates follow while
  * slots are used with this tag. */

@@ -567,6 +567,7 @@ alog_put(alog_db *db, const void *key, size_t klen, const void *val,
         return KVD_EREADONLY;
     }
     hash = alog_hash(&db->ix, key, klen);
+    alog_index_prefetch(&db->ix, hash);
     /* a copy of the key only to wait for the fdatasync: applied at once,
      * the caller's key is enough */
     if (deferring(db)) {
@@ -747,9 +748,9 @@ alog_put_many(alog_db *db, struct kvd_mop *ops, size_t n)
     rc = spares == NULL || buf == NULL ? KVD_ENOMEM : 0;
     for (size_t i = 0; i < n && rc == 0; i++) {
         if (ops[i].status == 0) {
-            spares[i] =
-                alog_key_create(alog_hash(&db->ix, ops[i].key, ops[i].klen),
-                                ops[i].key, ops[i].klen);
+            uint64_t hash = alog_hash(&db->ix, ops[i].key, ops[i].klen);
+            alog_index_prefetch(&db->ix, hash);
+            spares[i] = alog_key_create(hash, ops[i].key, ops[i].klen);
             rc = spares[i] == NULL ? KVD_ENOMEM : 0;
         }
     }
