@@ -64,6 +64,9 @@
 /* ... and its map's pages are faulted in this far ahead of the appends,
  * by one madvise each step (alog_seg_populate). */
 #define ALOG_POPULATE_BYTES (256u << 10)
+/* ... and every this many bytes written, the pages behind the appends are
+ * unmapped and handed to the kernel's writeback (alog_seg_writeback). */
+#define ALOG_WRITEBACK_BYTES (4u << 20)
 
 /*
  * A segment file. Every segment is mapped read-only (MAP_SHARED) over
@@ -109,6 +112,9 @@ struct alog_seg {
     /* guarded by wlock: the map's pages below here are faulted in
      * (alog_seg_populate), <= alloc_end */
     uint64_t pop_end;
+    /* guarded by wlock: the map's pages below here were unmapped and
+     * their writeback started (alog_seg_writeback) */
+    uint64_t wb_end;
     /* guarded by seg_mu */
     int sealed;    /* no more appends: immutable */
     int merging;   /* input of the running merge */
@@ -264,6 +270,11 @@ int alog_seg_allocate(alog_db *db, struct alog_seg *s, uint64_t end);
  * `end`, ALOG_POPULATE_BYTES at a time and at most to alloc_end. Only
  * speed: a failure leaves the pages to fault one by one. */
 void alog_seg_populate(struct alog_seg *s, uint64_t end);
+/* The writable segment s has whole pages written up to `end` (wlock
+ * held): once ALOG_WRITEBACK_BYTES of them are past wb_end, unmap them
+ * from the process and start their writeback, without waiting for it.
+ * Only speed: an error of that writeback is the next fdatasync's. */
+void alog_seg_writeback(struct alog_seg *s, uint64_t end);
 /* Cut the preallocated zeros after `size` off s and make its map
  * read-only (wlock held, or the only thread): at a seal and a clean
  * close, so that sealed files are exactly their records. 0 or the

@@ -440,6 +440,7 @@ append_locked(alog_db *db, const unsigned char *buf, uint64_t total,
             alog_seg_populate(s, at + total);
         }
         memcpy((unsigned char *)s->map + at, buf, total);
+        alog_seg_writeback(s, at + total);
     } else {
         rc = kvd_file_write_full(db->io, s->fd, buf, total, at);
         if (rc != 0) {

@@ -1845,6 +1845,51 @@ test_log_sealed_segment_is_unmapped_until_read(void **state)
     close_ok(e);
 }
 
+/* While a segment is appended to, the pages behind the appends are
+ * unmapped and their writeback started every ALOG_WRITEBACK_BYTES, so the
+ * fdatasync of the roll or of everysec finds little left; the mapping
+ * never holds much more than that step, and what was written reads back. */
+static void
+test_log_active_segment_is_written_back_behind_the_appends(void **state)
+{
+    struct alog_opts o;
+    char path[4096];
+    char val[1000];
+    char k[16];
+    long rss;
+    long anon;
+    kvd_engine *e;
+    int i;
+
+    th_opts_default(&o);
+    o.segment_size = 64u << 20;
+    o.hint_files = 0;
+    e = open_ok(*state, &o);
+    memset(val, 'w', sizeof(val));
+    val[sizeof(val) - 1] = '\0';
+    for (i = 0; th_stat(vt, e, "data_bytes") < 3 * ALOG_WRITEBACK_BYTES; i++) {
+        snprintf(k, sizeof(k), "w%05d", i);
+        put_ok(e, k, val);
+    }
+    assert_int_equal(th_stat(vt, e, "rolls_total"), 0);
+    only_data_file(*state, path, sizeof(path));
+    assert_int_equal(proc_mapping(path, &rss, &anon), 1);
+    /* at most a step behind the appends and a populate step ahead */
+    assert_true((uint64_t)rss * 1024 <=
+                ALOG_WRITEBACK_BYTES + ALOG_POPULATE_BYTES + 8192);
+    assert_int_equal(anon, 0);
+    for (int j = 0; j < i; j++) {
+        snprintf(k, sizeof(k), "w%05d", j);
+        expect_val(e, k, val);
+    }
+    close_ok(e);
+    e = open_ok(*state, &o);
+    expect_val(e, "w00000", val);
+    snprintf(k, sizeof(k), "w%05d", i - 1);
+    expect_val(e, k, val);
+    close_ok(e);
+}
+
 static void
 test_log_index_file_reopens_the_same_state(void **state)
 {
@@ -2919,6 +2964,7 @@ main(int argc, char **argv)
         T(test_log_failed_preallocation_turns_read_only),
         T(test_log_appends_fault_in_the_map_a_step_ahead),
         T(test_log_sealed_segment_is_unmapped_until_read),
+        T(test_log_active_segment_is_written_back_behind_the_appends),
         T(test_log_failed_fsync_turns_read_only),
         T(test_log_compact_keeps_values_and_drops_dead_bytes),
         T(test_log_merge_is_rate_limited),
