@@ -199,16 +199,22 @@ alog_seg_trim(alog_db *db, struct alog_seg *s)
         s->alloc_end = size;
     }
     if (s->writable) {
+        uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
+        uint64_t end = (size + page - 1) / page * page;
+
         /* sealed: no store may reach it any more */
         mprotect((void *)s->map, (size_t)s->map_len, PROT_READ);
-        /* and its pages unmapped from this process (the page cache keeps
-         * them, dirty ones stay dirty: the map is shared). Why: the sync
-         * that follows has to write-protect every page still mapped
-         * dirty, one TLB shootdown of the other CPU per page; unmapping
-         * the range takes one for all. Readers fault pages back in, 16 at
-         * a time (docs/benchmarks.md). */
-        (void)madvise((void *)(uintptr_t)s->map, (size_t)s->map_len,
-                      MADV_DONTNEED);
+        /* and the pages written since the last writeback step unmapped
+         * from this process (the page cache keeps them, dirty ones stay
+         * dirty: the map is shared; the ftruncate above removed those
+         * past the end). Why: the sync that follows has to write-protect
+         * every page still mapped dirty, one TLB shootdown of the other
+         * CPU per page; unmapping the range takes one for all. Readers
+         * fault pages back in, 16 at a time (docs/benchmarks.md). */
+        if (end > s->wb_end && end <= s->map_len) {
+            (void)madvise((void *)(uintptr_t)(s->map + s->wb_end),
+                          (size_t)(end - s->wb_end), MADV_DONTNEED);
+        }
         s->writable = 0;
     }
     return 0;
