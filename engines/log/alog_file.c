@@ -168,23 +168,31 @@ alog_seg_populate(struct alog_seg *s, uint64_t end)
  * write-protect every page still mapped dirty, a TLB shootdown of the
  * other CPU each; the range is unmapped with one. Readers map them back.
  */
-void
+int
 alog_seg_writeback(struct alog_seg *s, uint64_t end)
 {
     uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
     uint64_t to = end / page * page;
+    uint64_t from = s->wb_end;
 
-    if (s->map == NULL || !s->writable ||
-        to < s->wb_end + ALOG_WRITEBACK_BYTES) {
-        return;
+    if (s->map == NULL || !s->writable || to < from + ALOG_WRITEBACK_BYTES) {
+        return 0;
     }
-    (void)madvise((void *)(uintptr_t)(s->map + s->wb_end),
-                  (size_t)(to - s->wb_end), MADV_DONTNEED);
-#ifdef SYNC_FILE_RANGE_WRITE
-    (void)sync_file_range(s->fd, (off_t)s->wb_end, (off_t)(to - s->wb_end),
-                          SYNC_FILE_RANGE_WRITE);
-#endif
     s->wb_end = to;
+    (void)madvise((void *)(uintptr_t)(s->map + from), (size_t)(to - from),
+                  MADV_DONTNEED);
+#ifdef SYNC_FILE_RANGE_WRITE
+    /* An error of the writeback itself stays on the file for the next
+     * fdatasync; one returned here (EIO, ENOSPC, ENOMEM) fails this
+     * write like a failed pwrite. Not supported (EINVAL, ENOSYS, ESPIPE):
+     * the fdatasyncs do all of it, as before. */
+    if (sync_file_range(s->fd, (off_t)from, (off_t)(to - from),
+                        SYNC_FILE_RANGE_WRITE) != 0 &&
+        errno != EINVAL && errno != ENOSYS && errno != ESPIPE) {
+        return kvd_errno_status(errno);
+    }
+#endif
+    return 0;
 }
 
 int

@@ -487,7 +487,7 @@ shard_arrays_ensure(struct alog_shard *sh, uint32_t cap, uint32_t n)
         memcpy(ns.base, sh->slots, (size_t)sh->nslots * sizeof(*sh->slots));
         ixmap_release(&sh->smap);
         sh->smap = ns;
-        sh->slots = ns.base;
+        alog_shard_publish_slots(sh, ns.base);
         sh->nreserve++;
     }
     if (new_q) {
@@ -595,7 +595,7 @@ shard_resize_locked(struct alog_shard *sh, uint32_t cap)
         ixmap_trim(&sh->smap, (size_t)n * sizeof(*sh->slots));
         ixmap_trim(&sh->qmap, (size_t)n * 8);
     }
-    sh->cap = cap;
+    alog_shard_publish_cap(sh, cap);
     sh->nslots = n;
     shard_mem_update(sh);
     rc = 0;
@@ -627,7 +627,7 @@ alog_index_init(struct alog_index *ix)
     for (unsigned i = 0; i < ALOG_SHARDS; i++) {
         struct alog_shard *sh = &ix->shards[i];
         sh->ka.pool = &ix->kpool;
-        sh->cap = ALOG_INIT_CAP;
+        alog_shard_publish_cap(sh, ALOG_INIT_CAP);
         sh->nslots = ALOG_INIT_CAP + overflow_slots(ALOG_INIT_CAP);
         if (ixmap_reserve(&sh->smap, (size_t)sh->nslots * sizeof(*sh->slots),
                           0) != 0) {
@@ -635,7 +635,7 @@ alog_index_init(struct alog_index *ix)
             alog_index_release(ix);
             return -1;
         }
-        sh->slots = sh->smap.base;
+        alog_shard_publish_slots(sh, sh->smap.base);
         sh->nreserve = 1;
         shard_mem_update(sh);
         pthread_rwlock_init(&sh->lock, &attr);
@@ -655,7 +655,7 @@ alog_index_release(struct alog_index *ix)
         }
         ixmap_release(&sh->smap);
         ixmap_release(&sh->qmap);
-        sh->slots = NULL;
+        alog_shard_publish_slots(sh, NULL);
         sh->rseq = NULL;
         ka_free(&sh->ka);
         pthread_rwlock_destroy(&sh->lock);
@@ -1081,7 +1081,7 @@ bulk_place(struct alog_shard *sh, const unsigned char *base,
     if (shard_arrays_ensure(sh, cap, n) != 0) {
         return -1;
     }
-    sh->cap = cap;
+    alog_shard_publish_cap(sh, cap);
     sh->nslots = n;
     shard_mem_update(sh);
     return 0;
@@ -1209,8 +1209,8 @@ alog_shard_load_borrow(struct alog_shard *sh, uint32_t cap, uint32_t nslots,
     sh->smap.resv = 0;
     sh->smap.rw = (size_t)nslots * sizeof(*slots);
     sh->smap.pop = sh->smap.rw;
-    sh->slots = slots;
-    sh->cap = cap;
+    alog_shard_publish_slots(sh, slots);
+    alog_shard_publish_cap(sh, cap);
     sh->nslots = nslots;
     return 0;
 }

@@ -206,14 +206,12 @@ alog_shard_home(const struct alog_shard *sh, uint32_t tag)
  * A hint that `hash` is about to be looked up: prefetch its home slot,
  * without the shard's lock. A put calls it as soon as it has the hash, so
  * the cache miss on the slot array overlaps the record's encoding and
- * copy instead of stalling the lookup under the lock. The shard's slots
- * and cap are read racily on purpose (relaxed loads): a stale pair only
- * wastes the hint, and a prefetch never faults, so TSan is told not to
- * instrument it.
+ * copy instead of stalling the lookup under the lock. It reads the
+ * shard's slots and cap with relaxed atomic loads, and every store to
+ * them (under the lock) is a relaxed atomic store (below), so the race is
+ * a defined one: a stale or mismatched pair only wastes the hint, and a
+ * prefetch never faults.
  */
-#if defined(__clang__) || (defined(__GNUC__) && __GNUC__ >= 8)
-__attribute__((no_sanitize("thread")))
-#endif
 static inline void
 alog_index_prefetch(struct alog_index *ix, uint64_t hash)
 {
@@ -225,6 +223,20 @@ alog_index_prefetch(struct alog_index *ix, uint64_t hash)
         __builtin_prefetch(
             &slots[((uint64_t)alog_hash_tag(hash) * cap) >> 32], 1, 3);
     }
+}
+
+/* Set a shard's slots or cap (write lock held, or before the shard is
+ * shared), as relaxed atomic stores for alog_index_prefetch. */
+static inline void
+alog_shard_publish_slots(struct alog_shard *sh, struct alog_ent *slots)
+{
+    __atomic_store_n(&sh->slots, slots, __ATOMIC_RELAXED);
+}
+
+static inline void
+alog_shard_publish_cap(struct alog_shard *sh, uint32_t cap)
+{
+    __atomic_store_n(&sh->cap, cap, __ATOMIC_RELAXED);
 }
 
 /* Index of the first slot that may hold tag (lock held): the first from
