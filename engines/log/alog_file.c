@@ -171,11 +171,17 @@ alog_seg_populate(struct alog_seg *s, uint64_t end)
 int
 alog_seg_writeback(struct alog_seg *s, uint64_t end)
 {
-    uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
-    uint64_t to = end / page * page;
     uint64_t from = s->wb_end;
+    uint64_t page;
+    uint64_t to;
 
-    if (s->map == NULL || !s->writable || to < from + ALOG_WRITEBACK_BYTES) {
+    /* called for every append: the common case returns here */
+    if (end < from + ALOG_WRITEBACK_BYTES || s->map == NULL || !s->writable) {
+        return 0;
+    }
+    page = (uint64_t)sysconf(_SC_PAGESIZE);
+    to = end / page * page;
+    if (to < from + ALOG_WRITEBACK_BYTES) {
         return 0;
     }
     s->wb_end = to;
