@@ -723,7 +723,8 @@ alog_multi(kvd_engine *db, struct kvd_mop *ops, size_t n)
  */
 #define ALOG_ITER_BATCH       256
 #define ALOG_ITER_BATCH_BYTES (256u << 10)
-#define ALOG_ITER_AHEAD       6
+#define ALOG_ITER_AHEAD       8
+#define ALOG_ITER_AHEAD_LINES 4
 
 struct iter_item {
     size_t koff; /* key bytes at buf + koff */
@@ -994,6 +995,23 @@ iter_gather(struct kvd_iter *it, unsigned si, int64_t now, int *end)
     return (long)n;
 }
 
+/* Prefetch the cache lines of the record at p with a vlen-byte value,
+ * up to ALOG_ITER_AHEAD_LINES of them: a record of small keys and values
+ * spans three or four lines, and the crc check reads every one; a longer
+ * value is streamed by the copy anyway. The key's length is not known
+ * here (it is in the record), so a 16-byte key is assumed. */
+static inline void
+iter_prefetch_rec(const unsigned char *p, uint32_t vlen)
+{
+    uintptr_t a = (uintptr_t)p & ~(uintptr_t)63;
+    uintptr_t end = (uintptr_t)p + ALOG_REC_HDR_BYTES + 16 + vlen;
+    unsigned n = 0;
+
+    for (; a < end && n < ALOG_ITER_AHEAD_LINES; a += 64, n++) {
+        __builtin_prefetch((const void *)a, 0, 0);
+    }
+}
+
 /* Fill the next batch. Returns 1 when something was buffered, 0 at the
  * end, or an error. */
 static int
@@ -1020,8 +1038,7 @@ iter_fill(struct kvd_iter *it)
                 const unsigned char *p =
                     alog_seg_at(alog_ent_seg(&db->ix, a), a->off, 1);
                 if (p != NULL) {
-                    __builtin_prefetch(p, 0, 0);
-                    __builtin_prefetch(p + 64, 0, 0);
+                    iter_prefetch_rec(p, a->vlen);
                 }
             }
             rc = iter_take(it, sh, it->ents[i], it->poss[i]);
