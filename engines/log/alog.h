@@ -272,10 +272,11 @@ int alog_seg_allocate(alog_db *db, struct alog_seg *s, uint64_t end);
 void alog_seg_populate(struct alog_seg *s, uint64_t end);
 /* The writable segment s has whole pages written up to `end` (wlock
  * held): once ALOG_WRITEBACK_BYTES of them are past wb_end, unmap them
- * from the process and start their writeback, without waiting for it.
+ * from the process and start their writeback, without waiting for it
+ * (db->io->writeback, ABI 1.7; an older host: only the unmap).
  * 0, or the status of a failed start (the caller turns read-only); an
  * error of the writeback itself is the next fdatasync's. */
-int alog_seg_writeback(struct alog_seg *s, uint64_t end);
+int alog_seg_writeback(alog_db *db, struct alog_seg *s, uint64_t end);
 /* Cut the preallocated zeros after `size` off s and make its map
  * read-only (wlock held, or the only thread): at a seal and a clean
  * close, so that sealed files are exactly their records. 0 or the

@@ -169,7 +169,7 @@ alog_seg_populate(struct alog_seg *s, uint64_t end)
  * other CPU each; the range is unmapped with one. Readers map them back.
  */
 int
-alog_seg_writeback(struct alog_seg *s, uint64_t end)
+alog_seg_writeback(alog_db *db, struct alog_seg *s, uint64_t end)
 {
     uint64_t from = s->wb_end;
     uint64_t page;
@@ -187,17 +187,15 @@ alog_seg_writeback(struct alog_seg *s, uint64_t end)
     s->wb_end = to;
     (void)madvise((void *)(uintptr_t)(s->map + from), (size_t)(to - from),
                   MADV_DONTNEED);
-#ifdef SYNC_FILE_RANGE_WRITE
-    /* An error of the writeback itself stays on the file for the next
-     * fdatasync; one returned here (EIO, ENOSPC, ENOMEM) fails this
-     * write like a failed pwrite. Not supported (EINVAL, ENOSYS, ESPIPE):
-     * the fdatasyncs do all of it, as before. */
-    if (sync_file_range(s->fd, (off_t)from, (off_t)(to - from),
-                        SYNC_FILE_RANGE_WRITE) != 0 &&
-        errno != EINVAL && errno != ENOSYS && errno != ESPIPE) {
+    /* A host older than ABI 1.7 cannot start it: the fdatasyncs do all of
+     * it, as before. An error of the writeback itself stays on the file
+     * for the next fdatasync; one returned here (EIO, ENOSPC, ENOMEM)
+     * fails this write like a failed pwrite. */
+    if (KVD_HAS(db->io, struct kvd_io, writeback) &&
+        db->io->writeback != NULL &&
+        db->io->writeback(s->fd, (off_t)from, (off_t)(to - from)) != 0) {
         return kvd_errno_status(errno);
     }
-#endif
     return 0;
 }
 

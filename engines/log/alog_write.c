@@ -440,7 +440,7 @@ append_locked(alog_db *db, const unsigned char *buf, uint64_t total,
             alog_seg_populate(s, at + total);
         }
         memcpy((unsigned char *)s->map + at, buf, total);
-        rc = alog_seg_writeback(s, at + total);
+        rc = alog_seg_writeback(db, s, at + total);
         if (rc != 0) {
             return kvd_ro_fail(db->ro, rc,
                                "start writeback of %s/%08u.data before offset "

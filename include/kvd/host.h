@@ -51,9 +51,10 @@ extern "C" {
  *   1.5  engine and frontend vtables: check_options; command API:
  *        listening (the bound TCP port)
  *   1.6  struct kvd_io: fallocate
+ *   1.7  struct kvd_io: writeback
  */
 #define KVD_ABI_VERSION 1
-#define KVD_ABI_MINOR   6
+#define KVD_ABI_MINOR   7
 
 /* Log levels, most severe first. */
 enum kvd_log_level {
@@ -89,6 +90,15 @@ struct kvd_io {
      * posix_fallocate(3), but returning -1 with errno set on failure.
      * Check KVD_HAS and NULL: an older host lacks it. */
     int (*fallocate)(int fd, off_t off, off_t len);
+    /* ABI 1.7. Start writing back the dirty cached pages of the bytes
+     * [off, off + len) of the file and return without waiting for them:
+     * sync_file_range(2) with SYNC_FILE_RANGE_WRITE on Linux. It makes
+     * nothing durable (fdatasync still must); it spreads the writes out
+     * so that a later fdatasync has less to wait for. 0 also where the
+     * platform or file system cannot (nothing done); -1 with errno set
+     * on failure (EIO, ENOSPC, ENOMEM). Check KVD_HAS and NULL: an older
+     * host lacks it. */
+    int (*writeback)(int fd, off_t off, off_t len);
     /* ABI 1 appends here only. */
 };
 

@@ -226,6 +226,29 @@ th_fallocate(int fd, off_t off, off_t len)
     return 0;
 }
 
+/* Starting writeback changes no file: not a mutation, and a read-only
+ * file system or a full disk does not fail it. "Cannot here" is nothing
+ * done, as the default host. */
+static int
+th_writeback(int fd, off_t off, off_t len)
+{
+    if (th_should_fail(&th_io.writebacks, &th_io.fail_writeback_at)) {
+        errno = atomic_load(&th_io.fail_errno);
+        return -1;
+    }
+#ifdef SYNC_FILE_RANGE_WRITE
+    if (sync_file_range(fd, off, len, SYNC_FILE_RANGE_WRITE) != 0 &&
+        errno != EINVAL && errno != ENOSYS && errno != ESPIPE) {
+        return -1;
+    }
+#else
+    (void)fd;
+    (void)off;
+    (void)len;
+#endif
+    return 0;
+}
+
 const struct kvd_io th_io_table = {
     .struct_size = sizeof(struct kvd_io),
     .open = th_open,
@@ -240,6 +263,7 @@ const struct kvd_io th_io_table = {
     .unlink = th_unlink,
     .mkdir = th_mkdir,
     .fallocate = th_fallocate,
+    .writeback = th_writeback,
 };
 
 void
@@ -253,6 +277,8 @@ th_io_reset(void)
     atomic_store(&th_io.fail_write_at, 0);
     atomic_store(&th_io.fail_alloc_at, 0);
     atomic_store(&th_io.fail_sync_at, 0);
+    atomic_store(&th_io.writebacks, 0);
+    atomic_store(&th_io.fail_writeback_at, 0);
     atomic_store(&th_io.kill_at_mutation, 0);
     atomic_store(&th_io.torn_kill, 0);
     atomic_store(&th_io.full_disk, 0);

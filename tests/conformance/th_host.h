@@ -20,7 +20,9 @@
  * crash in the middle of an append leaves. full_disk makes every write
  * fail with ENOSPC until it is cleared; readonly_fs makes the file system
  * read-only (EROFS for writes, syncs of written files, renames, unlinks,
- * truncates, mkdir and opens that could write).
+ * truncates, mkdir and opens that could write). A writeback start (ABI
+ * 1.7) changes no file: it is counted apart and fails only at its own
+ * fail_writeback_at.
  */
 #ifndef KVD_TH_HOST_H
 #define KVD_TH_HOST_H
@@ -41,6 +43,8 @@ struct th_io_state {
     _Atomic long fail_write_at; /* 0 = never; else the Nth write fails */
     _Atomic long fail_alloc_at; /* ... the Nth fallocate */
     _Atomic long fail_sync_at;
+    _Atomic long writebacks;        /* writeback starts (not mutations) */
+    _Atomic long fail_writeback_at; /* ... the Nth of them */
     _Atomic long kill_at_mutation; /* SIGKILL self at the Nth one */
     _Atomic int torn_kill;         /* ... a write first writing half */
     _Atomic int fail_errno;

@@ -1894,6 +1894,8 @@ test_log_active_segment_is_written_back_behind_the_appends(void **state)
         put_ok(e, k, val);
     }
     assert_int_equal(th_stat(vt, e, "rolls_total"), 0);
+    /* started through the host's table, a step at a time */
+    assert_true(atomic_load(&th_io.writebacks) >= 2);
     only_data_file(*state, path, sizeof(path));
     assert_int_equal(proc_mapping(path, &rss, &anon), 1);
     /* at most a step behind the appends and a populate step ahead */
@@ -1908,6 +1910,107 @@ test_log_active_segment_is_written_back_behind_the_appends(void **state)
     e = open_ok(*state, &o);
     expect_val(e, "w00000", val);
     snprintf(k, sizeof(k), "w%05d", i - 1);
+    expect_val(e, k, val);
+    close_ok(e);
+}
+
+/* Starting the writeback behind the appends can fail (EIO, ENOSPC,
+ * ENOMEM): that put fails like a failed write, the store turns read-only,
+ * and every put acknowledged before it is there after a reopen. */
+static void
+test_log_failed_writeback_turns_read_only(void **state)
+{
+    struct alog_opts o;
+    struct kvd_engine_stats st;
+    struct kvd_err err;
+    char val[1000];
+    char k[16];
+    uint64_t bytes;
+    kvd_engine *e;
+    int rc = 0;
+    int i;
+
+    th_opts_default(&o);
+    o.hint_files = 0;
+    e = open_ok(*state, &o);
+    memset(val, 'f', sizeof(val));
+    val[sizeof(val) - 1] = '\0';
+    atomic_store(&th_io.fail_errno, EIO);
+    atomic_store(&th_io.fail_writeback_at, atomic_load(&th_io.writebacks) + 1);
+    for (i = 0; i < 3 * (int)(ALOG_WRITEBACK_BYTES / sizeof(val)); i++) {
+        snprintf(k, sizeof(k), "f%05d", i);
+        rc = vt->put(e, k, strlen(k), val, strlen(val), 0);
+        if (rc != 0) {
+            break;
+        }
+    }
+    assert_int_equal(rc, KVD_EIO);
+    assert_int_equal(atomic_load(&th_io.writebacks), 1);
+    /* it failed at the first step, a writeback step into the segment */
+    bytes = th_stat(vt, e, "data_bytes");
+    assert_true(bytes + sizeof(val) + 4096 >= ALOG_WRITEBACK_BYTES);
+    assert_true(bytes <= ALOG_WRITEBACK_BYTES + 4096);
+    /* the failed put is not visible, and nothing more is taken */
+    expect_missing(e, k);
+    assert_int_equal(keys_of(e), i);
+    assert_int_equal(vt->put(e, "after", 5, "x", 1, 0), KVD_EREADONLY);
+    th_stats(vt, e, &st);
+    assert_int_equal(st.readonly, 1);
+    assert_non_null(strstr(st.state, "writeback"));
+    assert_non_null(strstr(st.state, "I/O error"));
+    vt->close(e, &err);
+    th_io_reset();
+    e = open_ok(*state, &o);
+    for (int j = 0; j < i; j++) {
+        snprintf(k, sizeof(k), "f%05d", j);
+        expect_val(e, k, val);
+    }
+    expect_missing(e, "after");
+    /* f<i> was written but never acknowledged: either outcome is allowed */
+    close_ok(e);
+}
+
+/* A host older than ABI 1.7 has no writeback in its table: nothing past
+ * the table's struct_size is called, and the appends still go unmapped
+ * behind them and read back. */
+static void
+test_log_host_without_writeback_is_not_asked(void **state)
+{
+    struct kvd_io io = th_io_table;
+    struct kvd_host host = th_host;
+    struct alog_opts o;
+    struct kvd_err err = {0};
+    char path[4096];
+    char val[1000];
+    char k[16];
+    long rss;
+    long anon;
+    kvd_engine *e = NULL;
+    int i;
+
+    io.struct_size = (uint32_t)offsetof(struct kvd_io, writeback);
+    host.io = &io;
+    th_opts_default(&o);
+    o.hint_files = 0;
+    assert_int_equal(vt->open(&host, &o, *state, &e, &err), 0);
+    memset(val, 'o', sizeof(val));
+    val[sizeof(val) - 1] = '\0';
+    for (i = 0; th_stat(vt, e, "data_bytes") < 3 * ALOG_WRITEBACK_BYTES; i++) {
+        snprintf(k, sizeof(k), "o%05d", i);
+        put_ok(e, k, val);
+    }
+    assert_int_equal(atomic_load(&th_io.writebacks), 0);
+    only_data_file(*state, path, sizeof(path));
+    assert_int_equal(proc_mapping(path, &rss, &anon), 1);
+    assert_true((uint64_t)rss * 1024 <=
+                ALOG_WRITEBACK_BYTES + ALOG_POPULATE_BYTES + 8192);
+    for (int j = 0; j < i; j++) {
+        snprintf(k, sizeof(k), "o%05d", j);
+        expect_val(e, k, val);
+    }
+    assert_int_equal(vt->close(e, &err), 0);
+    e = open_ok(*state, &o);
+    snprintf(k, sizeof(k), "o%05d", i - 1);
     expect_val(e, k, val);
     close_ok(e);
 }
@@ -2987,6 +3090,8 @@ main(int argc, char **argv)
         T(test_log_appends_fault_in_the_map_a_step_ahead),
         T(test_log_sealed_segment_is_unmapped_until_read),
         T(test_log_active_segment_is_written_back_behind_the_appends),
+        T(test_log_failed_writeback_turns_read_only),
+        T(test_log_host_without_writeback_is_not_asked),
         T(test_log_failed_fsync_turns_read_only),
         T(test_log_compact_keeps_values_and_drops_dead_bytes),
         T(test_log_merge_is_rate_limited),
