@@ -239,7 +239,7 @@ test_cluster_follows_moved(void **state)
 {
     const char *key = "{rt-moved}k";
     uint64_t moved0 = rt_stat(&rt_e, "moved_redirects_total");
-    uint64_t refresh0 = rt_stat(&rt_e, "slot_map_refreshes_total");
+    uint64_t moved1;
     int slot = rt_keyslot(RT_PREFIX "{rt-moved}k");
     int src = rt_master_of_slot(rt_base, slot);
     int dst = rt_other_master(src);
@@ -260,10 +260,16 @@ test_cluster_follows_moved(void **state)
 
     /* the engine's map still says src: MOVED, followed */
     assert_int_equal(rt_checks(key, "before"), 0);
-    assert_true(rt_stat(&rt_e, "moved_redirects_total") > moved0);
-    assert_true(rt_stat(&rt_e, "slot_map_refreshes_total") > refresh0);
+    moved1 = rt_stat(&rt_e, "moved_redirects_total");
+    assert_true(moved1 != UINT64_MAX && moved1 > moved0);
+    /* and the map learnt it: the next requests go to dst directly. (Not
+     * the refresh counter: a MOVED also asks for a whole new map, but
+     * that refresh is skipped within RDS_REFRESH_MIN_MS of the last one
+     * and can time out under load; the redirect itself patches the
+     * slot.) */
     assert_int_equal(rt_puts(key, "after"), 0);
     assert_int_equal(rt_checks(key, "after"), 0);
+    assert_int_equal(rt_stat(&rt_e, "moved_redirects_total"), moved1);
 }
 
 static void
