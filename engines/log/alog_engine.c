@@ -996,10 +996,10 @@ iter_gather(struct kvd_iter *it, unsigned si, int64_t now, int *end)
 }
 
 /* Prefetch the cache lines of the record at p with a vlen-byte value,
- * up to ALOG_ITER_AHEAD_LINES of them: a record of small keys and values
- * spans three or four lines, and the crc check reads every one; a longer
- * value is streamed by the copy anyway. The key's length is not known
- * here (it is in the record), so a 16-byte key is assumed. */
+ * up to ALOG_ITER_AHEAD_LINES of them: the crc check reads every line of
+ * the record (a 16-byte key and a 100-byte value make 152 bytes, three or
+ * four lines); a longer value is streamed by the copy anyway. A 16-byte
+ * key is assumed: its length is in the key arena, one more load. */
 static inline void
 iter_prefetch_rec(const unsigned char *p, uint32_t vlen)
 {
@@ -1033,7 +1033,9 @@ iter_fill(struct kvd_iter *it)
         pthread_rwlock_rdlock(&sh->lock);
         n = iter_gather(it, si, now, &end);
         for (long i = 0; i < n && rc == 0; i++) {
-            if (i + ALOG_ITER_AHEAD < n) {
+            /* keys only: the keys come from the arena, not the record */
+            if (i + ALOG_ITER_AHEAD < n &&
+                !(it->flags & KVD_ITER_KEYS_ONLY)) {
                 const struct alog_ent *a = it->ents[i + ALOG_ITER_AHEAD];
                 const unsigned char *p =
                     alog_seg_at(alog_ent_seg(&db->ix, a), a->off, 1);
