@@ -377,8 +377,16 @@ int alog_scan_segment(alog_db *db, struct alog_seg *seg, uint64_t file_size,
                       void *ctx, struct alog_scan_result *res);
 
 /* alog_hint.c */
+/* A hint file being built, in an anonymous mapping of its own (grown by
+ * hint_start, unmapped by alog_hint_buf_release; never malloc'd). */
+struct alog_hint_mem {
+    unsigned char *p;
+    size_t len; /* bytes in use */
+    size_t cap; /* bytes mapped */
+};
+
 struct alog_hint_buf {
-    struct kvd_buf buf; /* the hint file: header, entries, trailer */
+    struct alog_hint_mem buf; /* the hint file: header, entries, trailer */
     uint64_t count;
     /* a collector of the active segment keeps only the offsets of the
      * records appended (4 bytes each instead of a hint entry and the key):
