@@ -2835,6 +2835,15 @@ test_log_index_is_compact(void **state)
     close_ok(e);
 }
 
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define LOG_TEST_SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define LOG_TEST_SANITIZED 1
+#endif
+#endif
+
+#ifndef LOG_TEST_SANITIZED
 /* RssAnon of this process, in bytes (0: unknown). */
 static uint64_t
 rss_anon_bytes(void)
@@ -2854,13 +2863,6 @@ rss_anon_bytes(void)
     fclose(f);
     return (uint64_t)kb * 1024;
 }
-
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define LOG_TEST_SANITIZED 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-#define LOG_TEST_SANITIZED 1
-#endif
 #endif
 
 /* What the operator sees: anonymous memory the process gains per key,
