@@ -25,7 +25,6 @@
 #include <stdlib.h>
 #include <sys/mman.h>
 
-/* Room for `extra` bytes after the file header, written on first use. */
 /*
  * Room for extra more bytes in m. Why a mapping of its own and not the
  * heap: a hint file is built whole, about 43 bytes a record (19 MB for a
@@ -83,6 +82,7 @@ hint_mem_release(struct alog_hint_mem *m)
     memset(m, 0, sizeof(*m));
 }
 
+/* Room for `extra` bytes after the file header, written on first use. */
 static int
 hint_start(struct alog_hint_buf *hb, size_t extra)
 {
@@ -336,8 +336,10 @@ hint_write(alog_db *db, struct alog_seg *seg)
     return rc;
 }
 
-/* Counted once the buffer is unmapped: a count equal to the rolls means
- * every hint write is done, its memory back (test_log_resident_memory_per_key). */
+/* Counted once the buffer is unmapped: without merges (whose outputs
+ * count too), a count equal to the rolls means every sealed segment's
+ * hint write is done and its memory back
+ * (test_log_resident_memory_per_key). */
 int
 alog_hint_write(alog_db *db, struct alog_seg *seg)
 {
