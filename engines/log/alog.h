@@ -400,7 +400,9 @@ int alog_hint_add(struct alog_hint_buf *hb, const struct alog_hint_ent *e,
                   const void *key);
 void alog_hint_buf_release(struct alog_hint_buf *hb);
 /* Write NNNNNNNN.hint for seg from hb (which gets its trailer); with
- * leave_tmp the file stays NNNNNNNN.hint.tmp, synced, for a merge commit. */
+ * leave_tmp the file stays NNNNNNNN.hint.tmp, synced, for a merge commit.
+ * The caller counts it in hint_files_written (alog_hint_write once its
+ * buffer is released). */
 int alog_hint_save(alog_db *db, struct alog_seg *seg, struct alog_hint_buf *hb,
                    uint64_t data_bytes, int leave_tmp);
 /* Write seg's hint file from the entries collected as it was appended to

@@ -177,9 +177,6 @@ alog_hint_save(alog_db *db, struct alog_seg *seg, struct alog_hint_buf *hb,
     }
     if (rc == 0) {
         atomic_store(&seg->hint_bytes, hb->buf.len);
-        if (leave_tmp) { /* alog_hint_write counts its own, when done */
-            kvd_counter_add(&db->c.hint_files_written, 1);
-        }
     }
     return rc;
 }

@@ -568,6 +568,9 @@ outs_finish(struct merge_ctx *m)
         if (rc == 0) {
             rc = alog_hint_save(db, o->seg, &o->hb, atomic_load(&o->seg->size),
                                 1);
+            if (rc == 0) {
+                kvd_counter_add(&db->c.hint_files_written, 1);
+            }
         }
         if (rc != 0) {
             return kvd_ro_fail(db->ro, rc, "merge: write %s/%08u.data.tmp",
