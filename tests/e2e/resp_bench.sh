@@ -4,12 +4,18 @@
 #
 # usage: resp_bench.sh KVD_BIN PLUGIN_DIR [ENGINE] [ROUNDS]
 #
-# Runs `redis-benchmark -s SOCK -t set,get,mset -n 200000 -c 50 -r 100000
-# -d 100 -P {1,16}` against kvd and redis-server (persistence off), in the
-# order A B B A per round so drift on a shared machine hits both alike, and
-# prints each figure and the kvd/redis ratio of the summed requests/s.
+# Runs `redis-benchmark -s SOCK -t T -n 200000 -c 50 -r 100000 -d 100
+# -P {1,16}` for T in set, get, mset against kvd and redis-server
+# (persistence off), in the order A B B A per round so drift on a shared
+# machine hits both alike, and prints each figure, the CPU time the server
+# spent per request in that run (utime + stime from /proc/PID/stat), and
+# the kvd/redis ratio of the summed requests/s.
 # Not a CTest: it takes minutes and its numbers depend on the machine.
 # KVD_THREADS sets [frontend.resp] threads (default 0: one per CPU).
+# CPUS=LIST runs both servers and redis-benchmark under `taskset -c LIST`.
+# With a single CPU the client and the server share it, so requests/s
+# measures the server's cost per request plus the client's; on two CPUs
+# at -P 1 the client's own CPU is what bounds both servers.
 # EVERYSEC=1 compares durable set-ups instead: the engine with
 # `sync = everysec` beside redis-server with `appendonly yes, appendfsync
 # everysec` (the engine must have a `sync` option: log, lsm, btree).
@@ -20,7 +26,7 @@ ENGINE=${3:-memory}
 ROUNDS=${4:-1}
 N=${BENCH_N:-200000}
 T=$(mktemp -d /tmp/kvd_bench.XXXXXX)
-KPID= RPID=
+KPID='' RPID=''
 cleanup() {
     [ -n "$KPID" ] && kill "$KPID" 2>/dev/null && wait "$KPID" 2>/dev/null
     [ -n "$RPID" ] && kill "$RPID" 2>/dev/null && wait "$RPID" 2>/dev/null
@@ -40,12 +46,14 @@ $([ "${EVERYSEC:-0}" = 1 ] && echo "sync = everysec")
 unix_socket = $T/kvd.sock
 threads = ${KVD_THREADS:-0}
 EOF
-"$KVD" -c "$T/kvd.ini" 2>"$T/kvd.err" &
+PIN=()
+[ -n "${CPUS:-}" ] && PIN=(taskset -c "$CPUS")
+"${PIN[@]}" "$KVD" -c "$T/kvd.ini" 2>"$T/kvd.err" &
 KPID=$!
 AOF="--appendonly no"
 [ "${EVERYSEC:-0}" = 1 ] && AOF="--appendonly yes --appendfsync everysec --dir $T"
 # shellcheck disable=SC2086 # AOF is two or four words on purpose
-redis-server --save '' $AOF --port 0 --unixsocket "$T/redis.sock" \
+"${PIN[@]}" redis-server --save '' $AOF --port 0 --unixsocket "$T/redis.sock" \
     --unixsocketperm 700 --logfile "$T/redis.log" &
 RPID=$!
 for s in kvd redis; do
@@ -55,31 +63,40 @@ for s in kvd redis; do
     done
 done
 
-declare -A sum
-run() { # run NAME PIPELINE
-    redis-benchmark -s "$T/$1.sock" -t set,get,mset -n "$N" -c 50 \
+declare -A sum pid=([kvd]=$KPID [redis]=$RPID)
+# cputicks PID: user + system clock ticks of every thread of PID so far
+cputicks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+run() { # run NAME PIPELINE TEST: prints "REQUESTS/S SERVER-US/REQUEST"
+    local t0 t1 rps
+    t0=$(cputicks "${pid[$1]}")
+    rps=$("${PIN[@]}" redis-benchmark -s "$T/$1.sock" -t "$3" -n "$N" -c 50 \
         -r 100000 -d 100 -P "$2" --csv 2>/dev/null |
-        tr -d '"' | awk -F, -v who="$1" -v p="$2" \
-            '$1 ~ /^(SET|GET|MSET)/ { split($1, a, " "); print who, p, a[1], $2 }'
+        tr -d '"' | awk -F, -v t="${3^^}" '$1 == t || index($1, t " ") == 1 { print $2 }')
+    t1=$(cputicks "${pid[$1]}")
+    awk -v r="$rps" -v d=$((t1 - t0)) -v hz="$(getconf CLK_TCK)" -v n="$N" \
+        'BEGIN { printf "%s %.2f\n", r, d / hz / n * 1e6 }'
 }
-echo "# redis-benchmark -s SOCK -t set,get,mset -n $N -c 50 -r 100000 -d 100 -P {1,16}"
-echo "# engine=$ENGINE everysec=${EVERYSEC:-0} rounds=$ROUNDS order: kvd redis redis kvd; $(nproc) CPUs"
+echo "# redis-benchmark -s SOCK -t {set,get,mset} -n $N -c 50 -r 100000 -d 100 -P {1,16}"
+echo "# engine=$ENGINE everysec=${EVERYSEC:-0} rounds=$ROUNDS cpus=${CPUS:-any} order: kvd redis redis kvd; $(nproc) CPUs"
 for r in $(seq "$ROUNDS"); do
     for p in 1 16; do
         for who in kvd redis redis kvd; do
-            while read -r w pp test rps; do
-                echo "round $r $w -P $pp $test $rps"
-                k="$w,$pp,$test"
+            for test in set get mset; do
+                read -r rps us < <(run "$who" "$p" "$test")
+                echo "round $r $who -P $p ${test^^} $rps server ${us}us/req"
+                k="$who,$p,${test^^}"
                 sum[$k]=$(awk -v a="${sum[$k]:-0}" -v b="$rps" 'BEGIN{print a+b}')
-            done < <(run "$who" "$p")
+                sum[$k,us]=$(awk -v a="${sum[$k,us]:-0}" -v b="$us" 'BEGIN{print a+b}')
+            done
         done
     done
 done
-echo "# ratio kvd/redis (sum of requests/s over every run)"
+echo "# ratio kvd/redis (sum of requests/s over every run); mean server CPU per request"
 for p in 1 16; do
     for test in SET GET MSET; do
         k=${sum[kvd,$p,$test]:-0} r=${sum[redis,$p,$test]:-0}
-        awk -v k="$k" -v r="$r" -v t="$test" -v p="$p" -v n=$((2 * ROUNDS)) \
-            'BEGIN{ printf "-P %-2s %-4s kvd %10.0f redis %10.0f ratio %.2f\n", p, t, k/n, r/n, (r>0?k/r:0) }'
+        ku=${sum[kvd,$p,$test,us]:-0} ru=${sum[redis,$p,$test,us]:-0}
+        awk -v k="$k" -v r="$r" -v ku="$ku" -v ru="$ru" -v t="$test" -v p="$p" -v n=$((2 * ROUNDS)) \
+            'BEGIN{ printf "-P %-2s %-4s kvd %10.0f redis %10.0f ratio %.2f   server us/req kvd %.2f redis %.2f\n", p, t, k/n, r/n, (r>0?k/r:0), ku/n, ru/n }'
     done
 done
