@@ -64,17 +64,37 @@ for s in kvd redis; do
 done
 
 declare -A sum pid=([kvd]=$KPID [redis]=$RPID)
+HZ=$(getconf CLK_TCK)
 # cputicks PID: user + system clock ticks of every thread of PID so far
 cputicks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
-run() { # run NAME PIPELINE TEST: prints "REQUESTS/S SERVER-US/REQUEST"
-    local t0 t1 rps
-    t0=$(cputicks "${pid[$1]}")
+# switches PID: context switches of every thread of PID so far (a server
+# that goes to sleep in epoll_wait is woken by the client's next request)
+switches() {
+    cat /proc/"$1"/task/*/status 2>/dev/null |
+        awk '/^(non)?voluntary_ctxt_switches/ { n += $2 } END { print n + 0 }'
+}
+# childcpu FILE: seconds of CPU of the reaped children in a `times` output
+childcpu() {
+    awk 'NR == 2 { for (i = 1; i <= 2; i++) { split($i, t, /[ms]/); c += t[1] * 60 + t[2] } print c }' "$1"
+}
+# run NAME PIPELINE TEST: prints "REQUESTS/S SERVER-US CLIENT-US SWITCHES"
+# per request: the server's and redis-benchmark's CPU time, the server's
+# context switches.
+run() {
+    local t0 t1 s0 s1 c0 c1 rps
+    # `times` runs in this shell, not in a $(...) whose children are
+    # its own: the redis-benchmark below is a child of this shell's.
+    times >"$T/times0"
+    t0=$(cputicks "${pid[$1]}") s0=$(switches "${pid[$1]}")
     rps=$("${PIN[@]}" redis-benchmark -s "$T/$1.sock" -t "$3" -n "$N" -c 50 \
         -r 100000 -d 100 -P "$2" --csv 2>/dev/null |
         tr -d '"' | awk -F, -v t="${3^^}" '$1 == t || index($1, t " ") == 1 { print $2 }')
-    t1=$(cputicks "${pid[$1]}")
-    awk -v r="$rps" -v d=$((t1 - t0)) -v hz="$(getconf CLK_TCK)" -v n="$N" \
-        'BEGIN { printf "%s %.2f\n", r, d / hz / n * 1e6 }'
+    t1=$(cputicks "${pid[$1]}") s1=$(switches "${pid[$1]}")
+    times >"$T/times1"
+    c0=$(childcpu "$T/times0") c1=$(childcpu "$T/times1")
+    awk -v r="$rps" -v d=$((t1 - t0)) -v hz="$HZ" -v n="$N" -v c0="$c0" \
+        -v c1="$c1" -v sw=$((s1 - s0)) \
+        'BEGIN { printf "%s %.2f %.2f %.3f\n", r, d / hz / n * 1e6, (c1 - c0) / n * 1e6, sw / n }'
 }
 echo "# redis-benchmark -s SOCK -t {set,get,mset} -n $N -c 50 -r 100000 -d 100 -P {1,16}"
 echo "# engine=$ENGINE everysec=${EVERYSEC:-0} rounds=$ROUNDS cpus=${CPUS:-any} order: kvd redis redis kvd; $(nproc) CPUs"
@@ -82,21 +102,27 @@ for r in $(seq "$ROUNDS"); do
     for p in 1 16; do
         for who in kvd redis redis kvd; do
             for test in set get mset; do
-                read -r rps us < <(run "$who" "$p" "$test")
-                echo "round $r $who -P $p ${test^^} $rps server ${us}us/req"
+                read -r rps us cus sw < <(run "$who" "$p" "$test")
+                echo "round $r $who -P $p ${test^^} $rps server ${us}us/req ${sw} switches/req client ${cus}us/req"
                 k="$who,$p,${test^^}"
-                sum[$k]=$(awk -v a="${sum[$k]:-0}" -v b="$rps" 'BEGIN{print a+b}')
-                sum[$k,us]=$(awk -v a="${sum[$k,us]:-0}" -v b="$us" 'BEGIN{print a+b}')
+                # shellcheck disable=SC2086 # each f is two words on purpose
+                for f in "rps $rps" "us $us" "cus $cus" "sw $sw"; do
+                    set -- $f # two words on purpose
+                    sum[$k,$1]=$(awk -v a="${sum[$k,$1]:-0}" -v b="$2" 'BEGIN{print a+b}')
+                done
             done
         done
     done
 done
-echo "# ratio kvd/redis (sum of requests/s over every run); mean server CPU per request"
+echo "# ratio kvd/redis of the summed requests/s; means per request of the"
+echo "# server's CPU time, its context switches and the client's CPU time"
 for p in 1 16; do
     for test in SET GET MSET; do
-        k=${sum[kvd,$p,$test]:-0} r=${sum[redis,$p,$test]:-0}
-        ku=${sum[kvd,$p,$test,us]:-0} ru=${sum[redis,$p,$test,us]:-0}
-        awk -v k="$k" -v r="$r" -v ku="$ku" -v ru="$ru" -v t="$test" -v p="$p" -v n=$((2 * ROUNDS)) \
-            'BEGIN{ printf "-P %-2s %-4s kvd %10.0f redis %10.0f ratio %.2f   server us/req kvd %.2f redis %.2f\n", p, t, k/n, r/n, (r>0?k/r:0), ku/n, ru/n }'
+        awk -v t="$test" -v p="$p" -v n=$((2 * ROUNDS)) \
+            -v k="${sum[kvd,$p,$test,rps]:-0}" -v r="${sum[redis,$p,$test,rps]:-0}" \
+            -v ku="${sum[kvd,$p,$test,us]:-0}" -v ru="${sum[redis,$p,$test,us]:-0}" \
+            -v ks="${sum[kvd,$p,$test,sw]:-0}" -v rs="${sum[redis,$p,$test,sw]:-0}" \
+            -v kc="${sum[kvd,$p,$test,cus]:-0}" -v rc="${sum[redis,$p,$test,cus]:-0}" \
+            'BEGIN { printf "-P %-2s %-4s kvd %10.0f redis %10.0f ratio %.2f | server us/req %.2f %.2f | switches/req %.3f %.3f | client us/req %.2f %.2f\n", p, t, k/n, r/n, (r>0?k/r:0), ku/n, ru/n, ks/n, rs/n, kc/n, rc/n }'
     done
 done
