@@ -7,9 +7,11 @@
 # Runs `redis-benchmark -s SOCK -t T -n 200000 -c 50 -r 100000 -d 100
 # -P {1,16}` for T in set, get, mset against kvd and redis-server
 # (persistence off), in the order A B B A per round so drift on a shared
-# machine hits both alike, and prints each figure, the CPU time the server
-# spent per request in that run (utime + stime from /proc/PID/stat), and
-# the kvd/redis ratio of the summed requests/s.
+# machine hits both alike, and prints each figure with, per request of
+# that run, the server's CPU time (utime + stime of every thread,
+# /proc/PID/stat), its context switches (/proc/PID/task/*/status) and
+# redis-benchmark's own CPU time; then the kvd/redis ratio of the summed
+# requests/s and the means of the rest.
 # Not a CTest: it takes minutes and its numbers depend on the machine.
 # KVD_THREADS sets [frontend.resp] threads (default 0: one per CPU).
 # CPUS=LIST runs both servers and redis-benchmark under `taskset -c LIST`.
@@ -82,8 +84,8 @@ childcpu() {
 # context switches.
 run() {
     local t0 t1 s0 s1 c0 c1 rps
-    # `times` runs in this shell, not in a $(...) whose children are
-    # its own: the redis-benchmark below is a child of this shell's.
+    # `times` runs in this shell, not in a $(...): a subshell's `times`
+    # counts only the subshell's own children.
     times >"$T/times0"
     t0=$(cputicks "${pid[$1]}") s0=$(switches "${pid[$1]}")
     rps=$("${PIN[@]}" redis-benchmark -s "$T/$1.sock" -t "$3" -n "$N" -c 50 \
@@ -105,10 +107,9 @@ for r in $(seq "$ROUNDS"); do
                 read -r rps us cus sw < <(run "$who" "$p" "$test")
                 echo "round $r $who -P $p ${test^^} $rps server ${us}us/req ${sw} switches/req client ${cus}us/req"
                 k="$who,$p,${test^^}"
-                # shellcheck disable=SC2086 # each f is two words on purpose
                 for f in "rps $rps" "us $us" "cus $cus" "sw $sw"; do
-                    set -- $f # two words on purpose
-                    sum[$k,$1]=$(awk -v a="${sum[$k,$1]:-0}" -v b="$2" 'BEGIN{print a+b}')
+                    read -r name v <<<"$f"
+                    sum[$k,$name]=$(awk -v a="${sum[$k,$name]:-0}" -v b="$v" 'BEGIN{print a+b}')
                 done
             done
         done
