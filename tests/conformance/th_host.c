@@ -5,6 +5,8 @@
  */
 #include "th_host.h"
 
+#include "core/posix_io.h"
+
 #include <dirent.h>
 #include <dlfcn.h>
 #include <errno.h>
@@ -206,7 +208,6 @@ static int
 th_fallocate(int fd, off_t off, off_t len)
 {
     int fail;
-    int rc;
 
     th_mutation();
     if (th_rofs() || th_full()) {
@@ -218,12 +219,7 @@ th_fallocate(int fd, off_t off, off_t len)
         errno = atomic_load(&th_io.fail_errno);
         return -1;
     }
-    rc = posix_fallocate(fd, off, len);
-    if (rc != 0) {
-        errno = rc;
-        return -1;
-    }
-    return 0;
+    return kvd_posix_io.fallocate(fd, off, len);
 }
 
 /* Starting writeback changes no file: not a mutation, and a read-only
@@ -236,17 +232,7 @@ th_writeback(int fd, off_t off, off_t len)
         errno = atomic_load(&th_io.fail_errno);
         return -1;
     }
-#ifdef SYNC_FILE_RANGE_WRITE
-    if (sync_file_range(fd, off, len, SYNC_FILE_RANGE_WRITE) != 0 &&
-        errno != EINVAL && errno != ENOSYS && errno != ESPIPE) {
-        return -1;
-    }
-#else
-    (void)fd;
-    (void)off;
-    (void)len;
-#endif
-    return 0;
+    return kvd_posix_io.writeback(fd, off, len);
 }
 
 const struct kvd_io th_io_table = {

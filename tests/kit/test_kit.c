@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "core/hostsvc.h"
+#include "core/posix_io.h"
 #include "kvd/kit.h"
 
 /* ---- a host with a log capture and a failing I/O table ---- */
@@ -106,7 +107,7 @@ static int
 setup_host(void **state)
 {
     (void)state;
-    test_io = *kvd_hostsvc_posix_io();
+    test_io = kvd_posix_io;
     test_io.fsync = test_fsync;
     test_io.rename = test_rename;
     test_host = *kvd_hostsvc_default();
