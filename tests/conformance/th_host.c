@@ -223,8 +223,8 @@ th_fallocate(int fd, off_t off, off_t len)
 }
 
 /* Starting writeback changes no file: not a mutation, and a read-only
- * file system or a full disk does not fail it. "Cannot here" is nothing
- * done, as the default host. */
+ * file system or a full disk does not fail it. Past the injected failure
+ * it is the default host's call, where "cannot here" is nothing done. */
 static int
 th_writeback(int fd, off_t off, off_t len)
 {
