@@ -26,7 +26,7 @@
 #include <sys/mman.h>
 
 /*
- * Room for extra more bytes in m. Why a mapping of its own and not the
+ * Room for `extra` more bytes in m. Why a mapping of its own and not the
  * heap: a hint file is built whole, about 43 bytes a record (19 MB for a
  * 64 MiB segment of small records), by the worker, and freed once
  * written. From the heap, glibc kept that memory resident in the worker's
